@@ -1,0 +1,1 @@
+"""Side effects behind small classes with injected dependencies (DESIGN §8)."""

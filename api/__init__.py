@@ -1,0 +1,1 @@
+"""The FastAPI front door (DESIGN §7)."""

@@ -1,0 +1,20 @@
+"""`python -m api`: serve the API with uvicorn on the configured host and port."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.app import create_app
+from payments.logging import configure_logging
+from payments.settings import get_settings
+
+if __name__ == "__main__":
+    configure_logging()
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+    )

@@ -1,0 +1,38 @@
+"""The FastAPI application: routers, problem errors, one Temporal client per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import accounts, customers, deposits, health, payments, rails
+from payments.db import dispose_engines, get_engine
+from payments.settings import Settings, get_settings
+from payments.temporal_client import connect
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for `settings` (defaults: the process settings)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = get_engine(settings)
+        app.state.temporal = await connect(settings)
+        yield
+        await dispose_engines()
+
+    app = FastAPI(
+        title="Payments Platform API",
+        version="1.0.0",
+        summary="Durable, regulated payments: every payment a Temporal workflow.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, customers, accounts, deposits, payments, rails):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,68 @@
+"""Request dependencies: the database engine, the Temporal client, the calling principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from api.errors import ProblemError
+from payments.api_keys import Principal, authenticate
+from payments.settings import Settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    """The process's database engine (created in the app's lifespan)."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def get_temporal(request: Request) -> Client:
+    """The process's Temporal client (one per process, created in the lifespan)."""
+    client: Client = request.app.state.temporal
+    return client
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
+Temporal = Annotated[Client, Depends(get_temporal)]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_principal(
+    engine: Engine, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """Authenticate the bearer API key."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise ProblemError(401, "unauthenticated", "Send an API key as `Authorization: Bearer`.")
+    async with engine.connect() as conn:
+        principal = await authenticate(conn, authorization.removeprefix("Bearer ").strip())
+    if principal is None:
+        raise ProblemError(401, "invalid_api_key", "The API key is invalid or revoked.")
+    return principal
+
+
+def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that authenticates and demands `scope`."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(get_principal)],
+    ) -> Principal:
+        if scope not in principal.scopes:
+            raise ProblemError(403, "insufficient_scope", f"This key lacks the `{scope}` scope.")
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(require("payments:read"))]
+Writer = Annotated[Principal, Depends(require("payments:write"))]
+Ops = Annotated[Principal, Depends(require("ops"))]

@@ -1,0 +1,93 @@
+"""Idempotency-Key handling for POSTs that create things or move money (DESIGN §7).
+
+The key is claimed in PostgreSQL per (tenant, key) with a fingerprint of the request before
+any work starts; the finished response is stored and replayed for the same key and body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.errors import ProblemError
+from payments.api_keys import Principal
+from payments.tables import idempotency_keys
+
+MAX_KEY_LENGTH = 255
+
+
+def _fingerprint(method_path: str, body: BaseModel) -> str:
+    payload = method_path.encode() + b"\n" + body.model_dump_json().encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+async def run_idempotently(
+    engine: AsyncEngine,
+    principal: Principal,
+    key: str | None,
+    method_path: str,
+    body: BaseModel,
+    handler: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+) -> JSONResponse:
+    """Run `handler` once per (tenant, key); replay its response for repeats."""
+    if not key:
+        raise ProblemError(
+            400, "idempotency_key_missing", "This request needs an `Idempotency-Key` header."
+        )
+    if len(key) > MAX_KEY_LENGTH:
+        raise ProblemError(400, "idempotency_key_invalid", "Idempotency-Key is too long.")
+    fingerprint = _fingerprint(method_path, body)
+    where = (idempotency_keys.c.tenant_id == principal.tenant_id, idempotency_keys.c.key == key)
+    async with engine.begin() as conn:
+        claimed = (
+            await conn.execute(
+                insert(idempotency_keys)
+                .values(
+                    tenant_id=principal.tenant_id,
+                    key=key,
+                    method_path=method_path,
+                    fingerprint=fingerprint,
+                )
+                .on_conflict_do_nothing()
+                .returning(idempotency_keys.c.key)
+            )
+        ).first()
+        if claimed is None:
+            row = (await conn.execute(select(idempotency_keys).where(*where))).one()
+    if claimed is None:
+        if row.fingerprint != fingerprint:
+            raise ProblemError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request.",
+            )
+        if row.response_status is None:
+            raise ProblemError(
+                409, "idempotency_request_in_progress", "The first request is still in flight."
+            )
+        return JSONResponse(
+            row.response_body,
+            status_code=row.response_status,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        status, response = await handler()
+    except BaseException:
+        # nothing was created: release the key so the client can retry with it
+        async with engine.begin() as conn:
+            await conn.execute(delete(idempotency_keys).where(*where))
+        raise
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(idempotency_keys)
+            .where(*where)
+            .values(response_status=status, response_body=response)
+        )
+    return JSONResponse(response, status_code=status)

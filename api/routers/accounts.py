@@ -1,0 +1,99 @@
+"""Ledger accounts of customers, with balances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from api.deps import Engine, Reader, Writer
+from api.errors import ProblemError
+from api.schemas import CURRENCIES, AccountCreate, AccountOut, Balances
+from ledger import Account, open_account
+from ledger.engine import account_from_row
+from payments.ids import new_id
+from payments.tables import customers, ledger_accounts
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+
+def account_out(account: Account, created_at: Any) -> AccountOut:
+    """Render an account with its derived balances."""
+    assert account.customer_id is not None
+    return AccountOut(
+        id=account.id,
+        customer_id=account.customer_id,
+        currency=account.currency,
+        balances=Balances(
+            posted=account.posted, pending=account.pending, available=account.available
+        ),
+        created_at=created_at,
+    )
+
+
+def check_currency(currency: str) -> None:
+    """Only currencies the platform holds accounts in."""
+    if currency not in CURRENCIES:
+        raise ProblemError(
+            422, "unsupported_currency", f"Currency {currency} is not supported.", param="currency"
+        )
+
+
+@router.post("", status_code=201, response_model=AccountOut)
+async def create_account(body: AccountCreate, principal: Writer, engine: Engine) -> AccountOut:
+    """Open an account for one of the tenant's customers in one currency."""
+    check_currency(body.currency)
+    async with engine.begin() as conn:
+        owner = (
+            await conn.execute(
+                select(customers.c.id).where(
+                    customers.c.id == body.customer_id,
+                    customers.c.tenant_id == principal.tenant_id,
+                )
+            )
+        ).first()
+        if owner is None:
+            raise ProblemError(
+                422, "customer_not_found", f"No customer {body.customer_id}.", param="customer_id"
+            )
+        account = await open_account(
+            conn,
+            account_id=new_id("acc"),
+            tenant_id=principal.tenant_id,
+            customer_id=body.customer_id,
+            currency=body.currency,
+        )
+        created = await _created_at(conn, account.id)
+    return account_out(account, created)
+
+
+async def _created_at(conn: Any, account_id: str) -> Any:
+    return (
+        await conn.execute(
+            select(ledger_accounts.c.created_at).where(ledger_accounts.c.id == account_id)
+        )
+    ).scalar_one()
+
+
+async def load_customer_account(engine: Engine, tenant_id: str, account_id: str) -> Any:
+    """The tenant's customer account row, or None (another tenant's id is simply not found)."""
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(ledger_accounts).where(
+                    ledger_accounts.c.id == account_id,
+                    ledger_accounts.c.tenant_id == tenant_id,
+                    ledger_accounts.c.kind == "customer",
+                )
+            )
+        ).first()
+
+
+@router.get("/{account_id}", response_model=AccountOut)
+async def get_account(account_id: str, principal: Reader, engine: Engine) -> AccountOut:
+    """Read an account and its balances."""
+    row = await load_customer_account(engine, principal.tenant_id, account_id)
+    if row is None:
+        raise ProblemError(404, "account_not_found", f"No account {account_id}.")
+    return account_out(account_from_row(row), row.created_at)

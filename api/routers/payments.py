@@ -1,0 +1,299 @@
+"""Payments: initiate (starts the payment workflow), read, list, review."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
+from api.errors import ProblemError
+from api.idempotency import run_idempotently
+from api.routers.accounts import check_currency, load_customer_account
+from api.schemas import (
+    CreditorIn,
+    FailureOut,
+    PaymentCreate,
+    PaymentList,
+    PaymentOut,
+    ReviewCreate,
+    StatusChangeOut,
+)
+from payments.api_keys import Principal
+from payments.ids import new_id
+from payments.settings import Settings
+from payments.tables import payment_status_history, payments
+from workflows import search_attributes as sa
+from workflows.models import Creditor, PaymentInput, PaymentStatus, ReviewInput
+from workflows.payment import PaymentWorkflow
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
+AVAILABLE_RAILS = frozenset({"sepa"})  # ACH arrives with the rails issue
+
+
+def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
+    """Rail-specific checks; returns the creditor with its account id in canonical form."""
+    if rail == "sepa":
+        if creditor.iban is None:
+            raise ProblemError(
+                422, "iban_required", "SEPA needs creditor.iban.", param="creditor.iban"
+            )
+        try:
+            iban = IBAN(creditor.iban)
+        except SchwiftyException as err:
+            raise ProblemError(
+                422,
+                "invalid_iban",
+                f"creditor.iban is not a valid IBAN: {err}",
+                param="creditor.iban",
+            ) from err
+        bic = None
+        if creditor.bic is not None:
+            try:
+                bic = str(BIC(creditor.bic))
+            except SchwiftyException as err:
+                raise ProblemError(
+                    422,
+                    "invalid_bic",
+                    f"creditor.bic is not a valid BIC: {err}",
+                    param="creditor.bic",
+                ) from err
+        return creditor.model_copy(update={"iban": iban.compact, "bic": bic})
+    raise ProblemError(422, "rail_unavailable", f"Rail {rail} is not available yet.", param="rail")
+
+
+async def load_payment(engine: AsyncEngine, tenant_id: str, payment_id: str) -> PaymentOut:
+    """The tenant's payment with its history (another tenant's id is simply not found)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(payments).where(
+                    payments.c.id == payment_id, payments.c.tenant_id == tenant_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise ProblemError(404, "payment_not_found", f"No payment {payment_id}.")
+        history = (
+            await conn.execute(
+                select(payment_status_history)
+                .where(payment_status_history.c.payment_id == payment_id)
+                .order_by(payment_status_history.c.seq)
+            )
+        ).all()
+    return payment_out(row, history)
+
+
+def payment_out(row: Any, history: Sequence[Any]) -> PaymentOut:
+    """Render a payment row and its history."""
+    failure = None
+    if row.failure_code is not None:
+        failure = FailureOut(
+            code=row.failure_code, message=row.failure_message or "", reason_code=row.failure_reason
+        )
+    return PaymentOut(
+        id=row.id,
+        status=row.status,
+        account_id=row.account_id,
+        customer_id=row.customer_id,
+        amount=row.amount,
+        currency=row.currency,
+        rail=row.rail,
+        creditor=row.creditor,
+        remittance_info=row.remittance_info,
+        metadata=row.metadata,
+        failure=failure,
+        screening_hits=row.screening_hits,
+        status_history=[StatusChangeOut(status=h.status, at=h.at) for h in history],
+        created_at=row.created_at,
+    )
+
+
+async def _start_payment(
+    engine: AsyncEngine,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    body: PaymentCreate,
+) -> tuple[int, dict[str, Any]]:
+    account = await load_customer_account(engine, principal.tenant_id, body.account_id)
+    if account is None:
+        raise ProblemError(
+            422, "account_not_found", f"No account {body.account_id}.", param="account_id"
+        )
+    check_currency(body.currency)
+    if account.currency != body.currency:
+        raise ProblemError(
+            422, "currency_mismatch", f"Account holds {account.currency}.", param="currency"
+        )
+    if body.rail not in AVAILABLE_RAILS:
+        raise ProblemError(
+            422, "rail_unavailable", f"Rail {body.rail} is not available yet.", param="rail"
+        )
+    if RAIL_CURRENCY[body.rail] != body.currency:
+        raise ProblemError(
+            422,
+            "currency_not_supported_by_rail",
+            f"Rail {body.rail} carries {RAIL_CURRENCY[body.rail]} only.",
+            param="currency",
+        )
+    creditor = _validate_creditor(body.rail, body.creditor)
+    payment_id = new_id("pay")
+    async with engine.begin() as conn:
+        await conn.execute(
+            payments.insert().values(
+                id=payment_id,
+                tenant_id=principal.tenant_id,
+                account_id=account.id,
+                customer_id=account.customer_id,
+                amount=body.amount,
+                currency=body.currency,
+                rail=body.rail,
+                creditor=creditor.model_dump(exclude_none=True),
+                remittance_info=body.remittance_info,
+                metadata=body.metadata,
+                initiated_by=principal.name,
+                status=PaymentStatus.PROCESSING.value,
+                status_seq=0,
+            )
+        )
+        created_at = (
+            await conn.execute(select(payments.c.created_at).where(payments.c.id == payment_id))
+        ).scalar_one()
+        await conn.execute(
+            payment_status_history.insert().values(
+                payment_id=payment_id, seq=0, status=PaymentStatus.PROCESSING.value, at=created_at
+            )
+        )
+        # Started inside the transaction: if Temporal refuses, the payment row rolls back
+        # and nothing exists; the workflow id is the payment id, so it can start only once.
+        await temporal.start_workflow(
+            PaymentWorkflow.run,
+            PaymentInput(
+                payment_id=payment_id,
+                tenant_id=principal.tenant_id,
+                account_id=account.id,
+                customer_id=account.customer_id,
+                amount=body.amount,
+                currency=body.currency,
+                rail=body.rail,
+                creditor=Creditor(**creditor.model_dump()),
+                initiated_by=principal.name,
+                remittance_info=body.remittance_info,
+                rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
+            ),
+            id=payment_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
+                    SearchAttributePair(sa.PAYMENT_RAIL, body.rail),
+                    SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
+                    SearchAttributePair(sa.CUSTOMER_ID, account.customer_id),
+                    SearchAttributePair(sa.AMOUNT_MINOR, body.amount),
+                    SearchAttributePair(sa.CURRENCY, body.currency),
+                ]
+            ),
+        )
+    payment = await load_payment(engine, principal.tenant_id, payment_id)
+    return 202, payment.model_dump(mode="json")
+
+
+@router.post("", status_code=202, response_model=PaymentOut)
+async def create_payment(
+    body: PaymentCreate,
+    principal: Writer,
+    engine: Engine,
+    temporal: Temporal,
+    settings: AppSettings,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Initiate a payment; answers 202 with the payment in `processing`."""
+    return await run_idempotently(
+        engine,
+        principal,
+        idempotency_key,
+        "POST /v1/payments",
+        body,
+        lambda: _start_payment(engine, temporal, settings, principal, body),
+    )
+
+
+@router.get("/{payment_id}", response_model=PaymentOut)
+async def get_payment(payment_id: str, principal: Reader, engine: Engine) -> PaymentOut:
+    """Status, failure, screening hits and status history of a payment."""
+    return await load_payment(engine, principal.tenant_id, payment_id)
+
+
+@router.get("", response_model=PaymentList)
+async def list_payments(
+    principal: Reader,
+    engine: Engine,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: str | None = None,
+    status: PaymentStatus | None = None,
+    account_id: str | None = None,
+) -> PaymentList:
+    """The tenant's payments, newest first; page with `starting_after=<last id>`."""
+    query = select(payments).where(payments.c.tenant_id == principal.tenant_id)
+    if starting_after is not None:
+        query = query.where(payments.c.id < starting_after)
+    if status is not None:
+        query = query.where(payments.c.status == status.value)
+    if account_id is not None:
+        query = query.where(payments.c.account_id == account_id)
+    query = query.order_by(payments.c.id.desc()).limit(limit + 1)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        page = rows[:limit]
+        ids = [row.id for row in page]
+        history = (
+            await conn.execute(
+                select(payment_status_history)
+                .where(payment_status_history.c.payment_id.in_(ids))
+                .order_by(payment_status_history.c.payment_id, payment_status_history.c.seq)
+            )
+        ).all()
+    by_payment: dict[str, list[Any]] = {}
+    for change in history:
+        by_payment.setdefault(change.payment_id, []).append(change)
+    return PaymentList(
+        data=[payment_out(row, by_payment.get(row.id, [])) for row in page],
+        has_more=len(rows) > limit,
+    )
+
+
+@router.post("/{payment_id}/review", response_model=PaymentOut)
+async def review_payment(
+    payment_id: str, body: ReviewCreate, principal: Ops, engine: Engine, temporal: Temporal
+) -> PaymentOut:
+    """Approve (false positive) or reject a payment in review; the initiator may not review."""
+    payment = await load_payment(engine, principal.tenant_id, payment_id)
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
+    try:
+        await handle.execute_update(
+            PaymentWorkflow.review,
+            ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == "four_eyes_violation":
+            raise ProblemError(403, "four_eyes_violation", cause.message) from err
+        raise ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}.") from err
+    except RPCError as err:
+        # the workflow has already finished: nothing to review any more
+        raise ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}.") from err
+    return await load_payment(engine, principal.tenant_id, payment_id)

@@ -1,0 +1,1 @@
+"""Compliance engines (KYC rules, sanctions screening): plain Python, no Temporal inside."""

@@ -1,0 +1,66 @@
+"""The `payments` command for ops: API keys and database migrations (more to come)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from payments.api_keys import SCOPES, create_key, ensure_tenant
+from payments.db import dispose_engines, get_engine
+from payments.settings import get_settings
+
+
+async def _create_key(tenant: str, name: str, scopes: list[str]) -> str:
+    engine = get_engine(get_settings())
+    try:
+        async with engine.begin() as conn:
+            await ensure_tenant(conn, tenant)
+            return await create_key(conn, tenant_id=tenant, principal=name, scopes=scopes)
+    finally:
+        await dispose_engines()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `payments` console script."""
+    parser = argparse.ArgumentParser(prog="payments", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="key_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints it as the last line")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", required=True, help="the principal using the key")
+    create.add_argument("--scopes", required=True, help=f"comma-separated: {sorted(SCOPES)}")
+
+    db = commands.add_parser("db", help="database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply migrations")
+
+    commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
+
+    args = parser.parse_args(argv)
+    if args.command == "keys":
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        try:
+            key = asyncio.run(_create_key(args.tenant, args.name, scopes))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"created key for {args.name} in tenant {args.tenant} with scopes {scopes}")
+        print(key)
+        return 0
+    if args.command == "db":
+        from payments.migrate import upgrade
+
+        upgrade()
+        print("database is at the newest revision")
+        return 0
+    from payments.devstack import main as dev_main
+
+    dev_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""One async SQLAlchemy engine per process, created lazily from the settings."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from payments.settings import Settings, get_settings
+
+_engines: dict[str, AsyncEngine] = {}
+
+
+def get_engine(settings: Settings | None = None) -> AsyncEngine:
+    """Return the process's engine for the configured database (pooled, pre-pinged)."""
+    url = (settings or get_settings()).database_url
+    engine = _engines.get(url)
+    if engine is None:
+        # pre-ping: PostgreSQL restarts (chaos, failover) must not surface as errors
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        _engines[url] = engine
+    return engine
+
+
+async def dispose_engines() -> None:
+    """Close every pooled connection (clean shutdown of workers, API and tests)."""
+    for engine in list(_engines.values()):
+        await engine.dispose()
+    _engines.clear()

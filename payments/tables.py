@@ -1,0 +1,153 @@
+"""SQLAlchemy Core table definitions: the shape the code queries.
+
+The migrations in `migrations/versions/` are the authority on the schema (including the
+constraints and triggers that protect money even from buggy code); these definitions only
+name the columns for queries.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("principal", Text, nullable=False),
+    Column("prefix", Text, nullable=False, unique=True),
+    Column("secret_hash", Text, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("country", Text, nullable=False),
+    Column("address", JSONB),
+    Column("date_of_birth", Date),
+    Column("national_id", Text),
+    Column("registration_number", Text),
+    Column("kyc_status", Text, nullable=False),
+    Column("kyc_risk_tier", Text),
+    Column("kyc_reasons", JSONB, nullable=False),
+    Column("kyc_review_date", Date),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text),
+    Column("customer_id", Text),
+    Column("currency", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("debits_must_not_exceed_credits", Boolean, nullable=False),
+    Column("credits_must_not_exceed_debits", Boolean, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+ledger_transfers = Table(
+    "ledger_transfers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("debit_account_id", Text, nullable=False),
+    Column("credit_account_id", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("pending_id", Text),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("rail", Text, nullable=False),
+    Column("creditor", JSONB, nullable=False),
+    Column("remittance_info", Text),
+    Column("metadata", JSONB, nullable=False),
+    Column("initiated_by", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("status_seq", Integer, nullable=False),
+    Column("failure_code", Text),
+    Column("failure_message", Text),
+    Column("failure_reason", Text),
+    Column("screening_hits", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+payment_status_history = Table(
+    "payment_status_history",
+    metadata,
+    Column("payment_id", Text, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("detail", JSONB),
+)
+
+deposits = Table(
+    "deposits",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("method_path", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("response_status", Integer),
+    Column("response_body", JSONB),
+    Column("created_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,71 @@
+"""Shared fixtures: real PostgreSQL, and the whole platform as real processes.
+
+Everything runs in a temporary data directory on free loopback ports, so tests never touch
+a developer's `.data` or a running `make dev`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from payments.db import dispose_engines, get_engine
+from payments.devstack import Stack, free_port
+from payments.settings import PROJECT_ROOT, Settings
+
+SANCTIONS_2021 = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
+
+
+def make_settings(data_dir: Path) -> Settings:
+    """Settings for an isolated stack: temp data, free ports, fast rails."""
+    pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
+    return Settings(
+        data_dir=data_dir,
+        postgres_port=pg,
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
+        temporal_address=f"127.0.0.1:{temporal}",
+        api_port=api,
+        banksim_port=bank,
+        banksim_url=f"http://127.0.0.1:{bank}",
+        banksim_callback_url=f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
+        banksim_settle_delay_seconds=0.3,
+        rail_poll_interval_seconds=10.0,
+        sanctions_dir=SANCTIONS_2021,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings shared by every fixture of this test session."""
+    return make_settings(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def database(stack_settings: Settings) -> Iterator[Stack]:
+    """A real PostgreSQL with the schema migrated (no other component)."""
+    stack = Stack(stack_settings, web_ui=False)
+    stack.start_postgres()
+    yield stack
+    stack.postgres.stop()
+
+
+@pytest.fixture
+async def engine(database: Stack) -> AsyncIterator[AsyncEngine]:
+    """An async engine on the test database."""
+    yield get_engine(database.settings)
+    await dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def stack(database: Stack) -> Iterator[Stack]:
+    """The whole platform: Temporal dev server, bank simulator, a worker and the API."""
+    database.start_temporal()
+    database.start_banksim()
+    database.start_worker()
+    database.start_api()
+    yield database
+    for name in reversed(list(database.processes)):
+        database.stop(name)

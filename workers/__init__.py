@@ -1,0 +1,1 @@
+"""Worker processes: which task queues, workflows and activities, and how they stop."""

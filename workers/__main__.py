@@ -1,0 +1,12 @@
+"""`python -m workers`: run one payments worker with the platform settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from payments.logging import configure_logging
+from workers.payments_worker import run
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(run())

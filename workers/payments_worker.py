@@ -1,0 +1,73 @@
+"""The all-in-one payments worker: the payment workflow and all its activities on one queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.kyc import KycActivities
+from activities.ledger import LedgerActivities
+from activities.payment_records import PaymentRecordActivities
+from activities.rails import RailActivities
+from activities.screening import ScreeningActivities
+from compliance.screening import SanctionsList
+from payments.db import dispose_engines, get_engine
+from payments.settings import Settings, get_settings
+from payments.temporal_client import connect
+from workflows.payment import PaymentWorkflow
+
+log = structlog.get_logger()
+
+
+def build_worker(
+    client: Client, settings: Settings, http: httpx.AsyncClient, sanctions: SanctionsList
+) -> Worker:
+    """Wire the payment workflow and its activities with their dependencies."""
+    engine = get_engine(settings)
+    kyc = KycActivities(engine)
+    screening = ScreeningActivities(sanctions)
+    ledger = LedgerActivities(engine)
+    records = PaymentRecordActivities(engine)
+    rails = RailActivities(http, settings)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[PaymentWorkflow],
+        activities=[
+            kyc.check_debtor_kyc,
+            screening.screen_parties,
+            ledger.hold_funds,
+            ledger.post_hold,
+            ledger.void_hold,
+            records.record_payment_status,
+            rails.submit_to_rail,
+            rails.poll_rail_status,
+        ],
+        # in-flight activities get this long to finish when the worker is told to stop
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+async def run(settings: Settings | None = None) -> None:
+    """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
+    settings = settings or get_settings()
+    sanctions = SanctionsList(settings.sanctions_dir)
+    log.info("sanctions list loaded", version=sanctions.version, names=len(sanctions.entries))
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
+        worker = build_worker(client, settings, http, sanctions)
+        async with worker:
+            log.info("worker started", task_queue=settings.task_queue)
+            await stop.wait()
+            log.info("worker stopping")
+    await dispose_engines()

@@ -1,0 +1,1 @@
+"""Deterministic orchestration only: the payment workflow and its input/output types."""

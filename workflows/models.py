@@ -1,0 +1,261 @@
+"""Inputs and outputs of the payment workflow, its activities, signals, updates and queries.
+
+Every type is a dataclass passed through Temporal's JSON converter; new fields must get
+defaults so that old histories still replay (DESIGN §8 convention 1). Timestamps travel as
+ISO 8601 strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class PaymentStatus(enum.StrEnum):
+    """DESIGN §3: the API and the `PaymentStatus` search attribute use exactly these."""
+
+    PROCESSING = "processing"
+    IN_REVIEW = "in_review"
+    SUBMITTED = "submitted"
+    ACTION_REQUIRED = "action_required"
+    SETTLED = "settled"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    RETURNED = "returned"
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        PaymentStatus.SETTLED,
+        PaymentStatus.FAILED,
+        PaymentStatus.REJECTED,
+        PaymentStatus.CANCELED,
+        PaymentStatus.RETURNED,
+    }
+)
+
+
+class FailureCode(enum.StrEnum):
+    """Stable codes explaining a payment that ended `failed`, `rejected` or `canceled`."""
+
+    KYC_NOT_APPROVED = "kyc_not_approved"
+    SANCTIONS_REJECTED = "sanctions_rejected"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    RAIL_REJECTED = "rail_rejected"
+    CANCELED = "canceled"
+
+
+@dataclass
+class Creditor:
+    """Who receives the money, and where."""
+
+    name: str
+    country: str
+    iban: str | None = None
+    bic: str | None = None
+    routing_number: str | None = None
+    account_number: str | None = None
+
+
+@dataclass
+class PaymentInput:
+    """Everything the payment workflow needs; the workflow id is `payment_id`."""
+
+    payment_id: str
+    tenant_id: str
+    account_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    rail: str
+    creditor: Creditor
+    initiated_by: str
+    remittance_info: str | None = None
+    # how long to wait for a rail callback before polling the rail ourselves
+    rail_poll_interval_seconds: float = 30.0
+    # attempts at the rail before the payment goes to action_required
+    submit_max_attempts: int = 5
+
+
+@dataclass
+class Failure:
+    """Why a payment did not settle."""
+
+    code: str
+    message: str
+    reason_code: str | None = None
+
+
+@dataclass
+class ScreeningHit:
+    """One potential sanctions match, explained."""
+
+    party: str
+    list_name: str
+    list_version: str
+    entity_id: str
+    matched_name: str
+    score: float
+
+
+@dataclass
+class StatusChange:
+    """One entry of the payment's status history."""
+
+    seq: int
+    status: str
+    at: str
+
+
+# --- activities -----------------------------------------------------------------------
+
+
+@dataclass
+class KycCheckInput:
+    """Which debtor to check."""
+
+    tenant_id: str
+    customer_id: str
+
+
+@dataclass
+class KycCheckResult:
+    """The debtor's KYC standing as of now."""
+
+    approved: bool
+    status: str
+    debtor_name: str
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScreeningInput:
+    """The parties of a payment to screen."""
+
+    payment_id: str
+    creditor_name: str
+    creditor_country: str
+
+
+@dataclass
+class ScreeningResult:
+    """All potential matches (empty: clear) and the list version screened against."""
+
+    list_version: str
+    hits: list[ScreeningHit] = field(default_factory=list)
+
+
+@dataclass
+class LedgerInput:
+    """A payment's money movement; transfer ids derive from `payment_id` and the step."""
+
+    payment_id: str
+    account_id: str
+    amount: int
+    currency: str
+    rail: str
+
+
+@dataclass
+class LedgerResult:
+    """Ledger result code (`ok`, `exists`, …) of the step's transfer."""
+
+    transfer_id: str
+    result: str
+
+
+@dataclass
+class SubmitInput:
+    """A credit transfer to hand to the rail."""
+
+    payment_id: str
+    amount: int
+    currency: str
+    rail: str
+    debtor_name: str
+    creditor: Creditor
+    remittance_info: str | None = None
+
+
+@dataclass
+class SubmitResult:
+    """The rail's acknowledgement of our message."""
+
+    message_id: str
+    duplicate: bool = False
+
+
+@dataclass
+class RailEvent:
+    """A status from the rail (pacs.002 `TxSts`): ACCP, ACSC or RJCT with a reason code."""
+
+    message_id: str
+    status: str
+    reason_code: str | None = None
+
+
+@dataclass
+class PollInput:
+    """Ask the rail for the status of a message we sent."""
+
+    rail: str
+    message_id: str
+    payment_id: str
+
+
+@dataclass
+class PollResult:
+    """The rail's current answer; `event` is None while it has not decided."""
+
+    event: RailEvent | None = None
+
+
+@dataclass
+class RecordStatusInput:
+    """A status transition to persist for the API (idempotent on payment_id + seq)."""
+
+    payment_id: str
+    seq: int
+    status: str
+    at: str
+    failure: Failure | None = None
+    screening_hits: list[ScreeningHit] | None = None
+
+
+# --- signals, updates, queries ---------------------------------------------------------
+
+
+@dataclass
+class ReviewInput:
+    """A compliance decision on a payment in review."""
+
+    decision: str  # "approve" | "reject"
+    reviewer: str
+    note: str = ""
+
+
+@dataclass
+class ReviewResult:
+    """The status the payment moved to after the decision."""
+
+    status: str
+
+
+@dataclass
+class CancelInput:
+    """Ask to cancel a payment (only before submission to the rail)."""
+
+    requested_by: str = "ops"
+    reason: str = ""
+
+
+@dataclass
+class PaymentView:
+    """The `status` query's answer."""
+
+    payment_id: str
+    status: str
+    failure: Failure | None = None
+    screening_hits: list[ScreeningHit] = field(default_factory=list)
+    history: list[StatusChange] = field(default_factory=list)

@@ -1,0 +1,317 @@
+"""The payment workflow (DESIGN §3): one workflow per payment, id = payment id.
+
+KYC of the debtor → sanctions screening → (review) → ledger hold → rail submit → wait for the
+rail's status (signal from the callback, timer-driven poll as fallback) → post or void.
+Every failure path leaves the hold released; each ledger step carries a transfer id derived
+from the payment id, so a retried activity never moves money twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes as sa
+    from workflows.models import (
+        CancelInput,
+        Failure,
+        FailureCode,
+        KycCheckInput,
+        KycCheckResult,
+        LedgerInput,
+        LedgerResult,
+        PaymentInput,
+        PaymentStatus,
+        PaymentView,
+        PollInput,
+        PollResult,
+        RailEvent,
+        RecordStatusInput,
+        ReviewInput,
+        ReviewResult,
+        ScreeningHit,
+        ScreeningInput,
+        ScreeningResult,
+        StatusChange,
+        SubmitInput,
+        SubmitResult,
+    )
+
+# Transient faults (database restart, network) are retried without limit: the step is
+# idempotent, and giving up would strand money. Business outcomes come back as results.
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+STEP_TIMEOUT = timedelta(seconds=30)
+FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
+T = TypeVar("T")
+
+
+@workflow.defn(name="Payment")
+class PaymentWorkflow:
+    """Orchestrates one payment; see the module docstring."""
+
+    @workflow.init
+    def __init__(self, payment: PaymentInput) -> None:
+        self._payment = payment
+        self._status = PaymentStatus.PROCESSING
+        self._seq = 0
+        self._history: list[StatusChange] = []
+        self._failure: Failure | None = None
+        self._hits: list[ScreeningHit] = []
+        self._review: ReviewInput | None = None
+        self._cancel: CancelInput | None = None
+        self._retry_requested = False
+        self._message_id: str | None = None
+        self._rail_event: RailEvent | None = None
+
+    # --- run ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, payment: PaymentInput) -> PaymentView:
+        """Take the payment from `processing` to a terminal status."""
+        kyc: KycCheckResult = await self._step(
+            "check_debtor_kyc",
+            KycCheckInput(payment.tenant_id, payment.customer_id),
+            KycCheckResult,
+        )
+        if not kyc.approved:
+            return await self._finish(
+                PaymentStatus.REJECTED,
+                Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
+            )
+
+        screening: ScreeningResult = await self._step(
+            "screen_parties",
+            ScreeningInput(payment.payment_id, payment.creditor.name, payment.creditor.country),
+            ScreeningResult,
+        )
+        if screening.hits:
+            self._hits = list(screening.hits)
+            rejected = await self._review_hits()
+            if rejected is not None:
+                return rejected
+        if self._cancel is not None:
+            return await self._finish_canceled(held=False)
+
+        ledger = LedgerInput(
+            payment.payment_id, payment.account_id, payment.amount, payment.currency, payment.rail
+        )
+        hold: LedgerResult = await self._step("hold_funds", ledger, LedgerResult)
+        if hold.result not in ("ok", "exists"):
+            return await self._finish(
+                PaymentStatus.FAILED,
+                Failure(FailureCode.INSUFFICIENT_FUNDS, "available balance is below the amount"),
+            )
+
+        submitted = await self._submit(kyc.debtor_name)
+        if not submitted:
+            return await self._finish_canceled(held=True)
+        await self._transition(PaymentStatus.SUBMITTED)
+
+        event = await self._await_rail_outcome()
+        if event.status == "ACSC":
+            await self._step("post_hold", ledger, LedgerResult)
+            return await self._finish(PaymentStatus.SETTLED)
+        await self._step("void_hold", ledger, LedgerResult)
+        return await self._finish(
+            PaymentStatus.FAILED,
+            Failure(
+                FailureCode.RAIL_REJECTED,
+                f"the rail rejected the payment ({event.reason_code or 'no reason given'})",
+                reason_code=event.reason_code,
+            ),
+        )
+
+    async def _review_hits(self) -> PaymentView | None:
+        await self._transition(PaymentStatus.IN_REVIEW)
+        await workflow.wait_condition(lambda: self._review is not None or self._cancel is not None)
+        if self._review is None:
+            return await self._finish_canceled(held=False)
+        if self._review.decision == "reject":
+            return await self._finish(
+                PaymentStatus.REJECTED,
+                Failure(
+                    FailureCode.SANCTIONS_REJECTED,
+                    f"screening hit confirmed by {self._review.reviewer}",
+                ),
+            )
+        await self._transition(PaymentStatus.PROCESSING)
+        return None
+
+    async def _submit(self, debtor_name: str) -> bool:
+        """Submit to the rail; after the retry budget, wait for ops. False if canceled."""
+        payment = self._payment
+        request = SubmitInput(
+            payment.payment_id,
+            payment.amount,
+            payment.currency,
+            payment.rail,
+            debtor_name,
+            payment.creditor,
+            payment.remittance_info,
+        )
+        budget = RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=max(1, payment.submit_max_attempts),
+            non_retryable_error_types=["message_refused"],
+        )
+        while True:
+            try:
+                result: SubmitResult = await self._step(
+                    "submit_to_rail", request, SubmitResult, retry=budget
+                )
+                self._message_id = result.message_id
+                return True
+            except ActivityError as err:
+                workflow.logger.warning("rail submission failed: %s", err.cause)
+            await self._transition(PaymentStatus.ACTION_REQUIRED)
+            self._retry_requested = False
+            await workflow.wait_condition(lambda: self._retry_requested or self._cancel is not None)
+            if self._cancel is not None:
+                return False
+            await self._transition(PaymentStatus.PROCESSING)
+
+    async def _await_rail_outcome(self) -> RailEvent:
+        payment = self._payment
+        assert self._message_id is not None
+        while self._rail_event is None:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._rail_event is not None,
+                    timeout=timedelta(seconds=payment.rail_poll_interval_seconds),
+                )
+            except TimeoutError:
+                polled: PollResult = await self._step(
+                    "poll_rail_status",
+                    PollInput(payment.rail, self._message_id, payment.payment_id),
+                    PollResult,
+                )
+                if polled.event is not None and polled.event.status in FINAL_RAIL_STATUSES:
+                    self._rail_event = self._rail_event or polled.event
+        return self._rail_event
+
+    async def _finish_canceled(self, *, held: bool) -> PaymentView:
+        if held:
+            payment = self._payment
+            await self._step(
+                "void_hold",
+                LedgerInput(
+                    payment.payment_id,
+                    payment.account_id,
+                    payment.amount,
+                    payment.currency,
+                    payment.rail,
+                ),
+                LedgerResult,
+            )
+        reason = self._cancel.reason if self._cancel else ""
+        return await self._finish(
+            PaymentStatus.CANCELED, Failure(FailureCode.CANCELED, reason or "canceled by request")
+        )
+
+    async def _finish(self, status: PaymentStatus, failure: Failure | None = None) -> PaymentView:
+        self._failure = failure
+        await self._transition(status)
+        return self.status()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    async def _step(
+        self, activity: str, arg: object, result_type: type[T], retry: RetryPolicy = STEP_RETRY
+    ) -> T:
+        result: T = await workflow.execute_activity(
+            activity,
+            arg,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=retry,
+            result_type=result_type,
+        )
+        return result
+
+    async def _transition(self, status: PaymentStatus) -> None:
+        """Persist, then expose, a status change (DB row for the API, search attribute, query)."""
+        self._seq += 1
+        change = StatusChange(self._seq, status.value, workflow.now().isoformat())
+        await self._step(
+            "record_payment_status",
+            RecordStatusInput(
+                self._payment.payment_id,
+                change.seq,
+                change.status,
+                change.at,
+                failure=self._failure,
+                screening_hits=self._hits if status == PaymentStatus.IN_REVIEW else None,
+            ),
+            type(None),
+        )
+        self._history.append(change)
+        self._status = status
+        workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status.value)])
+
+    # --- signals, updates, queries ------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> PaymentView:
+        """Current status, failure, screening hits and history."""
+        return PaymentView(
+            self._payment.payment_id,
+            self._status.value,
+            self._failure,
+            list(self._hits),
+            list(self._history),
+        )
+
+    @workflow.update
+    async def review(self, decision: ReviewInput) -> ReviewResult:
+        """Approve (false positive) or reject a payment held in review (four-eyes)."""
+        self._review = decision
+        await workflow.wait_condition(lambda: self._status != PaymentStatus.IN_REVIEW)
+        return ReviewResult(self._status.value)
+
+    @review.validator
+    def _validate_review(self, decision: ReviewInput) -> None:
+        if self._status != PaymentStatus.IN_REVIEW or self._review is not None:
+            raise ApplicationError(
+                f"payment is {self._status.value}, not in_review", type="invalid_state"
+            )
+        if decision.decision not in ("approve", "reject"):
+            raise ApplicationError("decision must be approve or reject", type="invalid_decision")
+        if decision.reviewer == self._payment.initiated_by:
+            raise ApplicationError(
+                "the initiator of a payment cannot review it", type="four_eyes_violation"
+            )
+
+    @workflow.signal
+    def rail_event(self, event: RailEvent) -> None:
+        """Status from the rail's callback; duplicates and stale events are ignored."""
+        if event.status not in FINAL_RAIL_STATUSES or self._rail_event is not None:
+            return
+        if self._message_id is not None and event.message_id != self._message_id:
+            return
+        self._rail_event = event
+
+    @workflow.signal
+    def retry(self) -> None:
+        """Ops: try the rail again after `action_required`."""
+        self._retry_requested = True
+
+    @workflow.signal
+    def cancel(self, request: CancelInput) -> None:
+        """Cancel before submission; ignored once the rail has the payment."""
+        if (
+            self._status
+            in (
+                PaymentStatus.PROCESSING,
+                PaymentStatus.IN_REVIEW,
+                PaymentStatus.ACTION_REQUIRED,
+            )
+            and self._message_id is None
+        ):
+            self._cancel = request

@@ -1,0 +1,20 @@
+"""Custom search attributes of DESIGN §3 (registered by the dev stack; see README for prod)."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
+PAYMENT_RAIL = SearchAttributeKey.for_keyword("PaymentRail")
+TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
+CURRENCY = SearchAttributeKey.for_keyword("Currency")
+
+ALL = (PAYMENT_STATUS, PAYMENT_RAIL, TENANT_ID, CUSTOMER_ID, AMOUNT_MINOR, CURRENCY)
+
+
+def cli_flags() -> list[str]:
+    """`--search-attribute NAME=Type` flags for `temporal server start-dev`."""
+    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    return [f"--search-attribute={key.name}={kinds[key.indexed_value_type.name]}" for key in ALL]
