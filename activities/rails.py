@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
-from iso20022.pacs002 import parse_pacs002
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs008 import CreditTransfer, build_pacs008
 from payments.settings import Settings
 from workflows.models import PollInput, PollResult, RailEvent, SubmitInput, SubmitResult
@@ -51,7 +51,11 @@ class RailActivities:
                 creditor_iban=request.creditor.iban,
                 creditor_bic=request.creditor.bic,
                 remittance_info=request.remittance_info,
-                created_at=datetime.now(UTC),
+                created_at=(
+                    datetime.fromisoformat(request.created_at)
+                    if request.created_at
+                    else datetime.now(UTC)
+                ),
             )
         )
         response = await self._client.post(

@@ -6,6 +6,8 @@ a developer's `.data` or a running `make dev`.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -38,9 +40,15 @@ def make_settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings shared by every fixture of this test session."""
-    return make_settings(tmp_path_factory.mktemp("stack"))
+def stack_settings() -> Iterator[Settings]:
+    """Settings shared by every fixture of this test session.
+
+    Not under pytest's tmp_path: pytest makes its base directory 0700 on every run, and
+    PostgreSQL runs as another system user (we are root) that must traverse the path.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="payments-test-"))
+    yield make_settings(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ async def run(settings: Settings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
         worker = build_worker(client, settings, http, sanctions)
         async with worker:
             log.info("worker started", task_queue=settings.task_queue)

@@ -176,6 +176,8 @@ class SubmitInput:
     debtor_name: str
     creditor: Creditor
     remittance_info: str | None = None
+    # fixed per payment, so a resubmitted message is byte-identical (the bank dedupes on it)
+    created_at: str = ""
 
 
 @dataclass

@@ -47,7 +47,9 @@ with workflow.unsafe.imports_passed_through():
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
-STEP_TIMEOUT = timedelta(seconds=30)
+# Every step is a short database or HTTP call; a step lost with a crashed worker is retried
+# on another worker after this long.
+STEP_TIMEOUT = timedelta(seconds=10)
 FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
 T = TypeVar("T")
 
@@ -155,6 +157,7 @@ class PaymentWorkflow:
             debtor_name,
             payment.creditor,
             payment.remittance_info,
+            created_at=workflow.info().start_time.isoformat(),
         )
         budget = RetryPolicy(
             initial_interval=timedelta(seconds=1),

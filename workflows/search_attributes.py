@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
@@ -18,3 +21,17 @@ def cli_flags() -> list[str]:
     """`--search-attribute NAME=Type` flags for `temporal server start-dev`."""
     kinds = {"KEYWORD": "Keyword", "INT": "Int"}
     return [f"--search-attribute={key.name}={kinds[key.indexed_value_type.name]}" for key in ALL]
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register the attributes on a server that was not started with them (test server)."""
+    kinds = {
+        "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    }
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: kinds[key.indexed_value_type.name] for key in ALL},
+        )
+    )

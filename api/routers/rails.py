@@ -9,11 +9,11 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header, Request
-from iso20022.pacs002 import parse_pacs002
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppSettings, Temporal
 from api.errors import ProblemError
+from iso20022.pacs002 import parse_pacs002
 from iso20022.schemas import SchemaError
 from workflows.models import RailEvent
 from workflows.payment import PaymentWorkflow

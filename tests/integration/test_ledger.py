@@ -9,7 +9,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger import Transfer, TransferKind, TransferResult, create_transfer, get_account, open_account
+from ledger import (
+    Transfer,
+    TransferKind,
+    TransferResult,
+    create_transfer,
+    get_account,
+    open_account,
+)
 from ledger.models import funding_account_id, settlement_account_id
 from payments.api_keys import ensure_tenant
 from payments.ids import new_id
@@ -65,14 +72,26 @@ async def balances(engine: AsyncEngine, account_id: str) -> tuple[int, int, int,
 
 def hold(payment: str, account_id: str, amount: int) -> Transfer:
     return Transfer(
-        f"{payment}:hold", account_id, SETTLEMENT, amount, "EUR", "payment_hold", TransferKind.PENDING
+        f"{payment}:hold",
+        account_id,
+        SETTLEMENT,
+        amount,
+        "EUR",
+        "payment_hold",
+        TransferKind.PENDING,
     )
 
 
 def resolve(payment: str, account_id: str, amount: int, kind: TransferKind) -> Transfer:
     step = "post" if kind is TransferKind.POST_PENDING else "void"
     return Transfer(
-        f"{payment}:{step}", account_id, SETTLEMENT, amount, "EUR", f"payment_{step}", kind,
+        f"{payment}:{step}",
+        account_id,
+        SETTLEMENT,
+        amount,
+        "EUR",
+        f"payment_{step}",
+        kind,
         pending_id=f"{payment}:hold",
     )
 

@@ -1,0 +1,251 @@
+"""Payments end to end through the real API, worker, Temporal dev server and bank simulator."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import httpx
+
+from payments.api_keys import create_key
+from payments.db import dispose_engines, get_engine
+from payments.devstack import Stack, binary
+from tests.integration.helpers import (
+    Tenant,
+    balances,
+    create_customer,
+    funded_account,
+    make_keys,
+    pay,
+    payment_body,
+    wait_for_status,
+)
+
+TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
+
+
+async def test_payment_settles_and_moves_money_once(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 10_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 2_500))
+    assert payment["status"] == "processing"
+    assert payment["id"].startswith("pay_")
+    settled = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert settled["status"] == "settled", settled
+    assert [s["status"] for s in settled["status_history"]] == [
+        "processing",
+        "submitted",
+        "settled",
+    ]
+    assert await balances(tenant.partner, account["id"]) == {
+        "posted": 7_500,
+        "pending": 0,
+        "available": 7_500,
+    }
+    # the Web UI / CLI find it by its search attribute
+    listed = subprocess.run(
+        [
+            binary("temporal"),
+            "workflow",
+            "list",
+            "--address",
+            stack.settings.temporal_address,
+            "--query",
+            f"PaymentStatus='settled' AND WorkflowId='{payment['id']}'",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert payment["id"] in listed.stdout
+
+
+async def test_insufficient_funds_fails_and_holds_nothing(tenant: Tenant) -> None:
+    account = await funded_account(tenant, 1_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 1_001))
+    failed = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert failed["status"] == "failed"
+    assert failed["failure"]["code"] == "insufficient_funds"
+    assert await balances(tenant.partner, account["id"]) == {
+        "posted": 1_000,
+        "pending": 0,
+        "available": 1_000,
+    }
+
+
+async def test_rail_rejection_fails_with_the_reason_code_and_releases_funds(
+    tenant: Tenant, stack: Stack
+) -> None:
+    closed_iban = "FR1420041010050500013M02606"
+    async with httpx.AsyncClient(base_url=stack.settings.banksim_url) as bank:
+        rule = await bank.post(
+            "/v1/admin/rules", json={"creditor_iban": closed_iban, "reject_code": "AC04"}
+        )
+        assert rule.status_code == 201, rule.text
+    account = await funded_account(tenant, 5_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 3_000, iban=closed_iban))
+    failed = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert failed["status"] == "failed"
+    assert failed["failure"]["code"] == "rail_rejected"
+    assert failed["failure"]["reason_code"] == "AC04"
+    assert [s["status"] for s in failed["status_history"]] == ["processing", "submitted", "failed"]
+    assert await balances(tenant.partner, account["id"]) == {
+        "posted": 5_000,
+        "pending": 0,
+        "available": 5_000,
+    }
+
+
+async def test_sanctions_hit_goes_to_review_then_four_eyes_approval_settles(
+    tenant: Tenant,
+) -> None:
+    account = await funded_account(tenant, 5_000)
+    body = payment_body(account["id"], 1_200, name="Banco Nacional de Cuba")
+    payment = await pay(tenant.partner, body)
+    in_review = await wait_for_status(tenant.partner, payment["id"], {"in_review"} | TERMINAL)
+    assert in_review["status"] == "in_review"
+    assert in_review["screening_hits"][0]["entity_id"] == "306"
+    assert in_review["screening_hits"][0]["matched_name"] == "BANCO NACIONAL DE CUBA"
+    # the partner key has no ops scope
+    denied = await tenant.partner.post(
+        f"/v1/payments/{payment['id']}/review", json={"decision": "approve"}
+    )
+    assert denied.status_code == 403
+    assert denied.json()["code"] == "insufficient_scope"
+    approved = await tenant.ops.post(
+        f"/v1/payments/{payment['id']}/review",
+        json={"decision": "approve", "note": "different entity: a German sole trader"},
+    )
+    assert approved.status_code == 200, approved.text
+    settled = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert settled["status"] == "settled"
+    assert [s["status"] for s in settled["status_history"]] == [
+        "processing",
+        "in_review",
+        "processing",
+        "submitted",
+        "settled",
+    ]
+    again = await tenant.ops.post(
+        f"/v1/payments/{payment['id']}/review", json={"decision": "reject"}
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "payment_not_in_review"
+
+
+async def test_initiator_cannot_review_own_payment(tenant: Tenant, stack: Stack) -> None:
+    # one principal whose key may both initiate and review
+    async with get_engine(stack.settings).begin() as conn:
+        both = await create_key(
+            conn,
+            tenant_id=tenant.tenant_id,
+            principal="solo-sam",
+            scopes=["payments:write", "payments:read", "ops"],
+        )
+    await dispose_engines()
+    async with httpx.AsyncClient(
+        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {both}"}, timeout=30
+    ) as solo:
+        account = await funded_account(Tenant(tenant.tenant_id, solo, tenant.ops), 5_000)
+        payment = await pay(solo, payment_body(account["id"], 100, name="Banco Nacional de Cuba"))
+        await wait_for_status(solo, payment["id"], {"in_review"})
+        refused = await solo.post(
+            f"/v1/payments/{payment['id']}/review", json={"decision": "approve"}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "four_eyes_violation"
+        rejected = await tenant.ops.post(
+            f"/v1/payments/{payment['id']}/review", json={"decision": "reject"}
+        )
+        assert rejected.status_code == 200
+        final = await wait_for_status(solo, payment["id"], TERMINAL)
+        assert final["status"] == "rejected"
+        assert final["failure"]["code"] == "sanctions_rejected"
+        assert (await balances(solo, account["id"]))["available"] == 5_000
+
+
+async def test_kyc_rejected_customer_cannot_pay(tenant: Tenant) -> None:
+    minor = await create_customer(tenant.partner, date_of_birth="2015-01-01")
+    assert minor["kyc"]["status"] == "rejected"
+    opened = await tenant.partner.post(
+        "/v1/accounts", json={"customer_id": minor["id"], "currency": "EUR"}
+    )
+    assert opened.status_code == 201
+    account_id = opened.json()["id"]
+    deposit = await tenant.ops.post(
+        "/v1/deposits",
+        json={"account_id": account_id, "amount": 500, "currency": "EUR"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert deposit.status_code == 201
+    payment = await pay(tenant.partner, payment_body(account_id, 100))
+    final = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert final["status"] == "rejected"
+    assert final["failure"]["code"] == "kyc_not_approved"
+
+
+async def test_idempotency_key_replays_conflicts_and_is_required(tenant: Tenant) -> None:
+    account = await funded_account(tenant, 10_000)
+    body = payment_body(account["id"], 700)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await tenant.partner.post("/v1/payments", json=body, headers=key)
+    replay = await tenant.partner.post("/v1/payments", json=body, headers=key)
+    assert first.status_code == replay.status_code == 202
+    assert replay.json() == first.json()
+    assert replay.headers.get("idempotent-replayed") == "true"
+    different = await tenant.partner.post("/v1/payments", json={**body, "amount": 701}, headers=key)
+    assert different.status_code == 422
+    assert different.json()["code"] == "idempotency_key_reused"
+    missing = await tenant.partner.post("/v1/payments", json=body)
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "idempotency_key_missing"
+    await wait_for_status(tenant.partner, first.json()["id"], TERMINAL)
+    listed = (await tenant.partner.get("/v1/payments", params={"account_id": account["id"]})).json()
+    assert [p["id"] for p in listed["data"]] == [first.json()["id"]]
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 9_300
+
+
+async def test_list_paginates_newest_first_and_filters(tenant: Tenant) -> None:
+    account = await funded_account(tenant, 10_000)
+    ids = [(await pay(tenant.partner, payment_body(account["id"], 10)))["id"] for _ in range(3)]
+    for payment_id in ids:
+        await wait_for_status(tenant.partner, payment_id, TERMINAL)
+    page1 = (await tenant.partner.get("/v1/payments", params={"limit": 2})).json()
+    assert [p["id"] for p in page1["data"]] == ids[::-1][:2]
+    assert page1["has_more"] is True
+    page2 = (
+        await tenant.partner.get(
+            "/v1/payments", params={"limit": 2, "starting_after": page1["data"][-1]["id"]}
+        )
+    ).json()
+    assert [p["id"] for p in page2["data"]] == [ids[0]]
+    assert page2["has_more"] is False
+    settled = (await tenant.partner.get("/v1/payments", params={"status": "settled"})).json()
+    assert {p["id"] for p in settled["data"]} == set(ids)
+    none = (await tenant.partner.get("/v1/payments", params={"status": "in_review"})).json()
+    assert none == {"object": "list", "data": [], "has_more": False}
+
+
+async def test_other_tenants_objects_are_not_found(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 1_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 10))
+    partner_key, _ = await make_keys(stack, f"ten_{uuid.uuid4().hex[:12]}")
+    async with httpx.AsyncClient(
+        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {partner_key}"}
+    ) as stranger:
+        for path in (
+            f"/v1/payments/{payment['id']}",
+            f"/v1/accounts/{account['id']}",
+            f"/v1/customers/{account['customer_id']}",
+        ):
+            response = await stranger.get(path)
+            assert response.status_code == 404, path
+            assert response.headers["content-type"].startswith("application/problem+json")
+        theirs = await stranger.post(
+            "/v1/payments",
+            json=payment_body(account["id"], 10),
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert theirs.status_code == 422
+        assert theirs.json()["code"] == "account_not_found"

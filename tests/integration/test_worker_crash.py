@@ -1,0 +1,65 @@
+"""SIGKILL the worker with payments in flight: every payment still finishes, money moves once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from payments.db import dispose_engines, get_engine
+from payments.devstack import Stack
+from payments.tables import ledger_transfers
+from tests.integration.helpers import (
+    Tenant,
+    balances,
+    funded_account,
+    pay,
+    payment_body,
+    wait_for_status,
+)
+
+PAYMENTS = 24
+AMOUNT = 125
+TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
+
+
+async def test_worker_killed_twice_mid_flight_loses_nothing(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 100_000)
+    body = payment_body(account["id"], AMOUNT)
+    try:
+        first_half = [await pay(tenant.partner, body) for _ in range(PAYMENTS // 2)]
+        stack.kill("worker")  # crash while those are between steps
+        second_half = [await pay(tenant.partner, body) for _ in range(PAYMENTS // 2)]
+        stack.start_worker()
+        await asyncio.sleep(1.5)
+        stack.kill("worker")  # and again, mid-recovery
+        await asyncio.sleep(0.5)
+    finally:
+        if "worker" not in stack.processes:
+            stack.start_worker()
+    ids = [p["id"] for p in first_half + second_half]
+    finals = [await wait_for_status(tenant.partner, pid, TERMINAL, timeout=120) for pid in ids]
+    assert [p["status"] for p in finals] == ["settled"] * PAYMENTS
+
+    engine = get_engine(stack.settings)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    ledger_transfers.c.id, ledger_transfers.c.kind, ledger_transfers.c.amount
+                ).where(ledger_transfers.c.debit_account_id == account["id"])
+            )
+        ).all()
+    await dispose_engines()
+    by_payment: dict[str, list[str]] = {}
+    for transfer_id, kind, amount in rows:
+        assert amount == AMOUNT
+        by_payment.setdefault(transfer_id.split(":")[0], []).append(kind)
+    assert set(by_payment) == set(ids)
+    for payment_id, kinds in by_payment.items():
+        assert sorted(kinds) == ["pending", "post_pending"], payment_id  # one hold, one post
+    assert await balances(tenant.partner, account["id"]) == {
+        "posted": 100_000 - PAYMENTS * AMOUNT,
+        "pending": 0,
+        "available": 100_000 - PAYMENTS * AMOUNT,
+    }

@@ -1,0 +1,310 @@
+"""The payment workflow on Temporal's time-skipping test server, with same-name fake activities.
+
+These tests pin the orchestration: which steps run in which order for each path, which
+status each path ends in, and that every path that held money releases or posts it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from payments.devstack import binary
+from workflows.models import (
+    CancelInput,
+    Creditor,
+    KycCheckInput,
+    KycCheckResult,
+    LedgerInput,
+    LedgerResult,
+    PaymentInput,
+    PaymentView,
+    PollInput,
+    PollResult,
+    RailEvent,
+    RecordStatusInput,
+    ReviewInput,
+    ScreeningHit,
+    ScreeningInput,
+    ScreeningResult,
+    SubmitInput,
+    SubmitResult,
+)
+from workflows.payment import PaymentWorkflow
+from workflows.search_attributes import PAYMENT_STATUS, register_search_attributes
+
+QUEUE = "payments-test"
+
+
+@dataclass
+class FakeBank:
+    """Fake activities sharing one script of what each step answers, and a log of calls."""
+
+    kyc_approved: bool = True
+    hits: list[ScreeningHit] = field(default_factory=list)
+    hold_result: str = "ok"
+    submit_failures: int = 0
+    poll_event: RailEvent | None = None
+    calls: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="check_debtor_kyc")
+        async def kyc(_: KycCheckInput) -> KycCheckResult:
+            self.calls.append("kyc")
+            status = "approved" if self.kyc_approved else "rejected"
+            return KycCheckResult(self.kyc_approved, status, "Ada Lovelace")
+
+        @activity.defn(name="screen_parties")
+        async def screen(_: ScreeningInput) -> ScreeningResult:
+            self.calls.append("screen")
+            return ScreeningResult("test-list", self.hits)
+
+        @activity.defn(name="hold_funds")
+        async def hold(req: LedgerInput) -> LedgerResult:
+            self.calls.append("hold")
+            return LedgerResult(f"{req.payment_id}:hold", self.hold_result)
+
+        @activity.defn(name="post_hold")
+        async def post(req: LedgerInput) -> LedgerResult:
+            self.calls.append("post")
+            return LedgerResult(f"{req.payment_id}:post", "ok")
+
+        @activity.defn(name="void_hold")
+        async def void(req: LedgerInput) -> LedgerResult:
+            self.calls.append("void")
+            return LedgerResult(f"{req.payment_id}:void", "ok")
+
+        @activity.defn(name="submit_to_rail")
+        async def submit(req: SubmitInput) -> SubmitResult:
+            self.calls.append("submit")
+            if self.submit_failures > 0:
+                self.submit_failures -= 1
+                raise RuntimeError("bank unavailable: HTTP 503")
+            return SubmitResult(req.payment_id)
+
+        @activity.defn(name="poll_rail_status")
+        async def poll(_: PollInput) -> PollResult:
+            self.calls.append("poll")
+            return PollResult(self.poll_event)
+
+        @activity.defn(name="record_payment_status")
+        async def record(change: RecordStatusInput) -> None:
+            self.statuses.append(change.status)
+
+        return [kyc, screen, hold, post, void, submit, poll, record]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+def payment_input(payment_id: str, **overrides: object) -> PaymentInput:
+    values: dict[str, object] = dict(
+        payment_id=payment_id,
+        tenant_id="ten_test",
+        account_id="acc_test",
+        customer_id="cus_test",
+        amount=2_500,
+        currency="EUR",
+        rail="sepa",
+        creditor=Creditor("Erika Mustermann", "DE", iban="DE89370400440532013000"),
+        initiated_by="alice",
+        rail_poll_interval_seconds=60,
+        submit_max_attempts=2,
+    )
+    values.update(overrides)
+    return PaymentInput(**values)  # type: ignore[arg-type]
+
+
+async def start(
+    env: WorkflowEnvironment, bank: FakeBank, worker: Worker, **overrides: object
+) -> WorkflowHandle[PaymentWorkflow, PaymentView]:
+    payment_id = f"pay_{uuid.uuid4().hex[:20]}"
+    return await env.client.start_workflow(
+        PaymentWorkflow.run, payment_input(payment_id, **overrides), id=payment_id, task_queue=QUEUE
+    )
+
+
+def worker_for(env: WorkflowEnvironment, bank: FakeBank) -> Worker:
+    return Worker(
+        env.client, task_queue=QUEUE, workflows=[PaymentWorkflow], activities=bank.activities()
+    )
+
+
+async def wait_status(handle: WorkflowHandle[PaymentWorkflow, PaymentView], status: str) -> None:
+    for _ in range(200):
+        view = await handle.query(PaymentWorkflow.status)
+        if view.status == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"payment never reached {status}")
+
+
+async def test_happy_path_settles_on_the_rail_callback(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACCP"))  # ignored
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RJCT", "AC04"))
+        view = await handle.result()
+    assert view.status == "settled"
+    assert view.failure is None
+    assert bank.calls == ["kyc", "screen", "hold", "submit", "post"]
+    assert bank.statuses == ["submitted", "settled"]
+    assert [change.status for change in view.history] == ["submitted", "settled"]
+
+
+async def test_rail_rejection_voids_the_hold_and_keeps_the_reason(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RJCT", "AC04"))
+        view = await handle.result()
+    assert view.status == "failed"
+    assert view.failure is not None
+    assert (view.failure.code, view.failure.reason_code) == ("rail_rejected", "AC04")
+    assert bank.calls == ["kyc", "screen", "hold", "submit", "void"]
+
+
+async def test_no_callback_falls_back_to_polling(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(poll_event=RailEvent("x", "ACSC"))
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        view = await handle.result()  # time skips past the poll timer
+    assert view.status == "settled"
+    assert bank.calls == ["kyc", "screen", "hold", "submit", "poll", "post"]
+
+
+async def test_insufficient_funds_fails_without_submitting(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(hold_result="exceeds_credits")
+    async with worker_for(env, bank) as worker:
+        view = await (await start(env, bank, worker)).result()
+    assert view.status == "failed"
+    assert view.failure is not None and view.failure.code == "insufficient_funds"
+    assert bank.calls == ["kyc", "screen", "hold"]
+
+
+async def test_kyc_not_approved_is_rejected_before_any_money_moves(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank(kyc_approved=False)
+    async with worker_for(env, bank) as worker:
+        view = await (await start(env, bank, worker)).result()
+    assert view.status == "rejected"
+    assert view.failure is not None and view.failure.code == "kyc_not_approved"
+    assert bank.calls == ["kyc"]
+
+
+HIT = ScreeningHit("creditor", "OFAC-SDN", "test-list", "306", "BANCO NACIONAL DE CUBA", 1.0)
+
+
+async def test_screening_hit_waits_for_review_then_approval_settles(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank(hits=[HIT])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "in_review")
+        assert bank.calls == ["kyc", "screen"]
+        view = await handle.query(PaymentWorkflow.status)
+        assert view.screening_hits[0].entity_id == "306"
+        # four-eyes: the initiator cannot review their own payment
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "alice"))
+        assert isinstance(refused.value.cause, ApplicationError)
+        assert refused.value.cause.type == "four_eyes_violation"
+        result = await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        assert result.status == "processing"
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+    assert bank.statuses == ["in_review", "processing", "submitted", "settled"]
+
+
+async def test_review_rejection_ends_rejected_without_moving_money(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank(hits=[HIT])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "in_review")
+        result = await handle.execute_update(
+            PaymentWorkflow.review, ReviewInput("reject", "bob", "true match")
+        )
+        view = await handle.result()
+    assert result.status == "rejected"
+    assert view.failure is not None and view.failure.code == "sanctions_rejected"
+    assert bank.calls == ["kyc", "screen"]
+
+
+async def test_review_outside_in_review_is_refused(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "submitted")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        assert isinstance(refused.value.cause, ApplicationError)
+        assert refused.value.cause.type == "invalid_state"
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await handle.result()
+
+
+async def test_unreachable_rail_waits_for_ops_retry(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(submit_failures=2)  # the whole budget of 2 attempts fails
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "action_required")
+        await handle.signal(PaymentWorkflow.retry)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+    assert bank.calls == ["kyc", "screen", "hold", "submit", "submit", "submit", "post"]
+    assert bank.statuses == ["action_required", "processing", "submitted", "settled"]
+
+
+async def test_cancel_in_action_required_voids_the_hold(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(submit_failures=10)
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "action_required")
+        await handle.signal(PaymentWorkflow.cancel, CancelInput("ops-bob", "customer asked"))
+        view = await handle.result()
+    assert view.status == "canceled"
+    assert bank.calls[-1] == "void"
+    assert bank.calls.count("hold") == 1 and bank.calls.count("void") == 1
+
+
+async def test_status_query_and_search_attribute_follow_transitions(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await handle.result()
+        description = await handle.describe()
+    assert description.typed_search_attributes.get(PAYMENT_STATUS) == "settled"
