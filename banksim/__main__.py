@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import uvicorn
 
 from banksim.app import create_app
+from payments.logging import configure_logging
 from payments.settings import get_settings
 
 
 def main() -> None:
     """Run the simulator until SIGINT/SIGTERM (uvicorn then runs the lifespan shutdown)."""
     settings = get_settings()
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging()
     uvicorn.run(
         create_app(settings),
         host=settings.banksim_host,
         port=settings.banksim_port,
-        log_level="info",
+        log_config=None,
+        access_log=False,
     )
 
 

