@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +25,7 @@ from payments.api_keys import create_key, ensure_tenant
 from payments.embedded_pg import EmbeddedPostgres
 from payments.migrate import upgrade
 from payments.settings import PROJECT_ROOT, Settings
+from workers.payments_worker import READY_MESSAGE
 from workflows.search_attributes import cli_flags
 
 DEV_TENANT = "ten_dev"
@@ -55,9 +56,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def wait_for(check_name: str, probe: object, timeout: float = 90.0) -> None:
+def wait_for(check_name: str, probe: Callable[[], bool], timeout: float = 90.0) -> None:
     """Poll `probe()` until it returns true, or fail after `timeout` seconds."""
-    assert callable(probe)
     deadline = time.monotonic() + timeout
     while not probe():
         if time.monotonic() > deadline:
@@ -114,6 +114,18 @@ class Stack:
             start_new_session=True,  # Ctrl-C reaches the dev stack, which stops children in order
         )
 
+    def _await_ready(self, name: str, probe: Callable[[], bool], timeout: float = 90.0) -> None:
+        """Wait for `probe`; if the process exits first, fail at once with its log's tail."""
+
+        def ready() -> bool:
+            process = self.processes[name]
+            if process.poll() is not None:
+                log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
+            return probe()
+
+        wait_for(name, ready, timeout)
+
     def start_temporal(self) -> None:
         """The Temporal dev server, persisted to SQLite, with our search attributes."""
         host, port = self.settings.temporal_address.rsplit(":", 1)
@@ -139,21 +151,26 @@ class Stack:
         else:
             argv.append("--headless")
         self._spawn("temporal", argv)
-        wait_for("temporal", lambda: port_open(host, int(port)))
+        self._await_ready("temporal", lambda: port_open(host, int(port)))
 
     def start_banksim(self) -> None:
         """The bank simulator, with its own storage."""
         self._spawn("banksim", [sys.executable, "-m", "banksim"])
-        wait_for("banksim", lambda: http_ok(f"{self.settings.banksim_url}/healthz"))
+        self._await_ready("banksim", lambda: http_ok(f"{self.settings.banksim_url}/healthz"))
 
     def start_worker(self, name: str = "worker") -> None:
-        """One payments worker process."""
+        """One payments worker process; ready once it polls its task queue."""
+        log = self.log_dir / f"{name}.log"
+        already = log.read_text(errors="replace").count(READY_MESSAGE) if log.exists() else 0
         self._spawn(name, [sys.executable, "-m", "workers"])
+        self._await_ready(
+            name, lambda: log.read_text(errors="replace").count(READY_MESSAGE) > already
+        )
 
     def start_api(self) -> None:
         """The API; ready when it reaches PostgreSQL and Temporal."""
         self._spawn("api", [sys.executable, "-m", "api"])
-        wait_for("api", lambda: http_ok(f"{self.settings.api_url}/readyz"))
+        self._await_ready("api", lambda: http_ok(f"{self.settings.api_url}/readyz"))
 
     def start_all(self) -> None:
         """Everything, in dependency order."""

@@ -23,6 +23,8 @@ from payments.temporal_client import connect
 from workflows.payment import PaymentWorkflow
 
 log = structlog.get_logger()
+# logged once the worker polls its queue; the dev stack waits for it
+READY_MESSAGE = "worker started"
 
 
 def build_worker(
@@ -67,7 +69,7 @@ async def run(settings: Settings | None = None) -> None:
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
         worker = build_worker(client, settings, http, sanctions)
         async with worker:
-            log.info("worker started", task_queue=settings.task_queue)
+            log.info(READY_MESSAGE, task_queue=settings.task_queue)
             await stop.wait()
             log.info("worker stopping")
     await dispose_engines()
