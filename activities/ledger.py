@@ -1,7 +1,9 @@
 """Ledger activities of a payment: hold, post, void.
 
 Transfer ids are `<payment id>:<step>`, so an activity retried after a crash re-sends the
-same id and the ledger answers `exists` instead of moving money again.
+same id and the ledger answers `exists` instead of moving money again. Holds go to one
+shard of the rail's settlement account (chosen by payment id), so concurrent payments do not
+queue on one hot row; post and void inherit the hold's accounts.
 """
 
 from __future__ import annotations
@@ -10,17 +12,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ledger import Transfer, TransferKind, TransferResult, create_transfer
-from ledger.models import settlement_account_id
+from ledger import Transfer, TransferKind, TransferResult, create_transfer, failure_of
+from ledger.models import settlement_account_id, shard_of
 from workflows.models import LedgerInput, LedgerResult
-
-HOLD_OUTCOMES = {TransferResult.OK, TransferResult.EXISTS, TransferResult.EXCEEDS_CREDITS}
-RESOLVE_OUTCOMES = {TransferResult.OK, TransferResult.EXISTS}
 
 
 def hold_id(payment_id: str) -> str:
     """Transfer id of a payment's hold."""
     return f"{payment_id}:hold"
+
+
+def _refused(transfer_id: str, result: TransferResult) -> ApplicationError:
+    # The payment and the ledger disagree: stop loudly rather than guess (non-retryable:
+    # retrying cannot change the answer).
+    return ApplicationError(
+        f"ledger refused transfer {transfer_id}: {result.value}",
+        type="ledger_refused",
+        non_retryable=True,
+    )
 
 
 class LedgerActivities:
@@ -29,44 +38,43 @@ class LedgerActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def _transfer(self, transfer: Transfer, allowed: set[TransferResult]) -> LedgerResult:
-        result = await create_transfer(self._engine, transfer)
-        if result not in allowed:
-            # Anything else means the payment and the ledger disagree: stop loudly rather
-            # than guess (non-retryable: retrying cannot change the answer).
-            raise ApplicationError(
-                f"ledger refused transfer {transfer.id}: {result.value}",
-                type="ledger_refused",
-                non_retryable=True,
-            )
-        return LedgerResult(transfer.id, result.value)
-
     @activity.defn(name="hold_funds")
     async def hold_funds(self, request: LedgerInput) -> LedgerResult:
         """Reserve the amount on the debtor's account (pending transfer to settlement)."""
         transfer = Transfer(
             id=hold_id(request.payment_id),
             debit_account_id=request.account_id,
-            credit_account_id=settlement_account_id(request.rail, request.currency),
+            credit_account_id=shard_of(
+                settlement_account_id(request.rail, request.currency), request.payment_id
+            ),
             amount=request.amount,
             currency=request.currency,
             code="payment_hold",
             kind=TransferKind.PENDING,
         )
-        return await self._transfer(transfer, HOLD_OUTCOMES)
+        result = await create_transfer(self._engine, transfer)
+        if result is TransferResult.ID_ALREADY_FAILED:
+            # a retry after the first attempt was refused: report the original refusal
+            result = await failure_of(self._engine, transfer.id) or result
+        if result.succeeded or result is TransferResult.EXCEEDS_CREDITS:
+            return LedgerResult(transfer.id, result.value)
+        raise _refused(transfer.id, result)
 
     async def _resolve(self, request: LedgerInput, kind: TransferKind, step: str) -> LedgerResult:
         transfer = Transfer(
             id=f"{request.payment_id}:{step}",
-            debit_account_id=request.account_id,
-            credit_account_id=settlement_account_id(request.rail, request.currency),
-            amount=request.amount,
-            currency=request.currency,
+            debit_account_id=None,  # inherited from the hold
+            credit_account_id=None,
+            amount=None,
+            currency=None,
             code=f"payment_{step}",
             kind=kind,
             pending_id=hold_id(request.payment_id),
         )
-        return await self._transfer(transfer, RESOLVE_OUTCOMES)
+        result = await create_transfer(self._engine, transfer)
+        if not result.succeeded:
+            raise _refused(transfer.id, result)
+        return LedgerResult(transfer.id, result.value)
 
     @activity.defn(name="post_hold")
     async def post_hold(self, request: LedgerInput) -> LedgerResult:

@@ -205,3 +205,25 @@ class PaymentList(BaseModel):
     object: Literal["list"] = "list"
     data: list[PaymentOut]
     has_more: bool
+
+
+class EntryOut(BaseModel):
+    """One movement on an account, with the balances right after it."""
+
+    id: str
+    object: Literal["entry"] = "entry"
+    account_id: str
+    version: int
+    transfer_id: str
+    posted_change: int  # credits minus debits, as the account holder sees it
+    pending_change: int
+    balances_after: Balances
+    created_at: datetime | None
+
+
+class EntryList(BaseModel):
+    """A page of entries, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[EntryOut]
+    has_more: bool

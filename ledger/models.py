@@ -41,7 +41,9 @@ Transfers (`create_transfers(engine, batch, now)` → one `TransferResult` per e
        the credit account (a partial post releases the rest). Void: both pendings -= p.
        The stored post/void transfer carries the resolved accounts, amount and currency.
     4. Linked chains. An event with linked=True chains to the next event; a chain ends at
-       the first event with linked=False. If any event of a chain fails, none of the chain
+       the first event with linked=False. An event fails when its result is anything but OK
+       or EXISTS (so retrying a whole chain answers EXISTS for each event). If any event of a
+       chain fails, none of the chain
        takes effect: the failing event gets its own result and every other event of the
        chain gets LINKED_EVENT_FAILED. If the batch ends while a chain is open, every event
        of that chain gets LINKED_EVENT_CHAIN_OPEN and nothing of it takes effect.
@@ -59,7 +61,9 @@ Entries: every balance change writes one entry per account leg with the account'
 from __future__ import annotations
 
 import enum
+import zlib
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class TransferKind(enum.StrEnum):
@@ -197,6 +201,12 @@ class Entry:
     debits_posted: int
     credits_pending: int
     credits_posted: int
+    leg: str = ""
+    debits_pending_delta: int = 0
+    debits_posted_delta: int = 0
+    credits_pending_delta: int = 0
+    credits_posted_delta: int = 0
+    created_at: datetime | None = None
 
 
 SETTLEMENT_SHARDS = 16
@@ -219,6 +229,4 @@ def shard_of(account_id: str, key: str, shards: int = SETTLEMENT_SHARDS) -> str:
     reads sum the shards. The choice only needs to be stable for a key (a hold, its post and
     its void inherit the pending transfer's shard anyway).
     """
-    import zlib
-
     return f"{account_id}_s{zlib.crc32(key.encode()) % shards:02d}"

@@ -1,4 +1,4 @@
-"""The `payments` command for ops: API keys and database migrations (more to come)."""
+"""The `payments` command for ops: API keys, ledger verification, database migrations."""
 
 from __future__ import annotations
 
@@ -21,6 +21,24 @@ async def _create_key(tenant: str, name: str, scopes: list[str]) -> str:
         await dispose_engines()
 
 
+async def _verify_ledger() -> int:
+    from ledger import verify_ledger
+
+    try:
+        report = await verify_ledger(get_engine(get_settings()))
+    finally:
+        await dispose_engines()
+    checked = f"{report.accounts} accounts, {report.entries} entries, {report.transfers} transfers"
+    if report.ok:
+        print(f"OK: ledger verified ({checked}); every currency sums to zero")
+        return 0
+    print(f"FAIL: {report.problems[0]}")
+    for problem in report.problems[1:]:
+        print(f"also: {problem}")
+    print(f"checked {checked}")
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `payments` console script."""
     parser = argparse.ArgumentParser(prog="payments", description=__doc__)
@@ -37,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations")
 
+    ledger = commands.add_parser("ledger", help="the ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    ledger_commands.add_parser(
+        "verify", help="recompute every balance from entries; exit 1 on any discrepancy"
+    )
+
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
@@ -50,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"created key for {args.name} in tenant {args.tenant} with scopes {scopes}")
         print(key)
         return 0
+    if args.command == "ledger":
+        return asyncio.run(_verify_ledger())
     if args.command == "db":
         from payments.migrate import upgrade
 

@@ -77,6 +77,8 @@ ledger_accounts = Table(
     Column("debits_posted", BigInteger, nullable=False),
     Column("credits_pending", BigInteger, nullable=False),
     Column("credits_posted", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("parent_id", Text),
     Column("created_at", DateTime(timezone=True)),
 )
 
@@ -91,6 +93,35 @@ ledger_transfers = Table(
     Column("code", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("pending_id", Text),
+    Column("linked", Boolean, nullable=False),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("transfer_id", Text, nullable=False),
+    Column("leg", Text, nullable=False),
+    Column("debits_pending_delta", BigInteger, nullable=False),
+    Column("debits_posted_delta", BigInteger, nullable=False),
+    Column("credits_pending_delta", BigInteger, nullable=False),
+    Column("credits_posted_delta", BigInteger, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+ledger_transfer_failures = Table(
+    "ledger_transfer_failures",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("result", Text, nullable=False),
     Column("created_at", DateTime(timezone=True)),
 )
 

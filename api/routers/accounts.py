@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import Engine, Reader, Writer
 from api.errors import ProblemError
-from api.schemas import CURRENCIES, AccountCreate, AccountOut, Balances
-from ledger import Account, open_account
+from api.schemas import CURRENCIES, AccountCreate, AccountOut, Balances, EntryList, EntryOut
+from ledger import Account, Entry, account_entries, open_account
 from ledger.engine import account_from_row
 from payments.ids import new_id
 from payments.tables import customers, ledger_accounts
@@ -97,3 +97,52 @@ async def get_account(account_id: str, principal: Reader, engine: Engine) -> Acc
     if row is None:
         raise ProblemError(404, "account_not_found", f"No account {account_id}.")
     return account_out(account_from_row(row), row.created_at)
+
+
+@router.get("/{account_id}/entries", response_model=EntryList)
+async def list_entries(
+    account_id: str,
+    principal: Reader,
+    engine: Engine,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: str | None = None,
+) -> EntryList:
+    """The account's ledger entries, newest first; page with `starting_after=<entry id>`."""
+    row = await load_customer_account(engine, principal.tenant_id, account_id)
+    if row is None:
+        raise ProblemError(404, "account_not_found", f"No account {account_id}.")
+    before = None
+    if starting_after is not None:
+        prefix, _, version = starting_after.rpartition(":")
+        if prefix != account_id or not version.isdigit():
+            raise ProblemError(
+                422,
+                "invalid_cursor",
+                "starting_after must be an entry id of this account.",
+                param="starting_after",
+            )
+        before = int(version)
+    async with engine.connect() as conn:
+        entries = await account_entries(conn, account_id, limit=limit + 1, before_version=before)
+    return EntryList(
+        data=[_entry_out(entry) for entry in entries[:limit]], has_more=len(entries) > limit
+    )
+
+
+def _entry_out(entry: Entry) -> EntryOut:
+    posted = entry.credits_posted_delta - entry.debits_posted_delta
+    pending = entry.credits_pending_delta - entry.debits_pending_delta
+    return EntryOut(
+        id=f"{entry.account_id}:{entry.version}",
+        account_id=entry.account_id,
+        version=entry.version,
+        transfer_id=entry.transfer_id,
+        posted_change=posted,
+        pending_change=pending,
+        balances_after=Balances(
+            posted=entry.credits_posted - entry.debits_posted,
+            pending=entry.credits_pending - entry.debits_pending,
+            available=entry.credits_posted - entry.debits_posted - entry.debits_pending,
+        ),
+        created_at=entry.created_at,
+    )

@@ -12,8 +12,8 @@ from api.errors import ProblemError
 from api.idempotency import run_idempotently
 from api.routers.accounts import load_customer_account
 from api.schemas import DepositCreate, DepositOut
-from ledger import Transfer, TransferResult, create_transfer_in
-from ledger.models import funding_account_id
+from ledger import Transfer, TransferResult, create_transfers_in
+from ledger.models import funding_account_id, shard_of
 from payments.ids import new_id
 from payments.tables import deposits
 
@@ -59,16 +59,18 @@ async def create_deposit(
                     .returning(*deposits.c)
                 )
             ).one()
-            result = await create_transfer_in(
+            [result] = await create_transfers_in(
                 conn,
-                Transfer(
-                    id=deposit_id,
-                    debit_account_id=funding_account_id(body.currency),
-                    credit_account_id=body.account_id,
-                    amount=body.amount,
-                    currency=body.currency,
-                    code="deposit",
-                ),
+                [
+                    Transfer(
+                        id=deposit_id,
+                        debit_account_id=shard_of(funding_account_id(body.currency), deposit_id),
+                        credit_account_id=body.account_id,
+                        amount=body.amount,
+                        currency=body.currency,
+                        code="deposit",
+                    )
+                ],
             )
             if result is not TransferResult.OK:
                 raise ProblemError(409, "ledger_refused", f"The ledger refused: {result.value}.")

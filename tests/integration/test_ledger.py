@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -13,9 +15,14 @@ from ledger import (
     Transfer,
     TransferKind,
     TransferResult,
+    account_entries,
     create_transfer,
+    create_transfers,
+    expire_pending_transfers,
+    failure_of,
     get_account,
     open_account,
+    verify_ledger,
 )
 from ledger.models import funding_account_id, settlement_account_id
 from payments.api_keys import ensure_tenant
@@ -115,7 +122,7 @@ async def test_void_releases_the_hold_and_a_hold_resolves_once(engine: AsyncEngi
     assert await create_transfer(engine, void) is TransferResult.OK
     assert await balances(engine, account) == (0, 0, 0, 1_000)
     post = resolve("pay_b", account, 1_000, TransferKind.POST_PENDING)
-    assert await create_transfer(engine, post) is TransferResult.PENDING_ALREADY_RESOLVED
+    assert await create_transfer(engine, post) is TransferResult.PENDING_TRANSFER_ALREADY_VOIDED
     assert await balances(engine, account) == (0, 0, 0, 1_000)
 
 
@@ -132,7 +139,7 @@ async def test_repeated_id_with_different_fields_is_an_error(engine: AsyncEngine
     await deposit(engine, account, 5_000)
     assert await create_transfer(engine, hold("pay_d", account, 100)) is TransferResult.OK
     different = await create_transfer(engine, hold("pay_d", account, 200))
-    assert different is TransferResult.EXISTS_WITH_DIFFERENT_FIELDS
+    assert different is TransferResult.EXISTS_WITH_DIFFERENT_AMOUNT
     assert await balances(engine, account) == (100, 0, 0, 5_000)
 
 
@@ -149,7 +156,7 @@ async def test_concurrent_retries_of_one_hold_move_money_once(engine: AsyncEngin
 async def test_unknown_account_and_currency_mismatch(engine: AsyncEngine) -> None:
     account = await new_customer_account(engine)
     missing = Transfer(new_id("t"), FUNDING, "acc_missing", 1, "EUR", "deposit")
-    assert await create_transfer(engine, missing) is TransferResult.ACCOUNT_NOT_FOUND
+    assert await create_transfer(engine, missing) is TransferResult.CREDIT_ACCOUNT_NOT_FOUND
     usd = Transfer(new_id("t"), funding_account_id("USD"), account, 1, "USD", "deposit")
     assert await create_transfer(engine, usd) is TransferResult.CURRENCY_MISMATCH
 
@@ -188,3 +195,107 @@ async def test_balances_sum_to_zero_per_currency(engine: AsyncEngine) -> None:
     assert rows, "no accounts found"
     for currency, posted, pending in rows:
         assert (posted, pending) == (0, 0), currency
+
+
+async def test_partial_post_releases_the_rest(engine: AsyncEngine) -> None:
+    account = await new_customer_account(engine)
+    await deposit(engine, account, 1_000)
+    await create_transfer(engine, hold("pay_g", account, 600))
+    partial = Transfer(
+        "pay_g:post",
+        None,
+        None,
+        250,
+        None,
+        "payment_post",
+        TransferKind.POST_PENDING,
+        pending_id="pay_g:hold",
+    )
+    assert await create_transfer(engine, partial) is TransferResult.OK
+    assert await balances(engine, account) == (0, 250, 0, 1_000)
+
+
+async def test_linked_chain_is_all_or_nothing(engine: AsyncEngine) -> None:
+    first, second = await new_customer_account(engine), await new_customer_account(engine)
+    await deposit(engine, first, 500)
+    chain = [
+        Transfer(new_id("t"), first, second, 300, "EUR", "move", linked=True),
+        Transfer(new_id("t"), first, second, 300, "EUR", "move"),  # would overdraw
+    ]
+    results = await create_transfers(engine, chain)
+    assert results == [TransferResult.LINKED_EVENT_FAILED, TransferResult.EXCEEDS_CREDITS]
+    assert await balances(engine, first) == (0, 0, 0, 500)
+    # the failed id stays failed; the linked_event_failed one is free to use again
+    assert await create_transfer(engine, chain[1]) is TransferResult.ID_ALREADY_FAILED
+    assert await failure_of(engine, chain[1].id) is TransferResult.EXCEEDS_CREDITS
+    assert await create_transfer(engine, replace(chain[0], linked=False)) is TransferResult.OK
+    open_chain = [Transfer(new_id("t"), first, second, 1, "EUR", "move", linked=True)]
+    assert await create_transfers(engine, open_chain) == [TransferResult.LINKED_EVENT_CHAIN_OPEN]
+
+
+async def test_pending_timeout_expires_and_releases(engine: AsyncEngine) -> None:
+    account = await new_customer_account(engine)
+    await deposit(engine, account, 1_000)
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    timed = Transfer(
+        "pay_h:hold",
+        account,
+        SETTLEMENT,
+        400,
+        "EUR",
+        "payment_hold",
+        TransferKind.PENDING,
+        timeout_seconds=60,
+    )
+    assert await create_transfer(engine, timed, now=start) is TransferResult.OK
+    assert await expire_pending_transfers(engine, now=start + timedelta(seconds=59)) == 0
+    late_post = resolve("pay_h", account, 400, TransferKind.POST_PENDING)
+    at_expiry = start + timedelta(seconds=60)
+    assert await create_transfer(engine, late_post, now=at_expiry) is (
+        TransferResult.PENDING_TRANSFER_EXPIRED
+    )
+    assert await expire_pending_transfers(engine, now=at_expiry) >= 1
+    assert await balances(engine, account) == (0, 0, 0, 1_000)
+
+
+async def test_entries_record_every_balance_and_verify_passes(engine: AsyncEngine) -> None:
+    account = await new_customer_account(engine)
+    await deposit(engine, account, 1_000)
+    await create_transfer(engine, hold("pay_i", account, 300))
+    await create_transfer(engine, resolve("pay_i", account, 300, TransferKind.POST_PENDING))
+    async with engine.connect() as conn:
+        entries = await account_entries(conn, account, limit=10)
+    assert [(e.version, e.debits_pending, e.debits_posted, e.credits_posted) for e in entries] == [
+        (3, 0, 300, 1_000),
+        (2, 300, 0, 1_000),
+        (1, 0, 0, 1_000),
+    ]
+    report = await verify_ledger(engine)
+    assert report.ok, report.problems
+    assert report.entries >= 6
+
+
+async def test_verify_reports_a_balance_changed_behind_the_ledgers_back(
+    engine: AsyncEngine,
+) -> None:
+    account = await new_customer_account(engine)
+    await deposit(engine, account, 1_000)
+
+    async def set_credits(value: int) -> None:
+        async with engine.begin() as conn:
+            # only a superuser bypassing triggers can do this; verify must still notice
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            await conn.execute(
+                text("UPDATE ledger_accounts SET credits_posted = :v WHERE id = :id"),
+                {"v": value, "id": account},
+            )
+
+    await set_credits(1_500)
+    try:
+        report = await verify_ledger(engine)
+        assert not report.ok
+        assert any(account in problem for problem in report.problems)
+        assert any("sum to zero" in problem for problem in report.problems)
+    finally:
+        await set_credits(1_000)
+    assert (await verify_ledger(engine)).ok

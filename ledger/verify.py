@@ -1,0 +1,118 @@
+"""Recompute the ledger from its entries and compare: the auditor's check.
+
+Checks, each over the whole ledger:
+1. every account's balances equal the sums of its entries' deltas, and its version the count;
+2. every account's entries form an unbroken chain (versions 1..n, each entry's balances =
+   the previous entry's + its deltas);
+3. every transfer has exactly two entries whose debit and credit movements are equal;
+4. per currency, debits equal credits (the balances sum to zero), posted and pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_RECOMPUTED = text("""
+    SELECT a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
+           a.version, coalesce(s.dpe, 0), coalesce(s.dpo, 0), coalesce(s.cpe, 0),
+           coalesce(s.cpo, 0), coalesce(s.n, 0)
+      FROM ledger_accounts a
+      LEFT JOIN (SELECT account_id, sum(debits_pending_delta) dpe, sum(debits_posted_delta) dpo,
+                        sum(credits_pending_delta) cpe, sum(credits_posted_delta) cpo,
+                        count(*) n
+                   FROM ledger_entries GROUP BY account_id) s ON s.account_id = a.id
+     WHERE (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.version)
+           IS DISTINCT FROM (coalesce(s.dpe, 0), coalesce(s.dpo, 0), coalesce(s.cpe, 0),
+                             coalesce(s.cpo, 0), coalesce(s.n, 0))
+     ORDER BY a.id LIMIT 1
+""")
+
+_CHAIN = text("""
+    SELECT account_id, version FROM (
+        SELECT e.*, row_number() OVER w AS expected_version,
+               coalesce(lag(debits_pending) OVER w, 0) + debits_pending_delta AS dpe,
+               coalesce(lag(debits_posted) OVER w, 0) + debits_posted_delta AS dpo,
+               coalesce(lag(credits_pending) OVER w, 0) + credits_pending_delta AS cpe,
+               coalesce(lag(credits_posted) OVER w, 0) + credits_posted_delta AS cpo
+          FROM ledger_entries e
+        WINDOW w AS (PARTITION BY account_id ORDER BY version)) x
+     WHERE version <> expected_version
+        OR (debits_pending, debits_posted, credits_pending, credits_posted)
+           <> (dpe, dpo, cpe, cpo)
+     ORDER BY account_id, version LIMIT 1
+""")
+
+_TRANSFERS = text("""
+    SELECT t.id, coalesce(s.n, 0), s.debits, s.credits
+      FROM ledger_transfers t
+      LEFT JOIN (SELECT transfer_id, count(*) n,
+                        sum(debits_pending_delta + debits_posted_delta) debits,
+                        sum(credits_pending_delta + credits_posted_delta) credits
+                   FROM ledger_entries GROUP BY transfer_id) s ON s.transfer_id = t.id
+     WHERE s.n IS DISTINCT FROM 2 OR s.debits IS DISTINCT FROM s.credits
+     ORDER BY t.id LIMIT 1
+""")
+
+_ZERO_SUM = text("""
+    SELECT currency, sum(debits_posted) - sum(credits_posted),
+           sum(debits_pending) - sum(credits_pending)
+      FROM ledger_accounts GROUP BY currency
+    HAVING sum(debits_posted) <> sum(credits_posted)
+        OR sum(debits_pending) <> sum(credits_pending)
+     ORDER BY currency LIMIT 1
+""")
+
+_COUNTS = text("""
+    SELECT (SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM ledger_entries),
+           (SELECT count(*) FROM ledger_transfers)
+""")
+
+
+@dataclass
+class VerifyReport:
+    """The outcome: `ok`, what was checked, and the first discrepancy of each kind."""
+
+    accounts: int = 0
+    entries: int = 0
+    transfers: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check found a discrepancy."""
+        return not self.problems
+
+
+async def verify_ledger(engine: AsyncEngine) -> VerifyReport:
+    """Run every check in one consistent snapshot (REPEATABLE READ, read-only)."""
+    report = VerifyReport()
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            await conn.execute(text("SET TRANSACTION READ ONLY"))
+            report.accounts, report.entries, report.transfers = (await conn.execute(_COUNTS)).one()
+            row = (await conn.execute(_RECOMPUTED)).first()
+            if row is not None:
+                report.problems.append(
+                    f"account {row[0]}: balances (dp={row[1]}, dP={row[2]}, cp={row[3]}, "
+                    f"cP={row[4]}, version={row[5]}) differ from its entries (dp={row[6]}, "
+                    f"dP={row[7]}, cp={row[8]}, cP={row[9]}, entries={row[10]})"
+                )
+            row = (await conn.execute(_CHAIN)).first()
+            if row is not None:
+                report.problems.append(f"account {row[0]}: entry chain broken at version {row[1]}")
+            row = (await conn.execute(_TRANSFERS)).first()
+            if row is not None:
+                report.problems.append(
+                    f"transfer {row[0]}: {row[1]} entries, debits {row[2]} vs credits {row[3]}"
+                )
+            row = (await conn.execute(_ZERO_SUM)).first()
+            if row is not None:
+                report.problems.append(
+                    f"currency {row[0]}: balances do not sum to zero "
+                    f"(posted off by {row[1]}, pending off by {row[2]})"
+                )
+    return report
