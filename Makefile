@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test install lint typecheck fmt unit clean
+.PHONY: dev test install lint typecheck fmt unit clean bench-ledger
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,9 @@ typecheck: $(STAMP)
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+bench-ledger: $(STAMP)
+	$(BIN)/python bench/ledger_bench.py
 
 clean:
 	rm -rf .data

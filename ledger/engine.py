@@ -1,6 +1,6 @@
 """The ledger's Python face: batches of transfers in one round trip, reads, expiry.
 
-The posting rules themselves run inside PostgreSQL (`ledger/sql/0002_functions.sql`), so a
+The posting rules themselves run inside PostgreSQL (`ledger/sql/`, newest file wins), so a
 batch is one statement: atomic, one round trip, accounts locked in id order. This module
 only marshals events and results, and retries the rare transient conflicts so callers never
 see them.

@@ -1,5 +1,5 @@
 -- The ledger's posting rules (ledger/models.py has the specification in prose).
--- Installed by migration 0002; a later change ships as a new file and migration.
+-- Installed by migration 0002; 0003_functions.sql replaces the batch function.
 
 -- Apply the balance deltas of one transfer to its two accounts and write both entries.
 CREATE FUNCTION ledger_post_legs(

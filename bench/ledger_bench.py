@@ -1,0 +1,238 @@
+"""Ledger benchmark: the real ledger against the bare minimum SQL, side by side, one run.
+
+    make bench-ledger            (or: .venv/bin/python bench/ledger_bench.py --seconds 5)
+
+Both systems run against the same PostgreSQL, through the same client stack (SQLAlchemy +
+psycopg, one round trip per batch), with the same workload: 8 concurrent clients moving
+money between 1,000 accounts picked with a Zipf-skewed hot set, at batch sizes 1, 10, 100.
+
+- ledger:    `ledger.create_transfers` (the batch function: idempotency, limits, entries,
+             DB-enforced integrity triggers).
+- reference: the bare minimum for a transfer, as one statement per batch too: insert the
+             transfers, add the amounts to the two balances; no checks, no entries.
+
+The runs alternate (reference, ledger, reference, ledger …) so machine noise hits both alike;
+the table reports the median of the rounds. Not a test: figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ledger import AccountSpec, Transfer, create_accounts, create_transfers, verify_ledger
+from payments.devstack import free_port
+from payments.embedded_pg import EmbeddedPostgres
+from payments.migrate import upgrade
+from payments.settings import Settings
+
+ACCOUNTS = 1_000
+CLIENTS = 8
+ZIPF_S = 1.1
+
+REFERENCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bench_accounts (
+    id text PRIMARY KEY, debits_posted bigint NOT NULL DEFAULT 0,
+    credits_posted bigint NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS bench_transfers (
+    id text PRIMARY KEY, debit_account_id text NOT NULL, credit_account_id text NOT NULL,
+    amount bigint NOT NULL);
+"""
+# insert + balance updates, nothing else (accounts touched in id order so that the
+# reference, too, never deadlocks and the comparison is about the work, not retries)
+REFERENCE_BATCH = text("""
+WITH t AS (
+    INSERT INTO bench_transfers
+    SELECT * FROM jsonb_to_recordset(CAST(:events AS jsonb))
+        AS x(id text, debit_account_id text, credit_account_id text, amount bigint)
+    RETURNING debit_account_id, credit_account_id, amount
+), deltas AS (
+    SELECT account, sum(d) AS d, sum(c) AS c FROM (
+        SELECT debit_account_id AS account, amount AS d, 0 AS c FROM t
+        UNION ALL SELECT credit_account_id, 0, amount FROM t) legs
+    GROUP BY account
+), locked AS (
+    SELECT a.id FROM bench_accounts a JOIN deltas ON deltas.account = a.id
+    ORDER BY a.id FOR UPDATE OF a
+)
+UPDATE bench_accounts a SET debits_posted = a.debits_posted + deltas.d,
+                            credits_posted = a.credits_posted + deltas.c
+FROM deltas, locked WHERE a.id = deltas.account AND locked.id = a.id
+""")
+
+
+@dataclass
+class Run:
+    """One measured run of one system at one batch size."""
+
+    system: str
+    batch: int
+    transfers: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def per_second(self) -> float:
+        """Transfers per second."""
+        return self.transfers / self.seconds
+
+    def percentile(self, q: float) -> float:
+        """Batch latency percentile in milliseconds."""
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def zipf_weights(n: int, s: float) -> list[float]:
+    """Zipf weights over ranks 1..n: a few hot accounts take most transfers."""
+    return [1.0 / (rank**s) for rank in range(1, n + 1)]
+
+
+def pairs(rng: random.Random, ids: list[str], weights: list[float], count: int) -> list[tuple[str, str]]:
+    """`count` (debit, credit) pairs of distinct accounts, Zipf-skewed."""
+    out: list[tuple[str, str]] = []
+    while len(out) < count:
+        debit, credit = rng.choices(ids, weights, k=2)
+        if debit != credit:
+            out.append((debit, credit))
+    return out
+
+
+async def drive(
+    name: str,
+    batch: int,
+    seconds: float,
+    submit: Callable[[list[tuple[str, str, str]]], Awaitable[None]],
+    ids: list[str],
+    weights: list[float],
+    seed: int,
+) -> Run:
+    """Run CLIENTS concurrent clients for `seconds`, each sending batches of `batch`."""
+    latencies: list[float] = []
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        nonlocal done
+        rng = random.Random(seed * 1000 + index)
+        while time.perf_counter() < stop_at:
+            events = [
+                (f"{name}-{uuid.uuid4().hex}", d, c) for d, c in pairs(rng, ids, weights, batch)
+            ]
+            started = time.perf_counter()
+            await submit(events)
+            latencies.append((time.perf_counter() - started) * 1000)
+            done += len(events)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+    return Run(name, batch, done, time.perf_counter() - started, latencies)
+
+
+async def benchmark(engine: AsyncEngine, seconds: float, rounds: int) -> list[tuple[Run, Run]]:
+    """Alternate reference and ledger runs at each batch size; median per pair."""
+    ids = [f"acc_bench_{i:04d}" for i in range(ACCOUNTS)]
+    await create_accounts(engine, [AccountSpec(id=i, currency="EUR", kind="fees") for i in ids])
+    async with engine.begin() as conn:
+        for statement in REFERENCE_SCHEMA.split(";"):
+            if statement.strip():
+                await conn.execute(text(statement))
+        await conn.execute(
+            text("INSERT INTO bench_accounts (id) SELECT unnest(CAST(:ids AS text[]))"),
+            {"ids": ids},
+        )
+    weights = zipf_weights(ACCOUNTS, ZIPF_S)
+
+    async def ledger_submit(events: list[tuple[str, str, str]]) -> None:
+        results = await create_transfers(
+            engine, [Transfer(i, d, c, 1, "EUR", "bench") for i, d, c in events]
+        )
+        assert all(r.value == "ok" for r in results), results
+
+    async def reference_submit(events: list[tuple[str, str, str]]) -> None:
+        payload = json.dumps(
+            [{"id": i, "debit_account_id": d, "credit_account_id": c, "amount": 1}
+             for i, d, c in events]
+        )
+        for attempt in range(5):
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(REFERENCE_BATCH, {"events": payload})
+                return
+            except DBAPIError:
+                if attempt == 4:
+                    raise
+
+    results: list[tuple[Run, Run]] = []
+    for batch in (1, 10, 100):
+        references: list[Run] = []
+        ledgers: list[Run] = []
+        for round_ in range(rounds):
+            seed = batch * 100 + round_
+            references.append(
+                await drive("reference", batch, seconds, reference_submit, ids, weights, seed)
+            )
+            ledgers.append(await drive("ledger", batch, seconds, ledger_submit, ids, weights, seed))
+        results.append((_median(references), _median(ledgers)))
+    return results
+
+
+def _median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.per_second)[len(runs) // 2]
+
+
+def report(results: list[tuple[Run, Run]]) -> str:
+    """The table printed at the end."""
+    lines = [
+        f"{CLIENTS} clients, {ACCOUNTS} accounts, Zipf s={ZIPF_S}; median of rounds",
+        f"{'batch':>5} | {'reference/s':>11} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'ledger/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}",
+    ]
+    for reference, ledger in results:
+        lines.append(
+            f"{ledger.batch:>5} | {reference.per_second:>11,.0f} {reference.percentile(0.5):>7.2f} "
+            f"{reference.percentile(0.99):>7.2f} | {ledger.per_second:>9,.0f} "
+            f"{ledger.percentile(0.5):>7.2f} {ledger.percentile(0.99):>7.2f} | "
+            f"{ledger.per_second / reference.per_second:>5.2f}"
+        )
+    return "\n".join(lines)
+
+
+async def main(seconds: float, rounds: int) -> None:
+    """Start a private PostgreSQL, benchmark, verify the ledger, print the table."""
+    data = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    postgres = EmbeddedPostgres(data / "postgres", free_port())
+    postgres.start()
+    try:
+        upgrade(Settings(database_url=postgres.url))
+        engine = create_async_engine(postgres.url, pool_size=CLIENTS, max_overflow=0)
+        results = await benchmark(engine, seconds, rounds)
+        verified = await verify_ledger(engine)
+        await engine.dispose()
+        print(report(results))
+        print(
+            f"ledger verify after the run: {'OK' if verified.ok else verified.problems[0]} "
+            f"({verified.transfers:,} transfers, {verified.entries:,} entries)"
+        )
+    finally:
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per size")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.seconds, arguments.rounds))
