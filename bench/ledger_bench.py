@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import tempfile
 import time
 import uuid
@@ -100,7 +99,9 @@ def zipf_weights(n: int, s: float) -> list[float]:
     return [1.0 / (rank**s) for rank in range(1, n + 1)]
 
 
-def pairs(rng: random.Random, ids: list[str], weights: list[float], count: int) -> list[tuple[str, str]]:
+def pairs(
+    rng: random.Random, ids: list[str], weights: list[float], count: int
+) -> list[tuple[str, str]]:
     """`count` (debit, credit) pairs of distinct accounts, Zipf-skewed."""
     out: list[tuple[str, str]] = []
     while len(out) < count:
@@ -163,8 +164,10 @@ async def benchmark(engine: AsyncEngine, seconds: float, rounds: int) -> list[tu
 
     async def reference_submit(events: list[tuple[str, str, str]]) -> None:
         payload = json.dumps(
-            [{"id": i, "debit_account_id": d, "credit_account_id": c, "amount": 1}
-             for i, d, c in events]
+            [
+                {"id": i, "debit_account_id": d, "credit_account_id": c, "amount": 1}
+                for i, d, c in events
+            ]
         )
         for attempt in range(5):
             try:
