@@ -64,3 +64,15 @@ def test_health_and_readiness(stack: Stack) -> None:
         "/v1/accounts/{account_id}",
         "/v1/deposits",
     } <= set(spec["paths"])
+
+
+def test_ledger_verify_reports_ok_after_real_traffic(stack: Stack) -> None:
+    cli = Path(sys.executable).parent / "payments"
+    done = subprocess.run(
+        [str(cli), "ledger", "verify"],
+        env=settings_env(stack.settings),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("OK: ledger verified")

@@ -24,7 +24,7 @@ from ledger import (
     open_account,
     verify_ledger,
 )
-from ledger.models import funding_account_id, settlement_account_id
+from ledger.models import funding_account_id, settlement_account_id, shard_of
 from payments.api_keys import ensure_tenant
 from payments.ids import new_id
 from payments.tables import customers
@@ -299,3 +299,29 @@ async def test_verify_reports_a_balance_changed_behind_the_ledgers_back(
     finally:
         await set_credits(1_000)
     assert (await verify_ledger(engine)).ok
+
+
+async def test_hot_settlement_account_is_sharded_and_read_as_one(engine: AsyncEngine) -> None:
+    account = await new_customer_account(engine)
+    await deposit(engine, account, 10_000)
+    async with engine.connect() as conn:
+        before = await get_account(conn, SETTLEMENT)
+    assert before is not None
+    payments = [f"pay_shard_{i}" for i in range(6)]
+    shards = {shard_of(SETTLEMENT, payment) for payment in payments}
+    assert len(shards) > 1  # different payments lock different rows
+    for payment in payments:
+        transfer = Transfer(
+            f"{payment}:hold",
+            account,
+            shard_of(SETTLEMENT, payment),
+            100,
+            "EUR",
+            "payment_hold",
+            TransferKind.PENDING,
+        )
+        assert await create_transfer(engine, transfer) is TransferResult.OK
+    async with engine.connect() as conn:
+        after = await get_account(conn, SETTLEMENT)
+    assert after is not None
+    assert after.credits_pending - before.credits_pending == 600

@@ -249,3 +249,34 @@ async def test_other_tenants_objects_are_not_found(tenant: Tenant, stack: Stack)
         )
         assert theirs.status_code == 422
         assert theirs.json()["code"] == "account_not_found"
+
+
+async def test_entries_page_through_an_accounts_history(tenant: Tenant) -> None:
+    account = await funded_account(tenant, 10_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 2_500))
+    await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    first = await tenant.partner.get(f"/v1/accounts/{account['id']}/entries", params={"limit": 2})
+    assert first.status_code == 200, first.text
+    page = first.json()
+    # newest first: the post, then the hold; the deposit is on the next page
+    assert [e["transfer_id"] for e in page["data"]] == [
+        f"{payment['id']}:post",
+        f"{payment['id']}:hold",
+    ]
+    assert [(e["posted_change"], e["pending_change"]) for e in page["data"]] == [
+        (-2_500, 2_500),
+        (0, -2_500),
+    ]
+    assert page["data"][0]["balances_after"] == {
+        "posted": 7_500,
+        "pending": 0,
+        "available": 7_500,
+    }
+    assert page["has_more"] is True
+    rest = await tenant.partner.get(
+        f"/v1/accounts/{account['id']}/entries",
+        params={"limit": 2, "starting_after": page["data"][-1]["id"]},
+    )
+    assert [e["version"] for e in rest.json()["data"]] == [1]
+    assert rest.json()["has_more"] is False
+    assert rest.json()["data"][0]["balances_after"]["posted"] == 10_000
