@@ -12,9 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ledger import Transfer, TransferKind, TransferResult, create_transfer, failure_of
+from ledger import (
+    Transfer,
+    TransferKind,
+    TransferResult,
+    create_transfer,
+    expire_pending_transfers,
+    failure_of,
+)
 from ledger.models import settlement_account_id, shard_of
-from workflows.models import LedgerInput, LedgerResult
+from workflows.models import ExpireInput, ExpireResult, LedgerInput, LedgerResult
 
 
 def hold_id(payment_id: str) -> str:
@@ -85,3 +92,8 @@ class LedgerActivities:
     async def void_hold(self, request: LedgerInput) -> LedgerResult:
         """The payment will not go out: release the reservation."""
         return await self._resolve(request, TransferKind.VOID_PENDING, "void")
+
+    @activity.defn(name="expire_pending_transfers")
+    async def expire_pending(self, _: ExpireInput) -> ExpireResult:
+        """Release every pending transfer whose timeout has passed."""
+        return ExpireResult(await expire_pending_transfers(self._engine))

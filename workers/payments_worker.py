@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from datetime import timedelta
 
 import httpx
 import structlog
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
 from activities.kyc import KycActivities
@@ -20,6 +30,8 @@ from compliance.screening import SanctionsList
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect
+from workflows.ledger_maintenance import INTERVAL, SCHEDULE_ID, LedgerMaintenanceWorkflow
+from workflows.models import ExpireInput
 from workflows.payment import PaymentWorkflow
 
 log = structlog.get_logger()
@@ -40,13 +52,14 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[PaymentWorkflow],
+        workflows=[PaymentWorkflow, LedgerMaintenanceWorkflow],
         activities=[
             kyc.check_debtor_kyc,
             screening.screen_parties,
             ledger.hold_funds,
             ledger.post_hold,
             ledger.void_hold,
+            ledger.expire_pending,
             records.record_payment_status,
             rails.submit_to_rail,
             rails.poll_rail_status,
@@ -56,12 +69,31 @@ def build_worker(
     )
 
 
+async def ensure_maintenance_schedule(client: Client, settings: Settings) -> None:
+    """Create the ledger maintenance schedule once (every worker tries; the first wins)."""
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(
+            SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    LedgerMaintenanceWorkflow.run,
+                    ExpireInput(),
+                    id=SCHEDULE_ID,
+                    task_queue=settings.task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=INTERVAL)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+
+
 async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
     sanctions = SanctionsList(settings.sanctions_dir)
     log.info("sanctions list loaded", version=sanctions.version, names=len(sanctions.entries))
     client = await connect(settings)
+    await ensure_maintenance_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

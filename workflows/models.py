@@ -261,3 +261,15 @@ class PaymentView:
     failure: Failure | None = None
     screening_hits: list[ScreeningHit] = field(default_factory=list)
     history: list[StatusChange] = field(default_factory=list)
+
+
+@dataclass
+class ExpireInput:
+    """A ledger maintenance pass (no parameters yet)."""
+
+
+@dataclass
+class ExpireResult:
+    """How many pending transfers the pass released."""
+
+    expired: int = 0

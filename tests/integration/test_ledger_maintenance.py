@@ -1,0 +1,44 @@
+"""The ledger maintenance schedule releases pending transfers whose timeout passed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ledger import Transfer, TransferKind, TransferResult, create_transfer, get_account
+from ledger.models import settlement_account_id
+from payments.db import dispose_engines, get_engine
+from payments.devstack import Stack
+from payments.temporal_client import connect
+from tests.integration.helpers import Tenant, funded_account
+from workflows.ledger_maintenance import SCHEDULE_ID
+
+
+async def test_schedule_expires_a_timed_out_hold(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 1_000)
+    engine = get_engine(stack.settings)
+    hold = Transfer(
+        f"timed-{account['id']}",
+        account["id"],
+        settlement_account_id("sepa", "EUR"),
+        400,
+        "EUR",
+        "test_hold",
+        TransferKind.PENDING,
+        timeout_seconds=1,
+    )
+    assert await create_transfer(engine, hold) is TransferResult.OK
+    await asyncio.sleep(1.2)
+    client = await connect(stack.settings)
+    schedule = client.get_schedule_handle(SCHEDULE_ID)
+    description = await schedule.describe()
+    assert description.schedule.spec.intervals[0].every.total_seconds() == 60
+    await schedule.trigger()
+    for _ in range(100):
+        async with engine.connect() as conn:
+            state = await get_account(conn, account["id"])
+        assert state is not None
+        if state.debits_pending == 0:
+            break
+        await asyncio.sleep(0.1)
+    await dispose_engines()
+    assert (state.debits_pending, state.credits_posted) == (0, 1_000)

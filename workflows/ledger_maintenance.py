@@ -1,0 +1,36 @@
+"""Ledger housekeeping on a Temporal Schedule: release pending transfers whose timeout passed.
+
+Expiry must happen even if nobody touches the transfer again, so it runs on a clock; the
+ledger function is idempotent (an expired hold is expired once), so overlapping or retried
+runs are harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import ExpireInput, ExpireResult
+
+SCHEDULE_ID = "ledger-maintenance"
+INTERVAL = timedelta(minutes=1)
+
+
+@workflow.defn(name="LedgerMaintenance")
+class LedgerMaintenanceWorkflow:
+    """One maintenance pass."""
+
+    @workflow.run
+    async def run(self, request: ExpireInput) -> ExpireResult:
+        """Expire overdue pending transfers."""
+        result: ExpireResult = await workflow.execute_activity(
+            "expire_pending_transfers",
+            request,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+            result_type=ExpireResult,
+        )
+        return result
