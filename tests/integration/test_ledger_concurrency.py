@@ -1,0 +1,247 @@
+"""The ledger under concurrent batches, racing retries, and direct tampering in SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import Counter, defaultdict
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger import (
+    Account,
+    Transfer,
+    TransferKind,
+    TransferResult,
+    create_accounts,
+    create_transfer,
+    create_transfers,
+    failure_of,
+    get_account,
+    verify_ledger,
+)
+from ledger.models import AccountSpec
+
+R = TransferResult
+RING_SIZE = 8
+FUNDING_PER_ACCOUNT = 100
+TASKS = 16
+TRANSFERS_PER_TASK = 50
+
+
+def new_prefix() -> str:
+    return f"lc{uuid.uuid4().hex[:10]}"
+
+
+async def fetch(engine: AsyncEngine, account_id: str) -> Account:
+    async with engine.connect() as conn:
+        account = await get_account(conn, account_id)
+    assert account is not None, account_id
+    return account
+
+
+def state(account: Account) -> tuple[int, int, int, int, int]:
+    return (
+        account.debits_pending,
+        account.debits_posted,
+        account.credits_pending,
+        account.credits_posted,
+        account.version,
+    )
+
+
+async def open_funded(
+    engine: AsyncEngine, prefix: str, names: list[str], amount: int
+) -> tuple[str, list[str]]:
+    """A funding account (no limits) and accounts that may not overdraw, each funded."""
+    funding = f"{prefix}-funding"
+    accounts = [f"{prefix}-{name}" for name in names]
+    await create_accounts(
+        engine,
+        [AccountSpec(funding, "EUR", "funding")]
+        + [
+            AccountSpec(a, "EUR", "settlement", debits_must_not_exceed_credits=True)
+            for a in accounts
+        ],
+    )
+    if amount:
+        funds = [Transfer(f"{a}-fund", funding, a, amount, "EUR", "fund") for a in accounts]
+        assert await create_transfers(engine, funds) == [R.OK] * len(accounts)
+    return funding, accounts
+
+
+async def assert_ledger_ok(engine: AsyncEngine) -> None:
+    report = await verify_ledger(engine)
+    assert report.ok, report.problems
+
+
+async def test_concurrent_batches_around_a_ring_conserve_money(engine: AsyncEngine) -> None:
+    prefix = new_prefix()
+    funding, ring = await open_funded(
+        engine, prefix, [f"r{i}" for i in range(RING_SIZE)], FUNDING_PER_ACCOUNT
+    )
+
+    async def task(number: int) -> list[tuple[Transfer, TransferResult]]:
+        rng = random.Random(number)
+        done: list[tuple[Transfer, TransferResult]] = []
+        while len(done) < TRANSFERS_PER_TASK:
+            batch: list[Transfer] = []
+            for _ in range(min(rng.randint(1, 5), TRANSFERS_PER_TASK - len(done))):
+                i = rng.randrange(RING_SIZE)
+                j = (i + rng.choice((1, -1, 3))) % RING_SIZE  # neighbours, either way round
+                transfer_id = f"{prefix}-w{number}-{len(done) + len(batch)}"
+                amount = rng.randint(1, 60)
+                batch.append(Transfer(transfer_id, ring[i], ring[j], amount, "EUR", "ring"))
+            results = await create_transfers(engine, batch)
+            assert len(results) == len(batch)
+            done.extend(zip(batch, results, strict=True))
+        return done
+
+    # Any exception (deadlock, serialization failure, ...) fails the test here.
+    outcomes = [pair for done in await asyncio.gather(*map(task, range(TASKS))) for pair in done]
+    counts = Counter(TransferResult(result) for _, result in outcomes)
+    assert set(counts) <= {R.OK, R.EXCEEDS_CREDITS}, counts
+    assert counts[R.OK] > len(outcomes) // 4, counts  # money did move
+
+    # Exactly the transfers answered OK moved money, once each.
+    debits: dict[str, int] = defaultdict(int)
+    credits: dict[str, int] = defaultdict(int)
+    legs: Counter[str] = Counter()
+    for transfer, result in outcomes:
+        if result is R.OK:
+            assert transfer.debit_account_id and transfer.credit_account_id and transfer.amount
+            debits[transfer.debit_account_id] += transfer.amount
+            credits[transfer.credit_account_id] += transfer.amount
+            legs.update([transfer.debit_account_id, transfer.credit_account_id])
+    total = 0
+    for account_id in ring:
+        account = await fetch(engine, account_id)
+        expected = (
+            0,
+            debits[account_id],
+            0,
+            FUNDING_PER_ACCOUNT + credits[account_id],
+            1 + legs[account_id],
+        )
+        assert state(account) == expected, account_id
+        assert account.debits_posted <= account.credits_posted, account_id
+        total += account.credits_posted - account.debits_posted
+    assert total == RING_SIZE * FUNDING_PER_ACCOUNT
+    funding_account = await fetch(engine, funding)
+    assert state(funding_account) == (0, RING_SIZE * FUNDING_PER_ACCOUNT, 0, 0, RING_SIZE)
+    await assert_ledger_ok(engine)
+
+
+async def test_one_id_from_ten_tasks_moves_money_once(engine: AsyncEngine) -> None:
+    prefix = new_prefix()
+    funding, accounts = await open_funded(engine, prefix, [f"a{i}" for i in range(5)], 0)
+    for round_, account_id in enumerate(accounts):
+        transfer = Transfer(f"{prefix}-dup{round_}", funding, account_id, 7, "EUR", "dup")
+        results = await asyncio.gather(*(create_transfer(engine, transfer) for _ in range(10)))
+        assert Counter(results) == {R.OK: 1, R.EXISTS: 9}, results
+        assert state(await fetch(engine, account_id)) == (0, 0, 0, 7, 1)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT count(*) FROM ledger_transfers WHERE id = :id"),
+                    {"id": transfer.id},
+                )
+            ).scalar_one()
+            entries = (
+                await conn.execute(
+                    text("SELECT count(*) FROM ledger_entries WHERE transfer_id = :id"),
+                    {"id": transfer.id},
+                )
+            ).scalar_one()
+        assert (rows, entries) == (1, 2)
+    assert state(await fetch(engine, funding)) == (0, 35, 0, 0, 5)
+    await assert_ledger_ok(engine)
+
+
+async def test_racing_posts_and_voids_resolve_a_pending_once(engine: AsyncEngine) -> None:
+    prefix = new_prefix()
+    funding, (account,) = await open_funded(engine, prefix, ["a"], 50)
+    for round_ in range(4):
+        hold = Transfer(
+            f"{prefix}-hold{round_}", account, funding, 10, "EUR", "hold", TransferKind.PENDING
+        )
+        assert await create_transfer(engine, hold) is R.OK
+        kinds = [TransferKind.POST_PENDING, TransferKind.VOID_PENDING] * 5
+        resolutions = [
+            Transfer(f"{hold.id}-r{i}", None, None, None, None, "resolve", kind, hold.id)
+            for i, kind in enumerate(kinds)
+        ]
+        results = await asyncio.gather(*(create_transfer(engine, r) for r in resolutions))
+        assert results.count(R.OK) == 1, results
+        winner = resolutions[results.index(R.OK)].kind
+        lost = (
+            R.PENDING_TRANSFER_ALREADY_POSTED
+            if winner is TransferKind.POST_PENDING
+            else R.PENDING_TRANSFER_ALREADY_VOIDED
+        )
+        assert sorted(results) == sorted([R.OK] + [lost] * 9), results
+    account_state = await fetch(engine, account)
+    assert account_state.debits_pending == 0
+    assert account_state.debits_posted in range(0, 41, 10)
+    assert account_state.version == 1 + 4 * 2  # funding, then each hold and its resolution
+    await assert_ledger_ok(engine)
+
+
+async def test_one_failing_id_from_ten_tasks_fails_once(engine: AsyncEngine) -> None:
+    prefix = new_prefix()
+    funding, (account,) = await open_funded(engine, prefix, ["a"], 5)
+    overdraft = Transfer(f"{prefix}-overdraft", account, funding, 6, "EUR", "too much")
+    results = await asyncio.gather(*(create_transfer(engine, overdraft) for _ in range(10)))
+    assert Counter(results) == {R.EXCEEDS_CREDITS: 1, R.ID_ALREADY_FAILED: 9}, results
+    assert await failure_of(engine, overdraft.id) is R.EXCEEDS_CREDITS
+    assert state(await fetch(engine, account)) == (0, 0, 0, 5, 1)
+
+
+async def test_history_and_balances_cannot_be_rewritten_in_sql(engine: AsyncEngine) -> None:
+    prefix = new_prefix()
+    funding, (account,) = await open_funded(engine, prefix, ["a"], 0)
+    other = f"{prefix}-free"
+    await create_accounts(engine, [AccountSpec(other, "EUR", "fees")])
+    transfer = Transfer(f"{prefix}-t", funding, account, 40, "EUR", "deposit")
+    assert await create_transfer(engine, transfer) is R.OK
+    before = {a: state(await fetch(engine, a)) for a in (funding, account, other)}
+    async with engine.connect() as conn:
+        present = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM ledger_transfers WHERE id = :id),"
+                    " (SELECT count(*) FROM ledger_entries WHERE transfer_id = :id)"
+                ),
+                {"id": transfer.id},
+            )
+        ).one()
+    assert tuple(present) == (1, 2)  # the statements below do match rows
+
+    params = {"id": transfer.id, "a": account, "f": funding, "o": other}
+    tampering = [
+        "UPDATE ledger_transfers SET amount = amount + 1 WHERE id = :id",
+        "UPDATE ledger_transfers SET code = 'forged' WHERE id = :id",
+        "DELETE FROM ledger_transfers WHERE id = :id",
+        "UPDATE ledger_entries SET credits_posted = credits_posted + 1 WHERE transfer_id = :id",
+        "DELETE FROM ledger_entries WHERE transfer_id = :id",
+        # a balance moved without an entry, on an account without limits
+        "UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = :o",
+        # even a balanced pair of moves, still without entries
+        "UPDATE ledger_accounts SET debits_posted = debits_posted + 5 WHERE id = :f;"
+        " UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = :a",
+        # a pending balance moved without an entry
+        "UPDATE ledger_accounts SET debits_pending = debits_pending + 3 WHERE id = :o",
+    ]
+    for statements in tampering:
+        with pytest.raises(DBAPIError):
+            async with engine.begin() as conn:
+                for statement in statements.split(";"):
+                    await conn.execute(text(statement), params)
+        after = {a: state(await fetch(engine, a)) for a in (funding, account, other)}
+        assert after == before, statements
+    assert await create_transfer(engine, transfer) is R.EXISTS
+    await assert_ledger_ok(engine)
