@@ -1,32 +1,80 @@
-"""Persist payment status transitions so the API can read and list payments from PostgreSQL."""
+"""Persist payment status transitions for the API, and announce them as events (webhooks).
+
+The status, its history entry and its event commit in one transaction (an outbox): an event
+exists exactly when the status change does. Deliveries start afterwards and are idempotent,
+so a retried activity neither duplicates events nor deliveries.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
+from temporalio.client import Client
 
-from payments.tables import payment_status_history, payments
+from activities.notify import event_id_for, start_deliveries
+from payments.settings import Settings
+from payments.tables import events, payment_status_history, payments
 from workflows.models import RecordStatusInput
+
+
+async def insert_status_event(
+    conn: AsyncConnection,
+    payment: Any,
+    seq: int,
+    status: str,
+    at: datetime,
+    failure: dict[str, Any] | None,
+) -> str:
+    """Write the event of a payment's status change (no-op if it exists); returns its id."""
+    event_id = event_id_for(payment.id, seq)
+    await conn.execute(
+        insert(events)
+        .values(
+            id=event_id,
+            tenant_id=payment.tenant_id,
+            type=f"payment.{status}",
+            payment_id=payment.id,
+            data={
+                "payment_id": payment.id,
+                "status": status,
+                "account_id": payment.account_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "rail": payment.rail,
+                "failure": failure,
+            },
+            created_at=at,
+        )
+        .on_conflict_do_nothing()
+    )
+    return event_id
 
 
 class PaymentRecordActivities:
     """Writes the workflow's transitions; idempotent on (payment id, sequence number)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, client: Client, settings: Settings) -> None:
         self._engine = engine
+        self._client = client
+        self._settings = settings
 
     @activity.defn(name="record_payment_status")
     async def record_payment_status(self, change: RecordStatusInput) -> None:
-        """Append to the history and move the payment row forward (never backward)."""
+        """Append to the history, move the payment forward (never back), emit the event."""
         at = datetime.fromisoformat(change.at)
-        detail = None
+        failure = None
         if change.failure is not None:
-            detail = {"failure": {"code": change.failure.code, "message": change.failure.message}}
+            failure = {
+                "code": change.failure.code,
+                "message": change.failure.message,
+                "reason_code": change.failure.reason_code,
+            }
         values: dict[str, object] = {
             "status": change.status,
             "status_seq": change.seq,
@@ -41,6 +89,9 @@ class PaymentRecordActivities:
         if change.screening_hits is not None:
             values["screening_hits"] = [asdict(hit) for hit in change.screening_hits]
         async with self._engine.begin() as conn:
+            payment = (
+                await conn.execute(select(payments).where(payments.c.id == change.payment_id))
+            ).one()
             await conn.execute(
                 insert(payment_status_history)
                 .values(
@@ -48,7 +99,7 @@ class PaymentRecordActivities:
                     seq=change.seq,
                     status=change.status,
                     at=at,
-                    detail=detail,
+                    detail={"failure": failure} if failure else None,
                 )
                 .on_conflict_do_nothing()
             )
@@ -57,3 +108,9 @@ class PaymentRecordActivities:
                 .where(payments.c.id == change.payment_id, payments.c.status_seq < change.seq)
                 .values(values)
             )
+            event_id = await insert_status_event(
+                conn, payment, change.seq, change.status, at, failure
+            )
+        await start_deliveries(
+            self._client, self._engine, self._settings, payment.tenant_id, event_id
+        )

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
-from api.routers import accounts, customers, deposits, health, payments, rails
+from api.errors import install_error_handlers, problem_responses
+from api.limits import RateLimiter, RequestLimitsMiddleware
+from api.routers import accounts, customers, deposits, health, payments, rails, webhooks
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, customers, accounts, deposits, payments, rails):
-        app.include_router(module.router)
+    app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_second)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    app.include_router(health.router)
+    for module in (customers, accounts, deposits, payments, webhooks, rails):
+        app.include_router(module.router, responses=problem_responses())
     return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.errors import ProblemError
+from api.limits import RateLimiter, retry_after_header
 from payments.api_keys import Principal, authenticate
 from payments.settings import Settings
 
@@ -37,16 +39,31 @@ Temporal = Annotated[Client, Depends(get_temporal)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
+# documents the scheme in OpenAPI (the /docs "Authorize" button); we raise our own problems
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer psk_…`")
+
+
 async def get_principal(
-    engine: Engine, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    engine: Engine,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Authenticate the bearer API key."""
-    if not authorization or not authorization.startswith("Bearer "):
+    if credentials is None or credentials.scheme.lower() != "bearer":
         raise ProblemError(401, "unauthenticated", "Send an API key as `Authorization: Bearer`.")
     async with engine.connect() as conn:
-        principal = await authenticate(conn, authorization.removeprefix("Bearer ").strip())
+        principal = await authenticate(conn, credentials.credentials.strip())
     if principal is None:
         raise ProblemError(401, "invalid_api_key", "The API key is invalid or revoked.")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.check(principal.key_id, principal.rate_limit_per_second)
+    if wait is not None:
+        raise ProblemError(
+            429,
+            "rate_limited",
+            "Too many requests for this API key; slow down.",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
     return principal
 
 

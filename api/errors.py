@@ -32,12 +32,21 @@ _TITLES = {
 class ProblemError(Exception):
     """A client-visible error with a stable `code` (and `param` for validation errors)."""
 
-    def __init__(self, status: int, code: str, detail: str, *, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.param = param
+        self.headers = headers
 
 
 def problem_body(status: int, code: str, detail: str, param: str | None = None) -> dict[str, Any]:
@@ -54,10 +63,19 @@ def problem_body(status: int, code: str, detail: str, param: str | None = None) 
     return body
 
 
-def problem_response(status: int, code: str, detail: str, param: str | None = None) -> JSONResponse:
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """A JSON response carrying a problem document."""
     return JSONResponse(
-        problem_body(status, code, detail, param), status_code=status, media_type=PROBLEM_JSON
+        problem_body(status, code, detail, param),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
@@ -71,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.detail, exc.param)
+        return problem_response(exc.status, exc.code, exc.detail, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,3 +109,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(500, "internal_error", "An internal error occurred.")
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the problem documents every route may answer."""
+    from api.schemas import Problem
+
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {
+            "model": Problem,
+            "description": f"{_TITLES[status]} (RFC 9457 problem document)",
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 500)
+    }

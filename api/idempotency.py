@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,8 +36,15 @@ async def run_idempotently(
     method_path: str,
     body: BaseModel,
     handler: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    *,
+    takeover_after: float = 60.0,
 ) -> JSONResponse:
-    """Run `handler` once per (tenant, key); replay its response for repeats."""
+    """Run `handler` once per (tenant, key); replay its response for repeats.
+
+    A first request that never finished (its API process died) is taken over after
+    `takeover_after` seconds, so a key cannot stay stuck at 409; handlers are written to be
+    re-run safely (derived ids, idempotent inserts, workflow id conflict policy).
+    """
     if not key:
         raise ProblemError(
             400, "idempotency_key_missing", "This request needs an `Idempotency-Key` header."
@@ -59,6 +67,21 @@ async def run_idempotently(
                 .returning(idempotency_keys.c.key)
             )
         ).first()
+        if claimed is None:
+            claimed = (
+                await conn.execute(
+                    update(idempotency_keys)
+                    .where(
+                        *where,
+                        idempotency_keys.c.fingerprint == fingerprint,
+                        idempotency_keys.c.response_status.is_(None),
+                        idempotency_keys.c.created_at
+                        < func.now() - timedelta(seconds=takeover_after),
+                    )
+                    .values(created_at=func.now())
+                    .returning(idempotency_keys.c.key)
+                )
+            ).first()
         if claimed is None:
             row = (await conn.execute(select(idempotency_keys).where(*where))).one()
     if claimed is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 # ISO 4217 currencies the platform holds accounts in, with their minor units
 CURRENCIES: dict[str, int] = {"EUR": 2, "USD": 2}
@@ -17,10 +17,28 @@ Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["DE"])]
 Name = Annotated[str, Field(min_length=1, max_length=140, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
     """Base for request bodies: unknown fields are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Address(Strict):
@@ -34,6 +52,26 @@ class Address(Strict):
 
 class CustomerCreate(Strict):
     """Onboard a customer (KYC runs at once)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "individual",
+                    "name": "Ada Lovelace",
+                    "country": "GB",
+                    "date_of_birth": "1990-12-10",
+                    "address": {
+                        "line1": "12 St James's Square",
+                        "city": "London",
+                        "postal_code": "SW1Y 4JH",
+                        "country": "GB",
+                    },
+                }
+            ]
+        },
+    )
 
     type: Literal["individual", "business"]
     name: Name
@@ -70,6 +108,11 @@ class CustomerOut(BaseModel):
 class AccountCreate(Strict):
     """Open a ledger account for a customer in one currency."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"customer_id": "cus_01jdz…", "currency": "EUR"}]},
+    )
+
     customer_id: str
     currency: Currency
 
@@ -95,6 +138,13 @@ class AccountOut(BaseModel):
 
 class DepositCreate(Strict):
     """Credit incoming funds to an account (ops)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"account_id": "acc_01jdz…", "amount": 100000, "currency": "EUR"}]
+        },
+    )
 
     account_id: str
     amount: Amount
@@ -192,6 +242,12 @@ class PaymentOut(BaseModel):
     created_at: datetime
 
 
+class CancelCreate(Strict):
+    """Why the payment is canceled."""
+
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
 class ReviewCreate(Strict):
     """A compliance decision on a payment in review."""
 
@@ -226,4 +282,60 @@ class EntryList(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[EntryOut]
+    has_more: bool
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; `code` is stable, `param` names the offending field."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    param: str | None = None
+
+
+class WebhookEndpointCreate(Strict):
+    """Register a URL to receive signed events."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
+    description: Annotated[str, Field(max_length=200)] | None = None
+
+
+class WebhookEndpointOut(BaseModel):
+    """A webhook endpoint; `secret` is shown only when it is created."""
+
+    id: str
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    url: str
+    description: str | None
+    enabled: bool
+    secret: str | None = None
+    created_at: datetime
+
+
+class WebhookEndpointList(BaseModel):
+    """The tenant's webhook endpoints."""
+
+    object: Literal["list"] = "list"
+    data: list[WebhookEndpointOut]
+    has_more: bool
+
+
+class EventOut(BaseModel):
+    """Something that happened, as delivered to webhooks."""
+
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    """A page of events, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[EventOut]
     has_more: bool

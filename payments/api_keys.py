@@ -10,8 +10,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +30,20 @@ class Principal:
     name: str
     scopes: frozenset[str]
     key_id: str
+    rate_limit_per_second: int | None = None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about a key: never its secret."""
+
+    id: str
+    tenant_id: str
+    principal: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 def _hash(secret: str) -> str:
@@ -43,7 +58,12 @@ async def ensure_tenant(conn: AsyncConnection, tenant_id: str, name: str | None 
 
 
 async def create_key(
-    conn: AsyncConnection, *, tenant_id: str, principal: str, scopes: list[str]
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    principal: str,
+    scopes: list[str],
+    rate_limit_per_second: int | None = None,
 ) -> str:
     """Create a key and return it in full (the only time it is ever visible)."""
     unknown = set(scopes) - SCOPES
@@ -59,6 +79,7 @@ async def create_key(
             prefix=prefix,
             secret_hash=_hash(secret),
             scopes=sorted(set(scopes)),
+            rate_limit_per_second=rate_limit_per_second,
         )
     )
     return f"psk_{prefix}_{secret}"
@@ -75,4 +96,32 @@ async def authenticate(conn: AsyncConnection, presented: str) -> Principal | Non
         return None
     if not hmac.compare_digest(row.secret_hash, _hash(secret)):
         return None
-    return Principal(row.tenant_id, row.principal, frozenset(row.scopes), row.id)
+    return Principal(
+        row.tenant_id, row.principal, frozenset(row.scopes), row.id, row.rate_limit_per_second
+    )
+
+
+async def list_keys(conn: AsyncConnection, tenant_id: str) -> list[KeyInfo]:
+    """The tenant's keys, oldest first, revoked ones included."""
+    rows = (
+        await conn.execute(
+            select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.id)
+        )
+    ).all()
+    return [
+        KeyInfo(
+            r.id, r.tenant_id, r.principal, r.prefix, list(r.scopes), r.created_at, r.revoked_at
+        )
+        for r in rows
+    ]
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
+    """Revoke a key at once; False if there is no such unrevoked key."""
+    result = await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(api_keys.c.id)
+    )
+    return result.first() is not None

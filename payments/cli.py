@@ -6,17 +6,42 @@ import argparse
 import asyncio
 import sys
 
-from payments.api_keys import SCOPES, create_key, ensure_tenant
+from payments.api_keys import (
+    SCOPES,
+    KeyInfo,
+    create_key,
+    ensure_tenant,
+    list_keys,
+    revoke_key,
+)
 from payments.db import dispose_engines, get_engine
 from payments.settings import get_settings
 
 
-async def _create_key(tenant: str, name: str, scopes: list[str]) -> str:
+async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
     engine = get_engine(get_settings())
     try:
         async with engine.begin() as conn:
             await ensure_tenant(conn, tenant)
-            return await create_key(conn, tenant_id=tenant, principal=name, scopes=scopes)
+            return await create_key(
+                conn, tenant_id=tenant, principal=name, scopes=scopes, rate_limit_per_second=rate
+            )
+    finally:
+        await dispose_engines()
+
+
+async def _list_keys(tenant: str) -> list[KeyInfo]:
+    try:
+        async with get_engine(get_settings()).connect() as conn:
+            return await list_keys(conn, tenant)
+    finally:
+        await dispose_engines()
+
+
+async def _revoke_key(key_id: str) -> bool:
+    try:
+        async with get_engine(get_settings()).begin() as conn:
+            return await revoke_key(conn, key_id)
     finally:
         await dispose_engines()
 
@@ -50,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--tenant", required=True)
     create.add_argument("--name", required=True, help="the principal using the key")
     create.add_argument("--scopes", required=True, help=f"comma-separated: {sorted(SCOPES)}")
+    create.add_argument("--rate-limit", type=int, default=None, help="requests per second")
+    listing = key_commands.add_parser("list", help="a tenant's keys (never their secrets)")
+    listing.add_argument("--tenant", required=True)
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
 
     db = commands.add_parser("db", help="database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -64,10 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
+    if args.command == "keys" and args.key_command == "list":
+        for info in asyncio.run(_list_keys(args.tenant)):
+            state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+            print(
+                f"{info.id}  psk_{info.prefix}_…  {info.principal:<20} "
+                f"{','.join(info.scopes):<40} {state}"
+            )
+        return 0
+    if args.command == "keys" and args.key_command == "revoke":
+        if asyncio.run(_revoke_key(args.key_id)):
+            print(f"revoked {args.key_id}")
+            return 0
+        print(f"error: no active key {args.key_id}", file=sys.stderr)
+        return 1
     if args.command == "keys":
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
         try:
-            key = asyncio.run(_create_key(args.tenant, args.name, scopes))
+            key = asyncio.run(_create_key(args.tenant, args.name, scopes, args.rate_limit))
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

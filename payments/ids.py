@@ -6,6 +6,7 @@ base32) so that `starting_after` pagination and the Web UI's workflow list read 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -24,3 +25,13 @@ def new_id(prefix: str) -> str:
     """Return a new id such as `pay_01jd…` (26 characters after the prefix)."""
     millis = time.time_ns() // 1_000_000
     return f"{prefix}_{_encode(millis, 10)}{_encode(secrets.randbits(80), 16)}"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A stable id derived from `parts` (e.g. tenant + idempotency key).
+
+    Two API replicas handling the same request compute the same id, so the payment
+    workflow (whose id is the payment id) can start only once whatever races happen.
+    """
+    digest = int.from_bytes(hashlib.sha256("\x00".join(parts).encode()).digest()[:17], "big")
+    return f"{prefix}_{_encode(digest >> 6, 26)}"

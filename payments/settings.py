@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_body_bytes: int = 64 * 1024
+    # default per-key limit; a key may carry its own
+    api_rate_limit_per_second: int = 100
+    # an idempotent request still "in flight" after this long is taken to have crashed
+    idempotency_takeover_seconds: float = 60.0
 
     # bank simulator, and how it reaches us back
     banksim_host: str = "127.0.0.1"
@@ -52,6 +57,9 @@ class Settings(BaseSettings):
     # the platform's own account at the bank: the debtor side of every SEPA message
     sepa_debtor_iban: str = "DE89370400440532013000"
     sepa_debtor_bic: str = "COBADEFFXXX"
+
+    # webhooks: first retry after this long, doubling up to an hour, for three days
+    webhook_retry_initial_seconds: float = 5.0
 
     # compliance
     sanctions_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"

@@ -42,6 +42,7 @@ api_keys = Table(
     Column("scopes", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("rate_limit_per_second", Integer),
 )
 
 customers = Table(
@@ -181,4 +182,39 @@ idempotency_keys = Table(
     Column("response_status", Integer),
     Column("response_body", JSONB),
     Column("created_at", DateTime(timezone=True)),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", Text),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("payment_id", Text),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("endpoint_id", Text, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack, free_port
+from payments.migrate import upgrade
 from payments.settings import PROJECT_ROOT, Settings
 
 SANCTIONS_2021 = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
@@ -35,6 +37,7 @@ def make_settings(data_dir: Path) -> Settings:
         banksim_callback_url=f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
         banksim_settle_delay_seconds=0.3,
         rail_poll_interval_seconds=10.0,
+        webhook_retry_initial_seconds=0.5,
         sanctions_dir=SANCTIONS_2021,
     )
 
@@ -77,3 +80,23 @@ def stack(database: Stack) -> Iterator[Stack]:
     yield database
     for name in reversed(list(database.processes)):
         database.stop(name)
+
+
+@pytest.fixture
+def isolated_database_url(database: Stack) -> Iterator[str]:
+    """A fresh, migrated database of its own on the test server.
+
+    For tests that reason about the whole ledger (expiry counts, global verification): the
+    shared database has the platform's own traffic and its maintenance schedule running.
+    """
+    import psycopg
+
+    name = f"isolated_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://postgres@127.0.0.1:{database.settings.postgres_port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{database.settings.postgres_port}/{name}"
+    upgrade(database.settings.model_copy(update={"database_url": url}))
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
+from activities.notify import WebhookActivities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import RailActivities
 from activities.screening import ScreeningActivities
@@ -33,6 +34,7 @@ from payments.temporal_client import connect
 from workflows.ledger_maintenance import INTERVAL, SCHEDULE_ID, LedgerMaintenanceWorkflow
 from workflows.models import ExpireInput
 from workflows.payment import PaymentWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = structlog.get_logger()
 # logged once the worker polls its queue; the dev stack waits for it
@@ -47,12 +49,13 @@ def build_worker(
     kyc = KycActivities(engine)
     screening = ScreeningActivities(sanctions)
     ledger = LedgerActivities(engine)
-    records = PaymentRecordActivities(engine)
+    records = PaymentRecordActivities(engine, client, settings)
+    webhooks = WebhookActivities(engine, http)
     rails = RailActivities(http, settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[PaymentWorkflow, LedgerMaintenanceWorkflow],
+        workflows=[PaymentWorkflow, LedgerMaintenanceWorkflow, WebhookDeliveryWorkflow],
         activities=[
             kyc.check_debtor_kyc,
             screening.screen_parties,
@@ -63,6 +66,7 @@ def build_worker(
             records.record_payment_status,
             rails.submit_to_rail,
             rails.poll_rail_status,
+            webhooks.deliver_webhook,
         ],
         # in-flight activities get this long to finish when the worker is told to stop
         graceful_shutdown_timeout=timedelta(seconds=20),

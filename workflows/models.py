@@ -273,3 +273,21 @@ class ExpireResult:
     """How many pending transfers the pass released."""
 
     expired: int = 0
+
+
+@dataclass
+class DeliveryInput:
+    """One event to deliver to one endpoint."""
+
+    event_id: str
+    endpoint_id: str
+    initial_retry_seconds: float = 5.0
+
+
+@dataclass
+class DeliveryResult:
+    """How the delivery ended."""
+
+    status: int = 0
+    attempts: int = 0
+    skipped: bool = False

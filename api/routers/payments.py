@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -9,18 +10,27 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.notify import start_deliveries
+from activities.payment_records import insert_status_event
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.idempotency import run_idempotently
 from api.routers.accounts import check_currency, load_customer_account
 from api.schemas import (
+    CancelCreate,
     CreditorIn,
     FailureOut,
     PaymentCreate,
@@ -29,18 +39,23 @@ from api.schemas import (
     ReviewCreate,
     StatusChangeOut,
 )
+from nacha.routing import routing_number_valid
 from payments.api_keys import Principal
-from payments.ids import new_id
+from payments.ids import derived_id
 from payments.settings import Settings
 from payments.tables import payment_status_history, payments
 from workflows import search_attributes as sa
-from workflows.models import Creditor, PaymentInput, PaymentStatus, ReviewInput
+from workflows.models import CancelInput, Creditor, PaymentInput, PaymentStatus, ReviewInput
 from workflows.payment import PaymentWorkflow
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
-AVAILABLE_RAILS = frozenset({"sepa"})  # ACH arrives with the rails issue
+CANCELABLE = {
+    PaymentStatus.PROCESSING,
+    PaymentStatus.IN_REVIEW,
+    PaymentStatus.ACTION_REQUIRED,
+}
 
 
 def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
@@ -71,6 +86,14 @@ def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
                     param="creditor.bic",
                 ) from err
         return creditor.model_copy(update={"iban": iban.compact, "bic": bic})
+    if creditor.routing_number is not None and not routing_number_valid(creditor.routing_number):
+        raise ProblemError(
+            422,
+            "invalid_routing_number",
+            "creditor.routing_number fails the ABA check digit.",
+            param="creditor.routing_number",
+        )
+    # ACH arrives with the rails issue: its creditor is validated, but it cannot be paid yet
     raise ProblemError(422, "rail_unavailable", f"Rail {rail} is not available yet.", param="rail")
 
 
@@ -127,6 +150,7 @@ async def _start_payment(
     settings: Settings,
     principal: Principal,
     body: PaymentCreate,
+    idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
     account = await load_customer_account(engine, principal.tenant_id, body.account_id)
     if account is None:
@@ -138,10 +162,6 @@ async def _start_payment(
         raise ProblemError(
             422, "currency_mismatch", f"Account holds {account.currency}.", param="currency"
         )
-    if body.rail not in AVAILABLE_RAILS:
-        raise ProblemError(
-            422, "rail_unavailable", f"Rail {body.rail} is not available yet.", param="rail"
-        )
     if RAIL_CURRENCY[body.rail] != body.currency:
         raise ProblemError(
             422,
@@ -150,10 +170,13 @@ async def _start_payment(
             param="currency",
         )
     creditor = _validate_creditor(body.rail, body.creditor)
-    payment_id = new_id("pay")
+    # derived from the idempotency key: racing replicas, or a retry after a crash, name the
+    # same payment, and the workflow id (= payment id) lets Temporal start it only once
+    payment_id = derived_id("pay", principal.tenant_id, idempotency_key)
     async with engine.begin() as conn:
-        await conn.execute(
-            payments.insert().values(
+        inserted = await conn.execute(
+            pg_insert(payments)
+            .values(
                 id=payment_id,
                 tenant_id=principal.tenant_id,
                 account_id=account.id,
@@ -168,46 +191,56 @@ async def _start_payment(
                 status=PaymentStatus.PROCESSING.value,
                 status_seq=0,
             )
+            .on_conflict_do_nothing()
+            .returning(payments.c.id)
         )
-        created_at = (
-            await conn.execute(select(payments.c.created_at).where(payments.c.id == payment_id))
-        ).scalar_one()
-        await conn.execute(
-            payment_status_history.insert().values(
-                payment_id=payment_id, seq=0, status=PaymentStatus.PROCESSING.value, at=created_at
+        row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one()
+        if inserted.first() is not None:
+            await conn.execute(
+                payment_status_history.insert().values(
+                    payment_id=payment_id,
+                    seq=0,
+                    status=PaymentStatus.PROCESSING.value,
+                    at=row.created_at,
+                )
             )
+        event_id = await insert_status_event(
+            conn, row, 0, PaymentStatus.PROCESSING.value, row.created_at, None
         )
         # Started inside the transaction: if Temporal refuses, the payment row rolls back
         # and nothing exists; the workflow id is the payment id, so it can start only once.
-        await temporal.start_workflow(
-            PaymentWorkflow.run,
-            PaymentInput(
-                payment_id=payment_id,
-                tenant_id=principal.tenant_id,
-                account_id=account.id,
-                customer_id=account.customer_id,
-                amount=body.amount,
-                currency=body.currency,
-                rail=body.rail,
-                creditor=Creditor(**creditor.model_dump()),
-                initiated_by=principal.name,
-                remittance_info=body.remittance_info,
-                rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
-            ),
-            id=payment_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
-                    SearchAttributePair(sa.PAYMENT_RAIL, body.rail),
-                    SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
-                    SearchAttributePair(sa.CUSTOMER_ID, account.customer_id),
-                    SearchAttributePair(sa.AMOUNT_MINOR, body.amount),
-                    SearchAttributePair(sa.CURRENCY, body.currency),
-                ]
-            ),
-        )
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
+            await temporal.start_workflow(
+                PaymentWorkflow.run,
+                PaymentInput(
+                    payment_id=payment_id,
+                    tenant_id=principal.tenant_id,
+                    account_id=account.id,
+                    customer_id=account.customer_id,
+                    amount=body.amount,
+                    currency=body.currency,
+                    rail=body.rail,
+                    creditor=Creditor(**creditor.model_dump()),
+                    initiated_by=principal.name,
+                    remittance_info=body.remittance_info,
+                    rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
+                ),
+                id=payment_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
+                        SearchAttributePair(sa.PAYMENT_RAIL, body.rail),
+                        SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
+                        SearchAttributePair(sa.CUSTOMER_ID, account.customer_id),
+                        SearchAttributePair(sa.AMOUNT_MINOR, body.amount),
+                        SearchAttributePair(sa.CURRENCY, body.currency),
+                    ]
+                ),
+            )
+    await start_deliveries(temporal, engine, settings, principal.tenant_id, event_id)
     payment = await load_payment(engine, principal.tenant_id, payment_id)
     return 202, payment.model_dump(mode="json")
 
@@ -228,7 +261,8 @@ async def create_payment(
         idempotency_key,
         "POST /v1/payments",
         body,
-        lambda: _start_payment(engine, temporal, settings, principal, body),
+        lambda: _start_payment(engine, temporal, settings, principal, body, idempotency_key or ""),
+        takeover_after=settings.idempotency_takeover_seconds,
     )
 
 
@@ -250,12 +284,30 @@ async def list_payments(
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
     query = select(payments).where(payments.c.tenant_id == principal.tenant_id)
     if starting_after is not None:
-        query = query.where(payments.c.id < starting_after)
+        async with engine.connect() as conn:
+            cursor = (
+                await conn.execute(
+                    select(payments.c.created_at).where(
+                        payments.c.id == starting_after,
+                        payments.c.tenant_id == principal.tenant_id,
+                    )
+                )
+            ).scalar_one_or_none()
+        if cursor is None:
+            raise ProblemError(
+                422,
+                "invalid_cursor",
+                "starting_after is not a payment of yours.",
+                param="starting_after",
+            )
+        query = query.where(
+            tuple_(payments.c.created_at, payments.c.id) < tuple_(cursor, starting_after)
+        )
     if status is not None:
         query = query.where(payments.c.status == status.value)
     if account_id is not None:
         query = query.where(payments.c.account_id == account_id)
-    query = query.order_by(payments.c.id.desc()).limit(limit + 1)
+    query = query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
         page = rows[:limit]
@@ -297,3 +349,31 @@ async def review_payment(
         # the workflow has already finished: nothing to review any more
         raise ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}.") from err
     return await load_payment(engine, principal.tenant_id, payment_id)
+
+
+@router.post("/{payment_id}/cancel", status_code=202, response_model=PaymentOut)
+async def cancel_payment(
+    payment_id: str, body: CancelCreate, principal: Writer, engine: Engine, temporal: Temporal
+) -> PaymentOut:
+    """Cancel a payment that has not reached the rail (processing, in_review, action_required)."""
+    payment = await load_payment(engine, principal.tenant_id, payment_id)
+    if payment.status not in CANCELABLE:
+        raise ProblemError(409, "payment_not_cancelable", f"Payment is {payment.status}.")
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
+    await handle.signal(
+        PaymentWorkflow.cancel, CancelInput(requested_by=principal.name, reason=body.reason)
+    )
+    return payment
+
+
+@router.post("/{payment_id}/retry", status_code=202, response_model=PaymentOut)
+async def retry_payment(
+    payment_id: str, principal: Ops, engine: Engine, temporal: Temporal
+) -> PaymentOut:
+    """Ops: try the rail again for a payment in `action_required`."""
+    payment = await load_payment(engine, principal.tenant_id, payment_id)
+    if payment.status != PaymentStatus.ACTION_REQUIRED:
+        raise ProblemError(409, "payment_not_retryable", f"Payment is {payment.status}.")
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
+    await handle.signal(PaymentWorkflow.retry)
+    return payment

@@ -146,3 +146,14 @@ async def test_malformed_json_and_auth_problems(tenant: Tenant, stack: Stack) ->
     )
     assert deposit_without_ops.status_code == 403
     assert await counts(stack, tenant.tenant_id) == (0, 0)
+
+
+async def test_nul_characters_are_refused_at_the_door(tenant: Tenant) -> None:
+    for path in ("/v1/payments?starting_after=%00", "/v1/payments/pay_%00"):
+        response = await tenant.partner.get(path)
+        assert response.status_code == 400, path
+        assert response.json()["code"] == "invalid_characters"
+    body = {"customer_id": "cus_\u0000", "currency": "EUR"}
+    refused = await tenant.partner.post("/v1/accounts", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["param"] == "customer_id"

@@ -41,4 +41,5 @@ async def test_schedule_expires_a_timed_out_hold(tenant: Tenant, stack: Stack) -
             break
         await asyncio.sleep(0.1)
     await dispose_engines()
+    assert state is not None
     assert (state.debits_pending, state.credits_posted) == (0, 1_000)

@@ -280,3 +280,50 @@ async def test_entries_page_through_an_accounts_history(tenant: Tenant) -> None:
     assert [e["version"] for e in rest.json()["data"]] == [1]
     assert rest.json()["has_more"] is False
     assert rest.json()["data"][0]["balances_after"]["posted"] == 10_000
+
+
+async def test_cancel_in_review_releases_nothing_and_ends_canceled(tenant: Tenant) -> None:
+    account = await funded_account(tenant, 5_000)
+    payment = await pay(
+        tenant.partner, payment_body(account["id"], 700, name="Banco Nacional de Cuba")
+    )
+    await wait_for_status(tenant.partner, payment["id"], {"in_review"})
+    canceled = await tenant.partner.post(
+        f"/v1/payments/{payment['id']}/cancel", json={"reason": "customer changed their mind"}
+    )
+    assert canceled.status_code == 202, canceled.text
+    final = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert final["status"] == "canceled"
+    assert final["failure"]["message"] == "customer changed their mind"
+    assert (await balances(tenant.partner, account["id"]))["available"] == 5_000
+    again = await tenant.partner.post(f"/v1/payments/{payment['id']}/cancel", json={})
+    assert (again.status_code, again.json()["code"]) == (409, "payment_not_cancelable")
+
+
+async def test_unreachable_bank_waits_in_action_required_until_ops_retry(
+    tenant: Tenant, stack: Stack
+) -> None:
+    account = await funded_account(tenant, 5_000)
+    stack.stop("banksim")
+    try:
+        payment = await pay(tenant.partner, payment_body(account["id"], 300))
+        stuck = await wait_for_status(
+            tenant.partner, payment["id"], {"action_required"} | TERMINAL, timeout=90
+        )
+        assert stuck["status"] == "action_required"
+        assert (await balances(tenant.partner, account["id"]))["available"] == 4_700  # held
+        too_early = await tenant.partner.post(f"/v1/payments/{payment['id']}/retry")
+        assert too_early.status_code == 403  # retry is an ops action
+    finally:
+        stack.start_banksim()
+    retried = await tenant.ops.post(f"/v1/payments/{payment['id']}/retry")
+    assert retried.status_code == 202, retried.text
+    final = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert final["status"] == "settled"
+    assert [s["status"] for s in final["status_history"]] == [
+        "processing",
+        "action_required",
+        "processing",
+        "submitted",
+        "settled",
+    ]

@@ -1,0 +1,144 @@
+"""Request limits: body size (413), media type (415) and per-key rate limits (429)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PROBLEM_JSON, problem_body
+
+JSON_TYPES = ("application/json",)
+# the bank's callbacks are XML and verified by signature, not by API key
+NON_JSON_PREFIXES = ("/v1/rails/",)
+
+
+async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps(problem_body(status, code, detail)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimitsMiddleware:
+    """Refuse NUL characters, oversized bodies and non-JSON bodies before any handler runs.
+
+    The body is read here (bounded), so a client streaming gigabytes is cut off at the limit
+    instead of filling memory, then replayed to the application unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            # PostgreSQL text cannot hold NUL: refuse it at the door, not as a database error
+            await _send_problem(send, 400, "invalid_characters", "NUL characters are not allowed.")
+            return
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _send_problem(
+                send,
+                413,
+                "payload_too_large",
+                f"Bodies are limited to {self.max_body_bytes} bytes.",
+            )
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _send_problem(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"Bodies are limited to {self.max_body_bytes} bytes.",
+                )
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if (
+            body
+            and not scope["path"].startswith(NON_JSON_PREFIXES)
+            and media_type not in JSON_TYPES
+            and not media_type.endswith("+json")
+        ):
+            await _send_problem(
+                send,
+                415,
+                "unsupported_media_type",
+                "Send JSON with Content-Type: application/json.",
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """Token buckets per API key, in this process (each replica limits on its own).
+
+    A key may make `rate` requests per second on average with bursts of up to `rate`.
+    """
+
+    def __init__(self, default_rate: int) -> None:
+        self.default_rate = default_rate
+        self._buckets: dict[str, _Bucket] = {}
+
+    def check(self, key_id: str, rate: int | None) -> float | None:
+        """Take a token; None if allowed, else the seconds to wait before retrying."""
+        rate = rate or self.default_rate
+        now = time.monotonic()
+        bucket = self._buckets.get(key_id)
+        if bucket is None:
+            bucket = self._buckets[key_id] = _Bucket(float(rate), now)
+        bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.updated) * rate)
+        bucket.updated = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return None
+        return (1 - bucket.tokens) / rate
+
+
+def retry_after_header(wait_seconds: float) -> str:
+    """Retry-After in whole seconds, never 0."""
+    return str(max(1, math.ceil(wait_seconds)))

@@ -1,0 +1,147 @@
+"""Webhook endpoints and the events they receive."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select, tuple_, update
+
+from activities.notify import new_secret
+from api.deps import Engine, Reader, Writer
+from api.errors import ProblemError
+from api.schemas import (
+    EventList,
+    EventOut,
+    WebhookEndpointCreate,
+    WebhookEndpointList,
+    WebhookEndpointOut,
+)
+from payments.ids import new_id
+from payments.tables import events, webhook_endpoints
+
+router = APIRouter(tags=["webhooks"])
+
+
+def endpoint_out(row: Any, *, with_secret: bool = False) -> WebhookEndpointOut:
+    """Render an endpoint (its secret only right after creation)."""
+    return WebhookEndpointOut(
+        id=row.id,
+        url=row.url,
+        description=row.description,
+        enabled=row.disabled_at is None,
+        secret=row.secret if with_secret else None,
+        created_at=row.created_at,
+    )
+
+
+@router.post("/v1/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
+async def create_endpoint(
+    body: WebhookEndpointCreate, principal: Writer, engine: Engine
+) -> WebhookEndpointOut:
+    """Register a URL; every payment status change is POSTed to it, signed with `secret`."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                webhook_endpoints.insert()
+                .values(
+                    id=new_id("we"),
+                    tenant_id=principal.tenant_id,
+                    url=body.url,
+                    description=body.description,
+                    secret=new_secret(),
+                )
+                .returning(*webhook_endpoints.c)
+            )
+        ).one()
+    return endpoint_out(row, with_secret=True)
+
+
+@router.get("/v1/webhook-endpoints", response_model=WebhookEndpointList)
+async def list_endpoints(principal: Reader, engine: Engine) -> WebhookEndpointList:
+    """The tenant's endpoints (at most 100 may be registered)."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(webhook_endpoints)
+                .where(webhook_endpoints.c.tenant_id == principal.tenant_id)
+                .order_by(webhook_endpoints.c.id)
+                .limit(100)
+            )
+        ).all()
+    return WebhookEndpointList(data=[endpoint_out(r) for r in rows], has_more=False)
+
+
+@router.delete("/v1/webhook-endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
+async def disable_endpoint(
+    endpoint_id: str, principal: Writer, engine: Engine
+) -> WebhookEndpointOut:
+    """Stop deliveries to an endpoint (pending retries end without sending)."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                update(webhook_endpoints)
+                .where(
+                    webhook_endpoints.c.id == endpoint_id,
+                    webhook_endpoints.c.tenant_id == principal.tenant_id,
+                )
+                .values(disabled_at=_now_if_enabled())
+                .returning(*webhook_endpoints.c)
+            )
+        ).first()
+    if row is None:
+        raise ProblemError(404, "webhook_endpoint_not_found", f"No webhook endpoint {endpoint_id}.")
+    return endpoint_out(row)
+
+
+def _now_if_enabled() -> Any:
+    # disabling twice keeps the first time
+    return func.coalesce(webhook_endpoints.c.disabled_at, func.now())
+
+
+@router.get("/v1/events", response_model=EventList)
+async def list_events(
+    principal: Reader,
+    engine: Engine,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: str | None = None,
+    type: str | None = None,
+    payment_id: str | None = None,
+) -> EventList:
+    """Events newest first; filter by `type` (e.g. payment.settled) or `payment_id`."""
+    query = select(events).where(events.c.tenant_id == principal.tenant_id)
+    async with engine.connect() as conn:
+        if starting_after is not None:
+            cursor = (
+                await conn.execute(
+                    select(events.c.created_at).where(
+                        events.c.id == starting_after, events.c.tenant_id == principal.tenant_id
+                    )
+                )
+            ).scalar_one_or_none()
+            if cursor is None:
+                raise ProblemError(
+                    422,
+                    "invalid_cursor",
+                    "starting_after is not an event of yours.",
+                    param="starting_after",
+                )
+            query = query.where(
+                tuple_(events.c.created_at, events.c.id) < tuple_(cursor, starting_after)
+            )
+        if type is not None:
+            query = query.where(events.c.type == type)
+        if payment_id is not None:
+            query = query.where(events.c.payment_id == payment_id)
+        rows = (
+            await conn.execute(
+                query.order_by(events.c.created_at.desc(), events.c.id.desc()).limit(limit + 1)
+            )
+        ).all()
+    return EventList(
+        data=[
+            EventOut(id=r.id, type=r.type, created_at=r.created_at, data=r.data)
+            for r in rows[:limit]
+        ],
+        has_more=len(rows) > limit,
+    )
