@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_port: int = 8233
     task_queue: str = "payments"
+    # the worker's Prometheus endpoint (Temporal SDK metrics); 0 switches it off
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
 
     # API
     api_host: str = "127.0.0.1"

@@ -5,20 +5,31 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from payments.settings import Settings, get_settings
 
 
-async def connect(settings: Settings | None = None, *, wait_seconds: float = 60.0) -> Client:
+async def connect(
+    settings: Settings | None = None, *, wait_seconds: float = 60.0, runtime: Runtime | None = None
+) -> Client:
     """Connect, retrying while the server is still starting (dev stack, restarts)."""
     settings = settings or get_settings()
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
+                settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime
             )
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting SDK metrics for Prometheus, or None when switched off."""
+    if not settings.worker_metrics_port:
+        return None
+    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))

@@ -38,6 +38,7 @@ def make_settings(data_dir: Path) -> Settings:
         banksim_settle_delay_seconds=0.3,
         rail_poll_interval_seconds=10.0,
         webhook_retry_initial_seconds=0.5,
+        worker_metrics_port=free_port(),
         sanctions_dir=SANCTIONS_2021,
     )
 

@@ -30,7 +30,7 @@ from activities.screening import ScreeningActivities
 from compliance.screening import SanctionsList
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
-from payments.temporal_client import connect
+from payments.temporal_client import connect, metrics_runtime
 from workflows.ledger_maintenance import INTERVAL, SCHEDULE_ID, LedgerMaintenanceWorkflow
 from workflows.models import ExpireInput
 from workflows.payment import PaymentWorkflow
@@ -96,7 +96,7 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     sanctions = SanctionsList(settings.sanctions_dir)
     log.info("sanctions list loaded", version=sanctions.version, names=len(sanctions.entries))
-    client = await connect(settings)
+    client = await connect(settings, runtime=metrics_runtime(settings))
     await ensure_maintenance_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

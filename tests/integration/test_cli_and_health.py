@@ -76,3 +76,9 @@ def test_ledger_verify_reports_ok_after_real_traffic(stack: Stack) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("OK: ledger verified")
+
+
+def test_worker_serves_prometheus_metrics(stack: Stack) -> None:
+    url = f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics"
+    body = httpx.get(url, timeout=5).text
+    assert "temporal_" in body  # the SDK's own series (pollers, task latencies, ...)
