@@ -34,4 +34,6 @@ class KycActivities:
             return KycCheckResult(False, "unknown", "", ["customer not found"])
         expired = row.kyc_review_date is not None and row.kyc_review_date < datetime.now(UTC).date()
         status = "expired" if expired and row.kyc_status == "approved" else row.kyc_status
-        return KycCheckResult(status == "approved", status, row.name, list(row.kyc_reasons))
+        return KycCheckResult(
+            status == "approved", status, row.name, list(row.kyc_reasons), row.country
+        )

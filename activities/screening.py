@@ -1,31 +1,43 @@
-"""Sanctions screening activity over the lists loaded at worker start."""
+"""Sanctions screening of a payment's parties, with the matcher loaded at worker start."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from compliance.screening import SanctionsList
+from compliance.matcher import Hit, Matcher
 from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
 
 
-class ScreeningActivities:
-    """Screens the parties of a payment; the list is injected (loaded once per worker)."""
+def _screening_hit(party: str, hit: Hit) -> ScreeningHit:
+    return ScreeningHit(
+        party=party,
+        list_name=hit.list_name,
+        list_version=hit.list_version,
+        entity_id=hit.entity_id,
+        matched_name=hit.matched_name,
+        score=round(hit.score, 4),
+        decision=hit.decision,
+        explanation=str(hit.explanation),
+    )
 
-    def __init__(self, sanctions: SanctionsList) -> None:
-        self._sanctions = sanctions
+
+class ScreeningActivities:
+    """Screens debtor and creditor; every hit records the list version it matched."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self._matcher = matcher
 
     @activity.defn(name="screen_parties")
     async def screen_parties(self, request: ScreeningInput) -> ScreeningResult:
-        """Screen the creditor's name; every hit records the list version screened against."""
+        """Potential matches at or above the review threshold, for both parties."""
+        parties = [("creditor", request.creditor_name, request.creditor_country)]
+        if request.debtor_name:
+            parties.append(("debtor", request.debtor_name, request.debtor_country))
         hits = [
-            ScreeningHit(
-                party="creditor",
-                list_name=hit.list_name,
-                list_version=hit.list_version,
-                entity_id=hit.entity_id,
-                matched_name=hit.matched_name,
-                score=hit.score,
-            )
-            for hit in self._sanctions.screen(request.creditor_name)
+            _screening_hit(party, hit)
+            for party, name, country in parties
+            for hit in self._matcher.screen(name, country=country or None)
+            if hit.decision != "clear"
         ]
-        return ScreeningResult(self._sanctions.version, hits)
+        versions = ",".join(sorted({lst.version for lst in self._matcher.lists}))
+        return ScreeningResult(versions, hits)

@@ -9,7 +9,17 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers, problem_responses
 from api.limits import RateLimiter, RequestLimitsMiddleware
-from api.routers import accounts, customers, deposits, health, payments, rails, webhooks
+from api.routers import (
+    accounts,
+    customers,
+    deposits,
+    health,
+    payments,
+    rails,
+    screenings,
+    webhooks,
+)
+from compliance.screening import load_matcher
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect
@@ -24,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = get_engine(settings)
         app.state.temporal = await connect(settings)
+        app.state.matcher = load_matcher(settings)
         yield
         await dispose_engines()
 
@@ -37,6 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_second)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes)
     app.include_router(health.router)
-    for module in (customers, accounts, deposits, payments, webhooks, rails):
+    for module in (customers, accounts, deposits, payments, screenings, webhooks, rails):
         app.include_router(module.router, responses=problem_responses())
     return app

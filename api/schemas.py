@@ -339,3 +339,39 @@ class EventList(BaseModel):
     object: Literal["list"] = "list"
     data: list[EventOut]
     has_more: bool
+
+
+class ScreeningCreate(Strict):
+    """A name to screen against the sanctions lists."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Banco Nacional de Cuba", "type": "business"}]},
+    )
+
+    name: Name
+    country: Country | None = None
+    type: Literal["individual", "business"] | None = None
+
+
+class ScreeningHitOut(BaseModel):
+    """A potential match, explained."""
+
+    list: str
+    list_version: str
+    entity_id: str
+    matched_name: str
+    score: float
+    decision: Literal["review", "block"]
+    explanation: str
+
+
+class ScreeningOut(BaseModel):
+    """The outcome: `clear`, `review` (a human decides) or `block` (a near-certain match)."""
+
+    id: str
+    object: Literal["screening"] = "screening"
+    name: str
+    decision: Literal["clear", "review", "block"]
+    hits: list[ScreeningHitOut]
+    list_versions: list[str]

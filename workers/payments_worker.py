@@ -27,7 +27,8 @@ from activities.notify import WebhookActivities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import RailActivities
 from activities.screening import ScreeningActivities
-from compliance.screening import SanctionsList
+from compliance.matcher import Matcher
+from compliance.screening import load_matcher
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
@@ -42,12 +43,12 @@ READY_MESSAGE = "worker started"
 
 
 def build_worker(
-    client: Client, settings: Settings, http: httpx.AsyncClient, sanctions: SanctionsList
+    client: Client, settings: Settings, http: httpx.AsyncClient, matcher: Matcher
 ) -> Worker:
     """Wire the payment workflow and its activities with their dependencies."""
     engine = get_engine(settings)
     kyc = KycActivities(engine)
-    screening = ScreeningActivities(sanctions)
+    screening = ScreeningActivities(matcher)
     ledger = LedgerActivities(engine)
     records = PaymentRecordActivities(engine, client, settings)
     webhooks = WebhookActivities(engine, http)
@@ -94,8 +95,12 @@ async def ensure_maintenance_schedule(client: Client, settings: Settings) -> Non
 async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
-    sanctions = SanctionsList(settings.sanctions_dir)
-    log.info("sanctions list loaded", version=sanctions.version, names=len(sanctions.entries))
+    matcher = load_matcher(settings)
+    log.info(
+        "sanctions lists loaded",
+        versions=[lst.version for lst in matcher.lists],
+        names=matcher.name_count,
+    )
     client = await connect(settings, runtime=metrics_runtime(settings))
     await ensure_maintenance_schedule(client, settings)
     stop = asyncio.Event()
@@ -103,7 +108,7 @@ async def run(settings: Settings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
-        worker = build_worker(client, settings, http, sanctions)
+        worker = build_worker(client, settings, http, matcher)
         async with worker:
             log.info(READY_MESSAGE, task_queue=settings.task_queue)
             await stop.wait()

@@ -97,6 +97,8 @@ class ScreeningHit:
     entity_id: str
     matched_name: str
     score: float
+    decision: str = ""  # review | block
+    explanation: str = ""
 
 
 @dataclass
@@ -127,6 +129,7 @@ class KycCheckResult:
     status: str
     debtor_name: str
     reasons: list[str] = field(default_factory=list)
+    debtor_country: str = ""
 
 
 @dataclass
@@ -136,6 +139,8 @@ class ScreeningInput:
     payment_id: str
     creditor_name: str
     creditor_country: str
+    debtor_name: str = ""
+    debtor_country: str = ""
 
 
 @dataclass

@@ -90,7 +90,13 @@ class PaymentWorkflow:
 
         screening: ScreeningResult = await self._step(
             "screen_parties",
-            ScreeningInput(payment.payment_id, payment.creditor.name, payment.creditor.country),
+            ScreeningInput(
+                payment.payment_id,
+                payment.creditor.name,
+                payment.creditor.country,
+                debtor_name=kyc.debtor_name,
+                debtor_country=kyc.debtor_country,
+            ),
             ScreeningResult,
         )
         if screening.hits:

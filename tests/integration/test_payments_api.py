@@ -327,3 +327,23 @@ async def test_unreachable_bank_waits_in_action_required_until_ops_retry(
         "submitted",
         "settled",
     ]
+
+
+async def test_adhoc_screening_explains_its_hits(tenant: Tenant) -> None:
+    listed = await tenant.partner.post(
+        "/v1/screenings", json={"name": "Banco Nacional de Cuba", "type": "business"}
+    )
+    assert listed.status_code == 200, listed.text
+    result = listed.json()
+    assert result["id"].startswith("scr_")
+    assert result["decision"] == "block"
+    top = result["hits"][0]
+    assert (top["entity_id"], top["matched_name"], top["score"]) == (
+        "306",
+        "BANCO NACIONAL DE CUBA",
+        1.0,
+    )
+    assert "nacional~nacional" in top["explanation"]
+    assert top["list_version"] in result["list_versions"]
+    clean = (await tenant.partner.post("/v1/screenings", json={"name": "Erika Mustermann"})).json()
+    assert (clean["decision"], clean["hits"]) == ("clear", [])

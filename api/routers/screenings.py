@@ -1,0 +1,42 @@
+"""Ad-hoc sanctions screening (DESIGN §7)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api.deps import Reader
+from api.schemas import ScreeningCreate, ScreeningHitOut, ScreeningOut
+from compliance.matcher import Matcher, decision_for
+from payments.ids import new_id
+
+router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+
+
+@router.post("", response_model=ScreeningOut)
+async def screen(body: ScreeningCreate, principal: Reader, request: Request) -> ScreeningOut:
+    """Screen a name; hits at or above the review threshold, with scores and explanations."""
+    matcher: Matcher = request.app.state.matcher
+    party_type = {"individual": "individual", "business": "entity"}.get(body.type or "")
+    hits = [
+        hit
+        for hit in matcher.screen(body.name, country=body.country, party_type=party_type)
+        if hit.decision != "clear"
+    ]
+    return ScreeningOut(
+        id=new_id("scr"),
+        name=body.name,
+        decision=decision_for(hits),
+        hits=[
+            ScreeningHitOut(
+                list=hit.list_name,
+                list_version=hit.list_version,
+                entity_id=hit.entity_id,
+                matched_name=hit.matched_name,
+                score=round(hit.score, 4),
+                decision=hit.decision,  # type: ignore[arg-type]
+                explanation=str(hit.explanation),
+            )
+            for hit in hits
+        ],
+        list_versions=[lst.version for lst in matcher.lists],
+    )
