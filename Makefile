@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test install lint typecheck fmt unit clean bench-ledger
+.PHONY: dev test install lint typecheck fmt unit clean bench-ledger record-histories
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -39,6 +39,11 @@ fmt: $(STAMP)
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
+
+# re-record the replay histories (only when the old ones no longer run anywhere)
+record-histories: $(STAMP)
+	rm -f tests/replay/histories/*.json
+	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/workflows
 
 clean:
 	rm -rf .data

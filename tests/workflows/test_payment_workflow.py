@@ -7,9 +7,11 @@ status each path ends in, and that every path that held money releases or posts 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,9 +139,30 @@ async def start(
     env: WorkflowEnvironment, bank: FakeBank, worker: Worker, **overrides: object
 ) -> WorkflowHandle[PaymentWorkflow, PaymentView]:
     payment_id = f"pay_{uuid.uuid4().hex[:20]}"
-    return await env.client.start_workflow(
+    handle = await env.client.start_workflow(
         PaymentWorkflow.run, payment_input(payment_id, **overrides), id=payment_id, task_queue=QUEUE
     )
+    STARTED.append(handle)
+    return handle
+
+
+# Histories of every path, recorded into tests/replay/ with RECORD_HISTORIES=1 (make
+# record-histories) and replayed by tests/replay: a non-deterministic change fails the build.
+REPLAY_DIR = Path(__file__).resolve().parents[1] / "replay" / "histories"
+STARTED: list[WorkflowHandle[PaymentWorkflow, PaymentView]] = []
+
+
+@pytest.fixture(autouse=True)
+async def record_history(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    STARTED.clear()
+    yield
+    if not os.environ.get("RECORD_HISTORIES"):
+        return
+    REPLAY_DIR.mkdir(parents=True, exist_ok=True)
+    for index, handle in enumerate(STARTED):
+        history = await handle.fetch_history()
+        name = request.node.name.removeprefix("test_")
+        (REPLAY_DIR / f"payment_{name}_{index}.json").write_text(history.to_json())
 
 
 def worker_for(env: WorkflowEnvironment, bank: FakeBank) -> Worker:
