@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers, problem_responses
 from api.limits import RateLimiter, RequestLimitsMiddleware
 from api.routers import (
     accounts,
+    codec,
     customers,
     deposits,
     health,
@@ -47,7 +49,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_second)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    # only the Temporal Web UI calls us from a browser (the codec server)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[settings.temporal_ui_origin],
+        allow_credentials=True,
+        allow_methods=["POST"],
+        allow_headers=["authorization", "content-type", "x-namespace"],
+    )
     app.include_router(health.router)
+    app.include_router(codec.router)
     for module in (customers, accounts, deposits, payments, screenings, webhooks, rails):
         app.include_router(module.router, responses=problem_responses())
     return app

@@ -14,6 +14,7 @@ from api.errors import PROBLEM_JSON, problem_body
 JSON_TYPES = ("application/json",)
 # the bank's callbacks are XML and verified by signature, not by API key
 NON_JSON_PREFIXES = ("/v1/rails/",)
+CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
@@ -53,13 +54,15 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        # the codec server receives whole batches of history payloads
+        limit = CODEC_MAX_BODY_BYTES if scope["path"].startswith("/codec/") else self.max_body_bytes
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared.isdigit() and int(declared) > limit:
             await _send_problem(
                 send,
                 413,
                 "payload_too_large",
-                f"Bodies are limited to {self.max_body_bytes} bytes.",
+                f"Bodies are limited to {limit} bytes.",
             )
             return
         chunks: list[bytes] = []
@@ -71,12 +74,12 @@ class RequestLimitsMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 await _send_problem(
                     send,
                     413,
                     "payload_too_large",
-                    f"Bodies are limited to {self.max_body_bytes} bytes.",
+                    f"Bodies are limited to {limit} bytes.",
                 )
                 return
             chunks.append(chunk)

@@ -147,7 +147,14 @@ class Stack:
         ]
         if self.web_ui:
             # no internet here: the UI must not try to fetch its newsfeed
-            argv += ["--ui-port", str(self.settings.temporal_ui_port), "--ui-disable-news-fetch"]
+            argv += [
+                "--ui-port",
+                str(self.settings.temporal_ui_port),
+                "--ui-disable-news-fetch",
+                # the UI shows payloads decrypted by our codec server
+                "--ui-codec-endpoint",
+                f"{self.settings.api_url}/codec",
+            ]
         else:
             argv.append("--headless")
         self._spawn("temporal", argv)

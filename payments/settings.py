@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # webhooks: first retry after this long, doubling up to an hour, for three days
     webhook_retry_initial_seconds: float = 5.0
 
+    # Temporal payload encryption (AES-256-GCM): "id:<base64 32 bytes>,…" and the current id.
+    # The default is a published development key: set real keys outside dev.
+    payload_keys: str = "dev-2026-11:ZGV2LW9ubHktcGF5bG9hZC1rZXktbm90LXNlY3JldCE="
+    payload_key_id: str = "dev-2026-11"
+    # who may use the codec server (the Web UI's origin for CORS)
+    temporal_ui_origin: str = "http://127.0.0.1:8233"
+    # dev convenience: the codec server trusts callers on this machine without a key
+    codec_allow_loopback: bool = True
+
     # compliance
     sanctions_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
 

@@ -7,6 +7,7 @@ import asyncio
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from payments.codec import data_converter
 from payments.settings import Settings, get_settings
 
 
@@ -19,7 +20,10 @@ async def connect(
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                runtime=runtime,
+                data_converter=data_converter(settings),
             )
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:

@@ -39,6 +39,7 @@ def make_settings(data_dir: Path) -> Settings:
         rail_poll_interval_seconds=10.0,
         webhook_retry_initial_seconds=0.5,
         worker_metrics_port=free_port(),
+        codec_allow_loopback=False,
         sanctions_dir=SANCTIONS_2021,
     )
 

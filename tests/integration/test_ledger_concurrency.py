@@ -201,14 +201,51 @@ async def test_one_failing_id_from_ten_tasks_fails_once(engine: AsyncEngine) -> 
     assert state(await fetch(engine, account)) == (0, 0, 0, 5, 1)
 
 
-async def test_history_and_balances_cannot_be_rewritten_in_sql(engine: AsyncEngine) -> None:
+async def assert_refused(
+    engine: AsyncEngine, statements: list[str], params: dict[str, str]
+) -> None:
+    """The database refuses `statements` (run in one transaction), at the latest at commit.
+
+    Checked first with every deferred constraint made immediate, in a transaction that is
+    always rolled back, so that a database accepting the tampering is not left corrupted for
+    the rest of the session; then for real, where the refusal may come at commit.
+    """
+
+    def assert_not_a_typo(error: DBAPIError) -> None:
+        # class 42 (syntax error, undefined column or table): the statement was wrong, not refused
+        sqlstate = getattr(error.orig, "sqlstate", None) or ""
+        assert not sqlstate.startswith("42"), (statements, error)
+
+    refusal: DBAPIError | None = None
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            await conn.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+            for statement in statements:
+                await conn.execute(text(statement), params)
+        except DBAPIError as error:
+            refusal = error
+        finally:
+            await transaction.rollback()
+    assert refusal is not None, f"the database accepted {statements} with {params}"
+    assert_not_a_typo(refusal)
+
+    with pytest.raises(DBAPIError) as at_commit:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement), params)
+    assert_not_a_typo(at_commit.value)
+
+
+async def tamper_setup(engine: AsyncEngine) -> tuple[dict[str, str], list[str]]:
+    """A funded account (two deposits), a funding account and a fresh account."""
     prefix = new_prefix()
     funding, (account,) = await open_funded(engine, prefix, ["a"], 0)
-    other = f"{prefix}-free"
-    await create_accounts(engine, [AccountSpec(other, "EUR", "fees")])
-    transfer = Transfer(f"{prefix}-t", funding, account, 40, "EUR", "deposit")
-    assert await create_transfer(engine, transfer) is R.OK
-    before = {a: state(await fetch(engine, a)) for a in (funding, account, other)}
+    fresh = f"{prefix}-fresh"
+    await create_accounts(engine, [AccountSpec(fresh, "EUR", "fees")])
+    first = Transfer(f"{prefix}-t1", funding, account, 40, "EUR", "deposit")
+    second = Transfer(f"{prefix}-t2", funding, account, 25, "EUR", "deposit")
+    assert await create_transfers(engine, [first, second]) == [R.OK, R.OK]
     async with engine.connect() as conn:
         present = (
             await conn.execute(
@@ -216,32 +253,72 @@ async def test_history_and_balances_cannot_be_rewritten_in_sql(engine: AsyncEngi
                     "SELECT (SELECT count(*) FROM ledger_transfers WHERE id = :id),"
                     " (SELECT count(*) FROM ledger_entries WHERE transfer_id = :id)"
                 ),
-                {"id": transfer.id},
+                {"id": first.id},
             )
         ).one()
     assert tuple(present) == (1, 2)  # the statements below do match rows
+    return {"t": first.id, "a": account, "f": funding, "x": fresh}, [funding, account, fresh]
 
-    params = {"id": transfer.id, "a": account, "f": funding, "o": other}
-    tampering = [
-        "UPDATE ledger_transfers SET amount = amount + 1 WHERE id = :id",
-        "UPDATE ledger_transfers SET code = 'forged' WHERE id = :id",
-        "DELETE FROM ledger_transfers WHERE id = :id",
-        "UPDATE ledger_entries SET credits_posted = credits_posted + 1 WHERE transfer_id = :id",
-        "DELETE FROM ledger_entries WHERE transfer_id = :id",
-        # a balance moved without an entry, on an account without limits
-        "UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = :o",
-        # even a balanced pair of moves, still without entries
-        "UPDATE ledger_accounts SET debits_posted = debits_posted + 5 WHERE id = :f;"
-        " UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = :a",
-        # a pending balance moved without an entry
-        "UPDATE ledger_accounts SET debits_pending = debits_pending + 3 WHERE id = :o",
-    ]
-    for statements in tampering:
-        with pytest.raises(DBAPIError):
-            async with engine.begin() as conn:
-                for statement in statements.split(";"):
-                    await conn.execute(text(statement), params)
-        after = {a: state(await fetch(engine, a)) for a in (funding, account, other)}
-        assert after == before, statements
-    assert await create_transfer(engine, transfer) is R.EXISTS
+
+async def assert_untouched(
+    engine: AsyncEngine, accounts: list[str], before: dict[str, tuple[int, int, int, int, int]]
+) -> None:
+    assert {a: state(await fetch(engine, a)) for a in accounts} == before
     await assert_ledger_ok(engine)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_transfers SET amount = amount + 1 WHERE id = :t",
+        "UPDATE ledger_transfers SET code = 'forged' WHERE id = :t",
+        "DELETE FROM ledger_transfers WHERE id = :t",
+        "UPDATE ledger_entries SET credits_posted = credits_posted + 1 WHERE transfer_id = :t",
+        "UPDATE ledger_entries SET credits_posted_delta = 41 WHERE transfer_id = :t",
+        "DELETE FROM ledger_entries WHERE transfer_id = :t",
+    ],
+)
+async def test_transfers_and_entries_cannot_be_rewritten(
+    engine: AsyncEngine, statement: str
+) -> None:
+    params, accounts = await tamper_setup(engine)
+    before = {a: state(await fetch(engine, a)) for a in accounts}
+    await assert_refused(engine, [statement], params)
+    await assert_untouched(engine, accounts, before)
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        # a balance moved without an entry, on an account without limits
+        ["UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = :x"],
+        ["UPDATE ledger_accounts SET debits_pending = debits_pending + 3 WHERE id = :x"],
+        # the same with the version bumped as if an entry existed
+        [
+            "UPDATE ledger_accounts SET credits_posted = credits_posted + 5,"
+            " version = version + 1 WHERE id = :x"
+        ],
+        # a balanced pair of moves, still without entries
+        [
+            "UPDATE ledger_accounts SET debits_posted = debits_posted + 5 WHERE id = :f",
+            "UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE id = :a",
+        ],
+        # an account rewound to the balances of an earlier entry (undoing the second deposit)
+        [
+            "UPDATE ledger_accounts SET credits_posted = credits_posted - 25,"
+            " version = version - 1 WHERE id = :a"
+        ],
+        # an account rewound to before its first entry
+        [
+            "UPDATE ledger_accounts SET credits_posted = 0, debits_posted = 0,"
+            " debits_pending = 0, credits_pending = 0, version = 0 WHERE id = :a"
+        ],
+    ],
+)
+async def test_balances_change_only_with_an_entry(
+    engine: AsyncEngine, statements: list[str]
+) -> None:
+    params, accounts = await tamper_setup(engine)
+    before = {a: state(await fetch(engine, a)) for a in accounts}
+    await assert_refused(engine, statements, params)
+    await assert_untouched(engine, accounts, before)
