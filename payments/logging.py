@@ -1,4 +1,4 @@
-"""structlog JSON logs with ids bound through contextvars (DESIGN §8 convention 5).
+"""structlog JSON logs with ids bound through contextvars, redacted (DESIGN §5, §8).
 
 Standard-library loggers (uvicorn, temporalio, httpx) are rendered by the same processors,
 so every line a process writes is one JSON object.
@@ -10,6 +10,8 @@ import logging
 import sys
 
 import structlog
+
+from payments.redaction import redact_processor
 
 _SHARED: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -34,6 +36,8 @@ def configure_logging(level: int = logging.INFO) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                # last before rendering: nothing added later can carry an account number
+                redact_processor,
                 structlog.processors.JSONRenderer(),
             ],
         )
