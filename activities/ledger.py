@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from ledger import (
     Transfer,
     TransferKind,
@@ -27,6 +28,10 @@ from workflows.models import ExpireInput, ExpireResult, LedgerInput, LedgerResul
 def hold_id(payment_id: str) -> str:
     """Transfer id of a payment's hold."""
     return f"{payment_id}:hold"
+
+
+def _count(step: str, result: TransferResult) -> None:
+    count("payments_ledger_transfers", "Ledger transfers", step=step, result=result.value)
 
 
 def _refused(transfer_id: str, result: TransferResult) -> ApplicationError:
@@ -60,6 +65,7 @@ class LedgerActivities:
             kind=TransferKind.PENDING,
         )
         result = await create_transfer(self._engine, transfer)
+        _count("hold", result)
         if result is TransferResult.ID_ALREADY_FAILED:
             # a retry after the first attempt was refused: report the original refusal
             result = await failure_of(self._engine, transfer.id) or result
@@ -79,6 +85,7 @@ class LedgerActivities:
             pending_id=hold_id(request.payment_id),
         )
         result = await create_transfer(self._engine, transfer)
+        _count(step, result)
         if not result.succeeded:
             raise _refused(transfer.id, result)
         return LedgerResult(transfer.id, result.value)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.metrics import count
 from activities.notify import event_id_for, start_deliveries
 from payments.settings import Settings
 from payments.tables import events, payment_status_history, payments
@@ -111,6 +112,12 @@ class PaymentRecordActivities:
             event_id = await insert_status_event(
                 conn, payment, change.seq, change.status, at, failure
             )
+        count(
+            "payments_status_transitions",
+            "Payment status changes",
+            status=change.status,
+            rail=payment.rail,
+        )
         await start_deliveries(
             self._client, self._engine, self._settings, payment.tenant_id, event_id
         )

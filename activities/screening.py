@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.metrics import count
 from compliance.matcher import Hit, Matcher
 from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
 
@@ -39,5 +40,12 @@ class ScreeningActivities:
             for hit in self._matcher.screen(name, country=country or None)
             if hit.decision != "clear"
         ]
+        for hit in hits:
+            count(
+                "payments_screening_hits",
+                "Potential sanctions matches",
+                party=hit.party,
+                decision=hit.decision,
+            )
         versions = ",".join(sorted({lst.version for lst in self._matcher.lists}))
         return ScreeningResult(versions, hits)

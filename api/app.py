@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers, problem_responses
 from api.limits import RateLimiter, RequestLimitsMiddleware
+from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.routers import (
     accounts,
     codec,
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_second)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # only the Temporal Web UI calls us from a browser (the codec server)
     app.add_middleware(
         CORSMiddleware,

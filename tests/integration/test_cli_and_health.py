@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from payments.devstack import Stack, settings_env
+from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
 
 
 def test_keys_create_prints_a_working_key_last(stack: Stack) -> None:
@@ -82,3 +83,19 @@ def test_worker_serves_prometheus_metrics(stack: Stack) -> None:
     url = f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics"
     body = httpx.get(url, timeout=5).text
     assert "temporal_" in body  # the SDK's own series (pollers, task latencies, ...)
+
+
+async def test_metrics_carry_business_and_request_series(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 1_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 10))
+    await wait_for_status(tenant.partner, payment["id"], {"settled"})
+    worker = httpx.get(f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics").text
+    assert "payments_status_transitions" in worker
+    assert 'status="settled"' in worker and 'rail="sepa"' in worker
+    assert "payments_ledger_transfers" in worker and 'step="post"' in worker
+    assert "temporal_activity_execution_latency" in worker  # step latencies, per activity
+    api = httpx.get(f"{stack.settings.api_url}/metrics").text
+    assert 'api_requests_total{method="POST",route="/v1/payments",status="202"}' in api
+    assert 'route="/v1/payments/{payment_id}"' in api  # templates, never raw ids
+    assert payment["id"] not in api
+    assert "api_request_duration_seconds_bucket" in api
