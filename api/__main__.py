@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
+from payments.cli import exit_without_finalizing
 from payments.logging import configure_logging
 from payments.settings import get_settings
 
@@ -18,3 +19,4 @@ if __name__ == "__main__":
         log_config=None,
         access_log=False,
     )
+    exit_without_finalizing(0)

@@ -1,10 +1,13 @@
-"""The `payments` command for ops: API keys, ledger verification, database migrations."""
+"""The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
+ledger verification, database migrations."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from typing import NoReturn
 
 from payments.api_keys import (
     SCOPES,
@@ -44,6 +47,58 @@ async def _revoke_key(key_id: str) -> bool:
             return await revoke_key(conn, key_id)
     finally:
         await dispose_engines()
+
+
+def exit_without_finalizing(code: int) -> NoReturn:
+    """Exit at once after a Temporal client was used.
+
+    The SDK's Rust runtime keeps threads that may call into Python while the interpreter
+    finalizes ("Fatal Python error: PyGILState_Release"); all work is done and flushed here,
+    so skipping finalization loses nothing and keeps the exit code honest.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def _ops(args: argparse.Namespace) -> int:
+    from payments import ops
+
+    settings = get_settings()
+    if args.command == "list":
+        rows = await ops.list_payments(
+            settings, status=args.status, older_than_minutes=args.older_than, limit=args.limit
+        )
+        for row in rows:
+            print(ops.format_row(row))
+        print(f"{len(rows)} payment(s)")
+        return 0
+    if args.command == "show":
+        found = await ops.timeline(settings, args.payment_id)
+        if found is None:
+            print(f"error: no payment {args.payment_id}", file=sys.stderr)
+            return 1
+        print(ops.format_row(found.payment))
+        if found.payment.failure_code:
+            print(f"failure: {found.payment.failure_code}: {found.payment.failure_message}")
+        for change in found.history:
+            print(f"  {change.at:%Y-%m-%d %H:%M:%S.%f}  {change.status}")
+        print("workflow:")
+        for step in found.activities:
+            print(f"  {step}")
+        return 0
+    if args.command == "retry":
+        await ops.signal_retry(settings, args.payment_id)
+    elif args.command == "cancel":
+        await ops.signal_cancel(settings, args.payment_id, args.operator, args.reason)
+    else:
+        status = await ops.review(
+            settings, args.payment_id, args.decision, args.reviewer, args.note
+        )
+        print(f"{args.payment_id} is now {status}")
+        return 0
+    print(f"sent {args.command} to {args.payment_id}")
+    return 0
 
 
 async def _verify_ledger() -> int:
@@ -91,6 +146,24 @@ def main(argv: list[str] | None = None) -> int:
         "verify", help="recompute every balance from entries; exit 1 on any discrepancy"
     )
 
+    listing_p = commands.add_parser("list", help="payments, newest first (find stuck ones)")
+    listing_p.add_argument("--status", help="e.g. action_required, in_review")
+    listing_p.add_argument("--older-than", type=float, help="minutes since the last change")
+    listing_p.add_argument("--limit", type=int, default=50)
+    show = commands.add_parser("show", help="a payment's timeline: statuses and workflow steps")
+    show.add_argument("payment_id")
+    retry = commands.add_parser("retry", help="retry the rail for a payment in action_required")
+    retry.add_argument("payment_id")
+    cancel = commands.add_parser("cancel", help="cancel a payment before submission")
+    cancel.add_argument("payment_id")
+    cancel.add_argument("--operator", required=True)
+    cancel.add_argument("--reason", default="")
+    review = commands.add_parser("review", help="decide a payment in review (four-eyes)")
+    review.add_argument("payment_id")
+    review.add_argument("--decision", choices=["approve", "reject"], required=True)
+    review.add_argument("--reviewer", required=True)
+    review.add_argument("--note", default="")
+
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
@@ -118,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"created key for {args.name} in tenant {args.tenant} with scopes {scopes}")
         print(key)
         return 0
+    if args.command in ("list", "show", "retry", "cancel", "review"):
+        exit_without_finalizing(asyncio.run(_ops(args)))
     if args.command == "ledger":
         return asyncio.run(_verify_ledger())
     if args.command == "db":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from payments.cli import exit_without_finalizing
 from payments.logging import configure_logging
 from workers.payments_worker import run
 
 if __name__ == "__main__":
     configure_logging()
     asyncio.run(run())
+    exit_without_finalizing(0)

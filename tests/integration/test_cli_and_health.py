@@ -99,3 +99,31 @@ async def test_metrics_carry_business_and_request_series(tenant: Tenant, stack: 
     assert 'route="/v1/payments/{payment_id}"' in api  # templates, never raw ids
     assert payment["id"] not in api
     assert "api_request_duration_seconds_bucket" in api
+
+
+async def test_ops_cli_finds_shows_and_reviews_a_payment(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 1_000)
+    payment = await pay(
+        tenant.partner, payment_body(account["id"], 10, name="Banco Nacional de Cuba")
+    )
+    await wait_for_status(tenant.partner, payment["id"], {"in_review"})
+    cli = str(Path(sys.executable).parent / "payments")
+    env = settings_env(stack.settings)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([cli, *args], env=env, capture_output=True, text=True)
+
+    listed = run("list", "--status", "in_review")
+    assert payment["id"] in listed.stdout, listed.stderr
+    shown = run("show", payment["id"])
+    assert "scheduled screen_parties" in shown.stdout, shown.stderr
+    assert "in_review" in shown.stdout
+    own = run("review", payment["id"], "--decision", "approve", "--reviewer", "partner-app")
+    assert own.returncode != 0 and "four_eyes" in (own.stderr + own.stdout).lower().replace(
+        "-", "_"
+    )
+    approved = run("review", payment["id"], "--decision", "approve", "--reviewer", "olga")
+    assert approved.returncode == 0, approved.stderr
+    assert "is now processing" in approved.stdout
+    final = await wait_for_status(tenant.partner, payment["id"], {"settled"})
+    assert final["status"] == "settled"

@@ -1,0 +1,130 @@
+"""Ops actions on payments for the `payments` CLI: find, inspect, retry, cancel, review.
+
+They talk to PostgreSQL (what the API shows) and to Temporal (the workflow that decides),
+with the same settings as every other process: no API key, the operator's infrastructure
+access is the authority, and every action names its operator (four-eyes still applies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from payments.db import dispose_engines, get_engine
+from payments.settings import Settings
+from payments.tables import payment_status_history, payments
+from payments.temporal_client import connect
+from workflows.models import CancelInput, ReviewInput
+from workflows.payment import PaymentWorkflow
+
+
+@dataclass
+class Timeline:
+    """A payment and what happened to it."""
+
+    payment: Any
+    history: list[Any]
+    activities: list[str]
+
+
+async def list_payments(
+    settings: Settings, *, status: str | None, older_than_minutes: float | None, limit: int
+) -> list[Any]:
+    """Payments newest first, optionally by status and age (e.g. stuck in review)."""
+    query = select(payments).order_by(payments.c.updated_at.desc()).limit(limit)
+    if status:
+        query = query.where(payments.c.status == status)
+    if older_than_minutes is not None:
+        query = query.where(
+            payments.c.updated_at
+            < func.now() - text("make_interval(mins => :m)").bindparams(m=older_than_minutes)
+        )
+    try:
+        async with get_engine(settings).connect() as conn:
+            return list((await conn.execute(query)).all())
+    finally:
+        await dispose_engines()
+
+
+async def timeline(settings: Settings, payment_id: str) -> Timeline | None:
+    """The payment row, its status history, and the activities its workflow ran."""
+    try:
+        async with get_engine(settings).connect() as conn:
+            row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).first()
+            if row is None:
+                return None
+            history = list(
+                (
+                    await conn.execute(
+                        select(payment_status_history)
+                        .where(payment_status_history.c.payment_id == payment_id)
+                        .order_by(payment_status_history.c.seq)
+                    )
+                ).all()
+            )
+    finally:
+        await dispose_engines()
+    client = await connect(settings)
+    steps: list[str] = []
+    async for event in client.get_workflow_handle(payment_id).fetch_history_events():
+        line = _describe(event)
+        if line:
+            when = event.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
+            steps.append(f"{when}  {line}")
+    return Timeline(row, history, steps)
+
+
+def _describe(event: Any) -> str | None:
+    """The events ops care about in a timeline; None for the rest."""
+    kind = event.WhichOneof("attributes") or ""
+    if kind == "activity_task_scheduled_event_attributes":
+        return f"scheduled {event.activity_task_scheduled_event_attributes.activity_type.name}"
+    if kind == "activity_task_failed_event_attributes":
+        return f"failed    {event.activity_task_failed_event_attributes.failure.message[:80]}"
+    if kind == "workflow_execution_signaled_event_attributes":
+        return f"signal    {event.workflow_execution_signaled_event_attributes.signal_name}"
+    if kind == "workflow_execution_update_accepted_event_attributes":
+        accepted = event.workflow_execution_update_accepted_event_attributes
+        return f"update    {accepted.accepted_request.input.name}"
+    return None
+
+
+async def signal_retry(settings: Settings, payment_id: str) -> None:
+    """Send `retry` to a payment in action_required."""
+    client = await connect(settings)
+    await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).signal(
+        PaymentWorkflow.retry
+    )
+
+
+async def signal_cancel(settings: Settings, payment_id: str, operator: str, reason: str) -> None:
+    """Send `cancel` (honoured only before submission)."""
+    client = await connect(settings)
+    await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).signal(
+        PaymentWorkflow.cancel, CancelInput(requested_by=operator, reason=reason)
+    )
+
+
+async def review(
+    settings: Settings, payment_id: str, decision: str, reviewer: str, note: str
+) -> str:
+    """Run the four-eyes `review` update; returns the status the payment moved to."""
+    client = await connect(settings)
+    result = await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).execute_update(
+        PaymentWorkflow.review, ReviewInput(decision=decision, reviewer=reviewer, note=note)
+    )
+    return result.status
+
+
+def format_row(row: Any) -> str:
+    """One line per payment."""
+    updated = (
+        row.updated_at.strftime("%Y-%m-%d %H:%M:%S") if isinstance(row.updated_at, datetime) else ""
+    )
+    return (
+        f"{row.id}  {row.status:<16} {row.rail:<5} {row.amount:>12} {row.currency}  "
+        f"{row.tenant_id:<20} {updated}"
+    )
