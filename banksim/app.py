@@ -9,6 +9,7 @@ Errors are RFC 9457 problem documents with a machine-readable `code`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,6 +100,12 @@ def _message_ack(message_id: str, *, duplicate: bool) -> dict[str, Any]:
     return {"message_id": message_id, "status": "received", "duplicate": duplicate}
 
 
+class Faults(BaseModel):
+    """Injected faults, in memory (a restart clears them)."""
+
+    latency_seconds: Annotated[float, Field(ge=0, le=120)] = 0.0
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the simulator; `settings` defaults to the process-wide ones."""
     config = settings or get_settings()
@@ -159,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def receive_message(request: Request) -> Response:
         """Accept a pacs.008; settlement and the signed pacs.002 callback follow."""
         bank = _bank(request)
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in XML_MEDIA_TYPES:
             return problem(
@@ -211,6 +220,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if stored.status_report is None:
             return JSONResponse({"message_id": message_id, "status": "pending"}, 202)
         return Response(stored.status_report, media_type="application/xml")
+
+    faults = Faults()
+
+    @app.put("/v1/admin/faults")
+    async def set_faults(new: Faults) -> Faults:
+        """Inject faults (for now: latency before answering a submission)."""
+        faults.latency_seconds = new.latency_seconds
+        return faults
 
     @app.post("/v1/admin/rules", status_code=201)
     async def add_rule(rule: RuleIn, request: Request) -> RuleOut:
