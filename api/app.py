@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from api.errors import install_error_handlers, problem_responses
 from api.limits import RateLimiter, RequestLimitsMiddleware
@@ -26,6 +27,7 @@ from compliance.screening import load_matcher
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect
+from payments.tracing import configure_tracing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    if configure_tracing(settings, "payments-api") is not None:
+        FastAPIInstrumentor.instrument_app(app)
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_second)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware)

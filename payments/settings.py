@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # dev convenience: the codec server trusts callers on this machine without a key
     codec_allow_loopback: bool = True
 
+    # OpenTelemetry traces, exported over OTLP/HTTP when enabled
+    otel_enabled: bool = False
+    otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+
     # compliance
     sanctions_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
 

@@ -9,6 +9,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from payments.codec import data_converter
 from payments.settings import Settings, get_settings
+from payments.tracing import temporal_interceptors
 
 
 async def connect(
@@ -24,6 +25,7 @@ async def connect(
                 namespace=settings.temporal_namespace,
                 runtime=runtime,
                 data_converter=data_converter(settings),
+                interceptors=temporal_interceptors(settings),
             )
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:

@@ -32,6 +32,7 @@ from compliance.screening import load_matcher
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
+from payments.tracing import configure_tracing
 from workflows.ledger_maintenance import INTERVAL, SCHEDULE_ID, LedgerMaintenanceWorkflow
 from workflows.models import ExpireInput
 from workflows.payment import PaymentWorkflow
@@ -95,6 +96,7 @@ async def ensure_maintenance_schedule(client: Client, settings: Settings) -> Non
 async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
+    configure_tracing(settings, "payments-worker")
     matcher = load_matcher(settings)
     log.info(
         "sanctions lists loaded",

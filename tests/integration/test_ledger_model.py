@@ -177,7 +177,7 @@ class LedgerMachine(RuleBasedStateMachine):
         others = [a for a in self.account_ids if a != debit]
         partners = [a for a in others if self.model.accounts[a].currency == currency]
         credit = data.draw(st.sampled_from(partners or others), label="credit")
-        amount = data.draw(st.integers(1, 12), label="amount")
+        amount = data.draw(often(st.integers(1, 12), self.limit_amounts(debit, credit), 3))
         timeout = 0
         if kind is K.PENDING:
             timeout = data.draw(st.one_of(st.just(0), st.integers(1, MAX_TIMEOUT)), label="timeout")
@@ -209,6 +209,17 @@ class LedgerMachine(RuleBasedStateMachine):
             "pending_id given": lambda: r(t, pending_id=(self.pending_ids or ["x"])[-1]),
         }
         return breakages[self.draw_breakage(data, breakages)]()
+
+    def limit_amounts(self, debit: str, credit: str) -> st.SearchStrategy[int]:
+        """Amounts right at a limit of the accounts (or anything small, without limits)."""
+        d, c = self.model.accounts[debit], self.model.accounts[credit]
+        room = []
+        if d.debits_must_not_exceed_credits:
+            room.append(d.credits_posted - d.debits_posted - d.debits_pending)
+        if c.credits_must_not_exceed_debits:
+            room.append(c.debits_posted - c.credits_posted - c.credits_pending)
+        amounts = sorted({a for r in room for a in (r, r + 1) if a > 0})
+        return st.sampled_from(amounts) if amounts else st.integers(1, 12)
 
     def draw_resolution(
         self, data: st.DataObject, kind: TransferKind, linked: bool, batch_pendings: list[str]
