@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_port: int = 8233
     task_queue: str = "payments"
+    # which build this worker is (the image tag in production); with versioning on, each
+    # workflow stays on the build that started it (PINNED) until it completes
+    worker_build_id: str = "dev"
+    worker_versioning: bool = False
+    # worker tuning: how much one process runs at once
+    worker_max_concurrent_activities: int = 100
+    worker_max_concurrent_workflow_tasks: int = 100
+    # which task queues this worker polls ("all" or a comma list of queue roles)
+    worker_queues: str = "all"
     # the worker's Prometheus endpoint (Temporal SDK metrics); 0 switches it off
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -19,7 +21,8 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
@@ -36,43 +39,79 @@ from payments.tracing import configure_tracing
 from workflows.ledger_maintenance import INTERVAL, SCHEDULE_ID, LedgerMaintenanceWorkflow
 from workflows.models import ExpireInput
 from workflows.payment import PaymentWorkflow
+from workflows.queues import ROLES, queue_for
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = structlog.get_logger()
+# in-flight activities get this long to finish when the worker is told to stop
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 # logged once the worker polls its queue; the dev stack waits for it
 READY_MESSAGE = "worker started"
 
 
-def build_worker(
-    client: Client, settings: Settings, http: httpx.AsyncClient, matcher: Matcher
-) -> Worker:
-    """Wire the payment workflow and its activities with their dependencies."""
+def selected_roles(settings: Settings) -> list[str]:
+    """The queue roles this process polls (`PAYMENTS_WORKER_QUEUES`: all, or e.g. ledger)."""
+    if settings.worker_queues.strip() == "all":
+        return list(ROLES)
+    roles = [role.strip() for role in settings.worker_queues.split(",") if role.strip()]
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"worker_queues must be 'all' or a subset of {ROLES}, not {unknown}")
+    return roles
+
+
+def build_workers(
+    client: Client, settings: Settings, http: httpx.AsyncClient, matcher: Matcher | None
+) -> list[Worker]:
+    """One Worker per selected role, each with the activities of its queue."""
     engine = get_engine(settings)
-    kyc = KycActivities(engine)
-    screening = ScreeningActivities(matcher)
-    ledger = LedgerActivities(engine)
+    by_role: dict[str, list[Callable[..., Any]]] = {role: [] for role in ROLES}
     records = PaymentRecordActivities(engine, client, settings)
     webhooks = WebhookActivities(engine, http)
+    by_role["payments"] += [records.record_payment_status, webhooks.deliver_webhook]
+    ledger = LedgerActivities(engine)
+    by_role["ledger"] += [
+        ledger.hold_funds,
+        ledger.post_hold,
+        ledger.void_hold,
+        ledger.expire_pending,
+    ]
     rails = RailActivities(http, settings)
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=[PaymentWorkflow, LedgerMaintenanceWorkflow, WebhookDeliveryWorkflow],
-        activities=[
-            kyc.check_debtor_kyc,
-            screening.screen_parties,
-            ledger.hold_funds,
-            ledger.post_hold,
-            ledger.void_hold,
-            ledger.expire_pending,
-            records.record_payment_status,
-            rails.submit_to_rail,
-            rails.poll_rail_status,
-            webhooks.deliver_webhook,
-        ],
-        # in-flight activities get this long to finish when the worker is told to stop
-        graceful_shutdown_timeout=timedelta(seconds=20),
+    by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status]
+    if matcher is not None:
+        screening = ScreeningActivities(matcher)
+        by_role["compliance"] += [KycActivities(engine).check_debtor_kyc, screening.screen_parties]
+    deployment = WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion("payments", settings.worker_build_id),
+        use_worker_versioning=settings.worker_versioning,
+        # a workflow finishes on the build that started it: no code change reaches a
+        # payment half-way, whatever the deploy does (old builds drain, then retire)
+        default_versioning_behavior=(
+            VersioningBehavior.PINNED
+            if settings.worker_versioning
+            else VersioningBehavior.UNSPECIFIED
+        ),
     )
+    workers = []
+    for role in selected_roles(settings):
+        workers.append(
+            Worker(
+                client,
+                task_queue=queue_for(settings.task_queue, role),
+                workflows=(
+                    [PaymentWorkflow, LedgerMaintenanceWorkflow, WebhookDeliveryWorkflow]
+                    if role == "payments"
+                    else []
+                ),
+                activities=by_role[role],
+                deployment_config=deployment,
+                max_concurrent_activities=settings.worker_max_concurrent_activities,
+                max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+                # in-flight activities get this long to finish when the worker is told to stop
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            )
+        )
+    return workers
 
 
 async def ensure_maintenance_schedule(client: Client, settings: Settings) -> None:
@@ -97,12 +136,14 @@ async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
     configure_tracing(settings, "payments-worker")
-    matcher = load_matcher(settings)
-    log.info(
-        "sanctions lists loaded",
-        versions=[lst.version for lst in matcher.lists],
-        names=matcher.name_count,
-    )
+    matcher = None
+    if "compliance" in selected_roles(settings):
+        matcher = load_matcher(settings)
+        log.info(
+            "sanctions lists loaded",
+            versions=[lst.version for lst in matcher.lists],
+            names=matcher.name_count,
+        )
     client = await connect(settings, runtime=metrics_runtime(settings))
     await ensure_maintenance_schedule(client, settings)
     stop = asyncio.Event()
@@ -110,9 +151,11 @@ async def run(settings: Settings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
-        worker = build_worker(client, settings, http, matcher)
-        async with worker:
-            log.info(READY_MESSAGE, task_queue=settings.task_queue)
+        workers = build_workers(client, settings, http, matcher)
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
+            log.info(READY_MESSAGE, task_queues=[w.task_queue for w in workers])
             await stop.wait()
             log.info("worker stopping")
     await dispose_engines()

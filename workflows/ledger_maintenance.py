@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models import ExpireInput, ExpireResult
+    from workflows.queues import activity_queue
 
 SCHEDULE_ID = "ledger-maintenance"
 INTERVAL = timedelta(minutes=1)
@@ -29,6 +30,7 @@ class LedgerMaintenanceWorkflow:
         result: ExpireResult = await workflow.execute_activity(
             "expire_pending_transfers",
             request,
+            task_queue=activity_queue(workflow.info().task_queue, "expire_pending_transfers"),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
             result_type=ExpireResult,

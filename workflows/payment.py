@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitInput,
         SubmitResult,
     )
+    from workflows.queues import activity_queue
 
 # Transient faults (database restart, network) are retried without limit: the step is
 # idempotent, and giving up would strand money. Business outcomes come back as results.
@@ -238,6 +239,7 @@ class PaymentWorkflow:
         result: T = await workflow.execute_activity(
             activity,
             arg,
+            task_queue=activity_queue(workflow.info().task_queue, activity),
             start_to_close_timeout=STEP_TIMEOUT,
             retry_policy=retry,
             result_type=result_type,

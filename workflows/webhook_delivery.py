@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models import DeliveryInput, DeliveryResult
+    from workflows.queues import activity_queue
 
 DELIVERY_WINDOW = timedelta(days=3)
 
@@ -32,6 +33,7 @@ class WebhookDeliveryWorkflow:
         result: DeliveryResult = await workflow.execute_activity(
             "deliver_webhook",
             delivery,
+            task_queue=activity_queue(workflow.info().task_queue, "deliver_webhook"),
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=DELIVERY_WINDOW,
             retry_policy=RetryPolicy(

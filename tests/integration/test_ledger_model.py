@@ -4,11 +4,11 @@ A Hypothesis state machine drives both with the same accounts, batches, clock an
 runs, and after every step compares every result code and every account's balances (see
 `tests/integration/ledger_model.py` for the model and the readings it chose).
 
-The state machine is synchronous: it owns a private event loop and engine. Every run uses
-fresh ids (a uuid prefix) and compares only its own accounts. The ledger clock is a shared
-one in the year 2000 that only moves forward across runs, and each run expires all of its
-timed pendings at teardown, so one run's expiry never counts another run's pendings (nor
-anything another test created on the database clock).
+The state machine is synchronous: it owns a private event loop and an engine on a database
+of its own (the platform's maintenance schedule on the shared one would expire its holds).
+Every run uses fresh ids (a uuid prefix) and compares only its own accounts. The ledger clock
+is a shared one in the year 2000 that only moves forward across runs, and each run expires
+all of its timed pendings at teardown, so one run's expiry never counts another run's.
 """
 
 from __future__ import annotations
@@ -445,7 +445,9 @@ class LedgerMachine(RuleBasedStateMachine):
             flags.append(False)
         events: list[Transfer] = []
         for linked in flags:
-            events.append(self.draw_event(data, linked, events))
+            e = self.draw_event(data, linked, events)
+            events.append(e)  # later events may post or void a pending drawn here
+            self.shapes[e.id] = Shape(e.debit_account_id, e.credit_account_id, e.amount, e.currency)
         self.submit(events)
 
     @precondition(lambda self: bool(self.requests))

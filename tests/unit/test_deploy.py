@@ -7,12 +7,10 @@ has and the shutdown timeout of its workers.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import tomllib
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -245,16 +243,12 @@ def image_is_pinned(image: str) -> bool:
 
 
 def graceful_shutdown_seconds() -> float:
-    """`graceful_shutdown_timeout=timedelta(...)` of the worker, read from its source."""
+    """The worker's `graceful_shutdown_timeout`, as the worker itself configures it."""
+    from workers.payments_worker import GRACEFUL_SHUTDOWN
+
     source = (ROOT / "workers" / "payments_worker.py").read_text()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.keyword) and node.arg == "graceful_shutdown_timeout":
-            call = node.value
-            assert isinstance(call, ast.Call) and getattr(call.func, "id", "") == "timedelta"
-            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
-            args = [ast.literal_eval(arg) for arg in call.args]
-            return timedelta(*args, **kwargs).total_seconds()
-    raise AssertionError("the worker sets no graceful_shutdown_timeout")
+    assert "graceful_shutdown_timeout=GRACEFUL_SHUTDOWN" in source
+    return GRACEFUL_SHUTDOWN.total_seconds()
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ status each path ends in, and that every path that held money releases or posts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,7 @@ from workflows.models import (
     SubmitResult,
 )
 from workflows.payment import PaymentWorkflow
+from workflows.queues import ROLES, queue_for
 from workflows.search_attributes import PAYMENT_STATUS, register_search_attributes
 
 QUEUE = "payments-test"
@@ -165,10 +167,22 @@ async def record_history(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         (REPLAY_DIR / f"payment_{name}_{index}.json").write_text(history.to_json())
 
 
-def worker_for(env: WorkflowEnvironment, bank: FakeBank) -> Worker:
-    return Worker(
-        env.client, task_queue=QUEUE, workflows=[PaymentWorkflow], activities=bank.activities()
-    )
+@contextlib.asynccontextmanager
+async def worker_for(env: WorkflowEnvironment, bank: FakeBank) -> AsyncIterator[Worker]:
+    """Workers for the base queue (workflows) and every role queue (activities)."""
+    async with contextlib.AsyncExitStack() as stack:
+        main = None
+        for role in ROLES:
+            worker = Worker(
+                env.client,
+                task_queue=queue_for(QUEUE, role),
+                workflows=[PaymentWorkflow] if role == "payments" else [],
+                activities=bank.activities(),
+            )
+            await stack.enter_async_context(worker)
+            main = main or worker
+        assert main is not None
+        yield main
 
 
 async def wait_status(handle: WorkflowHandle[PaymentWorkflow, PaymentView], status: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from payments.tracing import configure_tracing, temporal_interceptors
 from tests.workflows.test_payment_workflow import QUEUE, FakeBank, payment_input
 from workflows.models import RailEvent
 from workflows.payment import PaymentWorkflow
+from workflows.queues import ROLES, queue_for
 from workflows.search_attributes import register_search_attributes
 
 
@@ -38,9 +40,16 @@ async def test_a_payment_is_one_trace_from_start_to_every_activity() -> None:
         config["interceptors"] = [TracingInterceptor(provider.get_tracer("test"))]
         client = Client(**config)
         bank = FakeBank()
-        async with Worker(
-            client, task_queue=QUEUE, workflows=[PaymentWorkflow], activities=bank.activities()
-        ):
+        async with contextlib.AsyncExitStack() as workers:
+            for role in ROLES:
+                await workers.enter_async_context(
+                    Worker(
+                        client,
+                        task_queue=queue_for(QUEUE, role),
+                        workflows=[PaymentWorkflow] if role == "payments" else [],
+                        activities=bank.activities(),
+                    )
+                )
             payment_id = f"pay_{uuid.uuid4().hex[:20]}"
             handle = await client.start_workflow(
                 PaymentWorkflow.run, payment_input(payment_id), id=payment_id, task_queue=QUEUE
