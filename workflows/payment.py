@@ -150,6 +150,21 @@ class PaymentWorkflow:
                     f"screening hit confirmed by {self._review.reviewer}",
                 ),
             )
+        # A review can take days, and KYC can lapse meanwhile: check it again before any
+        # money moves. Added after payments were already running, hence the patch: histories
+        # recorded before it replay without this step (see README "Operating payments").
+        if workflow.patched("recheck-kyc-after-review"):
+            payment = self._payment
+            kyc: KycCheckResult = await self._step(
+                "check_debtor_kyc",
+                KycCheckInput(payment.tenant_id, payment.customer_id),
+                KycCheckResult,
+            )
+            if not kyc.approved:
+                return await self._finish(
+                    PaymentStatus.REJECTED,
+                    Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
+                )
         await self._transition(PaymentStatus.PROCESSING)
         return None
 

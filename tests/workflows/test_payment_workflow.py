@@ -277,6 +277,8 @@ async def test_screening_hit_waits_for_review_then_approval_settles(
         view = await handle.result()
     assert view.status == "settled"
     assert bank.statuses == ["in_review", "processing", "submitted", "settled"]
+    # KYC is checked again after the review (patch "recheck-kyc-after-review")
+    assert bank.calls == ["kyc", "screen", "kyc", "hold", "submit", "post"]
 
 
 async def test_review_rejection_ends_rejected_without_moving_money(
@@ -345,3 +347,16 @@ async def test_status_query_and_search_attribute_follow_transitions(
         await handle.result()
         description = await handle.describe()
     assert description.typed_search_attributes.get(PAYMENT_STATUS) == "settled"
+
+
+async def test_kyc_lapsed_during_review_rejects_after_approval(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(hits=[HIT])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "in_review")
+        bank.kyc_approved = False  # e.g. the customer's KYC review date passed
+        await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        view = await handle.result()
+    assert view.status == "rejected"
+    assert view.failure is not None and view.failure.code == "kyc_not_approved"
+    assert bank.calls == ["kyc", "screen", "kyc"]  # no money moved
