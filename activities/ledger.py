@@ -8,6 +8,9 @@ queue on one hot row; post and void inherit the hold's accounts.
 
 from __future__ import annotations
 
+import time
+
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,9 +23,24 @@ from ledger import (
     create_transfer,
     expire_pending_transfers,
     failure_of,
+    verify_ledger,
 )
 from ledger.models import settlement_account_id, shard_of
-from workflows.models import ExpireInput, ExpireResult, LedgerInput, LedgerResult
+from workflows.models import (
+    ExpireInput,
+    ExpireResult,
+    LedgerInput,
+    LedgerResult,
+    ObserveResult,
+)
+
+OPEN_STATUSES = ("processing", "in_review", "submitted", "action_required")
+OPEN_PAYMENTS = text(
+    "SELECT status, count(*) AS n,"
+    " extract(epoch FROM now() - min(updated_at)) AS oldest_seconds"
+    " FROM payments WHERE status IN ('processing', 'in_review', 'submitted', 'action_required')"
+    " GROUP BY status"
+)
 
 
 def hold_id(payment_id: str) -> str:
@@ -104,3 +122,33 @@ class LedgerActivities:
     async def expire_pending(self, _: ExpireInput) -> ExpireResult:
         """Release every pending transfer whose timeout has passed."""
         return ExpireResult(await expire_pending_transfers(self._engine))
+
+    @activity.defn(name="observe_platform")
+    async def observe_platform(self, request: ExpireInput) -> ObserveResult:
+        """Export gauges the alert rules watch: open payments by status (count, oldest age)
+        and, when asked, whether the whole ledger verifies."""
+        meter = activity.metric_meter()
+        in_status = meter.create_gauge("payments_in_status", "Open payments by status")
+        oldest = meter.create_gauge_float(
+            "payments_oldest_in_status_seconds", "Age of the oldest payment in each status", "s"
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(OPEN_PAYMENTS)).all()
+        found = {row.status: row for row in rows}
+        for status in OPEN_STATUSES:
+            row = found.get(status)
+            in_status.set(row.n if row else 0, {"status": status})
+            oldest.set(float(row.oldest_seconds) if row else 0.0, {"status": status})
+        result = ObserveResult(open_payments=sum(row.n for row in rows))
+        if request.verify_ledger:
+            report = await verify_ledger(self._engine)
+            meter.create_gauge("payments_ledger_verify_ok", "1 if the ledger verifies").set(
+                int(report.ok)
+            )
+            meter.create_gauge_float(
+                "payments_ledger_verify_last_run_timestamp_seconds", "Last ledger verification"
+            ).set(time.time())
+            result.ledger_ok = report.ok
+            if not report.ok:
+                activity.logger.error("ledger verification failed: %s", report.problems[0])
+        return result

@@ -36,7 +36,13 @@ from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
 from payments.tracing import configure_tracing
-from workflows.ledger_maintenance import INTERVAL, SCHEDULE_ID, LedgerMaintenanceWorkflow
+from workflows.ledger_maintenance import (
+    INTERVAL,
+    SCHEDULE_ID,
+    VERIFY_INTERVAL,
+    VERIFY_SCHEDULE_ID,
+    LedgerMaintenanceWorkflow,
+)
 from workflows.models import ExpireInput
 from workflows.payment import PaymentWorkflow
 from workflows.queues import ROLES, queue_for
@@ -75,6 +81,7 @@ def build_workers(
         ledger.post_hold,
         ledger.void_hold,
         ledger.expire_pending,
+        ledger.observe_platform,
     ]
     rails = RailActivities(http, settings)
     by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status]
@@ -115,21 +122,25 @@ def build_workers(
 
 
 async def ensure_maintenance_schedule(client: Client, settings: Settings) -> None:
-    """Create the ledger maintenance schedule once (every worker tries; the first wins)."""
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(
-            SCHEDULE_ID,
-            Schedule(
-                action=ScheduleActionStartWorkflow(
-                    LedgerMaintenanceWorkflow.run,
-                    ExpireInput(),
-                    id=SCHEDULE_ID,
-                    task_queue=settings.task_queue,
+    """Create the maintenance schedules once (every worker tries; the first wins)."""
+    for schedule_id, every, request in (
+        (SCHEDULE_ID, INTERVAL, ExpireInput()),
+        (VERIFY_SCHEDULE_ID, VERIFY_INTERVAL, ExpireInput(verify_ledger=True)),
+    ):
+        with contextlib.suppress(ScheduleAlreadyRunningError):
+            await client.create_schedule(
+                schedule_id,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        LedgerMaintenanceWorkflow.run,
+                        request,
+                        id=schedule_id,
+                        task_queue=settings.task_queue,
+                    ),
+                    spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
                 ),
-                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=INTERVAL)]),
-                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-            ),
-        )
+            )
 
 
 async def run(settings: Settings | None = None) -> None:

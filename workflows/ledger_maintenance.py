@@ -13,11 +13,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ExpireInput, ExpireResult
+    from workflows.models import ExpireInput, ExpireResult, ObserveResult
     from workflows.queues import activity_queue
 
 SCHEDULE_ID = "ledger-maintenance"
 INTERVAL = timedelta(minutes=1)
+# the whole-ledger verification is heavier: hourly, on its own schedule
+VERIFY_SCHEDULE_ID = "ledger-verify"
+VERIFY_INTERVAL = timedelta(hours=1)
 
 
 @workflow.defn(name="LedgerMaintenance")
@@ -34,5 +37,14 @@ class LedgerMaintenanceWorkflow:
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
             result_type=ExpireResult,
+        )
+        # gauges for the alert rules (stuck payments; ledger verification when asked)
+        await workflow.execute_activity(
+            "observe_platform",
+            request,
+            task_queue=activity_queue(workflow.info().task_queue, "observe_platform"),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            result_type=ObserveResult,
         )
         return result

@@ -270,7 +270,9 @@ class PaymentView:
 
 @dataclass
 class ExpireInput:
-    """A ledger maintenance pass (no parameters yet)."""
+    """A ledger maintenance pass; `verify_ledger` also recomputes the whole ledger."""
+
+    verify_ledger: bool = False
 
 
 @dataclass
@@ -296,3 +298,11 @@ class DeliveryResult:
     status: int = 0
     attempts: int = 0
     skipped: bool = False
+
+
+@dataclass
+class ObserveResult:
+    """What a platform observation found (also exported as gauges)."""
+
+    open_payments: int = 0
+    ledger_ok: bool | None = None

@@ -16,6 +16,7 @@ ACTIVITY_ROLE = {
     "post_hold": "ledger",
     "void_hold": "ledger",
     "expire_pending_transfers": "ledger",
+    "observe_platform": "ledger",
     "submit_to_rail": "rails",
     "poll_rail_status": "rails",
     "record_payment_status": "payments",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from ledger import Transfer, TransferKind, TransferResult, create_transfer, get_account
 from ledger.models import settlement_account_id
@@ -43,3 +44,22 @@ async def test_schedule_expires_a_timed_out_hold(tenant: Tenant, stack: Stack) -
     await dispose_engines()
     assert state is not None
     assert (state.debits_pending, state.credits_posted) == (0, 1_000)
+
+
+async def test_verify_schedule_exports_the_gauges_the_alerts_watch(stack: Stack) -> None:
+    import httpx
+
+    from workflows.ledger_maintenance import VERIFY_SCHEDULE_ID
+
+    client = await connect(stack.settings)
+    await client.get_schedule_handle(VERIFY_SCHEDULE_ID).trigger()
+    url = f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics"
+    for _ in range(100):
+        body = httpx.get(url).text
+        if "payments_ledger_verify_ok" in body:
+            break
+        await asyncio.sleep(0.1)
+    assert "payments_ledger_verify_ok 1" in body
+    assert "payments_ledger_verify_last_run_timestamp_seconds" in body
+    assert re.search(r'payments_in_status\{[^}]*status="action_required"', body)
+    assert re.search(r'payments_oldest_in_status_seconds\{[^}]*status="in_review"', body)

@@ -161,14 +161,21 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.shapes.get(transfer_id or "")
 
     # drawing events -----------------------------------------------------------------------
-    # New events are valid four times in five (then only the limits decide), else exactly one
-    # thing about them is broken, named in the Hypothesis output.
+    # New events are valid four times in five (then only the limits decide), else one or two
+    # things about them are broken, named in the Hypothesis output.
 
-    def draw_breakage(self, data: st.DataObject, names: Iterable[str]) -> str:
-        breakage: str = data.draw(
-            often(st.just("none"), st.sampled_from(list(names)), 5), label="breakage"
+    def draw_broken(
+        self, data: st.DataObject, t: Transfer, breakages: dict[str, Callable[[Transfer], Transfer]]
+    ) -> Transfer:
+        """`t` as is, or with one thing broken, or two (which checks the order of the checks)."""
+        count = data.draw(often(st.just(0), often(st.just(1), st.just(2), 3), 5))
+        names = data.draw(
+            st.lists(st.sampled_from(sorted(breakages)), min_size=count, max_size=count),
+            label="broken",
         )
-        return breakage
+        for name in names:
+            t = breakages[name](t)
+        return t
 
     def draw_new(self, data: st.DataObject, kind: TransferKind, linked: bool) -> Transfer:
         """A new single or pending transfer."""
@@ -194,21 +201,22 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         foreign = [a for a in others if self.model.accounts[a].currency != currency]
         r = dataclasses.replace
-        breakages: dict[str, Callable[[], Transfer]] = {
-            "none": lambda: t,
-            "amount 0": lambda: r(t, amount=0),
-            "negative amount": lambda: r(t, amount=-2),
-            "no amount": lambda: r(t, amount=None),
-            "same accounts": lambda: r(t, credit_account_id=debit),
-            "unknown debit account": lambda: r(t, debit_account_id=self.missing_account),
-            "unknown credit account": lambda: r(t, credit_account_id=self.missing_account),
-            "other currency": lambda: r(t, currency=other_currency(currency)),
-            "no currency": lambda: r(t, currency=None),
-            "accounts in two currencies": lambda: r(t, credit_account_id=(foreign or [credit])[0]),
-            "timeout on a single": lambda: r(t, timeout_seconds=5) if kind is K.SINGLE else t,
-            "pending_id given": lambda: r(t, pending_id=(self.pending_ids or ["x"])[-1]),
+        breakages: dict[str, Callable[[Transfer], Transfer]] = {
+            "amount 0": lambda t: r(t, amount=0),
+            "negative amount": lambda t: r(t, amount=-2),
+            "no amount": lambda t: r(t, amount=None),
+            "same accounts": lambda t: r(t, credit_account_id=t.debit_account_id),
+            "unknown debit account": lambda t: r(t, debit_account_id=self.missing_account),
+            "unknown credit account": lambda t: r(t, credit_account_id=self.missing_account),
+            "other currency": lambda t: r(t, currency=other_currency(currency)),
+            "no currency": lambda t: r(t, currency=None),
+            "accounts in two currencies": lambda t: r(
+                t, credit_account_id=(foreign or [credit])[0]
+            ),
+            "timeout on a single": lambda t: r(t, timeout_seconds=5) if kind is K.SINGLE else t,
+            "pending_id given": lambda t: r(t, pending_id=(self.pending_ids or ["x"])[-1]),
         }
-        return breakages[self.draw_breakage(data, breakages)]()
+        return self.draw_broken(data, t, breakages)
 
     def limit_amounts(self, debit: str, credit: str) -> st.SearchStrategy[int]:
         """Amounts right at a limit of the accounts (or anything small, without limits)."""
@@ -222,22 +230,48 @@ class LedgerMachine(RuleBasedStateMachine):
         return st.sampled_from(amounts) if amounts else st.integers(1, 12)
 
     def draw_resolution(
-        self, data: st.DataObject, kind: TransferKind, linked: bool, batch_pendings: list[str]
+        self,
+        data: st.DataObject,
+        kind: TransferKind,
+        linked: bool,
+        batch_pendings: list[str],
+        *,
+        wild: bool = False,
     ) -> Transfer:
-        """A post or void of an unresolved pending, with or without its fields."""
+        """A post or void of an unresolved pending, with or without its fields.
+
+        `wild`: of any pending, resolved or not, with every field independently left out,
+        right or wrong (so that several checks fail at once and their order shows).
+        """
         transfer_id = self.new_id("r")
-        live = self.live_pendings() + batch_pendings
-        pending_id = data.draw(st.sampled_from(live), label="pending_id") if live else None
+        candidates = self.live_pendings() + batch_pendings
+        if wild:
+            candidates = [x.id for x in self.model.transfers.values() if x.kind is K.PENDING]
+        pending_id = (
+            data.draw(st.sampled_from(candidates), label="pending_id") if candidates else None
+        )
         shape = self.shape_of(pending_id) or Shape(None, None, None, None)
         p = shape.amount if shape.amount and shape.amount > 0 else 5
-        amounts = [None, p] + ([max(1, p - 1), 1] if kind is K.POST_PENDING else [])
-        amount: int | None = data.draw(st.sampled_from(amounts), label="amount")
+        amounts: list[int | None] = [None, p]
+        if kind is K.POST_PENDING:
+            amounts += [max(1, p - 1), 1]
+        if wild:
+            amounts += [p + 1, 0]
+        amount = data.draw(st.sampled_from(amounts), label="amount")
         debit, credit, currency = (
-            data.draw(st.sampled_from([None, given]), label=name)
-            for name, given in (
-                ("debit", shape.debit_account_id),
-                ("credit", shape.credit_account_id),
-                ("currency", shape.currency),
+            data.draw(st.sampled_from([None, given, wrong] if wild else [None, given]), label=name)
+            for name, given, wrong in (
+                (
+                    "debit",
+                    shape.debit_account_id,
+                    self.other_account(shape.debit_account_id),
+                ),
+                (
+                    "credit",
+                    shape.credit_account_id,
+                    self.other_account(shape.credit_account_id),
+                ),
+                ("currency", shape.currency, other_currency(shape.currency)),
             )
         )
         t = Transfer(
@@ -254,27 +288,30 @@ class LedgerMachine(RuleBasedStateMachine):
         resolved = list(self.model.resolutions)
         non_pending = [x.id for x in self.model.transfers.values() if x.kind is not K.PENDING]
         r = dataclasses.replace
-        breakages: dict[str, Callable[[], Transfer]] = {
-            "none": lambda: t,
-            "no pending_id": lambda: r(t, pending_id=None),
-            "own id as pending_id": lambda: r(t, pending_id=transfer_id),
-            "unknown pending_id": lambda: r(t, pending_id=f"{self.prefix}-nope"),
-            "any pending request": lambda: r(t, pending_id=(self.pending_ids or ["x"])[-1]),
-            "resolved pending": lambda: r(t, pending_id=(resolved or ["x"])[-1]),
-            "not a pending": lambda: r(t, pending_id=(non_pending or ["x"])[-1]),
-            "timeout given": lambda: r(t, timeout_seconds=3),
-            "amount 0": lambda: r(t, amount=0),
-            "negative amount": lambda: r(t, amount=-1),
-            "amount above the pending": lambda: r(t, amount=p + 1),
-            "amount below the pending": lambda: r(t, amount=p - 1 if p > 1 else p + 1),
-            "other debit account": lambda: r(t, debit_account_id=self.other_account(debit)),
-            "other credit account": lambda: r(t, credit_account_id=self.other_account(credit)),
-            "other currency": lambda: r(t, currency=other_currency(shape.currency)),
+        breakages: dict[str, Callable[[Transfer], Transfer]] = {
+            "no pending_id": lambda t: r(t, pending_id=None),
+            "own id as pending_id": lambda t: r(t, pending_id=transfer_id),
+            "unknown pending_id": lambda t: r(t, pending_id=f"{self.prefix}-nope"),
+            "any pending request": lambda t: r(t, pending_id=(self.pending_ids or ["x"])[-1]),
+            "resolved pending": lambda t: r(t, pending_id=(resolved or ["x"])[-1]),
+            "not a pending": lambda t: r(t, pending_id=(non_pending or ["x"])[-1]),
+            "timeout given": lambda t: r(t, timeout_seconds=3),
+            "amount 0": lambda t: r(t, amount=0),
+            "negative amount": lambda t: r(t, amount=-1),
+            "amount above the pending": lambda t: r(t, amount=p + 1),
+            "amount below the pending": lambda t: r(t, amount=p - 1 if p > 1 else p + 1),
+            "other debit account": lambda t: r(
+                t, debit_account_id=self.other_account(shape.debit_account_id)
+            ),
+            "other credit account": lambda t: r(
+                t, credit_account_id=self.other_account(shape.credit_account_id)
+            ),
+            "other currency": lambda t: r(t, currency=other_currency(shape.currency)),
         }
-        if not live:  # nothing to resolve: something is broken anyway
-            name = data.draw(st.sampled_from(list(breakages)[1:]), label="breakage")
-            return breakages[name]()
-        return breakages[self.draw_breakage(data, breakages)]()
+        if not candidates:  # nothing to resolve: something is broken anyway
+            name = data.draw(st.sampled_from(sorted(breakages)), label="broken")
+            t = breakages[name](t)
+        return self.draw_broken(data, t, breakages)
 
     def draw_repeat(self, data: st.DataObject, pool: Sequence[Transfer]) -> Transfer:
         """A resubmission of an earlier event: identical, or with one field changed."""
@@ -424,6 +461,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def post_or_void(self, data: st.DataObject, post: bool, single_api: bool) -> None:
         kind = K.POST_PENDING if post else K.VOID_PENDING
         self.submit([self.draw_resolution(data, kind, False, [])], single_api=single_api)
+
+    @precondition(lambda self: any(p.kind is K.PENDING for p in self.model.transfers.values()))
+    @rule(data=st.data(), post=st.booleans())
+    def post_or_void_wildly(self, data: st.DataObject, post: bool) -> None:
+        kind = K.POST_PENDING if post else K.VOID_PENDING
+        self.submit([self.draw_resolution(data, kind, False, [], wild=True)])
 
     @rule(
         data=st.data(),
