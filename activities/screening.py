@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.metrics import count
 from compliance.matcher import Hit, Matcher
+from payments import audit
 from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
 
 
@@ -25,8 +29,9 @@ def _screening_hit(party: str, hit: Hit) -> ScreeningHit:
 class ScreeningActivities:
     """Screens debtor and creditor; every hit records the list version it matched."""
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, engine: AsyncEngine) -> None:
         self._matcher = matcher
+        self._engine = engine
 
     @activity.defn(name="screen_parties")
     async def screen_parties(self, request: ScreeningInput) -> ScreeningResult:
@@ -48,4 +53,13 @@ class ScreeningActivities:
                 decision=hit.decision,
             )
         versions = ",".join(sorted({lst.version for lst in self._matcher.lists}))
+        # the decision and what it rested on, for the auditor (list versions, scores, why)
+        await audit.append(
+            self._engine,
+            actor="screening",
+            action="screening.completed",
+            subject=request.payment_id,
+            detail={"list_versions": versions, "hits": [asdict(hit) for hit in hits]},
+            idempotency_key=f"{request.payment_id}:screening",
+        )
         return ScreeningResult(versions, hits)

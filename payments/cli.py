@@ -101,6 +101,20 @@ async def _ops(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _verify_audit() -> int:
+    from payments import audit
+
+    try:
+        report = await audit.verify(get_engine(get_settings()))
+    finally:
+        await dispose_engines()
+    if report.ok:
+        print(f"OK: audit trail verified ({report.entries} entries, hash chain intact)")
+        return 0
+    print(f"FAIL: {report.problems[0]} ({report.entries} entries)")
+    return 1
+
+
 async def _verify_ledger() -> int:
     from ledger import verify_ledger
 
@@ -164,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     review.add_argument("--reviewer", required=True)
     review.add_argument("--note", default="")
 
+    audit_p = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit_p.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="recompute the hash chain; exit 1 on any break")
+
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
@@ -193,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("list", "show", "retry", "cancel", "review"):
         exit_without_finalizing(asyncio.run(_ops(args)))
+    if args.command == "audit":
+        return asyncio.run(_verify_audit())
     if args.command == "ledger":
         return asyncio.run(_verify_ledger())
     if args.command == "db":

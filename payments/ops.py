@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from payments import audit
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings
 from payments.tables import payment_status_history, payments
@@ -98,6 +99,7 @@ async def signal_retry(settings: Settings, payment_id: str) -> None:
     await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).signal(
         PaymentWorkflow.retry
     )
+    await _audit(settings, "ops-cli", "payment.retry", payment_id, {})
 
 
 async def signal_cancel(settings: Settings, payment_id: str, operator: str, reason: str) -> None:
@@ -106,6 +108,7 @@ async def signal_cancel(settings: Settings, payment_id: str, operator: str, reas
     await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).signal(
         PaymentWorkflow.cancel, CancelInput(requested_by=operator, reason=reason)
     )
+    await _audit(settings, operator, "payment.cancel", payment_id, {"reason": reason})
 
 
 async def review(
@@ -116,7 +119,19 @@ async def review(
     result = await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).execute_update(
         PaymentWorkflow.review, ReviewInput(decision=decision, reviewer=reviewer, note=note)
     )
+    await _audit(settings, reviewer, f"payment.review.{decision}", payment_id, {"note": note})
     return result.status
+
+
+async def _audit(
+    settings: Settings, actor: str, action: str, subject: str, detail: dict[str, Any]
+) -> None:
+    try:
+        await audit.append(
+            get_engine(settings), actor=actor, action=action, subject=subject, detail=detail
+        )
+    finally:
+        await dispose_engines()
 
 
 def format_row(row: Any) -> str:

@@ -218,3 +218,18 @@ webhook_deliveries = Table(
     Column("delivered_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True)),
 )
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("tenant_id", Text),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text),
+    Column("detail", JSONB, nullable=False),
+    Column("idempotency_key", Text),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+)

@@ -86,7 +86,7 @@ def build_workers(
     rails = RailActivities(http, settings)
     by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status]
     if matcher is not None:
-        screening = ScreeningActivities(matcher)
+        screening = ScreeningActivities(matcher, engine)
         by_role["compliance"] += [KycActivities(engine).check_debtor_kyc, screening.screen_parties]
     deployment = WorkerDeploymentConfig(
         version=WorkerDeploymentVersion("payments", settings.worker_build_id),

@@ -12,6 +12,7 @@ from api.deps import Engine, Reader, Writer
 from api.errors import ProblemError
 from api.schemas import CustomerCreate, CustomerOut, Kyc
 from compliance.kyc import CustomerFacts, evaluate
+from payments import audit
 from payments.ids import new_id
 from payments.tables import customers
 
@@ -73,6 +74,20 @@ async def create_customer(body: CustomerCreate, principal: Writer, engine: Engin
                 .returning(*customers.c)
             )
         ).one()
+    await audit.append(
+        engine,
+        actor=principal.name,
+        action="kyc.decided",
+        subject=customer_id,
+        tenant_id=principal.tenant_id,
+        detail={
+            "status": decision.status,
+            "risk_tier": decision.risk_tier,
+            "reasons": decision.reasons,
+            "review_date": decision.review_date.isoformat(),
+        },
+        idempotency_key=f"{customer_id}:kyc",
+    )
     return customer_out(row)
 
 

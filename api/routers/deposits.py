@@ -14,6 +14,7 @@ from api.routers.accounts import load_customer_account
 from api.schemas import DepositCreate, DepositOut
 from ledger import Transfer, TransferResult, create_transfers_in
 from ledger.models import funding_account_id, shard_of
+from payments import audit
 from payments.ids import new_id
 from payments.tables import deposits
 
@@ -74,6 +75,20 @@ async def create_deposit(
             )
             if result is not TransferResult.OK:
                 raise ProblemError(409, "ledger_refused", f"The ledger refused: {result.value}.")
+        await audit.append(
+            engine,
+            actor=principal.name,
+            action="deposit.credited",
+            subject=deposit_id,
+            tenant_id=principal.tenant_id,
+            detail={
+                "account_id": body.account_id,
+                "amount": body.amount,
+                "currency": body.currency,
+                "key_id": principal.key_id,
+            },
+            idempotency_key=f"{deposit_id}:credited",
+        )
         out = DepositOut(
             id=row.id,
             account_id=row.account_id,

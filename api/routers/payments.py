@@ -40,6 +40,7 @@ from api.schemas import (
     StatusChangeOut,
 )
 from nacha.routing import routing_number_valid
+from payments import audit
 from payments.api_keys import Principal
 from payments.ids import derived_id
 from payments.settings import Settings
@@ -240,6 +241,21 @@ async def _start_payment(
                     ]
                 ),
             )
+    await audit.append(
+        engine,
+        actor=principal.name,
+        action="payment.initiated",
+        subject=payment_id,
+        tenant_id=principal.tenant_id,
+        detail={
+            "key_id": principal.key_id,
+            "account_id": account.id,
+            "amount": body.amount,
+            "currency": body.currency,
+            "rail": body.rail,
+        },
+        idempotency_key=f"{payment_id}:initiated",
+    )
     await start_deliveries(temporal, engine, settings, principal.tenant_id, event_id)
     payment = await load_payment(engine, principal.tenant_id, payment_id)
     return 202, payment.model_dump(mode="json")
@@ -348,6 +364,14 @@ async def review_payment(
     except RPCError as err:
         # the workflow has already finished: nothing to review any more
         raise ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}.") from err
+    await audit.append(
+        engine,
+        actor=principal.name,
+        action=f"payment.review.{body.decision}",
+        subject=payment_id,
+        tenant_id=principal.tenant_id,
+        detail={"note": body.note, "hits": payment.screening_hits},
+    )
     return await load_payment(engine, principal.tenant_id, payment_id)
 
 
@@ -363,6 +387,14 @@ async def cancel_payment(
     await handle.signal(
         PaymentWorkflow.cancel, CancelInput(requested_by=principal.name, reason=body.reason)
     )
+    await audit.append(
+        engine,
+        actor=principal.name,
+        action="payment.cancel",
+        subject=payment_id,
+        tenant_id=principal.tenant_id,
+        detail={"reason": body.reason},
+    )
     return payment
 
 
@@ -376,4 +408,11 @@ async def retry_payment(
         raise ProblemError(409, "payment_not_retryable", f"Payment is {payment.status}.")
     handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
     await handle.signal(PaymentWorkflow.retry)
+    await audit.append(
+        engine,
+        actor=principal.name,
+        action="payment.retry",
+        subject=payment_id,
+        tenant_id=principal.tenant_id,
+    )
     return payment
