@@ -40,7 +40,7 @@ fmt: $(STAMP)
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
 
-# record the current histories of every path (older recordings, v1_*, stay: they are the
+# record the current histories of every path (older recordings, v1_*/v2_*, stay: they are the
 # workflows still running somewhere; delete them only once none is left)
 record-histories: $(STAMP)
 	rm -f tests/replay/histories/payment_*.json

@@ -262,9 +262,19 @@ class PaymentWorkflow:
         return result
 
     async def _transition(self, status: PaymentStatus) -> None:
-        """Persist, then expose, a status change (DB row for the API, search attribute, query)."""
+        """Adopt a status change, persist it for the API, then publish the search attribute.
+
+        The workflow adopts the status before the database shows it, so anything a client
+        reads from the API (e.g. `in_review`) the workflow already accepts (e.g. a review).
+        """
         self._seq += 1
         change = StatusChange(self._seq, status.value, workflow.now().isoformat())
+        # Patched: workflows started before this change adopted the status only after
+        # persisting it (and so completed a review update later); they replay that way.
+        adopt_first = workflow.patched("adopt-status-before-persisting")
+        if adopt_first:
+            self._history.append(change)
+            self._status = status
         await self._step(
             "record_payment_status",
             RecordStatusInput(
@@ -277,8 +287,9 @@ class PaymentWorkflow:
             ),
             type(None),
         )
-        self._history.append(change)
-        self._status = status
+        if not adopt_first:
+            self._history.append(change)
+            self._status = status
         workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status.value)])
 
     # --- signals, updates, queries ------------------------------------------------------
