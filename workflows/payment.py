@@ -196,8 +196,10 @@ class PaymentWorkflow:
                 return True
             except ActivityError as err:
                 workflow.logger.warning("rail submission failed: %s", err.cause)
-            await self._transition(PaymentStatus.ACTION_REQUIRED)
+            # reset before announcing action_required: a retry sent as soon as ops see it
+            # must not be forgotten
             self._retry_requested = False
+            await self._transition(PaymentStatus.ACTION_REQUIRED)
             await workflow.wait_condition(lambda: self._retry_requested or self._cancel is not None)
             if self._cancel is not None:
                 return False
