@@ -276,21 +276,18 @@ BEGIN
         v_start := v_end + 1;
     END LOOP;
 
-    -- write back in one statement (each statement costs more than the rows it writes)
-    WITH new_transfers AS (
-        INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount,
-            currency, code, kind, pending_id, timeout_seconds, expires_at, linked)
+    -- write back: one statement each
+    IF cardinality(t_id) > 0 THEN
+        INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency,
+            code, kind, pending_id, timeout_seconds, expires_at, linked)
         SELECT * FROM unnest(t_id, t_debit, t_credit, t_amount, t_currency, t_code, t_kind,
-            t_pending, t_timeout, t_expires, t_linked)
-        RETURNING 1
-    ), new_entries AS (
-        INSERT INTO ledger_entries (account_id, version, transfer_id, leg,
-            debits_pending_delta, debits_posted_delta, credits_pending_delta,
-            credits_posted_delta, debits_pending, debits_posted, credits_pending, credits_posted)
+            t_pending, t_timeout, t_expires, t_linked);
+        INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+            debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+            debits_posted, credits_pending, credits_posted)
         SELECT * FROM unnest(en_account, en_version, en_transfer, en_leg, en_ddpe, en_ddpo,
-            en_dcpe, en_dcpo, en_dpe, en_dpo, en_cpe, en_cpo)
-        RETURNING 1
-    )
+            en_dcpe, en_dcpo, en_dpe, en_dpo, en_cpe, en_cpo);
+    END IF;
     UPDATE ledger_accounts a
        SET debits_pending = u.dpe, debits_posted = u.dpo, credits_pending = u.cpe,
            credits_posted = u.cpo, version = u.ver
