@@ -11,6 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,6 +23,8 @@ from activities.notify import event_id_for, start_deliveries
 from payments.settings import Settings
 from payments.tables import events, payment_status_history, payments
 from workflows.models import RecordStatusInput
+
+log = structlog.get_logger()
 
 
 async def insert_status_event(
@@ -112,6 +115,7 @@ class PaymentRecordActivities:
             event_id = await insert_status_event(
                 conn, payment, change.seq, change.status, at, failure
             )
+        log.info("payment status recorded", status=change.status, seq=change.seq)
         count(
             "payments_status_transitions",
             "Payment status changes",

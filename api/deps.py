@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,6 +56,10 @@ async def get_principal(
         principal = await authenticate(conn, credentials.credentials.strip())
     if principal is None:
         raise ProblemError(401, "invalid_api_key", "The API key is invalid or revoked.")
+    # every log line of this request names who made it
+    structlog.contextvars.bind_contextvars(
+        tenant_id=principal.tenant_id, principal=principal.name, key_id=principal.key_id
+    )
     limiter: RateLimiter = request.app.state.rate_limiter
     wait = limiter.check(principal.key_id, principal.rate_limit_per_second)
     if wait is not None:

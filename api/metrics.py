@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,6 +37,8 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # a fresh log context per request (the auth dependency binds tenant and principal)
+        structlog.contextvars.clear_contextvars()
         started = time.perf_counter()
         status = 500
 

@@ -36,6 +36,7 @@ from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
 from payments.tracing import configure_tracing
+from workers.log_context import LogContextInterceptor
 from workflows.ledger_maintenance import (
     INTERVAL,
     SCHEDULE_ID,
@@ -116,6 +117,7 @@ def build_workers(
                 max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                 # in-flight activities get this long to finish when the worker is told to stop
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+                interceptors=[LogContextInterceptor()],
             )
         )
     return workers

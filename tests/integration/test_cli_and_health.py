@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,30 @@ async def test_ops_cli_finds_shows_and_reviews_a_payment(tenant: Tenant, stack: 
     assert "is now processing" in approved.stdout
     final = await wait_for_status(tenant.partner, payment["id"], {"settled"})
     assert final["status"] == "settled"
+
+
+async def test_activity_log_lines_carry_tenant_payment_workflow_and_activity_ids(
+    tenant: Tenant, stack: Stack
+) -> None:
+    import json as jsonlib
+
+    account = await funded_account(tenant, 1_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 10))
+    await wait_for_status(tenant.partner, payment["id"], {"settled"})
+    lines = []
+    for _ in range(50):
+        text = (stack.log_dir / "worker.log").read_text(errors="replace")
+        lines = [
+            jsonlib.loads(line)
+            for line in text.splitlines()
+            if payment["id"] in line and "payment status recorded" in line
+        ]
+        if len(lines) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert lines, "no status log lines for the payment"
+    line = lines[-1]
+    assert line["payment_id"] == line["workflow_id"] == payment["id"]
+    assert line["tenant_id"] == tenant.tenant_id
+    assert line["activity_type"] == "record_payment_status"
+    assert line["activity_id"]
