@@ -23,6 +23,7 @@ from api.app import create_app as create_api
 from banksim.app import create_app as create_banksim
 from payments.settings import PROJECT_ROOT, Settings
 from workflows.models import PaymentStatus
+from workflows.queues import ROLES, queue_for
 
 ROOT = PROJECT_ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -616,16 +617,21 @@ def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback(
     config = next(iter(config_maps().values()))
     default_queue = Settings.model_fields["task_queue"].default
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in k8s_of("ScaledObject")}
+    roles_deployed: set[str] = set()
     for deployment in worker_deployments():
         name = deployment["metadata"]["name"]
         assert name in scaled, f"{name} has no ScaledObject"
         spec = scaled[name]["spec"]
         (container,) = pod_spec(deployment)["containers"]
-        queue = k8s_env(container)[env_name("task_queue")]
+        env = k8s_env(container)
+        assert env[env_name("task_queue")] == default_queue
+        role = env[env_name("worker_queues")]
+        roles_deployed.add(role)
         temporal = [t for t in spec["triggers"] if t["type"] == "temporal"]
         assert len(temporal) == 1
         meta = temporal[0]["metadata"]
-        assert meta["taskQueue"] == queue == default_queue
+        # the queue KEDA watches is the queue this Deployment's workers poll
+        assert meta["taskQueue"] == queue_for(default_queue, role)
         assert meta["namespace"] == config[env_name("temporal_namespace")]
         assert meta["endpoint"] == config[env_name("temporal_address")]
         assert int(meta["targetQueueSize"]) > 0
@@ -633,6 +639,7 @@ def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback(
         assert spec["fallback"]["replicas"] >= spec["minReplicaCount"] >= 1
         assert spec["maxReplicaCount"] > spec["minReplicaCount"]
     assert set(scaled) == {d["metadata"]["name"] for d in worker_deployments()}
+    assert roles_deployed == set(ROLES)  # one Deployment per task queue
     # without KEDA, a CPU HPA takes the same Deployment
     (hpa,) = k8s_of("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] in scaled
