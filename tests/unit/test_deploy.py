@@ -626,6 +626,7 @@ def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback(
         env = k8s_env(container)
         assert env[env_name("task_queue")] == default_queue
         role = env[env_name("worker_queues")]
+        assert role is not None
         roles_deployed.add(role)
         temporal = [t for t in spec["triggers"] if t["type"] == "temporal"]
         assert len(temporal) == 1
