@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Literal, cast, get_args
 
 from lxml import etree
@@ -22,9 +23,12 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
+from iso20022.xmltools import sub, text_at
 
 NS = namespace(PACS002)
 _NSMAP = {"d": NS}
+_sub = partial(sub, NS)
+_text = partial(text_at, _NSMAP)
 
 Status = Literal["ACCP", "ACSC", "RJCT"]
 STATUSES: frozenset[str] = frozenset(get_args(Status))
@@ -70,13 +74,6 @@ class StatusReport:
     transactions: list[TransactionStatus] = field(default_factory=list)
 
 
-def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{NS}}}{tag}")
-    if text is not None:
-        element.text = text
-    return element
-
-
 def build_pacs002(report: StatusReport) -> bytes:
     """Serialise `report` as an XSD-valid pacs.002.001.12 document (UTF-8, with declaration).
 
@@ -106,11 +103,6 @@ def build_pacs002(report: StatusReport) -> bytes:
     xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
     validate(xml, PACS002)
     return xml
-
-
-def _text(element: etree._Element, path: str) -> str | None:
-    value = element.findtext(path, namespaces=_NSMAP)
-    return value.strip() if value is not None else None
 
 
 def parse_pacs002(xml: bytes) -> StatusReport:

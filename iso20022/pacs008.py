@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 from lxml import etree
 
@@ -20,9 +21,12 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
+from iso20022.xmltools import sub, text_at
 
 NS = namespace(PACS008)
 _NSMAP = {"d": NS}
+_sub = partial(sub, NS)
+_text = partial(text_at, _NSMAP)
 
 # ISO 4217 minor-unit exponents that differ from the usual 2
 _EXPONENTS: dict[str, int] = {
@@ -135,13 +139,6 @@ class ParsedPacs008:
     transactions: list[ParsedTransaction] = field(default_factory=list)
 
 
-def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-    element = etree.SubElement(parent, f"{{{NS}}}{tag}")
-    if text is not None:
-        element.text = text
-    return element
-
-
 def _path(parent: etree._Element, *tags: str) -> etree._Element:
     element = parent
     for tag in tags:
@@ -190,11 +187,6 @@ def build_pacs008(ct: CreditTransfer) -> bytes:
     xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
     validate(xml, PACS008)
     return xml
-
-
-def _text(element: etree._Element, path: str) -> str | None:
-    value = element.findtext(path, namespaces=_NSMAP)
-    return value.strip() if value is not None else None
 
 
 def parse_pacs008(xml: bytes) -> ParsedPacs008:
