@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-from typing import NoReturn
 
 from payments.api_keys import (
     SCOPES,
@@ -19,6 +17,7 @@ from payments.api_keys import (
 )
 from payments.db import dispose_engines, get_engine
 from payments.settings import get_settings
+from payments.temporal_client import exit_without_finalizing
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
@@ -47,18 +46,6 @@ async def _revoke_key(key_id: str) -> bool:
             return await revoke_key(conn, key_id)
     finally:
         await dispose_engines()
-
-
-def exit_without_finalizing(code: int) -> NoReturn:
-    """Exit at once after a Temporal client was used.
-
-    The SDK's Rust runtime keeps threads that may call into Python while the interpreter
-    finalizes ("Fatal Python error: PyGILState_Release"); all work is done and flushed here,
-    so skipping finalization loses nothing and keeps the exit code honest.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 async def _ops(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -39,3 +42,15 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         return None
     address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+def exit_without_finalizing(code: int) -> NoReturn:
+    """Exit at once after a Temporal client was used.
+
+    The SDK's Rust runtime keeps threads that may call into Python while the interpreter
+    finalizes ("Fatal Python error: PyGILState_Release"); all work is done and flushed here,
+    so skipping finalization loses nothing and keeps the exit code honest.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -114,8 +114,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Exit with pytest's status without interpreter finalization (see
-    `payments.cli.exit_without_finalizing`: the Temporal runtime's threads can abort it)."""
+    """Exit with pytest's status without interpreter finalization.
+
+    See `payments.temporal_client.exit_without_finalizing`: the Temporal runtime's threads
+    can abort finalization.
+    """
     import os
     import sys
 

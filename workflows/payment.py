@@ -108,9 +108,7 @@ class PaymentWorkflow:
         if self._cancel is not None:
             return await self._finish_canceled(held=False)
 
-        ledger = LedgerInput(
-            payment.payment_id, payment.account_id, payment.amount, payment.currency, payment.rail
-        )
+        ledger = self._ledger_input()
         hold: LedgerResult = await self._step("hold_funds", ledger, LedgerResult)
         if hold.result not in ("ok", "exists"):
             return await self._finish(
@@ -224,20 +222,16 @@ class PaymentWorkflow:
                     self._rail_event = self._rail_event or polled.event
         return self._rail_event
 
+    def _ledger_input(self) -> LedgerInput:
+        """The payment's money movement, the same for hold, post and void."""
+        payment = self._payment
+        return LedgerInput(
+            payment.payment_id, payment.account_id, payment.amount, payment.currency, payment.rail
+        )
+
     async def _finish_canceled(self, *, held: bool) -> PaymentView:
         if held:
-            payment = self._payment
-            await self._step(
-                "void_hold",
-                LedgerInput(
-                    payment.payment_id,
-                    payment.account_id,
-                    payment.amount,
-                    payment.currency,
-                    payment.rail,
-                ),
-                LedgerResult,
-            )
+            await self._step("void_hold", self._ledger_input(), LedgerResult)
         reason = self._cancel.reason if self._cancel else ""
         return await self._finish(
             PaymentStatus.CANCELED, Failure(FailureCode.CANCELED, reason or "canceled by request")

@@ -24,13 +24,12 @@ from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack, free_port, settings_env
 from payments.tables import payments
 from tests.integration.helpers import (
+    TERMINAL,
     Tenant,
     funded_account,
     payment_body,
     wait_for_status,
 )
-
-TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
 
 
 async def key_for(stack: Stack, tenant_id: str, scopes: list[str], rate: int | None = None) -> str:

@@ -12,9 +12,15 @@ from pathlib import Path
 import httpx
 
 from payments.devstack import Stack
-from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
+from tests.integration.helpers import (
+    TERMINAL,
+    Tenant,
+    funded_account,
+    pay,
+    payment_body,
+    wait_for_status,
+)
 
-TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
 IBAN = "GB33BUKB20201555555555"
 
 

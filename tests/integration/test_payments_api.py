@@ -11,6 +11,7 @@ from payments.api_keys import create_key
 from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack, binary
 from tests.integration.helpers import (
+    TERMINAL,
     Tenant,
     balances,
     create_customer,
@@ -20,8 +21,6 @@ from tests.integration.helpers import (
     payment_body,
     wait_for_status,
 )
-
-TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
 
 
 async def test_payment_settles_and_moves_money_once(tenant: Tenant, stack: Stack) -> None:

@@ -10,6 +10,7 @@ from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack
 from payments.tables import ledger_transfers
 from tests.integration.helpers import (
+    TERMINAL,
     Tenant,
     balances,
     funded_account,
@@ -20,7 +21,6 @@ from tests.integration.helpers import (
 
 PAYMENTS = 24
 AMOUNT = 125
-TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
 
 
 async def test_worker_killed_twice_mid_flight_loses_nothing(tenant: Tenant, stack: Stack) -> None:
