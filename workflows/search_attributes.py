@@ -13,13 +13,23 @@ TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
+# a review left waiting past the escalation time (payments and onboarding alike)
+REVIEW_ESCALATED = SearchAttributeKey.for_bool("ReviewEscalated")
 
-ALL = (PAYMENT_STATUS, PAYMENT_RAIL, TENANT_ID, CUSTOMER_ID, AMOUNT_MINOR, CURRENCY)
+ALL = (
+    PAYMENT_STATUS,
+    PAYMENT_RAIL,
+    TENANT_ID,
+    CUSTOMER_ID,
+    AMOUNT_MINOR,
+    CURRENCY,
+    REVIEW_ESCALATED,
+)
 
 
 def cli_flags() -> list[str]:
     """`--search-attribute NAME=Type` flags for `temporal server start-dev`."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool"}
     return [f"--search-attribute={key.name}={kinds[key.indexed_value_type.name]}" for key in ALL]
 
 
@@ -28,6 +38,7 @@ async def register_search_attributes(client: Client) -> None:
     kinds = {
         "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
     }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
