@@ -222,6 +222,11 @@ def funding_account_id(currency: str) -> str:
     return f"acc_sys_funding_{currency.lower()}"
 
 
+def blocked_funds_account_id(currency: str) -> str:
+    """The system account holding funds blocked by sanctions (OFAC blocking)."""
+    return f"acc_sys_blocked_funds_{currency.lower()}"
+
+
 def shard_of(account_id: str, key: str, shards: int = SETTLEMENT_SHARDS) -> str:
     """The shard of a hot system account that a transfer keyed by `key` uses.
 
