@@ -66,6 +66,23 @@ class Settings(BaseSettings):
     # fallback poll of the rail when no callback arrives
     rail_poll_interval_seconds: float = 30.0
 
+    # --- bank simulator: ACH, clock, callbacks, statements (#5; owned by banksim/) ---
+    # where the simulator posts ACH settlement notices (JSON) and return files (NACHA)
+    banksim_ach_callback_url: str = "http://127.0.0.1:8000/v1/rails/ach/callbacks"
+    banksim_ach_returns_url: str = "http://127.0.0.1:8000/v1/rails/ach/returns"
+    # FedACH cut-off windows (HH:MM local time of banksim_ach_timezone, Fed business days)
+    banksim_ach_cutoffs: list[str] = ["10:30", "14:45", "16:45"]
+    banksim_ach_timezone: str = "America/New_York"
+    # simulator seconds between settlement and a return (ACH return file, SEPA booked return)
+    banksim_ach_return_delay_seconds: float = 3600.0
+    banksim_sepa_return_delay_seconds: float = 3600.0
+    # callback delivery: attempts per start of the simulator, first backoff (doubling, <= 30 s)
+    banksim_callback_max_attempts: int = 10
+    banksim_callback_backoff_seconds: float = 0.5
+    # the platform's ACH settlement account at the bank, as camt.053 statements name it
+    banksim_ach_account_number: str = "4000123456"
+    # --- end bank simulator block ---
+
     # the platform's own account at the bank: the debtor side of every SEPA message
     sepa_debtor_iban: str = "DE89370400440532013000"
     sepa_debtor_bic: str = "COBADEFFXXX"

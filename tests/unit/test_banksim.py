@@ -1,172 +1,46 @@
-"""The bank simulator, served for real by uvicorn on loopback, calling back a real receiver."""
+"""The bank simulator's SEPA side: pacs.008 in, ACCP then ACSC/RJCT pacs.002 back, signed.
+
+The simulator runs for real (uvicorn on loopback) with its clock frozen; tests move the clock
+with the admin API instead of sleeping.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
 
-import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from banksim.app import create_app
 from banksim.signing import sign, verify
-from iso20022 import CreditTransfer, StatusReport, build_pacs008, parse_pacs002
-from payments.settings import Settings
-
-SECRET = "test-callback-secret"
-VALID_CREDITOR_IBAN = "FR1420041010050500013M02606"
-OTHER_VALID_IBAN = "NL91ABNA0417164300"
-# matches the XSD pattern, fails the ISO 7064 checksum
-BAD_CHECKSUM_IBAN = "DE89370400440532013001"
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-@dataclass
-class Callback:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    received_at: float
-
-
-@dataclass
-class Receiver:
-    """A minimal ASGI app standing in for the platform's callback endpoint."""
-
-    calls: list[Callback] = field(default_factory=list)
-    # status codes to answer, in order, before answering 200 for good
-    failures: list[int] = field(default_factory=list)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.calls.append(Callback(scope["path"], headers, body, time.monotonic()))
-        status = self.failures.pop(0) if self.failures else 200
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Callback]:
-        deadline = time.monotonic() + timeout
-        while len(self.calls) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} callback(s), got {len(self.calls)}")
-            await asyncio.sleep(0.02)
-        return self.calls
-
-
-@asynccontextmanager
-async def serve(app: Any, *, lifespan: Literal["on", "off"] = "on") -> AsyncIterator[str]:
-    """Run `app` with uvicorn on a free loopback port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped during startup")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-def make_settings(tmp_path: Path, callback_url: str, delay: float = 0.1) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        banksim_callback_url=callback_url,
-        banksim_settle_delay_seconds=delay,
-        rail_callback_secret=SECRET,
-    )
-
-
-def pacs008(
-    message_id: str,
-    creditor_iban: str = VALID_CREDITOR_IBAN,
-    amount_minor: int = 2500,
-    remittance_info: str | None = None,
-) -> bytes:
-    return build_pacs008(
-        CreditTransfer(
-            message_id=message_id,
-            end_to_end_id=f"e2e-{message_id}",
-            amount_minor=amount_minor,
-            currency="EUR",
-            debtor_name="Payments Platform GmbH",
-            debtor_iban="DE89370400440532013000",
-            debtor_bic="COBADEFFXXX",
-            creditor_name="Jane Doe",
-            creditor_iban=creditor_iban,
-            created_at=datetime(2025, 3, 4, 10, 0, tzinfo=UTC),
-            remittance_info=remittance_info,
-        )
-    )
-
-
-XML = {"Content-Type": "application/xml"}
-
-
-@dataclass
-class Bank:
-    url: str
-    http: httpx.AsyncClient
-    receiver: Receiver
-    settings: Settings
-
-    async def submit(self, body: bytes) -> httpx.Response:
-        return await self.http.post(f"{self.url}/v1/sepa/messages", content=body, headers=XML)
+from iso20022 import StatusReport, parse_pacs002
+from tests.unit.test_banksim_support import (
+    BAD_CHECKSUM_IBAN,
+    OTHER_VALID_IBAN,
+    SEPA_PATH,
+    TUESDAY_0900_NY,
+    BankClient,
+    Receiver,
+    assert_signed,
+    make_settings,
+    pacs008,
+    running_bank,
+    running_receiver,
+)
 
 
 @pytest_asyncio.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    recv = Receiver()
-    async with serve(recv, lifespan="off") as url:
-        yield recv, f"{url}/v1/rails/sepa/callbacks"
+    async with running_receiver() as served:
+        yield served
 
 
 @pytest_asyncio.fixture
-async def bank(tmp_path: Path, receiver: tuple[Receiver, str]) -> AsyncIterator[Bank]:
-    recv, callback_url = receiver
-    settings = make_settings(tmp_path, callback_url)
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(timeout=10) as http:
-        yield Bank(url, http, recv, settings)
-
-
-def assert_signed(callback: Callback) -> None:
-    timestamp = callback.headers["banksim-timestamp"]
-    signature = callback.headers["banksim-signature"]
-    assert verify(SECRET, timestamp, signature, callback.body, tolerance_seconds=60)
-    # independent of banksim.signing: the documented scheme, computed here from scratch
-    expected = hmac.new(
-        SECRET.encode(), f"{timestamp}.".encode() + callback.body, hashlib.sha256
-    ).hexdigest()
-    assert signature == f"v1={expected}"
-    assert abs(int(timestamp) - time.time()) < 60
+async def bank(tmp_path: Path, receiver: tuple[Receiver, str]) -> AsyncIterator[BankClient]:
+    recv, url = receiver
+    async with running_bank(make_settings(tmp_path, url), recv) as client:
+        yield client
 
 
 def only_status(report: StatusReport) -> tuple[str, str | None]:
@@ -174,95 +48,146 @@ def only_status(report: StatusReport) -> tuple[str, str | None]:
     return tx.status, tx.reason_code
 
 
-@pytest.mark.asyncio
-async def test_healthz(bank: Bank) -> None:
+async def settle(bank: BankClient) -> None:
+    """Move the clock past the SEPA settlement delay."""
+    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+
+
+async def test_healthz(bank: BankClient) -> None:
     response = await bank.http.get(f"{bank.url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-@pytest.mark.asyncio
-async def test_accepted_message_settles_with_one_signed_callback(bank: Bank) -> None:
-    body = pacs008("MSG-OK-1", remittance_info="Invoice 42")
-    response = await bank.submit(body)
+async def test_message_is_accepted_then_settled_with_two_signed_reports(bank: BankClient) -> None:
+    response = await bank.submit(pacs008("MSG-OK-1"))
     assert response.status_code == 202
     assert response.json() == {"message_id": "MSG-OK-1", "status": "received", "duplicate": False}
 
-    pending = await bank.http.get(f"{bank.url}/v1/sepa/messages/MSG-OK-1/status")
-    assert pending.status_code == 202
-    assert pending.json()["status"] == "pending"
-
-    [callback] = await bank.receiver.wait_for(1)
-    assert callback.path == "/v1/rails/sepa/callbacks"
-    assert callback.headers["content-type"] == "application/xml"
-    assert callback.headers["banksim-message-id"] == "MSG-OK-1"
-    assert_signed(callback)
-    report = parse_pacs002(callback.body)
-    assert report.original_message_id == "MSG-OK-1"
-    assert only_status(report) == ("ACSC", None)
-    assert report.transactions[0].end_to_end_id == "e2e-MSG-OK-1"
-
-    # the polling fallback serves the very same report
+    [accp] = await bank.receiver.wait_for(1)
+    assert accp.path == SEPA_PATH
+    assert accp.headers["content-type"] == "application/xml"
+    assert accp.headers["banksim-message-id"] == "MSG-OK-1"
+    assert_signed(accp)
+    first = parse_pacs002(accp.body)
+    assert first.original_message_id == "MSG-OK-1"
+    assert only_status(first) == ("ACCP", None)
+    assert first.transactions[0].end_to_end_id == "e2e-MSG-OK-1"
+    assert first.created_at == TUESDAY_0900_NY  # stamped with simulator time
+    # the polling fallback serves the latest report
     status = await bank.http.get(f"{bank.url}/v1/sepa/messages/MSG-OK-1/status")
     assert status.status_code == 200
     assert status.headers["content-type"].startswith("application/xml")
-    assert status.content == callback.body
+    assert status.content == accp.body
 
-    await asyncio.sleep(0.5)
+    # the clock is frozen: nothing settles until it moves
+    await asyncio.sleep(0.3)
+    assert len(bank.receiver.calls) == 1
+    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds - 0.5)
+    await asyncio.sleep(0.2)
     assert len(bank.receiver.calls) == 1
 
+    await bank.advance(seconds=0.5)
+    _, acsc = await bank.receiver.wait_for(2)
+    assert_signed(acsc)
+    final = parse_pacs002(acsc.body)
+    assert only_status(final) == ("ACSC", None)
+    assert final.original_message_id == "MSG-OK-1"
+    assert final.message_id != first.message_id  # each step is its own message
+    status = await bank.http.get(f"{bank.url}/v1/sepa/messages/MSG-OK-1/status")
+    assert status.content == acsc.body
 
-@pytest.mark.asyncio
-async def test_rejection_rule_rejects_with_its_code(bank: Bank) -> None:
-    rule = await bank.http.post(
-        f"{bank.url}/v1/admin/rules",
-        json={"creditor_iban": "NL91 ABNA 0417 1643 00", "reject_code": "AC04"},
+    await asyncio.sleep(0.3)
+    assert len(bank.receiver.calls) == 2
+
+
+async def test_reject_rules_reject_after_accp(bank: BankClient) -> None:
+    # the original form and the general one
+    legacy = await bank.add_rule(creditor_iban="NL91 ABNA 0417 1643 00", reject_code="AC04")
+    assert legacy.status_code == 201
+    assert legacy.json()["creditor_iban"] == OTHER_VALID_IBAN
+    assert legacy.json()["reject_code"] == "AC04"
+    general = await bank.add_rule(
+        rail="sepa", creditor_iban="DE44500105175407324931", action="reject", code="AM04"
     )
-    assert rule.status_code == 201
-    assert rule.json()["creditor_iban"] == OTHER_VALID_IBAN
-    rules = await bank.http.get(f"{bank.url}/v1/admin/rules")
-    assert [(r["creditor_iban"], r["reject_code"]) for r in rules.json()["data"]] == [
-        (OTHER_VALID_IBAN, "AC04")
+    assert general.status_code == 201
+    assert general.json() | {"created_at": None} == {
+        "rail": "sepa",
+        "creditor_iban": "DE44500105175407324931",
+        "account_number": None,
+        "action": "reject",
+        "code": "AM04",
+        "reject_code": "AM04",
+        "created_at": None,
+    }
+    rules = (await bank.http.get(f"{bank.url}/v1/admin/rules")).json()["data"]
+    assert sorted((r["creditor_iban"], r["code"]) for r in rules) == [
+        ("DE44500105175407324931", "AM04"),
+        (OTHER_VALID_IBAN, "AC04"),
     ]
 
-    assert (await bank.submit(pacs008("MSG-RULE-1", creditor_iban=OTHER_VALID_IBAN))).is_success
-    assert (await bank.submit(pacs008("MSG-RULE-2"))).is_success  # another creditor: settles
-    calls = await bank.receiver.wait_for(2)
-    outcomes = {parse_pacs002(c.body).original_message_id: c for c in calls}
-    assert only_status(parse_pacs002(outcomes["MSG-RULE-1"].body)) == ("RJCT", "AC04")
-    assert only_status(parse_pacs002(outcomes["MSG-RULE-2"].body)) == ("ACSC", None)
+    for message_id, iban in (
+        ("MSG-RULE-1", OTHER_VALID_IBAN),
+        ("MSG-RULE-2", "DE44500105175407324931"),
+        ("MSG-RULE-3", "FR1420041010050500013M02606"),
+    ):
+        assert (await bank.submit(pacs008(message_id, creditor_iban=iban))).status_code == 202
+    await bank.receiver.wait_for(3)
+    await settle(bank)
+    calls = await bank.receiver.wait_for(6)
+    by_message: dict[str, list[tuple[str, str | None]]] = {}
     for call in calls:
         assert_signed(call)
+        report = parse_pacs002(call.body)
+        by_message.setdefault(report.original_message_id, []).append(only_status(report))
+    assert by_message == {
+        "MSG-RULE-1": [("ACCP", None), ("RJCT", "AC04")],
+        "MSG-RULE-2": [("ACCP", None), ("RJCT", "AM04")],
+        "MSG-RULE-3": [("ACCP", None), ("ACSC", None)],
+    }
 
     cleared = await bank.http.delete(f"{bank.url}/v1/admin/rules")
-    assert cleared.json() == {"deleted": 1}
+    assert cleared.json() == {"deleted": 2}
+    assert (await bank.submit(pacs008("MSG-RULE-4", creditor_iban=OTHER_VALID_IBAN))).is_success
+    await bank.receiver.wait_for(7)
+    await settle(bank)
+    calls = await bank.receiver.wait_for(8)
+    assert only_status(parse_pacs002(calls[7].body)) == ("ACSC", None)
+
+
+async def test_invalid_rules_are_refused(bank: BankClient) -> None:
+    bad_code = await bank.add_rule(creditor_iban=OTHER_VALID_IBAN, reject_code="x")
+    assert bad_code.status_code == 422
+    assert bad_code.headers["content-type"] == "application/problem+json"
+    assert bad_code.json()["code"] == "validation_error"
+    for rule in (
+        {"rail": "ach", "account_number": "123", "action": "reject", "code": "R01"},
+        {"rail": "ach", "account_number": "123", "action": "return", "code": "R99"},
+        {"rail": "ach", "creditor_iban": OTHER_VALID_IBAN, "action": "return", "code": "R01"},
+        {"rail": "sepa", "account_number": "123", "action": "reject", "code": "AC04"},
+        {"rail": "sepa", "creditor_iban": OTHER_VALID_IBAN, "action": "reject"},
+    ):
+        response = await bank.add_rule(**rule)
+        assert response.status_code == 400, rule
+        assert response.json()["code"] == "invalid_rule"
     assert (await bank.http.get(f"{bank.url}/v1/admin/rules")).json()["data"] == []
-    assert (await bank.submit(pacs008("MSG-RULE-3", creditor_iban=OTHER_VALID_IBAN))).is_success
-    calls = await bank.receiver.wait_for(3)
-    assert only_status(parse_pacs002(calls[2].body)) == ("ACSC", None)
 
 
-@pytest.mark.asyncio
-async def test_rule_requires_an_iso_code(bank: Bank) -> None:
-    response = await bank.http.post(
-        f"{bank.url}/v1/admin/rules", json={"creditor_iban": OTHER_VALID_IBAN, "reject_code": "x"}
-    )
-    assert response.status_code == 422
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "validation_error"
+async def test_invalid_iban_checksum_and_currency_are_rejected(bank: BankClient) -> None:
+    assert (await bank.submit(pacs008("MSG-AC01", creditor_iban=BAD_CHECKSUM_IBAN))).is_success
+    assert (await bank.submit(pacs008("MSG-AM03", currency="USD"))).is_success
+    await bank.receiver.wait_for(2)
+    await settle(bank)
+    calls = await bank.receiver.wait_for(4)
+    finals = {
+        report.original_message_id: only_status(report)
+        for report in map(parse_pacs002, (c.body for c in calls))
+        if report.transactions[0].status != "ACCP"
+    }
+    assert finals == {"MSG-AC01": ("RJCT", "AC01"), "MSG-AM03": ("RJCT", "AM03")}
 
 
-@pytest.mark.asyncio
-async def test_invalid_iban_checksum_is_rejected_ac01(bank: Bank) -> None:
-    response = await bank.submit(pacs008("MSG-AC01", creditor_iban=BAD_CHECKSUM_IBAN))
-    assert response.status_code == 202  # schema-valid: the bank accepts, then rejects
-    [callback] = await bank.receiver.wait_for(1)
-    assert_signed(callback)
-    assert only_status(parse_pacs002(callback.body)) == ("RJCT", "AC01")
-
-
-@pytest.mark.asyncio
-async def test_schema_invalid_body_is_a_400_problem(bank: Bank) -> None:
+async def test_schema_invalid_body_is_a_400_problem(bank: BankClient) -> None:
     broken = pacs008("MSG-BAD").replace(b"<ChrgBr>SLEV</ChrgBr>", b"<ChrgBr>NOPE</ChrgBr>")
     for body in (broken, b"<not-xml", b"<Document/>"):
         response = await bank.submit(body)
@@ -270,7 +195,6 @@ async def test_schema_invalid_body_is_a_400_problem(bank: Bank) -> None:
         assert response.headers["content-type"] == "application/problem+json"
         problem = response.json()
         assert problem["code"] == "schema_invalid"
-        assert problem["status"] == 400
         assert {"type", "title", "status", "detail", "code"} <= problem.keys()
     assert "ChrgBr" in (await bank.submit(broken)).json()["detail"]
 
@@ -282,14 +206,12 @@ async def test_schema_invalid_body_is_a_400_problem(bank: Bank) -> None:
     assert wrong_type.status_code == 415
     assert wrong_type.json()["code"] == "unsupported_media_type"
 
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.3)
     assert bank.receiver.calls == []
-    unknown = await bank.http.get(f"{bank.url}/v1/sepa/messages/MSG-BAD/status")
-    assert unknown.status_code == 404
+    assert (await bank.http.get(f"{bank.url}/v1/sepa/messages/MSG-BAD/status")).status_code == 404
 
 
-@pytest.mark.asyncio
-async def test_duplicates_are_idempotent_and_conflicts_refused(bank: Bank) -> None:
+async def test_duplicates_are_idempotent_and_conflicts_refused(bank: BankClient) -> None:
     body = pacs008("MSG-DUP")
     assert (await bank.submit(body)).status_code == 202
     again = await bank.submit(body)
@@ -302,71 +224,80 @@ async def test_duplicates_are_idempotent_and_conflicts_refused(bank: Bank) -> No
     assert conflict.json()["code"] == "duplicate_message_id_conflict"
 
     await bank.receiver.wait_for(1)
+    await settle(bank)
+    await bank.receiver.wait_for(2)
     # a resend after settlement is still only an acknowledgement
     late = await bank.submit(body)
     assert late.status_code == 200
     assert late.json()["duplicate"] is True
-    await asyncio.sleep(0.5)
-    assert len(bank.receiver.calls) == 1
-    assert only_status(parse_pacs002(bank.receiver.calls[0].body)) == ("ACSC", None)
+    await settle(bank)
+    await asyncio.sleep(0.3)
+    assert [only_status(parse_pacs002(c.body)) for c in bank.receiver.calls] == [
+        ("ACCP", None),
+        ("ACSC", None),
+    ]
 
 
-@pytest.mark.asyncio
-async def test_unknown_message_status_is_404(bank: Bank) -> None:
+async def test_unknown_message_status_is_404(bank: BankClient) -> None:
     response = await bank.http.get(f"{bank.url}/v1/sepa/messages/NEVER-SENT/status")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "unknown_message"
 
 
-@pytest.mark.asyncio
-async def test_failed_callbacks_are_retried_until_acknowledged(bank: Bank) -> None:
+async def test_failed_callbacks_are_retried_in_order_until_acknowledged(bank: BankClient) -> None:
     bank.receiver.failures = [500, 503]
     assert (await bank.submit(pacs008("MSG-RETRY"))).status_code == 202
-    calls = await bank.receiver.wait_for(3)
-    assert calls[1].received_at - calls[0].received_at >= 0.4  # backoff, not a hot loop
-    assert len({c.body for c in calls}) == 1  # the same report every time
+    await settle(bank)  # the ACSC is due while the ACCP is still being retried
+    calls = await bank.receiver.wait_for(4)
+    statuses = [only_status(parse_pacs002(c.body))[0] for c in calls]
+    # the ACSC waits for the ACCP to be acknowledged: the platform sees them in order
+    assert statuses == ["ACCP", "ACCP", "ACCP", "ACSC"]
+    assert calls[1].received_at - calls[0].received_at >= 0.2  # backoff, not a hot loop
+    assert calls[0].body == calls[1].body == calls[2].body
     for call in calls:
         assert_signed(call)
-    await asyncio.sleep(0.5)
-    assert len(bank.receiver.calls) == 3
+    await asyncio.sleep(0.3)
+    assert len(bank.receiver.calls) == 4
 
 
-@pytest.mark.asyncio
-async def test_restart_resumes_undecided_and_undelivered_messages(
+async def test_restart_resumes_pending_settlements_and_undelivered_callbacks(
     tmp_path: Path, receiver: tuple[Receiver, str]
 ) -> None:
-    recv, callback_url = receiver
-    slow = make_settings(tmp_path, callback_url, delay=0.5)
-    async with serve(create_app(slow)) as url, httpx.AsyncClient() as http:
-        response = await http.post(
-            f"{url}/v1/sepa/messages", content=pacs008("MSG-R1"), headers=XML
-        )
-        assert response.status_code == 202
-    # stopped before the settlement delay elapsed: nothing was decided or sent
-    assert recv.calls == []
+    recv, url = receiver
+    settings = make_settings(tmp_path, url)
+    async with running_bank(settings, recv) as bank:
+        assert (await bank.submit(pacs008("MSG-R1"))).status_code == 202
+        await recv.wait_for(1)
+    # stopped before the settlement was due: only the ACCP went out
+    assert [only_status(parse_pacs002(c.body)) for c in recv.calls] == [("ACCP", None)]
 
-    fast = make_settings(tmp_path, callback_url, delay=0.1)
-    recv.failures = [503]  # the platform is down for the first delivery...
-    async with serve(create_app(fast)) as url, httpx.AsyncClient() as http:
-        [first] = await recv.wait_for(1)
-        assert only_status(parse_pacs002(first.body)) == ("ACSC", None)
-        # ...and the simulator stops before its retry
-    assert len(recv.calls) == 1
+    recv.failures = [503] * 20  # the platform is down when the simulator settles...
+    async with running_bank(settings, recv, start=None) as bank:
+        clock = (await bank.http.get(f"{bank.url}/v1/admin/clock")).json()
+        assert clock["speed"] == 0  # the clock survived the restart, frozen where it was
+        assert clock["now"].startswith("2026-03-10T13:00:00")
+        await settle(bank)
+        await recv.wait_for(2)
+        [acsc_body] = {c.body for c in recv.calls[1:]}
+        assert only_status(parse_pacs002(acsc_body)) == ("ACSC", None)
+    # ...and stops before it could deliver
+    recv.failures = []
+    delivered_before = len(recv.calls)
 
-    async with serve(create_app(fast)) as url, httpx.AsyncClient() as http:
-        calls = await recv.wait_for(2)
-        assert calls[1].body == first.body  # the stored decision, not a new one
-        assert_signed(calls[1])
-        status = await http.get(f"{url}/v1/sepa/messages/MSG-R1/status")
-        assert status.content == first.body
+    async with running_bank(settings, recv, start=None) as bank:
+        calls = await recv.wait_for(delivered_before + 1)
+        assert calls[-1].body == acsc_body  # the stored decision, not a new one
+        assert_signed(calls[-1])
+        status = await bank.http.get(f"{bank.url}/v1/sepa/messages/MSG-R1/status")
+        assert status.content == acsc_body
         await asyncio.sleep(0.3)
-        assert len(recv.calls) == 2
+        assert len(recv.calls) == delivered_before + 1
 
     # delivered: a further restart sends nothing
-    async with serve(create_app(fast)):
+    async with running_bank(settings, recv, start=None):
         await asyncio.sleep(0.3)
-    assert len(recv.calls) == 2
+    assert len(recv.calls) == delivered_before + 1
 
 
 def test_signing_verify_rejects_tampering_and_staleness() -> None:
@@ -384,3 +315,13 @@ def test_signing_verify_rejects_tampering_and_staleness() -> None:
     assert not verify("s3cret", None, signature, body, 300, now=now)
     assert not verify("s3cret", str(now), None, body, 300, now=now)
     assert not verify("s3cret", str(now), signature.removeprefix("v1="), body, 300, now=now)
+
+
+@pytest.mark.parametrize("speed", [-1, "fast"])
+async def test_clock_rejects_nonsense(bank: BankClient, speed: object) -> None:
+    response = await bank.http.put(f"{bank.url}/v1/admin/clock", json={"speed": speed})
+    assert response.status_code == 422
+    both = await bank.http.post(
+        f"{bank.url}/v1/admin/clock/advance", json={"seconds": 1, "to": "next_ach_cutoff"}
+    )
+    assert both.status_code == 422

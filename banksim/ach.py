@@ -1,0 +1,283 @@
+"""ACH: what the bank (as ODFI) does with an accepted NACHA file.
+
+A file settles at the first cut-off window after receipt on the simulator clock (see
+`banksim.business_days`); the bank then posts a signed JSON settlement notice. Entries whose
+DFI account number matches an ACH "return" rule are returned banksim_ach_return_delay_seconds
+(simulated) after settlement, in a NACHA return file (addenda 99 with the R-code and the
+original trace number) posted, signed, as text/plain. Every entry is booked on the platform's
+ACH account (credits it originates are debits to it, and the other way round); a return
+books the reverse movement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from banksim.bank import Bank
+from banksim.clock import to_datetime
+from banksim.outbox import CallbackKind
+from banksim.store import AchEntry, AchFile, Booking, Job, Receipt
+from nacha import (
+    Batch,
+    EntryDetail,
+    FileHeader,
+    NachaFile,
+    build_file,
+    build_return_batch,
+    build_return_entry,
+    is_credit,
+    is_prenote,
+    parse_file,
+)
+
+logger = logging.getLogger("banksim")
+
+SETTLE_JOB = "ach.settle"
+RETURN_JOB = "ach.return"
+RAIL = "ach"
+ACH_CURRENCY = "USD"
+FILE_ID_HEADER = "Banksim-File-Id"
+ORIGINAL_FILE_ID_HEADER = "Banksim-Original-File-Id"
+SETTLED_EVENT = "ach.file.settled"
+_FILE_ID_MODIFIERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def file_id_of(header: FileHeader) -> str:
+    """A file's identity, as ODFIs know it: origin, creation date and time, modifier."""
+    created = header.file_creation
+    return (
+        f"{header.immediate_origin.strip()}-{created:%y%m%d}-{created:%H%M}-"
+        f"{header.file_id_modifier}"
+    )
+
+
+def _entries(parsed: NachaFile) -> list[AchEntry]:
+    entries: list[AchEntry] = []
+    for batch in parsed.batches:
+        for entry in batch.entries:
+            entries.append(
+                AchEntry(
+                    seq=len(entries),
+                    trace_number=entry.trace_number,
+                    transaction_code=entry.transaction_code,
+                    amount_cents=entry.amount_cents,
+                    account_number=entry.dfi_account_number.strip(),
+                    individual_id=entry.individual_id.strip(),
+                )
+            )
+    return entries
+
+
+def receive(bank: Bank, text: str) -> tuple[Receipt, AchFile]:
+    """Validate and record a NACHA file; if new, schedule its settlement at the next cut-off.
+
+    Raises `NachaError` for an invalid file. Returns the receipt and the stored file (the
+    original one for a duplicate).
+    """
+    parsed = parse_file(text)
+    file_id = file_id_of(parsed.header)
+    now = bank.now()
+    cutoff = bank.calendar.next_cutoff(to_datetime(now))
+    entries = _entries(parsed)
+    candidate = AchFile(
+        file_id=file_id,
+        body_sha256=hashlib.sha256(text.encode("ascii")).hexdigest(),
+        body=text,
+        received_at=now,
+        cutoff_at=cutoff.timestamp(),
+        settlement_date=bank.calendar.local_date(cutoff).isoformat(),
+        entry_count=len(entries),
+        status="accepted",
+        out_of_order=bank.faults.config.out_of_order_callbacks,
+        settled_at=None,
+    )
+    with bank.store.transaction():
+        receipt = bank.store.record_ach_file(candidate, entries)
+        if receipt is Receipt.NEW:
+            bank.scheduler.schedule(SETTLE_JOB, file_id, candidate.cutoff_at)
+    stored = bank.store.get_ach_file(file_id)
+    assert stored is not None
+    return receipt, stored
+
+
+def ack(file: AchFile, *, duplicate: bool) -> dict[str, Any]:
+    """The acknowledgement of a received file (the same for every resend)."""
+    return {
+        "file_id": file.file_id,
+        "duplicate": duplicate,
+        "entry_count": file.entry_count,
+        "settlement_date": file.settlement_date,
+        "cutoff_at": to_datetime(file.cutoff_at).isoformat(),
+    }
+
+
+def view(bank: Bank, file: AchFile) -> dict[str, Any]:
+    """`GET /v1/ach/files/{file_id}`: the file and each entry's status."""
+    return {
+        "file_id": file.file_id,
+        "status": file.status,
+        "settlement_date": file.settlement_date,
+        "cutoff_at": to_datetime(file.cutoff_at).isoformat(),
+        "entries": [
+            {
+                "trace_number": entry.trace_number,
+                "amount": entry.amount_cents,
+                "account_number_last4": entry.account_number[-4:],
+                "status": entry.status,
+                "return_code": entry.return_code,
+            }
+            for entry in bank.store.ach_entries(file.file_id)
+        ],
+    }
+
+
+def _booking(entry: AchEntry, day: str, at: float, *, returned: str | None = None) -> Booking:
+    # an entry crediting the receiver takes money out of the originator's account
+    out = is_credit(entry.transaction_code)
+    if returned is not None:
+        out = not out
+    return Booking(
+        rail=RAIL,
+        booking_date=day,
+        booked_at=at,
+        direction="DBIT" if out else "CRDT",
+        amount_minor=entry.amount_cents,
+        currency=ACH_CURRENCY,
+        end_to_end_id=entry.individual_id or None,
+        tx_id=entry.trace_number,
+        return_code=returned,
+    )
+
+
+def settle(bank: Bank, job: Job) -> None:
+    """Job (at the cut-off): settle the file, book it, notify; schedule the returns."""
+    file = bank.store.get_ach_file(job.ref)
+    if file is None or file.status != "accepted":
+        return
+    entries = bank.store.ach_entries(file.file_id)
+    returns = 0
+    for entry in entries:
+        rule = bank.store.rule_for(RAIL, entry.account_number)
+        code = rule.code if rule is not None and rule.action == "return" else None
+        returns += code is not None
+        bank.store.set_ach_entry(file.file_id, entry.seq, "settled", code)
+        if not is_prenote(entry.transaction_code):
+            bank.store.add_booking(_booking(entry, file.settlement_date, job.due_at))
+    bank.store.mark_ach_file_settled(file.file_id, job.due_at)
+    notice_event = f"evt_{hashlib.sha256(f'{file.file_id}:settled'.encode()).hexdigest()[:24]}"
+    notice = {
+        "event_id": notice_event,
+        "type": SETTLED_EVENT,
+        "file_id": file.file_id,
+        "settlement_date": file.settlement_date,
+        "trace_numbers": [entry.trace_number for entry in entries],
+        "sent_at": to_datetime(job.due_at).isoformat(),
+    }
+    bank.outbox.enqueue(
+        kind=CallbackKind.ACH_SETTLEMENT,
+        stream=f"ach:{file.file_id}",
+        body=json.dumps(notice).encode(),
+        content_type="application/json",
+        headers={FILE_ID_HEADER: file.file_id},
+        copies=bank.faults.callback_copies(),
+        created_at=job.due_at,
+        # under the out-of-order fault the notice waits until the return file has gone first
+        hold=file.out_of_order and returns > 0,
+        event_id=notice_event,
+    )
+    if returns:
+        bank.scheduler.schedule(
+            RETURN_JOB, file.file_id, job.due_at + bank.settings.banksim_ach_return_delay_seconds
+        )
+    logger.info(
+        "settled ACH file %s (%d entries, %d to return)", file.file_id, len(entries), returns
+    )
+
+
+def _return_batches(
+    bank: Bank, original: NachaFile, codes: dict[str, str], effective: date
+) -> list[Batch]:
+    batches: list[Batch] = []
+    for batch in original.batches:
+        # one return batch per original batch and RDFI (a return batch has one originator)
+        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
+        for entry in batch.entries:
+            code = codes.get(entry.trace_number)
+            if code is None:
+                continue
+            by_rdfi[entry.receiving_dfi_routing[:8]].append(
+                build_return_entry(
+                    entry,
+                    code,
+                    trace_sequence=bank.store.next_value("ach_return_trace") % 10_000_000,
+                )
+            )
+        for returned in by_rdfi.values():
+            batches.append(
+                build_return_batch(
+                    batch, returned, batch_number=len(batches) + 1, effective_entry_date=effective
+                )
+            )
+    return batches
+
+
+def build_return_file(bank: Bank, file: AchFile, codes: dict[str, str], at: float) -> str:
+    """The NACHA return file for the entries of `file` named in `codes` (trace -> R-code)."""
+    original = parse_file(file.body)
+    local = to_datetime(at).astimezone(bank.calendar.zone).replace(tzinfo=None)
+    sequence = bank.store.next_value("ach_return_file")
+    header = replace(
+        original.header,
+        # the return travels back: from the bank to the originator
+        immediate_destination=original.header.immediate_origin,
+        immediate_origin=original.header.immediate_destination,
+        destination_name=original.header.origin_name,
+        origin_name=original.header.destination_name,
+        file_creation=local,
+        file_id_modifier=_FILE_ID_MODIFIERS[(sequence - 1) % len(_FILE_ID_MODIFIERS)],
+        reference_code="RETURNS",
+    )
+    return build_file(header, _return_batches(bank, original, codes, local.date()))
+
+
+def send_returns(bank: Bank, job: Job) -> None:
+    """Job: return the settled entries marked for return, in one NACHA return file."""
+    file = bank.store.get_ach_file(job.ref)
+    if file is None:
+        return
+    pending = [
+        e for e in bank.store.ach_entries(file.file_id) if e.status == "settled" and e.return_code
+    ]
+    if not pending:
+        return
+    codes = {entry.trace_number: entry.return_code for entry in pending if entry.return_code}
+    text = build_return_file(bank, file, codes, job.due_at)
+    day = bank.calendar.local_date(to_datetime(job.due_at)).isoformat()
+    for entry in pending:
+        bank.store.set_ach_entry(file.file_id, entry.seq, "returned", entry.return_code)
+        if not is_prenote(entry.transaction_code):
+            bank.store.add_booking(_booking(entry, day, job.due_at, returned=entry.return_code))
+    return_id = file_id_of(parse_file(text).header)
+    bank.outbox.enqueue(
+        kind=CallbackKind.ACH_RETURN,
+        stream=f"ach:{file.file_id}",
+        body=text.encode("ascii"),
+        content_type="text/plain",
+        headers={FILE_ID_HEADER: return_id, ORIGINAL_FILE_ID_HEADER: file.file_id},
+        copies=bank.faults.callback_copies(),
+        created_at=job.due_at,
+        overtake=file.out_of_order,
+    )
+    logger.info("returned %d entries of ACH file %s in %s", len(pending), file.file_id, return_id)
+
+
+def register(bank: Bank) -> None:
+    """Register the ACH job handlers."""
+    bank.scheduler.register(SETTLE_JOB, lambda job: settle(bank, job))
+    bank.scheduler.register(RETURN_JOB, lambda job: send_returns(bank, job))

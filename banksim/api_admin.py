@@ -1,0 +1,236 @@
+"""Admin endpoints for tests and demos: rules, faults, the clock, statement adjustments."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal, Self
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, model_validator
+
+from banksim.api_rails import get_bank
+from banksim.clock import to_datetime
+from banksim.faults import FaultConfig
+from banksim.problems import problem
+from banksim.store import Rule, normalize_iban
+from nacha import RETURN_REASON_CODES
+
+router = APIRouter(prefix="/v1/admin")
+
+ISO_REASON = re.compile(r"[A-Z0-9]{4}")
+Rail = Literal["sepa", "ach"]
+
+
+class RuleIn(BaseModel):
+    """A rule to inject: `{"creditor_iban", "reject_code"}` (SEPA reject, the original form)
+    or `{"rail", "creditor_iban" | "account_number", "action", "code"}`."""
+
+    rail: Rail | None = None
+    creditor_iban: Annotated[str | None, Field(min_length=5, max_length=42)] = None
+    account_number: Annotated[str | None, Field(min_length=1, max_length=17)] = None
+    action: Literal["reject", "return"] | None = None
+    code: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{3,4}$")] = None
+    reject_code: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{4}$")] = None
+
+
+class RuleOut(BaseModel):
+    """An injected rule."""
+
+    rail: Rail
+    creditor_iban: str | None
+    account_number: str | None
+    action: str
+    code: str
+    # the original form's field: the code of a reject rule
+    reject_code: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, rule: Rule) -> RuleOut:
+        """Build from the stored rule."""
+        return cls(
+            rail="ach" if rule.rail == "ach" else "sepa",
+            creditor_iban=rule.match_key if rule.rail == "sepa" else None,
+            account_number=rule.match_key if rule.rail == "ach" else None,
+            action=rule.action,
+            code=rule.code,
+            reject_code=rule.code if rule.action == "reject" else None,
+            created_at=rule.created_at,
+        )
+
+
+class RuleList(BaseModel):
+    """All rules."""
+
+    data: list[RuleOut]
+    has_more: bool = False
+
+
+def _rule_problem(detail: str) -> Response:
+    return problem(400, "invalid_rule", "Invalid rule", detail)
+
+
+@router.post("/rules", status_code=201, response_model=RuleOut)
+async def add_rule(rule: RuleIn, request: Request) -> Response:
+    """Reject (SEPA) or return (SEPA, ACH) every future payment to an account with a code."""
+    store = get_bank(request).store
+    if rule.reject_code is not None:
+        if rule.creditor_iban is None or rule.rail not in (None, "sepa"):
+            return _rule_problem("reject_code applies to SEPA rules with a creditor_iban")
+        rail, key, action, code = "sepa", rule.creditor_iban, "reject", rule.reject_code
+    else:
+        if rule.rail is None or rule.action is None or rule.code is None:
+            return _rule_problem("a rule needs rail, action and code (or the reject_code form)")
+        rail, action, code = rule.rail, rule.action, rule.code
+        if rail == "sepa":
+            if rule.creditor_iban is None:
+                return _rule_problem("a SEPA rule matches a creditor_iban")
+            if not ISO_REASON.fullmatch(code):
+                return _rule_problem(f"{code!r} is not an ISO reason code such as AC04")
+            key = rule.creditor_iban
+        else:
+            if action != "return":
+                return _rule_problem("ACH has no pre-settlement reject per entry: use return")
+            if rule.account_number is None:
+                return _rule_problem("an ACH rule matches an account_number")
+            if code not in RETURN_REASON_CODES:
+                return _rule_problem(f"{code!r} is not a NACHA return reason code")
+            key = rule.account_number
+    key = normalize_iban(key) if rail == "sepa" else key.strip()
+    stored = store.add_rule(rail, key, action, code)
+    return JSONResponse(RuleOut.of(stored).model_dump(mode="json"), 201)
+
+
+@router.get("/rules")
+async def list_rules(request: Request) -> RuleList:
+    """The injected rules."""
+    return RuleList(data=[RuleOut.of(rule) for rule in get_bank(request).store.list_rules()])
+
+
+@router.delete("/rules")
+async def clear_rules(request: Request) -> dict[str, int]:
+    """Remove every rule."""
+    return {"deleted": get_bank(request).store.clear_rules()}
+
+
+@router.get("/faults")
+async def get_faults(request: Request) -> FaultConfig:
+    """The injected faults."""
+    return get_bank(request).faults.config
+
+
+@router.put("/faults")
+async def set_faults(config: FaultConfig, request: Request) -> FaultConfig:
+    """Replace every fault (omitted fields: no fault) and restart the random streams."""
+    get_bank(request).faults.configure(config)
+    return config
+
+
+class ClockOut(BaseModel):
+    """The simulator clock."""
+
+    now: datetime
+    speed: float
+
+
+class ClockChange(ClockOut):
+    """The clock after a change, and how many scheduled jobs fell due and ran."""
+
+    jobs_run: int
+
+
+class ClockIn(BaseModel):
+    """Jump to `now` and/or run at `speed` simulated seconds per real second."""
+
+    now: datetime | None = None
+    speed: Annotated[float | None, Field(ge=0, le=1_000_000)] = None
+
+
+class Advance(BaseModel):
+    """Advance by `seconds`, or `to` the next ACH cut-off."""
+
+    seconds: Annotated[float | None, Field(ge=0)] = None
+    to: Literal["next_ach_cutoff"] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.seconds is None) == (self.to is None):
+            raise ValueError("give exactly one of seconds and to")
+        return self
+
+
+def _clock_out(request: Request) -> ClockOut:
+    bank = get_bank(request)
+    return ClockOut(now=bank.clock.now(), speed=bank.clock.speed)
+
+
+@router.get("/clock")
+async def get_clock(request: Request) -> ClockOut:
+    """Simulated now and speed."""
+    return _clock_out(request)
+
+
+@router.put("/clock")
+async def set_clock(change: ClockIn, request: Request) -> ClockChange:
+    """Set the simulated time and/or speed; whatever falls due runs before the answer."""
+    bank = get_bank(request)
+    now = change.now
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)  # a time without offset is UTC
+    ran = bank.set_clock(now=now, speed=change.speed)
+    return ClockChange(**_clock_out(request).model_dump(), jobs_run=ran)
+
+
+@router.post("/clock/advance")
+async def advance_clock(advance: Advance, request: Request) -> ClockChange:
+    """Jump forward; whatever falls due runs before the answer."""
+    bank = get_bank(request)
+    if advance.seconds is not None:
+        target = bank.now() + advance.seconds
+    else:
+        target = bank.calendar.next_cutoff(bank.clock.now()).timestamp()
+    ran = bank.set_clock(now=to_datetime(target))
+    return ClockChange(**_clock_out(request).model_dump(), jobs_run=ran)
+
+
+class AdjustmentIn(BaseModel):
+    """A discrepancy to plant in the statement of `date` for `rail`."""
+
+    date: date
+    rail: Rail
+    action: Literal["drop", "add", "change_amount"]
+    reference: Annotated[str | None, Field(min_length=1, max_length=35)] = None
+    amount: Annotated[int | None, Field(ge=0)] = None
+    currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$")] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.action in ("drop", "change_amount") and self.reference is None:
+            raise ValueError(f"{self.action} needs the reference of the entry")
+        if self.action in ("add", "change_amount") and self.amount is None:
+            raise ValueError(f"{self.action} needs an amount (minor units)")
+        return self
+
+
+@router.post("/statement-adjustments", status_code=201)
+async def add_adjustment(adjustment: AdjustmentIn, request: Request) -> dict[str, object]:
+    """Alter what the statement of a date reports (drop, add, change an amount)."""
+    stored = get_bank(request).store.add_adjustment(
+        adjustment.date.isoformat(),
+        adjustment.rail,
+        adjustment.action,
+        adjustment.reference,
+        adjustment.amount,
+        adjustment.currency,
+    )
+    return {
+        "id": stored.id,
+        "date": stored.booking_date,
+        "rail": stored.rail,
+        "action": stored.action,
+        "reference": stored.reference,
+        "amount": stored.amount_minor,
+        "currency": stored.currency,
+    }

@@ -1,0 +1,235 @@
+"""The rail endpoints: SEPA messages, ACH files, end-of-day statements.
+
+Submissions go through the injected faults first (latency, 503, timeout); see
+`banksim.faults`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from banksim import ach, sepa, statements
+from banksim.bank import Bank
+from banksim.faults import SubmissionFault
+from banksim.problems import problem
+from banksim.store import Receipt
+from iso20022.pacs008 import parse_pacs008
+from iso20022.schemas import SchemaError
+from nacha import NachaError
+
+XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})
+# far above any single-transaction pacs.008; refuses memory exhaustion by oversized bodies
+MAX_MESSAGE_BYTES = 1_000_000
+# a NACHA file of ~100k records
+MAX_FILE_BYTES = 10_000_000
+
+router = APIRouter()
+
+
+def get_bank(request: Request) -> Bank:
+    """The running simulator (built by the lifespan)."""
+    bank: Bank = request.app.state.bank
+    return bank
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _draw_fault(bank: Bank) -> SubmissionFault:
+    if bank.faults.config.latency_seconds > 0:
+        await asyncio.sleep(bank.faults.config.latency_seconds)
+    return bank.faults.submission_fault()
+
+
+def _unavailable() -> Response:
+    return problem(503, "service_unavailable", "Service unavailable", "injected fault: try again")
+
+
+async def _hang_if_timeout(bank: Bank, fault: SubmissionFault) -> None:
+    # the submission is already stored: like a real timeout where the bank got the message
+    if fault is SubmissionFault.TIMEOUT:
+        await asyncio.sleep(bank.faults.config.timeout_seconds)
+
+
+def _message_ack(message_id: str, *, duplicate: bool) -> dict[str, object]:
+    return {"message_id": message_id, "status": "received", "duplicate": duplicate}
+
+
+@router.post(
+    "/v1/sepa/messages",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+        }
+    },
+    responses={
+        200: {"description": "Duplicate of an already received message (no effect)"},
+        400: {"description": "Not a valid pacs.008.001.08 (code schema_invalid)"},
+        409: {"description": "MsgId reused with a different body"},
+        503: {"description": "Injected fault"},
+    },
+)
+async def receive_message(request: Request) -> Response:
+    """Accept a pacs.008; ACCP then ACSC/RJCT follow as signed pacs.002 callbacks."""
+    bank = get_bank(request)
+    fault = await _draw_fault(bank)
+    if fault is SubmissionFault.ERROR:
+        return _unavailable()
+    if _media_type(request) not in XML_MEDIA_TYPES:
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send the pacs.008 with Content-Type: application/xml",
+        )
+    body = await request.body()
+    if len(body) > MAX_MESSAGE_BYTES:
+        return problem(
+            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
+        )
+    try:
+        message = parse_pacs008(body)
+    except SchemaError as exc:
+        return problem(400, "schema_invalid", "Schema validation failed", str(exc))
+
+    receipt = sepa.receive(bank, message.message_id, body)
+    if receipt is Receipt.CONFLICT:
+        return problem(
+            409,
+            "duplicate_message_id_conflict",
+            "Message id already used",
+            f"message {message.message_id} was already received with a different body",
+        )
+    await _hang_if_timeout(bank, fault)
+    if receipt is Receipt.NEW:
+        return JSONResponse(_message_ack(message.message_id, duplicate=False), 202)
+    # a resend of the same bytes: acknowledge again, change nothing
+    return JSONResponse(_message_ack(message.message_id, duplicate=True), 200)
+
+
+@router.get(
+    "/v1/sepa/messages/{message_id}/status",
+    responses={
+        200: {"content": {"application/xml": {}}, "description": "The latest pacs.002"},
+        202: {"description": "Received, no status report yet"},
+        404: {"description": "Never received"},
+    },
+)
+async def message_status(message_id: str, request: Request) -> Response:
+    """The latest pacs.002 of a message (ACCP, then ACSC/RJCT); the fallback to callbacks."""
+    bank = get_bank(request)
+    if bank.store.get_message(message_id) is None:
+        return problem(
+            404, "unknown_message", "Unknown message", f"no message {message_id} received"
+        )
+    report = bank.store.latest_report(message_id)
+    if report is None:
+        return JSONResponse({"message_id": message_id, "status": "pending"}, 202)
+    return Response(report, media_type="application/xml")
+
+
+def _invalid_file(errors: list[dict[str, object]]) -> Response:
+    first = errors[0]
+    return problem(
+        400,
+        "invalid_file",
+        "Invalid NACHA file",
+        f"line {first['line']}: {first['message']}",
+        errors=errors,
+    )
+
+
+@router.post(
+    "/v1/ach/files",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+    responses={
+        200: {"description": "Duplicate of an already received file (the original ack)"},
+        400: {"description": "Not a valid NACHA file (code invalid_file, with errors)"},
+        409: {"description": "File id reused with different content"},
+        503: {"description": "Injected fault"},
+    },
+)
+async def receive_file(request: Request) -> Response:
+    """Accept a NACHA file; it settles at the next cut-off, returns follow."""
+    bank = get_bank(request)
+    fault = await _draw_fault(bank)
+    if fault is SubmissionFault.ERROR:
+        return _unavailable()
+    if _media_type(request) != "text/plain":
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send the NACHA file with Content-Type: text/plain",
+        )
+    body = await request.body()
+    if len(body) > MAX_FILE_BYTES:
+        return problem(
+            413, "payload_too_large", "Payload too large", f"limit {MAX_FILE_BYTES} bytes"
+        )
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].count(b"\n") + 1
+        return _invalid_file(
+            [{"line": line, "code": "invalid_character", "message": "NACHA files are ASCII"}]
+        )
+    try:
+        receipt, file = ach.receive(bank, text)
+    except NachaError as exc:
+        return _invalid_file(
+            [
+                {
+                    "line": exc.line,
+                    "code": exc.code.value,
+                    "message": exc.detail,
+                    "record_type": exc.record_type,
+                    "field": exc.field,
+                }
+            ]
+        )
+    if receipt is Receipt.CONFLICT:
+        return problem(
+            409,
+            "duplicate_file_id_conflict",
+            "File id already used",
+            f"file {file.file_id} was already received with different content",
+        )
+    await _hang_if_timeout(bank, fault)
+    if receipt is Receipt.NEW:
+        return JSONResponse(ach.ack(file, duplicate=False), 202)
+    return JSONResponse(ach.ack(file, duplicate=True), 200)
+
+
+@router.get("/v1/ach/files/{file_id}", responses={404: {"description": "Never received"}})
+async def file_status(file_id: str, request: Request) -> Response:
+    """Where a file and each of its entries stand; the fallback to callbacks."""
+    bank = get_bank(request)
+    file = bank.store.get_ach_file(file_id)
+    if file is None:
+        return problem(404, "unknown_file", "Unknown file", f"no file {file_id} received")
+    return JSONResponse(ach.view(bank, file))
+
+
+@router.get(
+    "/v1/statements/{day}",
+    responses={200: {"content": {"application/xml": {}}, "description": "A camt.053.001.08"}},
+)
+async def statement(
+    day: date, request: Request, account: Literal["sepa", "ach"] | None = None
+) -> Response:
+    """The end-of-day statement (camt.053) of `day` (simulator dates), one Stmt per account."""
+    rails = (account,) if account else statements.RAILS
+    xml = statements.statement_xml(get_bank(request), day, rails)
+    return Response(xml, media_type="application/xml")
