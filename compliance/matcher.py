@@ -35,9 +35,8 @@ length window is derived from the same bound.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import permutations
 from typing import Literal
 
@@ -45,7 +44,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import Indel, JaroWinkler
 
 from compliance.lists import EntityType, ListEntity, WatchList, country_code
-from compliance.names import first_letter_classes, is_individual, name_tokens, same_onset_class
+from compliance.name_index import IndexedName, NameIndex, onset_mask
+from compliance.names import is_individual, name_tokens
 
 Decision = Literal["block", "review", "clear"]
 _JW_PREFIX_LEN = 4  # rapidfuzz's Jaro-Winkler looks at a common prefix of at most 4
@@ -181,6 +181,14 @@ class Hit:
     explanation: Explanation
 
 
+def _length_factor(a_len: int, b_len: int, settings: MatcherSettings) -> float:
+    """Penalty factor for tokens of very different lengths (1.0 when close enough)."""
+    ratio = min(a_len, b_len) / max(a_len, b_len)
+    if ratio < settings.length_cutoff:
+        return 1.0 - settings.length_penalty_weight * (1.0 - ratio)
+    return 1.0
+
+
 def token_similarity(a: str, b: str, settings: MatcherSettings) -> float:
     """Jaro-Winkler similarity of two normalised tokens, with length and first-letter
     penalties (0..1)."""
@@ -188,14 +196,13 @@ def token_similarity(a: str, b: str, settings: MatcherSettings) -> float:
         return 1.0
     if not a or not b:
         return 0.0
+    # the same products in the same order as `_Query.row`, so both give identical floats
     score = JaroWinkler.similarity(a, b, prefix_weight=settings.prefix_weight)
-    ratio = min(len(a), len(b)) / max(len(a), len(b))
-    if ratio < settings.length_cutoff:
-        score *= 1.0 - settings.length_penalty_weight * (1.0 - ratio)
+    score *= _length_factor(len(a), len(b), settings)
     if a[0] != b[0]:
         score *= (
             settings.variant_letter_penalty
-            if same_onset_class(a, b)
+            if onset_mask(a) & onset_mask(b)
             else settings.different_letter_penalty
         )
     return score
@@ -213,70 +220,103 @@ def _max_token_score(short: int, long: int, settings: MatcherSettings) -> float:
     return score
 
 
+def _pair_tokens(
+    query: Sequence[str],
+    listed: Sequence[str],
+    sims: Sequence[Sequence[float]],
+    settings: MatcherSettings,
+) -> tuple[float, list[tuple[int, int, float]]]:
+    """Best pairs: the name score and the chosen (query index, list index, similarity) pairs.
+
+    `sims[j][i]` is the similarity of query token i and list token j. Pairs are taken greedily
+    by similarity, each token at most once; ties break on the tokens, not their positions, so
+    word order never matters.
+    """
+    pairs = sorted(
+        (-row[i], query[i], listed[j], i, j)
+        for j, row in enumerate(sims)
+        for i in range(len(query))
+    )
+    used_q: set[int] = set()
+    used_l: set[int] = set()
+    chosen: list[tuple[int, int, float]] = []
+    weighted = weight = 0.0
+    paired_q = paired_l = 0
+    target = min(len(query), len(listed))
+    for neg_score, q, t, i, j in pairs:
+        if i in used_q or j in used_l:
+            continue
+        used_q.add(i)
+        used_l.add(j)
+        score = -neg_score
+        chosen.append((i, j, score))
+        pair_weight = float(len(q) + len(t))
+        if score < settings.conflict_cutoff:
+            # a clearly different token is evidence against, not just missing evidence for
+            pair_weight *= settings.conflict_weight
+        weighted += score * pair_weight
+        weight += pair_weight
+        paired_q += len(q)
+        paired_l += len(t)
+        if len(chosen) == target:
+            break
+    q_len = sum(map(len, query))
+    l_len = sum(map(len, listed))
+    score = weighted / weight
+    score *= 1.0 - settings.unmatched_query_weight * (q_len - paired_q) / q_len
+    score *= 1.0 - settings.unmatched_list_weight * (l_len - paired_l) / l_len
+    if len(listed) == 1 and len(query) > 1:
+        score *= settings.single_pair_factor
+    return score, chosen
+
+
+def _query_orders(query: Sequence[str]) -> tuple[str, ...]:
+    """The concatenated spellings of the query that the joined-spelling score tries: every
+    word order (names have few tokens; beyond four, the sorted order only)."""
+    orders = permutations(query) if len(query) <= 4 else [tuple(sorted(query))]
+    return tuple(dict.fromkeys("".join(order) for order in orders))
+
+
+def _joined_score(orders: Sequence[str], listed_joined: str, settings: MatcherSettings) -> float:
+    """The concatenated-spelling score ("ALQAEDA" vs "AL QAEDA"), 0.0 unless close."""
+    best = max(Indel.normalized_similarity(order, listed_joined) for order in orders)
+    joined = best * settings.joined_spelling_factor
+    return joined if joined >= JOINED_SPELLING_FLOOR else 0.0
+
+
 def score_tokens(
     query: Sequence[str],
     listed: Sequence[str],
     settings: MatcherSettings,
     similarity: Callable[[str, str], float] | None = None,
 ) -> NameScore:
-    """Score normalised query tokens against normalised list tokens (best pairs)."""
+    """Score normalised query tokens against normalised list tokens (best pairs).
+
+    This is the reference scorer (and the one that explains a hit); `Matcher` computes the
+    same score faster, with cached similarities and bounds that skip hopeless names.
+    """
     query, listed = tuple(query), tuple(listed)
     if not query or not listed:
         return NameScore(0.0, query, listed)
     sim = similarity or (lambda a, b: token_similarity(a, b, settings))
-    pairs = sorted(
-        ((sim(q, t), i, j) for i, q in enumerate(query) for j, t in enumerate(listed)),
-        # ties break on the tokens, not their positions: word order must not matter
-        key=lambda p: (-p[0], query[p[1]], listed[p[2]], p[1], p[2]),
-    )
-    used_q: set[int] = set()
-    used_l: set[int] = set()
-    matches: list[tuple[int, TokenMatch]] = []
-    weighted = weight = 0.0
-    target = min(len(query), len(listed))
-    for score, i, j in pairs:
-        if i in used_q or j in used_l:
-            continue
-        used_q.add(i)
-        used_l.add(j)
-        matches.append((i, TokenMatch(query[i], listed[j], round(score, 4))))
-        pair_weight = float(len(query[i]) + len(listed[j]))
-        if score < settings.conflict_cutoff:
-            # a clearly different token is evidence against, not just missing evidence for
-            pair_weight *= settings.conflict_weight
-        weighted += score * pair_weight
-        weight += pair_weight
-        if len(used_q) == target:
-            break
-    left_q = tuple(q for i, q in enumerate(query) if i not in used_q)
-    left_l = tuple(t for j, t in enumerate(listed) if j not in used_l)
-    q_len, l_len = sum(map(len, query)), sum(map(len, listed))
-    score = weighted / weight
-    score *= 1.0 - settings.unmatched_query_weight * sum(map(len, left_q)) / q_len
-    score *= 1.0 - settings.unmatched_list_weight * sum(map(len, left_l)) / l_len
-    if len(listed) == 1 and len(query) > 1:
-        score *= settings.single_pair_factor
-    token_score = NameScore(
+    sims = [[sim(q, t) for q in query] for t in listed]
+    score, chosen = _pair_tokens(query, listed, sims, settings)
+    used_q = {i for i, _, _ in chosen}
+    used_l = {j for _, j, _ in chosen}
+    if len(query) != len(listed):
+        # "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN"
+        joined = _joined_score(_query_orders(query), "".join(listed), settings)
+        if joined > score:
+            whole = TokenMatch(" ".join(query), " ".join(listed), round(joined, 4))
+            return NameScore(joined, query, listed, (whole,), joined_spelling=True)
+    return NameScore(
         score,
         query,
         listed,
-        tuple(m for _, m in sorted(matches, key=lambda x: x[0])),
-        left_q,
-        left_l,
+        tuple(TokenMatch(query[i], listed[j], round(s, 4)) for i, j, s in sorted(chosen)),
+        tuple(q for i, q in enumerate(query) if i not in used_q),
+        tuple(t for j, t in enumerate(listed) if j not in used_l),
     )
-    if len(query) != len(listed):
-        # "ALQAEDA" vs "AL QAEDA"; the query's word order must not matter, so the best of
-        # its orders counts (names have few tokens; beyond four, keep the given order), and
-        # only a close joined spelling counts at all (a loose one is noise, not evidence)
-        orders = permutations(query) if len(query) <= 4 else [tuple(sorted(query))]
-        joined = max(
-            Indel.normalized_similarity("".join(order), "".join(listed)) for order in orders
-        )
-        joined *= settings.joined_spelling_factor
-        if joined >= JOINED_SPELLING_FLOOR and joined > score:
-            whole = TokenMatch(" ".join(query), " ".join(listed), round(joined, 4))
-            return NameScore(joined, query, listed, (whole,), joined_spelling=True)
-    return token_score
 
 
 def score_names(
@@ -302,25 +342,114 @@ def score_names(
     )
 
 
-@dataclass(frozen=True)
-class _IndexedName:
-    list_index: int
-    entity: ListEntity
-    name: str
-    tokens: tuple[str, ...]
+class _Query:
+    """One screening query: its tokens and a cache of their similarities to list tokens.
 
+    `row(token_id)` holds the similarity of a vocabulary token to every query token; names
+    share tokens ("al", "muhammad") heavily, so each row is computed once per query.
+    """
 
-@dataclass
-class _QueryContext:
-    settings: MatcherSettings
-    cache: dict[tuple[str, str], float] = field(default_factory=dict)
+    def __init__(self, tokens: tuple[str, ...], index: NameIndex, settings: MatcherSettings):
+        self.tokens = tokens
+        self.lengths = tuple(map(len, tokens))
+        self.total_length = sum(self.lengths)
+        sums = [0]
+        for length in sorted(self.lengths):
+            sums.append(sums[-1] + length)
+        self.shortest_sums = tuple(sums)
+        self.orders = _query_orders(tokens)
+        self._index = index
+        self._settings = settings
+        longest = max(index.longest_token, *self.lengths)
+        self._length_factors = [
+            [1.0] + [_length_factor(lq, lt, settings) for lt in range(1, longest + 1)]
+            for lq in self.lengths
+        ]
+        self._firsts = [t[0] for t in tokens]
+        self._masks = [onset_mask(t) for t in tokens]
+        self.rows: dict[int, tuple[float, ...]] = {}
 
-    def similarity(self, a: str, b: str) -> float:
-        key = (a, b)
-        found = self.cache.get(key)
-        if found is None:
-            found = self.cache[key] = token_similarity(a, b, self.settings)
+    def similarity(self, position: int, token_id: int) -> float:
+        """Similarity of the query token at `position` to vocabulary token `token_id`."""
+        found = self.rows.get(token_id)
+        if found is not None:
+            return found[position]
+        s = self._settings
+        index = self._index
+        token = index.vocabulary[token_id]
+        q = self.tokens[position]
+        if q == token:
+            return 1.0
+        first = token[0]
+        return (
+            JaroWinkler.similarity(q, token, prefix_weight=s.prefix_weight)
+            * self._length_factors[position][index.token_lengths[token_id]]
+            * (
+                1.0
+                if self._firsts[position] == first
+                else s.variant_letter_penalty
+                if self._masks[position] & index.token_onsets[token_id]
+                else s.different_letter_penalty
+            )
+        )
+
+    def upper_rows(self, token_ids: Sequence[int]) -> dict[int, tuple[float, ...]]:
+        """Raw Jaro-Winkler of each of `token_ids` to every query token: an upper bound of the
+        similarity (penalties only lower it), computed in bulk in C."""
+        strings = [self._index.vocabulary[t] for t in token_ids]
+        columns: list[list[float]] = []
+        for q in self.tokens:
+            column = [0.0] * len(strings)
+            for _, score, position in process.extract(
+                q,
+                strings,
+                scorer=JaroWinkler.similarity,
+                scorer_kwargs={"prefix_weight": self._settings.prefix_weight},
+                limit=None,
+            ):
+                column[position] = score
+            columns.append(column)
+        return dict(zip(token_ids, zip(*columns, strict=True), strict=True))
+
+    def row(self, token_id: int) -> tuple[float, ...]:
+        """Similarities of vocabulary token `token_id` to each query token."""
+        found = self.rows.get(token_id)
+        if found is not None:
+            return found
+        s = self._settings
+        index = self._index
+        token = index.vocabulary[token_id]
+        length = index.token_lengths[token_id]
+        mask = index.token_onsets[token_id]
+        first = token[0]
+        jw = JaroWinkler.similarity
+        found = self.rows[token_id] = tuple(
+            1.0
+            if q == token
+            else jw(q, token, prefix_weight=s.prefix_weight)
+            * factors[length]
+            * (
+                1.0
+                if q_first == first
+                else s.variant_letter_penalty
+                if q_mask & mask
+                else s.different_letter_penalty
+            )
+            for q, factors, q_first, q_mask in zip(
+                self.tokens, self._length_factors, self._firsts, self._masks, strict=True
+            )
+        )
         return found
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """How much work one query took: names proposed by the index, and names fully scored
+    (the others were ruled out by a score bound)."""
+
+    candidates: int
+    scored: int
+    indexed: int
 
 
 class Matcher:
@@ -330,41 +459,18 @@ class Matcher:
         """Index every name (primary and aliases) of every entity of `lists`."""
         self.lists: tuple[WatchList, ...] = tuple(lists)
         self.settings = settings or MatcherSettings()
-        self._names: list[_IndexedName] = []
-        postings: dict[str, list[int]] = defaultdict(list)
-        for list_index, watch_list in enumerate(self.lists):
-            for entity in watch_list.entities:
-                individual = entity.type is EntityType.INDIVIDUAL
-                seen: set[tuple[str, ...]] = set()
-                for entity_name in entity.names:
-                    tokens = name_tokens(entity_name.name, individual=individual)
-                    if not tokens or tokens in seen:
-                        continue
-                    seen.add(tokens)
-                    name_id = len(self._names)
-                    self._names.append(_IndexedName(list_index, entity, entity_name.name, tokens))
-                    keys = set(tokens)
-                    if len(tokens) > 1:
-                        keys.add("".join(tokens))
-                    for key in keys:
-                        postings[key].append(name_id)
-        self._postings: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in postings.items()}
-        blocks: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for token in self._postings:
-            for onset in first_letter_classes(token):
-                blocks[(onset, len(token))].append(token)
-        self._blocks: dict[tuple[str, int], list[str]] = dict(blocks)
-        self._max_token_len = max((len(t) for t in self._postings), default=0)
+        self._index = NameIndex(self.lists)
+        self._relaxed_floors: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
 
     @property
     def name_count(self) -> int:
         """How many distinct (entity, normalised name) pairs are indexed."""
-        return len(self._names)
+        return len(self._index.names)
 
     @property
     def candidate_floor(self) -> float:
-        """Lowest token score a name needs to be scored at all: the reporting threshold less
-        the largest possible bonus from adjustments."""
+        """Lowest name score worth computing: the reporting threshold less the largest
+        possible bonus from adjustments."""
         bonus = self.settings.country_match_bonus + self.settings.birth_year_match_bonus
         return max(0.0, self.settings.min_score - bonus)
 
@@ -373,103 +479,195 @@ class Matcher:
         while low > 1 and _max_token_score(low - 1, length, self.settings) >= floor:
             low -= 1
         high = length
-        while (
-            high < self._max_token_len
-            and _max_token_score(length, high + 1, self.settings) >= floor
-        ):
+        longest = self._index.longest_token
+        while high < longest and _max_token_score(length, high + 1, self.settings) >= floor:
             high += 1
         return range(low, high + 1)
 
-    def _lookup(self, token: str, floor: float, context: _QueryContext) -> set[int]:
-        """Names holding a vocabulary token that scores at least `floor` against `token`."""
-        choices: list[str] = []
-        for onset in first_letter_classes(token):
-            for length in self._lengths(len(token), floor):
-                choices.extend(self._blocks.get((onset, length), ()))
-        found: set[int] = set()
-        # bulk Jaro-Winkler in C first; the Python-side penalties only ever lower a score
-        for choice, _, _ in process.extract(
+    def _lookup(self, query: _Query, position: int, floor: float) -> set[int]:
+        """Names holding a vocabulary token that scores at least `floor` against the query
+        token at `position`."""
+        token = query.tokens[position]
+        similar = self._index.similar_tokens(
             token,
-            choices,
-            scorer=JaroWinkler.similarity,
-            scorer_kwargs={"prefix_weight": self.settings.prefix_weight},
-            score_cutoff=floor,
-            limit=None,
-        ):
-            if context.similarity(token, choice) >= floor:
-                found.update(self._postings[choice])
-        return found
+            floor,
+            self._lengths(len(token), floor),
+            lambda _, token_id: query.similarity(position, token_id),
+            self.settings.prefix_weight,
+        )
+        return self._index.names_with(token_id for token_id, _ in similar)
 
-    def _relaxed_floor(self, short: list[str], long: list[str], floor: float) -> float:
-        """The token floor for `long` tokens that still finds every name able to reach `floor`
-        when the `short` tokens ("al", "bin", "kim") are not looked up at all.
+    def _relaxed_floor(self, frequent: list[int], rare: list[int]) -> float:
+        """The token floor for the rare query tokens (lengths `rare`) that still finds every
+        name able to reach the candidate floor when the frequent tokens (lengths `frequent`:
+        "al", "bin", "muhammad") are not looked up at all; -1.0 when there is none.
 
-        Short tokens have huge postings. A name found through them alone pairs every long
-        query token below the floor (or leaves it unpaired), so its score is bounded by the
-        weighted average of perfect short pairs and sub-floor long pairs, times the leftover
-        penalty; every split of the long tokens into paired and unpaired is checked.
+        A name found through frequent tokens alone pairs every rare query token below the
+        relaxed floor r, or leaves it unpaired. For a split P of the query tokens into paired
+        and unpaired, the score can reach the floor f only if (Dinkelbach, v = f / leftover
+        factor of P) sum over pairs of (score - v) * weight >= 0; frequent tokens get their
+        best imaginable pair (a perfect partner of the most favourable length), rare ones
+        r * (length + 1) at best. Solving for r gives the least r at which P is possible;
+        the relaxed floor is the least over all splits.
+        """
+        key = (tuple(sorted(frequent)), tuple(sorted(rare)))
+        cached = self._relaxed_floors.get(key)
+        if cached is None:
+            cached = self._relaxed_floors[key] = self._compute_relaxed_floor(*key)
+        return cached
+
+    def _compute_relaxed_floor(self, frequent: tuple[int, ...], rare: tuple[int, ...]) -> float:
+        s = self.settings
+        floor = self.candidate_floor
+        lengths = list(frequent) + list(rare)
+        total = sum(lengths)
+        longest = max(self._index.longest_token, *lengths)
+        # a frequent token's best imaginable pairs: (score, weight) per partner length
+        options = [
+            [(_max_token_score(min(t, n), max(t, n), s), t + n) for n in range(1, longest + 1)]
+            for t in frequent
+        ]
+        least = floor
+        for mask in range(1, 1 << len(lengths)):
+            paired = [k for k in range(len(lengths)) if mask >> k & 1]
+            leftover = total - sum(lengths[k] for k in paired)
+            factor = 1.0 - s.unmatched_query_weight * leftover / total
+            if len(paired) == 1 and len(lengths) > 1:
+                factor *= s.single_pair_factor  # one pair only with a one-token list name
+            if factor <= 0.0:
+                continue
+            v = floor / factor
+            if v > 1.0:
+                continue
+            gain = sum(
+                max((score - v) * weight for score, weight in options[k])
+                for k in paired
+                if k < len(frequent)
+            )
+            rare_weight = sum(lengths[k] + 1 for k in paired if k >= len(frequent))
+            if rare_weight == 0:
+                if gain >= 0.0:
+                    return -1.0  # frequent tokens alone can reach the floor
+                continue
+            # gain + (r - v) * rare_weight >= 0  <=>  r >= v - gain / rare_weight
+            least = min(least, v - gain / rare_weight)
+        return max(least, 0.0) if least > 0.0 else -1.0
+
+    def _candidates(self, query: _Query) -> tuple[set[int], set[int]]:
+        """(names to score by tokens, names whose concatenated spelling is close enough)."""
+        floor = self.candidate_floor
+        first = {t: i for i, t in reversed(list(enumerate(query.tokens)))}
+        short = [i for i in first.values() if query.lengths[i] <= _SHORT_TOKEN]
+        long = [i for i in first.values() if query.lengths[i] > _SHORT_TOKEN]
+        found = set().union(*(self._lookup(query, i, floor) for i in long))
+        relaxed_floor = -1.0
+        if short and long and len(query.tokens) <= _MAX_RELAXED_TOKENS:
+            relaxed_floor = self._relaxed_floor(
+                [
+                    n
+                    for n, t in zip(query.lengths, query.tokens, strict=True)
+                    if len(t) <= _SHORT_TOKEN
+                ],
+                [
+                    n
+                    for n, t in zip(query.lengths, query.tokens, strict=True)
+                    if len(t) > _SHORT_TOKEN
+                ],
+            )
+        if relaxed_floor < floor:
+            # the short tokens' postings are huge: look them up only when unavoidable
+            with_short = found.union(*(self._lookup(query, i, floor) for i in short))
+            if relaxed_floor > 0.0:
+                relaxed = set().union(*(self._lookup(query, i, relaxed_floor) for i in long))
+                # both sets hold every name that can reach the floor; score the smaller
+                with_short = min(relaxed, with_short, key=len)
+            found = with_short
+        cutoff = max(floor, JOINED_SPELLING_FLOOR) / self.settings.joined_spelling_factor
+        joined: set[int] = set()
+        if cutoff <= 1.0:
+            joined = self._index.similar_joined(query.tokens, cutoff)
+        return found, joined
+
+    def _reachable(
+        self, query: _Query, name: IndexedName, rows: list[tuple[float, ...]], floor: float
+    ) -> bool:
+        """False when the token score of `name` certainly stays below `floor`.
+
+        With u_i the best similarity of query token i to any token of the name, the weighted
+        average can reach v only if sum((s_p - v) * w_p) >= 0 over the pairs; each pair's term
+        is bounded on its own (partner length and conflict weight chosen to favour it), and the
+        leftover factors are bounded by the shortest tokens that must stay unpaired.
         """
         s = self.settings
-        total = sum(map(len, short)) + sum(map(len, long))
-        # a short token's best imaginable pair for each partner length: (score, weight)
-        options = [
-            [
-                (_max_token_score(min(len(t), n), max(len(t), n), s), len(t) + n)
-                for n in range(1, self._max_token_len + 1)
-            ]
-            for t in short
-        ]
-
-        def reachable(r: float) -> bool:
-            # Is `floor` reachable when every long token pairs below r or stays unpaired?
-            # avg * factor >= floor  <=>  sum((score - v) * weight) >= 0 with v = floor/factor,
-            # which each short token can maximise on its own (Dinkelbach).
-            for mask in range(1 << len(long)):
-                paired = [t for k, t in enumerate(long) if mask >> k & 1]
-                leftover = total - sum(map(len, short)) - sum(map(len, paired))
-                factor = 1.0 - s.unmatched_query_weight * leftover / total
-                if len(short) + len(paired) == 1:
-                    factor *= s.single_pair_factor
-                v = floor / factor
-                if v > 1.0:
-                    continue
-                gain = sum(max((sc - v) * w for sc, w in opts) for opts in options)
-                gain += sum((r - v) * (len(t) + 1) for t in paired)
-                if gain >= 0:
-                    return True
+        n, m = len(query.tokens), len(name.token_ids)
+        if m >= n:
+            factor = 1.0 - s.unmatched_list_weight * name.shortest_sums[m - n] / name.total_length
+        else:
+            factor = (
+                1.0 - s.unmatched_query_weight * query.shortest_sums[n - m] / query.total_length
+            )
+        if m == 1 and n > 1:
+            factor *= s.single_pair_factor
+        if factor <= 0.0:
+            return floor <= 0.0
+        v = floor / factor
+        if v > 1.0:
             return False
+        cutoff, conflict = s.conflict_cutoff, s.conflict_weight
+        terms: list[float] = []
+        for u, lq in zip(map(max, zip(*rows, strict=True)), query.lengths, strict=True):
+            if u >= v:
+                gain = (u - v) * (conflict if u < cutoff else 1.0)
+                if v < cutoff:  # a pair just under the conflict cut-off weighs double
+                    gain = max(gain, (min(u, cutoff) - v) * conflict)
+                terms.append(gain * (lq + name.max_length))
+            else:
+                terms.append((u - v) * (lq + name.min_length) * (conflict if u < cutoff else 1.0))
+        if m < n:
+            terms = sorted(terms, reverse=True)[:m]
+        return sum(terms) >= 0.0
 
-        if not reachable(floor):
-            return floor
-        low, high = 0.0, floor
-        if reachable(low):
-            return -1.0
-        for _ in range(16):
-            mid = (low + high) / 2
-            low, high = (mid, high) if not reachable(mid) else (low, mid)
-        return low
-
-    def _candidates(self, tokens: tuple[str, ...], context: _QueryContext) -> set[int]:
+    def _scores(self, tokens: tuple[str, ...]) -> tuple[dict[int, float], SearchStats]:
+        """Name score of every indexed name that reaches the candidate floor."""
+        query = _Query(tokens, self._index, self.settings)
+        by_tokens, by_joined = self._candidates(query)
         floor = self.candidate_floor
-        found: set[int] = set()
-        if len(tokens) > 1:
-            found |= self._lookup("".join(tokens), floor, context)
-        short = [t for t in dict.fromkeys(tokens) if len(t) <= _SHORT_TOKEN]
-        long = [t for t in dict.fromkeys(tokens) if len(t) > _SHORT_TOKEN]
-        plain = set().union(*(self._lookup(t, floor, context) for t in long))
-        if short and long and len(long) <= _MAX_RELAXED_TOKENS:
-            relaxed_floor = self._relaxed_floor(short, long, floor)
-            if relaxed_floor > 0:
-                relaxed = set().union(*(self._lookup(t, relaxed_floor, context) for t in long))
-                # both sets hold every name that can reach the floor; score the smaller
-                with_short = plain.union(*(self._lookup(t, floor, context) for t in short))
-                return found | min(relaxed, with_short, key=len)
-        return found | plain.union(*(self._lookup(t, floor, context) for t in short))
+        names = self._index.names
+        scores: dict[int, float] = {}
+        scored = 0
+        n = len(tokens)
+        candidates = by_tokens | by_joined
+        token_ids: set[int] = set()
+        for name_id in candidates:
+            token_ids.update(names[name_id].token_ids)
+        upper = query.upper_rows(list(token_ids))
+        for name_id in candidates:
+            name = names[name_id]
+            joined = 0.0
+            if name_id in by_joined and len(name.tokens) != n:
+                joined = _joined_score(query.orders, name.joined, self.settings)
+            best = joined
+            target = max(floor, joined)
+            # cheap bound on raw Jaro-Winkler first, the exact similarities only if it passes
+            if self._reachable(query, name, [upper[t] for t in name.token_ids], target):
+                rows = [query.row(t) for t in name.token_ids]
+                if self._reachable(query, name, rows, target):
+                    scored += 1
+                    best = max(best, _pair_tokens(tokens, name.tokens, rows, self.settings)[0])
+            if best >= floor:
+                scores[name_id] = best
+        return scores, SearchStats(len(candidates), scored, len(names))
+
+    def search_stats(self, name: str, *, party_type: str | None = None) -> SearchStats:
+        """How much work `screen(name)` does (candidates proposed, names fully scored)."""
+        tokens = name_tokens(name, individual=is_individual(party_type))
+        if not tokens:
+            return SearchStats(0, 0, self.name_count)
+        return self._scores(tokens)[1]
 
     def candidate_count(self, name: str, *, party_type: str | None = None) -> int:
-        """How many indexed names `screen(name)` would score (the rest are never looked at)."""
-        tokens = name_tokens(name, individual=is_individual(party_type))
-        return len(self._candidates(tokens, _QueryContext(self.settings))) if tokens else 0
+        """How many indexed names `screen(name)` would consider (the rest are never looked at)."""
+        return self.search_stats(name, party_type=party_type).candidates
 
     def _adjust(
         self,
@@ -531,19 +729,21 @@ class Matcher:
         tokens = name_tokens(name, individual=individual)
         if not tokens or limit <= 0:
             return []
-        context = _QueryContext(self.settings)
-        best: dict[tuple[int, str], tuple[NameScore, _IndexedName]] = {}
-        for name_id in self._candidates(tokens, context):
-            indexed = self._names[name_id]
-            result = score_tokens(tokens, indexed.tokens, self.settings, context.similarity)
+        scores, _ = self._scores(tokens)
+        names = self._index.names
+        best: dict[tuple[int, str], tuple[float, IndexedName]] = {}
+        for name_id, score in scores.items():
+            indexed = names[name_id]
             key = (indexed.list_index, indexed.entity.id)
             current = best.get(key)
-            if current is None or result.score > current[0].score:
-                best[key] = (result, indexed)
+            if current is None or score > current[0]:
+                best[key] = (score, indexed)
         hits: list[Hit] = []
-        for (list_index, _), (result, indexed) in best.items():
+        for (list_index, _), (_, indexed) in best.items():
             entity = indexed.entity
             adjustments = self._adjust(entity, country, individual, birth_year)
+            # the reference scorer explains the hit (and gives the same score)
+            result = score_tokens(tokens, indexed.tokens, self.settings)
             score = min(1.0, max(0.0, result.score + sum(a.delta for a in adjustments)))
             if score < self.settings.min_score:
                 continue

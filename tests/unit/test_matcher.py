@@ -16,7 +16,7 @@ from compliance.lists import ListEntity, StaticWatchList, load_ofac, load_pep_cs
 from compliance.matcher import (
     Matcher,
     MatcherSettings,
-    _QueryContext,
+    _Query,
     decision_for,
     score_names,
     token_similarity,
@@ -207,8 +207,9 @@ def test_candidate_index_bounds_the_work(matcher: Matcher) -> None:
 class _BruteForce(Matcher):
     """Scores every indexed name: the reference the index must agree with."""
 
-    def _candidates(self, tokens: tuple[str, ...], context: _QueryContext) -> set[int]:
-        return set(range(self.name_count))
+    def _candidates(self, query: _Query) -> tuple[set[int], set[int]]:
+        everything = set(range(self.name_count))
+        return everything, everything
 
 
 def test_candidate_index_loses_no_hit(ofac: StaticWatchList, matcher: Matcher) -> None:
