@@ -79,8 +79,13 @@ class Scheduler:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            self.run_due()
-            due = self._store.next_job_due_at()
+            try:
+                self.run_due()
+                due = self._store.next_job_due_at()
+            except Exception:
+                # e.g. a locked or broken database: keep the loop alive and try again
+                logger.exception("scheduler pass failed")
+                due = None
             wait = None if due is None else self._clock.real_seconds_until(due)
             timeout = MAX_SLEEP_SECONDS if wait is None else min(wait, MAX_SLEEP_SECONDS)
             try:

@@ -24,7 +24,7 @@ from banksim.clock import ClockState
 
 # bumped when the layout changes; an older simulator database is dropped, not migrated: it
 # only ever holds simulated traffic
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _ALL_TABLES = (
     "messages",
     "rejection_rules",
@@ -113,6 +113,7 @@ CREATE TABLE outbox (
     created_at   REAL NOT NULL
 );
 CREATE INDEX outbox_stream ON outbox (stream, id);
+CREATE INDEX outbox_pending ON outbox (delivered, held);
 CREATE TABLE bookings (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     rail          TEXT NOT NULL,
