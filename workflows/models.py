@@ -306,3 +306,173 @@ class ObserveResult:
 
     open_payments: int = 0
     ledger_ok: bool | None = None
+
+
+# --- customer onboarding and watch lists (issue #4) ------------------------------------
+
+
+class KycStatus(enum.StrEnum):
+    """A customer's KYC status (API `kyc.status` and the `KycStatus` search attribute)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    IN_REVIEW = "in_review"
+    REJECTED = "rejected"
+
+
+@dataclass
+class OnboardingInput:
+    """Start a customer's onboarding; the workflow id is `customer_id`.
+
+    The customer's facts stay in the database (the activities read them by id), so the
+    workflow history carries no more personal data than it needs.
+    """
+
+    customer_id: str
+    tenant_id: str
+    # the principal who created the customer: four-eyes, they cannot review it
+    created_by: str
+    # a review left waiting this long is escalated (flagged; never decided automatically)
+    review_escalation_seconds: float = 86400.0
+
+
+@dataclass
+class CustomerRef:
+    """Which customer an onboarding step works on."""
+
+    customer_id: str
+    tenant_id: str
+
+
+@dataclass
+class CustomerScreeningResult:
+    """A customer's sanctions and PEP matches, and the list versions screened against."""
+
+    list_versions: dict[str, str] = field(default_factory=dict)
+    sanctions_hits: list[ScreeningHit] = field(default_factory=list)
+    pep_hits: list[ScreeningHit] = field(default_factory=list)
+
+
+@dataclass
+class KycEvaluationInput:
+    """Apply the KYC rules to a customer as of `as_of` (an ISO date, workflow time)."""
+
+    customer_id: str
+    tenant_id: str
+    as_of: str
+    screening: CustomerScreeningResult = field(default_factory=CustomerScreeningResult)
+
+
+@dataclass
+class KycEvaluation:
+    """A KYC outcome: status, risk tier, re-verification date (ISO), and why."""
+
+    status: str
+    risk_tier: str
+    review_date: str
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecordKycInput:
+    """A KYC decision to persist: customer row, audit entry, event (idempotent per step)."""
+
+    customer_id: str
+    tenant_id: str
+    # "rules" (the automatic decision) or "review" (a person's decision)
+    step: str
+    evaluation: KycEvaluation
+    decided_at: str
+    decided_by: str
+    note: str = ""
+    screening: CustomerScreeningResult | None = None
+
+
+@dataclass
+class KycEscalationInput:
+    """A customer review that has waited past the escalation time."""
+
+    customer_id: str
+    tenant_id: str
+    waited_seconds: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OnboardingView:
+    """The onboarding workflow's `status` query answer."""
+
+    customer_id: str
+    status: str
+    risk_tier: str = ""
+    review_date: str = ""
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    hits: list[ScreeningHit] = field(default_factory=list)
+    list_versions: dict[str, str] = field(default_factory=dict)
+    escalated: bool = False
+    reviewed_by: str = ""
+
+
+@dataclass
+class ListRefreshInput:
+    """Load the watch lists from their sources (empty: the worker's configured source)."""
+
+    sanctions_source: str = ""
+    pep_source: str = ""
+    # customers per page of the re-screening a version change starts
+    rescreen_page_size: int = 200
+
+
+@dataclass
+class ListRefreshResult:
+    """The versions found, which lists changed, and the re-screening started for them."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
+    rescreen_workflow_id: str = ""
+
+
+@dataclass
+class RescreenInput:
+    """Re-screen every customer after a list update, a page at a time (continue-as-new
+    carries the cursor and the running totals)."""
+
+    list_versions: dict[str, str] = field(default_factory=dict)
+    after_id: str = ""
+    page_size: int = 200
+    pages_per_run: int = 25
+    screened: int = 0
+    flagged: int = 0
+    # fixed by the first run: idempotency keys of the audit entries of this re-screening
+    run_key: str = ""
+
+
+@dataclass
+class RescreenPageInput:
+    """One page of customers (ids after `after_id`) to screen again."""
+
+    run_key: str
+    after_id: str
+    page_size: int
+
+
+@dataclass
+class RescreenPageResult:
+    """What a page found; `done` when it was the last page."""
+
+    last_id: str
+    screened: int = 0
+    flagged: int = 0
+    list_versions: dict[str, str] = field(default_factory=dict)
+    done: bool = False
+
+
+@dataclass
+class RescreenResult:
+    """Totals of a finished re-screening."""
+
+    screened: int = 0
+    flagged: int = 0
+    list_versions: dict[str, str] = field(default_factory=dict)

@@ -15,6 +15,8 @@ AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
 # a review left waiting past the escalation time (payments and onboarding alike)
 REVIEW_ESCALATED = SearchAttributeKey.for_bool("ReviewEscalated")
+# a customer's KYC status on its onboarding workflow (pending, in_review, approved, rejected)
+KYC_STATUS = SearchAttributeKey.for_keyword("KycStatus")
 
 ALL = (
     PAYMENT_STATUS,
@@ -24,6 +26,7 @@ ALL = (
     AMOUNT_MINOR,
     CURRENCY,
     REVIEW_ESCALATED,
+    KYC_STATUS,
 )
 
 
