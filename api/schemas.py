@@ -51,7 +51,12 @@ class Address(Strict):
 
 
 class CustomerCreate(Strict):
-    """Onboard a customer (KYC runs at once)."""
+    """Onboard a customer: starts its onboarding workflow (screening and KYC rules).
+
+    Required by type: individuals need `date_of_birth`, businesses `registration_number`.
+    `national_id`, `tax_id` and `registration_number` are checked against the formats of
+    `country` where the platform knows them.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -80,15 +85,30 @@ class CustomerCreate(Strict):
     date_of_birth: date | None = None
     national_id: Annotated[str, Field(max_length=64)] | None = None
     registration_number: Annotated[str, Field(max_length=64)] | None = None
+    tax_id: Annotated[str, Field(max_length=64)] | None = None
 
 
 class Kyc(BaseModel):
-    """A customer's KYC outcome."""
+    """A customer's KYC outcome: `pending` until the onboarding workflow decides, then
+    `approved`, `in_review` (a four-eyes review decides) or `rejected`."""
 
-    status: str
+    status: Literal["pending", "approved", "in_review", "rejected"]
     risk_tier: str | None
+    # the re-verification date; payments need an approved KYC that has not reached it
     review_date: date | None
     reasons: list[str]
+    # facts that could not be verified (e.g. an identifier format unknown for the country)
+    notes: list[str] = []
+    # the latest screening of the customer (sanctions and PEP lists) and its list versions
+    hits: list[ScreeningHitOut] = []
+    list_versions: dict[str, str] = {}
+    screened_at: datetime | None = None
+    # set when a list update brought a hit the customer did not have before
+    watchlist_flagged_at: datetime | None = None
+    decided_at: datetime | None = None
+    # `kyc-rules`, or the principal who reviewed the customer
+    decided_by: str | None = None
+    review_note: str | None = None
 
 
 class CustomerOut(BaseModel):

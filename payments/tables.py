@@ -62,6 +62,17 @@ customers = Table(
     Column("kyc_reasons", JSONB, nullable=False),
     Column("kyc_review_date", Date),
     Column("created_at", DateTime(timezone=True)),
+    # onboarding (migration 0007)
+    Column("tax_id", Text),
+    Column("created_by", Text),
+    Column("kyc_notes", JSONB, nullable=False),
+    Column("kyc_decided_at", DateTime(timezone=True)),
+    Column("kyc_decided_by", Text),
+    Column("kyc_review_note", Text),
+    Column("screening_hits", JSONB, nullable=False),
+    Column("screening_list_versions", JSONB, nullable=False),
+    Column("screened_at", DateTime(timezone=True)),
+    Column("watchlist_flagged_at", DateTime(timezone=True)),
 )
 
 ledger_accounts = Table(
@@ -232,4 +243,18 @@ audit_log = Table(
     Column("idempotency_key", Text),
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
+)
+
+# every watch-list version the platform adopted; a list's current version is its newest row
+watch_list_versions = Table(
+    "watch_list_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("list_name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("entities", Integer, nullable=False),
+    Column("refresh_id", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,7 +1,7 @@
 """Customer onboarding (DESIGN §5, issue #4): one workflow per customer, id = customer id.
 
 Screen the customer (sanctions and PEP lists, recording the list versions) → apply the KYC
-rules → record the decision (customer row, audit entry, event). An `in_review` customer waits
+rules → record the decision (customer row, audit entry). An `in_review` customer waits
 for a four-eyes `review` update; a review left waiting past the escalation time is flagged
 (search attribute ReviewEscalated, audit entry) and keeps waiting: it is never decided by time.
 The re-verification date is stored with every decision; the workflow ends once decided.

@@ -1,26 +1,60 @@
-"""Customers: onboarding with KYC."""
+"""Customers: onboarding (starts the onboarding workflow), read, four-eyes KYC review.
+
+POST /v1/customers inserts the customer as `pending` and starts its onboarding workflow (id =
+customer id) in the same transaction, then waits up to `settings.onboarding_wait_seconds` for
+the workflow's first decision (the `decided` update, answered once the decision is persisted)
+and answers 201 with the customer as the database then shows it: normally `approved`,
+`in_review` or `rejected`; `pending` when the decision takes longer (a worker is down, say),
+in which case the client reads the customer again later.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import contextlib
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
-from api.deps import Engine, Reader, Writer
+from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.schemas import CustomerCreate, CustomerOut, Kyc
-from compliance.kyc import CustomerFacts, evaluate
+from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, ScreeningHitOut
 from payments import audit
 from payments.ids import new_id
 from payments.tables import customers
+from workflows import search_attributes as sa
+from workflows.models import KycStatus, OnboardingInput, ReviewInput
+from workflows.onboarding import OnboardingWorkflow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
+def _hit_out(hit: dict[str, Any]) -> ScreeningHitOut:
+    return ScreeningHitOut(
+        list=hit["list_name"],
+        list_version=hit["list_version"],
+        entity_id=hit["entity_id"],
+        matched_name=hit["matched_name"],
+        score=hit["score"],
+        # a PEP match at any score means review (the rules never block on a PEP)
+        decision="block" if hit.get("decision") == "block" else "review",
+        explanation=hit.get("explanation", ""),
+    )
+
+
 def customer_out(row: Any) -> CustomerOut:
-    """Render a customer row."""
+    """Render a customer row (customers onboarded before the workflow read the same way)."""
     return CustomerOut(
         id=row.id,
         type=row.type,
@@ -33,77 +67,141 @@ def customer_out(row: Any) -> CustomerOut:
             risk_tier=row.kyc_risk_tier,
             review_date=row.kyc_review_date,
             reasons=row.kyc_reasons,
+            notes=row.kyc_notes,
+            hits=[_hit_out(hit) for hit in row.screening_hits],
+            list_versions=row.screening_list_versions,
+            screened_at=row.screened_at,
+            watchlist_flagged_at=row.watchlist_flagged_at,
+            decided_at=row.kyc_decided_at,
+            decided_by=row.kyc_decided_by,
+            review_note=row.kyc_review_note,
         ),
         created_at=row.created_at,
     )
 
 
-@router.post("", status_code=201, response_model=CustomerOut)
-async def create_customer(body: CustomerCreate, principal: Writer, engine: Engine) -> CustomerOut:
-    """Onboard a customer; KYC rules decide `kyc.status` and `kyc.risk_tier` at once."""
-    decision = evaluate(
-        CustomerFacts(
-            type=body.type,
-            name=body.name,
-            country=body.country,
-            address=body.address.model_dump(),
-            date_of_birth=body.date_of_birth,
-            national_id=body.national_id,
-            registration_number=body.registration_number,
-        ),
-        today=datetime.now(UTC).date(),
-    )
-    customer_id = new_id("cus")
-    async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                customers.insert()
-                .values(
-                    id=customer_id,
-                    tenant_id=principal.tenant_id,
-                    type=body.type,
-                    name=body.name,
-                    country=body.country,
-                    address=body.address.model_dump(),
-                    date_of_birth=body.date_of_birth,
-                    national_id=body.national_id,
-                    registration_number=body.registration_number,
-                    kyc_status=decision.status,
-                    kyc_risk_tier=decision.risk_tier,
-                    kyc_reasons=decision.reasons,
-                    kyc_review_date=decision.review_date,
-                )
-                .returning(*customers.c)
-            )
-        ).one()
-    await audit.append(
-        engine,
-        actor=principal.name,
-        action="kyc.decided",
-        subject=customer_id,
-        tenant_id=principal.tenant_id,
-        detail={
-            "status": decision.status,
-            "risk_tier": decision.risk_tier,
-            "reasons": decision.reasons,
-            "review_date": decision.review_date.isoformat(),
-        },
-        idempotency_key=f"{customer_id}:kyc",
-    )
-    return customer_out(row)
-
-
-@router.get("/{customer_id}", response_model=CustomerOut)
-async def get_customer(customer_id: str, principal: Reader, engine: Engine) -> CustomerOut:
-    """Read a customer and its KYC outcome."""
+async def load_customer(engine: AsyncEngine, tenant_id: str, customer_id: str) -> Any:
+    """The tenant's customer row (another tenant's id is simply not found)."""
     async with engine.connect() as conn:
         row = (
             await conn.execute(
                 select(customers).where(
-                    customers.c.id == customer_id, customers.c.tenant_id == principal.tenant_id
+                    customers.c.id == customer_id, customers.c.tenant_id == tenant_id
                 )
             )
         ).first()
     if row is None:
         raise ProblemError(404, "customer_not_found", f"No customer {customer_id}.")
-    return customer_out(row)
+    return row
+
+
+async def _await_decision(temporal: Client, customer_id: str, seconds: float) -> None:
+    """Wait (bounded) until the onboarding workflow has persisted its first decision."""
+    if seconds <= 0:
+        return
+    handle = temporal.get_workflow_handle_for(OnboardingWorkflow.run, customer_id)
+    # a workflow that already finished (approved or rejected at once) answers with an error:
+    # its decision is in the database either way
+    with contextlib.suppress(
+        TimeoutError, RPCError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+    ):
+        async with asyncio.timeout(seconds):
+            await handle.execute_update(
+                OnboardingWorkflow.decided, rpc_timeout=timedelta(seconds=seconds)
+            )
+
+
+@router.post("", status_code=201, response_model=CustomerOut)
+async def create_customer(
+    body: CustomerCreate,
+    principal: Writer,
+    engine: Engine,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> CustomerOut:
+    """Onboard a customer: screening and KYC rules decide `kyc.status` and `kyc.risk_tier`
+    (`pending` if the decision takes longer than a few seconds)."""
+    customer_id = new_id("cus")
+    async with engine.begin() as conn:
+        await conn.execute(
+            customers.insert().values(
+                id=customer_id,
+                tenant_id=principal.tenant_id,
+                type=body.type,
+                name=body.name,
+                country=body.country,
+                address=body.address.model_dump(),
+                date_of_birth=body.date_of_birth,
+                national_id=body.national_id,
+                tax_id=body.tax_id,
+                registration_number=body.registration_number,
+                created_by=principal.name,
+                kyc_status=KycStatus.PENDING.value,
+                kyc_reasons=[],
+            )
+        )
+        # Started inside the transaction: if Temporal refuses, the customer rolls back and
+        # nothing exists (the first activity retries until the insert is visible).
+        await temporal.start_workflow(
+            OnboardingWorkflow.run,
+            OnboardingInput(
+                customer_id=customer_id,
+                tenant_id=principal.tenant_id,
+                created_by=principal.name,
+                review_escalation_seconds=settings.review_escalation_seconds,
+            ),
+            id=customer_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
+                    SearchAttributePair(sa.CUSTOMER_ID, customer_id),
+                    SearchAttributePair(sa.KYC_STATUS, KycStatus.PENDING.value),
+                ]
+            ),
+        )
+    await audit.append(
+        engine,
+        actor=principal.name,
+        action="customer.created",
+        subject=customer_id,
+        tenant_id=principal.tenant_id,
+        detail={"key_id": principal.key_id, "type": body.type, "country": body.country},
+        idempotency_key=f"{customer_id}:created",
+    )
+    await _await_decision(temporal, customer_id, settings.onboarding_wait_seconds)
+    return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
+
+
+@router.get("/{customer_id}", response_model=CustomerOut)
+async def get_customer(customer_id: str, principal: Reader, engine: Engine) -> CustomerOut:
+    """Read a customer: KYC status, risk tier, re-verification date, reasons, screening."""
+    return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
+
+
+@router.post("/{customer_id}/review", response_model=CustomerOut)
+async def review_customer(
+    customer_id: str, body: ReviewCreate, principal: Ops, engine: Engine, temporal: Temporal
+) -> CustomerOut:
+    """Approve or reject a customer in KYC review; whoever created the customer may not."""
+    row = await load_customer(engine, principal.tenant_id, customer_id)
+    handle = temporal.get_workflow_handle_for(OnboardingWorkflow.run, customer_id)
+    not_in_review = ProblemError(
+        409, "customer_not_in_review", f"Customer KYC is {row.kyc_status}."
+    )
+    try:
+        await handle.execute_update(
+            OnboardingWorkflow.review,
+            ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == "four_eyes_violation":
+            raise ProblemError(403, "four_eyes_violation", cause.message) from err
+        raise not_in_review from err
+    except RPCError as err:
+        # the workflow has finished, or the customer was onboarded before workflows
+        raise not_in_review from err
+    # the workflow records the decision (customer row, audit entry with the reviewer)
+    return customer_out(await load_customer(engine, principal.tenant_id, customer_id))

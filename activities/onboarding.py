@@ -1,0 +1,222 @@
+"""Onboarding activities: screen a customer, apply the KYC rules, persist each decision.
+
+Each reads the customer by id (the workflow carries no personal data) and is idempotent on
+the customer id and the step, so a retried activity never records a decision twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.list_refresh import ListRefreshActivities, WatchLists, screen_customer_row
+from activities.metrics import count
+from compliance.kyc import CustomerFacts, ListMatch, evaluate
+from payments import audit
+from payments.settings import Settings
+from payments.tables import customers
+from workflows.models import (
+    CustomerRef,
+    CustomerScreeningResult,
+    KycEscalationInput,
+    KycEvaluation,
+    KycEvaluationInput,
+    RecordKycInput,
+    ScreeningHit,
+)
+
+log = structlog.get_logger()
+RULES_ACTOR = "kyc-rules"
+
+
+class CustomerNotFoundError(Exception):
+    """The customer row is not visible (yet): the API starts the workflow inside the
+    transaction that inserts it, so a first attempt may run before the commit. Retried."""
+
+
+def _matches(screening: CustomerScreeningResult) -> list[ListMatch]:
+    def match(kind: str, hit: ScreeningHit) -> ListMatch:
+        return ListMatch(
+            "pep" if kind == "pep" else "sanctions",
+            hit.list_name,
+            hit.entity_id,
+            hit.matched_name,
+            hit.score,
+            hit.decision,
+        )
+
+    return [match("sanctions", h) for h in screening.sanctions_hits] + [
+        match("pep", h) for h in screening.pep_hits
+    ]
+
+
+def customer_facts(row: Any) -> CustomerFacts:
+    """The KYC rules' view of a `customers` row."""
+    return CustomerFacts(
+        type=row.type,
+        name=row.name,
+        country=row.country.strip(),
+        address=row.address,
+        date_of_birth=row.date_of_birth,
+        national_id=row.national_id,
+        tax_id=row.tax_id,
+        registration_number=row.registration_number,
+    )
+
+
+class OnboardingActivities:
+    """Side effects of the onboarding workflow."""
+
+    def __init__(self, engine: AsyncEngine, lists: WatchLists) -> None:
+        self._engine = engine
+        self._lists = lists
+
+    async def _customer(self, ref: CustomerRef) -> Any:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(customers).where(
+                        customers.c.id == ref.customer_id, customers.c.tenant_id == ref.tenant_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise CustomerNotFoundError(ref.customer_id)
+        return row
+
+    @activity.defn(name="screen_customer")
+    async def screen_customer(self, ref: CustomerRef) -> CustomerScreeningResult:
+        """Screen the customer against the sanctions and PEP lists; record hits and versions."""
+        row = await self._customer(ref)
+        lists = await self._lists.current()
+        result = screen_customer_row(lists, row)
+        hits = [asdict(hit) for hit in result.sanctions_hits + result.pep_hits]
+        await audit.append(
+            self._engine,
+            actor="screening",
+            action="screening.completed",
+            subject=ref.customer_id,
+            tenant_id=ref.tenant_id,
+            detail={"list_versions": result.list_versions, "hits": hits},
+            idempotency_key=f"{ref.customer_id}:screening",
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == ref.customer_id)
+                .values(
+                    screening_hits=hits,
+                    screening_list_versions=result.list_versions,
+                    screened_at=datetime.now(UTC),
+                )
+            )
+        for hit in hits:
+            count("customer_screening_hits", "Customer watch-list matches", list=hit["list_name"])
+        return result
+
+    @activity.defn(name="evaluate_customer_kyc")
+    async def evaluate_customer_kyc(self, request: KycEvaluationInput) -> KycEvaluation:
+        """Apply the KYC rules to the customer as of the workflow's date (no side effects)."""
+        row = await self._customer(CustomerRef(request.customer_id, request.tenant_id))
+        decision = evaluate(
+            customer_facts(row), date.fromisoformat(request.as_of), _matches(request.screening)
+        )
+        return KycEvaluation(
+            status=decision.status,
+            risk_tier=decision.risk_tier,
+            review_date=decision.review_date.isoformat(),
+            reasons=list(decision.reasons),
+            notes=list(decision.notes),
+        )
+
+    @activity.defn(name="record_kyc_decision")
+    async def record_kyc_decision(self, request: RecordKycInput) -> None:
+        """Persist a decision: the customer row and an audit entry naming who decided."""
+        decision = request.evaluation
+        decided_at = datetime.fromisoformat(request.decided_at)
+        review = request.step == "review"
+        detail: dict[str, Any] = {
+            "status": decision.status,
+            "risk_tier": decision.risk_tier,
+            "review_date": decision.review_date,
+            "reasons": decision.reasons,
+            "notes": decision.notes,
+        }
+        if review:
+            detail["note"] = request.note
+        if request.screening is not None:
+            detail["list_versions"] = request.screening.list_versions
+            detail["hits"] = [
+                asdict(hit) for hit in request.screening.sanctions_hits + request.screening.pep_hits
+            ]
+        await audit.append(
+            self._engine,
+            actor=request.decided_by,
+            action=f"kyc.review.{'approve' if decision.status == 'approved' else 'reject'}"
+            if review
+            else "kyc.decided",
+            subject=request.customer_id,
+            tenant_id=request.tenant_id,
+            detail=detail,
+            idempotency_key=f"{request.customer_id}:kyc:{request.step}",
+        )
+        values: dict[str, Any] = {
+            "kyc_status": decision.status,
+            "kyc_risk_tier": decision.risk_tier,
+            "kyc_review_date": date.fromisoformat(decision.review_date),
+            "kyc_reasons": decision.reasons,
+            "kyc_notes": decision.notes,
+            "kyc_decided_at": decided_at,
+            "kyc_decided_by": request.decided_by,
+        }
+        if review:
+            values["kyc_review_note"] = request.note
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(customers).where(customers.c.id == request.customer_id).values(values)
+            )
+        log.info("kyc decision recorded", customer_id=request.customer_id, status=decision.status)
+        count("kyc_decisions", "KYC decisions", status=decision.status, step=request.step)
+
+    @activity.defn(name="record_kyc_escalation")
+    async def record_kyc_escalation(self, request: KycEscalationInput) -> None:
+        """A customer review waited too long: an audit entry and a log line ops alert on."""
+        await audit.append(
+            self._engine,
+            actor="onboarding",
+            action="kyc.review_escalated",
+            subject=request.customer_id,
+            tenant_id=request.tenant_id,
+            detail={"waited_seconds": request.waited_seconds, "reasons": request.reasons},
+            idempotency_key=f"{request.customer_id}:kyc:review_escalated",
+        )
+        log.warning(
+            "kyc review escalated",
+            customer_id=request.customer_id,
+            waited_seconds=request.waited_seconds,
+        )
+        count("kyc_review_escalations", "Customer reviews escalated for waiting too long")
+
+
+def compliance_list_activities(
+    engine: AsyncEngine, lists: WatchLists, client: Client, settings: Settings
+) -> list[Callable[..., Any]]:
+    """Onboarding and watch-list activities of the `compliance` queue."""
+    onboarding = OnboardingActivities(engine, lists)
+    refresh = ListRefreshActivities(engine, lists, client, settings)
+    return [
+        onboarding.screen_customer,
+        onboarding.evaluate_customer_kyc,
+        onboarding.record_kyc_decision,
+        onboarding.record_kyc_escalation,
+        refresh.refresh_watch_lists,
+        refresh.rescreen_customers_page,
+    ]
