@@ -106,6 +106,24 @@ class Settings(BaseSettings):
     # compliance
     sanctions_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
 
+    # --- customer onboarding and watch-list refresh (#4; owned by onboarding) ---
+    # where the sanctions lists come from: a directory of OFAC CSV files (sdn.csv, alt.csv,
+    # add.csv) or an http(s) URL serving them; empty means `sanctions_dir`
+    sanctions_source: str = ""
+    # the PEP list: a CSV file path or http(s) URL; empty means the bundled fictional sample
+    pep_source: str = ""
+    # how often the list refresh schedule loads the sources again
+    list_refresh_interval_seconds: float = 3600.0
+    # how often a worker compares the recorded current list versions with the ones it loaded
+    list_version_check_seconds: float = 5.0
+    # customers per page (activity) when every customer is screened again after a list update
+    rescreen_page_size: int = 200
+    # a customer KYC review left waiting this long is escalated (flagged; never decided)
+    review_escalation_seconds: float = 86400.0
+    # how long POST /v1/customers waits for the KYC decision before answering `pending`
+    onboarding_wait_seconds: float = 5.0
+    # --- end onboarding block ---
+
     @property
     def banksim_db_path(self) -> Path:
         """The simulator's own storage (a bank's records are not ours)."""

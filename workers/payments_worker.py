@@ -26,12 +26,11 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
+from activities.list_refresh import ReloadingScreening, WatchLists, ensure_list_refresh_schedule
 from activities.notify import WebhookActivities
+from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import RailActivities
-from activities.screening import ScreeningActivities
-from compliance.matcher import Matcher
-from compliance.screening import load_matcher
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
@@ -44,7 +43,9 @@ from workflows.ledger_maintenance import (
     VERIFY_SCHEDULE_ID,
     LedgerMaintenanceWorkflow,
 )
+from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
 from workflows.models import ExpireInput
+from workflows.onboarding import OnboardingWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.queues import ROLES, queue_for
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -68,7 +69,7 @@ def selected_roles(settings: Settings) -> list[str]:
 
 
 def build_workers(
-    client: Client, settings: Settings, http: httpx.AsyncClient, matcher: Matcher | None
+    client: Client, settings: Settings, http: httpx.AsyncClient, lists: WatchLists | None
 ) -> list[Worker]:
     """One Worker per selected role, each with the activities of its queue."""
     engine = get_engine(settings)
@@ -86,8 +87,10 @@ def build_workers(
     ]
     rails = RailActivities(http, settings)
     by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status]
-    if matcher is not None:
-        screening = ScreeningActivities(matcher, engine)
+    if lists is not None:
+        by_role["compliance"] += compliance_list_activities(engine, lists, client, settings)
+        # payments screen against the current lists (reloaded when a refresh records new ones)
+        screening = ReloadingScreening(lists, engine)
         by_role["compliance"] += [KycActivities(engine).check_debtor_kyc, screening.screen_parties]
     deployment = WorkerDeploymentConfig(
         version=WorkerDeploymentVersion("payments", settings.worker_build_id),
@@ -107,7 +110,14 @@ def build_workers(
                 client,
                 task_queue=queue_for(settings.task_queue, role),
                 workflows=(
-                    [PaymentWorkflow, LedgerMaintenanceWorkflow, WebhookDeliveryWorkflow]
+                    [
+                        PaymentWorkflow,
+                        LedgerMaintenanceWorkflow,
+                        WebhookDeliveryWorkflow,
+                        OnboardingWorkflow,
+                        ListRefreshWorkflow,
+                        RescreenCustomersWorkflow,
+                    ]
                     if role == "payments"
                     else []
                 ),
@@ -149,22 +159,23 @@ async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
     configure_tracing(settings, "payments-worker")
-    matcher = None
+    lists = None
     if "compliance" in selected_roles(settings):
-        matcher = load_matcher(settings)
+        lists = await WatchLists.load(get_engine(settings), settings)
         log.info(
-            "sanctions lists loaded",
-            versions=[lst.version for lst in matcher.lists],
-            names=matcher.name_count,
+            "watch lists loaded",
+            versions=lists.loaded.versions,
+            names=lists.loaded.sanctions.name_count,
         )
     client = await connect(settings, runtime=metrics_runtime(settings))
     await ensure_maintenance_schedule(client, settings)
+    await ensure_list_refresh_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
-        workers = build_workers(client, settings, http, matcher)
+        workers = build_workers(client, settings, http, lists)
         async with contextlib.AsyncExitStack() as running:
             for worker in workers:
                 await running.enter_async_context(worker)

@@ -376,7 +376,7 @@ class KycEvaluation:
 
 @dataclass
 class RecordKycInput:
-    """A KYC decision to persist: customer row, audit entry, event (idempotent per step)."""
+    """A KYC decision to persist: customer row and audit entry (idempotent per step)."""
 
     customer_id: str
     tenant_id: str
