@@ -21,11 +21,12 @@ from ledger import (
     TransferKind,
     TransferResult,
     create_transfer,
+    create_transfers,
     expire_pending_transfers,
     failure_of,
     verify_ledger,
 )
-from ledger.models import settlement_account_id, shard_of
+from ledger.models import blocked_funds_account_id, settlement_account_id, shard_of
 from workflows.models import (
     ExpireInput,
     ExpireResult,
@@ -117,6 +118,60 @@ class LedgerActivities:
     async def void_hold(self, request: LedgerInput) -> LedgerResult:
         """The payment will not go out: release the reservation."""
         return await self._resolve(request, TransferKind.VOID_PENDING, "void")
+
+    @activity.defn(name="block_funds")
+    async def block_funds(self, request: LedgerInput) -> LedgerResult:
+        """A confirmed sanctions hit: the held amount moves to the blocked-funds account.
+
+        OFAC blocking means the money may neither go out nor go back to the customer. The
+        hold's void and the transfer to blocked funds are one linked batch: both or neither.
+        """
+        batch = [
+            Transfer(
+                id=f"{request.payment_id}:void",
+                debit_account_id=None,
+                credit_account_id=None,
+                amount=None,
+                currency=None,
+                code="payment_void",
+                kind=TransferKind.VOID_PENDING,
+                pending_id=hold_id(request.payment_id),
+                linked=True,
+            ),
+            Transfer(
+                id=f"{request.payment_id}:block",
+                debit_account_id=request.account_id,
+                credit_account_id=blocked_funds_account_id(request.currency),
+                amount=request.amount,
+                currency=request.currency,
+                code="sanctions_block",
+            ),
+        ]
+        results = await create_transfers(self._engine, batch)
+        _count("block", results[1])
+        for transfer, result in zip(batch, results, strict=True):
+            if not result.succeeded:
+                raise _refused(transfer.id, result)
+        return LedgerResult(batch[1].id, results[1].value)
+
+    @activity.defn(name="reverse_payment")
+    async def reverse_payment(self, request: LedgerInput) -> LedgerResult:
+        """The receiving bank returned a settled payment: credit the debtor back."""
+        transfer = Transfer(
+            id=f"{request.payment_id}:return",
+            debit_account_id=shard_of(
+                settlement_account_id(request.rail, request.currency), request.payment_id
+            ),
+            credit_account_id=request.account_id,
+            amount=request.amount,
+            currency=request.currency,
+            code="payment_return",
+        )
+        result = await create_transfer(self._engine, transfer)
+        _count("return", result)
+        if not result.succeeded:
+            raise _refused(transfer.id, result)
+        return LedgerResult(transfer.id, result.value)
 
     @activity.defn(name="expire_pending_transfers")
     async def expire_pending(self, _: ExpireInput) -> ExpireResult:

@@ -20,9 +20,10 @@ from temporalio.client import Client
 
 from activities.metrics import count
 from activities.notify import event_id_for, start_deliveries
+from payments import audit
 from payments.settings import Settings
 from payments.tables import events, payment_status_history, payments
-from workflows.models import RecordStatusInput
+from workflows.models import EscalationInput, RecordStatusInput
 
 log = structlog.get_logger()
 
@@ -58,6 +59,17 @@ async def insert_status_event(
         .on_conflict_do_nothing()
     )
     return event_id
+
+
+def _history_detail(
+    failure: dict[str, Any] | None, reasons: list[str] | None
+) -> dict[str, Any] | None:
+    detail: dict[str, Any] = {}
+    if failure:
+        detail["failure"] = failure
+    if reasons:
+        detail["reasons"] = reasons
+    return detail or None
 
 
 class PaymentRecordActivities:
@@ -103,7 +115,7 @@ class PaymentRecordActivities:
                     seq=change.seq,
                     status=change.status,
                     at=at,
-                    detail={"failure": failure} if failure else None,
+                    detail=_history_detail(failure, change.reasons),
                 )
                 .on_conflict_do_nothing()
             )
@@ -125,3 +137,21 @@ class PaymentRecordActivities:
         await start_deliveries(
             self._client, self._engine, self._settings, payment.tenant_id, event_id
         )
+
+    @activity.defn(name="record_review_escalation")
+    async def record_review_escalation(self, request: EscalationInput) -> None:
+        """A review waited too long: leave an audit record and a log line ops alert on."""
+        await audit.append(
+            self._engine,
+            actor="payments",
+            action="payment.review_escalated",
+            subject=request.payment_id,
+            detail={"waited_seconds": request.waited_seconds, "reasons": request.reasons},
+            idempotency_key=f"{request.payment_id}:review_escalated",
+        )
+        log.warning(
+            "payment review escalated",
+            payment_id=request.payment_id,
+            waited_seconds=request.waited_seconds,
+        )
+        count("payments_review_escalations", "Reviews escalated for waiting too long")

@@ -240,6 +240,8 @@ class StatusChangeOut(BaseModel):
 
     status: str
     at: datetime
+    # why the payment went to review when it was not (only) a screening hit, e.g. a limit
+    reasons: list[str] = []
 
 
 class PaymentOut(BaseModel):

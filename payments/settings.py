@@ -124,6 +124,26 @@ class Settings(BaseSettings):
     onboarding_wait_seconds: float = 5.0
     # --- end onboarding block ---
 
+    # payment reviews and velocity limits (minor units per rolling 24 h, by KYC risk tier)
+    payment_review_escalation_seconds: float = 86400.0
+    limit_daily_amount_low: int = 5_000_000
+    limit_daily_amount_medium: int = 2_000_000
+    limit_daily_amount_high: int = 500_000
+    limit_daily_count_low: int = 100
+    limit_daily_count_medium: int = 50
+    limit_daily_count_high: int = 10
+
+    # ACH origination: the platform's bank (ODFI) and its cut-off windows (America/New_York,
+    # Federal Reserve business days). A positive `ach_window_seconds` replaces the cut-offs
+    # with windows of that length (dev and tests, where a day of cut-offs cannot be waited).
+    ach_odfi_routing: str = "091000019"
+    ach_company_id: str = "1234567890"
+    ach_company_name: str = "PAYMENTS PLATFORM"
+    ach_cutoffs: str = "10:30,14:45,16:45"
+    ach_submit_lead_seconds: float = 300.0
+    ach_window_seconds: float = 0.0
+    ach_return_window_seconds: float = 2 * 86400.0
+
     @property
     def banksim_db_path(self) -> Path:
         """The simulator's own storage (a bank's records are not ours)."""

@@ -26,6 +26,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
+from activities.limits import LimitActivities
 from activities.list_refresh import ReloadingScreening, WatchLists, ensure_list_refresh_schedule
 from activities.notify import WebhookActivities
 from activities.onboarding import compliance_list_activities
@@ -76,12 +77,18 @@ def build_workers(
     by_role: dict[str, list[Callable[..., Any]]] = {role: [] for role in ROLES}
     records = PaymentRecordActivities(engine, client, settings)
     webhooks = WebhookActivities(engine, http)
-    by_role["payments"] += [records.record_payment_status, webhooks.deliver_webhook]
+    by_role["payments"] += [
+        records.record_payment_status,
+        records.record_review_escalation,
+        webhooks.deliver_webhook,
+    ]
     ledger = LedgerActivities(engine)
     by_role["ledger"] += [
         ledger.hold_funds,
         ledger.post_hold,
         ledger.void_hold,
+        ledger.block_funds,
+        ledger.reverse_payment,
         ledger.expire_pending,
         ledger.observe_platform,
     ]
@@ -91,7 +98,11 @@ def build_workers(
         by_role["compliance"] += compliance_list_activities(engine, lists, client, settings)
         # payments screen against the current lists (reloaded when a refresh records new ones)
         screening = ReloadingScreening(lists, engine)
-        by_role["compliance"] += [KycActivities(engine).check_debtor_kyc, screening.screen_parties]
+        by_role["compliance"] += [
+            KycActivities(engine).check_debtor_kyc,
+            screening.screen_parties,
+            LimitActivities(engine, settings).check_payment_limits,
+        ]
     deployment = WorkerDeploymentConfig(
         version=WorkerDeploymentVersion("payments", settings.worker_build_id),
         use_worker_versioning=settings.worker_versioning,

@@ -43,6 +43,8 @@ class FailureCode(enum.StrEnum):
     SANCTIONS_REJECTED = "sanctions_rejected"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     RAIL_REJECTED = "rail_rejected"
+    RAIL_RETURNED = "rail_returned"
+    LIMIT_EXCEEDED = "limit_exceeded"
     CANCELED = "canceled"
 
 
@@ -76,6 +78,10 @@ class PaymentInput:
     rail_poll_interval_seconds: float = 30.0
     # attempts at the rail before the payment goes to action_required
     submit_max_attempts: int = 5
+    # a review left waiting this long is escalated (flagged; never decided automatically)
+    review_escalation_seconds: float = 86400.0
+    # after ACH settlement, how long the receiving bank may still return the entry
+    return_window_seconds: float = 2 * 86400.0
 
 
 @dataclass
@@ -152,6 +158,34 @@ class ScreeningResult:
 
 
 @dataclass
+class LimitsInput:
+    """A payment to check against its customer's velocity limits (daily amount and count)."""
+
+    tenant_id: str
+    customer_id: str
+    payment_id: str
+    amount: int
+    currency: str
+
+
+@dataclass
+class LimitsResult:
+    """Which limits the payment would exceed; empty when it is within all of them."""
+
+    exceeded: list[str] = field(default_factory=list)
+    risk_tier: str = ""
+
+
+@dataclass
+class EscalationInput:
+    """A review that has waited past the escalation time."""
+
+    payment_id: str
+    waited_seconds: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
 class LedgerInput:
     """A payment's money movement; transfer ids derive from `payment_id` and the step."""
 
@@ -191,11 +225,14 @@ class SubmitResult:
 
     message_id: str
     duplicate: bool = False
+    # the rail's own reference for the payment inside the message (ACH: the trace number)
+    reference: str = ""
 
 
 @dataclass
 class RailEvent:
-    """A status from the rail (pacs.002 `TxSts`): ACCP, ACSC or RJCT with a reason code."""
+    """A status from the rail: ACCP, ACSC or RJCT (pacs.002 `TxSts`, with a reason code), or
+    RTRN when the receiving bank returns a settled payment (ACH R-code)."""
 
     message_id: str
     status: str
@@ -209,6 +246,7 @@ class PollInput:
     rail: str
     message_id: str
     payment_id: str
+    reference: str = ""
 
 
 @dataclass
@@ -228,6 +266,8 @@ class RecordStatusInput:
     at: str
     failure: Failure | None = None
     screening_hits: list[ScreeningHit] | None = None
+    # why the payment waits for review (e.g. a velocity limit), shown in its history
+    reasons: list[str] | None = None
 
 
 # --- signals, updates, queries ---------------------------------------------------------

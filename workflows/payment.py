@@ -1,9 +1,11 @@
 """The payment workflow (DESIGN §3): one workflow per payment, id = payment id.
 
-KYC of the debtor → sanctions screening → (review) → ledger hold → rail submit → wait for the
-rail's status (signal from the callback, timer-driven poll as fallback) → post or void.
-Every failure path leaves the hold released; each ledger step carries a transfer id derived
-from the payment id, so a retried activity never moves money twice.
+KYC of the debtor → sanctions screening → velocity limits → ledger hold → (review) → rail
+submit → wait for the rail's status (signal from the callback, timer-driven poll as
+fallback) → post or void → (ACH: wait out the return window; a return credits the debtor).
+Every failure path leaves the hold released, except a confirmed sanctions hit, whose money
+moves to the blocked-funds account; each ledger step carries a transfer id derived from the
+payment id, so a retried activity never moves money twice.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.models import (
         CancelInput,
+        EscalationInput,
         Failure,
         FailureCode,
         KycCheckInput,
         KycCheckResult,
         LedgerInput,
         LedgerResult,
+        LimitsInput,
+        LimitsResult,
         PaymentInput,
         PaymentStatus,
         PaymentView,
@@ -52,6 +57,10 @@ STEP_RETRY = RetryPolicy(
 # on another worker after this long.
 STEP_TIMEOUT = timedelta(seconds=10)
 FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
+RETURNED = "RTRN"
+# Velocity limits, and the hold placed before a review so that a confirmed sanctions hit can
+# block the money (OFAC). Histories recorded before it replay the older order (see _run_v2).
+LIMITS_AND_BLOCKING = "limits-hold-before-review"
 T = TypeVar("T")
 
 
@@ -72,6 +81,8 @@ class PaymentWorkflow:
         self._retry_requested = False
         self._message_id: str | None = None
         self._rail_event: RailEvent | None = None
+        self._return_event: RailEvent | None = None
+        self._reference = ""
 
     # --- run ---------------------------------------------------------------------------
 
@@ -100,6 +111,35 @@ class PaymentWorkflow:
             ),
             ScreeningResult,
         )
+        if not workflow.patched(LIMITS_AND_BLOCKING):
+            return await self._run_v2(kyc, screening)
+
+        self._hits = list(screening.hits)
+        limits: LimitsResult = await self._step(
+            "check_payment_limits",
+            LimitsInput(
+                payment.tenant_id,
+                payment.customer_id,
+                payment.payment_id,
+                payment.amount,
+                payment.currency,
+            ),
+            LimitsResult,
+        )
+        if self._cancel is not None:
+            return await self._finish_canceled(held=False)
+        if not await self._hold():
+            return await self._finish_insufficient_funds()
+        if self._hits or limits.exceeded:
+            outcome = await self._await_review(limits.exceeded)
+            if outcome is not None:
+                return outcome
+        if self._cancel is not None:
+            return await self._finish_canceled(held=True)
+        return await self._send(kyc)
+
+    async def _run_v2(self, kyc: KycCheckResult, screening: ScreeningResult) -> PaymentView:
+        """The order before LIMITS_AND_BLOCKING: review first, hold after (replay only)."""
         if screening.hits:
             self._hits = list(screening.hits)
             rejected = await self._review_hits()
@@ -107,23 +147,34 @@ class PaymentWorkflow:
                 return rejected
         if self._cancel is not None:
             return await self._finish_canceled(held=False)
+        if not await self._hold():
+            return await self._finish_insufficient_funds()
+        return await self._send(kyc)
 
+    async def _hold(self) -> bool:
+        """Reserve the amount; False when the available balance is too low."""
+        hold: LedgerResult = await self._step("hold_funds", self._ledger_input(), LedgerResult)
+        return hold.result in ("ok", "exists")
+
+    async def _finish_insufficient_funds(self) -> PaymentView:
+        return await self._finish(
+            PaymentStatus.FAILED,
+            Failure(FailureCode.INSUFFICIENT_FUNDS, "available balance is below the amount"),
+        )
+
+    async def _send(self, kyc: KycCheckResult) -> PaymentView:
+        """Submit the held payment, then post or void on the rail's answer."""
         ledger = self._ledger_input()
-        hold: LedgerResult = await self._step("hold_funds", ledger, LedgerResult)
-        if hold.result not in ("ok", "exists"):
-            return await self._finish(
-                PaymentStatus.FAILED,
-                Failure(FailureCode.INSUFFICIENT_FUNDS, "available balance is below the amount"),
-            )
-
         submitted = await self._submit(kyc.debtor_name)
         if not submitted:
             return await self._finish_canceled(held=True)
         await self._transition(PaymentStatus.SUBMITTED)
 
         event = await self._await_rail_outcome()
-        if event.status == "ACSC":
+        if event.status == "ACSC" or self._return_event is not None:
             await self._step("post_hold", ledger, LedgerResult)
+            if self._payment.rail == "ach":
+                return await self._settled_then_maybe_returned()
             return await self._finish(PaymentStatus.SETTLED)
         await self._step("void_hold", ledger, LedgerResult)
         return await self._finish(
@@ -135,7 +186,104 @@ class PaymentWorkflow:
             ),
         )
 
+    async def _settled_then_maybe_returned(self) -> PaymentView:
+        """ACH: settled, but the receiving bank may still return the entry for a while."""
+        payment = self._payment
+        await self._transition(PaymentStatus.SETTLED)
+        try:
+            await workflow.wait_condition(
+                lambda: self._return_event is not None,
+                timeout=timedelta(seconds=payment.return_window_seconds),
+            )
+        except TimeoutError:
+            # a return whose callback never arrived is still at the bank: ask once
+            assert self._message_id is not None
+            polled: PollResult = await self._step(
+                "poll_rail_status",
+                PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
+                PollResult,
+            )
+            if polled.event is not None and polled.event.status == RETURNED:
+                self._return_event = polled.event
+        if self._return_event is None:
+            return self.status()
+        code = self._return_event.reason_code
+        await self._step("reverse_payment", self._ledger_input(), LedgerResult)
+        return await self._finish(
+            PaymentStatus.RETURNED,
+            Failure(
+                FailureCode.RAIL_RETURNED,
+                f"the receiving bank returned the payment ({code or 'no reason given'})",
+                reason_code=code,
+            ),
+        )
+
+    async def _await_review(self, limit_reasons: list[str]) -> PaymentView | None:
+        """Wait for a four-eyes review of the held payment; None when approved.
+
+        A review is never decided by time: past the escalation time it is flagged (search
+        attribute ReviewEscalated, audit record) and keeps waiting for a person.
+        """
+        payment = self._payment
+        await self._transition(PaymentStatus.IN_REVIEW, reasons=limit_reasons)
+
+        def decided() -> bool:
+            return self._review is not None or self._cancel is not None
+
+        try:
+            await workflow.wait_condition(
+                decided, timeout=timedelta(seconds=payment.review_escalation_seconds)
+            )
+        except TimeoutError:
+            await self._step(
+                "record_review_escalation",
+                EscalationInput(
+                    payment.payment_id,
+                    payment.review_escalation_seconds,
+                    [hit.matched_name for hit in self._hits] + limit_reasons,
+                ),
+                type(None),
+            )
+            workflow.upsert_search_attributes([sa.REVIEW_ESCALATED.value_set(True)])
+            await workflow.wait_condition(decided)
+        if self._review is None:
+            return await self._finish_canceled(held=True)
+        ledger = self._ledger_input()
+        if self._review.decision == "reject":
+            if self._hits:
+                await self._step("block_funds", ledger, LedgerResult)
+                return await self._finish(
+                    PaymentStatus.REJECTED,
+                    Failure(
+                        FailureCode.SANCTIONS_REJECTED,
+                        f"screening hit confirmed by {self._review.reviewer}; funds blocked",
+                    ),
+                )
+            await self._step("void_hold", ledger, LedgerResult)
+            return await self._finish(
+                PaymentStatus.REJECTED,
+                Failure(
+                    FailureCode.LIMIT_EXCEEDED,
+                    f"over the velocity limit, rejected by {self._review.reviewer}",
+                ),
+            )
+        # a review can take days, and KYC can lapse meanwhile
+        kyc: KycCheckResult = await self._step(
+            "check_debtor_kyc",
+            KycCheckInput(payment.tenant_id, payment.customer_id),
+            KycCheckResult,
+        )
+        if not kyc.approved:
+            await self._step("void_hold", ledger, LedgerResult)
+            return await self._finish(
+                PaymentStatus.REJECTED,
+                Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
+            )
+        await self._transition(PaymentStatus.PROCESSING)
+        return None
+
     async def _review_hits(self) -> PaymentView | None:
+        """The review before LIMITS_AND_BLOCKING (nothing held yet; replay only)."""
         await self._transition(PaymentStatus.IN_REVIEW)
         await workflow.wait_condition(lambda: self._review is not None or self._cancel is not None)
         if self._review is None:
@@ -191,6 +339,7 @@ class PaymentWorkflow:
                     "submit_to_rail", request, SubmitResult, retry=budget
                 )
                 self._message_id = result.message_id
+                self._reference = result.reference
                 return True
             except ActivityError as err:
                 workflow.logger.warning("rail submission failed: %s", err.cause)
@@ -206,21 +355,22 @@ class PaymentWorkflow:
     async def _await_rail_outcome(self) -> RailEvent:
         payment = self._payment
         assert self._message_id is not None
-        while self._rail_event is None:
+        # an ACH return implies settlement, even if it overtook the settlement notice
+        while self._rail_event is None and self._return_event is None:
             try:
                 await workflow.wait_condition(
-                    lambda: self._rail_event is not None,
+                    lambda: self._rail_event is not None or self._return_event is not None,
                     timeout=timedelta(seconds=payment.rail_poll_interval_seconds),
                 )
             except TimeoutError:
                 polled: PollResult = await self._step(
                     "poll_rail_status",
-                    PollInput(payment.rail, self._message_id, payment.payment_id),
+                    PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
                     PollResult,
                 )
-                if polled.event is not None and polled.event.status in FINAL_RAIL_STATUSES:
-                    self._rail_event = self._rail_event or polled.event
-        return self._rail_event
+                if polled.event is not None:
+                    self._adopt_rail_event(polled.event)
+        return self._rail_event or RailEvent(self._message_id, "ACSC")
 
     def _ledger_input(self) -> LedgerInput:
         """The payment's money movement, the same for hold, post and void."""
@@ -257,7 +407,7 @@ class PaymentWorkflow:
         )
         return result
 
-    async def _transition(self, status: PaymentStatus) -> None:
+    async def _transition(self, status: PaymentStatus, *, reasons: list[str] | None = None) -> None:
         """Adopt a status change, persist it for the API, then publish the search attribute.
 
         The workflow adopts the status before the database shows it, so anything a client
@@ -280,6 +430,7 @@ class PaymentWorkflow:
                 change.at,
                 failure=self._failure,
                 screening_hits=self._hits if status == PaymentStatus.IN_REVIEW else None,
+                reasons=reasons or None,
             ),
             type(None),
         )
@@ -323,12 +474,17 @@ class PaymentWorkflow:
 
     @workflow.signal
     def rail_event(self, event: RailEvent) -> None:
-        """Status from the rail's callback; duplicates and stale events are ignored."""
-        if event.status not in FINAL_RAIL_STATUSES or self._rail_event is not None:
-            return
+        """Status from the rail's callback; duplicates, stale and out-of-order events are
+        harmless (the first final status wins; ACCP carries no decision)."""
         if self._message_id is not None and event.message_id != self._message_id:
             return
-        self._rail_event = event
+        self._adopt_rail_event(event)
+
+    def _adopt_rail_event(self, event: RailEvent) -> None:
+        if event.status == RETURNED:
+            self._return_event = self._return_event or event
+        elif event.status in FINAL_RAIL_STATUSES and self._rail_event is None:
+            self._rail_event = event
 
     @workflow.signal
     def retry(self) -> None:

@@ -12,14 +12,18 @@ ROLES = ("payments", "ledger", "rails", "compliance")
 ACTIVITY_ROLE = {
     "check_debtor_kyc": "compliance",
     "screen_parties": "compliance",
+    "check_payment_limits": "compliance",
     "hold_funds": "ledger",
     "post_hold": "ledger",
     "void_hold": "ledger",
+    "block_funds": "ledger",
+    "reverse_payment": "ledger",
     "expire_pending_transfers": "ledger",
     "observe_platform": "ledger",
     "submit_to_rail": "rails",
     "poll_rail_status": "rails",
     "record_payment_status": "payments",
+    "record_review_escalation": "payments",
     "deliver_webhook": "payments",
 }
 

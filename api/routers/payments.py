@@ -140,7 +140,10 @@ def payment_out(row: Any, history: Sequence[Any]) -> PaymentOut:
         metadata=row.metadata,
         failure=failure,
         screening_hits=row.screening_hits,
-        status_history=[StatusChangeOut(status=h.status, at=h.at) for h in history],
+        status_history=[
+            StatusChangeOut(status=h.status, at=h.at, reasons=(h.detail or {}).get("reasons", []))
+            for h in history
+        ],
         created_at=row.created_at,
     )
 

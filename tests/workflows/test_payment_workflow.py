@@ -26,10 +26,13 @@ from payments.devstack import binary
 from workflows.models import (
     CancelInput,
     Creditor,
+    EscalationInput,
     KycCheckInput,
     KycCheckResult,
     LedgerInput,
     LedgerResult,
+    LimitsInput,
+    LimitsResult,
     PaymentInput,
     PaymentView,
     PollInput,
@@ -45,7 +48,11 @@ from workflows.models import (
 )
 from workflows.payment import PaymentWorkflow
 from workflows.queues import ROLES, queue_for
-from workflows.search_attributes import PAYMENT_STATUS, register_search_attributes
+from workflows.search_attributes import (
+    PAYMENT_STATUS,
+    REVIEW_ESCALATED,
+    register_search_attributes,
+)
 
 QUEUE = "payments-test"
 
@@ -59,6 +66,8 @@ class FakeBank:
     hold_result: str = "ok"
     submit_failures: int = 0
     poll_event: RailEvent | None = None
+    limits_exceeded: list[str] = field(default_factory=list)
+    escalations: list[float] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
 
@@ -106,7 +115,39 @@ class FakeBank:
         async def record(change: RecordStatusInput) -> None:
             self.statuses.append(change.status)
 
-        return [kyc, screen, hold, post, void, submit, poll, record]
+        @activity.defn(name="check_payment_limits")
+        async def limits(_: LimitsInput) -> LimitsResult:
+            self.calls.append("limits")
+            return LimitsResult(list(self.limits_exceeded), "low")
+
+        @activity.defn(name="block_funds")
+        async def block(req: LedgerInput) -> LedgerResult:
+            self.calls.append("block")
+            return LedgerResult(f"{req.payment_id}:block", "ok")
+
+        @activity.defn(name="reverse_payment")
+        async def reverse(req: LedgerInput) -> LedgerResult:
+            self.calls.append("reverse")
+            return LedgerResult(f"{req.payment_id}:return", "ok")
+
+        @activity.defn(name="record_review_escalation")
+        async def escalate(req: EscalationInput) -> None:
+            self.escalations.append(req.waited_seconds)
+
+        return [
+            kyc,
+            screen,
+            hold,
+            post,
+            void,
+            submit,
+            poll,
+            record,
+            limits,
+            block,
+            reverse,
+            escalate,
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +246,7 @@ async def test_happy_path_settles_on_the_rail_callback(env: WorkflowEnvironment)
         view = await handle.result()
     assert view.status == "settled"
     assert view.failure is None
-    assert bank.calls == ["kyc", "screen", "hold", "submit", "post"]
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post"]
     assert bank.statuses == ["submitted", "settled"]
     assert [change.status for change in view.history] == ["submitted", "settled"]
 
@@ -220,7 +261,7 @@ async def test_rail_rejection_voids_the_hold_and_keeps_the_reason(env: WorkflowE
     assert view.status == "failed"
     assert view.failure is not None
     assert (view.failure.code, view.failure.reason_code) == ("rail_rejected", "AC04")
-    assert bank.calls == ["kyc", "screen", "hold", "submit", "void"]
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "void"]
 
 
 async def test_no_callback_falls_back_to_polling(env: WorkflowEnvironment) -> None:
@@ -229,7 +270,7 @@ async def test_no_callback_falls_back_to_polling(env: WorkflowEnvironment) -> No
         handle = await start(env, bank, worker)
         view = await handle.result()  # time skips past the poll timer
     assert view.status == "settled"
-    assert bank.calls == ["kyc", "screen", "hold", "submit", "poll", "post"]
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "poll", "post"]
 
 
 async def test_insufficient_funds_fails_without_submitting(env: WorkflowEnvironment) -> None:
@@ -238,7 +279,7 @@ async def test_insufficient_funds_fails_without_submitting(env: WorkflowEnvironm
         view = await (await start(env, bank, worker)).result()
     assert view.status == "failed"
     assert view.failure is not None and view.failure.code == "insufficient_funds"
-    assert bank.calls == ["kyc", "screen", "hold"]
+    assert bank.calls == ["kyc", "screen", "limits", "hold"]
 
 
 async def test_kyc_not_approved_is_rejected_before_any_money_moves(
@@ -262,7 +303,8 @@ async def test_screening_hit_waits_for_review_then_approval_settles(
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker)
         await wait_status(handle, "in_review")
-        assert bank.calls == ["kyc", "screen"]
+        # the money is held before the review, so a confirmed hit can block it
+        assert bank.calls == ["kyc", "screen", "limits", "hold"]
         view = await handle.query(PaymentWorkflow.status)
         assert view.screening_hits[0].entity_id == "306"
         # four-eyes: the initiator cannot review their own payment
@@ -277,11 +319,11 @@ async def test_screening_hit_waits_for_review_then_approval_settles(
         view = await handle.result()
     assert view.status == "settled"
     assert bank.statuses == ["in_review", "processing", "submitted", "settled"]
-    # KYC is checked again after the review (patch "recheck-kyc-after-review")
-    assert bank.calls == ["kyc", "screen", "kyc", "hold", "submit", "post"]
+    # KYC is checked again after the review
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "kyc", "submit", "post"]
 
 
-async def test_review_rejection_ends_rejected_without_moving_money(
+async def test_review_rejection_of_a_hit_blocks_the_funds(
     env: WorkflowEnvironment,
 ) -> None:
     bank = FakeBank(hits=[HIT])
@@ -294,7 +336,8 @@ async def test_review_rejection_ends_rejected_without_moving_money(
         view = await handle.result()
     assert result.status == "rejected"
     assert view.failure is not None and view.failure.code == "sanctions_rejected"
-    assert bank.calls == ["kyc", "screen"]
+    # OFAC blocking: the held money goes to the blocked-funds account, not back
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "block"]
 
 
 async def test_review_outside_in_review_is_refused(env: WorkflowEnvironment) -> None:
@@ -320,7 +363,7 @@ async def test_unreachable_rail_waits_for_ops_retry(env: WorkflowEnvironment) ->
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
         view = await handle.result()
     assert view.status == "settled"
-    assert bank.calls == ["kyc", "screen", "hold", "submit", "submit", "submit", "post"]
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "submit", "submit", "post"]
     assert bank.statuses == ["action_required", "processing", "submitted", "settled"]
 
 
@@ -359,4 +402,90 @@ async def test_kyc_lapsed_during_review_rejects_after_approval(env: WorkflowEnvi
         view = await handle.result()
     assert view.status == "rejected"
     assert view.failure is not None and view.failure.code == "kyc_not_approved"
-    assert bank.calls == ["kyc", "screen", "kyc"]  # no money moved
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "kyc", "void"]  # hold released
+
+
+async def test_velocity_limit_sends_to_review_and_rejection_releases_the_hold(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank(limits_exceeded=["daily amount limit 100 exceeded"])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "in_review")
+        await handle.execute_update(PaymentWorkflow.review, ReviewInput("reject", "bob"))
+        view = await handle.result()
+    assert view.status == "rejected"
+    assert view.failure is not None and view.failure.code == "limit_exceeded"
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "void"]
+
+
+async def test_stale_review_is_escalated_never_decided(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(hits=[HIT])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, review_escalation_seconds=3600)
+        await wait_status(handle, "in_review")
+        await env.sleep(7200)  # two hours pass without a reviewer
+        for _ in range(100):
+            if bank.escalations:
+                break
+            await asyncio.sleep(0.05)
+        assert bank.escalations == [3600]
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(REVIEW_ESCALATED) is True
+        assert (await handle.query(PaymentWorkflow.status)).status == "in_review"
+        await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+
+
+ACH = dict(
+    rail="ach",
+    currency="USD",
+    creditor=Creditor("John Smith", "US", routing_number="021000021", account_number="12345678"),
+    return_window_seconds=7200,
+)
+
+
+async def test_ach_return_after_settlement_credits_the_debtor(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "settled")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "R01"))
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "R01"))
+        view = await handle.result()
+    assert view.status == "returned"
+    assert view.failure is not None
+    assert (view.failure.code, view.failure.reason_code) == ("rail_returned", "R01")
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "reverse"]
+    assert bank.statuses == ["submitted", "settled", "returned"]
+
+
+async def test_ach_return_overtaking_settlement_still_posts_then_reverses(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "R03"))
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "returned"
+    assert bank.calls[-2:] == ["post", "reverse"]
+
+
+async def test_ach_without_return_stays_settled_after_the_window(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()  # time skips over the return window
+    assert view.status == "settled"
+    # one last look at the bank when the window closes, in case a return callback was lost
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]

@@ -1,0 +1,61 @@
+"""Velocity-limit activity: would this payment take its customer over a daily limit?"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.metrics import count
+from compliance.limits import exceeded_limits, limits_for
+from payments.settings import Settings
+from workflows.models import LimitsInput, LimitsResult
+
+# What counts against the limit: payments of the last 24 h that may still move money
+# (failed, rejected, canceled and returned ones moved none, or gave it back).
+RECENT_PAYMENTS = text(
+    "SELECT coalesce(sum(amount), 0) AS total, count(*) AS n FROM payments"
+    " WHERE tenant_id = :tenant AND customer_id = :customer AND currency = :currency"
+    " AND id <> :payment AND created_at > now() - interval '24 hours'"
+    " AND status NOT IN ('failed', 'rejected', 'canceled', 'returned')"
+)
+CUSTOMER_TIER = text("SELECT kyc_risk_tier FROM customers WHERE tenant_id = :tenant AND id = :id")
+
+
+class LimitActivities:
+    """Reads the customer's tier and recent payments; the rules live in compliance.limits."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+
+    @activity.defn(name="check_payment_limits")
+    async def check_payment_limits(self, request: LimitsInput) -> LimitsResult:
+        """The limits this payment would exceed (empty: within limits)."""
+        async with self._engine.connect() as conn:
+            tier = (
+                await conn.execute(
+                    CUSTOMER_TIER, {"tenant": request.tenant_id, "id": request.customer_id}
+                )
+            ).scalar()
+            recent = (
+                await conn.execute(
+                    RECENT_PAYMENTS,
+                    {
+                        "tenant": request.tenant_id,
+                        "customer": request.customer_id,
+                        "currency": request.currency,
+                        "payment": request.payment_id,
+                    },
+                )
+            ).one()
+        tier = tier or "high"
+        reasons = exceeded_limits(
+            limits_for(tier, self._settings),
+            amount=request.amount,
+            recent_amount=int(recent.total),
+            recent_count=int(recent.n),
+        )
+        if reasons:
+            count("payments_limit_reviews", "Payments sent to review by velocity limits", tier=tier)
+        return LimitsResult(reasons, tier)
