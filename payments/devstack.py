@@ -50,8 +50,11 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read the same settings."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        env[f"PAYMENTS_{name.upper()}"] = str(value)
+    for name, value in settings.model_dump(mode="json").items():
+        # complex fields (lists, dicts) travel as JSON, which is how pydantic-settings reads them
+        env[f"PAYMENTS_{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, list | dict) else str(value)
+        )
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -6,6 +6,7 @@ import subprocess
 import uuid
 
 import httpx
+from sqlalchemy import text
 
 from payments.api_keys import create_key
 from payments.db import dispose_engines, get_engine
@@ -161,7 +162,21 @@ async def test_initiator_cannot_review_own_payment(tenant: Tenant, stack: Stack)
         final = await wait_for_status(solo, payment["id"], TERMINAL)
         assert final["status"] == "rejected"
         assert final["failure"]["code"] == "sanctions_rejected"
-        assert (await balances(solo, account["id"]))["available"] == 5_000
+        # OFAC blocking: the money neither leaves nor comes back; it sits in blocked funds
+        after = await balances(solo, account["id"])
+        assert (after["posted"], after["pending"], after["available"]) == (4_900, 0, 4_900)
+    async with get_engine(stack.settings).connect() as conn:
+        blocked = (
+            await conn.execute(
+                text(
+                    "SELECT debit_account_id, credit_account_id, amount FROM ledger_transfers"
+                    " WHERE id = :id"
+                ),
+                {"id": f"{payment['id']}:block"},
+            )
+        ).one()
+    await dispose_engines()
+    assert tuple(blocked) == (account["id"], "acc_sys_blocked_funds_eur", 100)
 
 
 async def test_kyc_rejected_customer_cannot_pay(tenant: Tenant) -> None:
