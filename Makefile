@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test install lint typecheck fmt unit clean bench-ledger record-histories
+.PHONY: dev test install lint typecheck fmt unit clean bench-ledger record-histories bench load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -39,6 +39,16 @@ fmt: $(STAMP)
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
+
+# payments through the API against bare Temporal, side by side (docs/performance.md);
+# e.g. make bench BENCH_ARGS="--payments 200 --concurrency 16"
+bench: $(STAMP)
+	$(BIN)/python bench/workflow_bench.py $(BENCH_ARGS)
+
+# the API at a target rate with a realistic mix; e.g. make load LOAD_ARGS="--rate 10 --duration 120"
+# (add --connect to drive a running `make dev` instead of a private stack)
+load: $(STAMP)
+	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
 # record the current histories of every path (older recordings, v1_*/v2_*, stay: they are the
 # workflows still running somewhere; delete them only once none is left)

@@ -1,0 +1,282 @@
+"""What the API benchmarks share: a private platform (or a running one), keys, funded accounts.
+
+`bench/workflow_bench.py` and `bench/load.py` either start the whole platform with
+`payments.devstack.Stack` in a temporary directory on free ports, or drive servers that are
+already running (`make dev`, say) when given `--connect`. Either way they create a fresh
+tenant with its own keys, so the run sees only its own payments and events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from payments.api_keys import create_key, ensure_tenant
+from payments.db import dispose_engines, get_engine
+from payments.devstack import Stack, free_port, settings_env
+from payments.settings import PROJECT_ROOT, Settings
+
+SANCTIONS_2021 = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
+# a key's default limit is 100 requests/s per API process; a benchmark must not meet it
+BENCH_RATE_LIMIT = 100_000
+# velocity limits count payments per customer per 24 h (100 for a low-risk customer): spread
+# the payments so that none of them goes to review for it
+PAYMENTS_PER_ACCOUNT = 80
+
+CUSTOMER = {
+    "type": "individual",
+    "name": "Ada Lovelace",
+    "country": "GB",
+    "address": {
+        "line1": "12 St James's Square",
+        "city": "London",
+        "postal_code": "SW1Y 4JH",
+        "country": "GB",
+    },
+    "date_of_birth": "1990-12-10",
+}
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every API benchmark takes: private stack or running servers, settings."""
+    parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="drive servers already running (addresses from PAYMENTS_* settings / .env) "
+        "instead of starting a private stack",
+    )
+    parser.add_argument("--api-url", help="with --connect: the API's base URL")
+    parser.add_argument("--banksim-url", help="with --connect: the bank simulator's base URL")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a Settings field for the private stack's processes, e.g. "
+        "--set worker_max_concurrent_activities=200 (repeatable)",
+    )
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """`FIELD=VALUE` strings as a dict, checked against the Settings fields."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        field = field.strip().lower().removeprefix("payments_")
+        if not sep or field not in Settings.model_fields:
+            raise SystemExit(f"--set {pair!r}: not FIELD=VALUE with a Settings field")
+        overrides[field] = value
+    return overrides
+
+
+def bench_settings(data_dir: Path, overrides: dict[str, str]) -> Settings:
+    """Settings of a private stack: temporary data, free ports, an instant bank.
+
+    The bank settles at once (`banksim_settle_delay_seconds=0`): the benchmarks measure the
+    platform, not the simulated bank's think time.
+    """
+    pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
+    base: dict[str, Any] = {
+        "data_dir": data_dir,
+        "postgres_port": pg,
+        "database_url": f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
+        "temporal_address": f"127.0.0.1:{temporal}",
+        "api_port": api,
+        "banksim_port": bank,
+        "banksim_url": f"http://127.0.0.1:{bank}",
+        "banksim_callback_url": f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
+        "banksim_ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
+        "banksim_ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
+        "banksim_settle_delay_seconds": 0.0,
+        "worker_metrics_port": free_port(),
+        "codec_allow_loopback": False,
+        "sanctions_dir": SANCTIONS_2021,
+    }
+    # validated by pydantic, so "200" becomes an int where the field is one
+    return Settings.model_validate({**base, **overrides})
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """`settings_env`, with list and dict fields as JSON, the form pydantic-settings reads."""
+    env = settings_env(settings)
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(value, list | dict):
+            env[f"PAYMENTS_{name.upper()}"] = json.dumps(value)
+    return env
+
+
+class BenchStack(Stack):
+    """The dev stack, passing every setting to its children in a form they can parse."""
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+        super()._spawn(name, argv, env or child_env(self.settings))
+
+
+@dataclass
+class Platform:
+    """The servers a benchmark drives, and the stack when it started them itself."""
+
+    settings: Settings
+    api_url: str
+    banksim_url: str
+    stack: Stack | None
+
+
+@contextlib.contextmanager
+def platform(args: argparse.Namespace) -> Iterator[Platform]:
+    """Start a private stack (default) or describe the running one (`--connect`)."""
+    overrides = parse_overrides(args.set)
+    if args.connect:
+        settings = Settings.model_validate(overrides) if overrides else Settings()
+        yield Platform(
+            settings,
+            args.api_url or settings.api_url,
+            args.banksim_url or settings.banksim_url,
+            None,
+        )
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="payments-bench-"))
+    settings = bench_settings(data_dir, overrides)
+    stack = BenchStack(settings, web_ui=False)
+    try:
+        print(f"starting a private stack in {data_dir} …", file=sys.stderr, flush=True)
+        stack.start_all()
+        yield Platform(settings, settings.api_url, settings.banksim_url, stack)
+    finally:
+        stack.stop_all()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass
+class BenchTenant:
+    """A fresh tenant with a partner and an ops key, both without a practical rate limit."""
+
+    tenant_id: str
+    partner_key: str
+    ops_key: str
+
+
+async def new_tenant(settings: Settings, label: str) -> BenchTenant:
+    """Create a tenant and its keys directly in the database (as `payments keys create`)."""
+    tenant_id = f"ten_{label}_{uuid.uuid4().hex[:8]}"
+    engine = get_engine(settings)
+    async with engine.begin() as conn:
+        await ensure_tenant(conn, tenant_id, f"{label} run")
+        partner = await create_key(
+            conn,
+            tenant_id=tenant_id,
+            principal=f"{label}-client",
+            scopes=["payments:write", "payments:read"],
+            rate_limit_per_second=BENCH_RATE_LIMIT,
+        )
+        ops = await create_key(
+            conn,
+            tenant_id=tenant_id,
+            principal=f"{label}-ops",
+            scopes=["ops", "payments:read"],
+            rate_limit_per_second=BENCH_RATE_LIMIT,
+        )
+    await dispose_engines()
+    return BenchTenant(tenant_id, partner, ops)
+
+
+@contextlib.asynccontextmanager
+async def api_clients(
+    api_url: str, tenant: BenchTenant, connections: int
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """A partner and an ops HTTP client with keep-alive pools sized for the benchmark."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    timeout = httpx.Timeout(60.0)
+    async with (
+        httpx.AsyncClient(
+            base_url=api_url,
+            headers={"Authorization": f"Bearer {tenant.partner_key}"},
+            limits=limits,
+            timeout=timeout,
+        ) as partner,
+        httpx.AsyncClient(
+            base_url=api_url,
+            headers={"Authorization": f"Bearer {tenant.ops_key}"},
+            limits=httpx.Limits(max_connections=4),
+            timeout=timeout,
+        ) as ops,
+    ):
+        yield partner, ops
+
+
+def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:500]}"
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def open_account(
+    partner: httpx.AsyncClient, ops: httpx.AsyncClient, currency: str, deposit: int
+) -> str:
+    """A new customer with an account in `currency`, credited `deposit` (0: none)."""
+    customer = _expect(await partner.post("/v1/customers", json=CUSTOMER), 201)
+    account = _expect(
+        await partner.post(
+            "/v1/accounts", json={"customer_id": customer["id"], "currency": currency}
+        ),
+        201,
+    )
+    if deposit:
+        _expect(
+            await ops.post(
+                "/v1/deposits",
+                json={"account_id": account["id"], "amount": deposit, "currency": currency},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            ),
+            201,
+        )
+    account_id: str = account["id"]
+    return account_id
+
+
+async def open_accounts(
+    partner: httpx.AsyncClient,
+    ops: httpx.AsyncClient,
+    count: int,
+    currency: str,
+    deposit: int,
+    parallel: int = 4,
+) -> list[str]:
+    """`count` funded accounts, a few at a time."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one() -> str:
+        async with gate:
+            return await open_account(partner, ops, currency, deposit)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def accounts_needed(payments: int, at_least: int) -> int:
+    """How many debtor accounts keep every customer under the daily count limit."""
+    return max(at_least, -(-payments // PAYMENTS_PER_ACCOUNT))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (nearest rank) of `values`; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
