@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
     ScheduleUpdate,
+    ScheduleUpdateInput,
 )
 
 from activities.metrics import count
@@ -551,6 +552,10 @@ async def ensure_list_refresh_schedule(client: Client, settings: Settings) -> No
     try:
         await client.create_schedule(SCHEDULE_ID, schedule, trigger_immediately=True)
     except ScheduleAlreadyRunningError:
-        await client.get_schedule_handle(SCHEDULE_ID).update(
-            lambda _: ScheduleUpdate(schedule=schedule)
-        )
+
+        def updated(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            # what ops set stays (a paused schedule stays paused); the rest follows settings
+            state = current.description.schedule.state
+            return ScheduleUpdate(schedule=replace(schedule, state=state))
+
+        await client.get_schedule_handle(SCHEDULE_ID).update(updated)

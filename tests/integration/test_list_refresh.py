@@ -3,6 +3,7 @@ with them, and customers named only on the newer list are flagged."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from temporalio.client import Client
 
 from compliance.lists import load_ofac
@@ -155,3 +156,38 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
     finally:
         # back to the configured edition, so later tests see the platform as configured
         await refresh(client, stack, str(stack.settings.sanctions_dir))
+
+
+async def test_workers_load_a_version_another_worker_recorded(
+    tenant: Tenant, stack: Stack, source: Path
+) -> None:
+    client = await connect(stack.settings)
+    v2019, size = publish(SANCTIONS_2019, source)
+    # recorded as another worker's refresh would: this worker has not read the source itself
+    engine = get_engine(stack.settings)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(watch_list_versions).values(
+                list_name="OFAC-SDN",
+                kind="sanctions",
+                version=v2019,
+                source=str(source),
+                entities=size,
+                refresh_id=f"elsewhere/{uuid.uuid4().hex}",
+            )
+        )
+    await dispose_engines()
+    try:
+        # workers compare versions every few seconds (list_version_check_seconds)
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            customer = await create_customer(tenant.partner)
+            if customer["kyc"]["list_versions"]["OFAC-SDN"] == v2019:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the worker kept its old lists"
+            await asyncio.sleep(1)
+    finally:
+        await refresh(client, stack, str(stack.settings.sanctions_dir))
+    # and back: the configured edition is current again everywhere
+    again = await create_customer(tenant.partner)
+    assert again["kyc"]["list_versions"]["OFAC-SDN"] == load_ofac(SANCTIONS_2021).version
