@@ -184,35 +184,24 @@ def _screening_hit(hit: Hit) -> ScreeningHit:
     )
 
 
-def screen_customer_facts(
-    lists: LoadedLists, name: str, country: str, customer_type: str, birth_year: int | None
-) -> CustomerScreeningResult:
-    """Screen a customer against the sanctions lists, and an individual against the PEP list."""
-    individual = customer_type == "individual"
-    party_type = "individual" if individual else "entity"
-    sanctions = [
-        _screening_hit(hit)
-        for hit in lists.sanctions.screen(
-            name, country=country, party_type=party_type, birth_year=birth_year
-        )
-        if hit.decision != "clear"
-    ]
-    pep = []
-    if individual:  # politically exposed persons are people
-        pep = [
-            _screening_hit(hit)
-            for hit in lists.pep.screen(
-                name, country=country, party_type=party_type, birth_year=birth_year
-            )
-            if hit.decision != "clear"
-        ]
-    return CustomerScreeningResult(lists.versions, sanctions, pep)
-
-
 def screen_customer_row(lists: LoadedLists, row: Any) -> CustomerScreeningResult:
-    """Screen a `customers` row."""
+    """Screen a `customers` row against the sanctions lists, and an individual against the
+    PEP list (politically exposed persons are people)."""
+    individual = row.type == "individual"
     born = row.date_of_birth.year if row.date_of_birth is not None else None
-    return screen_customer_facts(lists, row.name, row.country, row.type, born)
+
+    def hits(matcher: Matcher) -> list[ScreeningHit]:
+        found = matcher.screen(
+            row.name,
+            country=row.country,
+            party_type="individual" if individual else "entity",
+            birth_year=born,
+        )
+        return [_screening_hit(hit) for hit in found if hit.decision != "clear"]
+
+    return CustomerScreeningResult(
+        lists.versions, hits(lists.sanctions), hits(lists.pep) if individual else []
+    )
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ class CustomerNotFoundError(Exception):
     transaction that inserts it, so a first attempt may run before the commit. Retried."""
 
 
-def _matches(screening: CustomerScreeningResult) -> list[ListMatch]:
+def list_matches(screening: CustomerScreeningResult) -> list[ListMatch]:
+    """The KYC rules' view of a screening: which hits are PEP matches, which sanctions."""
+
     def match(kind: str, hit: ScreeningHit) -> ListMatch:
         return ListMatch(
             "pep" if kind == "pep" else "sanctions",
@@ -127,7 +129,7 @@ class OnboardingActivities:
         """Apply the KYC rules to the customer as of the workflow's date (no side effects)."""
         row = await self._customer(CustomerRef(request.customer_id, request.tenant_id))
         decision = evaluate(
-            customer_facts(row), date.fromisoformat(request.as_of), _matches(request.screening)
+            customer_facts(row), date.fromisoformat(request.as_of), list_matches(request.screening)
         )
         return KycEvaluation(
             status=decision.status,

@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.onboarding import _matches
+from activities.onboarding import list_matches
 from compliance.kyc import CustomerFacts, evaluate, review_date_for
 from payments.devstack import binary
 from workflows.models import (
@@ -82,7 +82,7 @@ class FakeCompliance:
             as_of = date.fromisoformat(request.as_of)
             born = as_of.replace(year=as_of.year - self.age, day=1)
             facts = dataclasses.replace(self.facts, date_of_birth=born)
-            decision = evaluate(facts, as_of, _matches(request.screening))
+            decision = evaluate(facts, as_of, list_matches(request.screening))
             return KycEvaluation(
                 decision.status,
                 decision.risk_tier,
