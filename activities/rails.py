@@ -1,42 +1,88 @@
-"""Rail activities: hand a payment to the bank (SEPA pacs.008) and ask for its status.
+"""Rail activities: hand a payment to its rail and ask for its status, through one adapter
+per rail (SEPA: a pacs.008 per payment; ACH: an entry in the window's NACHA file).
 
-The message id is the payment id, so a resubmission after a crash is recognised by the bank
-as the same message (it answers with the original acknowledgement) and never pays twice.
+Every message id derives from the payment (SEPA: the payment id; ACH: the window's file
+id), so a resubmission after a crash is recognised by the bank as the same message and
+never pays twice.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs008 import CreditTransfer, build_pacs008
+from nacha import NachaError
 from payments.settings import Settings
-from workflows.models import PollInput, PollResult, RailEvent, SubmitInput, SubmitResult
+from rails.ach_file import Credit, Origin, build_window_file, trace_number_for
+from rails.business_days import is_fed_business_day
+from rails.windows import AchWindow, ach_window
+from workflows.ach_batch import AchBatchWorkflow, batch_workflow_id
+from workflows.models import (
+    AchBatchInput,
+    AchEntryInput,
+    AchFileInput,
+    AchFileResult,
+    PollInput,
+    PollResult,
+    RailEvent,
+    SubmitInput,
+    SubmitResult,
+)
 
 
 def message_id_for(payment_id: str) -> str:
-    """The rail message id of a payment (≤ 35 characters, as ISO 20022 requires)."""
+    """The SEPA message id of a payment (≤ 35 characters, as ISO 20022 requires)."""
     return payment_id[:35]
 
 
-class RailActivities:
-    """Talks to the bank over HTTP; the client and settings are injected."""
+def _refused(message: str) -> ApplicationError:
+    return ApplicationError(message, type="message_refused", non_retryable=True)
+
+
+def _raise_for_outage(response: httpx.Response, what: str) -> None:
+    if response.status_code >= 500 or response.status_code == 429:
+        # the bank is unwell; the retry policy decides how long we keep trying
+        raise RuntimeError(f"bank unavailable for {what}: HTTP {response.status_code}")
+
+
+class RailAdapter(Protocol):
+    """What the rail activities need from a rail."""
+
+    async def submit(self, request: SubmitInput) -> SubmitResult:
+        """Hand the payment to the rail (idempotent)."""
+        ...
+
+    async def poll(self, request: PollInput) -> PollResult:
+        """The rail's latest status for the payment, if it has one."""
+        ...
+
+
+class SepaAdapter:
+    """One pacs.008 per payment; the bank answers with pacs.002 status reports."""
 
     def __init__(self, client: httpx.AsyncClient, settings: Settings) -> None:
         self._client = client
         self._settings = settings
 
-    @activity.defn(name="submit_to_rail")
-    async def submit_to_rail(self, request: SubmitInput) -> SubmitResult:
+    async def submit(self, request: SubmitInput) -> SubmitResult:
         """Send the payment's pacs.008; refused messages are final, outages are retried."""
-        if request.rail != "sepa" or request.creditor.iban is None:
-            raise ApplicationError(
-                f"rail {request.rail} is not available", type="message_refused", non_retryable=True
-            )
+        if request.creditor.iban is None:
+            raise _refused("a SEPA payment needs the creditor's IBAN")
         message_id = message_id_for(request.payment_id)
         document = build_pacs008(
             CreditTransfer(
@@ -63,20 +109,15 @@ class RailActivities:
             content=document,
             headers={"Content-Type": "application/xml"},
         )
+        _raise_for_outage(response, message_id)
         if response.status_code in (200, 202):
             return SubmitResult(message_id, bool(response.json().get("duplicate", False)))
-        if 400 <= response.status_code < 500 and response.status_code != 429:
-            raise ApplicationError(
-                f"bank refused message {message_id}: {response.status_code} {response.text[:300]}",
-                type="message_refused",
-                non_retryable=True,
-            )
-        # 5xx / 429: the bank is unwell; the retry policy decides how long we keep trying
-        raise RuntimeError(f"bank unavailable: HTTP {response.status_code}")
+        raise _refused(
+            f"bank refused message {message_id}: {response.status_code} {response.text[:300]}"
+        )
 
-    @activity.defn(name="poll_rail_status")
-    async def poll_rail_status(self, request: PollInput) -> PollResult:
-        """Fallback when no callback came: read the bank's pacs.002 for our message."""
+    async def poll(self, request: PollInput) -> PollResult:
+        """Read the bank's latest pacs.002 for our message."""
         response = await self._client.get(
             f"{self._settings.banksim_url}/v1/sepa/messages/{request.message_id}/status"
         )
@@ -87,3 +128,212 @@ class RailActivities:
             if tx.end_to_end_id == request.payment_id:
                 return PollResult(RailEvent(request.message_id, tx.status, tx.reason_code))
         return PollResult(None)
+
+
+_ENTRY = text("SELECT trace_number, window_id, file_id FROM ach_entries WHERE payment_id = :p")
+_UPSERT_ENTRY = text(
+    "INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id)"
+    " VALUES (:p, :trace, :window, :file) ON CONFLICT (payment_id) DO UPDATE"
+    " SET window_id = excluded.window_id, file_id = excluded.file_id, updated_at = now()"
+)
+_NEXT_TRACE = text("SELECT nextval('ach_trace_seq')")
+_ACH_FILE_STATUS = {"settled": "ACSC", "returned": "RTRN"}
+_MAX_WINDOWS_TRIED = 5
+
+
+class AchAdapter:
+    """An entry in the current window's NACHA file, sent by that window's batch workflow."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        engine: AsyncEngine,
+        temporal: Client,
+        settings: Settings,
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._temporal = temporal
+        self._settings = settings
+
+    def window(self, now: datetime) -> AchWindow:
+        """The window a payment arriving at `now` goes out in."""
+        settings = self._settings
+        return ach_window(
+            now,
+            cutoffs=settings.ach_cutoffs,
+            lead_seconds=settings.ach_submit_lead_seconds,
+            window_seconds=settings.ach_window_seconds,
+        )
+
+    async def submit(self, request: SubmitInput) -> SubmitResult:
+        """Join the open window's file (the next one if it is being sent right now).
+
+        Crash-safe: the window about to be tried is written down first, so a retried
+        activity finds the one file the payment may already be in and never joins a second.
+        """
+        creditor = request.creditor
+        if creditor.routing_number is None or creditor.account_number is None:
+            raise _refused("an ACH payment needs the creditor's routing and account number")
+        payment_id = request.payment_id
+        async with self._engine.connect() as conn:
+            stored = (await conn.execute(_ENTRY, {"p": payment_id})).first()
+        if (
+            stored is not None
+            and stored.file_id != request.not_in_file
+            and payment_id in await self._entries_of(stored.window_id)
+        ):
+            return SubmitResult(stored.file_id, reference=stored.trace_number)
+        trace = str(stored.trace_number) if stored else await self._new_trace_number()
+        entry = AchEntryInput(
+            payment_id,
+            trace,
+            request.amount,
+            creditor.name,
+            creditor.routing_number,
+            creditor.account_number,
+        )
+        window = self.window(datetime.now(UTC))
+        for _ in range(_MAX_WINDOWS_TRIED):
+            batch = self._batch_input(window)
+            async with self._engine.begin() as conn:
+                params = {"p": payment_id, "trace": trace, "window": window.window_id}
+                await conn.execute(_UPSERT_ENTRY, params | {"file": batch.file_id})
+            start = WithStartWorkflowOperation(
+                AchBatchWorkflow.run,
+                batch,
+                id=batch_workflow_id(window.window_id),
+                task_queue=self._settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # a finished window must not start again: its file is already at the bank
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            try:
+                result = await self._temporal.execute_update_with_start_workflow(
+                    AchBatchWorkflow.add_entry, entry, start_workflow_operation=start
+                )
+                return SubmitResult(result.file_id, reference=result.trace_number)
+            except WorkflowUpdateFailedError as err:
+                cause = err.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == "window_closed"):
+                    raise
+            except WorkflowAlreadyStartedError:
+                pass  # the window's batch has finished: its file is already at the bank
+            window = self.window(window.submit_at + timedelta(seconds=1))
+        raise RuntimeError("no ACH window accepted the payment")  # retried by the activity
+
+    async def _entries_of(self, window_id: str) -> list[str]:
+        handle = self._temporal.get_workflow_handle(batch_workflow_id(window_id))
+        try:
+            return await handle.query(AchBatchWorkflow.entries)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return []  # never started: the payment is in no file
+            raise
+
+    async def _new_trace_number(self) -> str:
+        async with self._engine.begin() as conn:
+            sequence = (await conn.execute(_NEXT_TRACE)).scalar_one()
+        return trace_number_for(self._settings.ach_odfi_routing, int(sequence))
+
+    def _file_id(self, window: AchWindow) -> str:
+        return window.file_id(self._settings.ach_odfi_routing)
+
+    def _batch_input(self, window: AchWindow) -> AchBatchInput:
+        return AchBatchInput(
+            window.window_id,
+            window.submit_at.isoformat(),
+            window.file_created_at.isoformat(),
+            window.file_id_modifier,
+            self._file_id(window),
+        )
+
+    async def submit_file(self, request: AchFileInput) -> AchFileResult:
+        """Build the window's NACHA file and send it; an invalid file is final."""
+        settings = self._settings
+        batch = request.batch
+        created = datetime.fromisoformat(batch.file_created_at)
+        effective = created.date()
+        while not is_fed_business_day(effective):
+            effective += timedelta(days=1)
+        try:
+            document = build_window_file(
+                Origin(
+                    settings.ach_odfi_routing, settings.ach_company_id, settings.ach_company_name
+                ),
+                created,
+                batch.file_id_modifier,
+                effective,
+                [
+                    Credit(
+                        e.payment_id,
+                        e.trace_number,
+                        e.amount,
+                        e.creditor_name,
+                        e.routing_number,
+                        e.account_number,
+                    )
+                    for e in request.entries
+                ],
+            )
+        except NachaError as err:
+            raise ApplicationError(str(err), type="file_refused", non_retryable=True) from err
+        response = await self._client.post(
+            f"{settings.banksim_url}/v1/ach/files",
+            content=document,
+            headers={"Content-Type": "text/plain"},
+        )
+        _raise_for_outage(response, batch.file_id)
+        if response.status_code in (200, 202):
+            body = response.json()
+            return AchFileResult(str(body["file_id"]), bool(body.get("duplicate", False)))
+        raise ApplicationError(
+            f"bank refused file {batch.file_id}: {response.status_code} {response.text[:300]}",
+            type="file_refused",
+            non_retryable=True,
+        )
+
+    async def poll(self, request: PollInput) -> PollResult:
+        """The entry's status in the bank's view of the file."""
+        response = await self._client.get(
+            f"{self._settings.banksim_url}/v1/ach/files/{request.message_id}"
+        )
+        if response.status_code != 200:
+            return PollResult(None)
+        for entry in response.json().get("entries", []):
+            if entry.get("trace_number") == request.reference:
+                status = _ACH_FILE_STATUS.get(str(entry.get("status")))
+                if status is None:
+                    return PollResult(None)
+                return PollResult(RailEvent(request.message_id, status, entry.get("return_code")))
+        return PollResult(None)
+
+
+class RailActivities:
+    """The rail activities, dispatching to the payment's rail adapter."""
+
+    def __init__(self, sepa: SepaAdapter, ach: AchAdapter) -> None:
+        self._sepa = sepa
+        self._ach = ach
+
+    def _adapter(self, rail: str) -> RailAdapter:
+        if rail == "sepa":
+            return self._sepa
+        if rail == "ach":
+            return self._ach
+        raise _refused(f"rail {rail} is not available")
+
+    @activity.defn(name="submit_to_rail")
+    async def submit_to_rail(self, request: SubmitInput) -> SubmitResult:
+        """Hand the payment to its rail; refusals are final, outages are retried."""
+        return await self._adapter(request.rail).submit(request)
+
+    @activity.defn(name="poll_rail_status")
+    async def poll_rail_status(self, request: PollInput) -> PollResult:
+        """Fallback when no callback came: ask the rail for the payment's status."""
+        return await self._adapter(request.rail).poll(request)
+
+    @activity.defn(name="submit_ach_file")
+    async def submit_ach_file(self, request: AchFileInput) -> AchFileResult:
+        """Send an ACH window's file (called by the batch workflow)."""
+        return await self._ach.submit_file(request)

@@ -24,7 +24,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from banksim import ach, api_admin, api_rails, sepa
 from banksim.bank import Bank
-from banksim.business_days import AchCalendar
 from banksim.clock import SimClock
 from banksim.faults import FaultInjector
 from banksim.outbox import Outbox
@@ -32,6 +31,7 @@ from banksim.problems import problem
 from banksim.scheduler import Scheduler
 from banksim.store import Store
 from payments.settings import Settings, get_settings
+from rails.business_days import AchCalendar
 
 
 @asynccontextmanager

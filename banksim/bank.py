@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from banksim.business_days import AchCalendar
 from banksim.clock import SimClock
 from banksim.faults import FaultInjector
 from banksim.outbox import Outbox
 from banksim.scheduler import Scheduler
 from banksim.store import Store
 from payments.settings import Settings
+from rails.business_days import AchCalendar
 
 
 @dataclass(slots=True)

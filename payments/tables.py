@@ -258,3 +258,43 @@ watch_list_versions = Table(
     Column("refresh_id", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+# the trace number of every ACH payment, and the window/file it went out in
+ach_entries = Table(
+    "ach_entries",
+    metadata,
+    Column("payment_id", Text, primary_key=True),
+    Column("trace_number", Text, nullable=False, unique=True),
+    Column("window_id", Text, nullable=False),
+    Column("file_id", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+# one reconciliation of a rail's bank statement (camt.053) against the ledger
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("statement_date", Date, nullable=False),
+    Column("rail", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("discrepancies", Integer, nullable=False),
+    Column("statement_entries", Integer, nullable=False),
+    Column("ledger_entries", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+reconciliation_discrepancies = Table(
+    "reconciliation_discrepancies",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("payment_id", Text),
+    Column("currency", Text, nullable=False),
+    Column("ledger_amount", BigInteger),
+    Column("statement_amount", BigInteger),
+)

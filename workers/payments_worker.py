@@ -31,12 +31,13 @@ from activities.list_refresh import ReloadingScreening, WatchLists, ensure_list_
 from activities.notify import WebhookActivities
 from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
-from activities.rails import RailActivities
+from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
 from payments.tracing import configure_tracing
 from workers.log_context import LogContextInterceptor
+from workflows.ach_batch import AchBatchWorkflow
 from workflows.ledger_maintenance import (
     INTERVAL,
     SCHEDULE_ID,
@@ -92,8 +93,10 @@ def build_workers(
         ledger.expire_pending,
         ledger.observe_platform,
     ]
-    rails = RailActivities(http, settings)
-    by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status]
+    rails = RailActivities(
+        SepaAdapter(http, settings), AchAdapter(http, engine, client, settings)
+    )
+    by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status, rails.submit_ach_file]
     if lists is not None:
         by_role["compliance"] += compliance_list_activities(engine, lists, client, settings)
         # payments screen against the current lists (reloaded when a refresh records new ones)
@@ -123,6 +126,7 @@ def build_workers(
                 workflows=(
                     [
                         PaymentWorkflow,
+                        AchBatchWorkflow,
                         LedgerMaintenanceWorkflow,
                         WebhookDeliveryWorkflow,
                         OnboardingWorkflow,

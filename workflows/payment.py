@@ -58,6 +58,8 @@ STEP_RETRY = RetryPolicy(
 STEP_TIMEOUT = timedelta(seconds=10)
 FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
 RETURNED = "RTRN"
+ACCEPTED = "ACCP"
+NOT_SENT = "NOTSENT"  # an ACH file the bank never received (unreachable past the budget)
 # Velocity limits, and the hold placed before a review so that a confirmed sanctions hit can
 # block the money (OFAC). Histories recorded before it replay the older order (see _run_v2).
 LIMITS_AND_BLOCKING = "limits-hold-before-review"
@@ -82,6 +84,7 @@ class PaymentWorkflow:
         self._message_id: str | None = None
         self._rail_event: RailEvent | None = None
         self._return_event: RailEvent | None = None
+        self._file_status: str | None = None
         self._reference = ""
 
     # --- run ---------------------------------------------------------------------------
@@ -340,7 +343,12 @@ class PaymentWorkflow:
                 )
                 self._message_id = result.message_id
                 self._reference = result.reference
-                return True
+                if payment.rail != "ach" or await self._ach_file_reached_bank():
+                    return True
+                # the window's file never got to the bank: the next try joins a later file
+                request.not_in_file = result.message_id
+                self._message_id = None
+                self._file_status = None
             except ActivityError as err:
                 workflow.logger.warning("rail submission failed: %s", err.cause)
             # reset before announcing action_required: a retry sent as soon as ops see it
@@ -351,6 +359,17 @@ class PaymentWorkflow:
             if self._cancel is not None:
                 return False
             await self._transition(PaymentStatus.PROCESSING)
+
+    async def _ach_file_reached_bank(self) -> bool:
+        """Wait for the batch workflow's word on the window's file (ACCP, RJCT or NOTSENT)."""
+        await workflow.wait_condition(
+            lambda: (
+                self._file_status is not None
+                or self._rail_event is not None
+                or self._return_event is not None
+            )
+        )
+        return self._file_status != NOT_SENT
 
     async def _await_rail_outcome(self) -> RailEvent:
         payment = self._payment
@@ -481,7 +500,9 @@ class PaymentWorkflow:
         self._adopt_rail_event(event)
 
     def _adopt_rail_event(self, event: RailEvent) -> None:
-        if event.status == RETURNED:
+        if event.status in (ACCEPTED, NOT_SENT):
+            self._file_status = self._file_status or event.status
+        elif event.status == RETURNED:
             self._return_event = self._return_event or event
         elif event.status in FINAL_RAIL_STATUSES and self._rail_event is None:
             self._rail_event = event

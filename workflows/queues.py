@@ -22,6 +22,7 @@ ACTIVITY_ROLE = {
     "observe_platform": "ledger",
     "submit_to_rail": "rails",
     "poll_rail_status": "rails",
+    "submit_ach_file": "rails",
     "record_payment_status": "payments",
     "record_review_escalation": "payments",
     "deliver_webhook": "payments",

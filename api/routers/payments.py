@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -52,6 +53,8 @@ from workflows.payment import PaymentWorkflow
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
+# the DFI account number field of a NACHA entry is 17 characters
+ACH_ACCOUNT_NUMBER = re.compile(r"[0-9]{4,17}")
 CANCELABLE = {
     PaymentStatus.PROCESSING,
     PaymentStatus.IN_REVIEW,
@@ -87,15 +90,30 @@ def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
                     param="creditor.bic",
                 ) from err
         return creditor.model_copy(update={"iban": iban.compact, "bic": bic})
-    if creditor.routing_number is not None and not routing_number_valid(creditor.routing_number):
+    if creditor.routing_number is None or creditor.account_number is None:
+        raise ProblemError(
+            422,
+            "routing_and_account_required",
+            "ACH needs creditor.routing_number and creditor.account_number.",
+            param="creditor.routing_number"
+            if creditor.routing_number is None
+            else "creditor.account_number",
+        )
+    if not routing_number_valid(creditor.routing_number):
         raise ProblemError(
             422,
             "invalid_routing_number",
             "creditor.routing_number fails the ABA check digit.",
             param="creditor.routing_number",
         )
-    # ACH arrives with the rails issue: its creditor is validated, but it cannot be paid yet
-    raise ProblemError(422, "rail_unavailable", f"Rail {rail} is not available yet.", param="rail")
+    if not ACH_ACCOUNT_NUMBER.fullmatch(creditor.account_number):
+        raise ProblemError(
+            422,
+            "invalid_account_number",
+            "creditor.account_number must be 4 to 17 digits.",
+            param="creditor.account_number",
+        )
+    return creditor
 
 
 async def load_payment(engine: AsyncEngine, tenant_id: str, payment_id: str) -> PaymentOut:
@@ -228,6 +246,8 @@ async def _start_payment(
                     initiated_by=principal.name,
                     remittance_info=body.remittance_info,
                     rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
+                    review_escalation_seconds=settings.payment_review_escalation_seconds,
+                    return_window_seconds=settings.ach_return_window_seconds,
                 ),
                 id=payment_id,
                 task_queue=settings.task_queue,

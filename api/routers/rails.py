@@ -1,20 +1,31 @@
-"""Rail callbacks: the bank's signed pacs.002 status reports become workflow signals."""
+"""Rail callbacks: the bank's signed status messages become payment workflow signals.
+
+SEPA sends pacs.002 status reports; ACH sends a settlement notice per file and NACHA return
+files. Every callback is signed (HMAC over timestamp and body); duplicates and out-of-order
+deliveries are harmless because the payment workflow keeps the first final status.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import AppSettings, Temporal
+from api.deps import AppSettings, Engine, Temporal
 from api.errors import ProblemError
 from iso20022.pacs002 import parse_pacs002
 from iso20022.schemas import SchemaError
+from nacha import NachaError, parse_file
+from payments.tables import ach_entries
 from workflows.models import RailEvent
 from workflows.payment import PaymentWorkflow
 
@@ -34,15 +45,13 @@ def signature_valid(
     return hmac.compare_digest(f"v1={expected.hexdigest()}", signature)
 
 
-@router.post("/sepa/callbacks", status_code=200, include_in_schema=False)
-async def sepa_callback(
+async def verified_body(
     request: Request,
-    temporal: Temporal,
     settings: AppSettings,
     banksim_timestamp: Annotated[str | None, Header()] = None,
     banksim_signature: Annotated[str | None, Header()] = None,
-) -> dict[str, int]:
-    """Verify the bank's signature, then signal each payment named in the pacs.002."""
+) -> bytes:
+    """The callback's body, once the bank's signature over it verifies (401 otherwise)."""
     body = await request.body()
     if not signature_valid(
         settings.rail_callback_secret,
@@ -52,20 +61,100 @@ async def sepa_callback(
         settings.rail_callback_tolerance_seconds,
     ):
         raise ProblemError(401, "invalid_signature", "The callback signature does not verify.")
+    return body
+
+
+VerifiedBody = Annotated[bytes, Depends(verified_body)]
+
+
+async def signal_payment(temporal: Client, payment_id: str, event: RailEvent) -> bool:
+    """Tell a payment what the rail said; False if no such payment is running."""
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
+    try:
+        await handle.signal(PaymentWorkflow.rail_event, event)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # not ours, or already finished: acknowledge so the bank stops retrying
+        log.warning("rail event for unknown payment", payment_id=payment_id)
+        return False
+    return True
+
+
+@router.post("/sepa/callbacks", status_code=200, include_in_schema=False)
+async def sepa_callback(body: VerifiedBody, temporal: Temporal) -> dict[str, int]:
+    """Signal each payment named in the bank's signed pacs.002."""
     try:
         report = parse_pacs002(body)
     except (SchemaError, ValueError) as err:
         raise ProblemError(400, "invalid_status_report", str(err)) from err
     signaled = 0
     for tx in report.transactions:
-        handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, tx.end_to_end_id)
         event = RailEvent(report.original_message_id, tx.status, tx.reason_code)
-        try:
-            await handle.signal(PaymentWorkflow.rail_event, event)
-            signaled += 1
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # not ours, or already finished: acknowledge so the bank stops retrying
-            log.warning("callback for unknown payment", end_to_end_id=tx.end_to_end_id)
+        signaled += await signal_payment(temporal, tx.end_to_end_id, event)
+    return {"signaled": signaled}
+
+
+class AchSettlementNotice(BaseModel):
+    """The bank's notice that a NACHA file settled (JSON)."""
+
+    event_id: str
+    type: str
+    file_id: str
+    settlement_date: str
+    trace_numbers: list[str]
+
+
+async def _payments_by_trace(engine: AsyncEngine, traces: list[str]) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(select(ach_entries).where(ach_entries.c.trace_number.in_(traces)))
+        ).all()
+    return {row.trace_number: row for row in rows}
+
+
+@router.post("/ach/callbacks", status_code=200, include_in_schema=False)
+async def ach_settlement(body: VerifiedBody, temporal: Temporal, engine: Engine) -> dict[str, int]:
+    """A settled file: every payment in it is settled (duplicates are harmless)."""
+    try:
+        notice = AchSettlementNotice.model_validate_json(body)
+    except ValueError as err:
+        raise ProblemError(400, "invalid_notice", str(err)) from err
+    if notice.type != "ach.file.settled":
+        return {"signaled": 0}
+    entries = await _payments_by_trace(engine, notice.trace_numbers)
+    signaled = 0
+    for trace in notice.trace_numbers:
+        entry = entries.get(trace)
+        if entry is None or entry.file_id != notice.file_id:
+            log.warning("settlement for unknown ACH entry", trace=trace, file_id=notice.file_id)
+            continue
+        signaled += await signal_payment(
+            temporal, entry.payment_id, RailEvent(entry.file_id, "ACSC")
+        )
+    return {"signaled": signaled}
+
+
+@router.post("/ach/returns", status_code=200, include_in_schema=False)
+async def ach_returns(body: VerifiedBody, temporal: Temporal, engine: Engine) -> dict[str, int]:
+    """A NACHA return file: each return names our original trace number and the R-code."""
+    try:
+        returned = parse_file(body.decode("ascii"))
+    except (NachaError, UnicodeDecodeError) as err:
+        raise ProblemError(400, "invalid_return_file", str(err)) from err
+    codes = {
+        entry.return_addenda.original_entry_trace_number: entry.return_addenda.return_reason_code
+        for batch in returned.batches
+        for entry in batch.entries
+        if entry.return_addenda is not None
+    }
+    entries = await _payments_by_trace(engine, list(codes))
+    signaled = 0
+    for trace, code in codes.items():
+        entry = entries.get(trace)
+        if entry is None:
+            log.warning("return for unknown ACH entry", trace=trace, code=code)
+            continue
+        event = RailEvent(entry.file_id, "RTRN", code)
+        signaled += await signal_payment(temporal, entry.payment_id, event)
     return {"signaled": signaled}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from activities.rails import RailActivities
+from activities.rails import SepaAdapter
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
 from payments.devstack import Stack
 from workflows.models import Creditor, PollInput, SubmitInput
@@ -35,14 +35,14 @@ async def test_resubmission_after_a_crash_is_recognised_as_the_same_message(
 ) -> None:
     payment_id = f"pay_{uuid.uuid4().hex[:20]}"
     async with httpx.AsyncClient(timeout=10) as client:
-        rails = RailActivities(client, stack.settings)
-        first = await rails.submit_to_rail(submit_input(payment_id))
-        again = await rails.submit_to_rail(submit_input(payment_id))
+        rails = SepaAdapter(client, stack.settings)
+        first = await rails.submit(submit_input(payment_id))
+        again = await rails.submit(submit_input(payment_id))
         assert (first.message_id, first.duplicate) == (payment_id, False)
         assert (again.message_id, again.duplicate) == (payment_id, True)
         poll = PollInput("sepa", payment_id, payment_id)
         for _ in range(100):
-            result = await rails.poll_rail_status(poll)
+            result = await rails.poll(poll)
             if result.event is not None and result.event.status != "ACCP":
                 break
             await asyncio.sleep(0.1)

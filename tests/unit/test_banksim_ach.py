@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from banksim.business_days import AchCalendar, fed_holidays, is_fed_business_day, parse_cutoffs
 from banksim.clock import ClockState, SimClock
 from nacha import is_return, parse_file
+from rails.business_days import AchCalendar, fed_holidays, is_fed_business_day, parse_cutoffs
 from tests.unit.test_banksim_support import (
     ACH_PATH,
     RETURNS_PATH,

@@ -1,4 +1,5 @@
-"""Federal Reserve business days and the FedACH cut-off windows.
+"""Business-day calendars of the rails: the Federal Reserve's (ACH, with the FedACH cut-off
+windows) and TARGET's (SEPA).
 
 The Fed observes the eleven federal holidays; one falling on a Sunday is observed the next
 Monday, one falling on a Saturday is not moved (the Fed stays open on the Friday before, unlike
@@ -37,6 +38,12 @@ def fed_holidays(year: int) -> frozenset[date]:
 def is_fed_business_day(day: date) -> bool:
     """Whether FedACH settles on `day`."""
     return day.weekday() < SATURDAY and day not in fed_holidays(day.year)
+
+
+def is_target_business_day(day: date) -> bool:
+    """Whether TARGET (and so SEPA) settles on `day`: weekdays except its closing days."""
+    closed = holidays.financial_holidays("XECB", years=day.year)
+    return day.weekday() < SATURDAY and day not in closed
 
 
 def parse_cutoffs(values: Sequence[str]) -> tuple[time, ...]:

@@ -1,0 +1,87 @@
+"""The NACHA file of one ACH origination window (credits to the creditors, PPD).
+
+Deterministic: the same window and entries always give the same bytes, so a file resent
+after a crash is a duplicate to the bank, never a second file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from nacha import Batch, EntryDetail, FileHeader, build_file
+
+CHECKING_CREDIT = 22
+CREDITS_ONLY = 220
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who originates: the platform's bank (ODFI) and the company the files are sent for."""
+
+    odfi_routing: str
+    company_id: str
+    company_name: str
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One payment in the file."""
+
+    payment_id: str
+    trace_number: str
+    amount_cents: int
+    creditor_name: str
+    routing_number: str
+    account_number: str
+
+
+def trace_number_for(odfi_routing: str, sequence: int) -> str:
+    """ODFI's 8-digit identification + a 7-digit sequence: unique per ODFI."""
+    return f"{odfi_routing[:8]}{sequence % 10_000_000:07d}"
+
+
+def build_window_file(
+    origin: Origin,
+    created_at: datetime,
+    file_id_modifier: str,
+    effective_date: date,
+    credits: Sequence[Credit],
+) -> str:
+    """The file: one credits-only PPD batch with an entry per payment, in trace order."""
+    entries = [
+        EntryDetail(
+            transaction_code=CHECKING_CREDIT,
+            receiving_dfi_routing=credit.routing_number,
+            dfi_account_number=credit.account_number,
+            amount_cents=credit.amount_cents,
+            # the payment id's tail: 15 characters is all the record has
+            individual_id=credit.payment_id[-15:],
+            individual_name=credit.creditor_name[:22],
+            discretionary_data="",
+            addenda=None,
+            trace_number=credit.trace_number,
+        )
+        for credit in sorted(credits, key=lambda credit: credit.trace_number)
+    ]
+    header = FileHeader(
+        immediate_destination=origin.odfi_routing,
+        immediate_origin=origin.odfi_routing,
+        destination_name="BANKSIM ODFI",
+        origin_name=origin.company_name[:23],
+        file_creation=created_at,
+        file_id_modifier=file_id_modifier,
+    )
+    batch = Batch(
+        service_class_code=CREDITS_ONLY,
+        company_name=origin.company_name[:16],
+        company_identification=origin.company_id,
+        sec_code="PPD",
+        company_entry_description="PAYMENT",
+        effective_entry_date=effective_date,
+        originating_dfi=origin.odfi_routing[:8],
+        batch_number=1,
+        entries=entries,
+    )
+    return build_file(header, [batch])

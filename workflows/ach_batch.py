@@ -1,0 +1,105 @@
+"""The ACH batch workflow: one per origination window, id `ach-batch-<window id>`.
+
+Payments join with the `add_entry` update (through update-with-start, so the first payment
+of a window starts it) until the window's submit time; then the workflow sends one NACHA
+file for all of them and tells each payment how the bank took it (`rail_event` signal:
+ACCP, RJCT for a refused file, NOTSENT when the bank stayed unreachable). Settlement and
+returns reach the payments directly from the bank's callbacks, by trace number.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models import (
+        AchBatchInput,
+        AchEntryInput,
+        AchEntryResult,
+        AchFileInput,
+        AchFileResult,
+        RailEvent,
+    )
+    from workflows.queues import activity_queue
+
+# the file is retried for a while; past that, each payment goes to action_required (ops)
+FILE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["file_refused"],
+)
+
+
+def batch_workflow_id(window_id: str) -> str:
+    """The workflow id of a window's batch."""
+    return f"ach-batch-{window_id}"
+
+
+@workflow.defn(name="AchBatch")
+class AchBatchWorkflow:
+    """Collects a window's ACH entries and submits them as one file; see module docstring."""
+
+    @workflow.init
+    def __init__(self, batch: AchBatchInput) -> None:
+        self._batch = batch
+        self._entries: dict[str, AchEntryInput] = {}
+        self._closed = False
+
+    @workflow.run
+    async def run(self, batch: AchBatchInput) -> AchFileResult:
+        """Wait for the submit time, send the file, tell every payment."""
+        wait = datetime.fromisoformat(batch.submit_at) - workflow.now()
+        if wait > timedelta(0):
+            await workflow.sleep(wait)
+        self._closed = True
+        # an update accepted just before closing finishes first: its payment is in the file
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        entries = sorted(self._entries.values(), key=lambda entry: entry.trace_number)
+        if not entries:
+            return AchFileResult(batch.file_id, status="EMPTY")
+        try:
+            result: AchFileResult = await workflow.execute_activity(
+                "submit_ach_file",
+                AchFileInput(batch, entries),
+                task_queue=activity_queue(workflow.info().task_queue, "submit_ach_file"),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=FILE_RETRY,
+                result_type=AchFileResult,
+            )
+        except ActivityError as err:
+            refused = isinstance(err.cause, ApplicationError) and err.cause.type == "file_refused"
+            result = AchFileResult(
+                batch.file_id,
+                status="RJCT" if refused else "NOTSENT",
+                reason=str(err.cause or err)[:200],
+            )
+        event = RailEvent(batch.file_id, result.status, "FF01" if result.status == "RJCT" else None)
+        for entry in entries:
+            handle = workflow.get_external_workflow_handle(entry.payment_id)
+            try:
+                await handle.signal("rail_event", event)
+            except ApplicationError:
+                # the payment workflow is gone (terminated by ops): nothing left to tell
+                workflow.logger.warning("payment %s not signaled", entry.payment_id)
+        return result
+
+    @workflow.update
+    def add_entry(self, entry: AchEntryInput) -> AchEntryResult:
+        """Put a payment in this window's file (idempotent per payment)."""
+        self._entries.setdefault(entry.payment_id, entry)
+        return AchEntryResult(self._batch.file_id, self._entries[entry.payment_id].trace_number)
+
+    @add_entry.validator
+    def _validate_add_entry(self, entry: AchEntryInput) -> None:
+        if self._closed and entry.payment_id not in self._entries:
+            raise ApplicationError("the window's file is being sent", type="window_closed")
+
+    @workflow.query
+    def entries(self) -> list[str]:
+        """Payment ids in this window's file so far."""
+        return list(self._entries)
