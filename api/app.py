@@ -20,6 +20,7 @@ from api.routers import (
     health,
     payments,
     rails,
+    reconciliations,
     screenings,
     webhooks,
 )
@@ -66,6 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(codec.router)
-    for module in (customers, accounts, deposits, payments, screenings, webhooks, rails):
+    for module in (
+        customers,
+        accounts,
+        deposits,
+        payments,
+        screenings,
+        webhooks,
+        rails,
+        reconciliations,
+    ):
         app.include_router(module.router, responses=problem_responses())
     return app

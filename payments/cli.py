@@ -88,6 +88,15 @@ async def _ops(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reconcile(statement_date: str, rails: list[str]) -> int:
+    from payments import ops
+
+    lines = await ops.reconcile(get_settings(), statement_date, rails)
+    await dispose_engines()
+    print("\n".join(lines))
+    return 1 if any(line.startswith("  ") for line in lines) else 0
+
+
 async def _verify_audit() -> int:
     from payments import audit
 
@@ -169,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     audit_commands = audit_p.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; exit 1 on any break")
 
+    recon = commands.add_parser(
+        "reconcile", help="reconcile a day's bank statements with the ledger; exit 1 on any gap"
+    )
+    recon.add_argument("--date", required=True, help="statement date, YYYY-MM-DD")
+    recon.add_argument("--rail", action="append", choices=["sepa", "ach"], help="default: both")
+
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
@@ -198,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("list", "show", "retry", "cancel", "review"):
         exit_without_finalizing(asyncio.run(_ops(args)))
+    if args.command == "reconcile":
+        exit_without_finalizing(asyncio.run(_reconcile(args.date, args.rail or ["sepa", "ach"])))
     if args.command == "audit":
         return asyncio.run(_verify_audit())
     if args.command == "ledger":

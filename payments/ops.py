@@ -7,6 +7,7 @@ access is the authority, and every action names its operator (four-eyes still ap
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,10 +17,11 @@ from sqlalchemy import func, select, text
 from payments import audit
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings
-from payments.tables import payment_status_history, payments
+from payments.tables import payment_status_history, payments, reconciliation_discrepancies
 from payments.temporal_client import connect
-from workflows.models import CancelInput, ReviewInput
+from workflows.models import CancelInput, ReconcileInput, ReviewInput
 from workflows.payment import PaymentWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 
 
 @dataclass
@@ -143,3 +145,31 @@ def format_row(row: Any) -> str:
         f"{row.id}  {row.status:<16} {row.rail:<5} {row.amount:>12} {row.currency}  "
         f"{row.tenant_id:<20} {updated}"
     )
+
+
+async def reconcile(settings: Settings, statement_date: str, rails: list[str]) -> list[str]:
+    """Run the reconciliation of `statement_date` now; lines describing each run."""
+    client = await connect(settings)
+    results = await client.execute_workflow(
+        ReconciliationWorkflow.run,
+        ReconcileInput(statement_date, rails),
+        id=f"reconciliation-{statement_date}-cli-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue,
+    )
+    lines = []
+    async with get_engine(settings).connect() as conn:
+        for result in results:
+            lines.append(
+                f"{result.run_id}: {result.matched} matched, {result.discrepancies} discrepancies"
+            )
+            found = await conn.execute(
+                select(reconciliation_discrepancies)
+                .where(reconciliation_discrepancies.c.run_id == result.run_id)
+                .order_by(reconciliation_discrepancies.c.seq)
+            )
+            for row in found:
+                lines.append(
+                    f"  {row.kind:<22} {row.reference:<36} ledger={row.ledger_amount} "
+                    f"statement={row.statement_amount} {row.currency}"
+                )
+    return lines

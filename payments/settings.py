@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     ach_submit_lead_seconds: float = 300.0
     ach_window_seconds: float = 0.0
     ach_return_window_seconds: float = 2 * 86400.0
+    # reconciliation of yesterday's bank statements (UTC cron)
+    reconciliation_cron: str = "30 6 * * *"
 
     @property
     def banksim_db_path(self) -> Path:

@@ -32,6 +32,7 @@ from activities.notify import WebhookActivities
 from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
+from activities.reconciliation import ReconciliationActivities
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
@@ -46,10 +47,12 @@ from workflows.ledger_maintenance import (
     LedgerMaintenanceWorkflow,
 )
 from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
-from workflows.models import ExpireInput
+from workflows.models import ExpireInput, ReconcileInput
 from workflows.onboarding import OnboardingWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.queues import ROLES, queue_for
+from workflows.reconciliation import SCHEDULE_ID as RECONCILIATION_SCHEDULE_ID
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = structlog.get_logger()
@@ -93,10 +96,13 @@ def build_workers(
         ledger.expire_pending,
         ledger.observe_platform,
     ]
-    rails = RailActivities(
-        SepaAdapter(http, settings), AchAdapter(http, engine, client, settings)
-    )
-    by_role["rails"] += [rails.submit_to_rail, rails.poll_rail_status, rails.submit_ach_file]
+    rails = RailActivities(SepaAdapter(http, settings), AchAdapter(http, engine, client, settings))
+    by_role["rails"] += [
+        rails.submit_to_rail,
+        rails.poll_rail_status,
+        rails.submit_ach_file,
+        ReconciliationActivities(http, engine, settings).reconcile_statement,
+    ]
     if lists is not None:
         by_role["compliance"] += compliance_list_activities(engine, lists, client, settings)
         # payments screen against the current lists (reloaded when a refresh records new ones)
@@ -127,6 +133,7 @@ def build_workers(
                     [
                         PaymentWorkflow,
                         AchBatchWorkflow,
+                        ReconciliationWorkflow,
                         LedgerMaintenanceWorkflow,
                         WebhookDeliveryWorkflow,
                         OnboardingWorkflow,
@@ -170,6 +177,24 @@ async def ensure_maintenance_schedule(client: Client, settings: Settings) -> Non
             )
 
 
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
+    """Reconcile yesterday's statements every morning (after the banks' end of day)."""
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(
+            RECONCILIATION_SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    ReconciliationWorkflow.run,
+                    ReconcileInput(),
+                    id=RECONCILIATION_SCHEDULE_ID,
+                    task_queue=settings.task_queue,
+                ),
+                spec=ScheduleSpec(cron_expressions=[settings.reconciliation_cron]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+
+
 async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
@@ -185,6 +210,7 @@ async def run(settings: Settings | None = None) -> None:
     client = await connect(settings, runtime=metrics_runtime(settings))
     await ensure_maintenance_schedule(client, settings)
     await ensure_list_refresh_schedule(client, settings)
+    await ensure_reconciliation_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -321,6 +321,33 @@ class AchFileResult:
     reason: str = ""
 
 
+@dataclass
+class ReconcileInput:
+    """Reconcile one rail's statement of one day (empty date: yesterday, UTC)."""
+
+    statement_date: str = ""
+    rails: list[str] = field(default_factory=lambda: ["sepa", "ach"])
+
+
+@dataclass
+class ReconcileRailInput:
+    """One rail's statement of one day."""
+
+    statement_date: str
+    rail: str
+
+
+@dataclass
+class ReconcileResult:
+    """A stored reconciliation run."""
+
+    run_id: str
+    rail: str
+    statement_date: str
+    matched: int
+    discrepancies: int
+
+
 # --- signals, updates, queries ---------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ ACTIVITY_ROLE = {
     "submit_to_rail": "rails",
     "poll_rail_status": "rails",
     "submit_ach_file": "rails",
+    "reconcile_statement": "rails",
     "record_payment_status": "payments",
     "record_review_escalation": "payments",
     "deliver_webhook": "payments",

@@ -1,0 +1,138 @@
+"""Reconciliation activity: fetch a rail's camt.053 statement, compare it with the ledger,
+store the run and every discrepancy, and log each one for alerting."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import structlog
+from sqlalchemy import delete, insert, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.metrics import count
+from iso20022.camt053 import parse_camt053
+from payments.settings import Settings
+from payments.tables import reconciliation_discrepancies, reconciliation_runs
+from rails.reconcile import Booking, reconcile
+from workflows.models import ReconcileRailInput, ReconcileResult
+
+log = structlog.get_logger()
+
+# the bank books SEPA on UTC dates and ACH on New York dates; so does our side of the match
+BOOKING_ZONE = {"sepa": ZoneInfo("UTC"), "ach": ZoneInfo("America/New_York")}
+LEDGER_BOOKINGS = text(
+    "SELECT p.id AS payment_id, t.code, t.amount, t.currency, e.trace_number"
+    " FROM ledger_transfers t"
+    " JOIN payments p ON p.id = split_part(t.id, ':', 1)"
+    " LEFT JOIN ach_entries e ON e.payment_id = p.id"
+    " WHERE t.code IN ('payment_post', 'payment_return') AND p.rail = :rail"
+    " AND t.created_at >= :start AND t.created_at < :end"
+)
+
+
+class ReconciliationActivities:
+    """Reads the bank's statement over HTTP and our bookings from PostgreSQL."""
+
+    def __init__(self, client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings) -> None:
+        self._client = client
+        self._engine = engine
+        self._settings = settings
+
+    async def _statement(self, day: str, rail: str) -> list[Booking]:
+        response = await self._client.get(
+            f"{self._settings.banksim_url}/v1/statements/{day}", params={"account": rail}
+        )
+        response.raise_for_status()  # an unreachable bank is retried by the workflow
+        statement = parse_camt053(response.content).for_account(rail)
+        return [
+            Booking(
+                entry.direction,
+                (entry.tx_id if rail == "ach" else entry.end_to_end_id) or entry.entry_ref or "",
+                entry.amount_minor,
+                entry.currency,
+            )
+            for entry in statement.entries
+        ]
+
+    async def _ledger(self, day: str, rail: str) -> list[Booking]:
+        zone = BOOKING_ZONE[rail]
+        start = datetime.combine(date.fromisoformat(day), time(), zone)
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    LEDGER_BOOKINGS,
+                    {"rail": rail, "start": start, "end": start + timedelta(days=1)},
+                )
+            ).all()
+        return [
+            Booking(
+                "CRDT" if row.code == "payment_return" else "DBIT",
+                row.trace_number if rail == "ach" else row.payment_id,
+                int(row.amount),
+                row.currency,
+                row.payment_id,
+            )
+            for row in rows
+        ]
+
+    @activity.defn(name="reconcile_statement")
+    async def reconcile_statement(self, request: ReconcileRailInput) -> ReconcileResult:
+        """Match one rail's statement of one day; the run is stored (rerun replaces it)."""
+        day, rail = request.statement_date, request.rail
+        statement = await self._statement(day, rail)
+        ledger = await self._ledger(day, rail)
+        outcome = reconcile(ledger, statement)
+        run_id = f"rec_{rail}_{day}"
+        values = {
+            "statement_date": date.fromisoformat(day),
+            "rail": rail,
+            "status": "discrepancies" if outcome.discrepancies else "matched",
+            "matched": outcome.matched,
+            "discrepancies": len(outcome.discrepancies),
+            "statement_entries": len(statement),
+            "ledger_entries": len(ledger),
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                pg_insert(reconciliation_runs)
+                .values(id=run_id, **values)
+                .on_conflict_do_update(index_elements=["id"], set_=values)
+            )
+            await conn.execute(
+                delete(reconciliation_discrepancies).where(
+                    reconciliation_discrepancies.c.run_id == run_id
+                )
+            )
+            for seq, found in enumerate(outcome.discrepancies, start=1):
+                await conn.execute(
+                    insert(reconciliation_discrepancies).values(
+                        run_id=run_id,
+                        seq=seq,
+                        kind=found.kind,
+                        reference=found.reference,
+                        payment_id=found.payment_id,
+                        currency=found.currency,
+                        ledger_amount=found.ledger_amount,
+                        statement_amount=found.statement_amount,
+                    )
+                )
+        for found in outcome.discrepancies:
+            log.error(
+                "reconciliation discrepancy",
+                run_id=run_id,
+                kind=found.kind,
+                reference=found.reference,
+                ledger_amount=found.ledger_amount,
+                statement_amount=found.statement_amount,
+            )
+            count(
+                "payments_reconciliation_discrepancies",
+                "Bank statement bookings the ledger disagrees with",
+                rail=rail,
+                kind=found.kind,
+            )
+        return ReconcileResult(run_id, rail, day, outcome.matched, len(outcome.discrepancies))

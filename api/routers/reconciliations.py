@@ -1,0 +1,148 @@
+"""Reconciliation runs (ops): run one now, list the runs, read a run's discrepancies.
+
+Reconciliation is of the platform's own accounts at the bank, so it spans tenants; only
+`ops` keys see it, and it shows references and amounts, never customer details.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from api.deps import AppSettings, Engine, Ops, Temporal
+from api.errors import ProblemError
+from payments.tables import reconciliation_discrepancies, reconciliation_runs
+from workflows.models import ReconcileInput
+from workflows.reconciliation import ReconciliationWorkflow
+
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
+
+
+class ReconciliationCreate(BaseModel):
+    """Which statement to reconcile now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    statement_date: date
+    rails: list[Literal["sepa", "ach"]] = Field(default=["sepa", "ach"], min_length=1)
+
+
+class DiscrepancyOut(BaseModel):
+    """A booking the bank's statement and the ledger disagree on."""
+
+    kind: str
+    reference: str
+    payment_id: str | None
+    currency: str
+    ledger_amount: int | None
+    statement_amount: int | None
+
+
+class ReconciliationOut(BaseModel):
+    """One rail's reconciliation of one statement date."""
+
+    id: str
+    object: Literal["reconciliation"] = "reconciliation"
+    statement_date: date
+    rail: str
+    status: str
+    matched: int
+    statement_entries: int
+    ledger_entries: int
+    discrepancies: list[DiscrepancyOut] = []
+
+
+class ReconciliationList(BaseModel):
+    """A page of runs, newest statement first."""
+
+    data: list[ReconciliationOut]
+    has_more: bool
+
+
+async def _load(engine: Engine, run_ids: list[str]) -> list[ReconciliationOut]:
+    async with engine.connect() as conn:
+        runs = (
+            await conn.execute(
+                select(reconciliation_runs).where(reconciliation_runs.c.id.in_(run_ids))
+            )
+        ).all()
+        found = (
+            await conn.execute(
+                select(reconciliation_discrepancies)
+                .where(reconciliation_discrepancies.c.run_id.in_(run_ids))
+                .order_by(reconciliation_discrepancies.c.seq)
+            )
+        ).all()
+    by_run: dict[str, list[DiscrepancyOut]] = {}
+    for row in found:
+        by_run.setdefault(row.run_id, []).append(DiscrepancyOut.model_validate(row._mapping))
+    by_id = {
+        run.id: ReconciliationOut(
+            id=run.id,
+            statement_date=run.statement_date,
+            rail=run.rail,
+            status=run.status,
+            matched=run.matched,
+            statement_entries=run.statement_entries,
+            ledger_entries=run.ledger_entries,
+            discrepancies=by_run.get(run.id, []),
+        )
+        for run in runs
+    }
+    return [by_id[run_id] for run_id in run_ids if run_id in by_id]
+
+
+@router.post("", status_code=200, response_model=ReconciliationList)
+async def run_reconciliation(
+    body: ReconciliationCreate,
+    _: Ops,
+    engine: Engine,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> ReconciliationList:
+    """Reconcile a statement date now (the daily schedule does yesterday by itself)."""
+    results = await temporal.execute_workflow(
+        ReconciliationWorkflow.run,
+        ReconcileInput(body.statement_date.isoformat(), list(body.rails)),
+        id=f"reconciliation-{body.statement_date.isoformat()}-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue,
+    )
+    return ReconciliationList(data=await _load(engine, [r.run_id for r in results]), has_more=False)
+
+
+@router.get("", response_model=ReconciliationList)
+async def list_reconciliations(
+    _: Ops,
+    engine: Engine,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> ReconciliationList:
+    """The latest runs with their discrepancies."""
+    async with engine.connect() as conn:
+        ids = (
+            (
+                await conn.execute(
+                    select(reconciliation_runs.c.id)
+                    .order_by(reconciliation_runs.c.statement_date.desc(), reconciliation_runs.c.id)
+                    .limit(limit + 1)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return ReconciliationList(
+        data=await _load(engine, list(ids[:limit])), has_more=len(ids) > limit
+    )
+
+
+@router.get("/{run_id}", response_model=ReconciliationOut)
+async def get_reconciliation(run_id: str, _: Ops, engine: Engine) -> ReconciliationOut:
+    """One run and every discrepancy it found."""
+    runs = await _load(engine, [run_id])
+    if not runs:
+        raise ProblemError(404, "reconciliation_not_found", f"No reconciliation {run_id}.")
+    return runs[0]

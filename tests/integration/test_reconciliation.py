@@ -1,0 +1,62 @@
+"""Reconciliation through the real stack: the bank's camt.053 against the ledger finds the
+discrepancies planted in the statement, and only those."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from payments.devstack import Stack
+from tests.integration.helpers import (
+    Tenant,
+    funded_account,
+    pay,
+    payment_body,
+    wait_for_status,
+)
+
+
+async def test_reconciliation_finds_planted_discrepancies(tenant: Tenant, stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+        # other tests move the bank's clock forward; book today's payments on today's date
+        clock = await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
+        assert clock.status_code == 200, clock.text
+        account = await funded_account(tenant, 10_000)
+        paid = [await pay(tenant.partner, payment_body(account["id"], 1_000 + i)) for i in range(3)]
+        for payment in paid:
+            await wait_for_status(tenant.partner, payment["id"], {"settled"})
+        today = datetime.now(UTC).date().isoformat()
+        dropped, changed, intact = (payment["id"] for payment in paid)
+        for adjustment in (
+            {"action": "drop", "reference": dropped},
+            {"action": "change_amount", "reference": changed, "amount": 999_999},
+            {"action": "add", "reference": "UNKNOWN-PLANTED", "amount": 4_242, "currency": "EUR"},
+        ):
+            planted = await bank.post(
+                "/v1/admin/statement-adjustments",
+                json={"date": today, "rail": "sepa", **adjustment},
+            )
+            assert planted.status_code == 201, planted.text
+
+    response = await tenant.ops.post(
+        "/v1/reconciliations", json={"statement_date": today, "rails": ["sepa"]}
+    )
+    assert response.status_code == 200, response.text
+    (run,) = response.json()["data"]
+    assert run["status"] == "discrepancies"
+    found = {d["reference"]: d for d in run["discrepancies"]}
+    assert found[dropped]["kind"] == "missing_in_statement"
+    assert found[dropped]["ledger_amount"] == 1_000
+    assert (found[changed]["kind"], found[changed]["statement_amount"]) == (
+        "amount_mismatch",
+        999_999,
+    )
+    assert found["UNKNOWN-PLANTED"]["kind"] == "missing_in_ledger"
+    assert intact not in found
+    assert run["matched"] >= 1
+    stored = await tenant.ops.get(f"/v1/reconciliations/{run['id']}")
+    assert stored.status_code == 200
+    assert {d["reference"] for d in stored.json()["discrepancies"]} >= {dropped, changed}
+    refused = await tenant.partner.get("/v1/reconciliations")
+    assert refused.status_code == 403
