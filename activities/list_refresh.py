@@ -262,7 +262,7 @@ class WatchLists:
     async def current(self, *, force: bool = False) -> LoadedLists:
         """The lists to screen with: reloaded first if the recorded versions changed.
 
-        The check costs one small query at most every `check_seconds` (always when `force`).
+        The check costs one small query at most every `check_seconds`; `force` checks now.
         While another task reloads, callers keep screening with the lists they have, unless
         `force`d, when they wait for it.
         """
@@ -278,7 +278,7 @@ class WatchLists:
             if not stored or all(loaded.get(name) == v for name, v in wanted.items()):
                 self._seen = wanted
                 return self._loaded
-            if wanted == self._seen and not force:
+            if wanted == self._seen:  # reloaded for these already (the source moved on since)
                 return self._loaded
             self._seen = wanted
             configured = self._loaded.sources
