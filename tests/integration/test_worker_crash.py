@@ -1,11 +1,15 @@
-"""SIGKILL the worker with payments in flight: every payment still finishes, money moves once."""
+"""SIGKILL the worker with payments in flight: every payment still finishes, money moves once,
+and the bank books each payment once."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+import httpx
 from sqlalchemy import select
 
+from iso20022.camt053 import parse_camt053
 from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack
 from payments.tables import ledger_transfers
@@ -63,3 +67,32 @@ async def test_worker_killed_twice_mid_flight_loses_nothing(tenant: Tenant, stac
         "pending": 0,
         "available": 100_000 - PAYMENTS * AMOUNT,
     }
+
+
+async def test_worker_killed_during_submission_bank_books_each_payment_once(
+    tenant: Tenant, stack: Stack
+) -> None:
+    account = await funded_account(tenant, 10_000)
+    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+        await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
+        # the bank stores each submission but does not answer: the worker dies waiting
+        faults = {"seed": 7, "timeout_rate": 1.0, "timeout_seconds": 4.0}
+        await bank.put("/v1/admin/faults", json=faults)
+        try:
+            paid = [await pay(tenant.partner, payment_body(account["id"], 300)) for _ in range(3)]
+            await asyncio.sleep(1.5)
+            stack.kill("worker")
+        finally:
+            await bank.put("/v1/admin/faults", json={})
+            if "worker" not in stack.processes:
+                stack.start_worker()
+        ids = [payment["id"] for payment in paid]
+        finals = [await wait_for_status(tenant.partner, pid, TERMINAL, timeout=120) for pid in ids]
+        assert [p["status"] for p in finals] == ["settled"] * 3
+        today = datetime.now(UTC).date().isoformat()
+        response = await bank.get(f"/v1/statements/{today}", params={"account": "sepa"})
+        assert response.status_code == 200
+    booked = [e.end_to_end_id for e in parse_camt053(response.content).for_account("sepa").entries]
+    # resubmitted after the crash, recognised by message id: each payment is booked once
+    assert [booked.count(pid) for pid in ids] == [1, 1, 1]
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 10_000 - 900
