@@ -32,6 +32,14 @@ from payments.tables import ledger_accounts, ledger_entries, ledger_transfer_fai
 _RETRYABLE = {"40P01", "40001", "23505"}
 _ATTEMPTS = 5
 _CREATE = text("SELECT ledger_create_transfers(CAST(:events AS jsonb), :now)")
+# A batch of one takes the single-event function: same rules, without the batch machinery.
+_CREATE_ONE = text(
+    "SELECT ledger_create_transfer(CAST(:id AS text), CAST(:kind AS text),"
+    " CAST(:debit_account_id AS text), CAST(:credit_account_id AS text),"
+    " CAST(:amount AS bigint), CAST(:currency AS text), CAST(:code AS text),"
+    " CAST(:pending_id AS text), CAST(:timeout_seconds AS integer), CAST(:linked AS boolean),"
+    " CAST(:now AS timestamptz))"
+)
 _EXPIRE = text("SELECT ledger_expire_pending(:now)")
 
 
@@ -62,6 +70,9 @@ async def create_transfers_in(
     """Apply a batch inside the caller's transaction (commits with the caller's other rows)."""
     if not batch:
         return []
+    if len(batch) == 1:
+        code = (await conn.execute(_CREATE_ONE, {**_event(batch[0]), "now": now})).scalar_one()
+        return [TransferResult(code)]
     events = json.dumps([_event(transfer) for transfer in batch])
     codes = (await conn.execute(_CREATE, {"events": events, "now": now})).scalar_one()
     return [TransferResult(code) for code in codes]
