@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test install lint typecheck fmt unit clean bench-ledger record-histories bench load
+.PHONY: chaos dev test install lint typecheck fmt unit clean bench-ledger record-histories bench load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,11 @@ typecheck: $(STAMP)
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+# chaos at scale: two workers, 300 payments, workers/Temporal/PostgreSQL killed, the bank
+# failing; CHAOS_SEED=<seed> replays a run (a short version runs inside `make test`)
+chaos: $(STAMP)
+	CHAOS_PAYMENTS=$${CHAOS_PAYMENTS:-300} $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/chaos
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py

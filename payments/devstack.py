@@ -169,10 +169,16 @@ class Stack:
         self._await_ready("banksim", lambda: http_ok(f"{self.settings.banksim_url}/healthz"))
 
     def start_worker(self, name: str = "worker") -> None:
-        """One payments worker process; ready once it polls its task queue."""
+        """One payments worker process; ready once it polls its task queue.
+
+        Workers other than the first export no metrics (they would share its port).
+        """
         log = self.log_dir / f"{name}.log"
         already = log.read_text(errors="replace").count(READY_MESSAGE) if log.exists() else 0
-        self._spawn(name, [sys.executable, "-m", "workers"])
+        settings = self.settings
+        if name != "worker":
+            settings = settings.model_copy(update={"worker_metrics_port": 0})
+        self._spawn(name, [sys.executable, "-m", "workers"], settings_env(settings))
         self._await_ready(
             name, lambda: log.read_text(errors="replace").count(READY_MESSAGE) > already
         )
