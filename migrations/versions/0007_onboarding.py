@@ -10,14 +10,11 @@ Revises: 0006
 Create Date: 2026-11-29
 """
 
-from pathlib import Path
 
 from alembic import op
 
 revision = "0007"
-# 0006 is being written alongside this revision; until it lands, chain onto 0005 so that the
-# history always has exactly one head.
-down_revision = "0006" if any(Path(__file__).parent.glob("0006_*.py")) else "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
