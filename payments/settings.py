@@ -118,14 +118,14 @@ class Settings(BaseSettings):
     list_version_check_seconds: float = 5.0
     # customers per page (activity) when every customer is screened again after a list update
     rescreen_page_size: int = 200
-    # a customer KYC review left waiting this long is escalated (flagged; never decided)
+    # a review (customer KYC or payment) left waiting this long is escalated (flagged; never
+    # decided by time)
     review_escalation_seconds: float = 86400.0
     # how long POST /v1/customers waits for the KYC decision before answering `pending`
     onboarding_wait_seconds: float = 5.0
     # --- end onboarding block ---
 
-    # payment reviews and velocity limits (minor units per rolling 24 h, by KYC risk tier)
-    payment_review_escalation_seconds: float = 86400.0
+    # payment velocity limits (minor units per rolling 24 h, by KYC risk tier)
     limit_daily_amount_low: int = 5_000_000
     limit_daily_amount_medium: int = 2_000_000
     limit_daily_amount_high: int = 500_000

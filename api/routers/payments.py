@@ -246,7 +246,7 @@ async def _start_payment(
                     initiated_by=principal.name,
                     remittance_info=body.remittance_info,
                     rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
-                    review_escalation_seconds=settings.payment_review_escalation_seconds,
+                    review_escalation_seconds=settings.review_escalation_seconds,
                     return_window_seconds=settings.ach_return_window_seconds,
                 ),
                 id=payment_id,
