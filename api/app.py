@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from activities.list_refresh import WatchLists
 from api.errors import install_error_handlers, problem_responses
 from api.limits import RateLimiter, RequestLimitsMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
@@ -24,7 +25,6 @@ from api.routers import (
     screenings,
     webhooks,
 )
-from compliance.screening import load_matcher
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect
@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = get_engine(settings)
         app.state.temporal = await connect(settings)
-        app.state.matcher = load_matcher(settings)
+        # the same versioned lists as the workers, reloaded when a refresh records new ones
+        app.state.lists = await WatchLists.load(app.state.engine, settings)
         yield
         await dispose_engines()
 

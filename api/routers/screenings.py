@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from activities.list_refresh import WatchLists
 from api.deps import Reader
 from api.schemas import ScreeningCreate, ScreeningHitOut, ScreeningOut
-from compliance.matcher import Matcher, decision_for
+from compliance.matcher import decision_for
 from payments.ids import new_id
 
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
@@ -15,10 +16,13 @@ router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 @router.post("", response_model=ScreeningOut)
 async def screen(body: ScreeningCreate, principal: Reader, request: Request) -> ScreeningOut:
     """Screen a name; hits at or above the review threshold, with scores and explanations."""
-    matcher: Matcher = request.app.state.matcher
+    lists: WatchLists = request.app.state.lists
+    loaded = await lists.current()
+    matchers = (loaded.sanctions, loaded.pep)
     party_type = {"individual": "individual", "business": "entity"}.get(body.type or "")
     hits = [
         hit
+        for matcher in matchers
         for hit in matcher.screen(body.name, country=body.country, party_type=party_type)
         if hit.decision != "clear"
     ]
@@ -38,5 +42,5 @@ async def screen(body: ScreeningCreate, principal: Reader, request: Request) -> 
             )
             for hit in hits
         ],
-        list_versions=[lst.version for lst in matcher.lists],
+        list_versions=[lst.version for matcher in matchers for lst in matcher.lists],
     )
