@@ -68,6 +68,7 @@ class FakeBank:
     poll_event: RailEvent | None = None
     limits_exceeded: list[str] = field(default_factory=list)
     escalations: list[float] = field(default_factory=list)
+    submitted: list[SubmitInput] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
 
@@ -101,6 +102,7 @@ class FakeBank:
         @activity.defn(name="submit_to_rail")
         async def submit(req: SubmitInput) -> SubmitResult:
             self.calls.append("submit")
+            self.submitted.append(req)
             if self.submit_failures > 0:
                 self.submit_failures -= 1
                 raise RuntimeError("bank unavailable: HTTP 503")
@@ -489,3 +491,32 @@ async def test_ach_without_return_stays_settled_after_the_window(env: WorkflowEn
     assert view.status == "settled"
     # one last look at the bank when the window closes, in case a return callback was lost
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]
+
+
+async def test_ach_file_never_sent_waits_for_ops_then_joins_a_later_file(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        for _ in range(100):
+            if bank.submitted:
+                break
+            await asyncio.sleep(0.05)
+        # the batch workflow gave up on the bank: this file never reached it
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "NOTSENT"))
+        await wait_status(handle, "action_required")
+        await handle.signal(PaymentWorkflow.retry)
+        await wait_status(handle, "processing")
+        for _ in range(100):
+            if len(bank.submitted) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACCP"))
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+    # the second submission may not reuse the file that never went out
+    assert [s.not_in_file for s in bank.submitted] == ["", handle.id]
+    assert bank.statuses == ["action_required", "processing", "submitted", "settled"]
