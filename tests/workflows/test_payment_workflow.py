@@ -450,11 +450,17 @@ ACH = dict(
 )
 
 
+async def file_accepted(handle: WorkflowHandle[PaymentWorkflow, PaymentView]) -> None:
+    """The ACH batch workflow's word that the window's file reached the bank."""
+    await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACCP"))
+    await wait_status(handle, "submitted")
+
+
 async def test_ach_return_after_settlement_credits_the_debtor(env: WorkflowEnvironment) -> None:
     bank = FakeBank()
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker, **ACH)
-        await wait_status(handle, "submitted")
+        await file_accepted(handle)
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
         await wait_status(handle, "settled")
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "R01"))
@@ -473,7 +479,7 @@ async def test_ach_return_overtaking_settlement_still_posts_then_reverses(
     bank = FakeBank()
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker, **ACH)
-        await wait_status(handle, "submitted")
+        await file_accepted(handle)
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "R03"))
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
         view = await handle.result()
@@ -485,7 +491,7 @@ async def test_ach_without_return_stays_settled_after_the_window(env: WorkflowEn
     bank = FakeBank()
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker, **ACH)
-        await wait_status(handle, "submitted")
+        await file_accepted(handle)
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
         view = await handle.result()  # time skips over the return window
     assert view.status == "settled"
