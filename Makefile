@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chaos dev test install lint typecheck fmt unit clean bench-ledger record-histories bench load
+.PHONY: chaos dev test install lint typecheck fmt unit clean bench-ledger record-histories bench load bench-screening
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -44,6 +44,11 @@ chaos: $(STAMP)
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
+
+# sanctions screening: our matcher against nomenklatura's logic-v2 and ofac (installed here only)
+bench-screening: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench-screening]'
+	$(BIN)/python bench/screening_bench.py
 
 # payments through the API against bare Temporal, side by side (docs/performance.md);
 # e.g. make bench BENCH_ARGS="--payments 200 --concurrency 16"

@@ -235,7 +235,7 @@ def baseline_scorer(query: str, result: str) -> float:
     return fuzz.token_sort_ratio(query, result, processor=utils.default_process)
 
 
-def _print_table(rows: Sequence[tuple[str, Agreement]]) -> None:
+def print_table(rows: Sequence[tuple[str, Agreement]]) -> None:
     header = f"{'scorer':<28}{'pairs':>6}{'pearson':>9}{'spearman':>9}{'MAE':>7}"
     header += "".join(f"{'agree@' + str(t):>10}" for t in THRESHOLDS) + f"{'unret>=85':>11}"
     print(header)
@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"{len(pairs)} pairs from {SCORES_CSV.name} ({len(pairs) - returned} not returned by OFAC)"
     )
-    _print_table(
+    print_table(
         [
             ("matcher (defaults)", agreement(pairs, matcher_scorer(settings))),
             ("matcher (untuned start)", agreement(pairs, matcher_scorer(UNTUNED))),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import process
 from rapidfuzz.distance import Indel, JaroWinkler
@@ -29,6 +30,7 @@ from compliance.names import first_letter_classes, name_tokens
 _class_bits: dict[str, int] = {}
 
 
+@lru_cache(maxsize=1 << 16)
 def onset_mask(token: str) -> int:
     """`first_letter_classes(token)` as a bit mask, so that "same onset class" is one `&`."""
     mask = 0
@@ -38,6 +40,14 @@ def onset_mask(token: str) -> int:
             bit = _class_bits[onset] = 1 << len(_class_bits)
         mask |= bit
     return mask
+
+
+@lru_cache(maxsize=1 << 16)
+def block_mask(token: str) -> int:
+    """The onset blocks a token is filed and looked up under: its onset classes plus the
+    class of its bare first letter, so that tokens starting with the same letter always meet
+    ("GKHANEM" is read as G+K, "GHASEMI" as the digraph GH)."""
+    return onset_mask(token) | onset_mask(token[:1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +134,13 @@ class NameIndex:
         self.longest_token = max(self.token_lengths, default=0)
         self.longest_joined = max((len(n.joined) for n in self.names), default=0)
         token_blocks: dict[int, list[int]] = defaultdict(list)
-        for token_id in range(len(self.vocabulary)):
-            for bit in _bits(self.token_onsets[token_id]):
+        tails: dict[str, list[int]] = defaultdict(list)
+        self._token_blocks_of = [block_mask(t) for t in self.vocabulary]
+        for token_id, token in enumerate(self.vocabulary):
+            for bit in _bits(self._token_blocks_of[token_id]):
                 token_blocks[bit].append(token_id)
+            tails[token[1:]].append(token_id)
+        self._tails = {tail: tuple(ids) for tail, ids in tails.items()}
         self._token_blocks = {
             bit: _Block.build(ids, self.vocabulary) for bit, ids in token_blocks.items()
         }
@@ -153,13 +167,15 @@ class NameIndex:
     ) -> list[tuple[int, float]]:
         """Vocabulary tokens (id, similarity) scoring at least `floor` against `token`.
 
-        Only tokens sharing an onset class with `token` and of one of `lengths` are compared.
+        Only tokens sharing an onset block with `token` (`block_mask`) and of one of `lengths`
+        are compared in bulk, plus the few one first-letter edit away (`first_letter_edits`).
         `similarity(token, token_id)` must never exceed raw Jaro-Winkler with `prefix_weight`:
         the C-side pass cuts at the floor, the exact similarity is computed for survivors only.
         """
         found: list[tuple[int, float]] = []
         seen: set[int] = set()
-        for bit in _bits(onset_mask(token)):
+        mask = block_mask(token)
+        for bit in _bits(mask):
             block = self._token_blocks.get(bit)
             if block is None:
                 continue
@@ -179,6 +195,28 @@ class NameIndex:
                 score = similarity(token, token_id)
                 if score >= floor:
                     found.append((token_id, score))
+        for token_id in self.first_letter_edits(token):
+            if token_id not in seen and not self._token_blocks_of[token_id] & mask:
+                score = similarity(token, token_id)
+                if score >= floor:
+                    found.append((token_id, score))
+        return found
+
+    def first_letter_edits(self, token: str) -> set[int]:
+        """Vocabulary tokens one edit of the first letters away from `token` (an extra,
+        missing, wrong or swapped first letter: "EPATRACA", "ATRACA", "XATRACA", "APTRACA" for
+        "PATRACA"). The onset blocks cannot find them, and only they (or tokens of 15 letters
+        and more) can score as high across onset classes."""
+        found: set[int] = set()
+        exact = self.token_ids.get(token[1:])
+        if exact is not None:
+            found.add(exact)
+        found.update(self._tails.get(token, ()))
+        found.update(self._tails.get(token[1:], ()))
+        if len(token) > 1:
+            swapped = self.token_ids.get(token[1] + token[0] + token[2:])
+            if swapped is not None:
+                found.add(swapped)
         return found
 
     def names_with(self, token_ids: Iterable[int]) -> set[int]:

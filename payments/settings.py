@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     # compliance
     sanctions_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
 
+    # --- sanctions name matching (#4; owned by the screening engine) ---
+    # name-match scores (0..1) at which a hit goes to review / is treated as a confirmed
+    # match; defaults = compliance.matcher.MatcherSettings, chosen with `make bench-screening`
+    # (pass them as MatcherSettings.with_thresholds(review, block))
+    screening_review_threshold: float = 0.86
+    screening_block_threshold: float = 0.98
+
     # --- customer onboarding and watch-list refresh (#4; owned by onboarding) ---
     # where the sanctions lists come from: a directory of OFAC CSV files (sdn.csv, alt.csv,
     # add.csv) or an http(s) URL serving them; empty means `sanctions_dir`

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import importlib.util
-import random
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compliance.lists import ListEntity, StaticWatchList, load_ofac, load_pep_csv
+from compliance.lists import EntityType, ListEntity, StaticWatchList, load_ofac, load_pep_csv
 from compliance.matcher import (
     Matcher,
     MatcherSettings,
     _Query,
     decision_for,
     score_names,
+    score_tokens,
     token_similarity,
 )
+from compliance.name_index import IndexedName
 from compliance.names import first_letter_classes, name_tokens, normalize_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -198,33 +199,93 @@ def test_candidate_index_bounds_the_work(matcher: Matcher) -> None:
         "Erika Mustermann",
         "Northwind Logistics Ltd",
     ]
-    counts = [matcher.candidate_count(q) for q in queries]
+    stats = [matcher.search_stats(q) for q in queries]
     assert matcher.name_count > 20_000
+    assert all(s.indexed == matcher.name_count for s in stats)
+    counts = [s.candidates for s in stats]
     assert all(c < 0.02 * matcher.name_count for c in counts), counts
     assert sum(counts) / len(counts) < 0.01 * matcher.name_count
+    # the score bounds leave only a handful of names to pair up token by token
+    assert all(s.scored <= s.candidates for s in stats)
+    assert sum(s.scored for s in stats) < 0.1 * sum(counts), stats
+
+
+def test_common_short_tokens_are_not_looked_up_when_long_ones_decide(matcher: Matcher) -> None:
+    # "al" alone is held by thousands of names; a query with a distinctive long part only
+    # needs the names that share that part
+    assert matcher.candidate_count("AL") > 2_000
+    for query in ("AL QAEDA", "al Baghdadi", "AL ZARQAWI"):
+        assert matcher.candidate_count(query) < 200, query
 
 
 class _BruteForce(Matcher):
-    """Scores every indexed name: the reference the index must agree with."""
+    """Scores every indexed name in full (no candidates, no bounds): the reference the index
+    and its bounds must agree with."""
 
     def _candidates(self, query: _Query) -> tuple[set[int], set[int]]:
         everything = set(range(self.name_count))
         return everything, everything
 
+    def _reachable(
+        self, query: _Query, name: IndexedName, rows: list[tuple[float, ...]], floor: float
+    ) -> bool:
+        return True
 
-def test_candidate_index_loses_no_hit(ofac: StaticWatchList, matcher: Matcher) -> None:
-    brute = _BruteForce([ofac], DEFAULTS)
-    indexed = Matcher([ofac], DEFAULTS)
-    rng = random.Random(5)
-    queries = ["AL QAEDA", "Mohammed Ali", "Usama Bin Ladn"]
-    for entity in rng.sample(list(ofac.entities), 6):
-        name = rng.choice(entity.names).name
-        tokens = name.replace(",", " ").split()
-        rng.shuffle(tokens)
-        queries.append(" ".join(tokens)[:-1])  # reordered and truncated
-    for query in queries:
-        expected = [(h.entity_id, h.score) for h in brute.screen(query, limit=100)]
-        assert [(h.entity_id, h.score) for h in indexed.screen(query, limit=100)] == expected
+
+@pytest.fixture(scope="module")
+def brute(ofac: StaticWatchList) -> _BruteForce:
+    return _BruteForce([ofac], DEFAULTS)
+
+
+@pytest.fixture(scope="module")
+def indexed(ofac: StaticWatchList) -> Matcher:
+    return Matcher([ofac], DEFAULTS)
+
+
+def _hits(matcher: Matcher, query: str) -> list[tuple[str, float]]:
+    return [(h.entity_id, h.score) for h in matcher.screen(query, limit=1000)]
+
+
+def _agree(indexed: Matcher, brute: Matcher, query: str) -> None:
+    """Same hits, and the same score for every name down to the candidate floor (which sits
+    below the review threshold by the largest bonus an adjustment can add)."""
+    assert _hits(indexed, query) == _hits(brute, query)
+    tokens = name_tokens(query)
+    assert indexed._scores(tokens)[0] == brute._scores(tokens)[0]
+
+
+@pytest.mark.parametrize(
+    "query", ["AL QAEDA", "ALQAEDA", "Mohammed Ali", "Usama Bin Ladn", "Bashir ud din", "Z"]
+)
+def test_candidate_index_loses_no_hit(brute: Matcher, indexed: Matcher, query: str) -> None:
+    _agree(indexed, brute, query)
+
+
+def _typo(name: str, position: int, kind: int) -> str:
+    i = position % len(name)
+    if kind == 0:
+        return name[:i] + name[i + 1 :]
+    if kind == 1:
+        return name[:i] + "e" + name[i:]
+    return name[:i] + "a" + name[i + 1 :]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_candidate_index_agrees_with_scoring_every_name(
+    ofac: StaticWatchList, brute: Matcher, indexed: Matcher, data: st.DataObject
+) -> None:
+    entity = data.draw(st.sampled_from(_entities(ofac)))
+    words = data.draw(st.sampled_from([n.name for n in entity.names])).replace(",", " ").split()
+    words = data.draw(st.permutations(words))
+    if len(words) > 2 and data.draw(st.booleans()):
+        words = words[:-1]  # a dropped name part
+    query = " ".join(words)
+    if data.draw(st.booleans()):
+        query = _typo(query, data.draw(st.integers(0, 100)), data.draw(st.integers(0, 2)))
+    _agree(indexed, brute, query)
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -250,6 +311,84 @@ def _entities(ofac: StaticWatchList) -> list[ListEntity]:
 
 
 @settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_an_exact_listed_name_hits_its_entity_with_score_one(
+    matcher: Matcher, ofac: StaticWatchList, data: st.DataObject
+) -> None:
+    entity = data.draw(st.sampled_from(_entities(ofac)))
+    name = data.draw(st.sampled_from([n.name for n in entity.names]))
+    party = "individual" if entity.type is EntityType.INDIVIDUAL else "entity"
+    hits = [
+        h for h in matcher.screen(name, party_type=party, limit=1000) if h.entity_id == entity.id
+    ]
+    assert hits and hits[0].score == 1.0 and hits[0].decision == "block"
+    # without the party type (as payments screen) it is still found, at review level at least
+    plain = [h for h in matcher.screen(name, limit=1000) if h.entity_id == entity.id]
+    assert plain and plain[0].score >= DEFAULTS.review_threshold
+
+
+_ACCENTED = {"a": "áàâä", "e": "éèêë", "i": "íìîï", "o": "óòôöø", "u": "úùûü", "c": "ç", "n": "ñ"}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_word_order_case_and_accents_never_change_the_score(
+    matcher: Matcher, ofac: StaticWatchList, data: st.DataObject
+) -> None:
+    entity = data.draw(st.sampled_from(_entities(ofac)))
+    name = data.draw(st.sampled_from([n.name for n in entity.names]))
+    words = name.replace(",", " ").split()
+    if data.draw(st.booleans()) and len(words) > 2:
+        words = words[1:]  # not only exact names: a shortened one scores below 1.0
+    base = " ".join(words)
+    shuffled = data.draw(st.permutations(words))
+    flips = data.draw(st.lists(st.booleans(), min_size=len(base), max_size=len(base)))
+    variant = "".join(
+        (data.draw(st.sampled_from(_ACCENTED[ch.lower()])) if ch.lower() in _ACCENTED else ch)
+        if flip
+        else ch.swapcase()
+        for ch, flip in zip(" ".join(shuffled), flips, strict=False)
+    )
+    expected = _hits(matcher, base)
+    assert expected
+    assert _hits(matcher, variant) == expected
+    listed = data.draw(st.sampled_from([n.name for n in entity.names]))
+    assert score_names(variant, listed).score == score_names(base, listed).score
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_an_unrelated_extra_token_never_raises_the_score(
+    matcher: Matcher, ofac: StaticWatchList, data: st.DataObject
+) -> None:
+    entity = data.draw(st.sampled_from(_entities(ofac)))
+    listed = data.draw(st.sampled_from([n.name for n in entity.names]))
+    words = data.draw(st.permutations(listed.replace(",", " ").split()))
+    if len(words) > 1 and data.draw(st.booleans()):
+        words = words[:-1]
+    query = " ".join(words)
+    if data.draw(st.booleans()):
+        query = _typo(query, data.draw(st.integers(0, 100)), data.draw(st.integers(0, 2)))
+    # letters the listed name does not use: the extra token resembles none of its parts
+    unused = sorted(set("abcdefghijklmnopqrstuvwxyz") - set(normalize_name(listed)))
+    assume(unused)
+    extra = data.draw(st.text(alphabet=unused, min_size=1, max_size=8))
+    position = data.draw(st.integers(0, len(words)))
+    longer = " ".join([*query.split()[:position], extra, *query.split()[position:]])
+    assert score_names(longer, listed).score <= score_names(query, listed).score + 1e-12
+    before = {h.entity_id: h.score for h in matcher.screen(query, limit=1000)}
+    after = {h.entity_id: h.score for h in matcher.screen(longer, limit=1000)}
+    if entity.id in after:
+        assert entity.id in before and after[entity.id] <= before[entity.id]
+
+
+@settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
@@ -262,22 +401,15 @@ def test_every_listed_name_finds_its_entity(
     assert hits and hits[0].score >= DEFAULTS.review_threshold
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(data=st.data())
-def test_token_order_of_the_query_barely_matters(
-    ofac: StaticWatchList, data: st.DataObject
-) -> None:
-    entity = data.draw(st.sampled_from(_entities(ofac)))
-    listed = data.draw(st.sampled_from([n.name for n in entity.names]))
-    query = data.draw(
-        st.sampled_from([n.name for n in data.draw(st.sampled_from(_entities(ofac))).names])
-    )
-    tokens = query.replace(",", " ").split()
-    shuffled = data.draw(st.permutations(tokens))
-    original = score_names(" ".join(tokens), listed).score
-    assert abs(score_names(" ".join(shuffled), listed).score - original) <= 0.05
+def test_fast_scores_equal_the_reference_scorer(matcher: Matcher) -> None:
+    # the hit's explanation comes from `score_tokens`; the index's own arithmetic must agree
+    for query in ("Usama Bin Ladn", "Banco Nacinal de Cuba", "ALQAEDA", "Kim Jong Un"):
+        tokens = name_tokens(query)
+        scores, _ = matcher._scores(tokens)
+        names = matcher._index.names
+        for name_id, score in scores.items():
+            reference = score_tokens(tokens, names[name_id].tokens, DEFAULTS).score
+            assert score == reference, (query, names[name_id].name)
 
 
 # --- calibration against OFAC's own scores ---------------------------------------------------
@@ -299,7 +431,7 @@ def test_calibration_agreement_stays_above_the_measured_floor() -> None:
     pairs = calibration.load_pairs()
     ours = calibration.agreement(pairs, calibration.matcher_scorer(DEFAULTS))
     baseline = calibration.agreement(pairs, calibration.baseline_scorer)
-    # measured with the defaults: spearman 0.730, pearson 0.625, MAE 15.8 (baseline 0.483)
+    # measured with the defaults: spearman 0.737, pearson 0.634, MAE 15.5 (baseline 0.483)
     assert ours.spearman >= 0.70
     assert ours.pearson >= 0.58
     assert ours.mae_points <= 17.5
