@@ -1,6 +1,6 @@
 """Ledger benchmark: the real ledger against the bare minimum SQL, side by side, one run.
 
-    make bench-ledger            (or: .venv/bin/python bench/ledger_bench.py --seconds 5)
+    make bench-ledger            (or: .venv/bin/python bench/ledger_bench.py --rounds 30)
 
 Both systems run against the same PostgreSQL, through the same client stack (SQLAlchemy +
 psycopg, one round trip per batch), with the same workload: 8 concurrent clients moving
@@ -11,8 +11,10 @@ money between 1,000 accounts picked with a Zipf-skewed hot set, at batch sizes 1
 - reference: the bare minimum for a transfer, as one statement per batch too: insert the
              transfers, add the amounts to the two balances; no checks, no entries.
 
-The runs alternate (reference, ledger, reference, ledger …) so machine noise hits both alike;
-the table reports the median of the rounds. Not a test: figures, not assertions.
+The runs alternate in short slices (reference, ledger, ledger, reference, …: each goes first
+every other round) so that machine noise, which on a shared machine comes in bursts of
+seconds, hits both alike; the table pools each side's slices (transfers over time, latencies
+of every batch). Not a test: figures, not assertions.
 """
 
 from __future__ import annotations
@@ -183,23 +185,32 @@ async def benchmark(engine: AsyncEngine, seconds: float, rounds: int) -> list[tu
         references: list[Run] = []
         ledgers: list[Run] = []
         for round_ in range(rounds):
-            seed = batch * 100 + round_
-            references.append(
-                await drive("reference", batch, seconds, reference_submit, ids, weights, seed)
-            )
-            ledgers.append(await drive("ledger", batch, seconds, ledger_submit, ids, weights, seed))
-        results.append((_median(references), _median(ledgers)))
+            seed = batch * 1000 + round_
+            sides = [
+                ("reference", reference_submit, references),
+                ("ledger", ledger_submit, ledgers),
+            ]
+            for name, submit, runs in sides if round_ % 2 == 0 else sides[::-1]:
+                runs.append(await drive(name, batch, seconds, submit, ids, weights, seed))
+        results.append((_pooled(references), _pooled(ledgers)))
     return results
 
 
-def _median(runs: list[Run]) -> Run:
-    return sorted(runs, key=lambda r: r.per_second)[len(runs) // 2]
+def _pooled(runs: list[Run]) -> Run:
+    return Run(
+        runs[0].system,
+        runs[0].batch,
+        sum(r.transfers for r in runs),
+        sum(r.seconds for r in runs),
+        [latency for r in runs for latency in r.latencies_ms],
+    )
 
 
-def report(results: list[tuple[Run, Run]]) -> str:
+def report(results: list[tuple[Run, Run]], rounds: int, seconds: float) -> str:
     """The table printed at the end."""
     lines = [
-        f"{CLIENTS} clients, {ACCOUNTS} accounts, Zipf s={ZIPF_S}; median of rounds",
+        f"{CLIENTS} clients, {ACCOUNTS} accounts, Zipf s={ZIPF_S}; {rounds} alternating rounds"
+        f" of {seconds:g} s per side",
         f"{'batch':>5} | {'reference/s':>11} {'p50 ms':>7} {'p99 ms':>7} | "
         f"{'ledger/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}",
     ]
@@ -224,7 +235,7 @@ async def main(seconds: float, rounds: int) -> None:
         results = await benchmark(engine, seconds, rounds)
         verified = await verify_ledger(engine)
         await engine.dispose()
-        print(report(results))
+        print(report(results, rounds, seconds))
         print(
             f"ledger verify after the run: {'OK' if verified.ok else verified.problems[0]} "
             f"({verified.transfers:,} transfers, {verified.entries:,} entries)"
@@ -235,7 +246,7 @@ async def main(seconds: float, rounds: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per size")
+    parser.add_argument("--seconds", type=float, default=1.0, help="per slice")
+    parser.add_argument("--rounds", type=int, default=15, help="alternating slices per side")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.seconds, arguments.rounds))

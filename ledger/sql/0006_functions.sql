@@ -2,56 +2,49 @@
 --
 -- 1. The integrity checks run once per statement instead of once per row. 0002 checked every
 --    changed account and every new transfer with a deferred per-row trigger (a PL/pgSQL call
---    and a query each, at commit), and every entry paid two foreign-key checks. Here one
---    statement-level trigger per table reads the rows the statement wrote (transition tables)
---    and checks them with one query, at the end of the statement:
---    - ledger_accounts: a changed balance comes with the entries that record it, chained from
---      the old version to the new one (as before; ids of accounts never change);
---    - ledger_entries: every new entry belongs to an existing transfer, sits on that
---      transfer's account for its leg, and the transfer ends up with exactly one debit and one
---      credit entry of equal size (stronger than 0002's "two entries, debits = credits");
+--    and a query each, at commit; re-planned every time), and every entry paid two
+--    foreign-key checks. Here one statement-level trigger per table reads the rows the
+--    statement wrote (transition tables) and checks them all with one query at its end:
+--    - ledger_entries: every new entry continues its account's chain (its balances are the
+--      previous entry's plus its deltas; versions 1, 2, ... without gaps), its account has
+--      caught up with it (balances moved in the same statement), it belongs to an existing
+--      transfer and sits on that transfer's account for its leg, and the transfer ends up with
+--      exactly one debit and one credit entry of equal size;
+--    - ledger_accounts: a changed account equals its latest entry (balances and version; an
+--      account without entries is all zero). With chained entries this is 0002's rule ("the
+--      entries after the old version add up to the change, the newest holds the new
+--      balances"), and a rewind to an earlier entry is refused as before;
 --    - ledger_transfers: every new transfer has entries (so, with the above, exactly its two).
+--    Stronger than 0002, which never looked at an inserted entry: a third leg, a leg on an
+--    account that is not the transfer's, two debit legs that cancel out, a wrong running
+--    balance in the middle of a batch, or a transfer and entries that the balances never saw
+--    were all accepted.
 --    The entries check makes the entries' foreign keys redundant, so they go: an entry's
 --    transfer exists when the entry is written and transfers can never be deleted (append-only
---    trigger), and its account is its transfer's account, which the transfer's own foreign
---    key keeps from being deleted or renamed.
---    The checks are immediate rather than deferred to commit, so writers put a transfer and its
---    entries in one statement and its entries before (or with) the balance update; every
---    function below does.
+--    triggers, no TRUNCATE); its account is its transfer's account, which the transfer's own
+--    foreign key keeps from being deleted or renamed.
+--    The checks are immediate rather than deferred to commit, so a writer puts a transfer, its
+--    entries and the balance updates in one statement; every function below does.
 -- 2. ledger_create_transfer: a batch of one as typed arguments, without the batch machinery.
 -- 3. The batch function and expiry adapted to (1), and made cheaper (see each).
 
 CREATE OR REPLACE FUNCTION ledger_check_account_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     v_id text;
-    v_renamed boolean;
 BEGIN
-    SELECT n.id, o.id IS NULL INTO v_id, v_renamed
-      FROM ledger_accounts_new n LEFT JOIN ledger_accounts_old o ON o.id = n.id
-     WHERE o.id IS NULL
-        OR ((n.debits_pending, n.debits_posted, n.credits_pending, n.credits_posted, n.version)
-            IS DISTINCT FROM (o.debits_pending, o.debits_posted, o.credits_pending,
-                              o.credits_posted, o.version)
-            AND NOT coalesce((
-                -- the entries after the old version add up exactly to the change, and the
-                -- newest one holds the new balances
-                SELECT count(*) = n.version - o.version
-                       AND o.debits_pending + sum(e.debits_pending_delta) = n.debits_pending
-                       AND o.debits_posted + sum(e.debits_posted_delta) = n.debits_posted
-                       AND o.credits_pending + sum(e.credits_pending_delta) = n.credits_pending
-                       AND o.credits_posted + sum(e.credits_posted_delta) = n.credits_posted
-                       AND bool_or(e.version = n.version AND e.debits_pending = n.debits_pending
-                                   AND e.debits_posted = n.debits_posted
-                                   AND e.credits_pending = n.credits_pending
-                                   AND e.credits_posted = n.credits_posted)
-                  FROM ledger_entries e
-                 WHERE e.account_id = n.id AND e.version > o.version
-                   AND e.version <= n.version), false))
+    SELECT n.id INTO v_id
+      FROM ledger_accounts_new n
+      LEFT JOIN LATERAL (
+          SELECT e.version, e.debits_pending, e.debits_posted, e.credits_pending,
+                 e.credits_posted
+            FROM ledger_entries e WHERE e.account_id = n.id
+           ORDER BY e.version DESC LIMIT 1) e ON true
+     WHERE (n.version, n.debits_pending, n.debits_posted, n.credits_pending, n.credits_posted)
+           IS DISTINCT FROM (coalesce(e.version, 0), coalesce(e.debits_pending, 0),
+                             coalesce(e.debits_posted, 0), coalesce(e.credits_pending, 0),
+                             coalesce(e.credits_posted, 0))
      LIMIT 1;
-    IF v_renamed THEN
-        RAISE EXCEPTION USING MESSAGE = 'ledger account ids never change (' || v_id || ')',
-            ERRCODE = 'integrity_constraint_violation';
-    ELSIF FOUND THEN
+    IF FOUND THEN
         RAISE EXCEPTION USING
             MESSAGE = 'balance of ' || v_id || ' changed without matching ledger entries',
             ERRCODE = 'integrity_constraint_violation';
@@ -63,6 +56,24 @@ CREATE OR REPLACE FUNCTION ledger_check_entries() RETURNS trigger LANGUAGE plpgs
 DECLARE
     v_id text;
 BEGIN
+    -- each new entry continues its account's chain, and its account has caught up with it
+    SELECT n.account_id || ' version ' || n.version INTO v_id
+      FROM ledger_entries_new n
+      LEFT JOIN ledger_entries p ON p.account_id = n.account_id AND p.version = n.version - 1
+      LEFT JOIN ledger_accounts a ON a.id = n.account_id
+     WHERE (n.debits_pending, n.debits_posted, n.credits_pending, n.credits_posted)
+           IS DISTINCT FROM (coalesce(p.debits_pending, 0) + n.debits_pending_delta,
+                             coalesce(p.debits_posted, 0) + n.debits_posted_delta,
+                             coalesce(p.credits_pending, 0) + n.credits_pending_delta,
+                             coalesce(p.credits_posted, 0) + n.credits_posted_delta)
+        OR (p.account_id IS NULL AND n.version <> 1)
+        OR a.version IS NULL OR a.version < n.version
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'entry ' || v_id || ' does not continue its account''s entries',
+            ERRCODE = 'integrity_constraint_violation';
+    END IF;
     SELECT n.transfer_id INTO v_id
       FROM (SELECT DISTINCT transfer_id FROM ledger_entries_new) n
       LEFT JOIN ledger_transfers t ON t.id = n.transfer_id
@@ -110,7 +121,7 @@ ALTER TABLE ledger_entries
     DROP CONSTRAINT ledger_entries_account_id_fkey,
     DROP CONSTRAINT ledger_entries_transfer_id_fkey;
 CREATE TRIGGER ledger_accounts_change_has_entries AFTER UPDATE ON ledger_accounts
-    REFERENCING OLD TABLE AS ledger_accounts_old NEW TABLE AS ledger_accounts_new
+    REFERENCING NEW TABLE AS ledger_accounts_new
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_account_changes();
 CREATE TRIGGER ledger_entries_balance_their_transfer AFTER INSERT ON ledger_entries
     REFERENCING NEW TABLE AS ledger_entries_new
@@ -293,8 +304,8 @@ BEGIN
 END $$;
 
 
--- The batch function, adapted to the statement-level checks below (0003 otherwise):
--- - a transfer and its entries are written by one statement (their check runs at its end);
+-- The batch function, adapted to the statement-level checks above (0003 otherwise):
+-- - transfers, entries and balances are written by one statement (the checks run at its end);
 -- - the slot map is built in one statement and a new transfer is remembered in `known` only
 --   when a later event of the batch can refer to it (both were quadratic in the batch size);
 -- - generic plans: the custom plans its statements got were re-planned on every call;
@@ -588,26 +599,28 @@ BEGIN
         v_start := v_end + 1;
     END LOOP;
 
-    -- write back: one statement each
+    -- write back, in one statement
     IF cardinality(t_id) > 0 THEN
         WITH transfers AS (
             INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount,
                 currency, code, kind, pending_id, timeout_seconds, expires_at, linked)
             SELECT * FROM unnest(t_id, t_debit, t_credit, t_amount, t_currency, t_code, t_kind,
                 t_pending, t_timeout, t_expires, t_linked)
+        ), entries AS (
+            INSERT INTO ledger_entries (account_id, version, transfer_id, leg,
+                debits_pending_delta, debits_posted_delta, credits_pending_delta,
+                credits_posted_delta, debits_pending, debits_posted, credits_pending,
+                credits_posted)
+            SELECT * FROM unnest(en_account, en_version, en_transfer, en_leg, en_ddpe, en_ddpo,
+                en_dcpe, en_dcpo, en_dpe, en_dpo, en_cpe, en_cpo)
         )
-        INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
-            debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
-            debits_posted, credits_pending, credits_posted)
-        SELECT * FROM unnest(en_account, en_version, en_transfer, en_leg, en_ddpe, en_ddpo,
-            en_dcpe, en_dcpo, en_dpe, en_dpo, en_cpe, en_cpo);
+        UPDATE ledger_accounts a
+           SET debits_pending = u.dpe, debits_posted = u.dpo, credits_pending = u.cpe,
+               credits_posted = u.cpo, version = u.ver
+          FROM unnest(a_id, a_dpe, a_dpo, a_cpe, a_cpo, a_ver, a_ver0)
+               AS u(id, dpe, dpo, cpe, cpo, ver, ver0)
+         WHERE a.id = u.id AND u.ver <> u.ver0;
     END IF;
-    UPDATE ledger_accounts a
-       SET debits_pending = u.dpe, debits_posted = u.dpo, credits_pending = u.cpe,
-           credits_posted = u.cpo, version = u.ver
-      FROM unnest(a_id, a_dpe, a_dpo, a_cpe, a_cpo, a_ver, a_ver0)
-           AS u(id, dpe, dpo, cpe, cpo, ver, ver0)
-     WHERE a.id = ANY (a_id) AND a.id = u.id AND u.ver <> u.ver0;
     IF cardinality(f_id) > 0 THEN
         INSERT INTO ledger_transfer_failures (id, result)
         SELECT * FROM unnest(f_id, f_result) ON CONFLICT (id) DO NOTHING;

@@ -322,3 +322,119 @@ async def test_balances_change_only_with_an_entry(
     before = {a: state(await fetch(engine, a)) for a in accounts}
     await assert_refused(engine, statements, params)
     await assert_untouched(engine, accounts, before)
+
+
+# Rows written straight into the tables. tamper_setup leaves funding :f at version 2 (debits
+# posted 65), account :a at version 2 (credits posted 65) and the fresh account :x at 0.
+# FORGED is a consistent transfer :n of 5 from :f to :x, written in one statement with its
+# entries and balances, as the ledger functions write; :legs and :moves stand for its entries
+# and its balance updates, which each variant below breaks in one way only.
+FORGED = """
+    WITH transfer AS (
+        INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency,
+            code, kind) VALUES (:n, :f, :x, 5, 'EUR', 'forged', 'single')
+    ), legs AS (
+        INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+            debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+            debits_posted, credits_pending, credits_posted)
+        VALUES :legs
+    )
+    UPDATE ledger_accounts a
+       SET debits_posted = m.debits_posted, credits_posted = m.credits_posted,
+           version = m.version
+      FROM (VALUES :moves) AS m(id, debits_posted, credits_posted, version)
+     WHERE a.id = m.id
+"""
+DEBIT_LEG = "(:f, 3, :n, 'debit', 0, 5, 0, 0, 0, 70, 0, 0)"
+CREDIT_LEG = "(:x, 1, :n, 'credit', 0, 0, 0, 5, 0, 0, 0, 5)"
+MOVES = "(:f, 70, 0, 3), (:x, 0, 5, 1)"
+
+
+def forged(legs: str = f"{DEBIT_LEG}, {CREDIT_LEG}", moves: str = MOVES) -> str:
+    """FORGED with these entries and balance updates."""
+    return FORGED.replace(":legs", legs).replace(":moves", moves)
+
+
+async def test_a_consistent_transfer_written_in_sql_is_accepted(engine: AsyncEngine) -> None:
+    """The positive control of the forgeries below: the database enforces the ledger's
+    invariants, not who writes, so the unbroken forgery goes through and the ledger verifies."""
+    params, _ = await tamper_setup(engine)
+    params["n"] = f"{params['t']}-forged"
+    async with engine.begin() as conn:
+        await conn.execute(text(forged()), params)
+    assert state(await fetch(engine, params["f"])) == (0, 70, 0, 0, 3)
+    assert state(await fetch(engine, params["x"])) == (0, 0, 0, 5, 1)
+    await assert_ledger_ok(engine)
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        # a transfer without entries (or balance changes)
+        [
+            "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount,"
+            " currency, code, kind) VALUES (:n, :f, :x, 5, 'EUR', 'forged', 'single')"
+        ],
+        # legs that do not balance (the credit leg and its balance say 4)
+        [
+            forged(
+                f"{DEBIT_LEG}, (:x, 1, :n, 'credit', 0, 0, 0, 4, 0, 0, 0, 4)",
+                "(:f, 70, 0, 3), (:x, 0, 4, 1)",
+            )
+        ],
+        # the credit leg on another account than the transfer's
+        [
+            forged(
+                f"{DEBIT_LEG}, (:a, 3, :n, 'credit', 0, 0, 0, 5, 0, 0, 0, 70)",
+                "(:f, 70, 0, 3), (:a, 0, 70, 3)",
+            )
+        ],
+        # two debit legs that cancel out (+5, -5) instead of a debit and a credit
+        [
+            forged(
+                f"{DEBIT_LEG}, (:f, 4, :n, 'debit', 0, -5, 0, 0, 0, 65, 0, 0)",
+                "(:f, 65, 0, 4)",
+            )
+        ],
+        # entries that the balances never saw
+        [forged(moves="('none', 0, 0, 0)")],
+        # a running balance that does not follow from the previous entry (65 + 5 is not 71)
+        [
+            forged(
+                f"(:f, 3, :n, 'debit', 0, 5, 0, 0, 0, 71, 0, 0), {CREDIT_LEG}",
+                "(:f, 71, 0, 3), (:x, 0, 5, 1)",
+            )
+        ],
+        # a version skipped
+        [
+            forged(
+                f"(:f, 4, :n, 'debit', 0, 5, 0, 0, 0, 70, 0, 0), {CREDIT_LEG}",
+                "(:f, 70, 0, 4), (:x, 0, 5, 1)",
+            )
+        ],
+        # a third leg for an existing transfer
+        [
+            "WITH leg AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg,"
+            " debits_pending_delta, debits_posted_delta, credits_pending_delta,"
+            " credits_posted_delta, debits_pending, debits_posted, credits_pending,"
+            " credits_posted) VALUES (:x, 1, :t, 'credit', 0, 0, 0, 5, 0, 0, 0, 5))"
+            " UPDATE ledger_accounts SET credits_posted = 5, version = 1 WHERE id = :x"
+        ],
+        # an entry for a transfer that does not exist
+        [
+            "WITH leg AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg,"
+            " debits_pending_delta, debits_posted_delta, credits_pending_delta,"
+            " credits_posted_delta, debits_pending, debits_posted, credits_pending,"
+            " credits_posted) VALUES (:x, 1, :n, 'credit', 0, 0, 0, 5, 0, 0, 0, 5))"
+            " UPDATE ledger_accounts SET credits_posted = 5, version = 1 WHERE id = :x"
+        ],
+    ],
+)
+async def test_transfers_and_entries_cannot_be_forged(
+    engine: AsyncEngine, statements: list[str]
+) -> None:
+    params, accounts = await tamper_setup(engine)
+    params["n"] = f"{params['t']}-forged"
+    before = {a: state(await fetch(engine, a)) for a in accounts}
+    await assert_refused(engine, statements, params)
+    await assert_untouched(engine, accounts, before)
