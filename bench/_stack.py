@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import httpx
 
 from payments.api_keys import create_key, ensure_tenant
 from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, free_port, settings_env
+from payments.devstack import Stack, free_port
 from payments.settings import PROJECT_ROOT, Settings
 
 SANCTIONS_2021 = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
@@ -35,6 +34,10 @@ BENCH_RATE_LIMIT = 100_000
 # velocity limits count payments per customer per 24 h (100 for a low-risk customer): spread
 # the payments so that none of them goes to review for it
 PAYMENTS_PER_ACCOUNT = 80
+KEEPALIVE_SECONDS = 2.0
+# a request lost on the wire is sent again with the same Idempotency-Key: the API answers it
+# once, so a retry never makes a second payment
+SEND_ATTEMPTS = 3
 
 CUSTOMER = {
     "type": "individual",
@@ -85,8 +88,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 def bench_settings(data_dir: Path, overrides: dict[str, str]) -> Settings:
     """Settings of a private stack: temporary data, free ports, an instant bank.
 
-    The bank settles at once (`banksim_settle_delay_seconds=0`): the benchmarks measure the
-    platform, not the simulated bank's think time.
+    The bank settles at once (`banksim_settle_delay_seconds=0`) and ACH leaves in 2-second
+    windows: the benchmarks measure the platform, not the bank's or the Fed's calendar.
     """
     pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
     base: dict[str, Any] = {
@@ -101,28 +104,16 @@ def bench_settings(data_dir: Path, overrides: dict[str, str]) -> Settings:
         "banksim_ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
         "banksim_ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
         "banksim_settle_delay_seconds": 0.0,
+        # ACH goes out in windows of 2 s instead of FedACH's three cut-offs a day, and its
+        # return window is a minute, as in the integration tests
+        "ach_window_seconds": 2.0,
+        "ach_return_window_seconds": 60.0,
         "worker_metrics_port": free_port(),
         "codec_allow_loopback": False,
         "sanctions_dir": SANCTIONS_2021,
     }
     # validated by pydantic, so "200" becomes an int where the field is one
     return Settings.model_validate({**base, **overrides})
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """`settings_env`, with list and dict fields as JSON, the form pydantic-settings reads."""
-    env = settings_env(settings)
-    for name, value in settings.model_dump(mode="json").items():
-        if isinstance(value, list | dict):
-            env[f"PAYMENTS_{name.upper()}"] = json.dumps(value)
-    return env
-
-
-class BenchStack(Stack):
-    """The dev stack, passing every setting to its children in a form they can parse."""
-
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
-        super()._spawn(name, argv, env or child_env(self.settings))
 
 
 @dataclass
@@ -150,7 +141,7 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
         return
     data_dir = Path(tempfile.mkdtemp(prefix="payments-bench-"))
     settings = bench_settings(data_dir, overrides)
-    stack = BenchStack(settings, web_ui=False)
+    stack = Stack(settings, web_ui=False)
     try:
         print(f"starting a private stack in {data_dir} …", file=sys.stderr, flush=True)
         stack.start_all()
@@ -198,7 +189,13 @@ async def api_clients(
     api_url: str, tenant: BenchTenant, connections: int
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """A partner and an ops HTTP client with keep-alive pools sized for the benchmark."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # uvicorn closes a connection idle for 5 s, httpx's default expiry: drop ours earlier,
+    # or a request can race the server's close and fail
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+    )
     timeout = httpx.Timeout(60.0)
     async with (
         httpx.AsyncClient(
@@ -210,11 +207,25 @@ async def api_clients(
         httpx.AsyncClient(
             base_url=api_url,
             headers={"Authorization": f"Bearer {tenant.ops_key}"},
-            limits=httpx.Limits(max_connections=4),
+            limits=httpx.Limits(max_connections=4, keepalive_expiry=KEEPALIVE_SECONDS),
             timeout=timeout,
         ) as ops,
     ):
         yield partner, ops
+
+
+async def post_idempotent(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], key: str
+) -> httpx.Response:
+    """POST with an Idempotency-Key, sent again (same key) if the connection fails."""
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            return await client.post(path, json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError:
+            if attempt == SEND_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _expect(response: httpx.Response, status: int) -> dict[str, Any]:

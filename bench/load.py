@@ -1,6 +1,6 @@
 """Load: drive the API at a target rate with a realistic mix, and report what came of it.
 
-    make load      (or: .venv/bin/python bench/load.py --rate 5 --duration 60)
+    make load      (or: .venv/bin/python bench/load.py --rate 2 --duration 60)
     .venv/bin/python bench/load.py --connect --rate 10 --duration 120   # against `make dev`
 
 Arrivals are open-loop: payments are sent on a Poisson schedule at `--rate`, whether or not
@@ -178,10 +178,8 @@ async def send(
         payment.rail, payment.ach_fallback = "sepa", True
     while True:
         try:
-            response = await partner.post(
-                "/v1/payments",
-                json=body_for(payment, accounts, rng),
-                headers={"Idempotency-Key": uuid.uuid4().hex},
+            response = await _stack.post_idempotent(
+                partner, "/v1/payments", body_for(payment, accounts, rng), uuid.uuid4().hex
             )
         except httpx.HTTPError as err:
             payment.api_ms = (time.time() - payment.scheduled) * 1e3
@@ -395,7 +393,7 @@ def report(args: argparse.Namespace, state: State, window: float) -> str:
     by_status: dict[str, list[float]] = {}
     for p in accepted:
         if p.status in TERMINAL and p.status_at is not None:
-            key = f"{p.status} ({p.failure_code})" if p.failure_code else str(p.status)
+            key = f"{p.rail} {p.status}" + (f" ({p.failure_code})" if p.failure_code else "")
             by_status.setdefault(key, []).append((p.status_at - p.scheduled) * 1e3)
     everything = [v for values in by_status.values() for v in values]
     for key, values in sorted(by_status.items()):
@@ -535,7 +533,7 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
 def main() -> None:
     """Parse the arguments, start or connect to the platform, run, report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=5.0, help="payments per second")
+    parser.add_argument("--rate", type=float, default=2.0, help="payments per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
     parser.add_argument("--arrivals", choices=["poisson", "uniform"], default="poisson")
     parser.add_argument("--ach-share", type=float, default=0.3, help="share sent by ACH")

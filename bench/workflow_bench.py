@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ from temporalio.converter import DataConverter
 from ledger import verify_ledger
 from payments.codec import data_converter
 from payments.db import dispose_engines, get_engine
+from payments.devstack import settings_env
 from payments.settings import Settings
 from payments.temporal_client import connect, exit_without_finalizing
 from workflows import search_attributes as sa
@@ -67,7 +69,7 @@ BARE_START_ATTRIBUTES = TypedSearchAttributes(
     ]
 )
 CREDITOR = {"name": "Erika Mustermann", "country": "DE", "iban": "DE89370400440532013000"}
-SYSTEMS = ("bare", "payment")
+PAYMENT = "payment"
 CLIENT = "bench client"
 # a workflow not done after this long means a broken setup, not a slow one
 RESULT_TIMEOUT = 300.0
@@ -193,24 +195,86 @@ def describe(shape: Shape) -> str:
     return f"{len(shape.activities)} activities ({steps}){where}; {queues} task queue(s){upserts}"
 
 
-# --- the two systems ---------------------------------------------------------------------
+# --- the systems ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A bare system: the baseline, or the baseline plus one thing the platform does."""
+
+    name: str
+    split_queues: bool = False
+    search_attributes: bool = False
+    codec: bool = False
+    local: tuple[str, ...] = ()
+    help: str = ""
+
+
+BASELINE = Variant("bare", help="do-nothing activities, one task queue, SDK defaults")
+# `--variants` adds these, to measure what each thing costs (or would save) side by side
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant(
+            "bare+queues",
+            split_queues=True,
+            help="activities on one task queue per role, as the payment's",
+        ),
+        Variant(
+            "bare+attrs",
+            search_attributes=True,
+            help="the payment's six search attributes at start, an upsert per status record",
+        ),
+        Variant("bare+codec", codec=True, help="the platform's payload encryption"),
+        Variant(
+            "bare+local",
+            local=("record_payment_status",),
+            help="the status records as local activities (what that would save)",
+        ),
+    )
+}
 
 
 @dataclass
-class Bench:
-    """Everything both systems need during a run."""
+class BareSystem:
+    """A bare variant ready to run: its queue, shape, client and worker process."""
 
-    settings: Settings
+    variant: Variant
+    client: Client
+    queue: str
+    shape: Shape
+    run_id: str
+    worker_pid: int = 0
+
+    async def one(self, index: int) -> Sample:
+        """Start one bare workflow and wait for its result."""
+        workflow_id = f"bench-{self.variant.name}-{self.run_id}-{index}-{uuid.uuid4().hex[:6]}"
+        started = time.perf_counter()
+        handle: WorkflowHandle[Any, Any] = await self.client.start_workflow(
+            BARE_WORKFLOW,
+            self.shape,
+            id=workflow_id,
+            task_queue=self.queue,
+            search_attributes=(BARE_START_ATTRIBUTES if self.variant.search_attributes else None),
+        )
+        accepted = time.perf_counter()
+        signals = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
+        done = time.perf_counter()
+        return Sample(
+            workflow_id, (accepted - started) * 1e3, (done - started) * 1e3, f"{signals} signals"
+        )
+
+
+@dataclass
+class Payments:
+    """The real thing: payments through the API."""
+
     partner: httpx.AsyncClient
-    temporal: Client  # the platform's client (payload codec): payment results and histories
-    bare_client: Client  # the SDK's defaults: the bare workflow
+    temporal: Client  # the platform's client (payload codec): results and histories
     accounts: list[str]
-    bare_queue: str
-    shape: Shape | None = None
-    start_attributes: TypedSearchAttributes | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    run_id: str
 
-    async def payment(self, index: int) -> Sample:
+    async def one(self, index: int) -> Sample:
         """POST one SEPA payment and wait for its workflow's result."""
         body = {
             "account_id": self.accounts[index % len(self.accounts)],
@@ -221,8 +285,8 @@ class Bench:
             "remittance_info": f"bench {self.run_id} {index}",
         }
         started = time.perf_counter()
-        response = await self.partner.post(
-            "/v1/payments", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+        response = await _stack.post_idempotent(
+            self.partner, "/v1/payments", body, uuid.uuid4().hex
         )
         accepted = time.perf_counter()
         if response.status_code != 202:
@@ -237,33 +301,18 @@ class Bench:
         status = result.get("status", "?") if isinstance(result, dict) else "?"
         return Sample(payment_id, (accepted - started) * 1e3, (done - started) * 1e3, status)
 
-    async def bare(self, index: int) -> Sample:
-        """Start one bare workflow and wait for its result."""
-        assert self.shape is not None
-        workflow_id = f"bench-bare-{self.run_id}-{index}-{uuid.uuid4().hex[:6]}"
-        started = time.perf_counter()
-        handle: WorkflowHandle[Any, Any] = await self.bare_client.start_workflow(
-            BARE_WORKFLOW,
-            self.shape,
-            id=workflow_id,
-            task_queue=self.bare_queue,
-            search_attributes=self.start_attributes,
-        )
-        accepted = time.perf_counter()
-        signals = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
-        done = time.perf_counter()
-        return Sample(
-            workflow_id, (accepted - started) * 1e3, (done - started) * 1e3, f"{signals} signals"
-        )
+
+def shape_for(variant: Variant, history: Any, queue: str) -> Shape:
+    """The variant's shape of the calibration payment's history."""
+    return shape_of(history, queue, variant.split_queues, variant.search_attributes, variant.local)
 
 
 @contextmanager
 def bare_worker(
-    settings: Settings, queues: Sequence[str], log_dir: Path, codec: bool
+    settings: Settings, queues: Sequence[str], log_path: Path, codec: bool
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """The bare worker as a process of its own, like the payments worker."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "bare-worker.log"
+    """A bare worker as a process of its own, like the payments worker."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(BENCH_DIR / "bare_worker.py")]
     for queue in dict.fromkeys(queues):
         argv += ["--task-queue", queue]
@@ -271,7 +320,7 @@ def bare_worker(
         argv.append("--codec")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            argv, env=_stack.child_env(settings), stdout=log, stderr=subprocess.STDOUT
+            argv, env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 60
@@ -306,57 +355,85 @@ def pct(values: Sequence[float]) -> str:
     return " / ".join(f"{_stack.percentile(values, q):7.1f}" for q in (0.5, 0.95, 0.99))
 
 
-def report(rounds: Sequence[Round], concurrency: int, shape: Shape) -> str:
-    """The results table."""
+def report(rounds: Sequence[Round], systems: Sequence[str], concurrency: int) -> str:
+    """The results table: throughput and latency per system, the ratio, the start latency."""
+    width = max(len(name) for name in systems)
     lines = [
-        f"shape: {describe(shape)}",
-        f"concurrency {concurrency}; rounds "
-        + ", ".join(f"{r.system}:{r.per_second:.1f}/s" for r in rounds),
+        f"concurrency {concurrency}; rounds: "
+        + ", ".join(f"{r.system} {r.per_second:.1f}/s" for r in rounds),
         "",
-        f"{'system':<8} | {'workflows':>9} | {'per s (median round)':>20} | "
+        f"{'system':<{width}} | {'workflows':>9} | {'per s (median round)':>20} | "
         f"{'end to end p50 / p95 / p99 ms':>29} | {'start p50 / p95 / p99 ms':>25}",
     ]
-    for system in SYSTEMS:
+    for system in systems:
         samples = pooled(rounds, system)
         lines.append(
-            f"{system:<8} | {len(samples):>9} | {median_rate(rounds, system):>20.1f} | "
+            f"{system:<{width}} | {len(samples):>9} | {median_rate(rounds, system):>20.1f} | "
             f"{pct([s.end_to_end_ms for s in samples]):>29} | "
             f"{pct([s.start_ms for s in samples]):>25}"
         )
-    ratio = median_rate(rounds, "payment") / median_rate(rounds, "bare")
-    posts = [s.start_ms for s in pooled(rounds, "payment")]
-    starts = [s.start_ms for s in pooled(rounds, "bare")]
+    ratio = median_rate(rounds, PAYMENT) / median_rate(rounds, BASELINE.name)
+    posts = [s.start_ms for s in pooled(rounds, PAYMENT)]
+    starts = [s.start_ms for s in pooled(rounds, BASELINE.name)]
     lines += [
         "",
         f"ratio payment/bare (throughput): {ratio:.2f}   (goal >= 0.8)",
+    ]
+    for system in systems:
+        if system not in (PAYMENT, BASELINE.name):
+            lines.append(
+                f"ratio payment/{system}: "
+                f"{median_rate(rounds, PAYMENT) / median_rate(rounds, system):.2f}"
+            )
+    lines += [
         f"POST /v1/payments     p50 / p95 / p99 ms: {pct(posts)}",
         f"client.start_workflow p50 / p95 / p99 ms: {pct(starts)}",
         f"POST / start_workflow at p50: "
         f"{_stack.percentile(posts, 0.5) / _stack.percentile(starts, 0.5):.1f}x",
     ]
     outcomes: dict[str, int] = {}
-    for sample in pooled(rounds, "payment"):
+    for sample in pooled(rounds, PAYMENT):
         outcomes[sample.outcome] = outcomes.get(sample.outcome, 0) + 1
     lines.append(f"payment outcomes: {outcomes}")
     return "\n".join(lines)
 
 
-def cpu_report(cpu: dict[str, dict[str, float]], counts: dict[str, int]) -> str:
+def cpu_report(
+    cpu: dict[str, dict[str, float]], counts: dict[str, int], systems: Sequence[str]
+) -> str:
     """CPU milliseconds per workflow, per process, for each system."""
-    names = sorted({name for used in cpu.values() for name in used} - {CLIENT})
-    lines = [f"{'CPU ms per workflow':<26} | " + " | ".join(f"{s:>9}" for s in SYSTEMS)]
-    totals = {system: 0.0 for system in SYSTEMS}
+    # every bare variant's worker is "the bare worker" of its column
+    merged = {
+        system: {
+            ("bare worker" if name.startswith("bare worker") else name): 0.0
+            for name in cpu.get(system, {})
+        }
+        for system in systems
+    }
+    for system in systems:
+        for name, seconds in cpu.get(system, {}).items():
+            key = "bare worker" if name.startswith("bare worker") else name
+            merged[system][key] += seconds
+    names = sorted({name for used in merged.values() for name in used} - {CLIENT})
+    width = max(len(s) for s in systems) + 1
+    lines = [f"{'CPU ms per workflow':<20} | " + " | ".join(f"{s:>{width}}" for s in systems)]
+    totals = dict.fromkeys(systems, 0.0)
     for name in [*names, "servers total", CLIENT]:
         cells = []
-        for system in SYSTEMS:
-            used = cpu.get(system, {})
+        for system in systems:
+            used = merged.get(system, {})
             seconds = totals[system] if name == "servers total" else used.get(name, 0.0)
             if name in names:
                 totals[system] += seconds
-            cells.append(f"{seconds * 1e3 / max(1, counts.get(system, 0)):>9.1f}")
-        lines.append(f"{name:<26} | " + " | ".join(cells))
-    ratio = totals["bare"] / counts.get("bare", 1) / (totals["payment"] / counts.get("payment", 1))
-    lines.append(f"CPU ratio bare/payment (servers): {ratio:.2f}")
+            cells.append(f"{seconds * 1e3 / max(1, counts.get(system, 0)):>{width}.1f}")
+        lines.append(f"{name:<20} | " + " | ".join(cells))
+    per = {system: totals[system] / max(1, counts.get(system, 0)) for system in systems}
+    lines.append(
+        "CPU ratio (servers) bare/payment: "
+        + ", ".join(
+            f"{system} {per[system] / per[PAYMENT]:.2f}" for system in systems if system != PAYMENT
+        )
+    )
     return "\n".join(lines)
 
 
@@ -374,29 +451,21 @@ def pg_report(delta: dict[str, float], payments: int) -> str:
 # --- the run -------------------------------------------------------------------------------
 
 
-async def calibrate(bench: Bench, args: argparse.Namespace) -> Shape:
-    """Make one real payment and read the bare shape off its history."""
-    sample = await bench.payment(0)
+async def calibrate(payments: Payments) -> Any:
+    """Make one real payment; its history is the shape every bare system copies."""
+    sample = await payments.one(0)
     if sample.outcome != "settled":
         raise RuntimeError(f"calibration payment ended {sample.outcome}")
-    history = await bench.temporal.get_workflow_handle(sample.workflow_id).fetch_history()
-    return shape_of(
-        history,
-        bench.bare_queue,
-        args.bare_split_queues,
-        args.bare_search_attributes,
-        args.bare_local,
-    )
+    return await payments.temporal.get_workflow_handle(sample.workflow_id).fetch_history()
 
 
 async def profile_histories(
-    bench: Bench, rounds: Sequence[Round], sample_size: int
+    clients: dict[str, Client], rounds: Sequence[Round], sample_size: int
 ) -> dict[str, list[_profile.Timeline]]:
     """Timelines of up to `sample_size` workflows per system, from the last rounds."""
     timelines: dict[str, list[_profile.Timeline]] = {}
-    for system in SYSTEMS:
+    for system, client in clients.items():
         ids = [s.workflow_id for s in pooled(rounds, system)][-sample_size:]
-        client = bench.temporal if system == "payment" else bench.bare_client
         found = []
         for workflow_id in ids:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
@@ -405,17 +474,24 @@ async def profile_histories(
     return timelines
 
 
+async def bare_client(settings: Settings, codec: bool) -> Client:
+    """A client with the SDK's defaults (or the platform's codec)."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings) if codec else DataConverter.default,
+    )
+
+
 async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
     """Calibrate, warm up, run the alternating rounds, profile, verify, report."""
     settings = platform.settings
+    variants = [BASELINE, *(VARIANTS[name] for name in args.variants)]
+    systems = [v.name for v in variants] + [PAYMENT]
     per_round = max(1, args.payments // args.rounds)
+    run_id = uuid.uuid4().hex[:6]
     tenant = await _stack.new_tenant(settings, "bench")
     temporal = await connect(settings)
-    bare_client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings) if args.bare_codec else DataConverter.default,
-    )
     total = per_round * args.rounds + args.concurrency + 1
     async with _stack.api_clients(platform.api_url, tenant, args.concurrency + 4) as (
         partner,
@@ -423,75 +499,112 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
     ):
         count = _stack.accounts_needed(total, args.concurrency * 2)
         accounts = await _stack.open_accounts(partner, ops, count, "EUR", 100_000_000)
-        bench = Bench(
-            settings, partner, temporal, bare_client, accounts, f"bench-bare-{uuid.uuid4().hex[:6]}"
-        )
-        shape = await calibrate(bench, args)
-        if args.bare_search_attributes:
-            bench.start_attributes = BARE_START_ATTRIBUTES
-        bench.shape = shape
-        print(f"calibrated on a real payment: {describe(shape)}", file=sys.stderr, flush=True)
-        log_dir = settings.data_dir / "logs"
-        # the workflow's own queue first: the bare worker runs the workflow on its first queue
-        queues = [bench.bare_queue, *shape.task_queues]
-        with bare_worker(settings, queues, log_dir, args.bare_codec) as worker_process:
-            runners: dict[str, Runner] = {"bare": bench.bare, "payment": bench.payment}
-            for system in SYSTEMS:  # warm-up: connections, caches, JIT-free Python paths
-                await closed_loop(system, args.concurrency, args.concurrency, runners[system])
-            meter = _cpu_meter(platform, worker_process.pid)
+        payments = Payments(partner, temporal, accounts, run_id)
+        history = await calibrate(payments)
+        bare: list[BareSystem] = []
+        for variant in variants:
+            queue = f"bench-{variant.name.replace('+', '-')}-{run_id}"
+            system = BareSystem(
+                variant,
+                await bare_client(settings, variant.codec),
+                queue,
+                shape_for(variant, history, queue),
+                run_id,
+            )
+            print(f"{variant.name}: {describe(system.shape)}", file=sys.stderr, flush=True)
+            bare.append(system)
+        with contextlib.ExitStack() as workers:
+            for system in bare:
+                # the workflow's own queue first: the bare worker runs the workflow there
+                process = workers.enter_context(
+                    bare_worker(
+                        settings,
+                        [system.queue, *system.shape.task_queues],
+                        settings.data_dir / "logs" / f"bench-{system.queue}.log",
+                        system.variant.codec,
+                    )
+                )
+                system.worker_pid = process.pid
+            runners: dict[str, Runner] = {s.variant.name: s.one for s in bare}
+            runners[PAYMENT] = payments.one
+            for system_name in systems:  # warm-up: connections, caches, first imports
+                await closed_loop(
+                    system_name, args.concurrency, args.concurrency, runners[system_name]
+                )
+            meter = _cpu_meter(platform, {f"bare worker {s.queue}": s.worker_pid for s in bare})
             engine = get_engine(settings)
+            # the servers' own background work (pollers, timers, the maintenance schedule)
+            # while nothing runs: taken off each round, so a slow round is not charged more
+            idle_before = meter.read() if meter else {}
             await asyncio.sleep(PG_STATS_SETTLE_SECONDS)
+            idle = {
+                name: seconds / PG_STATS_SETTLE_SECONDS
+                for name, seconds in _profile.cpu_delta(
+                    idle_before, meter.read() if meter else {}
+                ).items()
+            }
             pg_before = await _profile.pg_counters(engine)
             rounds: list[Round] = []
             cpu: dict[str, dict[str, float]] = {}
             sessions = _profile.SessionSampler(engine)
             for index in range(args.rounds):
-                order = SYSTEMS if index % 2 == 0 else tuple(reversed(SYSTEMS))
-                for system in order:
+                # rotate and reverse the order each round, so that no system always follows
+                # the same one (a-b, b-a, … for two)
+                order = systems[index % len(systems) :] + systems[: index % len(systems)]
+                if index % 2:
+                    order.reverse()
+                for system_name in order:
                     before = meter.read() if meter else {}
-                    if system == "payment":
+                    if system_name == PAYMENT:
                         sessions.start()
-                    done = await closed_loop(system, per_round, args.concurrency, runners[system])
+                    done = await closed_loop(
+                        system_name, per_round, args.concurrency, runners[system_name]
+                    )
                     await sessions.stop()
                     if meter:
-                        used = _profile.cpu_delta(before, meter.read())
-                        totals = cpu.setdefault(system, {})
-                        for name, seconds in used.items():
-                            totals[name] = totals.get(name, 0.0) + seconds
+                        totals = cpu.setdefault(system_name, {})
+                        for name, seconds in _profile.cpu_delta(before, meter.read()).items():
+                            busy = seconds - idle.get(name, 0.0) * done.seconds
+                            totals[name] = totals.get(name, 0.0) + busy
                     rounds.append(done)
                     print(
-                        f"round {index + 1}/{args.rounds} {system:<7} {done.per_second:6.1f}/s",
+                        f"round {index + 1}/{args.rounds} {system_name:<12} "
+                        f"{done.per_second:6.1f}/s",
                         file=sys.stderr,
                         flush=True,
                     )
             await asyncio.sleep(PG_STATS_SETTLE_SECONDS)
             pg_delta = _profile.cpu_delta(pg_before, await _profile.pg_counters(engine))
-            timelines = await profile_histories(bench, rounds, args.profile_sample)
+            clients = {s.variant.name: s.client for s in bare}
+            clients[PAYMENT] = temporal
+            timelines = await profile_histories(clients, rounds, args.profile_sample)
         verified = await verify_ledger(engine)
         await dispose_engines()
-    counts = {system: len(pooled(rounds, system)) for system in SYSTEMS}
+    counts = {system: len(pooled(rounds, system)) for system in systems}
     print()
-    print(report(rounds, args.concurrency, shape))
+    print(f"shape (from a real payment): {describe(bare[0].shape)}")
+    print(report(rounds, systems, args.concurrency))
     print()
     print(f"where the time goes ({args.profile_sample} workflows per system, from their histories)")
     print(_profile.breakdown_table(timelines))
     print()
-    print(_profile.steps_table(timelines))
+    print(_profile.steps_table({name: timelines[name] for name in (BASELINE.name, PAYMENT)}))
     if cpu:
         print()
-        print(cpu_report(cpu, counts))
+        print("CPU per workflow above each process's idle rate (from /proc)")
+        print(cpu_report(cpu, counts, systems))
     print()
-    print(pg_report(pg_delta, counts["payment"]))
+    print(pg_report(pg_delta, counts[PAYMENT]))
     print()
     print("PostgreSQL sessions during the payment rounds (sampled every 100 ms)")
-    print(sessions.table(counts["payment"]))
+    print(sessions.table(counts[PAYMENT]))
     print(
         f"ledger verify after the run: {'OK' if verified.ok else verified.problems[0]} "
         f"({verified.transfers:,} transfers, {verified.entries:,} entries)"
     )
 
 
-def _cpu_meter(platform: _stack.Platform, bare_worker_pid: int) -> _profile.CpuMeter | None:
+def _cpu_meter(platform: _stack.Platform, bare_workers: dict[str, int]) -> _profile.CpuMeter | None:
     """CPU per process of a private stack (a stack of others' is not ours to inspect)."""
     stack = platform.stack
     if stack is None:
@@ -500,44 +613,33 @@ def _cpu_meter(platform: _stack.Platform, bare_worker_pid: int) -> _profile.CpuM
     postmaster = _profile.postmaster_pid(stack.postgres.pgdata)
     if postmaster is not None:
         pids["postgres"] = postmaster
-    pids["bare worker"] = bare_worker_pid
+    pids.update(bare_workers)
     return _profile.CpuMeter(pids)
 
 
 def main() -> None:
     """Parse the arguments, start or connect to the platform, run, report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--payments", type=int, default=200, help="workflows per system")
-    parser.add_argument("--concurrency", type=int, default=16, help="workflows in flight")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds")
-    variants = parser.add_argument_group(
-        "bare variants", "add back one thing the platform does, to measure what it costs"
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="variants: " + "; ".join(f"{v.name}: {v.help}" for v in VARIANTS.values()),
     )
-    variants.add_argument(
-        "--bare-split-queues",
-        action="store_true",
-        help="activities on one task queue per role, as the payment's (default: one queue)",
-    )
-    variants.add_argument(
-        "--bare-search-attributes",
-        action="store_true",
-        help="the payment's six search attributes at start, a status upsert per status record",
-    )
-    variants.add_argument(
-        "--bare-codec", action="store_true", help="the platform's payload encryption"
-    )
-    variants.add_argument(
-        "--bare-local",
-        action="append",
+    parser.add_argument("--payments", type=int, default=120, help="workflows per system")
+    parser.add_argument("--concurrency", type=int, default=8, help="workflows in flight")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument(
+        "--variants",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
         default=[],
-        metavar="ACTIVITY",
-        help="run this activity as a local activity (repeatable), to see what it would save",
+        help="comma list of bare variants to run alongside (see below)",
     )
     parser.add_argument(
         "--profile-sample", type=int, default=40, help="histories per system to profile"
     )
     _stack.add_stack_arguments(parser)
     args = parser.parse_args()
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}")
     with _stack.platform(args) as platform:
         asyncio.run(run(args, platform))
     exit_without_finalizing(0)
