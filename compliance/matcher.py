@@ -47,8 +47,10 @@ tests/unit/test_matcher.py checks it against a brute-force matcher.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations
 from typing import Literal
 
@@ -63,6 +65,7 @@ Decision = Literal["block", "review", "clear"]
 _JW_PREFIX_LEN = 4  # rapidfuzz's Jaro-Winkler looks at a common prefix of at most 4
 _SHORT_TOKEN = 3  # tokens this short ("al", "bin", "kim") are too common to look up cheaply
 _MAX_RELAXED_TOKENS = 8  # the relaxed-floor bound enumerates 2**n splits
+_LOOKUP_CACHE = 4096  # token lookups kept across queries
 
 
 JOINED_SPELLING_FLOOR = 0.8
@@ -208,6 +211,12 @@ def _length_factor(a_len: int, b_len: int, settings: MatcherSettings) -> float:
     if ratio < settings.length_cutoff:
         return 1.0 - settings.length_penalty_weight * (1.0 - ratio)
     return 1.0
+
+
+@lru_cache(maxsize=4096)
+def _length_factors(length: int, longest: int, settings: MatcherSettings) -> tuple[float, ...]:
+    """`_length_factor(length, n)` for n = 0..longest (index 0 unused)."""
+    return (1.0, *(_length_factor(length, n, settings) for n in range(1, longest + 1)))
 
 
 def token_similarity(a: str, b: str, settings: MatcherSettings) -> float:
@@ -393,10 +402,7 @@ class _Query:
         self._index = index
         self._settings = settings
         longest = max(index.longest_token, *self.lengths)
-        self._length_factors = [
-            [1.0] + [_length_factor(lq, lt, settings) for lt in range(1, longest + 1)]
-            for lq in self.lengths
-        ]
+        self._length_factors = [_length_factors(lq, longest, settings) for lq in self.lengths]
         self._firsts = [t[0] for t in tokens]
         self._masks = [onset_mask(t) for t in tokens]
         self.rows: dict[int, tuple[float, ...]] = {}
@@ -493,6 +499,7 @@ class Matcher:
         self.settings = settings or MatcherSettings()
         self._index = NameIndex(self.lists)
         self._relaxed_floors: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
+        self._lookups: OrderedDict[tuple[str, float], frozenset[int]] = OrderedDict()
 
     @property
     def name_count(self) -> int:
@@ -516,10 +523,15 @@ class Matcher:
             high += 1
         return range(low, high + 1)
 
-    def _lookup(self, query: _Query, position: int, floor: float) -> set[int]:
+    def _lookup(self, query: _Query, position: int, floor: float) -> frozenset[int]:
         """Names holding a vocabulary token that scores at least `floor` against the query
         token at `position`."""
         token = query.tokens[position]
+        key = (token, floor)
+        found = self._lookups.get(key)
+        if found is not None:
+            self._lookups.move_to_end(key)
+            return found
         similar = self._index.similar_tokens(
             token,
             floor,
@@ -527,7 +539,17 @@ class Matcher:
             lambda _, token_id: query.similarity(position, token_id),
             self.settings.prefix_weight,
         )
-        return self._index.names_with(token_id for token_id, _ in similar)
+        found = frozenset(self._index.names_with(token_id for token_id, _ in similar))
+        # payment names repeat their parts ("mohammed", "smith"): the lookup of a token at a
+        # floor only depends on the two, so the last few thousand are kept
+        self._lookups[key] = found
+        if len(self._lookups) > _LOOKUP_CACHE:
+            self._lookups.popitem(last=False)
+        return found
+
+    def clear_caches(self) -> None:
+        """Forget cached token lookups (to measure cold queries)."""
+        self._lookups.clear()
 
     def _relaxed_floor(self, frequent: list[int], rare: list[int]) -> float:
         """The token floor for the rare query tokens (lengths `rare`) that still finds every
