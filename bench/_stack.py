@@ -131,7 +131,8 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
     """Start a private stack (default) or describe the running one (`--connect`)."""
     overrides = parse_overrides(args.set)
     if args.connect:
-        settings = Settings.model_validate(overrides) if overrides else Settings()
+        # the environment and .env as every process reads them, plus the overrides
+        settings = Settings(**overrides)  # type: ignore[arg-type]
         yield Platform(
             settings,
             args.api_url or settings.api_url,

@@ -9,10 +9,11 @@ production (and latencies are measured from each payment's scheduled arrival, no
 when a busy client got round to sending it).
 
 The mix, per arrival (configurable):
-- `--ach-share` of the payments go by ACH (USD accounts), the rest by SEPA (EUR). While
-  ACH is not available the API answers 422 `rail_unavailable`: such answers are counted
-  apart, the payment is sent by SEPA instead, and after a few in a row ACH is not tried
-  again for the rest of the run;
+- `--ach-share` of the payments go by ACH (USD accounts), the rest by SEPA (EUR). ACH
+  settles at the bank's cut-offs, which the run brings about every `--ach-cutoff-every`
+  seconds by moving the simulated bank's clock. Where ACH is not available the API answers
+  422 `rail_unavailable`: such answers are counted apart, the payment is sent by SEPA
+  instead, and after a few in a row ACH is not tried again for the rest of the run;
 - `--sanctions` to a creditor on the OFAC list (`Banco Nacional de Cuba`): screening holds
   it in `in_review`, where it stays for a person (or `--review reject|approve` decides);
 - `--insufficient` from an account that was never funded: `failed` (insufficient_funds);
@@ -311,6 +312,20 @@ def progress_line(state: State, started: float, last: tuple[float, int]) -> str:
     )
 
 
+async def ach_cutoffs(banksim_url: str, every: float, stop: asyncio.Event) -> None:
+    """Move the bank's clock to its next ACH cut-off every `every` seconds.
+
+    FedACH settles at three cut-offs a day (New York time); a load run cannot wait for them,
+    so the simulated bank is told a cut-off has come, as the ACH integration tests do.
+    """
+    async with httpx.AsyncClient(base_url=banksim_url, timeout=30) as bank:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            with contextlib.suppress(httpx.HTTPError):
+                await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
+
+
 async def progress(state: State, started: float, stop: asyncio.Event) -> None:
     """Print the progress line every second until told to stop."""
     last = (time.time(), 0)
@@ -504,6 +519,14 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
         started = time.time()
         follower = asyncio.create_task(follow_events(partner, state, stop_events, args.lookback))
         ticker = asyncio.create_task(progress(state, started, stop_progress))
+        cutoff_every = args.ach_cutoff_every
+        if cutoff_every is None:  # a private stack's bank is ours to move; a shared one is not
+            cutoff_every = 0.0 if args.connect else 10.0
+        cutoffs = (
+            asyncio.create_task(ach_cutoffs(platform.banksim_url, cutoff_every, stop_progress))
+            if cutoff_every > 0 and args.ach_share > 0
+            else None
+        )
         await arrivals(args, partner, accounts, state, rng)
         window = time.time() - started
         await wait_until(
@@ -526,6 +549,8 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
             await follower
         stop_progress.set()
         await ticker
+        if cutoffs is not None:
+            await cutoffs
     print()
     print(report(args, state, window))
 
@@ -545,6 +570,13 @@ def main() -> None:
         choices=["none", "reject", "approve"],
         default="none",
         help="after sending, have ops decide the payments in review (default: leave them)",
+    )
+    parser.add_argument(
+        "--ach-cutoff-every",
+        type=float,
+        default=None,
+        help="move the bank's clock to its next ACH cut-off this often, in seconds "
+        "(default: 10 on a private stack, never with --connect; 0: never)",
     )
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for ends")
     parser.add_argument("--lookback", type=float, default=5.0, help="event re-read window (s)")
