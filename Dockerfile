@@ -33,6 +33,7 @@ COPY nacha/ nacha/
 COPY ledger/ ledger/
 COPY compliance/ compliance/
 COPY migrations/ migrations/
+COPY rails/ rails/
 RUN pip install --no-deps --no-build-isolation . \
  && cd / && python -c "import api.app, banksim.app, workers.payments_worker, payments.cli, migrations"
 
