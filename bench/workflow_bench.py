@@ -1,6 +1,7 @@
 """Orchestration cost: full payments through the API against bare Temporal, side by side.
 
-    make bench      (or: .venv/bin/python bench/workflow_bench.py --payments 200 --concurrency 16)
+    make bench      (or: .venv/bin/python bench/workflow_bench.py --payments 120 --concurrency 8)
+    make bench BENCH_ARGS="--variants bare+queues,bare+attrs,bare+codec,bare+local"
 
 One run, one set of servers (a private stack on free ports, or `--connect` to running ones):
 
@@ -12,12 +13,18 @@ One run, one set of servers (a private stack on free ports, or `--connect` to ru
                workflow to `settled`, with every guarantee on: idempotency, ledger hold and
                post, screening, limits, status records, audit, encryption.
 
-Both are closed loops at the same concurrency. Rounds alternate a-b, b-a, a-b … so noise on
-the shared 2-core machine hits both alike; throughput is the median of the rounds, latency
-percentiles pool every round. The bank settles at once (`banksim_settle_delay_seconds=0` on
-the private stack), so the payment's time is the platform's own. End-to-end latency is from
-the start request to the workflow's result, for both. Afterwards the run profiles where the
-time goes (histories, CPU per process, PostgreSQL) and checks the books (`ledger verify`).
+`--variants` adds bare systems that each put back one thing the platform does (one task
+queue per role, search attributes, payload encryption) or would do (local status records),
+to measure what it costs. Every system is a closed loop at the same concurrency. Rounds
+alternate (a-b, b-a …; with variants, rotated and reversed) so that noise on the shared
+2-core machine hits all alike; throughput is the median of the rounds, counted while every
+lane is busy, and latency percentiles pool every round. CPU per workflow comes from /proc
+for every process of a private stack, less each process's idle rate.
+
+The bank settles at once (`banksim_settle_delay_seconds=0` on the private stack), so the
+payment's time is the platform's own. End-to-end latency is from the start request to the
+workflow's result, for both. Afterwards the run profiles where the time goes (histories,
+CPU per process, PostgreSQL sessions) and checks the books (`ledger verify`).
 Figures, not assertions.
 """
 
