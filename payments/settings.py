@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = 100
     # which task queues this worker polls ("all" or a comma list of queue roles)
     worker_queues: str = "all"
+    # payments schedule activities on per-role queues (payments-ledger, -rails, -compliance),
+    # each served by its own worker Deployment; off: on the payment's own queue, where an
+    # all-in-one worker runs them without a round trip through a second queue
+    split_activity_queues: bool = False
     # the worker's Prometheus endpoint (Temporal SDK metrics); 0 switches it off
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464

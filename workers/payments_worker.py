@@ -123,8 +123,16 @@ def build_workers(
             else VersioningBehavior.UNSPECIFIED
         ),
     )
+    roles = selected_roles(settings)
+    if not settings.split_activity_queues and roles == list(ROLES):
+        # payments run their activities on the workflow's own queue: this worker takes them
+        # there, and the server hands each one straight back to it (eager dispatch). The
+        # role queues stay polled for payments started while queues were split.
+        by_role["payments"] = list(
+            dict.fromkeys(activity for role in ROLES for activity in by_role[role])
+        )
     workers = []
-    for role in selected_roles(settings):
+    for role in roles:
         workers.append(
             Worker(
                 client,

@@ -82,6 +82,9 @@ class PaymentInput:
     review_escalation_seconds: float = 86400.0
     # after ACH settlement, how long the receiving bank may still return the entry
     return_window_seconds: float = 2 * 86400.0
+    # activities on per-role queues (True, as every payment before this field did) or on
+    # the payment's own queue (an all-in-one worker then takes them without a hop)
+    split_activity_queues: bool = True
 
 
 @dataclass

@@ -416,10 +416,13 @@ class PaymentWorkflow:
     async def _step(
         self, activity: str, arg: object, result_type: type[T], retry: RetryPolicy = STEP_RETRY
     ) -> T:
+        queue = workflow.info().task_queue
+        if self._payment.split_activity_queues:
+            queue = activity_queue(queue, activity)
         result: T = await workflow.execute_activity(
             activity,
             arg,
-            task_queue=activity_queue(workflow.info().task_queue, activity),
+            task_queue=queue,
             start_to_close_timeout=STEP_TIMEOUT,
             retry_policy=retry,
             result_type=result_type,

@@ -526,3 +526,22 @@ async def test_ach_file_never_sent_waits_for_ops_then_joins_a_later_file(
     # the second submission may not reuse the file that never went out
     assert [s.not_in_file for s in bank.submitted] == ["", handle.id]
     assert bank.statuses == ["action_required", "processing", "submitted", "settled"]
+
+
+async def test_unsplit_queues_run_every_activity_on_the_payment_queue(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, split_activity_queues=False)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+        history = await handle.fetch_history()
+    assert view.status == "settled"
+    queues = {
+        event.activity_task_scheduled_event_attributes.task_queue.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert queues == {QUEUE}
