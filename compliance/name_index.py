@@ -144,9 +144,9 @@ class NameIndex:
         self._token_blocks = {
             bit: _Block.build(ids, self.vocabulary) for bit, ids in token_blocks.items()
         }
+        letters = ["".join(sorted(n.joined)) for n in self.names]
         self._joined_blocks = {
-            bit: _Block.build(ids, ["".join(sorted(n.joined)) for n in self.names])
-            for bit, ids in joined_blocks.items()
+            bit: _Block.build(ids, letters) for bit, ids in joined_blocks.items()
         }
 
     def _token_id(self, token: str, postings: list[list[int]]) -> int:
