@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from activities.metrics import count
 from activities.notify import start_deliveries
 from activities.screening import ScreeningActivities
 from compliance.lists import DEFAULT_PEP_PATH, StaticWatchList, load_ofac, load_pep_csv
-from compliance.matcher import Hit, Matcher
+from compliance.matcher import Hit, Matcher, MatcherSettings
 from payments import audit
 from payments.settings import Settings
 from payments.tables import customers, events, watch_list_versions
@@ -79,6 +79,8 @@ class ListSources:
 
     sanctions: str
     pep: str
+    # the matcher's thresholds (settings), so a reload screens exactly as the first load did
+    matcher: MatcherSettings = field(default_factory=MatcherSettings)
 
     @classmethod
     def configured(cls, settings: Settings) -> ListSources:
@@ -86,12 +88,17 @@ class ListSources:
         return cls(
             settings.sanctions_source or str(settings.sanctions_dir),
             settings.pep_source or str(DEFAULT_PEP_PATH),
+            MatcherSettings.with_thresholds(
+                settings.screening_review_threshold, settings.screening_block_threshold
+            ),
         )
 
     def override(self, request: ListRefreshInput) -> ListSources:
         """These sources, except where the request names its own."""
-        return ListSources(
-            request.sanctions_source or self.sanctions, request.pep_source or self.pep
+        return replace(
+            self,
+            sanctions=request.sanctions_source or self.sanctions,
+            pep=request.pep_source or self.pep,
         )
 
 
@@ -163,7 +170,9 @@ class LoadedLists:
         cls, sanctions: StaticWatchList, pep: StaticWatchList, sources: ListSources
     ) -> LoadedLists:
         """Index the lists (CPU: run it off the event loop)."""
-        return cls(Matcher([sanctions]), Matcher([pep]), sources)
+        return cls(
+            Matcher([sanctions], sources.matcher), Matcher([pep], sources.matcher), sources
+        )
 
     @classmethod
     def read(cls, sources: ListSources) -> LoadedLists:
@@ -288,6 +297,7 @@ class WatchLists:
                     configured.sanctions,
                 ),
                 next((e.source for e in stored.values() if e.kind == "pep"), configured.pep),
+                configured.matcher,
             )
             try:
                 self._loaded = await asyncio.to_thread(LoadedLists.read, sources)
