@@ -3,17 +3,23 @@
     make bench-ledger            (or: .venv/bin/python bench/ledger_bench.py --rounds 30)
 
 Both systems run against the same PostgreSQL, through the same client stack (SQLAlchemy +
-psycopg, one round trip per batch), with the same workload: 8 concurrent clients moving
-money between 1,000 accounts picked with a Zipf-skewed hot set, at batch sizes 1, 10, 100.
+psycopg, the same pool, the same round trips), with the same workload: 8 concurrent clients
+moving money between 1,000 accounts picked with a Zipf-skewed hot set, at batch sizes 1, 10,
+100.
 
-- ledger:    `ledger.create_transfers` (the batch function: idempotency, limits, entries,
-             DB-enforced integrity triggers).
+- ledger:    the batch API (idempotency, limits, entries, DB-enforced integrity checks).
 - reference: the bare minimum for a transfer, as one statement per batch too: insert the
              transfers, add the amounts to the two balances; no checks, no entries.
 
+Two ways of calling, each measured for both sides:
+- own transaction: `ledger.create_transfers`, which sends its one statement in autocommit
+  (one round trip; the server commits as the statement ends); the reference statement alike.
+- in a transaction: `ledger.create_transfers_in` between the caller's BEGIN and COMMIT (three
+  round trips, the row locks held until the client's COMMIT arrives); the reference alike.
+
 The runs alternate in short slices (reference, ledger, ledger, reference, …: each goes first
 every other round) so that machine noise, which on a shared machine comes in bursts of
-seconds, hits both alike; the table pools each side's slices (transfers over time, latencies
+seconds, hits both alike; the tables pool each side's slices (transfers over time, latencies
 of every batch). Not a test: figures, not assertions.
 """
 
@@ -34,7 +40,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ledger import AccountSpec, Transfer, create_accounts, create_transfers, verify_ledger
+from ledger import (
+    AccountSpec,
+    Transfer,
+    create_accounts,
+    create_transfers,
+    create_transfers_in,
+    verify_ledger,
+)
 from payments.devstack import free_port
 from payments.embedded_pg import EmbeddedPostgres
 from payments.migrate import upgrade
@@ -73,6 +86,9 @@ UPDATE bench_accounts a SET debits_posted = a.debits_posted + deltas.d,
                             credits_posted = a.credits_posted + deltas.c
 FROM deltas, locked WHERE a.id = deltas.account AND locked.id = a.id
 """)
+
+
+Submit = Callable[[list[tuple[str, str, str]]], Awaitable[None]]
 
 
 @dataclass
@@ -117,7 +133,7 @@ async def drive(
     name: str,
     batch: int,
     seconds: float,
-    submit: Callable[[list[tuple[str, str, str]]], Awaitable[None]],
+    submit: Submit,
     ids: list[str],
     weights: list[float],
     seed: int,
@@ -144,8 +160,12 @@ async def drive(
     return Run(name, batch, done, time.perf_counter() - started, latencies)
 
 
-async def benchmark(engine: AsyncEngine, seconds: float, rounds: int) -> list[tuple[Run, Run]]:
-    """Alternate reference and ledger runs at each batch size; median per pair."""
+REGIMES = ("own transaction", "in a transaction")
+RETRYABLE = {"40P01", "40001", "23505"}  # as ledger.engine retries
+
+
+async def setup(engine: AsyncEngine) -> list[str]:
+    """The same 1,000 accounts for both systems; returns their ids."""
     ids = [f"acc_bench_{i:04d}" for i in range(ACCOUNTS)]
     await create_accounts(engine, [AccountSpec(id=i, currency="EUR", kind="fees") for i in ids])
     async with engine.begin() as conn:
@@ -156,15 +176,13 @@ async def benchmark(engine: AsyncEngine, seconds: float, rounds: int) -> list[tu
             text("INSERT INTO bench_accounts (id) SELECT unnest(CAST(:ids AS text[]))"),
             {"ids": ids},
         )
-    weights = zipf_weights(ACCOUNTS, ZIPF_S)
+    return ids
 
-    async def ledger_submit(events: list[tuple[str, str, str]]) -> None:
-        results = await create_transfers(
-            engine, [Transfer(i, d, c, 1, "EUR", "bench") for i, d, c in events]
-        )
-        assert all(r.value == "ok" for r in results), results
 
-    async def reference_submit(events: list[tuple[str, str, str]]) -> None:
+def submitters(engine: AsyncEngine, regime: str) -> tuple[Submit, Submit]:
+    """The (reference, ledger) calls of a regime: the same connection handling for both."""
+
+    async def reference_statement(events: list[tuple[str, str, str]]) -> None:
         payload = json.dumps(
             [
                 {"id": i, "debit_account_id": d, "credit_account_id": c, "amount": 1}
@@ -173,13 +191,42 @@ async def benchmark(engine: AsyncEngine, seconds: float, rounds: int) -> list[tu
         )
         for attempt in range(5):
             try:
-                async with engine.begin() as conn:
-                    await conn.execute(REFERENCE_BATCH, {"events": payload})
+                if regime == "own transaction":
+                    async with engine.connect() as conn:
+                        await conn.execution_options(isolation_level="AUTOCOMMIT")
+                        await conn.execute(REFERENCE_BATCH, {"events": payload})
+                else:
+                    async with engine.begin() as conn:
+                        await conn.execute(REFERENCE_BATCH, {"events": payload})
                 return
-            except DBAPIError:
-                if attempt == 4:
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == 4:
                     raise
 
+    async def ledger_call(events: list[tuple[str, str, str]]) -> None:
+        batch = [Transfer(i, d, c, 1, "EUR", "bench") for i, d, c in events]
+        if regime == "own transaction":
+            results = await create_transfers(engine, batch)
+        else:
+            for attempt in range(5):
+                try:
+                    async with engine.begin() as conn:
+                        results = await create_transfers_in(conn, batch)
+                    break
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == 4:
+                        raise
+        assert all(r.value == "ok" for r in results), results
+
+    return reference_statement, ledger_call
+
+
+async def benchmark(
+    engine: AsyncEngine, ids: list[str], regime: str, seconds: float, rounds: int
+) -> list[tuple[Run, Run]]:
+    """Alternate reference and ledger slices at each batch size; pool each side's slices."""
+    weights = zipf_weights(ACCOUNTS, ZIPF_S)
+    reference_submit, ledger_submit = submitters(engine, regime)
     results: list[tuple[Run, Run]] = []
     for batch in (1, 10, 100):
         references: list[Run] = []
@@ -206,11 +253,10 @@ def _pooled(runs: list[Run]) -> Run:
     )
 
 
-def report(results: list[tuple[Run, Run]], rounds: int, seconds: float) -> str:
-    """The table printed at the end."""
+def report(regime: str, results: list[tuple[Run, Run]]) -> str:
+    """One regime's table."""
     lines = [
-        f"{CLIENTS} clients, {ACCOUNTS} accounts, Zipf s={ZIPF_S}; {rounds} alternating rounds"
-        f" of {seconds:g} s per side",
+        f"{regime}:",
         f"{'batch':>5} | {'reference/s':>11} {'p50 ms':>7} {'p99 ms':>7} | "
         f"{'ledger/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}",
     ]
@@ -225,17 +271,25 @@ def report(results: list[tuple[Run, Run]], rounds: int, seconds: float) -> str:
 
 
 async def main(seconds: float, rounds: int) -> None:
-    """Start a private PostgreSQL, benchmark, verify the ledger, print the table."""
+    """Start a private PostgreSQL, benchmark, verify the ledger, print the tables."""
     data = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     postgres = EmbeddedPostgres(data / "postgres", free_port())
     postgres.start()
     try:
         upgrade(Settings(database_url=postgres.url))
         engine = create_async_engine(postgres.url, pool_size=CLIENTS, max_overflow=0)
-        results = await benchmark(engine, seconds, rounds)
+        ids = await setup(engine)
+        tables = [
+            report(regime, await benchmark(engine, ids, regime, seconds, rounds))
+            for regime in REGIMES
+        ]
         verified = await verify_ledger(engine)
         await engine.dispose()
-        print(report(results, rounds, seconds))
+        print(
+            f"{CLIENTS} clients, {ACCOUNTS} accounts, Zipf s={ZIPF_S}; {rounds} alternating"
+            f" rounds of {seconds:g} s per side"
+        )
+        print("\n".join(tables))
         print(
             f"ledger verify after the run: {'OK' if verified.ok else verified.problems[0]} "
             f"({verified.transfers:,} transfers, {verified.entries:,} entries)"
@@ -247,6 +301,6 @@ async def main(seconds: float, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per slice")
-    parser.add_argument("--rounds", type=int, default=15, help="alternating slices per side")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating slices per side")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.seconds, arguments.rounds))

@@ -9,7 +9,8 @@ see them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,20 @@ def _event(transfer: Transfer) -> dict[str, Any]:
     }
 
 
+@asynccontextmanager
+async def _single_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose next statement is a transaction of its own (autocommit).
+
+    The batch is one statement, so the server can commit it the moment it ends: one round
+    trip instead of three (BEGIN, the statement, COMMIT), and the accounts' row locks are
+    released without waiting for the client to ask for the commit. Durability is the same:
+    the result comes back only after the commit is flushed.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
 def _sqlstate(error: DBAPIError) -> str | None:
     return getattr(error.orig, "sqlstate", None)
 
@@ -84,7 +99,7 @@ async def create_transfers(
     """Apply a batch in its own transaction; one result per event (see ledger.models)."""
     for attempt in range(_ATTEMPTS):
         try:
-            async with engine.begin() as conn:
+            async with _single_statement(engine) as conn:
                 return await create_transfers_in(conn, batch, now)
         except DBAPIError as error:
             if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS - 1:
@@ -103,7 +118,7 @@ async def expire_pending_transfers(engine: AsyncEngine, now: datetime | None = N
     """Release every pending transfer whose timeout has passed; returns how many."""
     for attempt in range(_ATTEMPTS):
         try:
-            async with engine.begin() as conn:
+            async with _single_statement(engine) as conn:
                 expired: int = (await conn.execute(_EXPIRE, {"now": now})).scalar_one()
                 return expired
         except DBAPIError as error:

@@ -10,6 +10,8 @@ DROP FUNCTION ledger_check_entries();
 DROP FUNCTION ledger_check_account_changes();
 DROP FUNCTION ledger_create_transfer(text, text, text, text, bigint, text, text, text, integer,
     boolean, timestamptz);
+DROP FUNCTION ledger_create_transfer_locked(text, text, text, text, bigint, text, text, text,
+    integer, boolean, timestamptz);
 DROP FUNCTION ledger_expire_pending(timestamptz);
 ALTER TABLE ledger_entries
     ADD CONSTRAINT ledger_entries_account_id_fkey

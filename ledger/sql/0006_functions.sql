@@ -133,10 +133,178 @@ CREATE TRIGGER ledger_transfers_have_entries AFTER INSERT ON ledger_transfers
 
 -- A batch of one, without the batch machinery. Most calls carry a single event; the batch
 -- function pays for unpacking jsonb, slot maps, chain snapshots and set-based write-back even
--- then. This one takes the event as typed arguments and runs a few single-row statements whose
--- plans stay generic and cached. It applies exactly the rules of ledger_create_transfers to a
--- batch of one: same checks in the same order, same locks in the same (id) order, same rows.
+-- then. This one takes the event as typed arguments and applies exactly the rules of
+-- ledger_create_transfers to a batch of one (same checks in the same order, same rows), in
+-- two statements when it can: one read, one write.
+--
+-- Whether the accounts must be locked before checking depends on the event. Only the
+-- account limits (exceeds_credits / exceeds_debits) depend on balances that a concurrent
+-- transfer can change; every other check reads rows that never change once written (the
+-- transfer with this id, its failure, the pending transfer, a resolution, which account
+-- exists in which currency). So:
+-- - a single or pending transfer that a limit applies to (debit account with
+--   debits_must_not_exceed_credits, or credit account with credits_must_not_exceed_debits)
+--   goes to ledger_create_transfer_locked: accounts locked in id order, then checked;
+-- - anything else is checked without locks and written by one statement that adds its
+--   amounts to the balances (the UPDATE takes the row locks, in id order, as late as the
+--   bare reference does) and records the entries from the balances it returns. A concurrent
+--   writer of the same id or of another resolution of the same pending transfer makes its
+--   insert fail with unique_violation, which the caller retries (and then sees the winner).
 CREATE OR REPLACE FUNCTION ledger_create_transfer(
+    p_id text, p_kind text, p_debit text, p_credit text, p_amount bigint, p_currency text,
+    p_code text, p_pending_id text DEFAULT NULL, p_timeout integer DEFAULT 0,
+    p_linked boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_now timestamptz := coalesce(p_now, clock_timestamp());
+    v_timeout integer := coalesce(p_timeout, 0);
+    v_result text;
+    r record;  -- everything the event refers to, read at once
+    v_amount bigint; v_dpe bigint; v_dpo bigint; v_cpe bigint; v_cpo bigint;
+    v_debit text; v_credit text; v_currency text; v_expires timestamptz;
+BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('single', 'pending', 'post_pending', 'void_pending') THEN
+        RAISE EXCEPTION USING MESSAGE = 'unknown transfer kind (expected single, pending,'
+            || ' post_pending or void_pending)', ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- a lone linked event leaves its chain open: nothing happens, the id stays free
+    IF coalesce(p_linked, false) THEN RETURN 'linked_event_chain_open'; END IF;
+
+    -- the stored transfer with this id and its failure, the pending transfer a post or void
+    -- resolves and its resolution, and the two accounts (the pending transfer's, if any)
+    SELECT t.kind AS t_kind, t.linked AS t_linked, t.debit_account_id AS t_debit,
+           t.credit_account_id AS t_credit, t.amount AS t_amount,
+           t.currency::text AS t_currency, t.code AS t_code, t.pending_id AS t_pending,
+           t.timeout_seconds AS t_timeout, f.result AS failed,
+           p.kind AS p_kind, p.debit_account_id AS p_debit, p.credit_account_id AS p_credit,
+           p.amount AS p_amount, p.currency::text AS p_currency, p.expires_at AS p_expires,
+           res.kind AS resolution,
+           d.id AS d_id, d.currency::text AS d_currency,
+           d.debits_must_not_exceed_credits AS d_limited,
+           c.id AS c_id, c.currency::text AS c_currency,
+           c.credits_must_not_exceed_debits AS c_limited
+      INTO r
+      FROM (SELECT) one
+      LEFT JOIN ledger_transfers t ON t.id = p_id
+      LEFT JOIN ledger_transfer_failures f ON f.id = p_id
+      LEFT JOIN ledger_transfers p ON p.id = p_pending_id
+      LEFT JOIN ledger_transfers res ON res.pending_id = p_pending_id
+      LEFT JOIN ledger_accounts d ON d.id = coalesce(p.debit_account_id, p_debit)
+      LEFT JOIN ledger_accounts c ON c.id = coalesce(p.credit_account_id, p_credit);
+
+    IF r.t_kind IS NOT NULL THEN
+        -- 1. a repeated id answers with the original outcome
+        RETURN CASE
+            WHEN r.t_kind <> p_kind OR r.t_linked THEN 'exists_with_different_flags'
+            WHEN r.t_pending IS DISTINCT FROM p_pending_id
+                THEN 'exists_with_different_pending_id'
+            WHEN r.t_timeout <> v_timeout THEN 'exists_with_different_timeout'
+            WHEN p_debit <> r.t_debit THEN 'exists_with_different_debit_account_id'
+            WHEN p_credit <> r.t_credit THEN 'exists_with_different_credit_account_id'
+            WHEN p_amount <> r.t_amount THEN 'exists_with_different_amount'
+            WHEN p_currency <> r.t_currency THEN 'exists_with_different_currency'
+            WHEN p_code IS DISTINCT FROM r.t_code THEN 'exists_with_different_code'
+            ELSE 'exists' END;
+    ELSIF r.failed IS NOT NULL THEN
+        RETURN 'id_already_failed';
+    ELSIF v_timeout > 0 AND p_kind <> 'pending' THEN
+        v_result := 'timeout_reserved_for_pending_transfer';
+    ELSIF p_kind IN ('single', 'pending') THEN
+        -- 2. a new single or pending transfer
+        v_amount := p_amount;
+        IF p_pending_id IS NOT NULL THEN v_result := 'pending_id_must_be_empty';
+        ELSIF v_amount IS NULL OR v_amount <= 0 THEN v_result := 'amount_must_be_positive';
+        ELSIF p_debit = p_credit THEN v_result := 'accounts_must_be_different';
+        ELSIF r.d_id IS NULL THEN v_result := 'debit_account_not_found';
+        ELSIF r.c_id IS NULL THEN v_result := 'credit_account_not_found';
+        ELSIF p_currency IS NULL OR r.d_currency <> p_currency OR r.c_currency <> p_currency THEN
+            v_result := 'currency_mismatch';
+        ELSIF r.d_limited OR r.c_limited THEN
+            -- the outcome depends on balances: check them under the accounts' locks
+            RETURN ledger_create_transfer_locked(p_id, p_kind, p_debit, p_credit, p_amount,
+                p_currency, p_code, p_pending_id, p_timeout, p_linked, v_now);
+        ELSIF p_kind = 'single' THEN
+            v_dpe := 0; v_dpo := v_amount; v_cpe := 0; v_cpo := v_amount;
+        ELSE
+            v_dpe := v_amount; v_dpo := 0; v_cpe := v_amount; v_cpo := 0;
+            IF v_timeout > 0 THEN v_expires := v_now + make_interval(secs => v_timeout); END IF;
+        END IF;
+        v_debit := p_debit; v_credit := p_credit; v_currency := p_currency;
+    ELSE
+        -- 3. a new post or void of a pending transfer (never limited: it only ever lowers
+        -- debits_pending + debits_posted and credits_pending + credits_posted)
+        IF p_pending_id IS NULL THEN v_result := 'pending_id_required';
+        ELSIF p_pending_id = p_id THEN v_result := 'pending_id_must_be_different';
+        ELSIF p_amount IS NOT NULL AND p_amount <= 0 THEN v_result := 'amount_must_be_positive';
+        ELSIF r.p_kind IS NULL THEN v_result := 'pending_transfer_not_found';
+        ELSIF r.p_kind <> 'pending' THEN v_result := 'pending_transfer_not_pending';
+        ELSIF p_debit <> r.p_debit THEN
+            v_result := 'pending_transfer_has_different_debit_account_id';
+        ELSIF p_credit <> r.p_credit THEN
+            v_result := 'pending_transfer_has_different_credit_account_id';
+        ELSIF p_currency <> r.p_currency THEN
+            v_result := 'pending_transfer_has_different_currency';
+        ELSIF r.resolution = 'post_pending' THEN v_result := 'pending_transfer_already_posted';
+        ELSIF r.resolution = 'void_pending' THEN v_result := 'pending_transfer_already_voided';
+        ELSIF r.resolution = 'expire_pending' OR r.p_expires <= v_now THEN
+            v_result := 'pending_transfer_expired';
+        ELSIF p_kind = 'post_pending' AND p_amount > r.p_amount THEN
+            v_result := 'exceeds_pending_transfer_amount';
+        ELSIF p_kind = 'void_pending' AND p_amount <> r.p_amount THEN
+            v_result := 'pending_transfer_has_different_amount';
+        ELSIF p_kind = 'post_pending' THEN
+            v_amount := coalesce(p_amount, r.p_amount);
+            v_dpe := -r.p_amount; v_dpo := v_amount; v_cpe := -r.p_amount; v_cpo := v_amount;
+        ELSE
+            v_amount := r.p_amount;
+            v_dpe := -r.p_amount; v_dpo := 0; v_cpe := -r.p_amount; v_cpo := 0;
+        END IF;
+        v_debit := r.p_debit; v_credit := r.p_credit; v_currency := r.p_currency;
+    END IF;
+
+    IF v_result IS NOT NULL THEN
+        -- a failed id stays failed; if a concurrent request failed it first, say so
+        INSERT INTO ledger_transfer_failures (id, result) VALUES (p_id, v_result)
+        ON CONFLICT (id) DO NOTHING;
+        IF NOT FOUND THEN RETURN 'id_already_failed'; END IF;
+        RETURN v_result;
+    END IF;
+
+    -- apply, in one statement: the transfer, the balances (row locks taken here, in id
+    -- order), and the two legs with the balances the update returns
+    WITH moved AS (
+        UPDATE ledger_accounts a
+           SET debits_pending = a.debits_pending + m.dpe,
+               debits_posted = a.debits_posted + m.dpo,
+               credits_pending = a.credits_pending + m.cpe,
+               credits_posted = a.credits_posted + m.cpo, version = a.version + 1
+          FROM (SELECT * FROM (VALUES (v_debit, 'debit', v_dpe, v_dpo, 0::bigint, 0::bigint),
+                                      (v_credit, 'credit', 0::bigint, 0::bigint, v_cpe, v_cpo))
+                           AS legs(id, leg, dpe, dpo, cpe, cpo)
+                 ORDER BY id) m
+         WHERE a.id = m.id
+        RETURNING a.id, m.leg, m.dpe, m.dpo, m.cpe, m.cpo, a.version, a.debits_pending,
+                  a.debits_posted, a.credits_pending, a.credits_posted
+    ), legs AS (
+        INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+            debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+            debits_posted, credits_pending, credits_posted)
+        SELECT m.id, m.version, p_id, m.leg, m.dpe, m.dpo, m.cpe, m.cpo, m.debits_pending,
+               m.debits_posted, m.credits_pending, m.credits_posted
+          FROM moved m
+    )
+    INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency,
+        code, kind, pending_id, timeout_seconds, expires_at, linked)
+    VALUES (p_id, v_debit, v_credit, v_amount, v_currency, p_code, p_kind, p_pending_id,
+        v_timeout, v_expires, false);
+    RETURN 'ok';
+END $$;
+
+
+-- A batch of one whose limits depend on balances: the accounts are locked (in id order, as
+-- the batch function locks them) before anything is read, then the event is checked and
+-- applied exactly as the batch function would.
+CREATE OR REPLACE FUNCTION ledger_create_transfer_locked(
     p_id text, p_kind text, p_debit text, p_credit text, p_amount bigint, p_currency text,
     p_code text, p_pending_id text DEFAULT NULL, p_timeout integer DEFAULT 0,
     p_linked boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
