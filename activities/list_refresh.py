@@ -170,9 +170,7 @@ class LoadedLists:
         cls, sanctions: StaticWatchList, pep: StaticWatchList, sources: ListSources
     ) -> LoadedLists:
         """Index the lists (CPU: run it off the event loop)."""
-        return cls(
-            Matcher([sanctions], sources.matcher), Matcher([pep], sources.matcher), sources
-        )
+        return cls(Matcher([sanctions], sources.matcher), Matcher([pep], sources.matcher), sources)
 
     @classmethod
     def read(cls, sources: ListSources) -> LoadedLists:

@@ -10,7 +10,6 @@ Revises: 0006
 Create Date: 2026-11-29
 """
 
-
 from alembic import op
 
 revision = "0007"
