@@ -21,13 +21,25 @@ from payments.temporal_client import exit_without_finalizing
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
+    from payments import audit
+
     engine = get_engine(get_settings())
     try:
         async with engine.begin() as conn:
             await ensure_tenant(conn, tenant)
-            return await create_key(
+            key = await create_key(
                 conn, tenant_id=tenant, principal=name, scopes=scopes, rate_limit_per_second=rate
             )
+        # who may move money is a decision the auditor reads: the key's prefix, never secret
+        await audit.append(
+            engine,
+            actor="ops-cli",
+            action="api_key.created",
+            subject=key.rsplit("_", 1)[0],
+            detail={"principal": name, "scopes": sorted(scopes), "rate_limit_per_second": rate},
+            tenant_id=tenant,
+        )
+        return key
     finally:
         await dispose_engines()
 

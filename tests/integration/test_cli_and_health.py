@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from payments.devstack import Stack, settings_env
 from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
@@ -39,6 +40,22 @@ def test_keys_create_prints_a_working_key_last(stack: Stack) -> None:
     )
     assert response.status_code == 200
     assert response.json() == {"object": "list", "data": [], "has_more": False}
+    audited = subprocess.run(
+        [str(cli), "audit", "verify"],
+        env=settings_env(stack.settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert audited.returncode == 0
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{stack.settings.postgres_port}/payments"
+    ) as conn:
+        row = conn.execute(
+            "SELECT detail FROM audit_log WHERE action = 'api_key.created' AND subject = %s",
+            (key.rsplit("_", 1)[0],),
+        ).fetchone()
+    assert row is not None and row[0]["principal"] == "cli-carol"
 
 
 def test_keys_create_refuses_unknown_scopes(stack: Stack) -> None:
