@@ -221,6 +221,20 @@ def submitters(engine: AsyncEngine, regime: str) -> tuple[Submit, Submit]:
     return reference_statement, ledger_call
 
 
+async def settle(engine: AsyncEngine) -> None:
+    """Vacuum both systems' tables and checkpoint, so that the writes of one phase (batches of
+    100 leave a lot to flush and vacuum) do not slow down the next one's commits."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(
+            text(
+                "VACUUM (ANALYZE) ledger_accounts, ledger_transfers, ledger_entries,"
+                " ledger_transfer_failures, bench_accounts, bench_transfers"
+            )
+        )
+        await conn.execute(text("CHECKPOINT"))
+
+
 async def benchmark(
     engine: AsyncEngine, ids: list[str], regime: str, seconds: float, rounds: int
 ) -> list[tuple[Run, Run]]:
@@ -229,6 +243,7 @@ async def benchmark(
     reference_submit, ledger_submit = submitters(engine, regime)
     results: list[tuple[Run, Run]] = []
     for batch in (1, 10, 100):
+        await settle(engine)
         references: list[Run] = []
         ledgers: list[Run] = []
         for round_ in range(rounds):

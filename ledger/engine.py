@@ -1,7 +1,9 @@
 """The ledger's Python face: batches of transfers in one round trip, reads, expiry.
 
 The posting rules themselves run inside PostgreSQL (`ledger/sql/`, newest file wins), so a
-batch is one statement: atomic, one round trip, accounts locked in id order. This module
+batch is one statement: atomic, one round trip, accounts locked in id order. A batch of one
+goes to the single-event function (same rules, fewer statements). Outside a caller's
+transaction the statement runs in autocommit: the server commits as it ends. This module
 only marshals events and results, and retries the rare transient conflicts so callers never
 see them.
 """
@@ -28,8 +30,9 @@ from ledger.models import (
 )
 from payments.tables import ledger_accounts, ledger_entries, ledger_transfer_failures
 
-# deadlock_detected, serialization_failure, unique_violation (two batches raced for one id):
-# a fresh attempt sees the winner's committed rows and answers consistently.
+# deadlock_detected, serialization_failure, unique_violation (two batches raced for one id,
+# or two resolutions for one pending transfer): a fresh attempt sees the winner's committed
+# rows and answers consistently.
 _RETRYABLE = {"40P01", "40001", "23505"}
 _ATTEMPTS = 5
 _CREATE = text("SELECT ledger_create_transfers(CAST(:events AS jsonb), :now)")

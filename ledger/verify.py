@@ -5,7 +5,9 @@ Checks, each over the whole ledger:
 2. every account's entries form an unbroken chain (versions 1..n, each entry's balances =
    the previous entry's + its deltas);
 3. every transfer has exactly two entries whose debit and credit movements are equal;
-4. per currency, debits equal credits (the balances sum to zero), posted and pending.
+4. per currency, debits equal credits (the balances sum to zero), posted and pending;
+5. every entry belongs to an existing transfer and sits on that transfer's account for its
+   leg (the database checks this as entries are written, in place of foreign keys).
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ _ZERO_SUM = text("""
      ORDER BY currency LIMIT 1
 """)
 
+_ORPHANS = text("""
+    SELECT e.account_id, e.version, e.transfer_id
+      FROM ledger_entries e
+      LEFT JOIN ledger_transfers t ON t.id = e.transfer_id
+     WHERE t.id IS NULL
+        OR e.account_id IS DISTINCT FROM
+           CASE e.leg WHEN 'debit' THEN t.debit_account_id ELSE t.credit_account_id END
+     ORDER BY e.account_id, e.version LIMIT 1
+""")
+
 _COUNTS = text("""
     SELECT (SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM ledger_entries),
            (SELECT count(*) FROM ledger_transfers)
@@ -108,6 +120,11 @@ async def verify_ledger(engine: AsyncEngine) -> VerifyReport:
             if row is not None:
                 report.problems.append(
                     f"transfer {row[0]}: {row[1]} entries, debits {row[2]} vs credits {row[3]}"
+                )
+            row = (await conn.execute(_ORPHANS)).first()
+            if row is not None:
+                report.problems.append(
+                    f"account {row[0]}: entry {row[1]} is not a leg of transfer {row[2]}"
                 )
             row = (await conn.execute(_ZERO_SUM)).first()
             if row is not None:

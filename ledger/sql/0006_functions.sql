@@ -25,10 +25,17 @@
 --    foreign key keeps from being deleted or renamed.
 --    The checks are immediate rather than deferred to commit, so a writer puts a transfer, its
 --    entries and the balance updates in one statement; every function below does.
+-- Every function here plans with seq scans, hash joins and merge joins disabled (they stay
+-- possible where nothing else is). PL/pgSQL caches its plans for the whole session, and the
+-- checks' queries have no parameters, so the plan made on first use is kept: made while a
+-- table was nearly empty it would scan the whole table long after it has grown (a fresh
+-- database went from 0.1 ms to 18 ms per check within minutes). Every lookup here has an
+-- index made for it; the settings cost a fraction of a microsecond per call.
 -- 2. ledger_create_transfer: a batch of one as typed arguments, without the batch machinery.
 -- 3. The batch function and expiry adapted to (1), and made cheaper (see each).
 
-CREATE OR REPLACE FUNCTION ledger_check_account_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ledger_check_account_changes() RETURNS trigger LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_id text;
 BEGIN
@@ -52,7 +59,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION ledger_check_entries() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ledger_check_entries() RETURNS trigger LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_id text;
 BEGIN
@@ -98,7 +106,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION ledger_check_transfers_have_entries() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_id text;
 BEGIN
@@ -154,7 +162,8 @@ CREATE OR REPLACE FUNCTION ledger_create_transfer(
     p_id text, p_kind text, p_debit text, p_credit text, p_amount bigint, p_currency text,
     p_code text, p_pending_id text DEFAULT NULL, p_timeout integer DEFAULT 0,
     p_linked boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql AS $$
+RETURNS text LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, clock_timestamp());
     v_timeout integer := coalesce(p_timeout, 0);
@@ -308,7 +317,8 @@ CREATE OR REPLACE FUNCTION ledger_create_transfer_locked(
     p_id text, p_kind text, p_debit text, p_credit text, p_amount bigint, p_currency text,
     p_code text, p_pending_id text DEFAULT NULL, p_timeout integer DEFAULT 0,
     p_linked boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql AS $$
+RETURNS text LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, clock_timestamp());
     v_timeout integer := coalesce(p_timeout, 0);
@@ -480,7 +490,8 @@ END $$;
 -- - FOR NO KEY UPDATE: the balances change, never the key, so foreign-key checks of other
 --   transactions (KEY SHARE) need not wait for the lock.
 CREATE OR REPLACE FUNCTION ledger_create_transfers(p_events jsonb, p_now timestamptz DEFAULT NULL)
-RETURNS text[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+RETURNS text[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, clock_timestamp());
     n integer := jsonb_array_length(p_events);
@@ -802,7 +813,7 @@ END $$;
 -- order) and the balances. (0002 updated each balance before writing its entry, which the
 -- immediate checks above refuse.)
 CREATE OR REPLACE FUNCTION ledger_expire_pending(p_now timestamptz DEFAULT NULL)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, clock_timestamp());
     v_due text[];

@@ -301,6 +301,40 @@ async def test_verify_reports_a_balance_changed_behind_the_ledgers_back(
     assert (await verify_ledger(engine)).ok
 
 
+async def test_verify_reports_an_entry_that_is_no_leg_of_its_transfer(
+    engine: AsyncEngine,
+) -> None:
+    account = await new_customer_account(engine)
+    await deposit(engine, account, 1_000)
+
+    async def as_superuser(statement: str) -> None:
+        async with engine.begin() as conn:
+            # bypassing triggers, as only a superuser can: verify must notice what they allow
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            await conn.execute(text(statement), {"id": account})
+
+    # a copy of the deposit's credit leg, claimed by a transfer that does not exist
+    await as_superuser(
+        "INSERT INTO ledger_entries (account_id, version, transfer_id, leg,"
+        " debits_pending_delta, debits_posted_delta, credits_pending_delta,"
+        " credits_posted_delta, debits_pending, debits_posted, credits_pending,"
+        " credits_posted)"
+        " SELECT account_id, version + 1000, 'no-such-transfer', leg, debits_pending_delta,"
+        " debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,"
+        " debits_posted, credits_pending, credits_posted"
+        " FROM ledger_entries WHERE account_id = :id AND version = 1"
+    )
+    try:
+        report = await verify_ledger(engine)
+        assert any(
+            f"account {account}: entry 1001 is not a leg of transfer no-such-transfer" in problem
+            for problem in report.problems
+        ), report.problems
+    finally:
+        await as_superuser("DELETE FROM ledger_entries WHERE account_id = :id AND version = 1001")
+    assert (await verify_ledger(engine)).ok
+
+
 async def test_hot_settlement_account_is_sharded_and_read_as_one(engine: AsyncEngine) -> None:
     account = await new_customer_account(engine)
     await deposit(engine, account, 10_000)
