@@ -1,5 +1,4 @@
-"""Business-day calendars of the rails: the Federal Reserve's (ACH, with the FedACH cut-off
-windows) and TARGET's (SEPA).
+"""The Federal Reserve's business days and the FedACH cut-off windows (ACH).
 
 The Fed observes the eleven federal holidays; one falling on a Sunday is observed the next
 Monday, one falling on a Saturday is not moved (the Fed stays open on the Friday before, unlike
@@ -38,12 +37,6 @@ def fed_holidays(year: int) -> frozenset[date]:
 def is_fed_business_day(day: date) -> bool:
     """Whether FedACH settles on `day`."""
     return day.weekday() < SATURDAY and day not in fed_holidays(day.year)
-
-
-def is_target_business_day(day: date) -> bool:
-    """Whether TARGET (and so SEPA) settles on `day`: weekdays except its closing days."""
-    closed = holidays.financial_holidays("XECB", years=day.year)
-    return day.weekday() < SATURDAY and day not in closed
 
 
 def parse_cutoffs(values: Sequence[str]) -> tuple[time, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from rails.business_days import AchCalendar
 
@@ -45,16 +46,17 @@ def ach_window(
     """The first window whose file has not been submitted yet at `now` (aware datetime)."""
     if window_seconds > 0:
         return _short_window(now, window_seconds)
-    calendar = AchCalendar(cutoffs.split(","), ACH_TIMEZONE)
+    calendar = _calendar(cutoffs)
     cutoff = calendar.next_cutoff(now + timedelta(seconds=lead_seconds))
     submit_at = cutoff - timedelta(seconds=lead_seconds)
     created = submit_at.astimezone(calendar.zone).replace(second=0, microsecond=0, tzinfo=None)
     return AchWindow(f"{cutoff:%Y%m%dT%H%M}", submit_at, created, "A")
 
 
-def next_window(window: AchWindow, **kwargs: float | str) -> AchWindow:
-    """The window after `window` (for a payment that arrived as its file was being sent)."""
-    return ach_window(window.submit_at + timedelta(seconds=1), **kwargs)  # type: ignore[arg-type]
+@cache
+def _calendar(cutoffs: str) -> AchCalendar:
+    # parsed once per setting value, not on every payment's submit
+    return AchCalendar(cutoffs.split(","), ACH_TIMEZONE)
 
 
 def _short_window(now: datetime, seconds: float) -> AchWindow:

@@ -24,11 +24,11 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
+from api.reviews import send_review
 from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, ScreeningHitOut
 from payments import audit
 from payments.ids import new_id
@@ -190,18 +190,11 @@ async def review_customer(
     not_in_review = ProblemError(
         409, "customer_not_in_review", f"Customer KYC is {row.kyc_status}."
     )
-    try:
-        await handle.execute_update(
-            OnboardingWorkflow.review,
-            ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
-        )
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == "four_eyes_violation":
-            raise ProblemError(403, "four_eyes_violation", cause.message) from err
-        raise not_in_review from err
-    except RPCError as err:
-        # the workflow has finished, or the customer was onboarded before workflows
-        raise not_in_review from err
+    await send_review(
+        handle,
+        OnboardingWorkflow.review,
+        ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
+        not_in_review,
+    )
     # the workflow records the decision (customer row, audit entry with the reviewer)
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))

@@ -14,21 +14,21 @@ from schwifty.exceptions import SchwiftyException
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.notify import start_deliveries
 from activities.payment_records import insert_status_event
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.idempotency import run_idempotently
+from api.reviews import send_review
 from api.routers.accounts import check_currency, load_customer_account
 from api.schemas import (
     CancelCreate,
@@ -375,19 +375,12 @@ async def review_payment(
     """Approve (false positive) or reject a payment in review; the initiator may not review."""
     payment = await load_payment(engine, principal.tenant_id, payment_id)
     handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
-    try:
-        await handle.execute_update(
-            PaymentWorkflow.review,
-            ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
-        )
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == "four_eyes_violation":
-            raise ProblemError(403, "four_eyes_violation", cause.message) from err
-        raise ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}.") from err
-    except RPCError as err:
-        # the workflow has already finished: nothing to review any more
-        raise ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}.") from err
+    await send_review(
+        handle,
+        PaymentWorkflow.review,
+        ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
+        ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}."),
+    )
     await audit.append(
         engine,
         actor=principal.name,

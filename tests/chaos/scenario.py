@@ -109,17 +109,16 @@ class Chaos:
         await asyncio.sleep(1.0)
         await asyncio.to_thread(start)
 
+    async def _kill_and_restart_worker(self, name: str) -> None:
+        await self._restart(lambda: self.stack.kill(name), lambda: self.stack.start_worker(name))
+
     async def kill_worker(self) -> None:
         """SIGKILL the first worker, restart it a little later."""
-        await self._restart(
-            lambda: self.stack.kill("worker"), lambda: self.stack.start_worker("worker")
-        )
+        await self._kill_and_restart_worker("worker")
 
     async def kill_worker2(self) -> None:
         """SIGKILL the second worker, restart it a little later."""
-        await self._restart(
-            lambda: self.stack.kill("worker2"), lambda: self.stack.start_worker("worker2")
-        )
+        await self._kill_and_restart_worker("worker2")
 
     async def restart_temporal(self) -> None:
         """Kill the Temporal dev server; it comes back on its SQLite file."""
