@@ -30,8 +30,9 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
 
 from compliance.lists import load_ofac  # noqa: E402
 from compliance.matcher import Matcher, MatcherSettings, score_names  # noqa: E402
+from payments.settings import SHARED_DATA  # noqa: E402
 
-SANCTIONS = ROOT.parent / "shared" / "data" / "sanctions"
+SANCTIONS = SHARED_DATA / "sanctions"
 SCORES_CSV = SANCTIONS / "ofac-search-scores.csv"
 THRESHOLDS = (85, 90, 95)
 # The first cut, before calibration: watchman's weighting (no conflict weighting, no

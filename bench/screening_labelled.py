@@ -46,8 +46,9 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
 from compliance.lists import EntityType, ListEntity, StaticWatchList, load_ofac  # noqa: E402
 from compliance.matcher import Matcher, MatcherSettings  # noqa: E402
 from compliance.names import name_tokens, reorder_surname_first, tokenize  # noqa: E402
+from payments.settings import SHARED_DATA  # noqa: E402
 
-SANCTIONS = ROOT.parent / "shared" / "data" / "sanctions"
+SANCTIONS = SHARED_DATA / "sanctions"
 SEED = 20240601
 
 Kind = Literal["typo", "transliteration", "reorder", "dropped", "suffix", "negative"]

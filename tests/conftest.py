@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack, free_port
 from payments.migrate import upgrade
-from payments.settings import PROJECT_ROOT, Settings
+from payments.settings import SHARED_DATA, Settings
 
-SANCTIONS_2021 = PROJECT_ROOT.parent / "shared" / "data" / "sanctions" / "ofac-2021"
+SANCTIONS_2021 = SHARED_DATA / "sanctions" / "ofac-2021"
 
 
 def make_settings(data_dir: Path) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,9 @@ from compliance.lists import (
     parse_birth_years,
     parse_nationalities,
 )
+from payments.settings import SHARED_DATA
 
-SANCTIONS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sanctions"
+SANCTIONS = SHARED_DATA / "sanctions"
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,10 @@ from compliance.matcher import (
 )
 from compliance.name_index import IndexedName
 from compliance.names import first_letter_classes, name_tokens, normalize_name
+from payments.settings import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
-SANCTIONS = REPO.parent / "shared" / "data" / "sanctions"
+SANCTIONS = SHARED_DATA / "sanctions"
 DEFAULTS = MatcherSettings()
 
 
