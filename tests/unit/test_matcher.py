@@ -343,7 +343,8 @@ def test_word_order_case_and_accents_never_change_the_score(
     entity = data.draw(st.sampled_from(_entities(ofac)))
     name = data.draw(st.sampled_from([n.name for n in entity.names]))
     words = name.replace(",", " ").split()
-    if data.draw(st.booleans()) and len(words) > 2:
+    shortened = data.draw(st.booleans()) and len(words) > 2
+    if shortened:
         words = words[1:]  # not only exact names: a shortened one scores below 1.0
     base = " ".join(words)
     shuffled = data.draw(st.permutations(words))
@@ -355,6 +356,10 @@ def test_word_order_case_and_accents_never_change_the_score(
         for ch, flip in zip(" ".join(shuffled), flips, strict=False)
     )
     expected = _hits(matcher, base)
+    if shortened:
+        # "AERONAUTICA CONDOR S.A. DE C.V." less its first word is "CONDOR" plus a company
+        # suffix, rightly below the threshold: no hits to compare the variant's against
+        assume(expected)
     assert expected
     assert _hits(matcher, variant) == expected
     listed = data.draw(st.sampled_from([n.name for n in entity.names]))
