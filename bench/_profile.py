@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections import Counter, defaultdict
@@ -25,7 +26,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
+from payments.histories import LOCAL_ACTIVITY_MARKER
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class ActivitySpan:
+    """One activity of a workflow: how long it waited for a worker, how long it ran.
+
+    A local activity never waits for a worker and runs inside a workflow task (its time is
+    in "workflow tasks running"; its history has no start time), so sums leave it out.
+    """
+
+    name: str
+    wait_ms: float
+    run_ms: float
+    local: bool = False
 
 
 @dataclass
@@ -36,8 +54,8 @@ class Timeline:
     workflow_task_wait_ms: float = 0.0
     workflow_task_run_ms: float = 0.0
     workflow_tasks: int = 0
-    # per activity, in the order the workflow ran them: (name, waited, ran)
-    activities: list[tuple[str, float, float]] = field(default_factory=list)
+    # per activity, in the order the workflow ran them
+    activities: list[ActivitySpan] = field(default_factory=list)
     signals: int = 0
     timers: int = 0
     # how much of the total some task covered (segments overlap when a signal's workflow
@@ -47,12 +65,12 @@ class Timeline:
     @property
     def activity_wait_ms(self) -> float:
         """Time activities waited for a worker, summed."""
-        return sum(wait for _, wait, _ in self.activities)
+        return sum(span.wait_ms for span in self.activities if not span.local)
 
     @property
     def activity_run_ms(self) -> float:
-        """Time activities ran, summed."""
-        return sum(run for _, _, run in self.activities)
+        """Time activities ran outside workflow tasks, summed."""
+        return sum(span.run_ms for span in self.activities if not span.local)
 
     @property
     def other_ms(self) -> float:
@@ -105,13 +123,19 @@ def timeline(events: Sequence[HistoryEvent]) -> Timeline:
             scheduled = by_id[done.scheduled_event_id]
             started = by_id[done.started_event_id]
             result.activities.append(
-                (
+                ActivitySpan(
                     scheduled.activity_task_scheduled_event_attributes.activity_type.name,
                     _ms(started) - _ms(scheduled),
                     _ms(event) - _ms(started),
                 )
             )
             intervals.append((_ms(scheduled), _ms(event)))
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                data = json.loads(marker.details["data"].payloads[0].data)
+                # the marker has no reliable start time: its run is inside a workflow task
+                result.activities.append(ActivitySpan(data["activity_type"], 0.0, NAN, True))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             result.signals += 1
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
@@ -170,9 +194,9 @@ def breakdown_table(named: Mapping[str, Sequence[Timeline]]) -> str:
 def steps_table(named: Mapping[str, Sequence[Timeline]]) -> str:
     """Per activity (in order): median wait for a worker and median run time, per system."""
     names = list(named)
-    per_system: dict[str, dict[int, list[tuple[str, float, float]]]] = {}
+    per_system: dict[str, dict[int, list[ActivitySpan]]] = {}
     for name in names:
-        steps: dict[int, list[tuple[str, float, float]]] = defaultdict(list)
+        steps: dict[int, list[ActivitySpan]] = defaultdict(list)
         for t in named[name]:
             for index, step in enumerate(t.activities):
                 steps[index].append(step)
@@ -184,16 +208,20 @@ def steps_table(named: Mapping[str, Sequence[Timeline]]) -> str:
     lines = [header + "   (median ms)"]
     for index in range(count):
         label = next(
-            (s[index][0][0] for s in per_system.values() if s.get(index)),
+            (s[index][0].name for s in per_system.values() if s.get(index)),
             "?",
         )
         cells = ""
         for name in names:
             samples = per_system[name].get(index, [])
-            cells += (
-                f" | {median(w for _, w, _ in samples):>13.1f}"
-                f" {median(r for _, _, r in samples):>12.1f}"
-            )
+            local = bool(samples) and all(span.local for span in samples)
+            if local:
+                cells += f" | {'local':>13} {'-':>12}"
+            else:
+                cells += (
+                    f" | {median(span.wait_ms for span in samples):>13.1f}"
+                    f" {median(span.run_ms for span in samples):>12.1f}"
+                )
         lines.append(f"{index:>2} {label:<24}{cells}")
     return "\n".join(lines)
 

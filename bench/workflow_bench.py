@@ -57,6 +57,7 @@ from ledger import verify_ledger
 from payments.codec import data_converter
 from payments.db import dispose_engines, get_engine
 from payments.devstack import settings_env
+from payments.histories import activity_steps
 from payments.settings import Settings
 from payments.temporal_client import connect, exit_without_finalizing
 from workflows import search_attributes as sa
@@ -146,16 +147,19 @@ def shape_of(
     base_queue: str,
     split_queues: bool,
     search_attributes: bool,
-    local: Sequence[str] = (),
+    local_as_payment: bool = False,
 ) -> Shape:
-    """The bare shape of a settled payment's history (see `Shape`)."""
-    names: list[str] = []
-    signals = 0
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            names.append(event.activity_task_scheduled_event_attributes.activity_type.name)
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            signals += 1
+    """The bare shape of a settled payment's history (see `Shape`).
+
+    Every activity the payment ran counts, local ones too: the bare workflow runs them all
+    as ordinary activities (plain Temporal), unless the variant names some as `local`.
+    """
+    steps = activity_steps(history)
+    names = [step.activity for step in steps]
+    signals = sum(
+        event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        for event in history.events
+    )
     trigger = names.index("submit_to_rail") if "submit_to_rail" in names else -1
     # the payment records `submitted`, then waits for the rail before its ledger step
     wait_before = next(
@@ -182,7 +186,7 @@ def shape_of(
         signals if trigger >= 0 else 0,
         wait_before,
         upsert_after=upserts,
-        local=[i for i, name in enumerate(names) if name in local],
+        local=[i for i, step in enumerate(steps) if step.local] if local_as_payment else [],
     )
 
 
@@ -213,7 +217,7 @@ class Variant:
     split_queues: bool = False
     search_attributes: bool = False
     codec: bool = False
-    local: tuple[str, ...] = ()
+    local_as_payment: bool = False
     help: str = ""
 
 
@@ -235,8 +239,8 @@ VARIANTS = {
         Variant("bare+codec", codec=True, help="the platform's payload encryption"),
         Variant(
             "bare+local",
-            local=("record_payment_status",),
-            help="the status records as local activities (what that would save)",
+            local_as_payment=True,
+            help="local activities where the payment runs them locally",
         ),
     )
 }
@@ -311,7 +315,9 @@ class Payments:
 
 def shape_for(variant: Variant, history: Any, queue: str) -> Shape:
     """The variant's shape of the calibration payment's history."""
-    return shape_of(history, queue, variant.split_queues, variant.search_attributes, variant.local)
+    return shape_of(
+        history, queue, variant.split_queues, variant.search_attributes, variant.local_as_payment
+    )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ identifiers into structlog's context for the duration of the activity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from temporalio.worker import (
     ExecuteActivityInput,
     Interceptor,
     StartActivityInput,
+    StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -47,15 +49,21 @@ class _StampTenantInbound(WorkflowInboundInterceptor):
         super().init(_StampTenantOutbound(outbound))
 
 
+def _with_tenant(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+    tenant = workflow.info().typed_search_attributes.get(TENANT_ID)
+    if not tenant:
+        return headers
+    return {**headers, TENANT_HEADER: workflow.payload_converter().to_payload(tenant)}
+
+
 class _StampTenantOutbound(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> Any:
-        tenant = workflow.info().typed_search_attributes.get(TENANT_ID)
-        if tenant:
-            input.headers = {
-                **input.headers,
-                TENANT_HEADER: workflow.payload_converter().to_payload(tenant),
-            }
+        input.headers = _with_tenant(input.headers)
         return super().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> Any:
+        input.headers = _with_tenant(input.headers)
+        return super().start_local_activity(input)
 
 
 class _BindActivityContext(ActivityInboundInterceptor):

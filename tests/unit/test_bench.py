@@ -38,12 +38,12 @@ def test_shape_follows_the_recorded_payment() -> None:
     assert shape.signals == 3  # what this recording received
     assert set(shape.task_queues) == {"bare"}
     assert shape.upsert_after == [] and shape.local == []
+    # the payment records its statuses in local activities; bare runs them as ordinary ones
+    assert shape.activities.count("record_payment_status") == 2
 
 
 def test_shape_variants_split_queues_upsert_and_run_locally() -> None:
-    shape = workflow_bench.shape_of(
-        history(HAPPY), "bare", True, True, local=["record_payment_status"]
-    )
+    shape = workflow_bench.shape_of(history(HAPPY), "bare", True, True, local_as_payment=True)
 
     queues = dict(zip(shape.activities, shape.task_queues, strict=True))
     assert queues["hold_funds"] == "bare-ledger"
@@ -67,11 +67,14 @@ def test_timeline_accounts_for_every_task_of_the_history() -> None:
 
     started = sum(1 for e in events if e.HasField("workflow_task_started_event_attributes"))
     assert timeline.workflow_tasks == started
-    assert [name for name, _, _ in timeline.activities] == workflow_bench.shape_of(
+    assert [span.name for span in timeline.activities] == workflow_bench.shape_of(
         history(HAPPY), "q", False, False
     ).activities
     assert timeline.signals == 3
     assert timeline.timers == 1
+    local = [span for span in timeline.activities if span.local]
+    assert [span.name for span in local] == ["record_payment_status"] * 2
+    assert all(span.wait_ms == 0 for span in local)
     parts = (
         timeline.workflow_task_wait_ms
         + timeline.workflow_task_run_ms

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from payments.devstack import binary
+from payments.histories import activity_steps
 from workflows.models import (
     CancelInput,
     Creditor,
@@ -539,9 +540,37 @@ async def test_unsplit_queues_run_every_activity_on_the_payment_queue(
         view = await handle.result()
         history = await handle.fetch_history()
     assert view.status == "settled"
-    queues = {
-        event.activity_task_scheduled_event_attributes.task_queue.name
-        for event in history.events
-        if event.HasField("activity_task_scheduled_event_attributes")
-    }
-    assert queues == {QUEUE}
+    steps = activity_steps(history)
+    assert {step.task_queue for step in steps if not step.local} == {QUEUE}
+    # read-only checks and status records run in the workflow's worker, the rest as tasks
+    assert [(step.activity, step.local) for step in steps] == [
+        ("check_debtor_kyc", True),
+        ("screen_parties", False),
+        ("check_payment_limits", True),
+        ("hold_funds", False),
+        ("submit_to_rail", False),
+        ("record_payment_status", True),
+        ("post_hold", False),
+        ("record_payment_status", True),
+    ]
+
+
+async def test_split_queues_keep_checks_on_the_compliance_queue(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, split_activity_queues=True)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        assert (await handle.result()).status == "settled"
+        history = await handle.fetch_history()
+    # with one worker per role, only the status records may run in the workflow's worker
+    assert [(step.activity, step.local, step.task_queue) for step in activity_steps(history)] == [
+        ("check_debtor_kyc", False, f"{QUEUE}-compliance"),
+        ("screen_parties", False, f"{QUEUE}-compliance"),
+        ("check_payment_limits", False, f"{QUEUE}-compliance"),
+        ("hold_funds", False, f"{QUEUE}-ledger"),
+        ("submit_to_rail", False, f"{QUEUE}-rails"),
+        ("record_payment_status", True, ""),
+        ("post_hold", False, f"{QUEUE}-ledger"),
+        ("record_payment_status", True, ""),
+    ]
