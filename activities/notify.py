@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
@@ -53,23 +53,21 @@ def event_body(event_id: str, event_type: str, created_at: str, data: dict[str, 
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-async def start_deliveries(
-    client: Client, engine: AsyncEngine, settings: Settings, tenant_id: str, event_id: str
-) -> int:
-    """Start one delivery workflow per enabled endpoint of the tenant (idempotent)."""
-    async with engine.connect() as conn:
-        endpoint_ids = (
-            (
-                await conn.execute(
-                    select(webhook_endpoints.c.id).where(
-                        webhook_endpoints.c.tenant_id == tenant_id,
-                        webhook_endpoints.c.disabled_at.is_(None),
-                    )
-                )
-            )
-            .scalars()
-            .all()
+async def enabled_endpoints(conn: AsyncConnection, tenant_id: str) -> list[str]:
+    """The ids of the tenant's enabled webhook endpoints."""
+    rows = await conn.execute(
+        select(webhook_endpoints.c.id).where(
+            webhook_endpoints.c.tenant_id == tenant_id,
+            webhook_endpoints.c.disabled_at.is_(None),
         )
+    )
+    return list(rows.scalars().all())
+
+
+async def start_delivery_workflows(
+    client: Client, settings: Settings, event_id: str, endpoint_ids: list[str]
+) -> None:
+    """Start one delivery workflow per endpoint for the event (idempotent)."""
     for endpoint_id in endpoint_ids:
         await client.start_workflow(
             WebhookDeliveryWorkflow.run,
@@ -79,6 +77,15 @@ async def start_deliveries(
             # a retried activity or API request finds the delivery already started
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
+
+
+async def start_deliveries(
+    client: Client, engine: AsyncEngine, settings: Settings, tenant_id: str, event_id: str
+) -> int:
+    """Start one delivery workflow per enabled endpoint of the tenant (idempotent)."""
+    async with engine.connect() as conn:
+        endpoint_ids = await enabled_endpoints(conn, tenant_id)
+    await start_delivery_workflows(client, settings, event_id, endpoint_ids)
     return len(endpoint_ids)
 
 

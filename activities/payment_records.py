@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.metrics import count
-from activities.notify import event_id_for, start_deliveries
+from activities.notify import enabled_endpoints, event_id_for, start_delivery_workflows
 from payments import audit
 from payments.settings import Settings
 from payments.tables import events, payment_status_history, payments
@@ -127,6 +127,7 @@ class PaymentRecordActivities:
             event_id = await insert_status_event(
                 conn, payment, change.seq, change.status, at, failure
             )
+            endpoint_ids = await enabled_endpoints(conn, payment.tenant_id)
         log.info("payment status recorded", status=change.status, seq=change.seq)
         count(
             "payments_status_transitions",
@@ -134,9 +135,7 @@ class PaymentRecordActivities:
             status=change.status,
             rail=payment.rail,
         )
-        await start_deliveries(
-            self._client, self._engine, self._settings, payment.tenant_id, event_id
-        )
+        await start_delivery_workflows(self._client, self._settings, event_id, endpoint_ids)
 
     @activity.defn(name="record_review_escalation")
     async def record_review_escalation(self, request: EscalationInput) -> None:

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
+from payments.bytecode_cache import cache_bytecode_under
 from payments.codec import data_converter
 from payments.settings import Settings
 from payments.temporal_client import exit_without_finalizing
@@ -31,6 +32,7 @@ READY = "bare worker ready"
 async def serve(queues: list[str], codec: bool) -> None:
     """Poll `queues` until SIGTERM or SIGINT; with `codec`, encrypt payloads as the platform."""
     settings = Settings()
+    cache_bytecode_under(settings.data_dir)  # as the payments worker does
     client = await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,

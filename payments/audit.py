@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payments.tables import audit_log
 
@@ -52,47 +52,74 @@ async def append(
     tenant_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> None:
-    """Append one decision (a repeated idempotency key appends nothing)."""
+    """Append one decision in a transaction of its own (see `append_in`)."""
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
-        if idempotency_key is not None:
-            seen = (
-                await conn.execute(
-                    select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
-                )
-            ).first()
-            if seen is not None:
-                return
-        last = (
+        await append_in(
+            conn,
+            actor=actor,
+            action=action,
+            subject=subject,
+            detail=detail,
+            tenant_id=tenant_id,
+            idempotency_key=idempotency_key,
+        )
+
+
+async def append_in(
+    conn: AsyncConnection,
+    *,
+    actor: str,
+    action: str,
+    subject: str | None,
+    detail: dict[str, Any] | None = None,
+    tenant_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> None:
+    """Append one decision inside the caller's transaction, so that it commits (or not)
+    with what it records; a repeated idempotency key appends nothing.
+
+    The chain's lock is held until that transaction ends: call this last, just before
+    committing, never before a slow step.
+    """
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    if idempotency_key is not None:
+        seen = (
             await conn.execute(
-                select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+                select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
             )
         ).first()
-        seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-        at = datetime.now(UTC)
-        entry = {
-            "seq": seq,
-            "at": at.isoformat(),
-            "tenant_id": tenant_id,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "detail": json.loads(json.dumps(detail or {}, default=str)),
-        }
+        if seen is not None:
+            return
+    last = (
         await conn.execute(
-            insert(audit_log).values(
-                seq=seq,
-                at=at,
-                tenant_id=tenant_id,
-                actor=actor,
-                action=action,
-                subject=subject,
-                detail=entry["detail"],
-                idempotency_key=idempotency_key,
-                prev_hash=prev,
-                hash=entry_hash(prev, entry),
-            )
+            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
         )
+    ).first()
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    at = datetime.now(UTC)
+    entry = {
+        "seq": seq,
+        "at": at.isoformat(),
+        "tenant_id": tenant_id,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "detail": json.loads(json.dumps(detail or {}, default=str)),
+    }
+    await conn.execute(
+        insert(audit_log).values(
+            seq=seq,
+            at=at,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=action,
+            subject=subject,
+            detail=entry["detail"],
+            idempotency_key=idempotency_key,
+            prev_hash=prev,
+            hash=entry_hash(prev, entry),
+        )
+    )
 
 
 @dataclass

@@ -33,6 +33,7 @@ from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
+from payments.bytecode_cache import cache_bytecode_under
 from payments.db import dispose_engines, get_engine
 from payments.settings import Settings, get_settings
 from payments.temporal_client import connect, metrics_runtime
@@ -206,6 +207,7 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
 async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
+    cache_bytecode_under(settings.data_dir)
     configure_tracing(settings, "payments-worker")
     lists = None
     if "compliance" in selected_roles(settings):

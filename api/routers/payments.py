@@ -23,7 +23,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.notify import start_deliveries
+from activities.notify import enabled_endpoints, start_delivery_workflows
 from activities.payment_records import insert_status_event
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
@@ -135,10 +135,18 @@ async def load_payment(engine: AsyncEngine, tenant_id: str, payment_id: str) -> 
                 .order_by(payment_status_history.c.seq)
             )
         ).all()
-    return payment_out(row, history)
+    return payment_out(row, history_out(history))
 
 
-def payment_out(row: Any, history: Sequence[Any]) -> PaymentOut:
+def history_out(rows: Sequence[Any]) -> list[StatusChangeOut]:
+    """Render a payment's status history rows."""
+    return [
+        StatusChangeOut(status=h.status, at=h.at, reasons=(h.detail or {}).get("reasons", []))
+        for h in rows
+    ]
+
+
+def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
     """Render a payment row and its history."""
     failure = None
     if row.failure_code is not None:
@@ -158,10 +166,7 @@ def payment_out(row: Any, history: Sequence[Any]) -> PaymentOut:
         metadata=row.metadata,
         failure=failure,
         screening_hits=row.screening_hits,
-        status_history=[
-            StatusChangeOut(status=h.status, at=h.at, reasons=(h.detail or {}).get("reasons", []))
-            for h in history
-        ],
+        status_history=history,
         created_at=row.created_at,
     )
 
@@ -196,28 +201,32 @@ async def _start_payment(
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     payment_id = derived_id("pay", principal.tenant_id, idempotency_key)
     async with engine.begin() as conn:
-        inserted = await conn.execute(
-            pg_insert(payments)
-            .values(
-                id=payment_id,
-                tenant_id=principal.tenant_id,
-                account_id=account.id,
-                customer_id=account.customer_id,
-                amount=body.amount,
-                currency=body.currency,
-                rail=body.rail,
-                creditor=creditor.model_dump(exclude_none=True),
-                remittance_info=body.remittance_info,
-                metadata=body.metadata,
-                initiated_by=principal.name,
-                status=PaymentStatus.PROCESSING.value,
-                status_seq=0,
+        row = (
+            await conn.execute(
+                pg_insert(payments)
+                .values(
+                    id=payment_id,
+                    tenant_id=principal.tenant_id,
+                    account_id=account.id,
+                    customer_id=account.customer_id,
+                    amount=body.amount,
+                    currency=body.currency,
+                    rail=body.rail,
+                    creditor=creditor.model_dump(exclude_none=True),
+                    remittance_info=body.remittance_info,
+                    metadata=body.metadata,
+                    initiated_by=principal.name,
+                    status=PaymentStatus.PROCESSING.value,
+                    status_seq=0,
+                )
+                .on_conflict_do_nothing()
+                .returning(*payments.c)
             )
-            .on_conflict_do_nothing()
-            .returning(payments.c.id)
-        )
-        row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one()
-        if inserted.first() is not None:
+        ).first()
+        first_time = row is not None
+        if row is None:  # a re-run after a crash: the payment is there, and may have moved on
+            row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one()
+        if first_time:
             await conn.execute(
                 payment_status_history.insert().values(
                     payment_id=payment_id,
@@ -229,6 +238,7 @@ async def _start_payment(
         event_id = await insert_status_event(
             conn, row, 0, PaymentStatus.PROCESSING.value, row.created_at, None
         )
+        endpoint_ids = await enabled_endpoints(conn, principal.tenant_id)
         # Started inside the transaction: if Temporal refuses, the payment row rolls back
         # and nothing exists; the workflow id is the payment id, so it can start only once.
         with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
@@ -265,23 +275,28 @@ async def _start_payment(
                     ]
                 ),
             )
-    await audit.append(
-        engine,
-        actor=principal.name,
-        action="payment.initiated",
-        subject=payment_id,
-        tenant_id=principal.tenant_id,
-        detail={
-            "key_id": principal.key_id,
-            "account_id": account.id,
-            "amount": body.amount,
-            "currency": body.currency,
-            "rail": body.rail,
-        },
-        idempotency_key=f"{payment_id}:initiated",
-    )
-    await start_deliveries(temporal, engine, settings, principal.tenant_id, event_id)
-    payment = await load_payment(engine, principal.tenant_id, payment_id)
+        # last, so the audit chain's lock is held only while this transaction commits; the
+        # record commits with the payment it describes
+        await audit.append_in(
+            conn,
+            actor=principal.name,
+            action="payment.initiated",
+            subject=payment_id,
+            tenant_id=principal.tenant_id,
+            detail={
+                "key_id": principal.key_id,
+                "account_id": account.id,
+                "amount": body.amount,
+                "currency": body.currency,
+                "rail": body.rail,
+            },
+            idempotency_key=f"{payment_id}:initiated",
+        )
+    await start_delivery_workflows(temporal, settings, event_id, endpoint_ids)
+    if first_time:
+        payment = payment_out(row, [StatusChangeOut(status=row.status, at=row.created_at)])
+    else:
+        payment = await load_payment(engine, principal.tenant_id, payment_id)
     return 202, payment.model_dump(mode="json")
 
 
@@ -363,7 +378,7 @@ async def list_payments(
     for change in history:
         by_payment.setdefault(change.payment_id, []).append(change)
     return PaymentList(
-        data=[payment_out(row, by_payment.get(row.id, [])) for row in page],
+        data=[payment_out(row, history_out(by_payment.get(row.id, []))) for row in page],
         has_more=len(rows) > limit,
     )
 
