@@ -13,16 +13,18 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.list_refresh import ListRefreshActivities, WatchLists, screen_customer_row
 from activities.metrics import count
+from activities.notify import enabled_endpoints, start_delivery_workflows
 from compliance.kyc import CustomerFacts, ListMatch, evaluate
 from payments import audit
 from payments.settings import Settings
-from payments.tables import customers
+from payments.tables import customers, events
 from workflows.models import (
     CustomerRef,
     CustomerScreeningResult,
@@ -77,9 +79,13 @@ def customer_facts(row: Any) -> CustomerFacts:
 class OnboardingActivities:
     """Side effects of the onboarding workflow."""
 
-    def __init__(self, engine: AsyncEngine, lists: WatchLists) -> None:
+    def __init__(
+        self, engine: AsyncEngine, lists: WatchLists, client: Client, settings: Settings
+    ) -> None:
         self._engine = engine
         self._lists = lists
+        self._client = client
+        self._settings = settings
 
     async def _customer(self, ref: CustomerRef) -> Any:
         async with self._engine.connect() as conn:
@@ -141,7 +147,8 @@ class OnboardingActivities:
 
     @activity.defn(name="record_kyc_decision")
     async def record_kyc_decision(self, request: RecordKycInput) -> None:
-        """Persist a decision: the customer row and an audit entry naming who decided."""
+        """Persist a decision: the customer row, an audit entry naming who decided, and the
+        `customer.kyc_<status>` event for the tenant's webhooks, in one transaction."""
         decision = request.evaluation
         decided_at = datetime.fromisoformat(request.decided_at)
         review = request.step == "review"
@@ -159,17 +166,6 @@ class OnboardingActivities:
             detail["hits"] = [
                 asdict(hit) for hit in request.screening.sanctions_hits + request.screening.pep_hits
             ]
-        await audit.append(
-            self._engine,
-            actor=request.decided_by,
-            action=f"kyc.review.{'approve' if decision.status == 'approved' else 'reject'}"
-            if review
-            else "kyc.decided",
-            subject=request.customer_id,
-            tenant_id=request.tenant_id,
-            detail=detail,
-            idempotency_key=f"{request.customer_id}:kyc:{request.step}",
-        )
         values: dict[str, Any] = {
             "kyc_status": decision.status,
             "kyc_risk_tier": decision.risk_tier,
@@ -185,6 +181,20 @@ class OnboardingActivities:
             await conn.execute(
                 update(customers).where(customers.c.id == request.customer_id).values(values)
             )
+            event_id = await _insert_kyc_event(conn, request, decided_at)
+            endpoint_ids = await enabled_endpoints(conn, request.tenant_id)
+            await audit.append_in(
+                conn,
+                actor=request.decided_by,
+                action=f"kyc.review.{'approve' if decision.status == 'approved' else 'reject'}"
+                if review
+                else "kyc.decided",
+                subject=request.customer_id,
+                tenant_id=request.tenant_id,
+                detail=detail,
+                idempotency_key=f"{request.customer_id}:kyc:{request.step}",
+            )
+        await start_delivery_workflows(self._client, self._settings, event_id, endpoint_ids)
         log.info("kyc decision recorded", customer_id=request.customer_id, status=decision.status)
         count("kyc_decisions", "KYC decisions", status=decision.status, step=request.step)
 
@@ -208,11 +218,40 @@ class OnboardingActivities:
         count("kyc_review_escalations", "Customer reviews escalated for waiting too long")
 
 
+async def _insert_kyc_event(conn: AsyncConnection, request: RecordKycInput, at: datetime) -> str:
+    """The decision's event (one per customer and step, so a retry writes nothing new).
+
+    A thin event: the status and the re-verification date. Why a customer went to review or
+    was rejected (list matches, PEP status) is read from `GET /v1/customers/{id}`, so a
+    webhook log or a misrouted endpoint never holds more compliance detail than needed.
+    """
+    event_id = f"evt_{request.customer_id.removeprefix('cus_')}_kyc_{request.step}"
+    decision = request.evaluation
+    await conn.execute(
+        insert(events)
+        .values(
+            id=event_id,
+            tenant_id=request.tenant_id,
+            type=f"customer.kyc_{decision.status}",
+            payment_id=None,
+            data={
+                "customer_id": request.customer_id,
+                "kyc_status": decision.status,
+                "review_date": decision.review_date,
+                "decided_by": "review" if request.step == "review" else "rules",
+            },
+            created_at=at,
+        )
+        .on_conflict_do_nothing()
+    )
+    return event_id
+
+
 def compliance_list_activities(
     engine: AsyncEngine, lists: WatchLists, client: Client, settings: Settings
 ) -> list[Callable[..., Any]]:
     """Onboarding and watch-list activities of the `compliance` queue."""
-    onboarding = OnboardingActivities(engine, lists)
+    onboarding = OnboardingActivities(engine, lists, client, settings)
     refresh = ListRefreshActivities(engine, lists, client, settings)
     return [
         onboarding.screen_customer,

@@ -26,6 +26,7 @@ from payments.tables import payments
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,
+    create_customer,
     funded_account,
     payment_body,
     wait_for_status,
@@ -269,3 +270,36 @@ async def test_status_changes_arrive_as_signed_webhooks(
     assert disabled.json()["enabled"] is False
     stranger = await tenant.ops.delete("/v1/webhook-endpoints/we_nothere")
     assert stranger.status_code in (403, 404)
+
+
+async def test_kyc_decisions_arrive_as_signed_webhooks_without_the_reasons(
+    tenant: Tenant, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    created = await tenant.partner.post("/v1/webhook-endpoints", json={"url": url})
+    secret = created.json()["secret"]
+    # a fictional politically exposed person of the bundled PEP sample: review, then approved
+    customer = await create_customer(
+        tenant.partner, name="Lucinda Pemberwick", date_of_birth="1980-04-02"
+    )
+    assert customer["kyc"]["status"] == "in_review"
+    review = await tenant.ops.post(
+        f"/v1/customers/{customer['id']}/review", json={"decision": "approve", "note": "EDD"}
+    )
+    assert review.status_code == 200, review.text
+    expected = ["customer.kyc_in_review", "customer.kyc_approved"]
+    for _ in range(200):
+        if len(app.requests) >= len(expected):
+            break
+        await asyncio.sleep(0.1)
+    delivered = [json.loads(body) for _, body in app.requests]
+    assert sorted(event["type"] for event in delivered) == sorted(expected)
+    for (headers, body), event in zip(app.requests, delivered, strict=True):
+        assert verify_standard_webhook(secret, headers, body)
+        assert event["data"]["customer_id"] == customer["id"]
+        assert event["data"]["kyc_status"] == event["type"].removeprefix("customer.kyc_")
+        # thin events: why a customer was held (a PEP match) is read from the API
+        assert "Pemberwick" not in body.decode() and "PEP" not in body.decode()
+    by_type = {event["type"]: event["data"] for event in delivered}
+    assert by_type["customer.kyc_approved"]["decided_by"] == "review"
+    assert by_type["customer.kyc_in_review"]["decided_by"] == "rules"
