@@ -16,8 +16,9 @@ from sqlalchemy import func, select, text
 
 from payments import audit
 from payments.db import dispose_engines, get_engine
+from payments.reconciliation_runs import load_runs
 from payments.settings import Settings
-from payments.tables import payment_status_history, payments, reconciliation_discrepancies
+from payments.tables import payment_status_history, payments
 from payments.temporal_client import connect
 from workflows.models import CancelInput, ReconcileInput, ReviewInput
 from workflows.payment import PaymentWorkflow
@@ -157,19 +158,11 @@ async def reconcile(settings: Settings, statement_date: str, rails: list[str]) -
         task_queue=settings.task_queue,
     )
     lines = []
-    async with get_engine(settings).connect() as conn:
-        for result in results:
+    for run in await load_runs(get_engine(settings), [result.run_id for result in results]):
+        lines.append(f"{run.id}: {run.matched} matched, {len(run.discrepancies)} discrepancies")
+        for found in run.discrepancies:
             lines.append(
-                f"{result.run_id}: {result.matched} matched, {result.discrepancies} discrepancies"
+                f"  {found.kind:<22} {found.reference:<36} ledger={found.ledger_amount} "
+                f"statement={found.statement_amount} {found.currency}"
             )
-            found = await conn.execute(
-                select(reconciliation_discrepancies)
-                .where(reconciliation_discrepancies.c.run_id == result.run_id)
-                .order_by(reconciliation_discrepancies.c.seq)
-            )
-            for row in found:
-                lines.append(
-                    f"  {row.kind:<22} {row.reference:<36} ledger={row.ledger_amount} "
-                    f"statement={row.statement_amount} {row.currency}"
-                )
     return lines

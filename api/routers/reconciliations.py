@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from api.deps import AppSettings, Engine, Ops, Temporal
 from api.errors import ProblemError
-from payments.tables import reconciliation_discrepancies, reconciliation_runs
+from payments.reconciliation_runs import load_runs
+from payments.tables import reconciliation_runs
 from workflows.models import ReconcileInput
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -35,6 +36,8 @@ class ReconciliationCreate(BaseModel):
 class DiscrepancyOut(BaseModel):
     """A booking the bank's statement and the ledger disagree on."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str
     reference: str
     payment_id: str | None
@@ -45,6 +48,8 @@ class DiscrepancyOut(BaseModel):
 
 class ReconciliationOut(BaseModel):
     """One rail's reconciliation of one statement date."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     object: Literal["reconciliation"] = "reconciliation"
@@ -65,36 +70,7 @@ class ReconciliationList(BaseModel):
 
 
 async def _load(engine: Engine, run_ids: list[str]) -> list[ReconciliationOut]:
-    async with engine.connect() as conn:
-        runs = (
-            await conn.execute(
-                select(reconciliation_runs).where(reconciliation_runs.c.id.in_(run_ids))
-            )
-        ).all()
-        found = (
-            await conn.execute(
-                select(reconciliation_discrepancies)
-                .where(reconciliation_discrepancies.c.run_id.in_(run_ids))
-                .order_by(reconciliation_discrepancies.c.seq)
-            )
-        ).all()
-    by_run: dict[str, list[DiscrepancyOut]] = {}
-    for row in found:
-        by_run.setdefault(row.run_id, []).append(DiscrepancyOut.model_validate(row._mapping))
-    by_id = {
-        run.id: ReconciliationOut(
-            id=run.id,
-            statement_date=run.statement_date,
-            rail=run.rail,
-            status=run.status,
-            matched=run.matched,
-            statement_entries=run.statement_entries,
-            ledger_entries=run.ledger_entries,
-            discrepancies=by_run.get(run.id, []),
-        )
-        for run in runs
-    }
-    return [by_id[run_id] for run_id in run_ids if run_id in by_id]
+    return [ReconciliationOut.model_validate(run) for run in await load_runs(engine, run_ids)]
 
 
 @router.post("", status_code=200, response_model=ReconciliationList)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from payments import ops
 from payments.devstack import Stack
 from tests.integration.helpers import (
     Tenant,
@@ -60,3 +61,12 @@ async def test_reconciliation_finds_planted_discrepancies(tenant: Tenant, stack:
     assert {d["reference"] for d in stored.json()["discrepancies"]} >= {dropped, changed}
     refused = await tenant.partner.get("/v1/reconciliations")
     assert refused.status_code == 403
+
+    # the ops CLI (`payments reconcile --date D`) reads the same runs and prints each gap
+    lines = await ops.reconcile(stack.settings, today, ["sepa"])
+    assert lines[0].endswith("discrepancies") and not lines[0].endswith(" 0 discrepancies")
+    gaps = {line.split()[1]: line.split()[0] for line in lines if line.startswith("  ")}
+    assert gaps[dropped] == "missing_in_statement"
+    assert gaps[changed] == "amount_mismatch"
+    assert gaps["UNKNOWN-PLANTED"] == "missing_in_ledger"
+    assert intact not in gaps
