@@ -47,7 +47,9 @@ async def running_bank(settings: Settings) -> AsyncIterator[Bank]:
                 settings=settings,
                 store=store,
                 clock=clock,
-                calendar=AchCalendar(settings.banksim_ach_cutoffs, settings.banksim_ach_timezone),
+                calendar=AchCalendar(
+                    settings.banksim_ach_cutoffs.split(","), settings.banksim_ach_timezone
+                ),
                 faults=FaultInjector(),
                 outbox=Outbox(store, settings, client),
                 scheduler=Scheduler(store, clock),

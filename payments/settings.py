@@ -101,8 +101,10 @@ class Settings(BaseSettings):
     # where the simulator posts ACH settlement notices (JSON) and return files (NACHA)
     banksim_ach_callback_url: str = "http://127.0.0.1:8000/v1/rails/ach/callbacks"
     banksim_ach_returns_url: str = "http://127.0.0.1:8000/v1/rails/ach/returns"
-    # FedACH cut-off windows (HH:MM local time of banksim_ach_timezone, Fed business days)
-    banksim_ach_cutoffs: list[str] = ["10:30", "14:45", "16:45"]
+    # The simulated bank's FedACH cut-offs (HH:MM,… local time of banksim_ach_timezone, Fed
+    # business days). The bank's own schedule, apart from `ach_cutoffs` (the platform's
+    # knowledge of it), so a test can make the two disagree as they can in life.
+    banksim_ach_cutoffs: str = "10:30,14:45,16:45"
     banksim_ach_timezone: str = "America/New_York"
     # simulator seconds between settlement and a return (ACH return file, SEPA booked return)
     banksim_ach_return_delay_seconds: float = 3600.0
