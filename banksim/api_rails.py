@@ -136,6 +136,22 @@ async def message_status(message_id: str, request: Request) -> Response:
     return Response(report, media_type="application/xml")
 
 
+@router.get(
+    "/v1/sepa/messages/{message_id}/return",
+    responses={
+        200: {"content": {"application/xml": {}}, "description": "The pacs.004 payment return"},
+        404: {"description": "Never received, or not returned"},
+    },
+)
+async def message_return(message_id: str, request: Request) -> Response:
+    """The pacs.004 returning a settled message, if the creditor's bank sent it back."""
+    bank = get_bank(request)
+    returned = bank.store.report(message_id, sepa.RETURN_STEP)
+    if returned is None:
+        return problem(404, "not_returned", "Not returned", f"no return of {message_id}")
+    return Response(returned, media_type="application/xml")
+
+
 def _invalid_file(errors: list[dict[str, object]]) -> Response:
     first = errors[0]
     return problem(

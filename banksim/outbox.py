@@ -32,6 +32,7 @@ class CallbackKind(StrEnum):
     """What a callback carries, which decides where it goes."""
 
     SEPA_STATUS = "sepa.status"  # pacs.002
+    SEPA_RETURN = "sepa.return"  # pacs.004, to the same SEPA receiver
     ACH_SETTLEMENT = "ach.settlement"  # JSON settlement notice
     ACH_RETURN = "ach.return"  # NACHA return file
 
@@ -53,6 +54,7 @@ class Outbox:
         """The receiver of callbacks of `kind` (empty: none configured)."""
         return {
             CallbackKind.SEPA_STATUS: self._settings.banksim_callback_url,
+            CallbackKind.SEPA_RETURN: self._settings.banksim_callback_url,
             CallbackKind.ACH_SETTLEMENT: self._settings.banksim_ach_callback_url,
             CallbackKind.ACH_RETURN: self._settings.banksim_ach_returns_url,
         }[CallbackKind(kind)]

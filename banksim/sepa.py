@@ -5,8 +5,10 @@ transaction ACCP (accepted, settlement in process), and at t + banksim_settle_de
 final pacs.002: ACSC (settled) or RJCT with an ExternalStatusReason code (AM03 not euro, AC01
 invalid IBAN, or the code of an injected reject rule). Each pacs.002 is its own message,
 delivered by signed callback in that order (reversed under the out-of-order fault). Settled
-transactions are booked on the platform's SEPA account; a "return" rule books a return
-(credit back with the reason code) banksim_sepa_return_delay_seconds later.
+transactions are booked on the platform's SEPA account; a "return" rule sends the money back
+banksim_sepa_return_delay_seconds later: booked on the account (credit, with the reason code)
+and reported by a pacs.004 payment return, delivered by signed callback like the pacs.002s
+and kept for `GET /v1/sepa/messages/{id}/return`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from banksim.clock import to_datetime
 from banksim.outbox import CallbackKind
 from banksim.store import Booking, Job, Receipt, normalize_iban
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
+from iso20022.pacs004 import PaymentReturn, ReturnedTransaction, build_pacs004
 from iso20022.pacs008 import ParsedTransaction, parse_pacs008
 
 logger = logging.getLogger("banksim")
@@ -31,6 +34,7 @@ SETTLE_JOB = "sepa.settle"
 RETURN_JOB = "sepa.return"
 ACCEPTED_STEP = 1
 FINAL_STEP = 2
+RETURN_STEP = 3  # the pacs.004, stored beside the pacs.002s (one return per message kept)
 SEPA_CURRENCY = "EUR"
 RAIL = "sepa"
 MESSAGE_ID_HEADER = "Banksim-Message-Id"
@@ -200,6 +204,30 @@ def book_return(bank: Bank, job: Job) -> None:
             None,
             str(payload["code"]),
         )
+    )
+    payment_return = PaymentReturn(
+        message_id=report_id(),
+        original_message_id=job.ref,
+        created_at=to_datetime(job.due_at),
+        transactions=[
+            ReturnedTransaction(
+                str(payload["end_to_end_id"]),
+                int(payload["amount_minor"]),
+                str(payload["currency"]),
+                str(payload["code"]),
+            )
+        ],
+    )
+    xml = build_pacs004(payment_return)
+    bank.store.save_report(job.ref, RETURN_STEP, payment_return.message_id, xml, job.due_at)
+    bank.outbox.enqueue(
+        kind=CallbackKind.SEPA_RETURN,
+        stream=f"sepa:{job.ref}",
+        body=xml,
+        content_type="application/xml",
+        headers={MESSAGE_ID_HEADER: job.ref},
+        copies=bank.faults.callback_copies(),
+        created_at=job.due_at,
     )
     logger.info("message %s: %s returned %s", job.ref, payload["end_to_end_id"], payload["code"])
 

@@ -375,7 +375,8 @@ class Store:
     def save_report(
         self, message_id: str, step: int, report_id: str, body: bytes, created_at: float
     ) -> bool:
-        """Store the status report of `step` (1 ACCP, 2 final) unless one exists; True if new."""
+        """Store the report of `step` (pacs.002: 1 ACCP, 2 final; pacs.004: 3 the return)
+        unless one exists; True if new."""
         return bool(
             self._run(
                 "INSERT INTO sepa_reports (message_id, step, report_id, body, created_at) "
@@ -392,9 +393,10 @@ class Store:
         return bytes(row[0]) if row is not None else None
 
     def latest_report(self, message_id: str) -> bytes | None:
-        """The most advanced status report of `message_id`, if any."""
+        """The most advanced status report (pacs.002: step 1 or 2) of `message_id`, if any."""
         row = self._one(
-            "SELECT body FROM sepa_reports WHERE message_id = ? ORDER BY step DESC LIMIT 1",
+            "SELECT body FROM sepa_reports WHERE message_id = ? AND step <= 2"
+            " ORDER BY step DESC LIMIT 1",
             (message_id,),
         )
         return bytes(row[0]) if row is not None else None

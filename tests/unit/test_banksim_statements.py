@@ -3,6 +3,7 @@ planted adjustments, valid against the official XSD."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -11,12 +12,18 @@ import pytest_asyncio
 from lxml import etree
 
 from iso20022.camt053 import Statement, parse_camt053, xsd_path
+from iso20022.pacs002 import parse_pacs002
+from iso20022.pacs004 import parse_pacs004
+from iso20022.schemas import PACS004, message_name
 from tests.unit.test_banksim_support import (
     OTHER_VALID_IBAN,
     RETURNS_PATH,
+    SEPA_PATH,
     BankClient,
+    Callback,
     Entry,
     Receiver,
+    assert_signed,
     make_settings,
     nacha_file,
     pacs008,
@@ -151,3 +158,28 @@ async def test_statement_of_an_empty_day_and_bad_dates(bank: BankClient) -> None
     assert (await bank.statement(date(2026, 1, 1), "swift")).status_code == 422
     bad = await bank.http.get(f"{bank.url}/v1/statements/2026-13-01")
     assert bad.status_code == 422
+
+
+async def test_a_sepa_return_is_reported_by_a_signed_pacs004(bank: BankClient) -> None:
+    await make_a_day(bank)
+    returns: list[Callback] = []
+    for _ in range(50):
+        returns = [c for c in bank.receiver.on(SEPA_PATH) if message_name(c.body) == PACS004]
+        if returns:
+            break
+        await asyncio.sleep(0.1)
+    [callback] = returns
+    assert_signed(callback)
+    returned = parse_pacs004(callback.body)
+    assert returned.original_message_id == "M3"
+    assert [
+        (t.end_to_end_id, t.amount_minor, t.currency, t.reason_code) for t in returned.transactions
+    ] == [("e2e-M3", 1_000, "EUR", "AC06")]
+
+    # kept for polling; the status report stays the pacs.002 (settled), and only M3 returned
+    served = await bank.http.get(f"{bank.url}/v1/sepa/messages/M3/return")
+    assert served.status_code == 200 and served.content == callback.body
+    status = await bank.http.get(f"{bank.url}/v1/sepa/messages/M3/status")
+    assert parse_pacs002(status.content).transactions[0].status == "ACSC"
+    missing = await bank.http.get(f"{bank.url}/v1/sepa/messages/M1/return")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_returned")

@@ -21,8 +21,9 @@ from iso20022 import (
     parse_pacs008,
     validate,
 )
+from iso20022.pacs004 import PaymentReturn, ReturnedTransaction, build_pacs004, parse_pacs004
 from iso20022.pacs008 import format_amount, parse_amount
-from iso20022.schemas import xsd_path
+from iso20022.schemas import message_name, xsd_path
 
 NS8 = {"d": "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"}
 
@@ -201,3 +202,50 @@ def test_pacs002_rejects_unknown_status_and_bad_input() -> None:
         build_pacs002(replace(report, original_message_id="x" * 36))
     with pytest.raises(SchemaError):
         parse_pacs002(build_pacs008(transfer()))
+
+
+def _payment_return(**overrides: object) -> PaymentReturn:
+    values: dict[str, object] = dict(
+        message_id="BSIMRTN0001",
+        original_message_id="pay_01jdexample",
+        created_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+        transactions=[ReturnedTransaction("pay_01jdexample", 123_45, "EUR", "AC04")],
+    )
+    values.update(overrides)
+    return PaymentReturn(**values)  # type: ignore[arg-type]
+
+
+def test_pacs004_round_trip_keeps_the_original_ids_amount_and_reason() -> None:
+    original = _payment_return()
+    xml = build_pacs004(original)
+
+    assert message_name(xml) == "pacs.004.001.11"
+    assert b'<RtrdIntrBkSttlmAmt Ccy="EUR">123.45</RtrdIntrBkSttlmAmt>' in xml
+    assert parse_pacs004(xml) == original
+
+
+def test_pacs004_refuses_what_the_schema_or_the_platform_cannot_use() -> None:
+    with pytest.raises(SchemaError):  # MsgId longer than 35: the XSD refuses it
+        build_pacs004(_payment_return(message_id="X" * 36))
+    with pytest.raises(ValueError):
+        ReturnedTransaction("pay_1", 100, "EUR", "TOOLONG")
+    # valid for the XSD, useless to us: nothing names the payment returned
+    xml = build_pacs004(_payment_return()).replace(
+        b"<OrgnlEndToEndId>pay_01jdexample</OrgnlEndToEndId>", b""
+    )
+    with pytest.raises(SchemaError, match="OrgnlEndToEndId"):
+        parse_pacs004(xml)
+    with pytest.raises(SchemaError):  # a status report is not a return
+        parse_pacs004(
+            build_pacs002(
+                StatusReport("R1", "pay_1", datetime.now(UTC), [TransactionStatus("pay_1", "ACSC")])
+            )
+        )
+
+
+def test_message_name_reads_the_root_namespace() -> None:
+    status = build_pacs002(StatusReport("R1", "pay_1", datetime.now(UTC)))
+    assert message_name(status) == "pacs.002.001.12"
+    assert message_name(b"<Document/>") is None
+    with pytest.raises(SchemaError):
+        message_name(b"<not xml")
