@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from iso20022.pacs002 import parse_pacs002
+from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
 from nacha import NachaError
 from payments.settings import Settings
@@ -117,10 +118,14 @@ class SepaAdapter:
         )
 
     async def poll(self, request: PollInput) -> PollResult:
-        """Read the bank's latest pacs.002 for our message."""
-        response = await self._client.get(
-            f"{self._settings.banksim_url}/v1/sepa/messages/{request.message_id}/status"
-        )
+        """A return of our message (pacs.004) if the bank has one, else its latest pacs.002."""
+        message_url = f"{self._settings.banksim_url}/v1/sepa/messages/{request.message_id}"
+        returned = await self._client.get(f"{message_url}/return")
+        if returned.status_code == 200:
+            for sent_back in parse_pacs004(returned.content).transactions:
+                if sent_back.end_to_end_id == request.payment_id:
+                    return PollResult(RailEvent(request.message_id, "RTRN", sent_back.reason_code))
+        response = await self._client.get(f"{message_url}/status")
         if response.status_code != 200:
             return PollResult(None)
         report = parse_pacs002(response.content)

@@ -117,4 +117,3 @@ def parse_pacs004(xml: bytes) -> PaymentReturn:
         created_at=parse_iso_datetime(_text(returned, "d:GrpHdr/d:CreDtTm") or ""),
         transactions=transactions,
     )
-

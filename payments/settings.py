@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     ach_submit_lead_seconds: float = 300.0
     ach_window_seconds: float = 0.0
     ach_return_window_seconds: float = 2 * 86400.0
+    # SEPA: a settled payment waits this long for the creditor bank's return (pacs.004); the
+    # rulebook gives it 3 TARGET business days, 5 calendar days cover weekends and holidays.
+    # 0 ends a payment at settlement (a later return is then found by reconciliation only).
+    sepa_return_window_seconds: float = 5 * 86400.0
     # reconciliation of yesterday's bank statements (UTC cron)
     reconciliation_cron: str = "30 6 * * *"
 

@@ -39,6 +39,7 @@ def make_settings(data_dir: Path) -> Settings:
         banksim_ach_returns_url=f"http://127.0.0.1:{api}/v1/rails/ach/returns",
         ach_window_seconds=2.0,
         ach_return_window_seconds=60.0,
+        sepa_return_window_seconds=60.0,
         banksim_settle_delay_seconds=0.3,
         rail_poll_interval_seconds=10.0,
         webhook_retry_initial_seconds=0.5,

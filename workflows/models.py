@@ -85,6 +85,9 @@ class PaymentInput:
     # activities on per-role queues (True, as every payment before this field did) or on
     # the payment's own queue (an all-in-one worker then takes them without a hop)
     split_activity_queues: bool = True
+    # after SEPA settlement, how long the creditor's bank may still return it (pacs.004);
+    # 0, as for every payment before this field, ends the payment at settlement
+    sepa_return_window_seconds: float = 0.0
 
 
 @dataclass

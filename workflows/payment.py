@@ -2,7 +2,7 @@
 
 KYC of the debtor → sanctions screening → velocity limits → ledger hold → (review) → rail
 submit → wait for the rail's status (signal from the callback, timer-driven poll as
-fallback) → post or void → (ACH: wait out the return window; a return credits the debtor).
+fallback) → post or void → (wait out the rail's return window; a return credits the debtor).
 Every failure path leaves the hold released, except a confirmed sanctions hit, whose money
 moves to the blocked-funds account; each ledger step carries a transfer id derived from the
 payment id, so a retried activity never moves money twice.
@@ -68,6 +68,8 @@ LIMITS_AND_BLOCKING = "limits-hold-before-review"
 # Money movements, screening (it writes the audit chain) and the rail stay ordinary
 # activities, where ops see each attempt and its last failure in the Web UI.
 LOCAL_STEPS = "local-checks-and-status-records"
+# A settled SEPA payment waits out the return window, as ACH always did (pacs.004 returns).
+SEPA_RETURNS = "sepa-return-window"
 T = TypeVar("T")
 
 
@@ -182,8 +184,11 @@ class PaymentWorkflow:
         event = await self._await_rail_outcome()
         if event.status == "ACSC" or self._return_event is not None:
             await self._step("post_hold", ledger, LedgerResult)
-            if self._payment.rail == "ach":
-                return await self._settled_then_maybe_returned()
+            payment = self._payment
+            if payment.rail == "ach":
+                return await self._settled_then_maybe_returned(payment.return_window_seconds)
+            if payment.sepa_return_window_seconds > 0 and workflow.patched(SEPA_RETURNS):
+                return await self._settled_then_maybe_returned(payment.sepa_return_window_seconds)
             return await self._finish(PaymentStatus.SETTLED)
         await self._step("void_hold", ledger, LedgerResult)
         return await self._finish(
@@ -195,14 +200,15 @@ class PaymentWorkflow:
             ),
         )
 
-    async def _settled_then_maybe_returned(self) -> PaymentView:
-        """ACH: settled, but the receiving bank may still return the entry for a while."""
+    async def _settled_then_maybe_returned(self, window_seconds: float) -> PaymentView:
+        """Settled, but the creditor's bank may still send the money back for a while (an ACH
+        return, a SEPA pacs.004); a return credits the debtor and ends the payment `returned`."""
         payment = self._payment
         await self._transition(PaymentStatus.SETTLED)
         try:
             await workflow.wait_condition(
                 lambda: self._return_event is not None,
-                timeout=timedelta(seconds=payment.return_window_seconds),
+                timeout=timedelta(seconds=window_seconds),
             )
         except TimeoutError:
             # a return whose callback never arrived is still at the bank: ask once

@@ -258,6 +258,7 @@ async def _start_payment(
                     rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
                     review_escalation_seconds=settings.review_escalation_seconds,
                     return_window_seconds=settings.ach_return_window_seconds,
+                    sepa_return_window_seconds=settings.sepa_return_window_seconds,
                     split_activity_queues=settings.split_activity_queues,
                 ),
                 id=payment_id,

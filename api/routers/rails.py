@@ -1,8 +1,9 @@
 """Rail callbacks: the bank's signed status messages become payment workflow signals.
 
-SEPA sends pacs.002 status reports; ACH sends a settlement notice per file and NACHA return
-files. Every callback is signed (HMAC over timestamp and body); duplicates and out-of-order
-deliveries are harmless because the payment workflow keeps the first final status.
+SEPA sends pacs.002 status reports and pacs.004 returns; ACH sends a settlement notice per
+file and NACHA return files. Every callback is signed (HMAC over timestamp and body);
+duplicates and out-of-order deliveries are harmless because the payment workflow keeps the
+first final status.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import AppSettings, Engine, Temporal
 from api.errors import ProblemError
 from iso20022.pacs002 import parse_pacs002
-from iso20022.schemas import SchemaError
+from iso20022.pacs004 import parse_pacs004
+from iso20022.schemas import PACS004, SchemaError, message_name
 from nacha import NachaError, parse_file
 from payments.tables import ach_entries
 from workflows.models import RailEvent
-from workflows.payment import PaymentWorkflow
+from workflows.payment import RETURNED, PaymentWorkflow
 
 router = APIRouter(prefix="/v1/rails", tags=["rails"])
 log = structlog.get_logger()
@@ -83,15 +85,26 @@ async def signal_payment(temporal: Client, payment_id: str, event: RailEvent) ->
 
 @router.post("/sepa/callbacks", status_code=200, include_in_schema=False)
 async def sepa_callback(body: VerifiedBody, temporal: Temporal) -> dict[str, int]:
-    """Signal each payment named in the bank's signed pacs.002."""
+    """Signal each payment named in the bank's signed pacs.002 (status) or pacs.004 (return)."""
     try:
-        report = parse_pacs002(body)
+        if message_name(body) == PACS004:
+            returned = parse_pacs004(body)
+            source = returned.original_message_id
+            events = [
+                (tx.end_to_end_id, RailEvent(source, RETURNED, tx.reason_code))
+                for tx in returned.transactions
+            ]
+        else:
+            report = parse_pacs002(body)
+            events = [
+                (tx.end_to_end_id, RailEvent(report.original_message_id, tx.status, tx.reason_code))
+                for tx in report.transactions
+            ]
     except (SchemaError, ValueError) as err:
         raise ProblemError(400, "invalid_status_report", str(err)) from err
     signaled = 0
-    for tx in report.transactions:
-        event = RailEvent(report.original_message_id, tx.status, tx.reason_code)
-        signaled += await signal_payment(temporal, tx.end_to_end_id, event)
+    for payment_id, event in events:
+        signaled += await signal_payment(temporal, payment_id, event)
     return {"signaled": signaled}
 
 

@@ -10,10 +10,19 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+from schwifty import IBAN
 
 from activities.rails import SepaAdapter
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
 from payments.devstack import Stack
+from tests.integration.helpers import (
+    Tenant,
+    balances,
+    funded_account,
+    pay,
+    payment_body,
+    wait_for_status,
+)
 from workflows.models import Creditor, PollInput, SubmitInput
 
 
@@ -86,3 +95,40 @@ async def test_callback_signature_is_enforced(stack: Stack) -> None:
     # a genuine report about a payment we do not know is acknowledged, and signals nothing
     assert genuine.status_code == 200
     assert genuine.json() == {"signaled": 0}
+
+
+def fresh_iban() -> str:
+    """A valid IBAN no other test pays, so a bank rule on it touches this test only."""
+    account = f"{uuid.uuid4().int % 10**10:010d}"
+    return str(IBAN.generate("DE", bank_code="37040044", account_code=account))
+
+
+async def test_sepa_return_after_settlement_restores_the_balance(
+    tenant: Tenant, stack: Stack
+) -> None:
+    account = await funded_account(tenant, 10_000)
+    iban = fresh_iban()
+    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+        rule = await bank.post(
+            "/v1/admin/rules",
+            json={"rail": "sepa", "creditor_iban": iban, "action": "return", "code": "AC06"},
+        )
+        assert rule.status_code == 201, rule.text
+        payment = await pay(tenant.partner, payment_body(account["id"], 4_000, iban=iban))
+        await wait_for_status(tenant.partner, payment["id"], {"settled"})
+        assert (await balances(tenant.partner, account["id"]))["posted"] == 6_000
+        # the creditor's bank sends it back an hour (of bank time) later, by pacs.004
+        await bank.post("/v1/admin/clock/advance", json={"seconds": 2 * 3600})
+        returned = await wait_for_status(tenant.partner, payment["id"], {"returned"})
+    assert returned["failure"]["code"] == "rail_returned"
+    assert returned["failure"]["reason_code"] == "AC06"
+    assert [h["status"] for h in returned["status_history"]][-2:] == ["settled", "returned"]
+    after = await balances(tenant.partner, account["id"])
+    assert (after["posted"], after["pending"], after["available"]) == (10_000, 0, 10_000)
+    # a lost callback is caught by the poll at the end of the return window
+    async with httpx.AsyncClient(timeout=10) as client:
+        polled = await SepaAdapter(client, stack.settings).poll(
+            PollInput("sepa", payment["id"], payment["id"])
+        )
+    assert polled.event is not None
+    assert (polled.event.status, polled.event.reason_code) == ("RTRN", "AC06")

@@ -500,6 +500,41 @@ async def test_ach_without_return_stays_settled_after_the_window(env: WorkflowEn
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]
 
 
+SEPA_WITH_RETURNS = {"sepa_return_window_seconds": 5 * 86400.0}
+
+
+async def test_sepa_return_after_settlement_credits_the_debtor(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **SEPA_WITH_RETURNS)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "settled")
+        # a pacs.004 for another message is not ours; the second copy of ours is harmless
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent("other", "RTRN", "AC06"))
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "MD07"))
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "MD07"))
+        view = await handle.result()
+    assert view.status == "returned"
+    assert view.failure is not None
+    assert (view.failure.code, view.failure.reason_code) == ("rail_returned", "MD07")
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "reverse"]
+    assert bank.statuses == ["submitted", "settled", "returned"]
+
+
+async def test_sepa_without_return_stays_settled_after_the_window(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **SEPA_WITH_RETURNS)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()  # time skips over the return window
+    assert view.status == "settled"
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]
+
+
 async def test_ach_file_never_sent_waits_for_ops_then_joins_a_later_file(
     env: WorkflowEnvironment,
 ) -> None:
