@@ -20,6 +20,8 @@ from payments.devstack import Stack
 
 RETRYABLE = (httpx.TransportError,)
 SEPA_REJECT_IBAN = "FR1420041010050500013M02606"
+# the creditor's bank sends these back after settlement (pacs.004, AC06)
+SEPA_RETURN_IBAN = "NL91ABNA0417164300"
 GOOD_IBAN = "DE89370400440532013000"
 
 
@@ -31,6 +33,7 @@ class Plan:
     payments: int
     ach_share: float = 0.2
     reject_share: float = 0.05
+    return_share: float = 0.05
     events: list[tuple[float, str]] = field(default_factory=list)
 
     @classmethod
@@ -78,7 +81,7 @@ class Sent:
     payment_id: str
     rail: str
     amount: int
-    expect: str  # settled | failed
+    expect: str  # settled | failed | returned
 
 
 class Chaos:
@@ -150,7 +153,8 @@ class Chaos:
 def payment_body(
     rng: random.Random, account: dict[str, str], plan: Plan
 ) -> tuple[dict[str, Any], str]:
-    """A SEPA or ACH payment; a few go to a creditor the bank rejects."""
+    """A SEPA or ACH payment; a few go to a creditor the bank rejects, a few to one whose
+    bank returns the money after settlement."""
     amount = rng.randint(100, 900)
     if account["currency"] == "USD":
         creditor = {
@@ -166,18 +170,20 @@ def payment_body(
             "rail": "ach",
             "creditor": creditor,
         }, "settled"
-    rejected = rng.random() < plan.reject_share
+    draw = rng.random()
+    if draw < plan.reject_share:
+        iban, expect = SEPA_REJECT_IBAN, "failed"
+    elif draw < plan.reject_share + plan.return_share:
+        iban, expect = SEPA_RETURN_IBAN, "returned"
+    else:
+        iban, expect = GOOD_IBAN, "settled"
     return {
         "account_id": account["id"],
         "amount": amount,
         "currency": "EUR",
         "rail": "sepa",
-        "creditor": {
-            "name": "Erika Mustermann",
-            "country": "DE",
-            "iban": SEPA_REJECT_IBAN if rejected else GOOD_IBAN,
-        },
-    }, "failed" if rejected else "settled"
+        "creditor": {"name": "Erika Mustermann", "country": "DE", "iban": iban},
+    }, expect
 
 
 async def send_payments(

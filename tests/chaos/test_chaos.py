@@ -24,6 +24,7 @@ from payments.devstack import Stack
 from payments.temporal_client import connect
 from tests.chaos.scenario import (
     SEPA_REJECT_IBAN,
+    SEPA_RETURN_IBAN,
     Chaos,
     Plan,
     Sent,
@@ -86,7 +87,8 @@ async def drive_to_the_end(
                     lambda pid=payment.payment_id: partner.get(f"/v1/payments/{pid}")  # type: ignore[misc]
                 )
                 body = response.json()
-                if body["status"] in TERMINAL:
+                awaiting_return = payment.expect == "returned" and body["status"] == "settled"
+                if body["status"] in TERMINAL and not awaiting_return:
                     finals[payment.payment_id] = body
                 elif body["status"] == "action_required":
                     await http_retry(
@@ -154,6 +156,13 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         rule = {"creditor_iban": SEPA_REJECT_IBAN, "reject_code": "AC04"}
         assert (await bank.post("/v1/admin/rules", json=rule)).status_code == 201
+        returns = {
+            "rail": "sepa",
+            "creditor_iban": SEPA_RETURN_IBAN,
+            "action": "return",
+            "code": "AC06",
+        }
+        assert (await bank.post("/v1/admin/rules", json=returns)).status_code == 201
         accounts = await open_accounts(partner, ops)
         chaos = Chaos(stack, plan)
         started = asyncio.get_running_loop().time()
@@ -167,12 +176,13 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
             response = await http_retry(lambda a=account: partner.get(f"/v1/accounts/{a['id']}"))  # type: ignore[misc]
             posted[account["id"]] = response.json()["balances"]["posted"]
 
-    # every payment ended where it should: settled, or failed with the bank's reason
+    # every payment ended where it should: settled, failed or returned with the bank's reason
     for payment in sent:
         final = finals[payment.payment_id]
         assert final["status"] == payment.expect, (context, final)
-        if payment.expect == "failed":
-            assert final["failure"]["reason_code"] == "AC04", (context, final)
+        if payment.expect in ("failed", "returned"):
+            code = "AC04" if payment.expect == "failed" else "AC06"
+            assert final["failure"]["reason_code"] == code, (context, final)
 
     engine = get_engine(stack.settings)
     try:
@@ -198,14 +208,19 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     finally:
         await dispose_engines()
 
-    # money moved exactly once: one hold, then one post or one void, each for the amount
+    # money moved exactly once: one hold, then one post or one void (and one credit back for
+    # a return)
     kinds: dict[str, list[str]] = {}
     for row in transfers:
         kinds.setdefault(row.payment_id, []).append(row.kind)
     by_id = {payment.payment_id: payment for payment in sent}
+    expected_kinds = {
+        "settled": ["pending", "post_pending"],
+        "failed": ["pending", "void_pending"],
+        "returned": ["pending", "post_pending", "single"],
+    }
     for payment_id, payment in by_id.items():
-        resolution = "post_pending" if payment.expect == "settled" else "void_pending"
-        assert sorted(kinds.get(payment_id, [])) == sorted(["pending", resolution]), (
+        assert sorted(kinds.get(payment_id, [])) == sorted(expected_kinds[payment.expect]), (
             context,
             payment_id,
             kinds.get(payment_id),
@@ -220,7 +235,7 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     # the bank has each payment once
     booked = await bank_bookings(stack)
     for payment in sent:
-        if payment.rail == "sepa" and payment.expect == "settled":
+        if payment.rail == "sepa" and payment.expect in ("settled", "returned"):
             assert booked[payment.payment_id] == 1, (context, payment.payment_id)
     traces = await ach_traces_at_bank(stack, {f for f, _ in ach_files.values()})
     for payment in sent:
