@@ -26,7 +26,7 @@ from payments.embedded_pg import EmbeddedPostgres
 from payments.migrate import upgrade
 from payments.settings import PROJECT_ROOT, Settings
 from workers.payments_worker import READY_MESSAGE
-from workflows.search_attributes import cli_flags
+from workflows.search_attributes import cli_create_args, cli_flags
 
 DEV_TENANT = "ten_dev"
 
@@ -162,6 +162,29 @@ class Stack:
             argv.append("--headless")
         self._spawn("temporal", argv)
         self._await_ready("temporal", lambda: port_open(host, int(port)))
+        # The start-dev flags register attributes only when the SQLite file is created: a
+        # temporal.db from an older checkout lacks attributes added since (KycStatus, …),
+        # and every start with one would fail. Creating them is idempotent.
+        self._await_ready("temporal", self._search_attributes_registered)
+
+    def _search_attributes_registered(self) -> bool:
+        created = subprocess.run(
+            [
+                binary("temporal"),
+                "operator",
+                "search-attribute",
+                "create",
+                "--address",
+                self.settings.temporal_address,
+                "--namespace",
+                self.settings.temporal_namespace,
+                *cli_create_args(),
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        return created.returncode == 0
 
     def start_banksim(self) -> None:
         """The bank simulator, with its own storage."""

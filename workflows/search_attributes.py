@@ -30,10 +30,23 @@ ALL = (
 )
 
 
+_CLI_TYPES = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool"}
+
+
 def cli_flags() -> list[str]:
     """`--search-attribute NAME=Type` flags for `temporal server start-dev`."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool"}
-    return [f"--search-attribute={key.name}={kinds[key.indexed_value_type.name]}" for key in ALL]
+    return [
+        f"--search-attribute={key.name}={_CLI_TYPES[key.indexed_value_type.name]}" for key in ALL
+    ]
+
+
+def cli_create_args() -> list[str]:
+    """`--name NAME --type Type …` for `temporal operator search-attribute create`, which
+    adds the missing attributes and leaves the registered ones as they are."""
+    args: list[str] = []
+    for key in ALL:
+        args += ["--name", key.name, "--type", _CLI_TYPES[key.indexed_value_type.name]]
+    return args
 
 
 async def register_search_attributes(client: Client) -> None:
