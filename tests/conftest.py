@@ -40,6 +40,8 @@ def make_settings(data_dir: Path) -> Settings:
         ach_window_seconds=2.0,
         ach_return_window_seconds=60.0,
         sepa_return_window_seconds=60.0,
+        # the creditor's bank returns a SEPA payment a second (bank time) after settlement
+        banksim_sepa_return_delay_seconds=1.0,
         banksim_settle_delay_seconds=0.3,
         rail_poll_interval_seconds=10.0,
         webhook_retry_initial_seconds=0.5,

@@ -11,6 +11,7 @@ from payments import ops
 from payments.devstack import Stack
 from tests.integration.helpers import (
     Tenant,
+    fresh_iban,
     funded_account,
     pay,
     payment_body,
@@ -27,6 +28,12 @@ async def test_reconciliation_finds_planted_discrepancies(tenant: Tenant, stack:
         paid = [await pay(tenant.partner, payment_body(account["id"], 1_000 + i)) for i in range(3)]
         for payment in paid:
             await wait_for_status(tenant.partner, payment["id"], {"settled"})
+        # one more goes out and comes back (pacs.004): the ledger books both, as the bank does
+        iban = fresh_iban()
+        rule = {"rail": "sepa", "creditor_iban": iban, "action": "return", "code": "AC06"}
+        assert (await bank.post("/v1/admin/rules", json=rule)).status_code == 201
+        sent_back = await pay(tenant.partner, payment_body(account["id"], 777, iban=iban))
+        await wait_for_status(tenant.partner, sent_back["id"], {"returned"})
         today = datetime.now(UTC).date().isoformat()
         dropped, changed, intact = (payment["id"] for payment in paid)
         for adjustment in (
@@ -55,7 +62,8 @@ async def test_reconciliation_finds_planted_discrepancies(tenant: Tenant, stack:
     )
     assert found["UNKNOWN-PLANTED"]["kind"] == "missing_in_ledger"
     assert intact not in found
-    assert run["matched"] >= 1
+    assert sent_back["id"] not in found  # its debit and its credit back both matched
+    assert run["matched"] >= 3
     stored = await tenant.ops.get(f"/v1/reconciliations/{run['id']}")
     assert stored.status_code == 200
     assert {d["reference"] for d in stored.json()["discrepancies"]} >= {dropped, changed}
