@@ -14,11 +14,21 @@ from workflows.models import LimitsInput, LimitsResult
 # What counts against the limit: payments of the last 24 h that may still move money
 # (failed, rejected, canceled and returned ones moved none, or gave it back).
 RECENT_PAYMENTS = text(
-    "SELECT coalesce(sum(amount), 0) AS total, count(*) AS n FROM payments"
+    "SELECT coalesce(sum(amount), 0) AS total, count(*) AS n,"
+    " EXISTS (SELECT 1 FROM payments WHERE id = :payment) AS committed FROM payments"
     " WHERE tenant_id = :tenant AND customer_id = :customer AND currency = :currency"
     " AND id <> :payment AND created_at > now() - interval '24 hours'"
     " AND status NOT IN ('failed', 'rejected', 'canceled', 'returned')"
 )
+
+
+class PaymentNotCommittedError(Exception):
+    """The payment row is not visible: the API starts the workflow inside the transaction that
+    inserts it, so this step may run before the commit. Retried. This is the last step before
+    the hold, so if that transaction rolled back (the client's retry with the same key starts
+    it again and joins this workflow), no money moves for a payment that does not exist."""
+
+
 CUSTOMER_TIER = text("SELECT kyc_risk_tier FROM customers WHERE tenant_id = :tenant AND id = :id")
 
 
@@ -49,6 +59,8 @@ class LimitActivities:
                     },
                 )
             ).one()
+        if not recent.committed:
+            raise PaymentNotCommittedError(request.payment_id)
         tier = tier or "high"
         reasons = exceeded_limits(
             limits_for(tier, self._settings),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from dataclasses import replace
 
 import httpx
+import pytest
 from sqlalchemy import text
 
+from activities.limits import LimitActivities, PaymentNotCommittedError
 from payments.api_keys import create_key
 from payments.db import dispose_engines, get_engine
 from payments.devstack import Stack, binary
@@ -22,6 +25,7 @@ from tests.integration.helpers import (
     payment_body,
     wait_for_status,
 )
+from workflows.models import LimitsInput
 
 
 async def test_payment_settles_and_moves_money_once(tenant: Tenant, stack: Stack) -> None:
@@ -361,3 +365,21 @@ async def test_adhoc_screening_explains_its_hits(tenant: Tenant) -> None:
     assert top["list_version"] in result["list_versions"]
     clean = (await tenant.partner.post("/v1/screenings", json={"name": "Erika Mustermann"})).json()
     assert (clean["decision"], clean["hits"]) == ("clear", [])
+
+
+async def test_no_money_moves_for_a_payment_whose_row_never_committed(
+    tenant: Tenant, stack: Stack
+) -> None:
+    # the limits check is the payment's last step before the hold; it refuses (and is
+    # retried) until the API's transaction that inserted the payment has committed
+    account = await funded_account(tenant, 1_000)
+    checks = LimitActivities(get_engine(stack.settings), stack.settings)
+    request = LimitsInput(tenant.tenant_id, account["customer_id"], "pay_notcommitted", 100, "EUR")
+    try:
+        with pytest.raises(PaymentNotCommittedError):
+            await checks.check_payment_limits(request)
+        payment = await pay(tenant.partner, payment_body(account["id"], 100))
+        committed = await checks.check_payment_limits(replace(request, payment_id=payment["id"]))
+    finally:
+        await dispose_engines()
+    assert committed.exceeded == []
