@@ -26,7 +26,7 @@ from lxml import etree
 
 from iso20022.pacs008 import format_amount, parse_amount
 from iso20022.schemas import SchemaError, namespace, parse_iso_datetime, parse_xml
-from iso20022.xmltools import sub, text_at
+from iso20022.xmltools import message_skeleton, serialize, sub, text_at
 
 CAMT053 = "camt.053.001.08"
 NS = namespace(CAMT053)
@@ -191,16 +191,11 @@ def build_camt053(statement: Statement) -> bytes:
 
     Raises `SchemaError` if the result does not validate (an id over 35 characters, ...).
     """
-    if statement.created_at.tzinfo is None:
-        raise ValueError("created_at must be timezone-aware")
+    document, root, _ = message_skeleton(
+        NS, "BkToCstmrStmt", statement.message_id, statement.created_at
+    )
     if not statement.accounts:
         raise ValueError("a statement document needs at least one account statement")
-    # lxml spells the default namespace with the key None, which lxml-stubs does not model
-    document = etree.Element(f"{{{NS}}}Document", nsmap={None: NS})  # type: ignore[dict-item]
-    root = _sub(document, "BkToCstmrStmt")
-    header = _sub(root, "GrpHdr")
-    _sub(header, "MsgId", statement.message_id)
-    _sub(header, "CreDtTm", statement.created_at.isoformat())
     for account in statement.accounts:
         stmt = _sub(root, "Stmt")
         _sub(stmt, "Id", account.statement_id)
@@ -223,7 +218,7 @@ def build_camt053(statement: Statement) -> bytes:
         _balance(stmt, "CLBD", account.closing_balance_minor, account.currency, account.date)
         for entry in account.entries:
             _entry(stmt, entry)
-    xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    xml = serialize(document)
     validated_root(xml)
     return xml
 

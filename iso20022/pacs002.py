@@ -12,8 +12,6 @@ from datetime import datetime
 from functools import partial
 from typing import Literal, cast, get_args
 
-from lxml import etree
-
 from iso20022.schemas import (
     PACS002,
     PACS008,
@@ -23,7 +21,7 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
-from iso20022.xmltools import sub, text_at
+from iso20022.xmltools import message_skeleton, serialize, sub, text_at
 
 NS = namespace(PACS002)
 _NSMAP = {"d": NS}
@@ -79,16 +77,9 @@ def build_pacs002(report: StatusReport) -> bytes:
 
     Raises `SchemaError` if the result does not validate (e.g. an id longer than 35).
     """
-    if report.created_at.tzinfo is None:
-        raise ValueError("created_at must be timezone-aware")
-    # lxml spells the default namespace with the key None, which lxml-stubs does not model
-    document = etree.Element(f"{{{NS}}}Document", nsmap={None: NS})  # type: ignore[dict-item]
-    status_report = _sub(document, "FIToFIPmtStsRpt")
-
-    header = _sub(status_report, "GrpHdr")
-    _sub(header, "MsgId", report.message_id)
-    _sub(header, "CreDtTm", report.created_at.isoformat())
-
+    document, status_report, _ = message_skeleton(
+        NS, "FIToFIPmtStsRpt", report.message_id, report.created_at
+    )
     original = _sub(status_report, "OrgnlGrpInfAndSts")
     _sub(original, "OrgnlMsgId", report.original_message_id)
     _sub(original, "OrgnlMsgNmId", PACS008)
@@ -100,7 +91,7 @@ def build_pacs002(report: StatusReport) -> bytes:
         if tx.reason_code:
             _sub(_sub(_sub(info, "StsRsnInf"), "Rsn"), "Cd", tx.reason_code)
 
-    xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    xml = serialize(document)
     validate(xml, PACS002)
     return xml
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from lxml import etree
-
 from iso20022.pacs008 import format_amount, parse_amount
 from iso20022.schemas import (
     PACS004,
@@ -24,7 +22,7 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
-from iso20022.xmltools import sub, text_at
+from iso20022.xmltools import message_skeleton, serialize, sub, text_at
 
 NS = namespace(PACS004)
 _NSMAP = {"d": NS}
@@ -61,13 +59,9 @@ def build_pacs004(payment_return: PaymentReturn) -> bytes:
 
     Raises `SchemaError` if the result does not validate (e.g. an id longer than 35).
     """
-    if payment_return.created_at.tzinfo is None:
-        raise ValueError("created_at must be timezone-aware")
-    document = etree.Element(f"{{{NS}}}Document", nsmap={None: NS})  # type: ignore[dict-item]
-    returned = _sub(document, "PmtRtr")
-    header = _sub(returned, "GrpHdr")
-    _sub(header, "MsgId", payment_return.message_id)
-    _sub(header, "CreDtTm", payment_return.created_at.isoformat())
+    document, returned, header = message_skeleton(
+        NS, "PmtRtr", payment_return.message_id, payment_return.created_at
+    )
     _sub(header, "NbOfTxs", str(len(payment_return.transactions)))
     original = _sub(returned, "OrgnlGrpInf")
     _sub(original, "OrgnlMsgId", payment_return.original_message_id)
@@ -78,7 +72,7 @@ def build_pacs004(payment_return: PaymentReturn) -> bytes:
         amount = _sub(info, "RtrdIntrBkSttlmAmt", format_amount(tx.amount_minor, tx.currency))
         amount.set("Ccy", tx.currency)
         _sub(_sub(_sub(info, "RtrRsnInf"), "Rsn"), "Cd", tx.reason_code)
-    xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    xml = serialize(document)
     validate(xml, PACS004)
     return xml
 

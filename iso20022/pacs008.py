@@ -21,7 +21,7 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
-from iso20022.xmltools import sub, text_at
+from iso20022.xmltools import message_skeleton, serialize, sub, text_at
 
 NS = namespace(PACS008)
 _NSMAP = {"d": NS}
@@ -152,13 +152,9 @@ def build_pacs008(ct: CreditTransfer) -> bytes:
     Raises `SchemaError` if the result does not validate (e.g. an IBAN or BIC that does not
     match the ISO pattern), so nothing invalid ever leaves the platform.
     """
-    # lxml spells the default namespace with the key None, which lxml-stubs does not model
-    document = etree.Element(f"{{{NS}}}Document", nsmap={None: NS})  # type: ignore[dict-item]
-    transfer = _sub(document, "FIToFICstmrCdtTrf")
-
-    header = _sub(transfer, "GrpHdr")
-    _sub(header, "MsgId", ct.message_id)
-    _sub(header, "CreDtTm", ct.created_at.isoformat())
+    document, transfer, header = message_skeleton(
+        NS, "FIToFICstmrCdtTrf", ct.message_id, ct.created_at
+    )
     _sub(header, "NbOfTxs", "1")
     _sub(_sub(header, "SttlmInf"), "SttlmMtd", "CLRG")
 
@@ -184,7 +180,7 @@ def build_pacs008(ct: CreditTransfer) -> bytes:
     if ct.remittance_info:
         _sub(_sub(tx, "RmtInf"), "Ustrd", ct.remittance_info)
 
-    xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    xml = serialize(document)
     validate(xml, PACS008)
     return xml
 
