@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections import Counter, defaultdict
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from payments.histories import LOCAL_ACTIVITY_MARKER
+from payments.histories import local_activity_name
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NAN = float("nan")
@@ -130,12 +129,9 @@ def timeline(events: Sequence[HistoryEvent]) -> Timeline:
                 )
             )
             intervals.append((_ms(scheduled), _ms(event)))
-        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
-            marker = event.marker_recorded_event_attributes
-            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
-                data = json.loads(marker.details["data"].payloads[0].data)
-                # the marker has no reliable start time: its run is inside a workflow task
-                result.activities.append(ActivitySpan(data["activity_type"], 0.0, NAN, True))
+        elif (local := local_activity_name(event)) is not None:
+            # a local activity runs inside a workflow task; its marker has no start time
+            result.activities.append(ActivitySpan(local, 0.0, NAN, True))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             result.signals += 1
         elif kind == EventType.EVENT_TYPE_TIMER_STARTED:

@@ -32,11 +32,18 @@ def activity_steps(history: Any) -> list[Step]:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled = event.activity_task_scheduled_event_attributes
             steps.append(Step(scheduled.activity_type.name, False, scheduled.task_queue.name))
-        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            marker = event.marker_recorded_event_attributes
-            if marker.marker_name != LOCAL_ACTIVITY_MARKER:
-                continue
-            # written by the SDK's core, never through the payload codec
-            data = json.loads(marker.details["data"].payloads[0].data)
-            steps.append(Step(data["activity_type"], True))
+        elif (name := local_activity_name(event)) is not None:
+            steps.append(Step(name, True))
     return steps
+
+
+def local_activity_name(event: Any) -> str | None:
+    """The activity a local-activity marker records; None for any other event."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != LOCAL_ACTIVITY_MARKER:
+        return None
+    # written by the SDK's core, never through the payload codec
+    name: str = json.loads(marker.details["data"].payloads[0].data)["activity_type"]
+    return name
