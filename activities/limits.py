@@ -11,11 +11,13 @@ from compliance.limits import exceeded_limits, limits_for
 from payments.settings import Settings
 from workflows.models import LimitsInput, LimitsResult
 
-# What counts against the limit: payments of the last 24 h that may still move money
-# (failed, rejected, canceled and returned ones moved none, or gave it back).
+# The customer's tier, and what counts against the limit: payments of the last 24 h that may
+# still move money (failed, rejected, canceled and returned ones moved none, or gave it back).
 RECENT_PAYMENTS = text(
     "SELECT coalesce(sum(amount), 0) AS total, count(*) AS n,"
-    " EXISTS (SELECT 1 FROM payments WHERE id = :payment) AS committed FROM payments"
+    " EXISTS (SELECT 1 FROM payments WHERE id = :payment) AS committed,"
+    " (SELECT kyc_risk_tier FROM customers WHERE tenant_id = :tenant AND id = :customer)"
+    " AS tier FROM payments"
     " WHERE tenant_id = :tenant AND customer_id = :customer AND currency = :currency"
     " AND id <> :payment AND created_at > now() - interval '24 hours'"
     " AND status NOT IN ('failed', 'rejected', 'canceled', 'returned')"
@@ -29,9 +31,6 @@ class PaymentNotCommittedError(Exception):
     it again and joins this workflow), no money moves for a payment that does not exist."""
 
 
-CUSTOMER_TIER = text("SELECT kyc_risk_tier FROM customers WHERE tenant_id = :tenant AND id = :id")
-
-
 class LimitActivities:
     """Reads the customer's tier and recent payments; the rules live in compliance.limits."""
 
@@ -43,11 +42,6 @@ class LimitActivities:
     async def check_payment_limits(self, request: LimitsInput) -> LimitsResult:
         """The limits this payment would exceed (empty: within limits)."""
         async with self._engine.connect() as conn:
-            tier = (
-                await conn.execute(
-                    CUSTOMER_TIER, {"tenant": request.tenant_id, "id": request.customer_id}
-                )
-            ).scalar()
             recent = (
                 await conn.execute(
                     RECENT_PAYMENTS,
@@ -61,7 +55,7 @@ class LimitActivities:
             ).one()
         if not recent.committed:
             raise PaymentNotCommittedError(request.payment_id)
-        tier = tier or "high"
+        tier = recent.tier or "high"
         reasons = exceeded_limits(
             limits_for(tier, self._settings),
             amount=request.amount,

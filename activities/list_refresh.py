@@ -44,10 +44,10 @@ from temporalio.client import (
 )
 
 from activities.metrics import count
-from activities.notify import start_deliveries
-from activities.screening import ScreeningActivities
+from activities.notify import enabled_endpoints, start_delivery_workflows
+from activities.screening import ScreeningActivities, screening_hit
 from compliance.lists import DEFAULT_PEP_PATH, StaticWatchList, load_ofac, load_pep_csv
-from compliance.matcher import Hit, Matcher, MatcherSettings
+from compliance.matcher import Matcher, MatcherSettings
 from payments import audit
 from payments.settings import Settings
 from payments.tables import customers, events, watch_list_versions
@@ -178,19 +178,6 @@ class LoadedLists:
         return cls.build(read_sanctions(sources.sanctions), read_pep(sources.pep), sources)
 
 
-def _screening_hit(hit: Hit) -> ScreeningHit:
-    return ScreeningHit(
-        party="customer",
-        list_name=hit.list_name,
-        list_version=hit.list_version,
-        entity_id=hit.entity_id,
-        matched_name=hit.matched_name,
-        score=round(hit.score, 4),
-        decision=hit.decision,
-        explanation=str(hit.explanation),
-    )
-
-
 def screen_customer_row(lists: LoadedLists, row: Any) -> CustomerScreeningResult:
     """Screen a `customers` row against the sanctions lists, and an individual against the
     PEP list (politically exposed persons are people)."""
@@ -204,7 +191,7 @@ def screen_customer_row(lists: LoadedLists, row: Any) -> CustomerScreeningResult
             party_type="individual" if individual else "entity",
             birth_year=born,
         )
-        return [_screening_hit(hit) for hit in found if hit.decision != "clear"]
+        return [screening_hit("customer", hit) for hit in found if hit.decision != "clear"]
 
     return CustomerScreeningResult(
         lists.versions, hits(lists.sanctions), hits(lists.pep) if individual else []
@@ -317,15 +304,12 @@ class ReloadingScreening:
     def __init__(self, lists: WatchLists, engine: AsyncEngine) -> None:
         self._lists = lists
         self._engine = engine
-        self._screening: tuple[Matcher, ScreeningActivities] | None = None
 
     @activity.defn(name="screen_parties")
     async def screen_parties(self, request: ScreeningInput) -> ScreeningResult:
         """Screen a payment's parties (see `ScreeningActivities.screen_parties`)."""
         matcher = (await self._lists.current()).sanctions
-        if self._screening is None or self._screening[0] is not matcher:
-            self._screening = (matcher, ScreeningActivities(matcher, self._engine))
-        return await self._screening[1].screen_parties(request)
+        return await ScreeningActivities(matcher, self._engine).screen_parties(request)
 
 
 def _hit_keys(hits: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -421,7 +405,7 @@ class ListRefreshActivities:
         for row in rows:
             screening = screen_customer_row(lists, row)
             known = _hit_keys(row.screening_hits)
-            hits = screening.sanctions_hits + screening.pep_hits
+            hits = screening.hits
             new = [hit for hit in hits if (hit.list_name, hit.entity_id) not in known]
             results.append((row, screening, new))
             await asyncio.sleep(0)  # screening is CPU: let the worker's other tasks run
@@ -440,13 +424,12 @@ class ListRefreshActivities:
                 },
                 idempotency_key=f"{request.run_key}:{row.id}:watchlist_hit",
             )
-        event_ids: list[tuple[str, str]] = []
+        deliveries: list[tuple[str, list[str]]] = []
+        endpoints: dict[str, list[str]] = {}  # per tenant: a page holds many of one tenant
         async with self._engine.begin() as conn:
             for row, screening, new in results:
                 values: dict[str, Any] = {
-                    "screening_hits": [
-                        asdict(hit) for hit in screening.sanctions_hits + screening.pep_hits
-                    ],
+                    "screening_hits": [asdict(hit) for hit in screening.hits],
                     "screening_list_versions": screening.list_versions,
                     "screened_at": now,
                 }
@@ -455,7 +438,9 @@ class ListRefreshActivities:
                     event_id = await _insert_watchlist_event(
                         conn, row, request.run_key, screening, new, now
                     )
-                    event_ids.append((row.tenant_id, event_id))
+                    if row.tenant_id not in endpoints:
+                        endpoints[row.tenant_id] = await enabled_endpoints(conn, row.tenant_id)
+                    deliveries.append((event_id, endpoints[row.tenant_id]))
                 await conn.execute(update(customers).where(customers.c.id == row.id).values(values))
         await audit.append(
             self._engine,
@@ -469,8 +454,8 @@ class ListRefreshActivities:
             },
             idempotency_key=f"{request.run_key}:page:{request.after_id}",
         )
-        for tenant_id, event_id in event_ids:
-            await start_deliveries(self._client, self._engine, self._settings, tenant_id, event_id)
+        for event_id, endpoint_ids in deliveries:
+            await start_delivery_workflows(self._client, self._settings, event_id, endpoint_ids)
         if flagged:
             count("customers_watchlist_flagged", "Customers flagged by a list update")
             log.warning(

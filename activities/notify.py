@@ -79,16 +79,6 @@ async def start_delivery_workflows(
         )
 
 
-async def start_deliveries(
-    client: Client, engine: AsyncEngine, settings: Settings, tenant_id: str, event_id: str
-) -> int:
-    """Start one delivery workflow per enabled endpoint of the tenant (idempotent)."""
-    async with engine.connect() as conn:
-        endpoint_ids = await enabled_endpoints(conn, tenant_id)
-    await start_delivery_workflows(client, settings, event_id, endpoint_ids)
-    return len(endpoint_ids)
-
-
 class WebhookActivities:
     """Sends one signed delivery; the workflow's retry policy does the backoff."""
 

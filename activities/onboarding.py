@@ -36,7 +36,6 @@ from workflows.models import (
 )
 
 log = structlog.get_logger()
-RULES_ACTOR = "kyc-rules"
 
 
 class CustomerNotFoundError(Exception):
@@ -106,7 +105,7 @@ class OnboardingActivities:
         row = await self._customer(ref)
         lists = await self._lists.current()
         result = screen_customer_row(lists, row)
-        hits = [asdict(hit) for hit in result.sanctions_hits + result.pep_hits]
+        hits = [asdict(hit) for hit in result.hits]
         await audit.append(
             self._engine,
             actor="screening",
@@ -163,9 +162,7 @@ class OnboardingActivities:
             detail["note"] = request.note
         if request.screening is not None:
             detail["list_versions"] = request.screening.list_versions
-            detail["hits"] = [
-                asdict(hit) for hit in request.screening.sanctions_hits + request.screening.pep_hits
-            ]
+            detail["hits"] = [asdict(hit) for hit in request.screening.hits]
         values: dict[str, Any] = {
             "kyc_status": decision.status,
             "kyc_risk_tier": decision.risk_tier,

@@ -13,7 +13,8 @@ from payments import audit
 from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
 
 
-def _screening_hit(party: str, hit: Hit) -> ScreeningHit:
+def screening_hit(party: str, hit: Hit) -> ScreeningHit:
+    """A matcher hit on `party` as the workflows carry it."""
     return ScreeningHit(
         party=party,
         list_name=hit.list_name,
@@ -40,7 +41,7 @@ class ScreeningActivities:
         if request.debtor_name:
             parties.append(("debtor", request.debtor_name, request.debtor_country))
         hits = [
-            _screening_hit(party, hit)
+            screening_hit(party, hit)
             for party, name, country in parties
             for hit in self._matcher.screen(name, country=country or None)
             if hit.decision != "clear"

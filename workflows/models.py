@@ -476,6 +476,11 @@ class CustomerScreeningResult:
     sanctions_hits: list[ScreeningHit] = field(default_factory=list)
     pep_hits: list[ScreeningHit] = field(default_factory=list)
 
+    @property
+    def hits(self) -> list[ScreeningHit]:
+        """Every match, sanctions first (derived: not part of the payload)."""
+        return self.sanctions_hits + self.pep_hits
+
 
 @dataclass
 class KycEvaluationInput:

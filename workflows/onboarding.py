@@ -176,7 +176,7 @@ class OnboardingWorkflow:
             review_date=evaluation.review_date if evaluation else "",
             reasons=list(evaluation.reasons) if evaluation else [],
             notes=list(evaluation.notes) if evaluation else [],
-            hits=self._screening.sanctions_hits + self._screening.pep_hits,
+            hits=self._screening.hits,
             list_versions=dict(self._screening.list_versions),
             escalated=self._escalated,
             reviewed_by=self._review.reviewer if self._review else "",
