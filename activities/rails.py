@@ -29,7 +29,7 @@ from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
 from nacha import NachaError
 from payments.settings import Settings
-from rails.ach_file import Credit, Origin, build_window_file, trace_number_for
+from rails.ach_file import Origin, build_window_file, trace_number_for
 from rails.business_days import is_fed_business_day
 from rails.windows import AchWindow, ach_window
 from workflows.ach_batch import AchBatchWorkflow, batch_workflow_id
@@ -44,6 +44,7 @@ from workflows.models import (
     SubmitInput,
     SubmitResult,
 )
+from workflows.payment import RETURNED
 
 
 def message_id_for(payment_id: str) -> str:
@@ -124,7 +125,8 @@ class SepaAdapter:
         if returned.status_code == 200:
             for sent_back in parse_pacs004(returned.content).transactions:
                 if sent_back.end_to_end_id == request.payment_id:
-                    return PollResult(RailEvent(request.message_id, "RTRN", sent_back.reason_code))
+                    event = RailEvent(request.message_id, RETURNED, sent_back.reason_code)
+                    return PollResult(event)
         response = await self._client.get(f"{message_url}/status")
         if response.status_code != 200:
             return PollResult(None)
@@ -142,7 +144,7 @@ _UPSERT_ENTRY = text(
     " SET window_id = excluded.window_id, file_id = excluded.file_id, updated_at = now()"
 )
 _NEXT_TRACE = text("SELECT nextval('ach_trace_seq')")
-_ACH_FILE_STATUS = {"settled": "ACSC", "returned": "RTRN"}
+_ACH_FILE_STATUS = {"settled": "ACSC", "returned": RETURNED}
 _MAX_WINDOWS_TRIED = 5
 
 
@@ -269,17 +271,7 @@ class AchAdapter:
                 created,
                 batch.file_id_modifier,
                 effective,
-                [
-                    Credit(
-                        e.payment_id,
-                        e.trace_number,
-                        e.amount,
-                        e.creditor_name,
-                        e.routing_number,
-                        e.account_number,
-                    )
-                    for e in request.entries
-                ],
+                request.entries,
             )
         except NachaError as err:
             raise ApplicationError(str(err), type="file_refused", non_retryable=True) from err

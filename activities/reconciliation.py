@@ -3,6 +3,7 @@ store the run and every discrepancy, and log each one for alerting."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,12 +19,13 @@ from iso20022.camt053 import parse_camt053
 from payments.settings import Settings
 from payments.tables import reconciliation_discrepancies, reconciliation_runs
 from rails.reconcile import Booking, reconcile
+from rails.windows import ACH_TIMEZONE
 from workflows.models import ReconcileRailInput, ReconcileResult
 
 log = structlog.get_logger()
 
 # the bank books SEPA on UTC dates and ACH on New York dates; so does our side of the match
-BOOKING_ZONE = {"sepa": ZoneInfo("UTC"), "ach": ZoneInfo("America/New_York")}
+BOOKING_ZONE = {"sepa": ZoneInfo("UTC"), "ach": ZoneInfo(ACH_TIMEZONE)}
 LEDGER_BOOKINGS = text(
     "SELECT p.id AS payment_id, t.code, t.amount, t.currency, e.trace_number"
     " FROM ledger_transfers t"
@@ -107,18 +109,13 @@ class ReconciliationActivities:
                     reconciliation_discrepancies.c.run_id == run_id
                 )
             )
-            for seq, found in enumerate(outcome.discrepancies, start=1):
+            if outcome.discrepancies:
                 await conn.execute(
-                    insert(reconciliation_discrepancies).values(
-                        run_id=run_id,
-                        seq=seq,
-                        kind=found.kind,
-                        reference=found.reference,
-                        payment_id=found.payment_id,
-                        currency=found.currency,
-                        ledger_amount=found.ledger_amount,
-                        statement_amount=found.statement_amount,
-                    )
+                    insert(reconciliation_discrepancies),
+                    [
+                        {"run_id": run_id, "seq": seq, **asdict(found)}
+                        for seq, found in enumerate(outcome.discrepancies, start=1)
+                    ],
                 )
         for found in outcome.discrepancies:
             log.error(

@@ -93,10 +93,18 @@ def decide_transaction(bank: Bank, tx: ParsedTransaction) -> tuple[TransactionSt
 
 
 def _send(
-    bank: Bank, message_id: str, report: bytes, at: float, *, step: int, hold: bool, overtake: bool
+    bank: Bank,
+    message_id: str,
+    report: bytes,
+    at: float,
+    *,
+    step: int,
+    hold: bool,
+    overtake: bool,
+    kind: CallbackKind = CallbackKind.SEPA_STATUS,
 ) -> None:
     bank.outbox.enqueue(
-        kind=CallbackKind.SEPA_STATUS,
+        kind=kind,
         stream=f"sepa:{message_id}",
         body=report,
         content_type="application/xml",
@@ -192,44 +200,44 @@ def settle(bank: Bank, job: Job) -> None:
 def book_return(bank: Bank, job: Job) -> None:
     """Job: the creditor bank sends a settled transaction back; credit it with the reason."""
     payload = job.payload
+    returned = ReturnedTransaction(
+        str(payload["end_to_end_id"]),
+        int(payload["amount_minor"]),
+        str(payload["currency"]),
+        str(payload["code"]),
+    )
     bank.store.add_booking(
         Booking(
             RAIL,
             booking_date(job.due_at),
             job.due_at,
             "CRDT",
-            int(payload["amount_minor"]),
-            str(payload["currency"]),
-            str(payload["end_to_end_id"]),
+            returned.amount_minor,
+            returned.currency,
+            returned.end_to_end_id,
             None,
-            str(payload["code"]),
+            returned.reason_code,
         )
     )
     payment_return = PaymentReturn(
         message_id=report_id(),
         original_message_id=job.ref,
         created_at=to_datetime(job.due_at),
-        transactions=[
-            ReturnedTransaction(
-                str(payload["end_to_end_id"]),
-                int(payload["amount_minor"]),
-                str(payload["currency"]),
-                str(payload["code"]),
-            )
-        ],
+        transactions=[returned],
     )
     xml = build_pacs004(payment_return)
     bank.store.save_report(job.ref, RETURN_STEP, payment_return.message_id, xml, job.due_at)
-    bank.outbox.enqueue(
+    _send(
+        bank,
+        job.ref,
+        xml,
+        job.due_at,
+        step=RETURN_STEP,
+        hold=False,
+        overtake=False,
         kind=CallbackKind.SEPA_RETURN,
-        stream=f"sepa:{job.ref}",
-        body=xml,
-        content_type="application/xml",
-        headers={MESSAGE_ID_HEADER: job.ref},
-        copies=bank.faults.callback_copies(),
-        created_at=job.due_at,
     )
-    logger.info("message %s: %s returned %s", job.ref, payload["end_to_end_id"], payload["code"])
+    logger.info("message %s: %s returned %s", job.ref, returned.end_to_end_id, returned.reason_code)
 
 
 def register(bank: Bank) -> None:

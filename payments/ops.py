@@ -7,7 +7,6 @@ access is the authority, and every action names its operator (four-eyes still ap
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,13 +15,12 @@ from sqlalchemy import func, select, text
 
 from payments import audit
 from payments.db import dispose_engines, get_engine
-from payments.reconciliation_runs import load_runs
+from payments.reconciliation_runs import reconcile_now
 from payments.settings import Settings
 from payments.tables import payment_status_history, payments
 from payments.temporal_client import connect
-from workflows.models import CancelInput, ReconcileInput, ReviewInput
+from workflows.models import CancelInput, ReviewInput
 from workflows.payment import PaymentWorkflow
-from workflows.reconciliation import ReconciliationWorkflow
 
 
 @dataclass
@@ -151,14 +149,11 @@ def format_row(row: Any) -> str:
 async def reconcile(settings: Settings, statement_date: str, rails: list[str]) -> list[str]:
     """Run the reconciliation of `statement_date` now; lines describing each run."""
     client = await connect(settings)
-    results = await client.execute_workflow(
-        ReconciliationWorkflow.run,
-        ReconcileInput(statement_date, rails),
-        id=f"reconciliation-{statement_date}-cli-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.task_queue,
+    runs = await reconcile_now(
+        client, get_engine(settings), settings.task_queue, statement_date, rails, tag="cli-"
     )
     lines = []
-    for run in await load_runs(get_engine(settings), [result.run_id for result in results]):
+    for run in runs:
         lines.append(f"{run.id}: {run.matched} matched, {len(run.discrepancies)} discrepancies")
         for found in run.discrepancies:
             lines.append(

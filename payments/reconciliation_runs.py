@@ -1,4 +1,5 @@
-"""Read stored reconciliation runs and their discrepancies (the API and the CLI share this).
+"""Run a reconciliation now, and read stored runs and their discrepancies (the API and the
+CLI share this).
 
 The reconciliation activity writes them (activities/reconciliation.py); this is the one place
 that reads them back.
@@ -6,25 +7,18 @@ that reads them back.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from payments.tables import reconciliation_discrepancies, reconciliation_runs
-
-
-@dataclass(frozen=True)
-class Discrepancy:
-    """A booking the bank's statement and the ledger disagree on."""
-
-    kind: str
-    reference: str
-    payment_id: str | None
-    currency: str
-    ledger_amount: int | None
-    statement_amount: int | None
+from rails.reconcile import Discrepancy
+from workflows.models import ReconcileInput
+from workflows.reconciliation import ReconciliationWorkflow
 
 
 @dataclass(frozen=True)
@@ -62,8 +56,8 @@ async def load_runs(engine: AsyncEngine, run_ids: list[str]) -> list[Reconciliat
             Discrepancy(
                 row.kind,
                 row.reference,
-                row.payment_id,
                 row.currency,
+                row.payment_id,
                 row.ledger_amount,
                 row.statement_amount,
             )
@@ -82,3 +76,22 @@ async def load_runs(engine: AsyncEngine, run_ids: list[str]) -> list[Reconciliat
         for run in runs
     }
     return [by_id[run_id] for run_id in run_ids if run_id in by_id]
+
+
+async def reconcile_now(
+    client: Client,
+    engine: AsyncEngine,
+    task_queue: str,
+    statement_date: str,
+    rails: list[str],
+    tag: str = "",
+) -> list[ReconciliationRun]:
+    """Reconcile `statement_date` on `rails` now (a workflow run of its own, its id marked with
+    `tag`) and read the runs back."""
+    results = await client.execute_workflow(
+        ReconciliationWorkflow.run,
+        ReconcileInput(statement_date, rails),
+        id=f"reconciliation-{statement_date}-{tag}{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+    )
+    return await load_runs(engine, [result.run_id for result in results])

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from nacha import Batch, EntryDetail, FileHeader, build_file
+from nacha import Batch, EntryDetail, FileHeader, build_file, trace_number
+from workflows.models import AchEntryInput
 
 CHECKING_CREDIT = 22
 CREDITS_ONLY = 220
@@ -25,21 +26,9 @@ class Origin:
     company_name: str
 
 
-@dataclass(frozen=True)
-class Credit:
-    """One payment in the file."""
-
-    payment_id: str
-    trace_number: str
-    amount_cents: int
-    creditor_name: str
-    routing_number: str
-    account_number: str
-
-
 def trace_number_for(odfi_routing: str, sequence: int) -> str:
-    """ODFI's 8-digit identification + a 7-digit sequence: unique per ODFI."""
-    return f"{odfi_routing[:8]}{sequence % 10_000_000:07d}"
+    """ODFI's 8-digit identification + a 7-digit sequence (wrapping): unique per ODFI."""
+    return trace_number(odfi_routing[:8], sequence % 10_000_000)
 
 
 def build_window_file(
@@ -47,7 +36,7 @@ def build_window_file(
     created_at: datetime,
     file_id_modifier: str,
     effective_date: date,
-    credits: Sequence[Credit],
+    credits: Sequence[AchEntryInput],
 ) -> str:
     """The file: one credits-only PPD batch with an entry per payment, in trace order."""
     entries = [
@@ -55,7 +44,7 @@ def build_window_file(
             transaction_code=CHECKING_CREDIT,
             receiving_dfi_routing=credit.routing_number,
             dfi_account_number=credit.account_number,
-            amount_cents=credit.amount_cents,
+            amount_cents=credit.amount,
             # the payment id's tail: 15 characters is all the record has
             individual_id=credit.payment_id[-15:],
             individual_name=credit.creditor_name[:22],

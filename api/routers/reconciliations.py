@@ -6,7 +6,6 @@ Reconciliation is of the platform's own accounts at the bank, so it spans tenant
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Annotated, Literal
 
@@ -16,10 +15,8 @@ from sqlalchemy import select
 
 from api.deps import AppSettings, Engine, Ops, Temporal
 from api.errors import ProblemError
-from payments.reconciliation_runs import load_runs
+from payments.reconciliation_runs import load_runs, reconcile_now
 from payments.tables import reconciliation_runs
-from workflows.models import ReconcileInput
-from workflows.reconciliation import ReconciliationWorkflow
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
@@ -82,13 +79,16 @@ async def run_reconciliation(
     settings: AppSettings,
 ) -> ReconciliationList:
     """Reconcile a statement date now (the daily schedule does yesterday by itself)."""
-    results = await temporal.execute_workflow(
-        ReconciliationWorkflow.run,
-        ReconcileInput(body.statement_date.isoformat(), list(body.rails)),
-        id=f"reconciliation-{body.statement_date.isoformat()}-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.task_queue,
+    runs = await reconcile_now(
+        temporal,
+        engine,
+        settings.task_queue,
+        body.statement_date.isoformat(),
+        list(body.rails),
     )
-    return ReconciliationList(data=await _load(engine, [r.run_id for r in results]), has_more=False)
+    return ReconciliationList(
+        data=[ReconciliationOut.model_validate(run) for run in runs], has_more=False
+    )
 
 
 @router.get("", response_model=ReconciliationList)
