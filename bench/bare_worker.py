@@ -29,15 +29,20 @@ from payments.temporal_client import exit_without_finalizing
 READY = "bare worker ready"
 
 
-async def serve(queues: list[str], codec: bool) -> None:
-    """Poll `queues` until SIGTERM or SIGINT; with `codec`, encrypt payloads as the platform."""
-    settings = Settings()
-    cache_bytecode_under(settings.data_dir)  # as the payments worker does
-    client = await Client.connect(
+async def bare_client(settings: Settings, codec: bool) -> Client:
+    """A client with the SDK's defaults (or the platform's codec)."""
+    return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings) if codec else DataConverter.default,
     )
+
+
+async def serve(queues: list[str], codec: bool) -> None:
+    """Poll `queues` until SIGTERM or SIGINT; with `codec`, encrypt payloads as the platform."""
+    settings = Settings()
+    cache_bytecode_under(settings.data_dir)  # as the payments worker does
+    client = await bare_client(settings, codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

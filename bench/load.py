@@ -137,7 +137,6 @@ class State:
     ach_refused: int = 0
     ach_refused_in_a_row: int = 0
     ach_disabled_reason: str | None = None
-    sending_done: bool = False
 
 
 def body_for(payment: Payment, accounts: Accounts, rng: random.Random) -> dict[str, Any]:
@@ -206,12 +205,13 @@ async def send(
             state.ach_refused_in_a_row = 0
         break
     payment.http_status = response.status_code
-    state.responses[_problem_code(response)] += 1
+    code = _problem_code(response)
+    state.responses[code] += 1
     if response.status_code == 202:
         payment.payment_id = response.json()["id"]
         state.by_id[payment.payment_id] = payment
     else:
-        payment.error_code = _problem_code(response)
+        payment.error_code = code
 
 
 def _apply_event(state: State, event: dict[str, Any]) -> None:
@@ -363,7 +363,6 @@ async def arrivals(
         state.payments.append(payment)
         tasks.append(asyncio.create_task(send(payment, partner, accounts, state, rng)))
     await asyncio.gather(*tasks)
-    state.sending_done = True
 
 
 # --- report ------------------------------------------------------------------------------

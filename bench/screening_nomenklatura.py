@@ -121,11 +121,6 @@ class Nomenklatura:
                 _SCHEMAS[entity.type], entity.id, list(dict.fromkeys(names))
             )
 
-    @property
-    def entity_count(self) -> int:
-        """Entities on the list."""
-        return len(self._entities)
-
     def query_entity(self, query: str, individual: bool) -> Any:
         """The query as nomenklatura wants it (the party type is given: it helps nomenklatura,
         our matcher screens the bare name). Each gets its own id: nomenklatura caches name

@@ -46,15 +46,13 @@ from typing import Any
 import _profile
 import _stack
 import httpx
-from bare_worker import READY
+from bare_worker import READY, bare_client
 from bare_workflow import BARE_WORKFLOW, Shape
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.converter import DataConverter
 
 from ledger import verify_ledger
-from payments.codec import data_converter
 from payments.db import dispose_engines, get_engine
 from payments.devstack import settings_env
 from payments.histories import activity_steps
@@ -485,15 +483,6 @@ async def profile_histories(
             found.append(_profile.timeline(list(history.events)))
         timelines[system] = found
     return timelines
-
-
-async def bare_client(settings: Settings, codec: bool) -> Client:
-    """A client with the SDK's defaults (or the platform's codec)."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings) if codec else DataConverter.default,
-    )
 
 
 async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,41 +30,17 @@ from tests.chaos.scenario import (
     http_retry,
     send_payments,
 )
-from tests.integration.helpers import TERMINAL, make_keys
+from tests.integration.helpers import TERMINAL, Tenant, funded_account, make_keys
 
 DEPOSIT = 1_000_000
 
 
-async def open_accounts(partner: httpx.AsyncClient, ops: httpx.AsyncClient) -> list[dict[str, str]]:
+async def open_accounts(tenant: Tenant) -> list[dict[str, str]]:
+    """Three funded EUR accounts and two USD ones, each of its own customer."""
     accounts = []
     for currency in ("EUR", "EUR", "EUR", "USD", "USD"):
-        customer = await partner.post(
-            "/v1/customers",
-            json={
-                "type": "individual",
-                "name": "Ada Lovelace",
-                "country": "GB",
-                "address": {
-                    "line1": "12 St James's Square",
-                    "city": "London",
-                    "postal_code": "SW1Y 4JH",
-                    "country": "GB",
-                },
-                "date_of_birth": "1990-12-10",
-            },
-        )
-        assert customer.status_code == 201, customer.text
-        opened = await partner.post(
-            "/v1/accounts", json={"customer_id": customer.json()["id"], "currency": currency}
-        )
-        assert opened.status_code == 201, opened.text
-        deposit = await ops.post(
-            "/v1/deposits",
-            json={"account_id": opened.json()["id"], "amount": DEPOSIT, "currency": currency},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
-        assert deposit.status_code == 201, deposit.text
-        accounts.append({"id": opened.json()["id"], "currency": currency})
+        opened = await funded_account(tenant, DEPOSIT, currency)
+        accounts.append({"id": opened["id"], "currency": currency})
     return accounts
 
 
@@ -142,7 +117,8 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     spacing = 0.15
     plan = Plan.draw(seed, size, duration=max(10.0, size * (spacing + 0.1)))
     context = f"seed={seed} payments={size}"
-    partner_key, ops_key = await make_keys(stack, f"ten_chaos_{seed}")
+    tenant_id = f"ten_chaos_{seed}"
+    partner_key, ops_key = await make_keys(stack, tenant_id)
     base = stack.settings.api_url
     async with (
         httpx.AsyncClient(
@@ -163,7 +139,7 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
             "code": "AC06",
         }
         assert (await bank.post("/v1/admin/rules", json=returns)).status_code == 201
-        accounts = await open_accounts(partner, ops)
+        accounts = await open_accounts(Tenant(tenant_id, partner, ops))
         chaos = Chaos(stack, plan)
         started = asyncio.get_running_loop().time()
         events = asyncio.create_task(chaos.run_events(started))
