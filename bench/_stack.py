@@ -25,10 +25,9 @@ import httpx
 
 from payments.api_keys import create_key, ensure_tenant
 from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, free_port
-from payments.settings import SHARED_DATA, Settings
+from payments.devstack import Stack, isolated_settings
+from payments.settings import Settings
 
-SANCTIONS_2021 = SHARED_DATA / "sanctions" / "ofac-2021"
 # a key's default limit is 100 requests/s per API process; a benchmark must not meet it
 BENCH_RATE_LIMIT = 100_000
 # velocity limits count payments per customer per 24 h (100 for a low-risk customer): spread
@@ -91,18 +90,7 @@ def bench_settings(data_dir: Path, overrides: dict[str, str]) -> Settings:
     The bank settles at once (`banksim_settle_delay_seconds=0`) and ACH leaves in 2-second
     windows: the benchmarks measure the platform, not the bank's or the Fed's calendar.
     """
-    pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
-    base: dict[str, Any] = {
-        "data_dir": data_dir,
-        "postgres_port": pg,
-        "database_url": f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
-        "temporal_address": f"127.0.0.1:{temporal}",
-        "api_port": api,
-        "banksim_port": bank,
-        "banksim_url": f"http://127.0.0.1:{bank}",
-        "banksim_callback_url": f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
-        "banksim_ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
-        "banksim_ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
+    defaults: dict[str, Any] = {
         "banksim_settle_delay_seconds": 0.0,
         # ACH goes out in windows of 2 s instead of FedACH's three cut-offs a day, and its
         # return window is a minute, as in the integration tests
@@ -111,12 +99,8 @@ def bench_settings(data_dir: Path, overrides: dict[str, str]) -> Settings:
         # a SEPA payment's workflow ends at settlement: `make bench` times it to its result,
         # and the return window is an idle timer of days (the load test reads statuses)
         "sepa_return_window_seconds": 0.0,
-        "worker_metrics_port": free_port(),
-        "codec_allow_loopback": False,
-        "sanctions_dir": SANCTIONS_2021,
     }
-    # validated by pydantic, so "200" becomes an int where the field is one
-    return Settings.model_validate({**base, **overrides})
+    return isolated_settings(data_dir, **{**defaults, **overrides})
 
 
 @dataclass

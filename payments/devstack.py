@@ -17,14 +17,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
 from payments.api_keys import create_key, ensure_tenant
 from payments.embedded_pg import EmbeddedPostgres
 from payments.migrate import upgrade
-from payments.settings import PROJECT_ROOT, Settings
+from payments.settings import PROJECT_ROOT, SHARED_DATA, Settings
 from workers.payments_worker import READY_MESSAGE
 from workflows.search_attributes import cli_create_args, cli_flags
 
@@ -39,12 +39,39 @@ def binary(name: str) -> str:
     raise FileNotFoundError(f"{name} not found next to {sys.executable}; run `make install`")
 
 
+# the public test data's OFAC list (in the official format) that private stacks screen against
+SANCTIONS_2021 = SHARED_DATA / "sanctions" / "ofac-2021"
+
+
 def free_port() -> int:
     """A TCP port that is free on loopback right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def isolated_settings(data_dir: Path, **fields: Any) -> Settings:
+    """Settings for a private stack in `data_dir` on free loopback ports, every process wired
+    to the others (callbacks to this API), and the 2021 OFAC test list; `fields` add to or
+    override them (validated, so "200" becomes an int where the field is one)."""
+    pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
+    base: dict[str, Any] = {
+        "data_dir": data_dir,
+        "postgres_port": pg,
+        "database_url": f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
+        "temporal_address": f"127.0.0.1:{temporal}",
+        "api_port": api,
+        "banksim_port": bank,
+        "banksim_url": f"http://127.0.0.1:{bank}",
+        "banksim_callback_url": f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
+        "banksim_ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
+        "banksim_ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
+        "worker_metrics_port": free_port(),
+        "codec_allow_loopback": False,
+        "sanctions_dir": SANCTIONS_2021,
+    }
+    return Settings.model_validate({**base, **fields})
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

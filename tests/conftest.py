@@ -16,27 +16,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, free_port
+from payments.devstack import Stack, isolated_settings
 from payments.migrate import upgrade
-from payments.settings import SHARED_DATA, Settings
-
-SANCTIONS_2021 = SHARED_DATA / "sanctions" / "ofac-2021"
+from payments.settings import Settings
 
 
 def make_settings(data_dir: Path) -> Settings:
     """Settings for an isolated stack: temp data, free ports, fast rails."""
-    pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
-    return Settings(
-        data_dir=data_dir,
-        postgres_port=pg,
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
-        temporal_address=f"127.0.0.1:{temporal}",
-        api_port=api,
-        banksim_port=bank,
-        banksim_url=f"http://127.0.0.1:{bank}",
-        banksim_callback_url=f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
-        banksim_ach_callback_url=f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
-        banksim_ach_returns_url=f"http://127.0.0.1:{api}/v1/rails/ach/returns",
+    return isolated_settings(
+        data_dir,
         ach_window_seconds=2.0,
         ach_return_window_seconds=60.0,
         sepa_return_window_seconds=60.0,
@@ -45,9 +33,6 @@ def make_settings(data_dir: Path) -> Settings:
         banksim_settle_delay_seconds=0.3,
         rail_poll_interval_seconds=10.0,
         webhook_retry_initial_seconds=0.5,
-        worker_metrics_port=free_port(),
-        codec_allow_loopback=False,
-        sanctions_dir=SANCTIONS_2021,
     )
 
 

@@ -16,10 +16,9 @@ from temporalio.client import Client
 
 from compliance.lists import load_ofac
 from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
+from payments.devstack import SANCTIONS_2021, Stack
 from payments.tables import audit_log, events, watch_list_versions
 from payments.temporal_client import connect
-from tests.conftest import SANCTIONS_2021
 from tests.integration.helpers import (
     Tenant,
     create_customer,
