@@ -35,6 +35,7 @@ from nacha import (
     is_prenote,
     parse_file,
 )
+from rails.windows import FILE_ID_MODIFIERS, ach_file_id
 
 logger = logging.getLogger("banksim")
 
@@ -45,15 +46,12 @@ ACH_CURRENCY = "USD"
 FILE_ID_HEADER = "Banksim-File-Id"
 ORIGINAL_FILE_ID_HEADER = "Banksim-Original-File-Id"
 SETTLED_EVENT = "ach.file.settled"
-_FILE_ID_MODIFIERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def file_id_of(header: FileHeader) -> str:
     """A file's identity, as ODFIs know it: origin, creation date and time, modifier."""
-    created = header.file_creation
-    return (
-        f"{header.immediate_origin.strip()}-{created:%y%m%d}-{created:%H%M}-"
-        f"{header.file_id_modifier}"
+    return ach_file_id(
+        header.immediate_origin.strip(), header.file_creation, header.file_id_modifier
     )
 
 
@@ -240,7 +238,7 @@ def build_return_file(bank: Bank, file: AchFile, codes: dict[str, str], at: floa
         destination_name=original.header.origin_name,
         origin_name=original.header.destination_name,
         file_creation=local,
-        file_id_modifier=_FILE_ID_MODIFIERS[(sequence - 1) % len(_FILE_ID_MODIFIERS)],
+        file_id_modifier=FILE_ID_MODIFIERS[(sequence - 1) % len(FILE_ID_MODIFIERS)],
         reference_code="RETURNS",
     )
     return build_file(header, _return_batches(bank, original, codes, local.date()))

@@ -32,8 +32,13 @@ class AchWindow:
 
     def file_id(self, origin_routing: str) -> str:
         """The file's identity as the bank sees it (origin-YYMMDD-HHMM-modifier)."""
-        created = self.file_created_at
-        return f"{origin_routing}-{created:%y%m%d}-{created:%H%M}-{self.file_id_modifier}"
+        return ach_file_id(origin_routing, self.file_created_at, self.file_id_modifier)
+
+
+def ach_file_id(origin: str, created: datetime, modifier: str) -> str:
+    """A NACHA file's identity, as ODFIs key it: origin, creation date and minute, modifier
+    (the platform and the bank simulator must agree on it: the platform polls by it)."""
+    return f"{origin}-{created:%y%m%d}-{created:%H%M}-{modifier}"
 
 
 def ach_window(
@@ -69,6 +74,5 @@ def _short_window(now: datetime, seconds: float) -> AchWindow:
     start = datetime.fromtimestamp(index * seconds, UTC)
     minute = start.replace(second=0, microsecond=0)
     slot = int((start - minute).total_seconds() // seconds)
-    return AchWindow(
-        f"w{index}", submit_at, minute.replace(tzinfo=None), FILE_ID_MODIFIERS[slot % 36]
-    )
+    modifier = FILE_ID_MODIFIERS[slot % len(FILE_ID_MODIFIERS)]
+    return AchWindow(f"w{index}", submit_at, minute.replace(tzinfo=None), modifier)
