@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
@@ -118,12 +119,31 @@ class AchSettlementNotice(BaseModel):
     trace_numbers: list[str]
 
 
-async def _payments_by_trace(engine: AsyncEngine, traces: list[str]) -> dict[str, Any]:
+async def _signal_traces(
+    engine: AsyncEngine,
+    temporal: Client,
+    events: Mapping[str, tuple[str, str | None]],
+    *,
+    file_id: str | None = None,
+) -> int:
+    """Signal the payment of each trace number with (status, reason code); entries of
+    another file than `file_id` (when given) and unknown traces are logged and skipped."""
     async with engine.connect() as conn:
         rows = (
-            await conn.execute(select(ach_entries).where(ach_entries.c.trace_number.in_(traces)))
+            await conn.execute(
+                select(ach_entries).where(ach_entries.c.trace_number.in_(list(events)))
+            )
         ).all()
-    return {row.trace_number: row for row in rows}
+    entries = {row.trace_number: row for row in rows}
+    signaled = 0
+    for trace, (status, code) in events.items():
+        entry = entries.get(trace)
+        if entry is None or (file_id is not None and entry.file_id != file_id):
+            log.warning("rail event for unknown ACH entry", trace=trace, status=status, code=code)
+            continue
+        event = RailEvent(entry.file_id, status, code)
+        signaled += await signal_payment(temporal, entry.payment_id, event)
+    return signaled
 
 
 @router.post("/ach/callbacks", status_code=200, include_in_schema=False)
@@ -135,17 +155,8 @@ async def ach_settlement(body: VerifiedBody, temporal: Temporal, engine: Engine)
         raise ProblemError(400, "invalid_notice", str(err)) from err
     if notice.type != "ach.file.settled":
         return {"signaled": 0}
-    entries = await _payments_by_trace(engine, notice.trace_numbers)
-    signaled = 0
-    for trace in notice.trace_numbers:
-        entry = entries.get(trace)
-        if entry is None or entry.file_id != notice.file_id:
-            log.warning("settlement for unknown ACH entry", trace=trace, file_id=notice.file_id)
-            continue
-        signaled += await signal_payment(
-            temporal, entry.payment_id, RailEvent(entry.file_id, "ACSC")
-        )
-    return {"signaled": signaled}
+    settled = dict.fromkeys(notice.trace_numbers, ("ACSC", None))
+    return {"signaled": await _signal_traces(engine, temporal, settled, file_id=notice.file_id)}
 
 
 @router.post("/ach/returns", status_code=200, include_in_schema=False)
@@ -155,19 +166,13 @@ async def ach_returns(body: VerifiedBody, temporal: Temporal, engine: Engine) ->
         returned = parse_file(body.decode("ascii"))
     except (NachaError, UnicodeDecodeError) as err:
         raise ProblemError(400, "invalid_return_file", str(err)) from err
-    codes = {
-        entry.return_addenda.original_entry_trace_number: entry.return_addenda.return_reason_code
+    returns: dict[str, tuple[str, str | None]] = {
+        entry.return_addenda.original_entry_trace_number: (
+            RETURNED,
+            entry.return_addenda.return_reason_code,
+        )
         for batch in returned.batches
         for entry in batch.entries
         if entry.return_addenda is not None
     }
-    entries = await _payments_by_trace(engine, list(codes))
-    signaled = 0
-    for trace, code in codes.items():
-        entry = entries.get(trace)
-        if entry is None:
-            log.warning("return for unknown ACH entry", trace=trace, code=code)
-            continue
-        event = RailEvent(entry.file_id, "RTRN", code)
-        signaled += await signal_payment(temporal, entry.payment_id, event)
-    return {"signaled": signaled}
+    return {"signaled": await _signal_traces(engine, temporal, returns)}
