@@ -119,22 +119,35 @@ class SepaAdapter:
         )
 
     async def poll(self, request: PollInput) -> PollResult:
-        """A return of our message (pacs.004) if the bank has one, else its latest pacs.002."""
+        """The bank's latest pacs.002 for our message; once settled, its return (pacs.004)
+        if the creditor's bank sent the money back."""
         message_url = f"{self._settings.banksim_url}/v1/sepa/messages/{request.message_id}"
-        returned = await self._client.get(f"{message_url}/return")
-        if returned.status_code == 200:
-            for sent_back in parse_pacs004(returned.content).transactions:
-                if sent_back.end_to_end_id == request.payment_id:
-                    event = RailEvent(request.message_id, RETURNED, sent_back.reason_code)
-                    return PollResult(event)
         response = await self._client.get(f"{message_url}/status")
         if response.status_code != 200:
             return PollResult(None)
         report = parse_pacs002(response.content)
-        for tx in report.transactions:
-            if tx.end_to_end_id == request.payment_id:
-                return PollResult(RailEvent(request.message_id, tx.status, tx.reason_code))
-        return PollResult(None)
+        tx = next((t for t in report.transactions if t.end_to_end_id == request.payment_id), None)
+        if tx is None:
+            return PollResult(None)
+        if tx.status == "ACSC":  # only a settled payment can come back
+            reason = await self._return_reason(message_url, request.payment_id)
+            if reason is not None:
+                return PollResult(RailEvent(request.message_id, RETURNED, reason))
+        return PollResult(RailEvent(request.message_id, tx.status, tx.reason_code))
+
+    async def _return_reason(self, message_url: str, payment_id: str) -> str | None:
+        """The reason code of the bank's pacs.004 for the payment; None if not returned."""
+        returned = await self._client.get(f"{message_url}/return")
+        if returned.status_code != 200:
+            return None
+        return next(
+            (
+                sent_back.reason_code
+                for sent_back in parse_pacs004(returned.content).transactions
+                if sent_back.end_to_end_id == payment_id
+            ),
+            None,
+        )
 
 
 _ENTRY = text("SELECT trace_number, window_id, file_id FROM ach_entries WHERE payment_id = :p")

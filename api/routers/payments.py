@@ -226,7 +226,7 @@ async def _start_payment(
         first_time = row is not None
         if row is None:  # a re-run after a crash: the payment is there, and may have moved on
             row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one()
-        if first_time:
+        else:
             await conn.execute(
                 payment_status_history.insert().values(
                     payment_id=payment_id,
