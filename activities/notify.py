@@ -23,8 +23,8 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from payments.settings import Settings
-from payments.tables import events, webhook_deliveries, webhook_endpoints
+from kernel.settings import Settings
+from kernel.tables import events, webhook_deliveries, webhook_endpoints
 from workflows.models import DeliveryInput, DeliveryResult
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, delivery_workflow_id
 

@@ -22,9 +22,9 @@ from activities.list_refresh import ListRefreshActivities, WatchLists, screen_cu
 from activities.metrics import count
 from activities.notify import enabled_endpoints, start_delivery_workflows
 from compliance.kyc import CustomerFacts, ListMatch, evaluate
-from payments import audit
-from payments.settings import Settings
-from payments.tables import customers, events
+from kernel import audit
+from kernel.settings import Settings
+from kernel.tables import customers, events
 from workflows.models import (
     CustomerRef,
     CustomerScreeningResult,

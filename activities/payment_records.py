@@ -20,9 +20,9 @@ from temporalio.client import Client
 
 from activities.metrics import count
 from activities.notify import enabled_endpoints, event_id_for, start_delivery_workflows
-from payments import audit
-from payments.settings import Settings
-from payments.tables import events, payment_status_history, payments
+from kernel import audit
+from kernel.settings import Settings
+from kernel.tables import events, payment_status_history, payments
 from workflows.models import EscalationInput, RecordStatusInput
 
 log = structlog.get_logger()

@@ -27,8 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
+from kernel.settings import Settings
 from nacha import NachaError
-from payments.settings import Settings
 from rails.ach_file import Origin, build_window_file, trace_number_for
 from rails.business_days import is_fed_business_day
 from rails.windows import AchWindow, ach_window

@@ -16,8 +16,8 @@ from temporalio import activity
 
 from activities.metrics import count
 from iso20022.camt053 import parse_camt053
-from payments.settings import Settings
-from payments.tables import reconciliation_discrepancies, reconciliation_runs
+from kernel.settings import Settings
+from kernel.tables import reconciliation_discrepancies, reconciliation_runs
 from rails.reconcile import Booking, reconcile
 from rails.windows import ACH_TIMEZONE
 from workflows.models import ReconcileRailInput, ReconcileResult

@@ -9,7 +9,7 @@ from temporalio import activity
 
 from activities.metrics import count
 from compliance.matcher import Hit, Matcher
-from payments import audit
+from kernel import audit
 from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
 
 

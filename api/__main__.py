@@ -5,9 +5,9 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
-from payments.logging import configure_logging
-from payments.settings import get_settings
-from payments.temporal_client import exit_without_finalizing
+from kernel.logging import configure_logging
+from kernel.settings import get_settings
+from kernel.temporal_client import exit_without_finalizing
 
 if __name__ == "__main__":
     configure_logging()

@@ -25,10 +25,10 @@ from api.routers import (
     screenings,
     webhooks,
 )
-from payments.db import dispose_engines, get_engine
-from payments.settings import Settings, get_settings
-from payments.temporal_client import connect
-from payments.tracing import configure_tracing
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import Settings, get_settings
+from kernel.temporal_client import connect
+from kernel.tracing import configure_tracing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -13,8 +13,8 @@ from temporalio.client import Client
 
 from api.errors import ProblemError
 from api.limits import RateLimiter, retry_after_header
-from payments.api_keys import Principal, authenticate
-from payments.settings import Settings
+from kernel.api_keys import Principal, authenticate
+from kernel.settings import Settings
 
 
 def get_engine(request: Request) -> AsyncEngine:

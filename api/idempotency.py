@@ -18,8 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import ProblemError
-from payments.api_keys import Principal
-from payments.tables import idempotency_keys
+from kernel.api_keys import Principal
+from kernel.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 255
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uvicorn
 
 from banksim.app import create_app
-from payments.logging import configure_logging
-from payments.settings import get_settings
+from kernel.logging import configure_logging
+from kernel.settings import get_settings
 
 
 def main() -> None:

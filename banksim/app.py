@@ -30,7 +30,7 @@ from banksim.outbox import Outbox
 from banksim.problems import problem
 from banksim.scheduler import Scheduler
 from banksim.store import Store
-from payments.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 from rails.business_days import AchCalendar
 
 

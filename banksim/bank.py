@@ -10,7 +10,7 @@ from banksim.faults import FaultInjector
 from banksim.outbox import Outbox
 from banksim.scheduler import Scheduler
 from banksim.store import Store
-from payments.settings import Settings
+from kernel.settings import Settings
 from rails.business_days import AchCalendar
 
 

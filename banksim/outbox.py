@@ -20,7 +20,7 @@ import httpx
 
 from banksim.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from banksim.store import Store
-from payments.settings import Settings
+from kernel.settings import Settings
 
 logger = logging.getLogger("banksim")
 

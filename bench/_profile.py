@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from payments.histories import local_activity_name
+from ops.histories import local_activity_name
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NAN = float("nan")

@@ -1,7 +1,7 @@
 """What the API benchmarks share: a private platform (or a running one), keys, funded accounts.
 
 `bench/workflow_bench.py` and `bench/load.py` either start the whole platform with
-`payments.devstack.Stack` in a temporary directory on free ports, or drive servers that are
+`ops.devstack.Stack` in a temporary directory on free ports, or drive servers that are
 already running (`make dev`, say) when given `--connect`. Either way they create a fresh
 tenant with its own keys, so the run sees only its own payments and events.
 """
@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from payments.api_keys import create_key, ensure_tenant
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, isolated_settings
-from payments.settings import Settings
+from kernel.api_keys import create_key, ensure_tenant
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import Settings
+from ops.devstack import Stack, isolated_settings
 
 # a key's default limit is 100 requests/s per API process; a benchmark must not meet it
 BENCH_RATE_LIMIT = 100_000

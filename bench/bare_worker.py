@@ -21,10 +21,10 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
-from payments.bytecode_cache import cache_bytecode_under
-from payments.codec import data_converter
-from payments.settings import Settings
-from payments.temporal_client import exit_without_finalizing
+from kernel.bytecode_cache import cache_bytecode_under
+from kernel.codec import data_converter
+from kernel.settings import Settings
+from kernel.temporal_client import exit_without_finalizing
 
 READY = "bare worker ready"
 

@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from kernel.settings import Settings
 from ledger import (
     AccountSpec,
     Transfer,
@@ -48,10 +49,9 @@ from ledger import (
     create_transfers_in,
     verify_ledger,
 )
-from payments.devstack import free_port
-from payments.embedded_pg import EmbeddedPostgres
-from payments.migrate import upgrade
-from payments.settings import Settings
+from ops.devstack import free_port
+from ops.embedded_pg import EmbeddedPostgres
+from ops.migrate import upgrade
 
 ACCOUNTS = 1_000
 CLIENTS = 8

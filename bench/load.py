@@ -43,7 +43,7 @@ from typing import Any
 import _stack
 import httpx
 
-from payments.temporal_client import exit_without_finalizing
+from kernel.temporal_client import exit_without_finalizing
 
 TERMINAL = frozenset({"settled", "failed", "rejected", "canceled", "returned"})
 # where a payment of each kind is expected to end within the run

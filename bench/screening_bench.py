@@ -13,7 +13,7 @@ On the OFAC 2021 list with all aliases, in one run:
    few queries (see bench/screening_nomenklatura.py): latency, and the speed ratio;
 3. recall and false-positive rate of each matcher on the labelled set, at its threshold and
    over a threshold sweep, and how often each nomenklatura algorithm and ours agree;
-4. agreement of each with OFAC's own search scores (../shared/data/sanctions).
+4. agreement of each with OFAC's own search scores (compliance/data/sanctions).
 
 Timings share a 2-core machine with whatever else runs: compare the ratios, which are
 measured side by side in this one run, rather than the absolute figures.

@@ -1,6 +1,6 @@
 """Calibrate the sanctions name matcher against OFAC's own Sanctions List Search scores.
 
-Reads ../shared/data/sanctions/ofac-search-scores.csv (query_name, result_name, ofac_score
+Reads compliance/data/sanctions/ofac-search-scores.csv (query_name, result_name, ofac_score
 0-100, or -1 when OFAC's tool returned nothing for the pair), scores every pair with the
 matcher's pair-scoring function and with a naive baseline (rapidfuzz token_sort_ratio), and
 prints agreement figures side by side; then times screening throughput against the full
@@ -30,9 +30,9 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
 
 from compliance.lists import load_ofac  # noqa: E402
 from compliance.matcher import Matcher, MatcherSettings, score_names  # noqa: E402
-from payments.settings import SHARED_DATA  # noqa: E402
+from kernel.settings import BUNDLED_SANCTIONS  # noqa: E402
 
-SANCTIONS = SHARED_DATA / "sanctions"
+SANCTIONS = BUNDLED_SANCTIONS
 SCORES_CSV = SANCTIONS / "ofac-search-scores.csv"
 THRESHOLDS = (85, 90, 95)
 # The first cut, before calibration: watchman's weighting (no conflict weighting, no

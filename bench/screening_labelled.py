@@ -46,9 +46,9 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
 from compliance.lists import EntityType, ListEntity, StaticWatchList, load_ofac  # noqa: E402
 from compliance.matcher import Matcher, MatcherSettings  # noqa: E402
 from compliance.names import name_tokens, reorder_surname_first, tokenize  # noqa: E402
-from payments.settings import SHARED_DATA  # noqa: E402
+from kernel.settings import BUNDLED_SANCTIONS  # noqa: E402
 
-SANCTIONS = SHARED_DATA / "sanctions"
+SANCTIONS = BUNDLED_SANCTIONS
 SEED = 20240601
 
 Kind = Literal["typo", "transliteration", "reorder", "dropped", "suffix", "negative"]

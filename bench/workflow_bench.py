@@ -52,12 +52,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import Settings
+from kernel.temporal_client import connect, exit_without_finalizing
 from ledger import verify_ledger
-from payments.db import dispose_engines, get_engine
-from payments.devstack import settings_env
-from payments.histories import activity_steps
-from payments.settings import Settings
-from payments.temporal_client import connect, exit_without_finalizing
+from ops.devstack import settings_env
+from ops.histories import activity_steps
 from workflows import search_attributes as sa
 from workflows.queues import ACTIVITY_ROLE, queue_for
 

@@ -7,9 +7,8 @@ says which limits the new payment would cross. Crossing one sends the payment to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from payments.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -20,14 +19,13 @@ class TierLimits:
     daily_count: int
 
 
-def limits_for(tier: str, settings: Settings) -> TierLimits:
+# The limits by risk tier, as the settings give them (the caller builds the table).
+LimitsTable = Mapping[str, TierLimits]
+
+
+def limits_for(tier: str, table: LimitsTable) -> TierLimits:
     """The limits of a risk tier; an unknown or missing tier gets the strictest (high)."""
-    by_tier = {
-        "low": TierLimits(settings.limit_daily_amount_low, settings.limit_daily_count_low),
-        "medium": TierLimits(settings.limit_daily_amount_medium, settings.limit_daily_count_medium),
-        "high": TierLimits(settings.limit_daily_amount_high, settings.limit_daily_count_high),
-    }
-    return by_tier.get(tier, by_tier["high"])
+    return table.get(tier, table["high"])
 
 
 def exceeded_limits(

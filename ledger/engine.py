@@ -28,7 +28,7 @@ from ledger.models import (
     TransferKind,
     TransferResult,
 )
-from payments.tables import ledger_accounts, ledger_entries, ledger_transfer_failures
+from ledger.tables import ledger_accounts, ledger_entries, ledger_transfer_failures
 
 # deadlock_detected, serialization_failure, unique_violation (two batches raced for one id,
 # or two resolutions for one pending transfer): a fresh attempt sees the winner's committed

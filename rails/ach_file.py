@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 from nacha import Batch, EntryDetail, FileHeader, build_file, trace_number
-from workflows.models import AchEntryInput
 
 CHECKING_CREDIT = 22
 CREDITS_ONLY = 220
@@ -26,6 +26,23 @@ class Origin:
     company_name: str
 
 
+class AchCredit(Protocol):
+    """What the file needs of each payment (the ACH batch workflow's entries have this shape)."""
+
+    @property
+    def payment_id(self) -> str: ...
+    @property
+    def trace_number(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def creditor_name(self) -> str: ...
+    @property
+    def routing_number(self) -> str: ...
+    @property
+    def account_number(self) -> str: ...
+
+
 def trace_number_for(odfi_routing: str, sequence: int) -> str:
     """ODFI's 8-digit identification + a 7-digit sequence (wrapping): unique per ODFI."""
     return trace_number(odfi_routing[:8], sequence % 10_000_000)
@@ -36,7 +53,7 @@ def build_window_file(
     created_at: datetime,
     file_id_modifier: str,
     effective_date: date,
-    credits: Sequence[AchEntryInput],
+    credits: Sequence[AchCredit],
 ) -> str:
     """The file: one credits-only PPD batch with an entry per payment, in trace order."""
     entries = [

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, isolated_settings
-from payments.migrate import upgrade
-from payments.settings import Settings
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import Settings
+from ops.devstack import Stack, isolated_settings
+from ops.migrate import upgrade
 
 
 def make_settings(data_dir: Path) -> Settings:
@@ -108,7 +108,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Exit with pytest's status without interpreter finalization.
 
-    See `payments.temporal_client.exit_without_finalizing`: the Temporal runtime's threads
+    See `kernel.temporal_client.exit_without_finalizing`: the Temporal runtime's threads
     can abort finalization.
     """
     import os

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from payments.logging import configure_logging
-from payments.temporal_client import exit_without_finalizing
+from kernel.logging import configure_logging
+from kernel.temporal_client import exit_without_finalizing
 from workers.payments_worker import run
 
 if __name__ == "__main__":

@@ -33,11 +33,11 @@ from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
-from payments.bytecode_cache import cache_bytecode_under
-from payments.db import dispose_engines, get_engine
-from payments.settings import Settings, get_settings
-from payments.temporal_client import connect, metrics_runtime
-from payments.tracing import configure_tracing
+from kernel.bytecode_cache import cache_bytecode_under
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import Settings, get_settings
+from kernel.temporal_client import connect, metrics_runtime
+from kernel.tracing import configure_tracing
 from workers.log_context import LogContextInterceptor
 from workflows.ach_batch import AchBatchWorkflow
 from workflows.ledger_maintenance import (

@@ -10,10 +10,11 @@ from sqlalchemy import select
 from api.deps import Engine, Reader, Writer
 from api.errors import ProblemError
 from api.schemas import CURRENCIES, AccountCreate, AccountOut, Balances, EntryList, EntryOut
+from kernel.ids import new_id
+from kernel.tables import customers
 from ledger import Account, Entry, account_entries, open_account
 from ledger.engine import account_from_row
-from payments.ids import new_id
-from payments.tables import customers, ledger_accounts
+from ledger.tables import ledger_accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 

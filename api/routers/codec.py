@@ -17,8 +17,8 @@ from temporalio.api.common.v1 import Payloads
 
 from api.deps import AppSettings, Engine, bearer
 from api.errors import ProblemError
-from payments.api_keys import authenticate
-from payments.codec import codec_for
+from kernel.api_keys import authenticate
+from kernel.codec import codec_for
 
 router = APIRouter(prefix="/codec", tags=["codec"], include_in_schema=False)
 

@@ -30,9 +30,9 @@ from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.reviews import send_review
 from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, ScreeningHitOut
-from payments import audit
-from payments.ids import new_id
-from payments.tables import customers
+from kernel import audit
+from kernel.ids import new_id
+from kernel.tables import customers
 from workflows import search_attributes as sa
 from workflows.models import KycStatus, OnboardingInput, ReviewInput
 from workflows.onboarding import OnboardingWorkflow

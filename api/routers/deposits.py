@@ -12,11 +12,11 @@ from api.errors import ProblemError
 from api.idempotency import run_idempotently
 from api.routers.accounts import load_customer_account
 from api.schemas import DepositCreate, DepositOut
+from kernel import audit
+from kernel.ids import new_id
+from kernel.tables import deposits
 from ledger import Transfer, TransferResult, create_transfers_in
 from ledger.models import funding_account_id, shard_of
-from payments import audit
-from payments.ids import new_id
-from payments.tables import deposits
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 

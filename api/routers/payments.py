@@ -40,12 +40,12 @@ from api.schemas import (
     ReviewCreate,
     StatusChangeOut,
 )
+from kernel import audit
+from kernel.api_keys import Principal
+from kernel.ids import derived_id
+from kernel.settings import Settings
+from kernel.tables import payment_status_history, payments
 from nacha.routing import routing_number_valid
-from payments import audit
-from payments.api_keys import Principal
-from payments.ids import derived_id
-from payments.settings import Settings
-from payments.tables import payment_status_history, payments
 from workflows import search_attributes as sa
 from workflows.models import CancelInput, Creditor, PaymentInput, PaymentStatus, ReviewInput
 from workflows.payment import PaymentWorkflow

@@ -27,8 +27,8 @@ from api.errors import ProblemError
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.schemas import PACS004, SchemaError, message_name
+from kernel.tables import ach_entries
 from nacha import NachaError, parse_file
-from payments.tables import ach_entries
 from workflows.models import RailEvent
 from workflows.payment import RETURNED, PaymentWorkflow
 

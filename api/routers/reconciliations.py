@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from api.deps import AppSettings, Engine, Ops, Temporal
 from api.errors import ProblemError
-from payments.reconciliation_runs import load_runs, reconcile_now
-from payments.tables import reconciliation_runs
+from kernel.tables import reconciliation_runs
+from services.reconciliation import load_runs, reconcile_now
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 

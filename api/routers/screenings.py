@@ -8,7 +8,7 @@ from activities.list_refresh import WatchLists
 from api.deps import Reader
 from api.schemas import ScreeningCreate, ScreeningHitOut, ScreeningOut
 from compliance.matcher import decision_for
-from payments.ids import new_id
+from kernel.ids import new_id
 
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 

@@ -17,8 +17,8 @@ from api.schemas import (
     WebhookEndpointList,
     WebhookEndpointOut,
 )
-from payments.ids import new_id
-from payments.tables import events, webhook_endpoints
+from kernel.ids import new_id
+from kernel.tables import events, webhook_endpoints
 
 router = APIRouter(tags=["webhooks"])
 

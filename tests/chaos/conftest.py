@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from payments.devstack import Stack
+from ops.devstack import Stack
 from tests.conftest import make_settings
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from payments.devstack import Stack
+from ops.devstack import Stack
 
 RETRYABLE = (httpx.TransportError,)
 SEPA_REJECT_IBAN = "FR1420041010050500013M02606"

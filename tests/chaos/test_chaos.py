@@ -17,10 +17,10 @@ import httpx
 from sqlalchemy import text
 
 from iso20022.camt053 import parse_camt053
+from kernel.db import dispose_engines, get_engine
+from kernel.temporal_client import connect
 from ledger import verify_ledger
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
-from payments.temporal_client import connect
+from ops.devstack import Stack
 from tests.chaos.scenario import (
     SEPA_REJECT_IBAN,
     SEPA_RETURN_IBAN,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from payments.devstack import Stack
+from ops.devstack import Stack
 from tests.integration.helpers import Tenant, make_keys
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from schwifty import IBAN
 
-from payments.api_keys import create_key, ensure_tenant
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
+from kernel.api_keys import create_key, ensure_tenant
+from kernel.db import dispose_engines, get_engine
+from ops.devstack import Stack
 
 TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
+from kernel.db import dispose_engines, get_engine
+from ops.devstack import Stack
 from tests.integration.helpers import Tenant, balances, funded_account, pay, wait_for_status
 
 ROUTING = "021000021"

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from payments import audit
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, settings_env
-from payments.tables import audit_log
+from kernel import audit
+from kernel.db import dispose_engines, get_engine
+from kernel.tables import audit_log
+from ops.devstack import Stack, settings_env
 from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
 
 

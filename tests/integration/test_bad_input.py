@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
-from payments.tables import idempotency_keys, payments
+from kernel.db import dispose_engines, get_engine
+from kernel.tables import idempotency_keys, payments
+from ops.devstack import Stack
 from tests.integration.helpers import Tenant, funded_account, payment_body
 
 

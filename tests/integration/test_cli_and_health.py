@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from payments.devstack import Stack, settings_env
+from ops.devstack import Stack, settings_env
 from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
 
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from payments.devstack import Stack, binary, port_open, wait_for
+from ops.devstack import Stack, binary, port_open, wait_for
 from tests.conftest import make_settings
 from workflows.search_attributes import ALL
 

@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from payments.devstack import Stack
-from payments.temporal_client import connect
+from kernel.temporal_client import connect
+from ops.devstack import Stack
 from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
 
 

@@ -11,6 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kernel.api_keys import ensure_tenant
+from kernel.ids import new_id
+from kernel.tables import customers
 from ledger import (
     Transfer,
     TransferKind,
@@ -25,9 +28,6 @@ from ledger import (
     verify_ledger,
 )
 from ledger.models import funding_account_id, settlement_account_id, shard_of
-from payments.api_keys import ensure_tenant
-from payments.ids import new_id
-from payments.tables import customers
 
 FUNDING = funding_account_id("EUR")
 SETTLEMENT = settlement_account_id("sepa", "EUR")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 
+from kernel.db import dispose_engines, get_engine
+from kernel.temporal_client import connect
 from ledger import Transfer, TransferKind, TransferResult, create_transfer, get_account
 from ledger.models import settlement_account_id
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
-from payments.temporal_client import connect
+from ops.devstack import Stack
 from tests.integration.helpers import Tenant, funded_account
 from workflows.ledger_maintenance import SCHEDULE_ID
 

@@ -48,7 +48,7 @@ from ledger import (
     verify_ledger,
 )
 from ledger.models import AccountSpec
-from payments.tables import ledger_accounts, ledger_entries
+from ledger.tables import ledger_accounts, ledger_entries
 from tests.integration.ledger_model import LedgerModel
 
 T = TypeVar("T")

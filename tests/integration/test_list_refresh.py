@@ -15,10 +15,10 @@ from sqlalchemy import insert, select
 from temporalio.client import Client
 
 from compliance.lists import load_ofac
-from payments.db import dispose_engines, get_engine
-from payments.devstack import SANCTIONS_2021, Stack
-from payments.tables import audit_log, events, watch_list_versions
-from payments.temporal_client import connect
+from kernel.db import dispose_engines, get_engine
+from kernel.tables import audit_log, events, watch_list_versions
+from kernel.temporal_client import connect
+from ops.devstack import SANCTIONS_2021, Stack
 from tests.integration.helpers import (
     Tenant,
     create_customer,

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from payments.api_keys import create_key
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
-from payments.ids import new_id
-from payments.tables import audit_log, customers
+from kernel.api_keys import create_key
+from kernel.db import dispose_engines, get_engine
+from kernel.ids import new_id
+from kernel.tables import audit_log, customers
+from ops.devstack import Stack
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,

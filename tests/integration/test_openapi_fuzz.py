@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from payments.devstack import Stack, settings_env
+from ops.devstack import Stack, settings_env
 
 CHECKS = [
     not_a_server_error,

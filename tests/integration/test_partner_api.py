@@ -19,10 +19,10 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from payments.api_keys import create_key
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, free_port, settings_env
-from payments.tables import payments
+from kernel.api_keys import create_key
+from kernel.db import dispose_engines, get_engine
+from kernel.tables import payments
+from ops.devstack import Stack, free_port, settings_env
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from payments.devstack import Stack
+from ops.devstack import Stack
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,

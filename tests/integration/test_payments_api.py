@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from activities.limits import LimitActivities, PaymentNotCommittedError
-from payments.api_keys import create_key
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack, binary
+from kernel.api_keys import create_key
+from kernel.db import dispose_engines, get_engine
+from ops.devstack import Stack, binary
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,

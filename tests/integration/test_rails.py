@@ -13,7 +13,7 @@ import httpx
 
 from activities.rails import SepaAdapter
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
-from payments.devstack import Stack
+from ops.devstack import Stack
 from tests.integration.helpers import (
     Tenant,
     balances,

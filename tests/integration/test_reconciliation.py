@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from payments import ops
-from payments.devstack import Stack
+from ops.devstack import Stack
+from services import payment_actions as ops
 from tests.integration.helpers import (
     Tenant,
     fresh_iban,

@@ -10,9 +10,9 @@ import httpx
 from sqlalchemy import select
 
 from iso20022.camt053 import parse_camt053
-from payments.db import dispose_engines, get_engine
-from payments.devstack import Stack
-from payments.tables import ledger_transfers
+from kernel.db import dispose_engines, get_engine
+from ledger.tables import ledger_transfers
+from ops.devstack import Stack
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,

@@ -24,8 +24,8 @@ import uvicorn
 from banksim.app import create_app
 from banksim.signing import verify
 from iso20022 import CreditTransfer, build_pacs008
+from kernel.settings import Settings
 from nacha import Batch, EntryDetail, FileHeader, build_file
-from payments.settings import Settings
 
 SECRET = "test-callback-secret"
 VALID_CREDITOR_IBAN = "FR1420041010050500013M02606"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 
-from payments.settings import PROJECT_ROOT
+from kernel.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 

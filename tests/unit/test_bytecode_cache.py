@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from payments.settings import PROJECT_ROOT
+from kernel.settings import PROJECT_ROOT
 
 SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[2])
-from payments.bytecode_cache import cache_bytecode_under
+from kernel.bytecode_cache import cache_bytecode_under
 from pathlib import Path
 cache_bytecode_under(Path(sys.argv[1]))
 import tiny_module

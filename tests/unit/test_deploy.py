@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from api.app import create_app as create_api
 from banksim.app import create_app as create_banksim
-from payments.settings import PROJECT_ROOT, Settings
+from kernel.settings import PROJECT_ROOT, Settings
 from workflows.models import PaymentStatus
 from workflows.queues import ROLES, queue_for
 
@@ -520,11 +520,11 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck_and_real_entry_poin
 
 
 def test_every_command_in_compose_and_k8s_exists(monkeypatch: pytest.MonkeyPatch) -> None:
-    import payments.cli
-    import payments.migrate
+    import ops.cli
+    import ops.migrate
 
     applied: list[bool] = []
-    monkeypatch.setattr(payments.migrate, "upgrade", lambda: applied.append(True))
+    monkeypatch.setattr(ops.migrate, "upgrade", lambda: applied.append(True))
     commands = [command_of(s) for _, s in app_services().values()]
     for workload in k8s_of("Deployment") + k8s_of("Job"):
         commands += [c["command"] + c.get("args", []) for c in containers(workload)]
@@ -535,9 +535,9 @@ def test_every_command_in_compose_and_k8s_exists(monkeypatch: pytest.MonkeyPatch
         if command[0] == "python":
             assert module_exists(command[2]), command
         else:
-            assert PYPROJECT["project"]["scripts"][command[0]] == "payments.cli:main"
+            assert PYPROJECT["project"]["scripts"][command[0]] == "ops.cli:main"
             applied.clear()
-            assert payments.cli.main(command[1:]) == 0 and applied == [True]
+            assert ops.cli.main(command[1:]) == 0 and applied == [True]
 
 
 # --- Kubernetes ------------------------------------------------------------------------------

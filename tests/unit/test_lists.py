@@ -17,9 +17,9 @@ from compliance.lists import (
     parse_birth_years,
     parse_nationalities,
 )
-from payments.settings import SHARED_DATA
+from kernel.settings import BUNDLED_SANCTIONS
 
-SANCTIONS = SHARED_DATA / "sanctions"
+SANCTIONS = BUNDLED_SANCTIONS
 
 
 @pytest.fixture(scope="module")

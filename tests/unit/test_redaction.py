@@ -8,8 +8,8 @@ import logging
 
 import structlog
 
-from payments.logging import configure_logging
-from payments.redaction import redact
+from kernel.logging import configure_logging
+from kernel.redaction import redact
 
 
 def test_ibans_account_numbers_and_ids_are_masked() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from payments.settings import PROJECT_ROOT
+from kernel.settings import PROJECT_ROOT
 from workflows.search_attributes import ALL, cli_flags
 
 

@@ -13,8 +13,8 @@ from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from payments.devstack import binary
-from payments.settings import PROJECT_ROOT
+from kernel.settings import PROJECT_ROOT
+from ops.devstack import binary
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 

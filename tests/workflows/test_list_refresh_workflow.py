@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from payments.devstack import binary
+from ops.devstack import binary
 from workflows.list_refresh import (
     ListRefreshWorkflow,
     RescreenCustomersWorkflow,

@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 
 from activities.onboarding import list_matches
 from compliance.kyc import CustomerFacts, evaluate, review_date_for
-from payments.devstack import binary
+from ops.devstack import binary
 from workflows.models import (
     CustomerRef,
     CustomerScreeningResult,

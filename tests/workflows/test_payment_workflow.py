@@ -22,8 +22,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from payments.devstack import binary
-from payments.histories import activity_steps
+from ops.devstack import binary
+from ops.histories import activity_steps
 from workflows.models import (
     CancelInput,
     Creditor,

@@ -17,9 +17,9 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from payments.devstack import binary, free_port
-from payments.settings import Settings
-from payments.tracing import configure_tracing, temporal_interceptors
+from kernel.settings import Settings
+from kernel.tracing import configure_tracing, temporal_interceptors
+from ops.devstack import binary, free_port
 from tests.workflows.test_payment_workflow import QUEUE, FakeBank, payment_input
 from workflows.models import RailEvent
 from workflows.payment import PaymentWorkflow

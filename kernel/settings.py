@@ -7,7 +7,6 @@ or a `.env` file.
 
 from __future__ import annotations
 
-import configparser
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,30 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _cloned_from(checkout: Path) -> Path | None:
-    """The local repository `checkout` was cloned from (its origin), if it is a directory."""
-    config = configparser.ConfigParser(strict=False)
-    try:
-        config.read(checkout / ".git" / "config")
-        url = config.get('remote "origin"', "url", fallback="")
-    except configparser.Error:
-        return None
-    origin = Path(url.removeprefix("file://"))
-    return origin if url and origin.is_absolute() and origin.is_dir() else None
-
-
-def find_shared_data(checkout: Path = PROJECT_ROOT) -> Path:
-    """The public test data (`../shared/data`): beside this checkout, or beside the repository
-    it was cloned from (a clone made elsewhere, e.g. `git clone . /tmp/x`)."""
-    beside = checkout.parent / "shared" / "data"
-    origin = _cloned_from(checkout)
-    for candidate in (beside, origin.parent / "shared" / "data" if origin else None):
-        if candidate is not None and candidate.is_dir():
-            return candidate
-    return beside
-
-
-SHARED_DATA = find_shared_data()
+# The OFAC snapshots (public-domain US Treasury data) shipped inside the repository for dev,
+# tests and benchmarks; their provenance is in compliance/data/sanctions/README.md. Production
+# points `sanctions_dir` or `sanctions_source` at its own copy of the current lists.
+BUNDLED_SANCTIONS = PROJECT_ROOT / "compliance" / "data" / "sanctions"
 
 
 class Settings(BaseSettings):
@@ -137,7 +116,7 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     # compliance
-    sanctions_dir: Path = SHARED_DATA / "sanctions" / "ofac-2021"
+    sanctions_dir: Path = BUNDLED_SANCTIONS / "ofac-2021"
 
     # --- sanctions name matching (#4; owned by the screening engine) ---
     # name-match scores (0..1) at which a hit goes to review / is treated as a confirmed

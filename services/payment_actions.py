@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from payments import audit
-from payments.db import dispose_engines, get_engine
-from payments.reconciliation_runs import reconcile_now
-from payments.settings import Settings
-from payments.tables import payment_status_history, payments
-from payments.temporal_client import connect
+from kernel import audit
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import Settings
+from kernel.tables import payment_status_history, payments
+from kernel.temporal_client import connect
+from services.reconciliation import reconcile_now
 from workflows.models import CancelInput, ReviewInput
 from workflows.payment import PaymentWorkflow
 

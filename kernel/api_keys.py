@@ -16,8 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payments.ids import new_id
-from payments.tables import api_keys, tenants
+from kernel.ids import new_id
+from kernel.tables import api_keys, tenants
 
 SCOPES = frozenset({"payments:write", "payments:read", "ops"})
 

@@ -21,10 +21,10 @@ from typing import IO, Any
 
 import httpx
 
-from payments.api_keys import create_key, ensure_tenant
-from payments.embedded_pg import EmbeddedPostgres
-from payments.migrate import upgrade
-from payments.settings import PROJECT_ROOT, SHARED_DATA, Settings
+from kernel.api_keys import create_key, ensure_tenant
+from kernel.settings import BUNDLED_SANCTIONS, PROJECT_ROOT, Settings
+from ops.embedded_pg import EmbeddedPostgres
+from ops.migrate import upgrade
 from workers.payments_worker import READY_MESSAGE
 from workflows.search_attributes import cli_create_args, cli_flags
 
@@ -40,7 +40,7 @@ def binary(name: str) -> str:
 
 
 # the public test data's OFAC list (in the official format) that private stacks screen against
-SANCTIONS_2021 = SHARED_DATA / "sanctions" / "ofac-2021"
+SANCTIONS_2021 = BUNDLED_SANCTIONS / "ofac-2021"
 
 
 def free_port() -> int:
@@ -285,7 +285,7 @@ async def ensure_dev_keys(settings: Settings) -> dict[str, str]:
     if path.exists():
         keys: dict[str, str] = json.loads(path.read_text())
         return keys
-    from payments.db import dispose_engines, get_engine
+    from kernel.db import dispose_engines, get_engine
 
     engine = get_engine(settings)
     async with engine.begin() as conn:

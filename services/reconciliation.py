@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from payments.tables import reconciliation_discrepancies, reconciliation_runs
+from kernel.tables import reconciliation_discrepancies, reconciliation_runs
 from rails.reconcile import Discrepancy
 from workflows.models import ReconcileInput
 from workflows.reconciliation import ReconciliationWorkflow

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
-from payments.settings import Settings
+from kernel.settings import Settings
 
 _configured: TracerProvider | None = None
 

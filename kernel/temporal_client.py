@@ -10,9 +10,9 @@ from typing import NoReturn
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from payments.codec import data_converter
-from payments.settings import Settings, get_settings
-from payments.tracing import temporal_interceptors
+from kernel.codec import data_converter
+from kernel.settings import Settings, get_settings
+from kernel.tracing import temporal_interceptors
 
 
 async def connect(

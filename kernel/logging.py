@@ -11,7 +11,7 @@ import sys
 
 import structlog
 
-from payments.redaction import redact_processor
+from kernel.redaction import redact_processor
 
 _SHARED: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,

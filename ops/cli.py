@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import sys
 
-from payments.api_keys import (
+from kernel.api_keys import (
     SCOPES,
     KeyInfo,
     create_key,
@@ -15,13 +15,13 @@ from payments.api_keys import (
     list_keys,
     revoke_key,
 )
-from payments.db import dispose_engines, get_engine
-from payments.settings import get_settings
-from payments.temporal_client import exit_without_finalizing
+from kernel.db import dispose_engines, get_engine
+from kernel.settings import get_settings
+from kernel.temporal_client import exit_without_finalizing
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
-    from payments import audit
+    from kernel import audit
 
     engine = get_engine(get_settings())
     try:
@@ -61,7 +61,7 @@ async def _revoke_key(key_id: str) -> bool:
 
 
 async def _ops(args: argparse.Namespace) -> int:
-    from payments import ops
+    from services import payment_actions as ops
 
     settings = get_settings()
     if args.command == "list":
@@ -101,7 +101,7 @@ async def _ops(args: argparse.Namespace) -> int:
 
 
 async def _reconcile(statement_date: str, rails: list[str]) -> int:
-    from payments import ops
+    from services import payment_actions as ops
 
     lines = await ops.reconcile(get_settings(), statement_date, rails)
     await dispose_engines()
@@ -110,7 +110,7 @@ async def _reconcile(statement_date: str, rails: list[str]) -> int:
 
 
 async def _verify_audit() -> int:
-    from payments import audit
+    from kernel import audit
 
     try:
         report = await audit.verify(get_engine(get_settings()))
@@ -232,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ledger":
         return asyncio.run(_verify_ledger())
     if args.command == "db":
-        from payments.migrate import upgrade
+        from ops.migrate import upgrade
 
         upgrade()
         print("database is at the newest revision")
         return 0
-    from payments.devstack import main as dev_main
+    from ops.devstack import main as dev_main
 
     dev_main()
     return 0

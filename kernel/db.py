@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from payments.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 
 _engines: dict[str, AsyncEngine] = {}
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from payments.tables import audit_log
+from kernel.tables import audit_log
 
 GENESIS = "0" * 64
 # one appender at a time extends the chain (a transaction-scoped advisory lock)
