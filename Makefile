@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chaos dev test install lint typecheck fmt unit clean bench-ledger record-histories bench load bench-screening
+.PHONY: chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,8 +26,9 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=15
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+# one tier at a time (tests/conftest.py TIERS): what each costs is in its name
+unit component integration e2e: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 -m $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

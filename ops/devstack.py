@@ -151,7 +151,7 @@ class Stack:
             process = self.processes[name]
             if process.poll() is not None:
                 log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
+                raise ProcessExitedError(name, process.returncode, log)
             return probe()
 
         wait_for(name, ready, timeout)
@@ -307,6 +307,17 @@ async def ensure_dev_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
+class ProcessExitedError(RuntimeError):
+    """A component exited while starting; carries the tail of its log."""
+
+    def __init__(self, name: str, returncode: int, log: str) -> None:
+        super().__init__(f"{name} exited with {returncode}:\n{log}")
+        self.name = name
+        self.last_line = next(
+            (line for line in reversed(log.splitlines()) if line.strip()), "(empty log)"
+        )
+
+
 def main() -> None:
     """`make dev`: run the platform in the foreground until Ctrl-C or SIGTERM."""
     settings = Settings()
@@ -325,7 +336,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         print("starting PostgreSQL, Temporal, bank simulator, worker and API …", flush=True)
-        stack.start_all()
+        try:
+            stack.start_all()
+        except ProcessExitedError as exited:
+            # one line that says what to fix (the full log is on disk), not a traceback
+            print(f"error: {exited.name} did not start: {exited.last_line}", file=sys.stderr)
+            print(f"(its log: {stack.log_dir / exited.name}.log)", file=sys.stderr)
+            raise SystemExit(2) from None
         keys = asyncio.run(ensure_dev_keys(settings))
         host = settings.temporal_address.rsplit(":", 1)[0]
         print(

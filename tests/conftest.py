@@ -96,6 +96,28 @@ def isolated_database_url(database: Stack) -> Iterator[str]:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+# Every test says what it costs by the folder it lives in (`make unit`, `make component`,
+# `make integration`, `make e2e` run one tier; `make test` runs them all).
+TIERS = {
+    "unit": "unit",  # plain Python, no process or server: milliseconds
+    "component": "component",  # one real component on loopback (the bank simulator)
+    "workflows": "component",  # workflows on Temporal's time-skipping test server
+    "replay": "component",  # recorded histories replayed against today's workflow code
+    "integration": "integration",  # real PostgreSQL, Temporal dev server, worker, API
+    "chaos": "e2e",  # the whole platform while processes are killed and the bank fails
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier; a test outside a tier's folder is an error."""
+    root = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(root).parts[0]
+        if folder not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in a tier folder {sorted(TIERS)}")
+        item.add_marker(TIERS[folder])
+
+
 _exit_status = 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import signal
 from collections.abc import Callable
 from datetime import timedelta
@@ -204,6 +205,35 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
         )
 
 
+class WatchListUnavailableError(SystemExit):
+    """The configured watch lists cannot be read: the worker must not screen without them.
+
+    A SystemExit, so the process ends with one line naming the setting, not a traceback.
+    """
+
+
+async def load_watch_lists(settings: Settings) -> WatchLists:
+    """The configured sanctions and PEP lists; a missing or unreadable one stops the worker."""
+    source = settings.sanctions_source or str(settings.sanctions_dir)
+    hint = (
+        f"check PAYMENTS_SANCTIONS_SOURCE / PAYMENTS_SANCTIONS_DIR (now {source!r})"
+        " and PAYMENTS_PEP_SOURCE"
+    )
+    try:
+        lists = await WatchLists.load(get_engine(settings), settings)
+    except (OSError, ValueError, KeyError, csv.Error, httpx.HTTPError) as error:
+        raise WatchListUnavailableError(
+            f"payments worker: cannot load the watch lists ({type(error).__name__}: {error}); {hint}"
+        ) from None
+    if lists.loaded.sanctions.name_count == 0:
+        # a file that parses to nothing (wrong format, truncated download) would pass every
+        # payment: an empty sanctions list is no list
+        raise WatchListUnavailableError(
+            f"payments worker: cannot load the watch lists (the sanctions list has no names); {hint}"
+        )
+    return lists
+
+
 async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
@@ -211,7 +241,7 @@ async def run(settings: Settings | None = None) -> None:
     configure_tracing(settings, "payments-worker")
     lists = None
     if "compliance" in selected_roles(settings):
-        lists = await WatchLists.load(get_engine(settings), settings)
+        lists = await load_watch_lists(settings)
         log.info(
             "watch lists loaded",
             versions=lists.loaded.versions,

@@ -6,43 +6,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from banksim.faults import FaultConfig, FaultInjector, SubmissionFault
 from iso20022 import parse_pacs002
-from tests.unit.test_banksim_support import (
+from tests.component.banksim.support import (
     ACH_PATH,
     RETURNS_PATH,
     SEPA_PATH,
     XML,
     BankClient,
     Entry,
-    Receiver,
     file_id,
-    make_settings,
     nacha_file,
     pacs008,
-    running_bank,
-    running_receiver,
 )
-
-
-@pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    async with running_receiver() as served:
-        yield served
-
-
-@pytest_asyncio.fixture
-async def bank(tmp_path: Path, receiver: tuple[Receiver, str]) -> AsyncIterator[BankClient]:
-    recv, url = receiver
-    async with running_bank(make_settings(tmp_path, url), recv) as client:
-        yield client
 
 
 def statuses(calls: list[bytes]) -> list[str]:

@@ -4,31 +4,24 @@ planted adjustments, valid against the official XSD."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 
-import pytest_asyncio
 from lxml import etree
 
 from iso20022.camt053 import Statement, parse_camt053, xsd_path
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.schemas import PACS004, message_name
-from tests.unit.test_banksim_support import (
+from tests.component.banksim.support import (
     OTHER_VALID_IBAN,
     RETURNS_PATH,
     SEPA_PATH,
     BankClient,
     Callback,
     Entry,
-    Receiver,
     assert_signed,
-    make_settings,
     nacha_file,
     pacs008,
-    running_bank,
-    running_receiver,
 )
 
 DAY = date(2026, 3, 10)
@@ -38,19 +31,6 @@ ACH_ENTRIES = [
     Entry("444555666", 2_500, "pay_000000002"),
     Entry("777888999", 99, ""),
 ]
-
-
-@pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    async with running_receiver() as served:
-        yield served
-
-
-@pytest_asyncio.fixture
-async def bank(tmp_path: Path, receiver: tuple[Receiver, str]) -> AsyncIterator[BankClient]:
-    recv, url = receiver
-    async with running_bank(make_settings(tmp_path, url), recv) as client:
-        yield client
 
 
 async def fetch(bank: BankClient, day: date, account: str | None = None) -> Statement:

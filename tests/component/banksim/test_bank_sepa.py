@@ -7,15 +7,13 @@ with the admin API instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from banksim.signing import sign, verify
 from iso20022 import StatusReport, parse_pacs002
-from tests.unit.test_banksim_support import (
+from tests.component.banksim.support import (
     BAD_CHECKSUM_IBAN,
     OTHER_VALID_IBAN,
     SEPA_PATH,
@@ -26,21 +24,7 @@ from tests.unit.test_banksim_support import (
     make_settings,
     pacs008,
     running_bank,
-    running_receiver,
 )
-
-
-@pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    async with running_receiver() as served:
-        yield served
-
-
-@pytest_asyncio.fixture
-async def bank(tmp_path: Path, receiver: tuple[Receiver, str]) -> AsyncIterator[BankClient]:
-    recv, url = receiver
-    async with running_bank(make_settings(tmp_path, url), recv) as client:
-        yield client
 
 
 def only_status(report: StatusReport) -> tuple[str, str | None]:

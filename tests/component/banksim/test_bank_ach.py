@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from banksim.clock import ClockState, SimClock
 from nacha import is_return, parse_file
 from rails.business_days import AchCalendar, fed_holidays, is_fed_business_day, parse_cutoffs
-from tests.unit.test_banksim_support import (
+from tests.component.banksim.support import (
     ACH_PATH,
     RETURNS_PATH,
     TUESDAY_0900_NY,
@@ -27,7 +25,6 @@ from tests.unit.test_banksim_support import (
     make_settings,
     nacha_file,
     running_bank,
-    running_receiver,
 )
 
 PAYOUTS = [
@@ -37,19 +34,6 @@ PAYOUTS = [
 ]
 # 10:30 New York on Tuesday 10 March 2026 (EDT)
 FIRST_CUTOFF = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    async with running_receiver() as served:
-        yield served
-
-
-@pytest_asyncio.fixture
-async def bank(tmp_path: Path, receiver: tuple[Receiver, str]) -> AsyncIterator[BankClient]:
-    recv, url = receiver
-    async with running_bank(make_settings(tmp_path, url), recv) as client:
-        yield client
 
 
 async def test_file_settles_at_the_next_cutoff_with_a_signed_notice(bank: BankClient) -> None:
