@@ -223,13 +223,15 @@ async def load_watch_lists(settings: Settings) -> WatchLists:
         lists = await WatchLists.load(get_engine(settings), settings)
     except (OSError, ValueError, KeyError, csv.Error, httpx.HTTPError) as error:
         raise WatchListUnavailableError(
-            f"payments worker: cannot load the watch lists ({type(error).__name__}: {error}); {hint}"
+            f"payments worker: cannot load the watch lists ({type(error).__name__}: {error});"
+            f" {hint}"
         ) from None
     if lists.loaded.sanctions.name_count == 0:
         # a file that parses to nothing (wrong format, truncated download) would pass every
         # payment: an empty sanctions list is no list
         raise WatchListUnavailableError(
-            f"payments worker: cannot load the watch lists (the sanctions list has no names); {hint}"
+            "payments worker: cannot load the watch lists (the sanctions list has no names);"
+            f" {hint}"
         )
     return lists
 
