@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from banksim.app import create_app
+from kernel.environment import Uses, require_safe_secrets
 from kernel.logging import configure_logging
 from kernel.settings import get_settings
 
@@ -12,6 +13,7 @@ from kernel.settings import get_settings
 def main() -> None:
     """Run the simulator until SIGINT/SIGTERM (uvicorn then runs the lifespan shutdown)."""
     settings = get_settings()
+    require_safe_secrets(settings, "banksim", (Uses.RAIL_CALLBACKS,))
     configure_logging()
     uvicorn.run(
         create_app(settings),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,10 +22,21 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_SANCTIONS = PROJECT_ROOT / "compliance" / "data" / "sanctions"
 
 
+DEV_MARKER = PROJECT_ROOT / ".data" / "dev.env"
+
+
 class Settings(BaseSettings):
     """Configuration for every component; defaults run the embedded dev stack."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYMENTS_", env_file=".env", extra="ignore")
+    # `make dev` marks its checkout with DEV_MARKER, so that `payments` commands in a second
+    # shell know they talk to the dev stack; the environment still overrides it
+    model_config = SettingsConfigDict(
+        env_prefix="PAYMENTS_", env_file=(".env", DEV_MARKER), extra="ignore"
+    )
+
+    # `production` (the default) refuses published secrets (kernel/environment.py); `dev`
+    # is for `make dev`, the tests and the benchmarks
+    env: Literal["dev", "production"] = "production"
 
     # where the embedded dev stack keeps PostgreSQL, Temporal's SQLite file and the simulator
     data_dir: Path = PROJECT_ROOT / ".data"
@@ -108,8 +120,9 @@ class Settings(BaseSettings):
     payload_key_id: str = "dev-2026-11"
     # who may use the codec server (the Web UI's origin for CORS)
     temporal_ui_origin: str = "http://127.0.0.1:8233"
-    # dev convenience: the codec server trusts callers on this machine without a key
-    codec_allow_loopback: bool = True
+    # dev convenience: the codec server trusts callers on this machine without a key (the
+    # dev stack turns it on; production refuses it)
+    codec_allow_loopback: bool = False
 
     # OpenTelemetry traces, exported over OTLP/HTTP when enabled
     otel_enabled: bool = False

@@ -16,6 +16,7 @@ from kernel.api_keys import (
     revoke_key,
 )
 from kernel.db import dispose_engines, get_engine
+from kernel.environment import Uses, require_safe_secrets
 from kernel.settings import get_settings
 from kernel.temporal_client import exit_without_finalizing
 
@@ -141,6 +142,10 @@ async def _verify_ledger() -> int:
     return 1
 
 
+# the commands that talk to Temporal, and so encrypt or decrypt its payloads
+TEMPORAL_COMMANDS = frozenset({"show", "retry", "cancel", "review", "reconcile"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `payments` console script."""
     parser = argparse.ArgumentParser(prog="payments", description=__doc__)
@@ -199,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
+    if args.command in TEMPORAL_COMMANDS:
+        require_safe_secrets(get_settings(), "payments", (Uses.TEMPORAL,))
     if args.command == "keys" and args.key_command == "list":
         for info in asyncio.run(_list_keys(args.tenant)):
             state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"

@@ -22,7 +22,7 @@ from typing import IO, Any
 import httpx
 
 from kernel.api_keys import create_key, ensure_tenant
-from kernel.settings import BUNDLED_SANCTIONS, PROJECT_ROOT, Settings
+from kernel.settings import BUNDLED_SANCTIONS, DEV_MARKER, PROJECT_ROOT, Settings
 from ops.embedded_pg import EmbeddedPostgres
 from ops.migrate import upgrade
 from workers.payments_worker import READY_MESSAGE
@@ -68,6 +68,7 @@ def isolated_settings(data_dir: Path, **fields: Any) -> Settings:
         "banksim_ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
         "banksim_ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
         "worker_metrics_port": free_port(),
+        "env": "dev",
         "codec_allow_loopback": False,
         "sanctions_dir": SANCTIONS_2021,
     }
@@ -320,7 +321,13 @@ class ProcessExitedError(RuntimeError):
 
 def main() -> None:
     """`make dev`: run the platform in the foreground until Ctrl-C or SIGTERM."""
-    settings = Settings()
+    # the dev stack runs on the published dev secrets, and its codec server trusts this
+    # machine's Web UI; the marker tells `payments` commands in other shells the same
+    DEV_MARKER.parent.mkdir(parents=True, exist_ok=True)
+    DEV_MARKER.write_text(
+        "# written by `make dev`: this checkout runs the dev stack\nPAYMENTS_ENV=dev\n"
+    )
+    settings = Settings().model_copy(update={"env": "dev", "codec_allow_loopback": True})
     if "PAYMENTS_ACH_WINDOW_SECONDS" not in os.environ:
         # nobody waits for 10:30 New York time in a demo: ACH files go out every 10 s, and
         # the bank settles them at its cut-off (move its clock: README tour)

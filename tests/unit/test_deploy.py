@@ -40,7 +40,7 @@ ENV_PREFIX = "PAYMENTS_"
 # (the defaults are loopback addresses and paths of the dev stack). Read off the code:
 # api/app.py + routers (database, Temporal client, callbacks' HMAC, sanctions matcher),
 # workers/ + activities/ (database, Temporal, the bank, sanctions, metrics endpoint),
-# banksim/ (its own store under data_dir, where and how it calls back), payments/cli.py.
+# banksim/ (its own store under data_dir, where and how it calls back), ops/cli.py.
 NEEDS: dict[str, set[str]] = {
     "api": {
         "database_url",
@@ -87,12 +87,21 @@ def field_of(name: str) -> str:
     return name.removeprefix(ENV_PREFIX).lower()
 
 
-_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+def _interpolated(match: re.Match[str]) -> str:
+    name, operator, default = match.groups()
+    if operator and "?" in operator:
+        # `${VAR:?message}`: the user's .env must give it; a stand-in of the right shape
+        return f"from-env-{name.lower()}-0123456789abcdef0123456789"
+    return default or ""
 
 
 def interpolate(value: str) -> str:
-    """Compose's `${VAR:-default}` with an empty environment: the default."""
-    return _INTERPOLATION.sub(lambda m: m.group(2) or "", value)
+    """Compose's `${VAR:-default}` with an empty environment: the default (and a stand-in
+    for a required `${VAR:?…}`)."""
+    return _INTERPOLATION.sub(_interpolated, value)
 
 
 def load_compose() -> dict[str, Any]:
@@ -319,7 +328,7 @@ def test_every_payments_variable_is_a_settings_field() -> None:
     mentioned = {name for text in texts for name in re.findall(r"\bPAYMENTS_[A-Z0-9_]+", text)}
     assert len(mentioned) > 10
     unknown = {name for name in mentioned if field_of(name) not in FIELDS}
-    assert not unknown, f"not settings fields (payments/settings.py): {sorted(unknown)}"
+    assert not unknown, f"not settings fields (kernel/settings.py): {sorted(unknown)}"
 
 
 def test_each_compose_service_gets_the_settings_it_needs() -> None:
@@ -341,8 +350,8 @@ def test_each_compose_service_gets_the_settings_it_needs() -> None:
     assert by_role["migrate"][env_name("database_url")] == by_role["api"][env_name("database_url")]
     for role in ("api", "worker"):
         host, port = by_role[role][env_name("temporal_address")].split(":")
-        assert host in compose and "7233" in " ".join(compose[host].get("ports", [])), host
-        assert port == "7233"
+        assert host in compose and port == "7233", host
+        assert "7233" in " ".join(compose[host]["healthcheck"]["test"]), host
     bank = urlsplit(by_role["worker"][env_name("banksim_url")])
     assert bank.hostname in compose and bank.hostname in app_services()
     assert str(bank.port) == by_role["banksim"][env_name("banksim_port")]
@@ -728,3 +737,15 @@ def test_scaling_doc_gives_the_measured_numbers_and_the_arithmetic() -> None:
         "measured",
     ):
         assert needle in text, needle
+
+
+def test_compose_defaults_no_secret_and_publishes_only_the_api() -> None:
+    text = COMPOSE_FILE.read_text()
+    for match in _INTERPOLATION.finditer(text):
+        name, operator, _ = match.groups()
+        if re.search("PASSWORD|SECRET|KEY", name):
+            assert operator == ":?", f"${{{name}}} must be required, not defaulted"
+    for variable in ("PAYMENTS_PAYLOAD_KEYS", "PAYMENTS_PAYLOAD_KEY_ID"):
+        assert variable in compose_env(services()["api"]), variable
+    published = {name for name, service in services().items() if service.get("ports")}
+    assert published == {"api"}

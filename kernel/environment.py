@@ -1,0 +1,101 @@
+"""Which environment a process runs in, and the secrets it refuses outside dev (DESIGN §9).
+
+`PAYMENTS_ENV` is `dev` or `production` (the default). `make dev`, the tests and the
+benchmarks run in `dev`, where the published development secrets are fine. In production
+every process refuses to start on a secret that is published (in this repository's source,
+compose file or examples), all zero, too short, or on the codec server's loopback trust, and
+names each setting to provide, one line each. A process checks only what it uses: the
+`payments ledger verify` command needs no payload key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import sys
+from collections.abc import Iterable
+from enum import StrEnum
+
+from kernel.settings import Settings
+
+# Secrets this repository publishes: the settings' defaults, docker-compose's and the
+# Kubernetes example's. Anyone can read them, so they protect nothing in production.
+PUBLISHED_PAYLOAD_KEYS = frozenset(
+    {
+        "ZGV2LW9ubHktcGF5bG9hZC1rZXktbm90LXNlY3JldCE=",  # Settings.payload_keys (dev)
+    }
+)
+PUBLISHED_CALLBACK_SECRETS = frozenset(
+    {"dev-rail-callback-secret", "compose-dev-rail-callback-secret", "CHANGE-ME"}
+)
+# an HMAC secret shorter than this is guessable offline from one signed callback
+MIN_SECRET_LENGTH = 32
+
+
+class Uses(StrEnum):
+    """What a process does that needs a secret."""
+
+    TEMPORAL = "temporal"  # encrypts/decrypts Temporal payloads: PAYMENTS_PAYLOAD_KEYS
+    RAIL_CALLBACKS = "rail_callbacks"  # signs or verifies the bank's callbacks
+    CODEC_SERVER = "codec_server"  # serves decrypted payloads to the Web UI
+
+
+def _payload_key_problems(settings: Settings) -> list[str]:
+    problems = []
+    items = [part.strip() for part in settings.payload_keys.split(",") if part.strip()]
+    if not items:
+        return ["PAYMENTS_PAYLOAD_KEYS: not set; give 'id:<base64 of 32 random bytes>'"]
+    for item in items:
+        key_id, _, encoded = item.partition(":")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if encoded in PUBLISHED_PAYLOAD_KEYS:
+            problems.append(f"PAYMENTS_PAYLOAD_KEYS: key {key_id!r} is the published dev key")
+        elif len(key) != 32:
+            problems.append(f"PAYMENTS_PAYLOAD_KEYS: key {key_id!r} is not 32 bytes of base64")
+        elif len(set(key)) < 8:
+            # all zero (the example's placeholder) or another trivially guessable pattern
+            problems.append(f"PAYMENTS_PAYLOAD_KEYS: key {key_id!r} is not random")
+    if settings.payload_key_id.upper() == "CHANGE-ME" or settings.payload_key_id.startswith("dev-"):
+        problems.append("PAYMENTS_PAYLOAD_KEY_ID: names the published dev key; set your own")
+    return problems
+
+
+def _callback_secret_problems(settings: Settings) -> list[str]:
+    secret = settings.rail_callback_secret
+    if secret in PUBLISHED_CALLBACK_SECRETS:
+        return ["PAYMENTS_RAIL_CALLBACK_SECRET: the published dev secret; set your own"]
+    if len(secret) < MIN_SECRET_LENGTH:
+        return [f"PAYMENTS_RAIL_CALLBACK_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
+    return []
+
+
+def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
+    """One line per setting this process must be given before it may run in production;
+    empty in dev."""
+    if settings.env == "dev":
+        return []
+    problems: list[str] = []
+    wanted = set(uses)
+    if Uses.TEMPORAL in wanted:
+        problems += _payload_key_problems(settings)
+    if Uses.RAIL_CALLBACKS in wanted:
+        problems += _callback_secret_problems(settings)
+    if Uses.CODEC_SERVER in wanted and settings.codec_allow_loopback:
+        problems.append(
+            "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"
+        )
+    return problems
+
+
+def require_safe_secrets(settings: Settings, process: str, uses: Iterable[Uses]) -> None:
+    """Exit (status 2) naming each setting to provide, if this process may not run as set."""
+    problems = production_problems(settings, uses)
+    if not problems:
+        return
+    for problem in problems:
+        print(f"{process}: refusing to start in production: {problem}", file=sys.stderr)
+    print(f"{process}: (PAYMENTS_ENV=dev only for a development machine)", file=sys.stderr)
+    raise SystemExit(2)
