@@ -264,7 +264,7 @@ def _read_letter(ch: str, table: dict[str, str]) -> str:
         return ch
     if ch in _SPECIAL_LATIN_KEYS or script_of(ch) == "LATIN":
         return ch
-    return table.get(ch) or _CYRILLIC_CHARS.get(ch) or ch
+    return table.get(ch, _CYRILLIC_CHARS.get(ch, ch))
 
 
 def _read_word(word: str) -> str:
@@ -290,7 +290,7 @@ def _read_word(word: str) -> str:
         )
     table = lookalikes()
     if scripts == {"CYRILLIC"}:
-        return "".join(_CYRILLIC_CHARS.get(ch) or table.get(ch) or ch for ch in word)
+        return "".join(_CYRILLIC_CHARS.get(ch, table.get(ch, ch)) for ch in word)
     if len(scripts) == 1:
         letters = [ch for ch in word if ch.isalpha()]
         if all(ch in table for ch in letters):
