@@ -292,11 +292,28 @@ def _read_word(word: str) -> str:
     if scripts == {"CYRILLIC"}:
         return "".join(_CYRILLIC_CHARS.get(ch, table.get(ch, ch)) for ch in word)
     if len(scripts) == 1:
-        letters = [ch for ch in word if ch.isalpha()]
-        if all(ch in table for ch in letters):
+        if _lookalikes_only(word, table):
             return "".join(table.get(ch, ch) for ch in word)
         return word
     return "".join(_read_letter(ch, table) for ch in word)
+
+
+def _lookalikes_only(word: str, table: dict[str, str]) -> bool:
+    """True when every letter of `word` has a Latin look-alike."""
+    return all(ch in table for ch in word if ch.isalpha())
+
+
+def _disguised(word: str) -> bool:
+    """A word that mixes scripts, or a word of one script other than Latin and Cyrillic made
+    of Latin look-alikes only (an all-Cherokee "ᏦᎥᎷ")."""
+    scripts = _scripts(word)
+    if _mixes_scripts(scripts):
+        return True
+    return (
+        len(scripts) == 1
+        and not scripts <= {"LATIN", "CYRILLIC"}
+        and _lookalikes_only(word, lookalikes())
+    )
 
 
 def _decomposes(ch: str) -> bool:
@@ -333,16 +350,18 @@ def fold_to_ascii(text: str) -> str:
 
 def mixed_script_words(text: str) -> tuple[str, ...]:
     """The words of `text` that mix letters of several scripts (Latin with a Greek omicron,
-    Cyrillic with a Latin "p"): a look-alike disguise, or at best a name to check by hand.
+    Cyrillic with a Latin "p"), or that are written wholly in Latin look-alikes of a script
+    other than Cyrillic (Greek capitals spelling "KIM"): a look-alike disguise, or at best a
+    name to check by hand.
 
     Words are taken after invisible characters are removed and compatibility forms folded, so
     an invisible joiner does not split a mixed word into two clean ones. Japanese (kanji with
-    kana) is not mixed.
+    kana) is not mixed; Cyrillic words are real Cyrillic words (they are transliterated).
     """
     if text.isascii():
         return ()
     words = (m.group() for m in _WORD.finditer(_visible(text)))
-    return tuple(dict.fromkeys(w for w in words if _mixes_scripts(_scripts(w))))
+    return tuple(dict.fromkeys(w for w in words if _disguised(w)))
 
 
 def reorder_surname_first(name: str) -> str:

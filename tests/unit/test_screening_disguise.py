@@ -210,3 +210,8 @@ def test_free_text_hit_names_its_window(matcher: Matcher) -> None:
 )
 def test_ordinary_remittance_text_raises_nothing(matcher: Matcher, text: str) -> None:
     assert screen_free_text(matcher, text).hits == ()
+
+
+def test_a_word_wholly_in_lookalikes_is_named_too() -> None:
+    assert mixed_script_words("ΚΙΜ Jong Un") == ("ΚΙΜ",)  # Greek capitals
+    assert normalize_name("ΚΙΜ Jong Un") == "kim jong un"
