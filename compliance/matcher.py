@@ -21,7 +21,10 @@ Scoring follows moov-io/watchman's approach, with a few deliberate changes:
   when close): "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN".
 * Every name of an entity (primary and aliases) is scored; the best one wins.
 * Optional adjustments when the caller knows more: country match/mismatch, party type
-  mismatch (individual vs organisation), birth year match/mismatch.
+  mismatch (individual vs organisation), birth year match/mismatch. A country mismatch never
+  takes a name match below the review threshold: the sender writes the country.
+* `Matcher.screening` adds flags on the input itself (a word mixing scripts, a country that
+  contradicts the IBAN's), each a reason for review even without a hit.
 
 Speed: a query never scores the whole list.
 
