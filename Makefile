@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening
+.PHONY: chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-ledger: $(STAMP)
 bench-screening: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench-screening]'
 	$(BIN)/python bench/screening_bench.py
+
+# look-alike letters, fullwidth forms, invisible characters: listed names found, common names hit
+bench-screening-disguise: $(STAMP)
+	$(BIN)/python bench/screening_disguise.py
 
 # payments through the API against bare Temporal, side by side (docs/performance.md);
 # e.g. make bench BENCH_ARGS="--payments 200 --concurrency 16"

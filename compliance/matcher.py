@@ -21,7 +21,10 @@ Scoring follows moov-io/watchman's approach, with a few deliberate changes:
   when close): "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN".
 * Every name of an entity (primary and aliases) is scored; the best one wins.
 * Optional adjustments when the caller knows more: country match/mismatch, party type
-  mismatch (individual vs organisation), birth year match/mismatch.
+  mismatch (individual vs organisation), birth year match/mismatch. A country mismatch never
+  takes a name match below the review threshold: the sender writes the country.
+* `Matcher.screening` adds flags on the input itself (a word mixing scripts, a country that
+  contradicts the IBAN's), each a reason for review even without a hit.
 
 Speed: a query never scores the whole list.
 
@@ -57,9 +60,10 @@ from typing import Literal
 from rapidfuzz import process
 from rapidfuzz.distance import Indel, JaroWinkler
 
+from compliance.iban_country import country_agrees_with_iban, iban_country
 from compliance.lists import EntityType, ListEntity, WatchList, country_code
 from compliance.name_index import IndexedName, NameIndex, onset_mask
-from compliance.names import is_individual, name_tokens
+from compliance.names import is_individual, mixed_script_words, name_tokens
 
 Decision = Literal["block", "review", "clear"]
 _JW_PREFIX_LEN = 4  # rapidfuzz's Jaro-Winkler looks at a common prefix of at most 4
@@ -69,6 +73,7 @@ _LOOKUP_CACHE = 4096  # token lookups kept across queries
 
 
 JOINED_SPELLING_FLOOR = 0.8
+COUNTRY_MISMATCH = "country mismatch:"
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,32 @@ class Hit:
     score: float
     decision: Decision
     explanation: Explanation
+
+
+FlagKind = Literal["mixed_script", "country_mismatch"]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A reason for review found in the screened input itself rather than in a list."""
+
+    kind: FlagKind
+    detail: str
+    """What was seen: the mixed-script word, the two countries."""
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The outcome of screening one party: the hits and the flags on its input."""
+
+    hits: tuple[Hit, ...]
+    flags: tuple[Flag, ...] = ()
+
+    @property
+    def decision(self) -> Decision:
+        """The most severe decision among the hits; a flag turns a clear into a review."""
+        decision = decision_for(self.hits)
+        return "review" if decision == "clear" and self.flags else decision
 
 
 def _length_factor(a_len: int, b_len: int, settings: MatcherSettings) -> float:
@@ -738,7 +769,9 @@ class Matcher:
             else:
                 listed = ",".join(sorted(entity.countries))
                 adjustments.append(
-                    Adjustment(f"country {code} not in {listed}", -s.country_mismatch_penalty)
+                    Adjustment(
+                        f"{COUNTRY_MISMATCH} {code} not in {listed}", -s.country_mismatch_penalty
+                    )
                 )
         if individual is not None and individual != (entity.type is EntityType.INDIVIDUAL):
             adjustments.append(
@@ -762,6 +795,65 @@ class Matcher:
                     )
                 )
         return tuple(adjustments)
+
+    def _country_floor(self, name_score: float, adjustments: Sequence[Adjustment]) -> float:
+        """The review threshold when the score without the country's part reaches it, else
+        0.0: a country mismatch alone never takes a name match out of review."""
+        others = sum(a.delta for a in adjustments if not a.reason.startswith(COUNTRY_MISMATCH))
+        reached = name_score + others >= self.settings.review_threshold
+        return self.settings.review_threshold if reached else 0.0
+
+    def _cap_country_penalty(
+        self, name_score: float, adjustments: tuple[Adjustment, ...]
+    ) -> tuple[Adjustment, ...]:
+        """Shrink a country-mismatch penalty so it cannot pull the score below the review
+        threshold (see `_country_floor`).
+
+        The country comes from the payment message, which the sender writes: were a mismatch
+        able to clear a name that matches, declaring any other country would be a way round
+        screening. It still lowers a block to a review, where a person looks at it.
+        """
+        floor = self._country_floor(name_score, adjustments)
+        if not floor:
+            return adjustments
+        others = sum(a.delta for a in adjustments if not a.reason.startswith(COUNTRY_MISMATCH))
+        room = max(0.0, name_score + others - floor)
+        capped: list[Adjustment] = []
+        for a in adjustments:
+            if a.reason.startswith(COUNTRY_MISMATCH) and -a.delta > room:
+                a = Adjustment(f"{a.reason} (capped at the review threshold)", -room)
+            capped.append(a)
+        return tuple(capped)
+
+    def screening(
+        self,
+        name: str,
+        *,
+        country: str | None = None,
+        iban: str | None = None,
+        party_type: str | None = None,
+        birth_year: int | None = None,
+        limit: int = 10,
+    ) -> Screening:
+        """Screen `name` like `screen`, and say what about the input itself needs a look.
+
+        Flags: a word of the name that mixes scripts (a look-alike disguise, see
+        `compliance.names.mixed_script_words`), and a `country` that disagrees with the
+        country of the party's `iban`. When they disagree, the declared country is no
+        evidence either way and is left out of the scores.
+        """
+        flags = [Flag("mixed_script", word) for word in mixed_script_words(name)]
+        if iban is not None and country is not None:
+            agrees = country_agrees_with_iban(country, iban)
+            if agrees is False:
+                flags.append(
+                    Flag("country_mismatch", f"country {country} vs IBAN {iban_country(iban)}")
+                )
+                country = None
+        hits = self.screen(
+            name, country=country, party_type=party_type, birth_year=birth_year, limit=limit
+        )
+        return Screening(tuple(hits), tuple(flags))
 
     def screen(
         self,
@@ -797,7 +889,10 @@ class Matcher:
             adjustments = self._adjust(entity, country, individual, birth_year)
             # the reference scorer explains the hit (and gives the same score)
             result = score_tokens(tokens, indexed.tokens, self.settings)
+            adjustments = self._cap_country_penalty(result.score, adjustments)
             score = min(1.0, max(0.0, result.score + sum(a.delta for a in adjustments)))
+            if any(a.reason.startswith(COUNTRY_MISMATCH) for a in adjustments):
+                score = max(score, self._country_floor(result.score, adjustments))
             if score < self.settings.min_score:
                 continue
             watch_list = self.lists[list_index]

@@ -1,13 +1,19 @@
 # Transliteration tables necessarily hold look-alike letters (Cyrillic, curly quotes).
-# ruff: noqa: RUF001
+# ruff: noqa: RUF001, RUF002, RUF003
 """Name normalisation for sanctions and PEP screening.
 
 Both sides of a comparison (the screened party and every list name) go through the same
 pipeline, so any information we throw away is thrown away symmetrically:
 
-1. ASCII folding: accents are stripped (NFKD), a few letters without a decomposition are
-   spelled out (ß→ss, ø→o, ł→l, ...) and Cyrillic is transliterated (a simple BGN-like table),
-   so "Владимир Путин" and "Vladimir Putin" meet.
+1. ASCII folding: compatibility forms are folded (NFKC: fullwidth "Ｍ" is "M"), invisible
+   (default-ignorable) characters such as the zero-width space and soft hyphen vanish, accents
+   are stripped (NFKD), a few letters without a decomposition are spelled out (ß→ss, ø→o,
+   ł→l, ...) and Cyrillic words are transliterated (a simple BGN-like table), so
+   "Владимир Путин" and "Vladimir Putin" meet. Letters of other scripts that look like Latin
+   ones (Unicode TS #39 confusables, `compliance.confusables`) are read as the Latin letters
+   they imitate, in a word that mixes scripts ("Mαduro" with a Greek alpha) or a word made of
+   look-alikes only; `mixed_script_words` names the words that mix scripts, because such a
+   word is a reason for review in itself.
 2. Punctuation: apostrophes vanish ("O'BRIEN" → "obrien", "QA'IDA" → "qaida"), dots inside
    abbreviations join ("S.A." → "sa", "J.P." → "jp"), every other separator (hyphen, comma,
    slash, ...) splits tokens ("AL-QAEDA" → "al qaeda").
@@ -30,33 +36,37 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+from compliance.confusables import lookalikes, script_of
 
 # Letters that NFKD does not decompose into ASCII.
-_SPECIAL_LATIN = str.maketrans(
-    {
-        "ß": "ss",
-        "ẞ": "SS",
-        "æ": "ae",
-        "Æ": "AE",
-        "œ": "oe",
-        "Œ": "OE",
-        "ø": "o",
-        "Ø": "O",
-        "đ": "d",
-        "Đ": "D",
-        "ð": "d",
-        "Ð": "D",
-        "ł": "l",
-        "Ł": "L",
-        "þ": "th",
-        "Þ": "TH",
-        "ı": "i",
-        "ħ": "h",
-        "Ħ": "H",
-        "ŋ": "ng",
-        "ſ": "s",
-    }
-)
+_SPECIAL_LATIN_LETTERS: dict[str, str] = {
+    "ß": "ss",
+    "ẞ": "SS",
+    "æ": "ae",
+    "Æ": "AE",
+    "œ": "oe",
+    "Œ": "OE",
+    "ø": "o",
+    "Ø": "O",
+    "đ": "d",
+    "Đ": "D",
+    "ð": "d",
+    "Ð": "D",
+    "ł": "l",
+    "Ł": "L",
+    "þ": "th",
+    "Þ": "TH",
+    "ı": "i",
+    "ħ": "h",
+    "Ħ": "H",
+    "ŋ": "ng",
+    "ſ": "s",
+    "ĸ": "k",
+}
+_SPECIAL_LATIN = str.maketrans(_SPECIAL_LATIN_LETTERS)
+_SPECIAL_LATIN_KEYS = frozenset(_SPECIAL_LATIN_LETTERS)
 
 _CYRILLIC = {
     "а": "a",
@@ -98,9 +108,10 @@ _CYRILLIC = {
     "ґ": "g",
     "ў": "u",
 }
-_CYRILLIC_TABLE = str.maketrans(
-    {**_CYRILLIC, **{k.upper(): v.capitalize() for k, v in _CYRILLIC.items()}}
-)
+_CYRILLIC_CHARS: dict[str, str] = {
+    **_CYRILLIC,
+    **{k.upper(): v.capitalize() for k, v in _CYRILLIC.items()},
+}
 
 _APOSTROPHES = re.compile(r"['’‘`´ʼʻ]")
 # a dot between two word characters is an abbreviation ("S.A", "J.P"): join, don't split
@@ -208,15 +219,149 @@ _COMPANY_SUFFIX_SEQUENCES: tuple[tuple[str, ...], ...] = (
 INDIVIDUAL = "individual"
 
 
+# Default-ignorable code points (TS #44 DerivedCoreProperties) that are not format
+# characters (Cf, which covers the zero-width space and joiners, word joiner, soft hyphen and
+# byte-order mark): Python's unicodedata lacks the property itself.
+_IGNORABLE_NOT_CF = frozenset(
+    chr(code)
+    for code in (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810))
+)
+_VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0000, 0xE0FFF))
+# scripts that are written mixed within one word (Japanese): no disguise
+_MIXED_BY_NATURE = frozenset({"CJK", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "HANGUL"})
+# a run of letters and combining marks
+_WORD = re.compile(
+    r"(?:[^\W\d_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f])+"
+)
+
+
+def is_default_ignorable(ch: str) -> bool:
+    """True for characters that are invisible and carry no letter (zero-width space, ZWNJ,
+    ZWJ, word joiner, soft hyphen, byte-order mark, variation selectors, fillers)."""
+    if unicodedata.category(ch) == "Cf" or ch in _IGNORABLE_NOT_CF:
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _VARIATION_SELECTORS)
+
+
+def _scripts(word: str) -> frozenset[str]:
+    """The scripts of the letters of `word` (modifier letters such as "ʼ" belong to none)."""
+    return frozenset(
+        "LATIN" if ch.isascii() else script_of(ch)
+        for ch in word
+        if ch.isalpha() and unicodedata.category(ch) != "Lm"
+    )
+
+
+def _mixes_scripts(scripts: frozenset[str]) -> bool:
+    return len(scripts) > 1 and not scripts <= _MIXED_BY_NATURE
+
+
+def _read_letter(ch: str, table: dict[str, str]) -> str:
+    """A non-ASCII letter in a word that is being read as Latin: its Latin look-alike, else
+    its Cyrillic transliteration, else itself (accented Latin letters fold later)."""
+    if ch.isascii() or not ch.isalpha():
+        return ch
+    if ch in _SPECIAL_LATIN_KEYS or script_of(ch) == "LATIN":
+        return ch
+    return table.get(ch, _CYRILLIC_CHARS.get(ch, ch))
+
+
+def _read_word(word: str) -> str:
+    """`word` with look-alike letters read as Latin where the word calls for it.
+
+    A Latin word keeps its letters. A Cyrillic word is a real Cyrillic word: it is
+    transliterated (letters the table lacks, such as Macedonian "ѕ", by their look-alike).
+    A word of another single script is read as Latin only when every letter of it looks like
+    one (an all-Cherokee "ᎷᎪᎠURO" is a disguise; a Greek name is no look-alike and is dropped
+    as before, to be screened in its Latin transliteration). A word that mixes scripts reads
+    every foreign letter that has a Latin look-alike as that letter.
+    """
+    scripts = _scripts(word)
+    if scripts <= {"LATIN"}:
+        table = lookalikes()
+        # Latin letters that imitate others ("ɑ" for "a") and neither decompose nor are spelt
+        # out: their TS #39 reading
+        return "".join(
+            table.get(ch, ch)
+            if not ch.isascii() and ch not in _SPECIAL_LATIN_KEYS and not _decomposes(ch)
+            else ch
+            for ch in word
+        )
+    table = lookalikes()
+    if scripts == {"CYRILLIC"}:
+        return "".join(_CYRILLIC_CHARS.get(ch, table.get(ch, ch)) for ch in word)
+    if len(scripts) == 1:
+        if _lookalikes_only(word, table):
+            return "".join(table.get(ch, ch) for ch in word)
+        return word
+    return "".join(_read_letter(ch, table) for ch in word)
+
+
+def _lookalikes_only(word: str, table: dict[str, str]) -> bool:
+    """True when every letter of `word` has a Latin look-alike."""
+    return all(ch in table for ch in word if ch.isalpha())
+
+
+def _disguised(word: str) -> bool:
+    """A word that mixes scripts, or a word of one script other than Latin and Cyrillic made
+    of Latin look-alikes only (an all-Cherokee "ᏦᎥᎷ")."""
+    scripts = _scripts(word)
+    if _mixes_scripts(scripts):
+        return True
+    return (
+        len(scripts) == 1
+        and not scripts <= {"LATIN", "CYRILLIC"}
+        and _lookalikes_only(word, lookalikes())
+    )
+
+
+def _decomposes(ch: str) -> bool:
+    return unicodedata.normalize("NFKD", ch)[0].isascii()
+
+
+def _visible(text: str) -> str:
+    """`text` in compatibility-folded form (NFKC) without default-ignorable characters."""
+    text = "".join(ch for ch in text if not is_default_ignorable(ch))
+    return unicodedata.normalize("NFKC", text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_unicode(text: str) -> str:
+    text = _WORD.sub(lambda m: _read_word(m.group()), _visible(text))
+    text = text.translate(_SPECIAL_LATIN)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if ch.isascii() and not unicodedata.combining(ch))
+
+
 def fold_to_ascii(text: str) -> str:
     """Return `text` with accents stripped and non-Latin letters transliterated where we can.
 
-    Characters that have no ASCII rendering (e.g. Arabic, CJK) are dropped; such names must be
-    screened in a Latin transliteration, as the OFAC list itself is.
+    Invisible characters vanish, compatibility forms fold (fullwidth letters), look-alikes of
+    Latin letters from other scripts are read as Latin in words that mix scripts or consist
+    of look-alikes only. Characters that have no ASCII rendering (e.g. Arabic, CJK) are
+    dropped; such names must be screened in a Latin transliteration, as the OFAC list itself
+    is.
     """
-    text = text.translate(_CYRILLIC_TABLE).translate(_SPECIAL_LATIN)
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if ch.isascii() and not unicodedata.combining(ch))
+    if text.isascii():
+        return text
+    return _fold_unicode(text)
+
+
+def mixed_script_words(text: str) -> tuple[str, ...]:
+    """The words of `text` that mix letters of several scripts (Latin with a Greek omicron,
+    Cyrillic with a Latin "p"), or that are written wholly in Latin look-alikes of a script
+    other than Cyrillic (Greek capitals spelling "KIM"): a look-alike disguise, or at best a
+    name to check by hand.
+
+    Words are taken after invisible characters are removed and compatibility forms folded, so
+    an invisible joiner does not split a mixed word into two clean ones. Japanese (kanji with
+    kana) is not mixed; Cyrillic words are real Cyrillic words (they are transliterated).
+    """
+    if text.isascii():
+        return ()
+    words = (m.group() for m in _WORD.finditer(_visible(text)))
+    return tuple(dict.fromkeys(w for w in words if _disguised(w)))
 
 
 def reorder_surname_first(name: str) -> str:
