@@ -62,6 +62,7 @@ async def _revoke_key(key_id: str) -> bool:
 
 async def _ops(args: argparse.Namespace) -> int:
     from services import payment_actions as ops
+    from services.errors import ServiceError
 
     settings = get_settings()
     if args.command == "list":
@@ -86,16 +87,20 @@ async def _ops(args: argparse.Namespace) -> int:
         for step in found.activities:
             print(f"  {step}")
         return 0
-    if args.command == "retry":
-        await ops.signal_retry(settings, args.payment_id)
-    elif args.command == "cancel":
-        await ops.signal_cancel(settings, args.payment_id, args.operator, args.reason)
-    else:
-        status = await ops.review(
-            settings, args.payment_id, args.decision, args.reviewer, args.note
-        )
-        print(f"{args.payment_id} is now {status}")
-        return 0
+    try:
+        if args.command == "retry":
+            await ops.signal_retry(settings, args.payment_id, args.operator)
+        elif args.command == "cancel":
+            await ops.signal_cancel(settings, args.payment_id, args.operator, args.reason)
+        else:
+            status = await ops.review(
+                settings, args.payment_id, args.decision, args.reviewer, args.note
+            )
+            print(f"{args.payment_id} is now {status}")
+            return 0
+    except ServiceError as err:
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 1
     print(f"sent {args.command} to {args.payment_id}")
     return 0
 
@@ -176,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("payment_id")
     retry = commands.add_parser("retry", help="retry the rail for a payment in action_required")
     retry.add_argument("payment_id")
+    retry.add_argument("--operator", default="ops-cli", help="who asks (audited)")
     cancel = commands.add_parser("cancel", help="cancel a payment before submission")
     cancel.add_argument("payment_id")
     cancel.add_argument("--operator", required=True)
