@@ -21,24 +21,31 @@ from kernel.temporal_client import exit_without_finalizing
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
-    from kernel import audit
+    from services.unit_of_work import UnitOfWork
 
-    engine = get_engine(get_settings())
     try:
-        async with engine.begin() as conn:
-            await ensure_tenant(conn, tenant)
+        async with UnitOfWork(get_engine(get_settings())) as uow:
+            await ensure_tenant(uow.conn, tenant)
             key = await create_key(
-                conn, tenant_id=tenant, principal=name, scopes=scopes, rate_limit_per_second=rate
+                uow.conn,
+                tenant_id=tenant,
+                principal=name,
+                scopes=scopes,
+                rate_limit_per_second=rate,
             )
-        # who may move money is a decision the auditor reads: the key's prefix, never secret
-        await audit.append(
-            engine,
-            actor="ops-cli",
-            action="api_key.created",
-            subject=key.rsplit("_", 1)[0],
-            detail={"principal": name, "scopes": sorted(scopes), "rate_limit_per_second": rate},
-            tenant_id=tenant,
-        )
+            # who may move money is a decision the auditor reads: the key's prefix, never
+            # secret; it commits with the key
+            uow.audit(
+                actor="ops-cli",
+                action="api_key.created",
+                subject=key.rsplit("_", 1)[0],
+                detail={
+                    "principal": name,
+                    "scopes": sorted(scopes),
+                    "rate_limit_per_second": rate,
+                },
+                tenant_id=tenant,
+            )
         return key
     finally:
         await dispose_engines()
@@ -53,9 +60,14 @@ async def _list_keys(tenant: str) -> list[KeyInfo]:
 
 
 async def _revoke_key(key_id: str) -> bool:
+    from services.unit_of_work import UnitOfWork
+
     try:
-        async with get_engine(get_settings()).begin() as conn:
-            return await revoke_key(conn, key_id)
+        async with UnitOfWork(get_engine(get_settings())) as uow:
+            revoked = await revoke_key(uow.conn, key_id)
+            if revoked:  # audited with the revocation, like the creation
+                uow.audit(actor="ops-cli", action="api_key.revoked", subject=key_id)
+        return revoked
     finally:
         await dispose_engines()
 
