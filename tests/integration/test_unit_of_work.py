@@ -1,24 +1,25 @@
 """The unit of work: a state change, its event, its webhook deliveries and its audit record
-commit together or not at all (real PostgreSQL and Temporal)."""
+commit together or not at all (real PostgreSQL and Temporal); a deposit re-run under its
+Idempotency-Key finds the deposit its first attempt made."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from temporalio.service import RPCError
 
 from kernel.db import dispose_engines, get_engine
-from kernel.tables import audit_log, customers, events
+from kernel.tables import audit_log, customers, events, idempotency_keys
 from kernel.temporal_client import connect
 from ops.devstack import Stack
 from services.events import DeliveryStarter
 from services.unit_of_work import UnitOfWork
-from tests.integration.helpers import Tenant, create_customer
+from tests.integration.helpers import Tenant, balances, create_customer, funded_account
 from workflows.webhook_delivery import delivery_workflow_id
 
 
@@ -148,3 +149,33 @@ async def test_a_committed_unit_has_all_four(tenant: Tenant, stack: Stack) -> No
     assert len(records) == 1
     await tenant.partner.delete(f"/v1/webhook-endpoints/{endpoint_id}")
     await dispose_engines()
+
+
+async def test_a_deposit_taken_over_after_its_first_attempt_died_credits_once(
+    tenant: Tenant, stack: Stack
+) -> None:
+    account = await funded_account(tenant, 0)
+    key = str(uuid.uuid4())
+    body = {"account_id": account["id"], "amount": 1_500, "currency": "EUR"}
+    first = await tenant.ops.post("/v1/deposits", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    # the first attempt committed its deposit, then its API process died before storing the
+    # response: the key is unanswered, and older than the takeover time
+    engine = get_engine(stack.settings)
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.tenant_id == tenant.tenant_id, idempotency_keys.c.key == key)
+            .values(
+                response_status=None,
+                response_body=None,
+                created_at=func.now()
+                - timedelta(seconds=stack.settings.idempotency_takeover_seconds + 1),
+            )
+        )
+    await dispose_engines()
+    again = await tenant.ops.post("/v1/deposits", json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 201, again.text
+    assert again.headers.get("Idempotent-Replayed") is None  # taken over, not replayed
+    assert again.json()["id"] == first.json()["id"]
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 1_500
