@@ -124,6 +124,9 @@ class UnitOfWork:
     ) -> str:
         """Write an event with the change (idempotent on its id) and plan its deliveries to
         the tenant's enabled endpoints; returns the event id."""
+        if self._deliveries is None:
+            # an event nobody would deliver is a silent loss: refuse it at the first test run
+            raise RuntimeError("a unit of work that writes events needs a DeliveryStarter")
         await insert_event(
             self.conn,
             event_id=event_id,
