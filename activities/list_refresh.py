@@ -1,11 +1,8 @@
-"""Watch lists as versioned data: loaded at worker start, refreshed on a schedule, re-screened.
+"""Watch-list activities: refreshed on a schedule, customers re-screened, payments screened.
 
-* `ListSources` says where the lists come from (`settings.sanctions_source`: a directory of
-  OFAC CSV files or an http(s) URL serving them; `settings.pep_source`: a PEP CSV path or URL).
-* `WatchLists` is a worker's loaded lists (matchers). It compares the versions it loaded with
-  the current versions recorded in `watch_list_versions` at most every
-  `list_version_check_seconds`, and reloads from the recorded source when they changed, so a
-  refresh run by any worker reaches every worker.
+The lists themselves (sources, versions, a process's loaded matchers) are
+services/watch_lists.py, shared with the API.
+
 * `ListRefreshActivities.refresh_watch_lists` loads the sources, records versions that changed
   (the refresh workflow then starts a re-screening), and `rescreen_customers_page` screens a
   page of customers again, flagging hits they did not have before.
@@ -16,19 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import tempfile
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import (
     Client,
@@ -44,13 +36,20 @@ from temporalio.client import (
 )
 
 from activities.metrics import count
-from activities.notify import enabled_endpoints, start_delivery_workflows
-from activities.screening import ScreeningActivities, screening_hit
-from compliance.lists import DEFAULT_PEP_PATH, StaticWatchList, load_ofac, load_pep_csv
-from compliance.matcher import Matcher, MatcherSettings
-from kernel import audit
+from activities.screening import ScreeningActivities
 from kernel.settings import Settings
-from kernel.tables import customers, events, watch_list_versions
+from kernel.tables import customers, watch_list_versions
+from services.events import DeliveryStarter
+from services.unit_of_work import UnitOfWork
+from services.watch_lists import (
+    ListSources,
+    LoadedLists,
+    WatchLists,
+    read_pep,
+    read_sanctions,
+    screen_customer_row,
+    stored_versions,
+)
 from workflows.list_refresh import SCHEDULE_ID, ListRefreshWorkflow
 from workflows.models import (
     CustomerScreeningResult,
@@ -63,236 +62,16 @@ from workflows.models import (
     ScreeningResult,
 )
 
+__all__ = [
+    "ListRefreshActivities",
+    "ReloadingScreening",
+    "WatchLists",  # the workers import it from here
+    "ensure_list_refresh_schedule",
+]
+
 log = structlog.get_logger()
-OFAC_FILES = ("sdn.csv", "alt.csv", "add.csv")
-DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # one refresh at a time records versions (a transaction-scoped advisory lock)
 _REFRESH_LOCK = 7_406_392_122
-
-
-# --- sources -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ListSources:
-    """Where the sanctions list and the PEP list are read from (paths or http(s) URLs)."""
-
-    sanctions: str
-    pep: str
-    # the matcher's thresholds (settings), so a reload screens exactly as the first load did
-    matcher: MatcherSettings = field(default_factory=MatcherSettings)
-
-    @classmethod
-    def configured(cls, settings: Settings) -> ListSources:
-        """The sources the settings name (with their defaults)."""
-        return cls(
-            settings.sanctions_source or str(settings.sanctions_dir),
-            settings.pep_source or str(DEFAULT_PEP_PATH),
-            MatcherSettings.with_thresholds(
-                settings.screening_review_threshold, settings.screening_block_threshold
-            ),
-        )
-
-    def override(self, request: ListRefreshInput) -> ListSources:
-        """These sources, except where the request names its own."""
-        return replace(
-            self,
-            sanctions=request.sanctions_source or self.sanctions,
-            pep=request.pep_source or self.pep,
-        )
-
-
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def _download(client: httpx.Client, url: str, target: Path, *, required: bool) -> None:
-    response = client.get(url)
-    if response.status_code == 404 and not required:
-        return
-    response.raise_for_status()
-    target.write_bytes(response.content)
-
-
-def read_sanctions(source: str) -> StaticWatchList:
-    """Load the OFAC list from a directory, or download sdn/alt/add.csv from a base URL.
-
-    A download lands in a directory named after the URL's last path segment, so the version
-    ("<name>:<content hash>") does not depend on where the files were staged.
-    """
-    if not _is_url(source):
-        return load_ofac(Path(source))
-    base = source.rstrip("/")
-    name = urlsplit(base).path.rsplit("/", 1)[-1] or "ofac"
-    with (
-        tempfile.TemporaryDirectory(prefix="sanctions-") as tmp,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as client,
-    ):
-        directory = Path(tmp) / name
-        directory.mkdir()
-        for index, filename in enumerate(OFAC_FILES):
-            _download(client, f"{base}/{filename}", directory / filename, required=index == 0)
-        return load_ofac(directory)
-
-
-def read_pep(source: str) -> StaticWatchList:
-    """Load the PEP list from a CSV path or URL (the version names the file's stem)."""
-    if not _is_url(source):
-        return load_pep_csv(Path(source))
-    filename = urlsplit(source).path.rsplit("/", 1)[-1] or "pep.csv"
-    with (
-        tempfile.TemporaryDirectory(prefix="pep-") as tmp,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as client,
-    ):
-        path = Path(tmp) / filename
-        _download(client, source, path, required=True)
-        return load_pep_csv(path)
-
-
-# --- loaded lists ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoadedLists:
-    """The matchers a worker screens with, and where their lists came from."""
-
-    sanctions: Matcher
-    pep: Matcher
-    sources: ListSources
-
-    @property
-    def versions(self) -> dict[str, str]:
-        """Version of every loaded list, by list name."""
-        return {lst.name: lst.version for lst in (*self.sanctions.lists, *self.pep.lists)}
-
-    @classmethod
-    def build(
-        cls, sanctions: StaticWatchList, pep: StaticWatchList, sources: ListSources
-    ) -> LoadedLists:
-        """Index the lists (CPU: run it off the event loop)."""
-        return cls(Matcher([sanctions], sources.matcher), Matcher([pep], sources.matcher), sources)
-
-    @classmethod
-    def read(cls, sources: ListSources) -> LoadedLists:
-        """Read and index both lists (blocking: run it in a thread)."""
-        return cls.build(read_sanctions(sources.sanctions), read_pep(sources.pep), sources)
-
-
-def screen_customer_row(lists: LoadedLists, row: Any) -> CustomerScreeningResult:
-    """Screen a `customers` row against the sanctions lists, and an individual against the
-    PEP list (politically exposed persons are people)."""
-    individual = row.type == "individual"
-    born = row.date_of_birth.year if row.date_of_birth is not None else None
-
-    def hits(matcher: Matcher) -> list[ScreeningHit]:
-        found = matcher.screen(
-            row.name,
-            country=row.country,
-            party_type="individual" if individual else "entity",
-            birth_year=born,
-        )
-        return [screening_hit("customer", hit) for hit in found if hit.decision != "clear"]
-
-    return CustomerScreeningResult(
-        lists.versions, hits(lists.sanctions), hits(lists.pep) if individual else []
-    )
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """A list's current version as recorded in `watch_list_versions`."""
-
-    version: str
-    kind: str
-    source: str
-
-
-async def stored_versions(conn: AsyncConnection) -> dict[str, StoredVersion]:
-    """The current (newest recorded) version of every list."""
-    rows = await conn.execute(
-        select(
-            watch_list_versions.c.list_name,
-            watch_list_versions.c.version,
-            watch_list_versions.c.kind,
-            watch_list_versions.c.source,
-        )
-        .distinct(watch_list_versions.c.list_name)
-        .order_by(watch_list_versions.c.list_name, watch_list_versions.c.id.desc())
-    )
-    return {row.list_name: StoredVersion(row.version, row.kind, row.source) for row in rows}
-
-
-class WatchLists:
-    """A worker's loaded lists, reloaded when the recorded current version changes."""
-
-    def __init__(
-        self, engine: AsyncEngine, loaded: LoadedLists, *, check_seconds: float = 5.0
-    ) -> None:
-        self._engine = engine
-        self._loaded = loaded
-        self._check_seconds = check_seconds
-        self._checked_at = float("-inf")
-        # the recorded versions last acted on: a source that moved on since it was recorded
-        # must not make every check reload again
-        self._seen: dict[str, str] | None = None
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def load(cls, engine: AsyncEngine, settings: Settings) -> WatchLists:
-        """Load the configured sources (at worker start)."""
-        loaded = await asyncio.to_thread(LoadedLists.read, ListSources.configured(settings))
-        return cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
-
-    @property
-    def loaded(self) -> LoadedLists:
-        """The lists in use right now (no version check)."""
-        return self._loaded
-
-    def adopt(self, loaded: LoadedLists) -> None:
-        """Use lists this process has just read (the refresh activity shares its work)."""
-        self._loaded = loaded
-        self._seen = loaded.versions
-
-    async def current(self, *, force: bool = False) -> LoadedLists:
-        """The lists to screen with: reloaded first if the recorded versions changed.
-
-        The check costs one small query at most every `check_seconds`; `force` checks now.
-        While another task reloads, callers keep screening with the lists they have, unless
-        `force`d, when they wait for it.
-        """
-        now = time.monotonic()
-        if not force and (now - self._checked_at < self._check_seconds or self._lock.locked()):
-            return self._loaded
-        async with self._lock:
-            self._checked_at = time.monotonic()
-            async with self._engine.connect() as conn:
-                stored = await stored_versions(conn)
-            wanted = {name: entry.version for name, entry in stored.items()}
-            loaded = self._loaded.versions
-            if not stored or all(loaded.get(name) == v for name, v in wanted.items()):
-                self._seen = wanted
-                return self._loaded
-            if wanted == self._seen:  # reloaded for these already (the source moved on since)
-                return self._loaded
-            self._seen = wanted
-            configured = self._loaded.sources
-            sources = ListSources(
-                next(
-                    (e.source for e in stored.values() if e.kind == "sanctions"),
-                    configured.sanctions,
-                ),
-                next((e.source for e in stored.values() if e.kind == "pep"), configured.pep),
-                configured.matcher,
-            )
-            try:
-                self._loaded = await asyncio.to_thread(LoadedLists.read, sources)
-            except Exception:
-                # keep screening with what we have (results record its versions); the next
-                # recorded version tries again
-                log.exception("watch list reload failed", versions=wanted)
-                return self._loaded
-            log.info("watch lists reloaded", versions=self._loaded.versions, wanted=wanted)
-            return self._loaded
 
 
 # --- activities -------------------------------------------------------------------------------
@@ -324,8 +103,8 @@ class ListRefreshActivities:
     ) -> None:
         self._engine = engine
         self._lists = lists
-        self._client = client
         self._settings = settings
+        self._deliveries = DeliveryStarter(client, settings)
 
     @activity.defn(name="refresh_watch_lists")
     async def refresh_watch_lists(self, request: ListRefreshInput) -> ListRefreshResult:
@@ -342,7 +121,8 @@ class ListRefreshActivities:
         )
         found = [("sanctions", sanctions, sources.sanctions), ("pep", pep, sources.pep)]
         versions = {lst.name: lst.version for _, lst, _ in found}
-        async with self._engine.begin() as conn:
+        async with UnitOfWork(self._engine) as uow:
+            conn = uow.conn
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _REFRESH_LOCK})
             already = (
                 await conn.execute(
@@ -369,15 +149,15 @@ class ListRefreshActivities:
                             refresh_id=refresh_id,
                         )
                     )
+            if changed:
+                uow.audit(
+                    actor="list-refresh",
+                    action="watch_lists.updated",
+                    subject=None,
+                    detail={"versions": versions, "changed": changed, "sources": asdict(sources)},
+                    idempotency_key=f"{refresh_id}:watch_lists",
+                )
         if changed:
-            await audit.append(
-                self._engine,
-                actor="list-refresh",
-                action="watch_lists.updated",
-                subject=None,
-                detail={"versions": versions, "changed": changed, "sources": asdict(sources)},
-                idempotency_key=f"{refresh_id}:watch_lists",
-            )
             # this worker has the lists in hand: screen with them now, not at the next check
             if self._lists.loaded.versions != versions:
                 self._lists.adopt(
@@ -410,23 +190,9 @@ class ListRefreshActivities:
             results.append((row, screening, new))
             await asyncio.sleep(0)  # screening is CPU: let the worker's other tasks run
         flagged = [(row, screening, new) for row, screening, new in results if new]
-        # audit first (idempotent): a retry after the update below still finds the hits new
-        for row, screening, new in flagged:
-            await audit.append(
-                self._engine,
-                actor="list-refresh",
-                action="customer.watchlist_hit",
-                subject=row.id,
-                tenant_id=row.tenant_id,
-                detail={
-                    "list_versions": screening.list_versions,
-                    "new_hits": [asdict(hit) for hit in new],
-                },
-                idempotency_key=f"{request.run_key}:{row.id}:watchlist_hit",
-            )
-        deliveries: list[tuple[str, list[str]]] = []
-        endpoints: dict[str, list[str]] = {}  # per tenant: a page holds many of one tenant
-        async with self._engine.begin() as conn:
+        # one unit: the new screenings, the flagged customers' events and audit records, and
+        # the page's record commit together (a retry finds the hits known and flags nothing)
+        async with UnitOfWork(self._engine, self._deliveries) as uow:
             for row, screening, new in results:
                 values: dict[str, Any] = {
                     "screening_hits": [asdict(hit) for hit in screening.hits],
@@ -435,27 +201,32 @@ class ListRefreshActivities:
                 }
                 if new:
                     values["watchlist_flagged_at"] = now
-                    event_id = await _insert_watchlist_event(
-                        conn, row, request.run_key, screening, new, now
+                    await uow.event(**_watchlist_event(row, request.run_key, screening, new, now))
+                    uow.audit(
+                        actor="list-refresh",
+                        action="customer.watchlist_hit",
+                        subject=row.id,
+                        tenant_id=row.tenant_id,
+                        detail={
+                            "list_versions": screening.list_versions,
+                            "new_hits": [asdict(hit) for hit in new],
+                        },
+                        idempotency_key=f"{request.run_key}:{row.id}:watchlist_hit",
                     )
-                    if row.tenant_id not in endpoints:
-                        endpoints[row.tenant_id] = await enabled_endpoints(conn, row.tenant_id)
-                    deliveries.append((event_id, endpoints[row.tenant_id]))
-                await conn.execute(update(customers).where(customers.c.id == row.id).values(values))
-        await audit.append(
-            self._engine,
-            actor="list-refresh",
-            action="customers.rescreened",
-            subject=None,
-            detail={
-                "list_versions": lists.versions,
-                "customers": [row.id for row in rows],
-                "flagged": [row.id for row, _, _ in flagged],
-            },
-            idempotency_key=f"{request.run_key}:page:{request.after_id}",
-        )
-        for event_id, endpoint_ids in deliveries:
-            await start_delivery_workflows(self._client, self._settings, event_id, endpoint_ids)
+                await uow.conn.execute(
+                    update(customers).where(customers.c.id == row.id).values(values)
+                )
+            uow.audit(
+                actor="list-refresh",
+                action="customers.rescreened",
+                subject=None,
+                detail={
+                    "list_versions": lists.versions,
+                    "customers": [row.id for row in rows],
+                    "flagged": [row.id for row, _, _ in flagged],
+                },
+                idempotency_key=f"{request.run_key}:page:{request.after_id}",
+            )
         if flagged:
             count("customers_watchlist_flagged", "Customers flagged by a list update")
             log.warning(
@@ -470,43 +241,35 @@ class ListRefreshActivities:
         )
 
 
-async def _insert_watchlist_event(
-    conn: AsyncConnection,
+def _watchlist_event(
     row: Any,
     run_key: str,
     screening: CustomerScreeningResult,
     new: list[ScreeningHit],
     at: datetime,
-) -> str:
+) -> dict[str, Any]:
     """The `customer.watchlist_hit` event for a flagged customer (stable id per re-screening)."""
     suffix = hashlib.sha256(run_key.encode()).hexdigest()[:12]
-    event_id = f"evt_{row.id.removeprefix('cus_')}_wl_{suffix}"
-    await conn.execute(
-        insert(events)
-        .values(
-            id=event_id,
-            tenant_id=row.tenant_id,
-            type="customer.watchlist_hit",
-            payment_id=None,
-            data={
-                "customer_id": row.id,
-                "list_versions": screening.list_versions,
-                "new_hits": [
-                    {
-                        "list": hit.list_name,
-                        "list_version": hit.list_version,
-                        "entity_id": hit.entity_id,
-                        "matched_name": hit.matched_name,
-                        "score": hit.score,
-                    }
-                    for hit in new
-                ],
-            },
-            created_at=at,
-        )
-        .on_conflict_do_nothing()
-    )
-    return event_id
+    return {
+        "event_id": f"evt_{row.id.removeprefix('cus_')}_wl_{suffix}",
+        "tenant_id": row.tenant_id,
+        "type": "customer.watchlist_hit",
+        "data": {
+            "customer_id": row.id,
+            "list_versions": screening.list_versions,
+            "new_hits": [
+                {
+                    "list": hit.list_name,
+                    "list_version": hit.list_version,
+                    "entity_id": hit.entity_id,
+                    "matched_name": hit.matched_name,
+                    "score": hit.score,
+                }
+                for hit in new
+            ],
+        },
+        "at": at,
+    }
 
 
 async def ensure_list_refresh_schedule(client: Client, settings: Settings) -> None:

@@ -11,27 +11,17 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 
-from kernel.settings import Settings
 from kernel.tables import events, webhook_deliveries, webhook_endpoints
 from workflows.models import DeliveryInput, DeliveryResult
-from workflows.webhook_delivery import WebhookDeliveryWorkflow, delivery_workflow_id
-
-
-def new_secret() -> str:
-    """A fresh endpoint secret (192 random bits)."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -42,41 +32,10 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def event_id_for(payment_id: str, seq: int) -> str:
-    """The id of the event for a payment's `seq`-th status (stable, so writes are idempotent)."""
-    return f"evt_{payment_id.removeprefix('pay_')}_{seq:02d}"
-
-
 def event_body(event_id: str, event_type: str, created_at: str, data: dict[str, Any]) -> bytes:
     """The JSON a receiver gets."""
     payload = {"id": event_id, "type": event_type, "created_at": created_at, "data": data}
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-
-
-async def enabled_endpoints(conn: AsyncConnection, tenant_id: str) -> list[str]:
-    """The ids of the tenant's enabled webhook endpoints."""
-    rows = await conn.execute(
-        select(webhook_endpoints.c.id).where(
-            webhook_endpoints.c.tenant_id == tenant_id,
-            webhook_endpoints.c.disabled_at.is_(None),
-        )
-    )
-    return list(rows.scalars().all())
-
-
-async def start_delivery_workflows(
-    client: Client, settings: Settings, event_id: str, endpoint_ids: list[str]
-) -> None:
-    """Start one delivery workflow per endpoint for the event (idempotent)."""
-    for endpoint_id in endpoint_ids:
-        await client.start_workflow(
-            WebhookDeliveryWorkflow.run,
-            DeliveryInput(event_id, endpoint_id, settings.webhook_retry_initial_seconds),
-            id=delivery_workflow_id(event_id, endpoint_id),
-            task_queue=settings.task_queue,
-            # a retried activity or API request finds the delivery already started
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
 
 
 class WebhookActivities:

@@ -13,18 +13,19 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.list_refresh import ListRefreshActivities, WatchLists, screen_customer_row
+from activities.list_refresh import ListRefreshActivities
 from activities.metrics import count
-from activities.notify import enabled_endpoints, start_delivery_workflows
 from compliance.kyc import CustomerFacts, ListMatch, evaluate
 from kernel import audit
 from kernel.settings import Settings
-from kernel.tables import customers, events
+from kernel.tables import customers
+from services.events import DeliveryStarter
+from services.unit_of_work import UnitOfWork
+from services.watch_lists import WatchLists, screen_customer_row
 from workflows.models import (
     CustomerRef,
     CustomerScreeningResult,
@@ -83,8 +84,7 @@ class OnboardingActivities:
     ) -> None:
         self._engine = engine
         self._lists = lists
-        self._client = client
-        self._settings = settings
+        self._deliveries = DeliveryStarter(client, settings)
 
     async def _customer(self, ref: CustomerRef) -> Any:
         async with self._engine.connect() as conn:
@@ -106,17 +106,8 @@ class OnboardingActivities:
         lists = await self._lists.current()
         result = screen_customer_row(lists, row)
         hits = [asdict(hit) for hit in result.hits]
-        await audit.append(
-            self._engine,
-            actor="screening",
-            action="screening.completed",
-            subject=ref.customer_id,
-            tenant_id=ref.tenant_id,
-            detail={"list_versions": result.list_versions, "hits": hits},
-            idempotency_key=f"{ref.customer_id}:screening",
-        )
-        async with self._engine.begin() as conn:
-            await conn.execute(
+        async with UnitOfWork(self._engine) as uow:
+            await uow.conn.execute(
                 update(customers)
                 .where(customers.c.id == ref.customer_id)
                 .values(
@@ -124,6 +115,14 @@ class OnboardingActivities:
                     screening_list_versions=result.list_versions,
                     screened_at=datetime.now(UTC),
                 )
+            )
+            uow.audit(
+                actor="screening",
+                action="screening.completed",
+                subject=ref.customer_id,
+                tenant_id=ref.tenant_id,
+                detail={"list_versions": result.list_versions, "hits": hits},
+                idempotency_key=f"{ref.customer_id}:screening",
             )
         for hit in hits:
             count("customer_screening_hits", "Customer watch-list matches", list=hit["list_name"])
@@ -174,14 +173,12 @@ class OnboardingActivities:
         }
         if review:
             values["kyc_review_note"] = request.note
-        async with self._engine.begin() as conn:
-            await conn.execute(
+        async with UnitOfWork(self._engine, self._deliveries) as uow:
+            await uow.conn.execute(
                 update(customers).where(customers.c.id == request.customer_id).values(values)
             )
-            event_id = await _insert_kyc_event(conn, request, decided_at)
-            endpoint_ids = await enabled_endpoints(conn, request.tenant_id)
-            await audit.append_in(
-                conn,
+            await uow.event(**_kyc_event(request, decided_at))
+            uow.audit(
                 actor=request.decided_by,
                 action=f"kyc.review.{'approve' if decision.status == 'approved' else 'reject'}"
                 if review
@@ -191,7 +188,6 @@ class OnboardingActivities:
                 detail=detail,
                 idempotency_key=f"{request.customer_id}:kyc:{request.step}",
             )
-        await start_delivery_workflows(self._client, self._settings, event_id, endpoint_ids)
         log.info("kyc decision recorded", customer_id=request.customer_id, status=decision.status)
         count("kyc_decisions", "KYC decisions", status=decision.status, step=request.step)
 
@@ -215,33 +211,26 @@ class OnboardingActivities:
         count("kyc_review_escalations", "Customer reviews escalated for waiting too long")
 
 
-async def _insert_kyc_event(conn: AsyncConnection, request: RecordKycInput, at: datetime) -> str:
+def _kyc_event(request: RecordKycInput, at: datetime) -> dict[str, Any]:
     """The decision's event (one per customer and step, so a retry writes nothing new).
 
     A thin event: the status and the re-verification date. Why a customer went to review or
     was rejected (list matches, PEP status) is read from `GET /v1/customers/{id}`, so a
     webhook log or a misrouted endpoint never holds more compliance detail than needed.
     """
-    event_id = f"evt_{request.customer_id.removeprefix('cus_')}_kyc_{request.step}"
     decision = request.evaluation
-    await conn.execute(
-        insert(events)
-        .values(
-            id=event_id,
-            tenant_id=request.tenant_id,
-            type=f"customer.kyc_{decision.status}",
-            payment_id=None,
-            data={
-                "customer_id": request.customer_id,
-                "kyc_status": decision.status,
-                "review_date": decision.review_date,
-                "decided_by": "review" if request.step == "review" else "rules",
-            },
-            created_at=at,
-        )
-        .on_conflict_do_nothing()
-    )
-    return event_id
+    return {
+        "event_id": f"evt_{request.customer_id.removeprefix('cus_')}_kyc_{request.step}",
+        "tenant_id": request.tenant_id,
+        "type": f"customer.kyc_{decision.status}",
+        "data": {
+            "customer_id": request.customer_id,
+            "kyc_status": decision.status,
+            "review_date": decision.review_date,
+            "decided_by": "review" if request.step == "review" else "rules",
+        },
+        "at": at,
+    }
 
 
 def compliance_list_activities(

@@ -1,8 +1,10 @@
 """Persist payment status transitions for the API, and announce them as events (webhooks).
 
-The status, its history entry and its event commit in one transaction (an outbox): an event
-exists exactly when the status change does. Deliveries start afterwards and are idempotent,
-so a retried activity neither duplicates events nor deliveries.
+The status, its history entry, its event and, when a person's decision (review, cancel,
+retry) caused it, that decision's audit record commit in one unit of work
+(services/unit_of_work.py): an event or an audit record exists exactly when the status change
+does. Deliveries start afterwards and are idempotent, so a retried activity neither
+duplicates events, audit records nor deliveries.
 """
 
 from __future__ import annotations
@@ -14,51 +16,19 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.metrics import count
-from activities.notify import enabled_endpoints, event_id_for, start_delivery_workflows
 from kernel import audit
 from kernel.settings import Settings
-from kernel.tables import events, payment_status_history, payments
-from workflows.models import EscalationInput, RecordStatusInput
+from kernel.tables import payment_status_history, payments
+from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
+from services.unit_of_work import UnitOfWork
+from workflows.models import EscalationInput, OpsDecision, RecordStatusInput
 
 log = structlog.get_logger()
-
-
-async def insert_status_event(
-    conn: AsyncConnection,
-    payment: Any,
-    seq: int,
-    status: str,
-    at: datetime,
-    failure: dict[str, Any] | None,
-) -> str:
-    """Write the event of a payment's status change (no-op if it exists); returns its id."""
-    event_id = event_id_for(payment.id, seq)
-    await conn.execute(
-        insert(events)
-        .values(
-            id=event_id,
-            tenant_id=payment.tenant_id,
-            type=f"payment.{status}",
-            payment_id=payment.id,
-            data={
-                "payment_id": payment.id,
-                "status": status,
-                "account_id": payment.account_id,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "rail": payment.rail,
-                "failure": failure,
-            },
-            created_at=at,
-        )
-        .on_conflict_do_nothing()
-    )
-    return event_id
 
 
 def _history_detail(
@@ -72,13 +42,30 @@ def _history_detail(
     return detail or None
 
 
+def _audit_decision(
+    uow: UnitOfWork, payment: Any, change: RecordStatusInput, decision: OpsDecision
+) -> None:
+    """Audit the decision that caused `change`, with it (idempotent per transition)."""
+    detail: dict[str, Any] = {**decision.detail, "status": change.status, "seq": change.seq}
+    if decision.action.startswith("payment.review."):
+        # what the reviewer decided about: the hits as the payment shows them
+        detail["hits"] = payment.screening_hits
+    uow.audit(
+        actor=decision.actor,
+        action=decision.action,
+        subject=payment.id,
+        tenant_id=payment.tenant_id,
+        detail=detail,
+        idempotency_key=f"{payment.id}:{change.seq}:{decision.action}",
+    )
+
+
 class PaymentRecordActivities:
     """Writes the workflow's transitions; idempotent on (payment id, sequence number)."""
 
     def __init__(self, engine: AsyncEngine, client: Client, settings: Settings) -> None:
         self._engine = engine
-        self._client = client
-        self._settings = settings
+        self._deliveries = DeliveryStarter(client, settings)
 
     @activity.defn(name="record_payment_status")
     async def record_payment_status(self, change: RecordStatusInput) -> None:
@@ -104,7 +91,8 @@ class PaymentRecordActivities:
             )
         if change.screening_hits is not None:
             values["screening_hits"] = [asdict(hit) for hit in change.screening_hits]
-        async with self._engine.begin() as conn:
+        async with UnitOfWork(self._engine, self._deliveries) as uow:
+            conn = uow.conn
             payment = (
                 await conn.execute(select(payments).where(payments.c.id == change.payment_id))
             ).one()
@@ -124,10 +112,16 @@ class PaymentRecordActivities:
                 .where(payments.c.id == change.payment_id, payments.c.status_seq < change.seq)
                 .values(values)
             )
-            event_id = await insert_status_event(
-                conn, payment, change.seq, change.status, at, failure
+            await uow.event(
+                event_id=payment_event_id(payment.id, change.seq),
+                tenant_id=payment.tenant_id,
+                type=f"payment.{change.status}",
+                data=payment_status_event_data(payment, change.status, failure),
+                at=at,
+                payment_id=payment.id,
             )
-            endpoint_ids = await enabled_endpoints(conn, payment.tenant_id)
+            if change.decision is not None:
+                _audit_decision(uow, payment, change, change.decision)
         log.info("payment status recorded", status=change.status, seq=change.seq)
         count(
             "payments_status_transitions",
@@ -135,7 +129,6 @@ class PaymentRecordActivities:
             status=change.status,
             rail=payment.rail,
         )
-        await start_delivery_workflows(self._client, self._settings, event_id, endpoint_ids)
 
     @activity.defn(name="record_review_escalation")
     async def record_review_escalation(self, request: EscalationInput) -> None:

@@ -8,23 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.metrics import count
-from compliance.matcher import Hit, Matcher
+from compliance.matcher import Matcher
 from kernel import audit
-from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
-
-
-def screening_hit(party: str, hit: Hit) -> ScreeningHit:
-    """A matcher hit on `party` as the workflows carry it."""
-    return ScreeningHit(
-        party=party,
-        list_name=hit.list_name,
-        list_version=hit.list_version,
-        entity_id=hit.entity_id,
-        matched_name=hit.matched_name,
-        score=round(hit.score, 4),
-        decision=hit.decision,
-        explanation=str(hit.explanation),
-    )
+from services.watch_lists import screening_hit
+from workflows.models import ScreeningInput, ScreeningResult
 
 
 class ScreeningActivities:

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from activities.list_refresh import WatchLists
 from api.errors import install_error_handlers, problem_responses
 from api.limits import RateLimiter, RequestLimitsMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
@@ -29,6 +28,7 @@ from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings, get_settings
 from kernel.temporal_client import connect
 from kernel.tracing import configure_tracing
+from services.watch_lists import WatchLists
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,6 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceError,
+)
+
 log = structlog.get_logger()
 
 PROBLEM_JSON = "application/problem+json"
@@ -26,6 +34,14 @@ _TITLES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+}
+
+
+_SERVICE_ERROR_STATUS: dict[type[ServiceError], int] = {
+    NotFoundError: 404,
+    ForbiddenError: 403,
+    ConflictError: 409,
+    InvalidRequestError: 422,
 }
 
 
@@ -84,12 +100,24 @@ def _param(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def service_error_status(error: ServiceError) -> int:
+    """The HTTP status a service's refusal answers with."""
+    for kind, status in _SERVICE_ERROR_STATUS.items():
+        if isinstance(error, kind):
+            return status
+    return 422
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error to a problem document; nothing internal ever leaks."""
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.detail, exc.param, exc.headers)
+
+    @app.exception_handler(ServiceError)
+    async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
+        return problem_response(service_error_status(exc), exc.code, exc.detail, exc.param)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,24 +22,31 @@ from kernel.temporal_client import exit_without_finalizing
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
-    from kernel import audit
+    from services.unit_of_work import UnitOfWork
 
-    engine = get_engine(get_settings())
     try:
-        async with engine.begin() as conn:
-            await ensure_tenant(conn, tenant)
+        async with UnitOfWork(get_engine(get_settings())) as uow:
+            await ensure_tenant(uow.conn, tenant)
             key = await create_key(
-                conn, tenant_id=tenant, principal=name, scopes=scopes, rate_limit_per_second=rate
+                uow.conn,
+                tenant_id=tenant,
+                principal=name,
+                scopes=scopes,
+                rate_limit_per_second=rate,
             )
-        # who may move money is a decision the auditor reads: the key's prefix, never secret
-        await audit.append(
-            engine,
-            actor="ops-cli",
-            action="api_key.created",
-            subject=key.rsplit("_", 1)[0],
-            detail={"principal": name, "scopes": sorted(scopes), "rate_limit_per_second": rate},
-            tenant_id=tenant,
-        )
+            # who may move money is a decision the auditor reads: the key's prefix, never
+            # secret; it commits with the key
+            uow.audit(
+                actor="ops-cli",
+                action="api_key.created",
+                subject=key.rsplit("_", 1)[0],
+                detail={
+                    "principal": name,
+                    "scopes": sorted(scopes),
+                    "rate_limit_per_second": rate,
+                },
+                tenant_id=tenant,
+            )
         return key
     finally:
         await dispose_engines()
@@ -54,15 +61,21 @@ async def _list_keys(tenant: str) -> list[KeyInfo]:
 
 
 async def _revoke_key(key_id: str) -> bool:
+    from services.unit_of_work import UnitOfWork
+
     try:
-        async with get_engine(get_settings()).begin() as conn:
-            return await revoke_key(conn, key_id)
+        async with UnitOfWork(get_engine(get_settings())) as uow:
+            revoked = await revoke_key(uow.conn, key_id)
+            if revoked:  # audited with the revocation, like the creation
+                uow.audit(actor="ops-cli", action="api_key.revoked", subject=key_id)
+        return revoked
     finally:
         await dispose_engines()
 
 
 async def _ops(args: argparse.Namespace) -> int:
     from services import payment_actions as ops
+    from services.errors import ServiceError
 
     settings = get_settings()
     if args.command == "list":
@@ -87,16 +100,20 @@ async def _ops(args: argparse.Namespace) -> int:
         for step in found.activities:
             print(f"  {step}")
         return 0
-    if args.command == "retry":
-        await ops.signal_retry(settings, args.payment_id)
-    elif args.command == "cancel":
-        await ops.signal_cancel(settings, args.payment_id, args.operator, args.reason)
-    else:
-        status = await ops.review(
-            settings, args.payment_id, args.decision, args.reviewer, args.note
-        )
-        print(f"{args.payment_id} is now {status}")
-        return 0
+    try:
+        if args.command == "retry":
+            await ops.signal_retry(settings, args.payment_id, args.operator)
+        elif args.command == "cancel":
+            await ops.signal_cancel(settings, args.payment_id, args.operator, args.reason)
+        else:
+            status = await ops.review(
+                settings, args.payment_id, args.decision, args.reviewer, args.note
+            )
+            print(f"{args.payment_id} is now {status}")
+            return 0
+    except ServiceError as err:
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 1
     print(f"sent {args.command} to {args.payment_id}")
     return 0
 
@@ -181,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("payment_id")
     retry = commands.add_parser("retry", help="retry the rail for a payment in action_required")
     retry.add_argument("payment_id")
+    retry.add_argument("--operator", default="ops-cli", help="who asks (audited)")
     cancel = commands.add_parser("cancel", help="cancel a payment before submission")
     cancel.add_argument("payment_id")
     cancel.add_argument("--operator", required=True)

@@ -3,6 +3,7 @@
 They talk to PostgreSQL (what the API shows) and to Temporal (the workflow that decides),
 with the same settings as every other process: no API key, the operator's infrastructure
 access is the authority, and every action names its operator (four-eyes still applies).
+Retry, cancel and review are the operations of services/payments.py, which the API uses too.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from kernel import audit
 from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from kernel.temporal_client import connect
+from services import payments as payments_service
 from services.reconciliation import reconcile_now
-from workflows.models import CancelInput, ReviewInput
-from workflows.payment import PaymentWorkflow
 
 
 @dataclass
@@ -94,42 +93,42 @@ def _describe(event: Any) -> str | None:
     return None
 
 
-async def signal_retry(settings: Settings, payment_id: str) -> None:
-    """Send `retry` to a payment in action_required."""
+async def signal_retry(settings: Settings, payment_id: str, operator: str = "ops-cli") -> None:
+    """Send `retry` to a payment in action_required (audited when it takes effect)."""
     client = await connect(settings)
-    await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).signal(
-        PaymentWorkflow.retry
-    )
-    await _audit(settings, "ops-cli", "payment.retry", payment_id, {})
+    try:
+        await payments_service.retry_payment(
+            get_engine(settings), client, payment_id, actor=operator
+        )
+    finally:
+        await dispose_engines()
 
 
 async def signal_cancel(settings: Settings, payment_id: str, operator: str, reason: str) -> None:
-    """Send `cancel` (honoured only before submission)."""
+    """Send `cancel` (honoured only before submission; audited when it takes effect)."""
     client = await connect(settings)
-    await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).signal(
-        PaymentWorkflow.cancel, CancelInput(requested_by=operator, reason=reason)
-    )
-    await _audit(settings, operator, "payment.cancel", payment_id, {"reason": reason})
+    try:
+        await payments_service.cancel_payment(
+            get_engine(settings), client, payment_id, actor=operator, reason=reason
+        )
+    finally:
+        await dispose_engines()
 
 
 async def review(
     settings: Settings, payment_id: str, decision: str, reviewer: str, note: str
 ) -> str:
-    """Run the four-eyes `review` update; returns the status the payment moved to."""
+    """Run the four-eyes `review` update; returns the status the payment moved to (the
+    decision is audited with it)."""
     client = await connect(settings)
-    result = await client.get_workflow_handle_for(PaymentWorkflow.run, payment_id).execute_update(
-        PaymentWorkflow.review, ReviewInput(decision=decision, reviewer=reviewer, note=note)
-    )
-    await _audit(settings, reviewer, f"payment.review.{decision}", payment_id, {"note": note})
-    return result.status
-
-
-async def _audit(
-    settings: Settings, actor: str, action: str, subject: str, detail: dict[str, Any]
-) -> None:
     try:
-        await audit.append(
-            get_engine(settings), actor=actor, action=action, subject=subject, detail=detail
+        return await payments_service.review_payment(
+            get_engine(settings),
+            client,
+            payment_id,
+            decision=decision,
+            reviewer=reviewer,
+            note=note,
         )
     finally:
         await dispose_engines()

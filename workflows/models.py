@@ -276,6 +276,9 @@ class RecordStatusInput:
     screening_hits: list[ScreeningHit] | None = None
     # why the payment waits for review (e.g. a velocity limit), shown in its history
     reasons: list[str] | None = None
+    # the person's decision (review, cancel, retry) that caused this transition: audited in
+    # the transaction that records it
+    decision: OpsDecision | None = None
 
 
 @dataclass
@@ -379,6 +382,24 @@ class CancelInput:
 
     requested_by: str = "ops"
     reason: str = ""
+
+
+@dataclass
+class RetryInput:
+    """Ask to try the rail again; the Web UI may signal `retry` with no input at all."""
+
+    requested_by: str = "ops"
+    note: str = ""
+
+
+@dataclass
+class OpsDecision:
+    """Who decided what about a payment (`payment.review.approve|reject`, `payment.cancel`,
+    `payment.retry`), carried to the transition it causes and audited with it."""
+
+    actor: str
+    action: str
+    detail: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

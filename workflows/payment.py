@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         LedgerResult,
         LimitsInput,
         LimitsResult,
+        OpsDecision,
         PaymentInput,
         PaymentStatus,
         PaymentView,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         PollResult,
         RailEvent,
         RecordStatusInput,
+        RetryInput,
         ReviewInput,
         ReviewResult,
         ScreeningHit,
@@ -71,6 +73,13 @@ LOCAL_STEPS = "local-checks-and-status-records"
 # A settled SEPA payment waits out the return window, as ACH always did (pacs.004 returns).
 SEPA_RETURNS = "sepa-return-window"
 T = TypeVar("T")
+# The transitions a person's decision can cause: the decision is audited with the first of
+# them (a decision that causes none, e.g. a cancel overtaken by a failure, changed nothing).
+DECISION_CAUSES = {
+    "review": (PaymentStatus.PROCESSING, PaymentStatus.REJECTED),
+    "cancel": (PaymentStatus.CANCELED,),
+    "retry": (PaymentStatus.PROCESSING,),
+}
 
 
 @workflow.defn(name="Payment")
@@ -88,6 +97,7 @@ class PaymentWorkflow:
         self._review: ReviewInput | None = None
         self._cancel: CancelInput | None = None
         self._retry_requested = False
+        self._decisions: dict[str, OpsDecision] = {}
         self._message_id: str | None = None
         self._rail_event: RailEvent | None = None
         self._return_event: RailEvent | None = None
@@ -493,6 +503,7 @@ class PaymentWorkflow:
                 failure=self._failure,
                 screening_hits=self._hits if status == PaymentStatus.IN_REVIEW else None,
                 reasons=reasons or None,
+                decision=self._decision_causing(status),
             ),
             type(None),
             local=True,
@@ -501,6 +512,13 @@ class PaymentWorkflow:
             self._history.append(change)
             self._status = status
         workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status.value)])
+
+    def _decision_causing(self, status: PaymentStatus) -> OpsDecision | None:
+        """The pending decision this transition is the effect of (taken: audited once)."""
+        for kind, causes in DECISION_CAUSES.items():
+            if kind in self._decisions and status in causes:
+                return self._decisions.pop(kind)
+        return None
 
     # --- signals, updates, queries ------------------------------------------------------
 
@@ -519,6 +537,9 @@ class PaymentWorkflow:
     async def review(self, decision: ReviewInput) -> ReviewResult:
         """Approve (false positive) or reject a payment held in review (four-eyes)."""
         self._review = decision
+        self._decisions["review"] = OpsDecision(
+            decision.reviewer, f"payment.review.{decision.decision}", {"note": decision.note}
+        )
         await workflow.wait_condition(lambda: self._status != PaymentStatus.IN_REVIEW)
         return ReviewResult(self._status.value)
 
@@ -552,9 +573,14 @@ class PaymentWorkflow:
             self._rail_event = event
 
     @workflow.signal
-    def retry(self) -> None:
-        """Ops: try the rail again after `action_required`."""
+    def retry(self, request: RetryInput | None = None) -> None:
+        """Ops: try the rail again after `action_required` (the input names who asked)."""
         self._retry_requested = True
+        if self._status == PaymentStatus.ACTION_REQUIRED:
+            request = request or RetryInput()
+            self._decisions["retry"] = OpsDecision(
+                request.requested_by, "payment.retry", {"note": request.note}
+            )
 
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
@@ -569,3 +595,6 @@ class PaymentWorkflow:
             and self._message_id is None
         ):
             self._cancel = request
+            self._decisions["cancel"] = OpsDecision(
+                request.requested_by, "payment.cancel", {"reason": request.reason}
+            )

@@ -23,18 +23,14 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.reviews import send_review
 from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, ScreeningHitOut
-from kernel import audit
-from kernel.ids import new_id
 from kernel.tables import customers
-from workflows import search_attributes as sa
-from workflows.models import KycStatus, OnboardingInput, ReviewInput
+from services import customers as customer_service
+from services.customers import NewCustomer, onboard_customer
 from workflows.onboarding import OnboardingWorkflow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -121,54 +117,23 @@ async def create_customer(
 ) -> CustomerOut:
     """Onboard a customer: screening and KYC rules decide `kyc.status` and `kyc.risk_tier`
     (`pending` if the decision takes longer than a few seconds)."""
-    customer_id = new_id("cus")
-    async with engine.begin() as conn:
-        await conn.execute(
-            customers.insert().values(
-                id=customer_id,
-                tenant_id=principal.tenant_id,
-                type=body.type,
-                name=body.name,
-                country=body.country,
-                address=body.address.model_dump(),
-                date_of_birth=body.date_of_birth,
-                national_id=body.national_id,
-                tax_id=body.tax_id,
-                registration_number=body.registration_number,
-                created_by=principal.name,
-                kyc_status=KycStatus.PENDING.value,
-                kyc_reasons=[],
-            )
-        )
-        # Started inside the transaction: if Temporal refuses, the customer rolls back and
-        # nothing exists (the first activity retries until the insert is visible).
-        await temporal.start_workflow(
-            OnboardingWorkflow.run,
-            OnboardingInput(
-                customer_id=customer_id,
-                tenant_id=principal.tenant_id,
-                created_by=principal.name,
-                review_escalation_seconds=settings.review_escalation_seconds,
-            ),
-            id=customer_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
-                    SearchAttributePair(sa.CUSTOMER_ID, customer_id),
-                    SearchAttributePair(sa.KYC_STATUS, KycStatus.PENDING.value),
-                ]
-            ),
-        )
-    await audit.append(
+    customer_id = await onboard_customer(
         engine,
-        actor=principal.name,
-        action="customer.created",
-        subject=customer_id,
-        tenant_id=principal.tenant_id,
-        detail={"key_id": principal.key_id, "type": body.type, "country": body.country},
-        idempotency_key=f"{customer_id}:created",
+        temporal,
+        settings,
+        NewCustomer(
+            tenant_id=principal.tenant_id,
+            created_by=principal.name,
+            key_id=principal.key_id,
+            type=body.type,
+            name=body.name,
+            country=body.country,
+            address=body.address.model_dump(),
+            date_of_birth=body.date_of_birth,
+            national_id=body.national_id,
+            tax_id=body.tax_id,
+            registration_number=body.registration_number,
+        ),
     )
     await _await_decision(temporal, customer_id, settings.onboarding_wait_seconds)
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
@@ -186,15 +151,13 @@ async def review_customer(
 ) -> CustomerOut:
     """Approve or reject a customer in KYC review; whoever created the customer may not."""
     row = await load_customer(engine, principal.tenant_id, customer_id)
-    handle = temporal.get_workflow_handle_for(OnboardingWorkflow.run, customer_id)
-    not_in_review = ProblemError(
-        409, "customer_not_in_review", f"Customer KYC is {row.kyc_status}."
-    )
-    await send_review(
-        handle,
-        OnboardingWorkflow.review,
-        ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
-        not_in_review,
+    await customer_service.review_customer(
+        temporal,
+        customer_id,
+        decision=body.decision,
+        reviewer=principal.name,
+        note=body.note,
+        status=row.kyc_status,
     )
     # the workflow records the decision (customer row, audit entry with the reviewer)
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))

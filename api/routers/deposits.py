@@ -7,16 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from api.deps import Engine, Ops
+from api.deps import AppSettings, Engine, Ops
 from api.errors import ProblemError
 from api.idempotency import run_idempotently
 from api.routers.accounts import load_customer_account
 from api.schemas import DepositCreate, DepositOut
-from kernel import audit
-from kernel.ids import new_id
-from kernel.tables import deposits
-from ledger import Transfer, TransferResult, create_transfers_in
-from ledger.models import funding_account_id, shard_of
+from services.deposits import DepositOrder, credit_deposit
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
@@ -26,6 +22,7 @@ async def create_deposit(
     body: DepositCreate,
     principal: Ops,
     engine: Engine,
+    settings: AppSettings,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     """Credit `amount` to the account from the funding account (needs `Idempotency-Key`)."""
@@ -43,51 +40,17 @@ async def create_deposit(
                 f"Account {body.account_id} holds {account.currency}.",
                 param="currency",
             )
-        deposit_id = new_id("dep")
-        async with engine.begin() as conn:
-            # the record and the money movement commit together or not at all
-            row = (
-                await conn.execute(
-                    deposits.insert()
-                    .values(
-                        id=deposit_id,
-                        tenant_id=principal.tenant_id,
-                        account_id=body.account_id,
-                        amount=body.amount,
-                        currency=body.currency,
-                        created_by=principal.name,
-                    )
-                    .returning(*deposits.c)
-                )
-            ).one()
-            [result] = await create_transfers_in(
-                conn,
-                [
-                    Transfer(
-                        id=deposit_id,
-                        debit_account_id=shard_of(funding_account_id(body.currency), deposit_id),
-                        credit_account_id=body.account_id,
-                        amount=body.amount,
-                        currency=body.currency,
-                        code="deposit",
-                    )
-                ],
-            )
-            if result is not TransferResult.OK:
-                raise ProblemError(409, "ledger_refused", f"The ledger refused: {result.value}.")
-        await audit.append(
+        row = await credit_deposit(
             engine,
-            actor=principal.name,
-            action="deposit.credited",
-            subject=deposit_id,
-            tenant_id=principal.tenant_id,
-            detail={
-                "account_id": body.account_id,
-                "amount": body.amount,
-                "currency": body.currency,
-                "key_id": principal.key_id,
-            },
-            idempotency_key=f"{deposit_id}:credited",
+            DepositOrder(
+                tenant_id=principal.tenant_id,
+                created_by=principal.name,
+                key_id=principal.key_id,
+                idempotency_key=idempotency_key or "",
+                account_id=body.account_id,
+                amount=body.amount,
+                currency=body.currency,
+            ),
         )
         out = DepositOut(
             id=row.id,
@@ -99,5 +62,11 @@ async def create_deposit(
         return 201, out.model_dump(mode="json")
 
     return await run_idempotently(
-        engine, principal, idempotency_key, "POST /v1/deposits", body, handler
+        engine,
+        principal,
+        idempotency_key,
+        "POST /v1/deposits",
+        body,
+        handler,
+        takeover_after=settings.idempotency_takeover_seconds,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -12,23 +11,12 @@ from fastapi.responses import JSONResponse
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.notify import enabled_endpoints, start_delivery_workflows
-from activities.payment_records import insert_status_event
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.idempotency import run_idempotently
-from api.reviews import send_review
 from api.routers.accounts import check_currency, load_customer_account
 from api.schemas import (
     CancelCreate,
@@ -40,26 +28,20 @@ from api.schemas import (
     ReviewCreate,
     StatusChangeOut,
 )
-from kernel import audit
 from kernel.api_keys import Principal
 from kernel.ids import derived_id
 from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from nacha.routing import routing_number_valid
-from workflows import search_attributes as sa
-from workflows.models import CancelInput, Creditor, PaymentInput, PaymentStatus, ReviewInput
-from workflows.payment import PaymentWorkflow
+from services import payments as payments_service
+from services.payments import PaymentOrder, initiate_payment
+from workflows.models import PaymentStatus
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
 # the DFI account number field of a NACHA entry is 17 characters
 ACH_ACCOUNT_NUMBER = re.compile(r"[0-9]{4,17}")
-CANCELABLE = {
-    PaymentStatus.PROCESSING,
-    PaymentStatus.IN_REVIEW,
-    PaymentStatus.ACTION_REQUIRED,
-}
 
 
 def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
@@ -199,105 +181,30 @@ async def _start_payment(
     creditor = _validate_creditor(body.rail, body.creditor)
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
-    payment_id = derived_id("pay", principal.tenant_id, idempotency_key)
-    async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                pg_insert(payments)
-                .values(
-                    id=payment_id,
-                    tenant_id=principal.tenant_id,
-                    account_id=account.id,
-                    customer_id=account.customer_id,
-                    amount=body.amount,
-                    currency=body.currency,
-                    rail=body.rail,
-                    creditor=creditor.model_dump(exclude_none=True),
-                    remittance_info=body.remittance_info,
-                    metadata=body.metadata,
-                    initiated_by=principal.name,
-                    status=PaymentStatus.PROCESSING.value,
-                    status_seq=0,
-                )
-                .on_conflict_do_nothing()
-                .returning(*payments.c)
-            )
-        ).first()
-        first_time = row is not None
-        if row is None:  # a re-run after a crash: the payment is there, and may have moved on
-            row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one()
-        else:
-            await conn.execute(
-                payment_status_history.insert().values(
-                    payment_id=payment_id,
-                    seq=0,
-                    status=PaymentStatus.PROCESSING.value,
-                    at=row.created_at,
-                )
-            )
-        event_id = await insert_status_event(
-            conn, row, 0, PaymentStatus.PROCESSING.value, row.created_at, None
-        )
-        endpoint_ids = await enabled_endpoints(conn, principal.tenant_id)
-        # Started inside the transaction: if Temporal refuses, the payment row rolls back
-        # and nothing exists; the workflow id is the payment id, so it can start only once.
-        with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
-            await temporal.start_workflow(
-                PaymentWorkflow.run,
-                PaymentInput(
-                    payment_id=payment_id,
-                    tenant_id=principal.tenant_id,
-                    account_id=account.id,
-                    customer_id=account.customer_id,
-                    amount=body.amount,
-                    currency=body.currency,
-                    rail=body.rail,
-                    creditor=Creditor(**creditor.model_dump()),
-                    initiated_by=principal.name,
-                    remittance_info=body.remittance_info,
-                    rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
-                    review_escalation_seconds=settings.review_escalation_seconds,
-                    return_window_seconds=settings.ach_return_window_seconds,
-                    sepa_return_window_seconds=settings.sepa_return_window_seconds,
-                    split_activity_queues=settings.split_activity_queues,
-                ),
-                id=payment_id,
-                task_queue=settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
-                        SearchAttributePair(sa.PAYMENT_RAIL, body.rail),
-                        SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
-                        SearchAttributePair(sa.CUSTOMER_ID, account.customer_id),
-                        SearchAttributePair(sa.AMOUNT_MINOR, body.amount),
-                        SearchAttributePair(sa.CURRENCY, body.currency),
-                    ]
-                ),
-            )
-        # last, so the audit chain's lock is held only while this transaction commits; the
-        # record commits with the payment it describes
-        await audit.append_in(
-            conn,
-            actor=principal.name,
-            action="payment.initiated",
-            subject=payment_id,
+    initiated = await initiate_payment(
+        engine,
+        temporal,
+        settings,
+        PaymentOrder(
+            payment_id=derived_id("pay", principal.tenant_id, idempotency_key),
             tenant_id=principal.tenant_id,
-            detail={
-                "key_id": principal.key_id,
-                "account_id": account.id,
-                "amount": body.amount,
-                "currency": body.currency,
-                "rail": body.rail,
-            },
-            idempotency_key=f"{payment_id}:initiated",
-        )
-    await start_delivery_workflows(temporal, settings, event_id, endpoint_ids)
-    if first_time:
+            initiated_by=principal.name,
+            key_id=principal.key_id,
+            account_id=account.id,
+            customer_id=account.customer_id,
+            amount=body.amount,
+            currency=body.currency,
+            rail=body.rail,
+            creditor=creditor.model_dump(exclude_none=True),
+            remittance_info=body.remittance_info,
+            metadata=body.metadata,
+        ),
+    )
+    row = initiated.row
+    if initiated.first_time:
         payment = payment_out(row, [StatusChangeOut(status=row.status, at=row.created_at)])
     else:
-        payment = await load_payment(engine, principal.tenant_id, payment_id)
+        payment = await load_payment(engine, principal.tenant_id, row.id)
     return 202, payment.model_dump(mode="json")
 
 
@@ -389,21 +296,14 @@ async def review_payment(
     payment_id: str, body: ReviewCreate, principal: Ops, engine: Engine, temporal: Temporal
 ) -> PaymentOut:
     """Approve (false positive) or reject a payment in review; the initiator may not review."""
-    payment = await load_payment(engine, principal.tenant_id, payment_id)
-    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
-    await send_review(
-        handle,
-        PaymentWorkflow.review,
-        ReviewInput(decision=body.decision, reviewer=principal.name, note=body.note),
-        ProblemError(409, "payment_not_in_review", f"Payment is {payment.status}."),
-    )
-    await audit.append(
+    await payments_service.review_payment(
         engine,
-        actor=principal.name,
-        action=f"payment.review.{body.decision}",
-        subject=payment_id,
+        temporal,
+        payment_id,
+        decision=body.decision,
+        reviewer=principal.name,
+        note=body.note,
         tenant_id=principal.tenant_id,
-        detail={"note": body.note, "hits": payment.screening_hits},
     )
     return await load_payment(engine, principal.tenant_id, payment_id)
 
@@ -414,19 +314,13 @@ async def cancel_payment(
 ) -> PaymentOut:
     """Cancel a payment that has not reached the rail (processing, in_review, action_required)."""
     payment = await load_payment(engine, principal.tenant_id, payment_id)
-    if payment.status not in CANCELABLE:
-        raise ProblemError(409, "payment_not_cancelable", f"Payment is {payment.status}.")
-    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
-    await handle.signal(
-        PaymentWorkflow.cancel, CancelInput(requested_by=principal.name, reason=body.reason)
-    )
-    await audit.append(
+    await payments_service.cancel_payment(
         engine,
+        temporal,
+        payment_id,
         actor=principal.name,
-        action="payment.cancel",
-        subject=payment_id,
+        reason=body.reason,
         tenant_id=principal.tenant_id,
-        detail={"reason": body.reason},
     )
     return payment
 
@@ -437,15 +331,7 @@ async def retry_payment(
 ) -> PaymentOut:
     """Ops: try the rail again for a payment in `action_required`."""
     payment = await load_payment(engine, principal.tenant_id, payment_id)
-    if payment.status != PaymentStatus.ACTION_REQUIRED:
-        raise ProblemError(409, "payment_not_retryable", f"Payment is {payment.status}.")
-    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment.id)
-    await handle.signal(PaymentWorkflow.retry)
-    await audit.append(
-        engine,
-        actor=principal.name,
-        action="payment.retry",
-        subject=payment_id,
-        tenant_id=principal.tenant_id,
+    await payments_service.retry_payment(
+        engine, temporal, payment_id, actor=principal.name, tenant_id=principal.tenant_id
     )
     return payment

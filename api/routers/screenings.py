@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from activities.list_refresh import WatchLists
 from api.deps import Reader
 from api.schemas import ScreeningCreate, ScreeningHitOut, ScreeningOut
 from compliance.matcher import decision_for
 from kernel.ids import new_id
+from services.watch_lists import WatchLists
 
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select, tuple_, update
 
-from activities.notify import new_secret
 from api.deps import Engine, Reader, Writer
 from api.errors import ProblemError
 from api.schemas import (
@@ -19,6 +18,7 @@ from api.schemas import (
 )
 from kernel.ids import new_id
 from kernel.tables import events, webhook_endpoints
+from services.events import new_secret
 
 router = APIRouter(tags=["webhooks"])
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 from schwifty import IBAN
+from sqlalchemy import select
 
 from kernel.api_keys import create_key, ensure_tenant
 from kernel.db import dispose_engines, get_engine
+from kernel.tables import audit_log, payment_status_history
 from ops.devstack import Stack
 
 TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
@@ -131,3 +133,29 @@ def fresh_iban() -> str:
     """A valid IBAN no other test pays, so a bank rule on it touches one test only."""
     account = f"{uuid.uuid4().int % 10**10:010d}"
     return str(IBAN.generate("DE", bank_code="37040044", account_code=account))
+
+
+async def decision_and_effect(stack: Stack, payment_id: str, action: str) -> tuple[Any, Any]:
+    """The payment's audit record of `action`, and the status-history row it was recorded
+    with (the record names its transition's sequence number)."""
+    engine = get_engine(stack.settings)
+    async with engine.connect() as conn:
+        records = (
+            await conn.execute(
+                select(audit_log).where(
+                    audit_log.c.subject == payment_id, audit_log.c.action == action
+                )
+            )
+        ).all()
+        assert len(records) == 1, records
+        [record] = records
+        change = (
+            await conn.execute(
+                select(payment_status_history).where(
+                    payment_status_history.c.payment_id == payment_id,
+                    payment_status_history.c.seq == record.detail["seq"],
+                )
+            )
+        ).one()
+    await dispose_engines()
+    return record, change

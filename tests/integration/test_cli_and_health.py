@@ -11,7 +11,14 @@ import httpx
 import psycopg
 
 from ops.devstack import Stack, settings_env
-from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
+from tests.integration.helpers import (
+    Tenant,
+    decision_and_effect,
+    funded_account,
+    pay,
+    payment_body,
+    wait_for_status,
+)
 
 
 def test_keys_create_prints_a_working_key_last(stack: Stack) -> None:
@@ -143,6 +150,9 @@ async def test_ops_cli_finds_shows_and_reviews_a_payment(tenant: Tenant, stack: 
     approved = run("review", payment["id"], "--decision", "approve", "--reviewer", "olga")
     assert approved.returncode == 0, approved.stderr
     assert "is now processing" in approved.stdout
+    # audited with the transition it caused, not by the CLI after the fact
+    record, change = await decision_and_effect(stack, payment["id"], "payment.review.approve")
+    assert (record.actor, change.status) == ("olga", "processing")
     final = await wait_for_status(tenant.partner, payment["id"], {"settled"})
     assert final["status"] == "settled"
 

@@ -251,16 +251,27 @@ async def test_status_changes_arrive_as_signed_webhooks(
     ).json()
     await wait_for_status(tenant.partner, payment["id"], TERMINAL)
     expected = ["payment.processing", "payment.submitted", "payment.settled"]
+
+    def this_payments() -> list[tuple[httpx.Headers, bytes]]:
+        # the customer's KYC decision is an event of this tenant too: its delivery may arrive
+        # before or after the payment's (the receiver refuses the first request once)
+        return [
+            (headers, body)
+            for headers, body in app.requests
+            if json.loads(body)["data"].get("payment_id") == payment["id"]
+        ]
+
+    def types() -> list[str]:
+        return sorted(json.loads(body)["type"] for _, body in this_payments())
+
     for _ in range(200):
-        types = sorted(json.loads(body)["type"] for _, body in app.requests)
-        if types == sorted(expected):
+        if types() == sorted(expected):
             break
         await asyncio.sleep(0.1)
-    assert sorted(json.loads(body)["type"] for _, body in app.requests) == sorted(expected)
+    assert types() == sorted(expected)
     for headers, body in app.requests:
         assert verify_standard_webhook(secret, headers, body)
         assert not verify_standard_webhook(secret, headers, body + b" ")
-        assert json.loads(body)["data"]["payment_id"] == payment["id"]
         assert json.loads(body)["id"] == headers["webhook-id"]
     events = (await tenant.partner.get("/v1/events", params={"payment_id": payment["id"]})).json()
     assert [e["type"] for e in events["data"]] == expected[::-1]

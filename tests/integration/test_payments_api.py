@@ -19,6 +19,7 @@ from tests.integration.helpers import (
     Tenant,
     balances,
     create_customer,
+    decision_and_effect,
     funded_account,
     make_keys,
     pay,
@@ -345,6 +346,9 @@ async def test_unreachable_bank_waits_in_action_required_until_ops_retry(
         "submitted",
         "settled",
     ]
+    # the retry is audited with the transition it caused, back to processing
+    record, change = await decision_and_effect(stack, payment["id"], "payment.retry")
+    assert (record.actor, change.status) == ("ops-olga", "processing")
 
 
 async def test_adhoc_screening_explains_its_hits(tenant: Tenant) -> None:

@@ -1,0 +1,108 @@
+"""Events (what a tenant's webhooks announce) and the start of their deliveries.
+
+An event is a row written in the transaction of the change it announces; each enabled
+endpoint of the tenant then gets one delivery workflow (`WebhookDeliveryWorkflow`, retried
+with backoff), whose id derives from the event and the endpoint, so starting it again is
+harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from kernel.settings import Settings
+from kernel.tables import events, webhook_endpoints
+from workflows.models import DeliveryInput
+from workflows.webhook_delivery import WebhookDeliveryWorkflow, delivery_workflow_id
+
+
+def new_secret() -> str:
+    """A fresh endpoint secret (192 random bits)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def payment_event_id(payment_id: str, seq: int) -> str:
+    """The id of the event for a payment's `seq`-th status (stable, so writes are idempotent)."""
+    return f"evt_{payment_id.removeprefix('pay_')}_{seq:02d}"
+
+
+def payment_status_event_data(
+    payment: Any, status: str, failure: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The body of a `payment.<status>` event, from a `payments` row."""
+    return {
+        "payment_id": payment.id,
+        "status": status,
+        "account_id": payment.account_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "rail": payment.rail,
+        "failure": failure,
+    }
+
+
+async def insert_event(
+    conn: AsyncConnection,
+    *,
+    event_id: str,
+    tenant_id: str,
+    type: str,
+    data: dict[str, Any],
+    at: datetime,
+    payment_id: str | None = None,
+) -> None:
+    """Write an event (no-op if an event with this id exists: ids are derived, so a retry
+    writes nothing new)."""
+    await conn.execute(
+        insert(events)
+        .values(
+            id=event_id,
+            tenant_id=tenant_id,
+            type=type,
+            payment_id=payment_id,
+            data=data,
+            created_at=at,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def enabled_endpoints(conn: AsyncConnection, tenant_id: str) -> list[str]:
+    """The ids of the tenant's enabled webhook endpoints."""
+    rows = await conn.execute(
+        select(webhook_endpoints.c.id).where(
+            webhook_endpoints.c.tenant_id == tenant_id,
+            webhook_endpoints.c.disabled_at.is_(None),
+        )
+    )
+    return list(rows.scalars().all())
+
+
+@dataclass(frozen=True)
+class DeliveryStarter:
+    """Starts delivery workflows on a Temporal client, with the process's settings."""
+
+    client: Client
+    settings: Settings
+
+    async def start(self, event_id: str, endpoint_ids: list[str]) -> None:
+        """Start one delivery workflow per endpoint for the event (idempotent)."""
+        for endpoint_id in endpoint_ids:
+            await self.client.start_workflow(
+                WebhookDeliveryWorkflow.run,
+                DeliveryInput(event_id, endpoint_id, self.settings.webhook_retry_initial_seconds),
+                id=delivery_workflow_id(event_id, endpoint_id),
+                task_queue=self.settings.task_queue,
+                # a retried activity or API request finds the delivery already started
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )

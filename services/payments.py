@@ -1,0 +1,256 @@
+"""Payment operations shared by the API and the `payments` CLI: initiate, review, cancel,
+retry.
+
+Initiating writes the payment, its first status, its event and the `payment.initiated` audit
+record in one unit of work, and starts the payment workflow inside it. A review, a cancel or a
+retry is a message to the payment's workflow naming who acted; the workflow's next
+transition records the effect and audits the decision in one transaction
+(activities/payment_records.py), whichever door the message came through (API, CLI, or a
+signal from the Temporal Web UI), so nothing here appends an audit record for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from kernel.settings import Settings
+from kernel.tables import payment_status_history, payments
+from services.errors import ConflictError, NotFoundError
+from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
+from services.reviews import send_review
+from services.unit_of_work import UnitOfWork
+from workflows import search_attributes as sa
+from workflows.models import (
+    CancelInput,
+    Creditor,
+    PaymentInput,
+    PaymentStatus,
+    RetryInput,
+    ReviewInput,
+)
+from workflows.payment import PaymentWorkflow
+
+CANCELABLE = frozenset(
+    {PaymentStatus.PROCESSING, PaymentStatus.IN_REVIEW, PaymentStatus.ACTION_REQUIRED}
+)
+
+
+@dataclass(frozen=True)
+class PaymentOrder:
+    """A validated payment request (the API checked the account, currency and creditor)."""
+
+    payment_id: str
+    tenant_id: str
+    initiated_by: str
+    key_id: str
+    account_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    rail: str
+    creditor: dict[str, Any]
+    remittance_info: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Initiated:
+    """The payment row, and whether this call created it (False: a re-run found it)."""
+
+    row: Any
+    first_time: bool
+
+
+async def initiate_payment(
+    engine: AsyncEngine, temporal: Client, settings: Settings, order: PaymentOrder
+) -> Initiated:
+    """Create the payment and start its workflow; safe to re-run with the same order (the
+    payment id derives from the idempotency key, and the workflow id is the payment id)."""
+    async with UnitOfWork(engine, DeliveryStarter(temporal, settings)) as uow:
+        conn = uow.conn
+        row = (
+            await conn.execute(
+                insert(payments)
+                .values(
+                    id=order.payment_id,
+                    tenant_id=order.tenant_id,
+                    account_id=order.account_id,
+                    customer_id=order.customer_id,
+                    amount=order.amount,
+                    currency=order.currency,
+                    rail=order.rail,
+                    creditor=order.creditor,
+                    remittance_info=order.remittance_info,
+                    metadata=order.metadata,
+                    initiated_by=order.initiated_by,
+                    status=PaymentStatus.PROCESSING.value,
+                    status_seq=0,
+                )
+                .on_conflict_do_nothing()
+                .returning(*payments.c)
+            )
+        ).first()
+        first_time = row is not None
+        if row is None:  # a re-run after a crash: the payment is there, and may have moved on
+            row = (
+                await conn.execute(select(payments).where(payments.c.id == order.payment_id))
+            ).one()
+        else:
+            await conn.execute(
+                payment_status_history.insert().values(
+                    payment_id=order.payment_id,
+                    seq=0,
+                    status=PaymentStatus.PROCESSING.value,
+                    at=row.created_at,
+                )
+            )
+        await uow.event(
+            event_id=payment_event_id(row.id, 0),
+            tenant_id=row.tenant_id,
+            type=f"payment.{PaymentStatus.PROCESSING.value}",
+            data=payment_status_event_data(row, PaymentStatus.PROCESSING.value, None),
+            at=row.created_at,
+            payment_id=row.id,
+        )
+        # Started inside the transaction: if Temporal refuses, the payment row rolls back
+        # and nothing exists; the workflow id is the payment id, so it can start only once.
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
+            await _start_workflow(temporal, settings, order)
+        uow.audit(
+            actor=order.initiated_by,
+            action="payment.initiated",
+            subject=order.payment_id,
+            tenant_id=order.tenant_id,
+            detail={
+                "key_id": order.key_id,
+                "account_id": order.account_id,
+                "amount": order.amount,
+                "currency": order.currency,
+                "rail": order.rail,
+            },
+            idempotency_key=f"{order.payment_id}:initiated",
+        )
+    return Initiated(row, first_time)
+
+
+async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
+    await temporal.start_workflow(
+        PaymentWorkflow.run,
+        PaymentInput(
+            payment_id=order.payment_id,
+            tenant_id=order.tenant_id,
+            account_id=order.account_id,
+            customer_id=order.customer_id,
+            amount=order.amount,
+            currency=order.currency,
+            rail=order.rail,
+            creditor=Creditor(**order.creditor),
+            initiated_by=order.initiated_by,
+            remittance_info=order.remittance_info,
+            rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
+            review_escalation_seconds=settings.review_escalation_seconds,
+            return_window_seconds=settings.ach_return_window_seconds,
+            sepa_return_window_seconds=settings.sepa_return_window_seconds,
+            split_activity_queues=settings.split_activity_queues,
+        ),
+        id=order.payment_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
+                SearchAttributePair(sa.PAYMENT_RAIL, order.rail),
+                SearchAttributePair(sa.TENANT_ID, order.tenant_id),
+                SearchAttributePair(sa.CUSTOMER_ID, order.customer_id),
+                SearchAttributePair(sa.AMOUNT_MINOR, order.amount),
+                SearchAttributePair(sa.CURRENCY, order.currency),
+            ]
+        ),
+    )
+
+
+async def current_status(engine: AsyncEngine, payment_id: str, tenant_id: str | None) -> str:
+    """The payment's status as the database shows it; `NotFoundError` when there is no such
+    payment (of `tenant_id`, when one is given: the CLI acts for every tenant)."""
+    query = select(payments.c.status).where(payments.c.id == payment_id)
+    if tenant_id is not None:
+        query = query.where(payments.c.tenant_id == tenant_id)
+    async with engine.connect() as conn:
+        status = (await conn.execute(query)).scalar_one_or_none()
+    if status is None:
+        raise NotFoundError("payment_not_found", f"No payment {payment_id}.")
+    return str(status)
+
+
+async def review_payment(
+    engine: AsyncEngine,
+    temporal: Client,
+    payment_id: str,
+    *,
+    decision: str,
+    reviewer: str,
+    note: str = "",
+    tenant_id: str | None = None,
+) -> str:
+    """Approve (false positive) or reject a payment in review (four-eyes: `ForbiddenError`
+    for its initiator); returns the status the payment moved to, audited with it."""
+    status = await current_status(engine, payment_id, tenant_id)
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
+    result = await send_review(
+        handle,
+        PaymentWorkflow.review,
+        ReviewInput(decision=decision, reviewer=reviewer, note=note),
+        ConflictError("payment_not_in_review", f"Payment is {status}."),
+    )
+    return str(result.status)
+
+
+async def cancel_payment(
+    engine: AsyncEngine,
+    temporal: Client,
+    payment_id: str,
+    *,
+    actor: str,
+    reason: str = "",
+    tenant_id: str | None = None,
+) -> None:
+    """Ask the workflow to cancel a payment that has not reached the rail (processing,
+    in_review, action_required); the cancellation is audited when it takes effect."""
+    status = await current_status(engine, payment_id, tenant_id)
+    if status not in CANCELABLE:
+        raise ConflictError("payment_not_cancelable", f"Payment is {status}.")
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
+    await handle.signal(PaymentWorkflow.cancel, CancelInput(requested_by=actor, reason=reason))
+
+
+async def retry_payment(
+    engine: AsyncEngine,
+    temporal: Client,
+    payment_id: str,
+    *,
+    actor: str,
+    note: str = "",
+    tenant_id: str | None = None,
+) -> None:
+    """Ask the workflow to try the rail again for a payment in `action_required`; the retry
+    is audited with the transition back to processing."""
+    status = await current_status(engine, payment_id, tenant_id)
+    if status != PaymentStatus.ACTION_REQUIRED:
+        raise ConflictError("payment_not_retryable", f"Payment is {status}.")
+    handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
+    await handle.signal(PaymentWorkflow.retry, RetryInput(requested_by=actor, note=note))

@@ -1,0 +1,72 @@
+"""Reviews, cancels and retries are audited in the transaction of their effect, whichever door
+they came through: the API, the CLI, or a signal sent straight to Temporal (the Web UI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+
+from ops.devstack import Stack
+from tests.integration.helpers import (
+    TERMINAL,
+    Tenant,
+    decision_and_effect,
+    funded_account,
+    pay,
+    payment_body,
+    wait_for_status,
+)
+
+
+async def in_review(t: Tenant) -> dict[str, Any]:
+    account = await funded_account(t, 5_000)
+    payment = await pay(t.partner, payment_body(account["id"], 900, name="Banco Nacional de Cuba"))
+    await wait_for_status(t.partner, payment["id"], {"in_review"})
+    return payment
+
+
+async def test_an_api_review_is_audited_with_the_transition_it_causes(
+    tenant: Tenant, stack: Stack
+) -> None:
+    payment = await in_review(tenant)
+    decided = await tenant.ops.post(
+        f"/v1/payments/{payment['id']}/review", json={"decision": "reject", "note": "true match"}
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "rejected"
+    record, change = await decision_and_effect(stack, payment["id"], "payment.review.reject")
+    assert (record.actor, record.tenant_id) == ("ops-olga", tenant.tenant_id)
+    assert record.detail["note"] == "true match"
+    assert record.detail["hits"][0]["entity_id"] == "306"
+    assert (change.status, record.detail["status"]) == ("rejected", "rejected")
+
+
+async def test_an_api_cancel_is_audited_with_the_cancellation(tenant: Tenant, stack: Stack) -> None:
+    payment = await in_review(tenant)
+    canceled = await tenant.partner.post(
+        f"/v1/payments/{payment['id']}/cancel", json={"reason": "duplicate order"}
+    )
+    assert canceled.status_code == 202, canceled.text
+    assert (await wait_for_status(tenant.partner, payment["id"], TERMINAL))["status"] == "canceled"
+    record, change = await decision_and_effect(stack, payment["id"], "payment.cancel")
+    assert (record.actor, record.detail["reason"]) == ("partner-app", "duplicate order")
+    assert change.status == "canceled"
+
+
+async def test_a_cancel_signalled_straight_through_temporal_is_audited(
+    tenant: Tenant, stack: Stack
+) -> None:
+    payment = await in_review(tenant)
+    # as the Web UI sends it: plain JSON, no codec, no API in between
+    client = await Client.connect(
+        stack.settings.temporal_address, namespace=stack.settings.temporal_namespace
+    )
+    await client.get_workflow_handle(payment["id"]).signal(
+        "cancel", {"requested_by": "ops-ulrich", "reason": "asked by phone"}
+    )
+    final = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
+    assert final["status"] == "canceled"
+    record, change = await decision_and_effect(stack, payment["id"], "payment.cancel")
+    assert (record.actor, record.detail["reason"]) == ("ops-ulrich", "asked by phone")
+    assert change.status == "canceled"
