@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
@@ -51,6 +51,12 @@ def event_body(event_id: str, event_type: str, created_at: str, data: dict[str, 
     """The JSON a receiver gets."""
     payload = {"id": event_id, "type": event_type, "created_at": created_at, "data": data}
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def event_query(event_id: str) -> Select[Any]:
+    """The event a delivery sends (by primary key; its plan is checked in
+    tests/integration/test_query_plans.py)."""
+    return select(events).where(events.c.id == event_id)
 
 
 async def enabled_endpoints(conn: AsyncConnection, tenant_id: str) -> list[str]:
@@ -90,9 +96,7 @@ class WebhookActivities:
     async def deliver_webhook(self, delivery: DeliveryInput) -> DeliveryResult:
         """POST the event; a non-2xx answer or a network error raises (and is retried)."""
         async with self._engine.connect() as conn:
-            event = (
-                await conn.execute(select(events).where(events.c.id == delivery.event_id))
-            ).one()
+            event = (await conn.execute(event_query(delivery.event_id))).one()
             endpoint = (
                 await conn.execute(
                     select(webhook_endpoints).where(webhook_endpoints.c.id == delivery.endpoint_id)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Select, Update, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
@@ -61,6 +61,20 @@ async def insert_status_event(
     return event_id
 
 
+def payment_by_id(payment_id: str) -> Select[Any]:
+    """A payment by primary key (plans checked in tests/integration/test_query_plans.py)."""
+    return select(payments).where(payments.c.id == payment_id)
+
+
+def status_update(payment_id: str, seq: int, values: dict[str, object]) -> Update:
+    """Move a payment to the status numbered `seq`, never back to an older one."""
+    return (
+        update(payments)
+        .where(payments.c.id == payment_id, payments.c.status_seq < seq)
+        .values(values)
+    )
+
+
 def _history_detail(
     failure: dict[str, Any] | None, reasons: list[str] | None
 ) -> dict[str, Any] | None:
@@ -105,9 +119,7 @@ class PaymentRecordActivities:
         if change.screening_hits is not None:
             values["screening_hits"] = [asdict(hit) for hit in change.screening_hits]
         async with self._engine.begin() as conn:
-            payment = (
-                await conn.execute(select(payments).where(payments.c.id == change.payment_id))
-            ).one()
+            payment = (await conn.execute(payment_by_id(change.payment_id))).one()
             await conn.execute(
                 insert(payment_status_history)
                 .values(
@@ -119,11 +131,7 @@ class PaymentRecordActivities:
                 )
                 .on_conflict_do_nothing()
             )
-            await conn.execute(
-                update(payments)
-                .where(payments.c.id == change.payment_id, payments.c.status_seq < change.seq)
-                .values(values)
-            )
+            await conn.execute(status_update(change.payment_id, change.seq, values))
             event_id = await insert_status_event(
                 conn, payment, change.seq, change.status, at, failure
             )

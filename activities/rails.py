@@ -150,8 +150,8 @@ class SepaAdapter:
         )
 
 
-_ENTRY = text("SELECT trace_number, window_id, file_id FROM ach_entries WHERE payment_id = :p")
-_UPSERT_ENTRY = text(
+ACH_ENTRY = text("SELECT trace_number, window_id, file_id FROM ach_entries WHERE payment_id = :p")
+UPSERT_ACH_ENTRY = text(
     "INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id)"
     " VALUES (:p, :trace, :window, :file) ON CONFLICT (payment_id) DO UPDATE"
     " SET window_id = excluded.window_id, file_id = excluded.file_id, updated_at = now()"
@@ -197,7 +197,7 @@ class AchAdapter:
             raise _refused("an ACH payment needs the creditor's routing and account number")
         payment_id = request.payment_id
         async with self._engine.connect() as conn:
-            stored = (await conn.execute(_ENTRY, {"p": payment_id})).first()
+            stored = (await conn.execute(ACH_ENTRY, {"p": payment_id})).first()
         if (
             stored is not None
             and stored.file_id != request.not_in_file
@@ -218,7 +218,7 @@ class AchAdapter:
             batch = self._batch_input(window)
             async with self._engine.begin() as conn:
                 params = {"p": payment_id, "trace": trace, "window": window.window_id}
-                await conn.execute(_UPSERT_ENTRY, params | {"file": batch.file_id})
+                await conn.execute(UPSERT_ACH_ENTRY, params | {"file": batch.file_id})
             start = WithStartWorkflowOperation(
                 AchBatchWorkflow.run,
                 batch,
