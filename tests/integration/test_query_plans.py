@@ -36,6 +36,7 @@ from api.routers.payments import (
     payment_query,
     payments_page_query,
 )
+from api.routers.rails import file_entries_query, trace_entries_query
 from api.routers.webhooks import event_cursor_query, events_page_query
 from kernel.audit import LAST_LINK, recorded_query
 from ledger.engine import account_entries_query
@@ -108,10 +109,11 @@ SELECT id, 'we_a', 1, 200, created_at FROM events WHERE tenant_id = 'ten_a';
 INSERT INTO idempotency_keys (tenant_id, key, method_path, fingerprint, response_status,
                               created_at)
 SELECT tenant_id, 'key-' || id, 'POST /v1/payments', 'f', 202, created_at FROM payments;
-INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, created_at)
+INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective_date,
+                         created_at)
 SELECT id, '02100002' || lpad(substr(id, 5)::bigint::text, 7, '0'),
        to_char(created_at, 'YYYYMMDD'),
-       '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at
+       '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date, created_at
 FROM payments WHERE id NOT LIKE 'pay_probe_%';
 
 -- a hold and its posting per payment that moved money, a return for the returned ones
@@ -208,7 +210,27 @@ PROBES: dict[str, Probe] = {
     "rails: ACH entry of a payment": lambda c: (ACH_ENTRY, {"p": "pay_00000000007"}),
     "rails: ACH entry upsert": lambda c: (
         UPSERT_ACH_ENTRY,
-        {"p": "pay_00000000007", "trace": "021000020000007", "window": "w1", "file": "f1"},
+        {
+            "p": "pay_00000000007",
+            "trace": "021000020000007",
+            "window": "w1",
+            "file": "f1",
+            "effective": NOW.date(),
+        },
+    ),
+    "rails callback: settlement notice (file, traces)": lambda c: (
+        file_entries_query(
+            _newest(
+                c,
+                "SELECT file_id, payment_id FROM ach_entries WHERE payment_id = 'pay_00000000007'",
+            )[0],
+            ["021000020000007", "021000020000008"],
+        ),
+        {},
+    ),
+    "rails callback: returns (traces)": lambda c: (
+        trace_entries_query(["021000020000007", "021000020000008"]),
+        {},
     ),
     "audit: last link": lambda c: (LAST_LINK, {}),
     "audit: key recorded": lambda c: (recorded_query("pay_00000000007:initiated"), {}),
