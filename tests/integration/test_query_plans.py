@@ -30,6 +30,7 @@ from activities.notify import event_query
 from activities.payment_records import payment_by_id, status_update
 from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
 from activities.reconciliation import LEDGER_BOOKINGS
+from api.idempotency import key_query, takeover_statement
 from api.routers.payments import (
     history_query,
     payment_cursor_query,
@@ -230,6 +231,11 @@ PROBES: dict[str, Probe] = {
     ),
     "rails callback: returns (traces)": lambda c: (
         trace_entries_query(["021000020000007", "021000020000008"]),
+        {},
+    ),
+    "idempotency: key record": lambda c: (key_query("ten_a", "key-pay_00000000007"), {}),
+    "idempotency: takeover": lambda c: (
+        takeover_statement("ten_a", "key-pay_00000000007", "f", 60.0),
         {},
     ),
     "audit: last link": lambda c: (LAST_LINK, {}),
