@@ -4,8 +4,10 @@
     .venv/bin/python bench/volume.py --sizes 10000,100000,1000000
 
 For each size, a fresh database on a private embedded PostgreSQL is seeded with that many
-payments spread over 60 days (their status history, events, webhook deliveries, idempotency
-records, ACH entries, ledger transfers and entries, audit records), then measured:
+payments at a constant rate of 2,000 a day over 1,000 customers, so a bigger size is a longer
+past, not more traffic (10k: 5 days, 1M: 500 days), with what they leave behind (status
+history, events, webhook deliveries, idempotency records, ACH entries, ledger transfers and
+entries, audit records), then measured:
 
 - p50 of each read query / filter the API, the rail callbacks, reconciliation and the ops
   commands run (the same query builders the code uses), over repeated runs;
@@ -71,8 +73,9 @@ from ops.migrate import upgrade
 from services.payment_actions import payments_list_query
 
 TENANTS = 10
-PAYMENTS_PER_CUSTOMER = 100
-SPAN_DAYS = 60
+# a constant traffic: a bigger size is a longer past (10k: 5 days; 1M: 500 days)
+PAYMENTS_PER_DAY = 2000
+CUSTOMERS = 1000
 ODFI = "09100001"
 READ_RUNS = 41
 WRITE_PAYMENTS = 60
@@ -88,10 +91,10 @@ GROWING = (
     "audit_log",
 )
 
-# Everything but the audit chain, in the database. :n payments, :c customers. Payment i
-# belongs to customer i % c (tenant of customer k: k % TENANTS), was created at a point of
-# the last SPAN_DAYS days (in order of i); 1 in 100 was returned, 1 in 97 failed (hold
-# voided), the newest 1 in 1000 is still processing, the rest settled.
+# Everything but the audit chain, in the database. ${n} payments, ${c} customers. Payment i
+# belongs to customer i % c (tenant of customer k: k % TENANTS), was created (n - i) / rate
+# days ago; 1 in 100 was returned, 1 in 97 failed (hold voided), the newest 20 are still
+# processing, the rest settled.
 SEED = Template("""
 INSERT INTO tenants (id, name)
 SELECT 'ten_' || t, 'Tenant ' || t FROM generate_series(0, ${last_tenant}) t;
@@ -110,8 +113,8 @@ FROM generate_series(0, ${last_tenant}) t;
 
 CREATE TEMP TABLE seed AS
 SELECT i, 'pay_' || lpad(i::text, 12, '0') AS id, i % ${c} AS k,
-       now() - make_interval(secs => (${span} * 86400.0) * (${n} - i) / ${n}) AS at,
-       CASE WHEN i > ${n} - ${n} / 1000 THEN 'processing'
+       now() - make_interval(secs => 86400.0 * (${n} - i) / ${rate}) AS at,
+       CASE WHEN i > ${n} - 20 THEN 'processing'
             WHEN i % 100 = 1 THEN 'returned'
             WHEN i % 97 = 0 THEN 'failed'
             ELSE 'settled' END AS status,
@@ -162,7 +165,7 @@ INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, c
                               kind, pending_id, created_at)
 SELECT 'dep_' || k, 'acc_sys_funding_usd_s' || lpad((k % 16)::text, 2, '0'), 'acc_' || k,
        1000000000, 'USD', 'deposit', 'single', NULL,
-       now() - interval '${span_before} days'
+       now() - make_interval(days => ${n} / ${rate} + 1)
 FROM generate_series(0, ${c} - 1) k
 UNION ALL
 SELECT id || ':hold', 'acc_' || k, 'acc_sys_settlement_ach_usd_s' || lpad((i % 16)::text, 2, '0'),
@@ -269,7 +272,7 @@ def _audit_rows(conn: psycopg.Connection[Any], chunk: int = 50_000) -> int:
 
 def seed(dsn: str, n: int) -> None:
     """Load `n` payments and everything they leave behind; then VACUUM ANALYZE."""
-    customers = max(TENANTS, n // PAYMENTS_PER_CUSTOMER)
+    customers = CUSTOMERS
     with psycopg.connect(dsn) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("SET maintenance_work_mem = '256MB'")
@@ -279,8 +282,7 @@ def seed(dsn: str, n: int) -> None:
             c=customers,
             tenants=TENANTS,
             last_tenant=TENANTS - 1,
-            span=SPAN_DAYS,
-            span_before=SPAN_DAYS + 1,
+            rate=PAYMENTS_PER_DAY,
             odfi=ODFI,
         )
         conn.execute(sql.encode())  # no parameters: `%` is SQL's modulo
@@ -305,13 +307,24 @@ class Figures:
 Read = Callable[[AsyncConnection], Awaitable[Any]]
 
 
-def _reads(n: int) -> dict[str, Read]:
-    """Each read, as the code issues it, with parameters from the seed."""
+async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
+    """Each read, as the code issues it, with parameters from the seed: a payment of two
+    days ago (tenant 0's), its day, its ACH file and trace numbers near its own."""
     busy_account = "acc_7"
-    probe = f"pay_{n // 2:012d}"
-    day = (datetime.now(UTC) - timedelta(days=10)).replace(hour=0, minute=0, second=0)
-    file_id = "091000019-" + (datetime.now(UTC) - timedelta(days=10)).strftime("%y%m%d") + "-1430-A"
-    traces = [f"{ODFI}{i:07d}" for i in range(n // 2, n // 2 + 10)]
+    probe_index = (n - 2 * PAYMENTS_PER_DAY) // CUSTOMERS * CUSTOMERS
+    probe = f"pay_{probe_index:012d}"
+    entry = (
+        await conn.execute(
+            text(
+                "SELECT file_id, created_at FROM ach_entries WHERE payment_id >= :p"
+                " ORDER BY payment_id LIMIT 1"
+            ),
+            {"p": probe},
+        )
+    ).one()
+    file_id = entry.file_id
+    day = entry.created_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    traces = [f"{ODFI}{i % 10_000_000:07d}" for i in range(probe_index, probe_index + 10)]
 
     def run(statement: Any, params: dict[str, Any] | None = None) -> Read:
         async def read(conn: AsyncConnection) -> Any:
@@ -364,7 +377,7 @@ async def measure_reads(engine: AsyncEngine, n: int) -> dict[str, float]:
     """p50 (ms) of each read over READ_RUNS runs, after one warm-up run."""
     result = {}
     async with engine.connect() as conn:
-        for name, read in _reads(n).items():
+        for name, read in (await _reads(conn, n)).items():
             await read(conn)
             samples = []
             for _ in range(READ_RUNS):
