@@ -17,10 +17,12 @@ everything by design.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
@@ -41,6 +43,8 @@ from api.routers.rails import file_entries_query, trace_entries_query
 from api.routers.webhooks import event_cursor_query, events_page_query
 from kernel.audit import LAST_LINK, recorded_query
 from ledger.engine import account_entries_query
+from ops.devstack import Stack
+from ops.migrate import upgrade
 from services.payment_actions import payments_list_query
 from tests.integration.query_plans import explain, history_scans
 
@@ -150,14 +154,8 @@ FROM payments;
 
 
 @pytest.fixture(scope="module")
-def seeded(database: Any) -> Iterator[Callable[[], Connection]]:
+def seeded(database: Stack) -> Iterator[Callable[[], Connection]]:
     """A private database with the seed, analyzed; yields a connection factory."""
-    import uuid
-
-    import psycopg
-
-    from ops.migrate import upgrade
-
     port = database.settings.postgres_port
     name = f"plans_{uuid.uuid4().hex[:12]}"
     admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -186,9 +184,19 @@ def _day_bounds(days_ago: int) -> dict[str, datetime]:
     return {"start": start, "end": start + timedelta(days=1)}
 
 
-def _newest(conn: Connection, sql: str) -> tuple[Any, str]:
-    row = conn.execute(text(sql)).one()
-    return row[0], row[1]
+def _keyset_of(conn: Connection, payment_id: str) -> tuple[Any, str]:
+    created_at = conn.execute(
+        text("SELECT created_at FROM payments WHERE id = :p"), {"p": payment_id}
+    ).scalar_one()
+    return created_at, payment_id
+
+
+def _file_of(conn: Connection, payment_id: str) -> str:
+    return str(
+        conn.execute(
+            text("SELECT file_id FROM ach_entries WHERE payment_id = :p"), {"p": payment_id}
+        ).scalar_one()
+    )
 
 
 # name -> (statement, parameters) for every query under test, given a connection (for
@@ -221,10 +229,7 @@ PROBES: dict[str, Probe] = {
     ),
     "rails callback: settlement notice (file, traces)": lambda c: (
         file_entries_query(
-            _newest(
-                c,
-                "SELECT file_id, payment_id FROM ach_entries WHERE payment_id = 'pay_00000000007'",
-            )[0],
+            _file_of(c, "pay_00000000007"),
             ["021000020000007", "021000020000008"],
         ),
         {},
@@ -254,7 +259,7 @@ PROBES: dict[str, Probe] = {
         payments_page_query(
             "ten_a",
             limit=10,
-            after=_newest(c, "SELECT created_at, id FROM payments WHERE id = 'pay_00000003001'"),
+            after=_keyset_of(c, "pay_00000003001"),
         ),
         {},
     ),
@@ -332,9 +337,28 @@ def test_query_reads_what_it_returns_not_history(
     assert not offending, f"{name} reads history:\n  " + "\n  ".join(map(str, offending))
 
 
-def test_the_check_sees_a_history_scan(seeded: Callable[[], Connection]) -> None:
-    """The seed is big enough that a plan reading history fails the check."""
+def test_the_check_sees_a_seq_scan(seeded: Callable[[], Connection]) -> None:
+    """A sequential scan of a growing table fails the check."""
     with seeded() as conn, conn.begin() as transaction:
         plan = explain(conn, text("SELECT count(*) FROM payments WHERE amount > 0"))
         transaction.rollback()
     assert [scan.node for scan in history_scans(plan, ROW_BUDGET)] == ["Seq Scan"]
+
+
+def test_the_check_sees_an_index_scan_that_filters_history(
+    seeded: Callable[[], Connection],
+) -> None:
+    """The seed is big enough that an index serving only part of a query (here the tenant's
+    newest-first order, not the amount) reads past the budget and fails the check."""
+    with seeded() as conn, conn.begin() as transaction:
+        for strategy in WHOLE_TABLE_STRATEGIES:
+            conn.execute(text(f"SET LOCAL {strategy} = off"))
+        plan = explain(
+            conn,
+            payments_page_query("ten_a", limit=10).where(text("amount = 7")),
+        )
+        transaction.rollback()
+    offending = history_scans(plan, ROW_BUDGET)
+    assert [scan.table for scan in offending] == ["payments"]
+    assert offending[0].node != "Seq Scan"
+    assert offending[0].rows_read > 10 * ROW_BUDGET
