@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise
+.PHONY: chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -46,6 +46,11 @@ chaos: $(STAMP)
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
+
+# reads, per-payment writes, verification and storage at 10k and 100k payments, and their
+# ratio (issue #23); e.g. make bench-volume VOLUME_ARGS="--sizes 10000,100000,1000000"
+bench-volume: $(STAMP)
+	$(BIN)/python bench/volume.py $(VOLUME_ARGS)
 
 # sanctions screening: our matcher against nomenklatura's logic-v2 and ofac (installed here only)
 bench-screening: $(STAMP)

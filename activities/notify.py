@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -38,6 +38,12 @@ def event_body(event_id: str, event_type: str, created_at: str, data: dict[str, 
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
+def event_query(event_id: str) -> Select[Any]:
+    """The event a delivery sends (by primary key; its plan is checked in
+    tests/integration/test_query_plans.py)."""
+    return select(events).where(events.c.id == event_id)
+
+
 class WebhookActivities:
     """Sends one signed delivery; the workflow's retry policy does the backoff."""
 
@@ -49,9 +55,7 @@ class WebhookActivities:
     async def deliver_webhook(self, delivery: DeliveryInput) -> DeliveryResult:
         """POST the event; a non-2xx answer or a network error raises (and is retried)."""
         async with self._engine.connect() as conn:
-            event = (
-                await conn.execute(select(events).where(events.c.id == delivery.event_id))
-            ).one()
+            event = (await conn.execute(event_query(delivery.event_id))).one()
             endpoint = (
                 await conn.execute(
                     select(webhook_endpoints).where(webhook_endpoints.c.id == delivery.endpoint_id)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Select, Update, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -29,6 +29,20 @@ from services.unit_of_work import UnitOfWork
 from workflows.models import EscalationInput, OpsDecision, RecordStatusInput
 
 log = structlog.get_logger()
+
+
+def payment_by_id(payment_id: str) -> Select[Any]:
+    """A payment by primary key (plans checked in tests/integration/test_query_plans.py)."""
+    return select(payments).where(payments.c.id == payment_id)
+
+
+def status_update(payment_id: str, seq: int, values: dict[str, object]) -> Update:
+    """Move a payment to the status numbered `seq`, never back to an older one."""
+    return (
+        update(payments)
+        .where(payments.c.id == payment_id, payments.c.status_seq < seq)
+        .values(values)
+    )
 
 
 def _history_detail(
@@ -93,9 +107,7 @@ class PaymentRecordActivities:
             values["screening_hits"] = [asdict(hit) for hit in change.screening_hits]
         async with UnitOfWork(self._engine, self._deliveries) as uow:
             conn = uow.conn
-            payment = (
-                await conn.execute(select(payments).where(payments.c.id == change.payment_id))
-            ).one()
+            payment = (await conn.execute(payment_by_id(change.payment_id))).one()
             await conn.execute(
                 insert(payment_status_history)
                 .values(
@@ -107,11 +119,7 @@ class PaymentRecordActivities:
                 )
                 .on_conflict_do_nothing()
             )
-            await conn.execute(
-                update(payments)
-                .where(payments.c.id == change.payment_id, payments.c.status_seq < change.seq)
-                .values(values)
-            )
+            await conn.execute(status_update(change.payment_id, change.seq, values))
             await uow.event(
                 event_id=payment_event_id(payment.id, change.seq),
                 tenant_id=payment.tenant_id,

@@ -8,11 +8,13 @@ never pays twice.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import (
@@ -29,8 +31,7 @@ from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
 from kernel.settings import Settings
 from nacha import NachaError
-from rails.ach_file import Origin, build_window_file, trace_number_for
-from rails.business_days import is_fed_business_day
+from rails.ach_file import Origin, build_window_file, effective_entry_date, trace_number_for
 from rails.windows import AchWindow, ach_window
 from workflows.ach_batch import AchBatchWorkflow, batch_workflow_id
 from workflows.models import (
@@ -150,12 +151,16 @@ class SepaAdapter:
         )
 
 
-_ENTRY = text("SELECT trace_number, window_id, file_id FROM ach_entries WHERE payment_id = :p")
-_UPSERT_ENTRY = text(
-    "INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id)"
-    " VALUES (:p, :trace, :window, :file) ON CONFLICT (payment_id) DO UPDATE"
-    " SET window_id = excluded.window_id, file_id = excluded.file_id, updated_at = now()"
+ACH_ENTRY = text("SELECT trace_number, window_id, file_id FROM ach_entries WHERE payment_id = :p")
+UPSERT_ACH_ENTRY = text(
+    "INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective_date)"
+    " VALUES (:p, :trace, :window, :file, :effective) ON CONFLICT (payment_id) DO UPDATE"
+    " SET trace_number = excluded.trace_number, window_id = excluded.window_id,"
+    " file_id = excluded.file_id, effective_date = excluded.effective_date, updated_at = now()"
 )
+# a trace number is unique per effective date (migration 0011): the sequence came round to
+# one that date already has
+_TRACE_TAKEN = "ach_entries_trace_date_key"
 _NEXT_TRACE = text("SELECT nextval('ach_trace_seq')")
 _ACH_FILE_STATUS = {"settled": "ACSC", "returned": RETURNED}
 _MAX_WINDOWS_TRIED = 5
@@ -197,7 +202,7 @@ class AchAdapter:
             raise _refused("an ACH payment needs the creditor's routing and account number")
         payment_id = request.payment_id
         async with self._engine.connect() as conn:
-            stored = (await conn.execute(_ENTRY, {"p": payment_id})).first()
+            stored = (await conn.execute(ACH_ENTRY, {"p": payment_id})).first()
         if (
             stored is not None
             and stored.file_id != request.not_in_file
@@ -216,9 +221,8 @@ class AchAdapter:
         window = self.window(datetime.now(UTC))
         for _ in range(_MAX_WINDOWS_TRIED):
             batch = self._batch_input(window)
-            async with self._engine.begin() as conn:
-                params = {"p": payment_id, "trace": trace, "window": window.window_id}
-                await conn.execute(_UPSERT_ENTRY, params | {"file": batch.file_id})
+            trace = await self._record_entry(payment_id, trace, window, batch.file_id)
+            entry = replace(entry, trace_number=trace)
             start = WithStartWorkflowOperation(
                 AchBatchWorkflow.run,
                 batch,
@@ -251,6 +255,31 @@ class AchAdapter:
                 return []  # never started: the payment is in no file
             raise
 
+    async def _record_entry(
+        self, payment_id: str, trace: str, window: AchWindow, file_id: str
+    ) -> str:
+        """Write down the window (and file) the payment is about to join; returns its trace
+        number: `trace`, or a new one if the file's effective date already has `trace` (the
+        sequence came round). The payment is in no file yet, so its trace may still change."""
+        effective = effective_entry_date(window.file_created_at)
+        while True:
+            params = {
+                "p": payment_id,
+                "trace": trace,
+                "window": window.window_id,
+                "file": file_id,
+                "effective": effective,
+            }
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(UPSERT_ACH_ENTRY, params)
+            except IntegrityError as err:
+                if _violated_constraint(err) != _TRACE_TAKEN:
+                    raise
+                trace = await self._new_trace_number()
+                continue
+            return trace
+
     async def _new_trace_number(self) -> str:
         async with self._engine.begin() as conn:
             sequence = (await conn.execute(_NEXT_TRACE)).scalar_one()
@@ -273,9 +302,7 @@ class AchAdapter:
         settings = self._settings
         batch = request.batch
         created = datetime.fromisoformat(batch.file_created_at)
-        effective = created.date()
-        while not is_fed_business_day(effective):
-            effective += timedelta(days=1)
+        effective = effective_entry_date(created)
         try:
             document = build_window_file(
                 Origin(
@@ -317,6 +344,11 @@ class AchAdapter:
                     return PollResult(None)
                 return PollResult(RailEvent(request.message_id, status, entry.get("return_code")))
         return PollResult(None)
+
+
+def _violated_constraint(err: IntegrityError) -> str | None:
+    diag = getattr(err.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 class RailActivities:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, Update, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +27,33 @@ MAX_KEY_LENGTH = 255
 def _fingerprint(method_path: str, body: BaseModel) -> str:
     payload = method_path.encode() + b"\n" + body.model_dump_json().encode()
     return hashlib.sha256(payload).hexdigest()
+
+
+# The key's reads and takeover (tests/integration/test_query_plans.py checks their plans).
+
+
+def key_query(tenant_id: str, key: str) -> Select[Any]:
+    """The tenant's record of `key`."""
+    return select(idempotency_keys).where(
+        idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
+    )
+
+
+def takeover_statement(tenant_id: str, key: str, fingerprint: str, takeover_after: float) -> Update:
+    """Claim the tenant's record of `key` for the same request if its first run never
+    finished within `takeover_after` seconds; returns the key when it did."""
+    return (
+        update(idempotency_keys)
+        .where(
+            idempotency_keys.c.tenant_id == tenant_id,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.fingerprint == fingerprint,
+            idempotency_keys.c.response_status.is_(None),
+            idempotency_keys.c.created_at < func.now() - timedelta(seconds=takeover_after),
+        )
+        .values(created_at=func.now())
+        .returning(idempotency_keys.c.key)
+    )
 
 
 async def run_idempotently(
@@ -70,20 +97,11 @@ async def run_idempotently(
         if claimed is None:
             claimed = (
                 await conn.execute(
-                    update(idempotency_keys)
-                    .where(
-                        *where,
-                        idempotency_keys.c.fingerprint == fingerprint,
-                        idempotency_keys.c.response_status.is_(None),
-                        idempotency_keys.c.created_at
-                        < func.now() - timedelta(seconds=takeover_after),
-                    )
-                    .values(created_at=func.now())
-                    .returning(idempotency_keys.c.key)
+                    takeover_statement(principal.tenant_id, key, fingerprint, takeover_after)
                 )
             ).first()
         if claimed is None:
-            row = (await conn.execute(select(idempotency_keys).where(*where))).one()
+            row = (await conn.execute(key_query(principal.tenant_id, key))).one()
     if claimed is None:
         if row.fingerprint != fingerprint:
             raise ProblemError(

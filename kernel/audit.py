@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -65,6 +65,16 @@ async def append(
         )
 
 
+# The chain's reads on every append (tests/integration/test_query_plans.py checks their plans):
+# the newest link, and whether an idempotency key was recorded already.
+LAST_LINK = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+
+
+def recorded_query(idempotency_key: str) -> Select[Any]:
+    """The sequence number of the record appended under `idempotency_key`, if any."""
+    return select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
+
+
 async def append_in(
     conn: AsyncConnection,
     *,
@@ -83,18 +93,10 @@ async def append_in(
     """
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
     if idempotency_key is not None:
-        seen = (
-            await conn.execute(
-                select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
-            )
-        ).first()
+        seen = (await conn.execute(recorded_query(idempotency_key))).first()
         if seen is not None:
             return
-    last = (
-        await conn.execute(
-            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-        )
-    ).first()
+    last = (await conn.execute(LAST_LINK)).first()
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     at = datetime.now(UTC)
     entry = {

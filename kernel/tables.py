@@ -201,9 +201,11 @@ ach_entries = Table(
     "ach_entries",
     metadata,
     Column("payment_id", Text, primary_key=True),
-    Column("trace_number", Text, nullable=False, unique=True),
+    # unique per file and per effective date, not forever (migration 0011)
+    Column("trace_number", Text, nullable=False),
     Column("window_id", Text, nullable=False),
     Column("file_id", Text, nullable=False),
+    Column("effective_date", Date, nullable=False),
     Column("created_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True)),
 )

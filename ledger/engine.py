@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Select, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -246,10 +246,7 @@ async def account_entries(
     conn: AsyncConnection, account_id: str, *, limit: int, before_version: int | None = None
 ) -> list[Entry]:
     """An account's entries, newest first, optionally only those before a version."""
-    query = select(ledger_entries).where(ledger_entries.c.account_id == account_id)
-    if before_version is not None:
-        query = query.where(ledger_entries.c.version < before_version)
-    rows = (await conn.execute(query.order_by(ledger_entries.c.version.desc()).limit(limit))).all()
+    rows = (await conn.execute(account_entries_query(account_id, limit, before_version))).all()
     return [
         Entry(
             account_id=row.account_id,
@@ -268,3 +265,11 @@ async def account_entries(
         )
         for row in rows
     ]
+
+
+def account_entries_query(account_id: str, limit: int, before_version: int | None) -> Select[Any]:
+    """The query of `account_entries`: a keyset page on the (account, version) primary key."""
+    query = select(ledger_entries).where(ledger_entries.c.account_id == account_id)
+    if before_version is not None:
+        query = query.where(ledger_entries.c.version < before_version)
+    return query.order_by(ledger_entries.c.version.desc()).limit(limit)

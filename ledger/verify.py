@@ -47,15 +47,19 @@ _CHAIN = text("""
      ORDER BY account_id, version LIMIT 1
 """)
 
+# The problems are found in a CTE of their own: planned with `ORDER BY ... LIMIT 1` the join
+# became a nested loop expecting to stop at an early problem, and a sound ledger (no
+# problem) took quadratic time (17 s for 21k transfers instead of 30 ms).
 _TRANSFERS = text("""
-    SELECT t.id, coalesce(s.n, 0), s.debits, s.credits
-      FROM ledger_transfers t
-      LEFT JOIN (SELECT transfer_id, count(*) n,
-                        sum(debits_pending_delta + debits_posted_delta) debits,
-                        sum(credits_pending_delta + credits_posted_delta) credits
-                   FROM ledger_entries GROUP BY transfer_id) s ON s.transfer_id = t.id
-     WHERE s.n IS DISTINCT FROM 2 OR s.debits IS DISTINCT FROM s.credits
-     ORDER BY t.id LIMIT 1
+    WITH problems AS MATERIALIZED (
+        SELECT t.id, coalesce(s.n, 0) AS n, s.debits, s.credits
+          FROM ledger_transfers t
+          LEFT JOIN (SELECT transfer_id, count(*) n,
+                            sum(debits_pending_delta + debits_posted_delta) debits,
+                            sum(credits_pending_delta + credits_posted_delta) credits
+                       FROM ledger_entries GROUP BY transfer_id) s ON s.transfer_id = t.id
+         WHERE s.n IS DISTINCT FROM 2 OR s.debits IS DISTINCT FROM s.credits)
+    SELECT id, n, debits, credits FROM problems ORDER BY id LIMIT 1
 """)
 
 _ZERO_SUM = text("""
@@ -67,14 +71,16 @@ _ZERO_SUM = text("""
      ORDER BY currency LIMIT 1
 """)
 
+# (a CTE of its own for the same reason as _TRANSFERS)
 _ORPHANS = text("""
-    SELECT e.account_id, e.version, e.transfer_id
-      FROM ledger_entries e
-      LEFT JOIN ledger_transfers t ON t.id = e.transfer_id
-     WHERE t.id IS NULL
-        OR e.account_id IS DISTINCT FROM
-           CASE e.leg WHEN 'debit' THEN t.debit_account_id ELSE t.credit_account_id END
-     ORDER BY e.account_id, e.version LIMIT 1
+    WITH problems AS MATERIALIZED (
+        SELECT e.account_id, e.version, e.transfer_id
+          FROM ledger_entries e
+          LEFT JOIN ledger_transfers t ON t.id = e.transfer_id
+         WHERE t.id IS NULL
+            OR e.account_id IS DISTINCT FROM
+               CASE e.leg WHEN 'debit' THEN t.debit_account_id ELSE t.credit_account_id END)
+    SELECT account_id, version, transfer_id FROM problems ORDER BY account_id, version LIMIT 1
 """)
 
 _COUNTS = text("""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from nacha import Batch, EntryDetail, FileHeader, build_file, trace_number
+from rails.business_days import is_fed_business_day
 
 CHECKING_CREDIT = 22
 CREDITS_ONLY = 220
@@ -44,8 +45,19 @@ class AchCredit(Protocol):
 
 
 def trace_number_for(odfi_routing: str, sequence: int) -> str:
-    """ODFI's 8-digit identification + a 7-digit sequence (wrapping): unique per ODFI."""
+    """ODFI's 8-digit identification + the sequence modulo 10^7: a trace number comes round
+    again after ten million entries, so it is unique per file and per effective date (what
+    NACHA asks, and what matching needs), not forever."""
     return trace_number(odfi_routing[:8], sequence % 10_000_000)
+
+
+def effective_entry_date(file_created_at: datetime) -> date:
+    """The effective entry date of a window's file: its creation date, or the next Federal
+    Reserve business day."""
+    effective = file_created_at.date()
+    while not is_fed_business_day(effective):
+        effective += timedelta(days=1)
+    return effective
 
 
 def build_window_file(

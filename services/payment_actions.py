@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 
 from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings
@@ -35,6 +35,19 @@ async def list_payments(
     settings: Settings, *, status: str | None, older_than_minutes: float | None, limit: int
 ) -> list[Any]:
     """Payments newest first, optionally by status and age (e.g. stuck in review)."""
+    query = payments_list_query(status=status, older_than_minutes=older_than_minutes, limit=limit)
+    try:
+        async with get_engine(settings).connect() as conn:
+            return list((await conn.execute(query)).all())
+    finally:
+        await dispose_engines()
+
+
+def payments_list_query(
+    *, status: str | None, older_than_minutes: float | None, limit: int
+) -> Select[Any]:
+    """The query of `list_payments` (tests/integration/test_query_plans.py checks its plan):
+    most recently updated first, across tenants (ops)."""
     query = select(payments).order_by(payments.c.updated_at.desc()).limit(limit)
     if status:
         query = query.where(payments.c.status == status)
@@ -43,11 +56,7 @@ async def list_payments(
             payments.c.updated_at
             < func.now() - text("make_interval(mins => :m)").bindparams(m=older_than_minutes)
         )
-    try:
-        async with get_engine(settings).connect() as conn:
-            return list((await conn.execute(query)).all())
-    finally:
-        await dispose_engines()
+    return query
 
 
 async def timeline(settings: Settings, payment_id: str) -> Timeline | None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -101,23 +101,56 @@ def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
 async def load_payment(engine: AsyncEngine, tenant_id: str, payment_id: str) -> PaymentOut:
     """The tenant's payment with its history (another tenant's id is simply not found)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(payments).where(
-                    payments.c.id == payment_id, payments.c.tenant_id == tenant_id
-                )
-            )
-        ).first()
+        row = (await conn.execute(payment_query(tenant_id, payment_id))).first()
         if row is None:
             raise ProblemError(404, "payment_not_found", f"No payment {payment_id}.")
-        history = (
-            await conn.execute(
-                select(payment_status_history)
-                .where(payment_status_history.c.payment_id == payment_id)
-                .order_by(payment_status_history.c.seq)
-            )
-        ).all()
+        history = (await conn.execute(history_query([payment_id]))).all()
     return payment_out(row, history_out(history))
+
+
+# The queries of the payment reads, as functions so that tests/integration/test_query_plans.py
+# checks the plans of exactly what runs.
+
+
+def payment_query(tenant_id: str, payment_id: str) -> Select[Any]:
+    """The tenant's payment by id."""
+    return select(payments).where(payments.c.id == payment_id, payments.c.tenant_id == tenant_id)
+
+
+def history_query(payment_ids: Sequence[str]) -> Select[Any]:
+    """The status histories of some payments, each in order."""
+    return (
+        select(payment_status_history)
+        .where(payment_status_history.c.payment_id.in_(list(payment_ids)))
+        .order_by(payment_status_history.c.payment_id, payment_status_history.c.seq)
+    )
+
+
+def payment_cursor_query(tenant_id: str, payment_id: str) -> Select[Any]:
+    """The keyset position (created_at) of the tenant's payment a page starts after."""
+    return select(payments.c.created_at).where(
+        payments.c.id == payment_id, payments.c.tenant_id == tenant_id
+    )
+
+
+def payments_page_query(
+    tenant_id: str,
+    *,
+    limit: int,
+    after: tuple[Any, str] | None = None,
+    status: str | None = None,
+    account_id: str | None = None,
+) -> Select[Any]:
+    """A page of the tenant's payments, newest first, after the (created_at, id) keyset
+    position `after`; one row more than `limit` tells whether there are more."""
+    query = select(payments).where(payments.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(tuple_(payments.c.created_at, payments.c.id) < tuple_(*after))
+    if status is not None:
+        query = query.where(payments.c.status == status)
+    if account_id is not None:
+        query = query.where(payments.c.account_id == account_id)
+    return query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
 
 
 def history_out(rows: Sequence[Any]) -> list[StatusChangeOut]:
@@ -245,16 +278,11 @@ async def list_payments(
     account_id: str | None = None,
 ) -> PaymentList:
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
-    query = select(payments).where(payments.c.tenant_id == principal.tenant_id)
+    after = None
     if starting_after is not None:
         async with engine.connect() as conn:
             cursor = (
-                await conn.execute(
-                    select(payments.c.created_at).where(
-                        payments.c.id == starting_after,
-                        payments.c.tenant_id == principal.tenant_id,
-                    )
-                )
+                await conn.execute(payment_cursor_query(principal.tenant_id, starting_after))
             ).scalar_one_or_none()
         if cursor is None:
             raise ProblemError(
@@ -263,25 +291,18 @@ async def list_payments(
                 "starting_after is not a payment of yours.",
                 param="starting_after",
             )
-        query = query.where(
-            tuple_(payments.c.created_at, payments.c.id) < tuple_(cursor, starting_after)
-        )
-    if status is not None:
-        query = query.where(payments.c.status == status.value)
-    if account_id is not None:
-        query = query.where(payments.c.account_id == account_id)
-    query = query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
+        after = (cursor, starting_after)
+    query = payments_page_query(
+        principal.tenant_id,
+        limit=limit,
+        after=after,
+        status=status.value if status is not None else None,
+        account_id=account_id,
+    )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
         page = rows[:limit]
-        ids = [row.id for row in page]
-        history = (
-            await conn.execute(
-                select(payment_status_history)
-                .where(payment_status_history.c.payment_id.in_(ids))
-                .order_by(payment_status_history.c.payment_id, payment_status_history.c.seq)
-            )
-        ).all()
+        history = (await conn.execute(history_query([row.id for row in page]))).all()
     by_payment: dict[str, list[Any]] = {}
     for change in history:
         by_payment.setdefault(change.payment_id, []).append(change)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Select, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -119,31 +118,54 @@ class AchSettlementNotice(BaseModel):
     trace_numbers: list[str]
 
 
-async def _signal_traces(
-    engine: AsyncEngine,
+def file_entries_query(file_id: str, traces: Sequence[str]) -> Select[Any]:
+    """The entries of one file with these trace numbers (a settlement notice names its file:
+    trace numbers are unique within a file, not forever)."""
+    return select(ach_entries).where(
+        ach_entries.c.file_id == file_id, ach_entries.c.trace_number.in_(list(traces))
+    )
+
+
+def trace_entries_query(traces: Sequence[str]) -> Select[Any]:
+    """Every entry with these trace numbers, newest effective date first (a trace number
+    comes round after ten million entries: one per date, a handful over the years)."""
+    return (
+        select(ach_entries)
+        .where(ach_entries.c.trace_number.in_(list(traces)))
+        .order_by(ach_entries.c.trace_number, ach_entries.c.effective_date.desc())
+    )
+
+
+async def _signal_entries(
     temporal: Client,
     events: Mapping[str, tuple[str, str | None]],
-    *,
-    file_id: str | None = None,
+    entries: Mapping[str, Any],
 ) -> int:
-    """Signal the payment of each trace number with (status, reason code); entries of
-    another file than `file_id` (when given) and unknown traces are logged and skipped."""
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(ach_entries).where(ach_entries.c.trace_number.in_(list(events)))
-            )
-        ).all()
-    entries = {row.trace_number: row for row in rows}
+    """Signal the payment of each trace's entry with (status, reason code); traces without an
+    entry are logged and skipped."""
     signaled = 0
     for trace, (status, code) in events.items():
         entry = entries.get(trace)
-        if entry is None or (file_id is not None and entry.file_id != file_id):
+        if entry is None:
             log.warning("rail event for unknown ACH entry", trace=trace, status=status, code=code)
             continue
         event = RailEvent(entry.file_id, status, code)
         signaled += await signal_payment(temporal, entry.payment_id, event)
     return signaled
+
+
+def returned_entries(rows: Sequence[Any], individual_ids: Mapping[str, str]) -> dict[str, Any]:
+    """For each returned trace, the entry it returns: of the entries with that trace, the one
+    with the newest effective date whose payment the return's Individual Identification
+    Number (which the RDFI copies from the original entry: our payment id's tail) names."""
+    matched: dict[str, Any] = {}
+    for row in rows:  # newest effective date first within a trace
+        if row.trace_number in matched:
+            continue
+        individual_id = individual_ids.get(row.trace_number, "")
+        if not individual_id or row.payment_id.endswith(individual_id):
+            matched[row.trace_number] = row
+    return matched
 
 
 @router.post("/ach/callbacks", status_code=200, include_in_schema=False)
@@ -156,7 +178,10 @@ async def ach_settlement(body: VerifiedBody, temporal: Temporal, engine: Engine)
     if notice.type != "ach.file.settled":
         return {"signaled": 0}
     settled = dict.fromkeys(notice.trace_numbers, ("ACSC", None))
-    return {"signaled": await _signal_traces(engine, temporal, settled, file_id=notice.file_id)}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(file_entries_query(notice.file_id, list(settled)))).all()
+    entries = {row.trace_number: row for row in rows}
+    return {"signaled": await _signal_entries(temporal, settled, entries)}
 
 
 @router.post("/ach/returns", status_code=200, include_in_schema=False)
@@ -166,13 +191,16 @@ async def ach_returns(body: VerifiedBody, temporal: Temporal, engine: Engine) ->
         returned = parse_file(body.decode("ascii"))
     except (NachaError, UnicodeDecodeError) as err:
         raise ProblemError(400, "invalid_return_file", str(err)) from err
-    returns: dict[str, tuple[str, str | None]] = {
-        entry.return_addenda.original_entry_trace_number: (
-            RETURNED,
-            entry.return_addenda.return_reason_code,
-        )
-        for batch in returned.batches
-        for entry in batch.entries
-        if entry.return_addenda is not None
-    }
-    return {"signaled": await _signal_traces(engine, temporal, returns)}
+    returns: dict[str, tuple[str, str | None]] = {}
+    individual_ids: dict[str, str] = {}
+    for batch in returned.batches:
+        for entry in batch.entries:
+            if entry.return_addenda is None:
+                continue
+            trace = entry.return_addenda.original_entry_trace_number
+            returns[trace] = (RETURNED, entry.return_addenda.return_reason_code)
+            individual_ids[trace] = entry.individual_id.strip()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(trace_entries_query(list(returns)))).all()
+    entries = returned_entries(rows, individual_ids)
+    return {"signaled": await _signal_entries(temporal, returns, entries)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import Select, func, select, tuple_, update
 
 from api.deps import Engine, Reader, Writer
 from api.errors import ProblemError
@@ -109,15 +109,11 @@ async def list_events(
     payment_id: str | None = None,
 ) -> EventList:
     """Events newest first; filter by `type` (e.g. payment.settled) or `payment_id`."""
-    query = select(events).where(events.c.tenant_id == principal.tenant_id)
     async with engine.connect() as conn:
+        after = None
         if starting_after is not None:
             cursor = (
-                await conn.execute(
-                    select(events.c.created_at).where(
-                        events.c.id == starting_after, events.c.tenant_id == principal.tenant_id
-                    )
-                )
+                await conn.execute(event_cursor_query(principal.tenant_id, starting_after))
             ).scalar_one_or_none()
             if cursor is None:
                 raise ProblemError(
@@ -126,18 +122,11 @@ async def list_events(
                     "starting_after is not an event of yours.",
                     param="starting_after",
                 )
-            query = query.where(
-                tuple_(events.c.created_at, events.c.id) < tuple_(cursor, starting_after)
-            )
-        if type is not None:
-            query = query.where(events.c.type == type)
-        if payment_id is not None:
-            query = query.where(events.c.payment_id == payment_id)
-        rows = (
-            await conn.execute(
-                query.order_by(events.c.created_at.desc(), events.c.id.desc()).limit(limit + 1)
-            )
-        ).all()
+            after = (cursor, starting_after)
+        query = events_page_query(
+            principal.tenant_id, limit=limit, after=after, type=type, payment_id=payment_id
+        )
+        rows = (await conn.execute(query)).all()
     return EventList(
         data=[
             EventOut(id=r.id, type=r.type, created_at=r.created_at, data=r.data)
@@ -145,3 +134,34 @@ async def list_events(
         ],
         has_more=len(rows) > limit,
     )
+
+
+# The queries of the event list, as functions so that tests/integration/test_query_plans.py
+# checks the plans of exactly what runs.
+
+
+def event_cursor_query(tenant_id: str, event_id: str) -> Select[Any]:
+    """The keyset position (created_at) of the tenant's event a page starts after."""
+    return select(events.c.created_at).where(
+        events.c.id == event_id, events.c.tenant_id == tenant_id
+    )
+
+
+def events_page_query(
+    tenant_id: str,
+    *,
+    limit: int,
+    after: tuple[Any, str] | None = None,
+    type: str | None = None,
+    payment_id: str | None = None,
+) -> Select[Any]:
+    """A page of the tenant's events, newest first, after the (created_at, id) keyset
+    position `after`; one row more than `limit` tells whether there are more."""
+    query = select(events).where(events.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(tuple_(events.c.created_at, events.c.id) < tuple_(*after))
+    if type is not None:
+        query = query.where(events.c.type == type)
+    if payment_id is not None:
+        query = query.where(events.c.payment_id == payment_id)
+    return query.order_by(events.c.created_at.desc(), events.c.id.desc()).limit(limit + 1)

@@ -109,3 +109,73 @@ async def test_ach_return_after_settlement_restores_the_balance(
     ]
     after = await balances(tenant.partner, account["id"])
     assert (after["posted"], after["pending"], after["available"]) == (10_000, 0, 10_000)
+
+
+async def test_trace_numbers_come_round_and_returns_still_match(
+    tenant: Tenant, stack: Stack
+) -> None:
+    """Past ten million entries the trace sequence carries on (trace numbers come round,
+    unique per file and effective date), payments keep going out, and a return names the
+    right payment even though an older entry has the same trace number."""
+    account = await funded_account(tenant, 10_000, "USD")
+    returning = fresh_account_number()
+    engine = get_engine(stack.settings)
+    async with engine.begin() as conn:
+        last = (await conn.execute(text("SELECT last_value FROM ach_trace_seq"))).scalar_one()
+        past_the_end = (last // 10_000_000 + 1) * 10_000_000  # its trace number ends 0000000
+        await conn.execute(text("SELECT setval('ach_trace_seq', :v)"), {"v": past_the_end - 2})
+    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+        rule = await bank.post(
+            "/v1/admin/rules",
+            json={"rail": "ach", "account_number": returning, "action": "return", "code": "R03"},
+        )
+        assert rule.status_code == 201, rule.text
+        kept = await pay(tenant.partner, ach_body(account["id"], 1_000, fresh_account_number()))
+        await wait_for_status(tenant.partner, kept["id"], {"submitted"})
+        sent_back = await pay(tenant.partner, ach_body(account["id"], 4_000, returning))
+        await wait_for_status(tenant.partner, sent_back["id"], {"submitted"})
+        async with engine.begin() as conn:
+            assert (
+                await conn.execute(text("SELECT last_value FROM ach_trace_seq"))
+            ).scalar_one() >= past_the_end
+            # an entry of a month ago with the same trace number as the one to be returned
+            trace = (
+                await conn.execute(
+                    text("SELECT trace_number FROM ach_entries WHERE payment_id = :p"),
+                    {"p": sent_back["id"]},
+                )
+            ).scalar_one()
+            await _old_entry_with_trace(conn, tenant.tenant_id, account["id"], trace)
+        await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
+        for payment in (kept, sent_back):
+            settled = await wait_for_status(tenant.partner, payment["id"], {"settled", "failed"})
+            assert settled["status"] == "settled", settled
+        await bank.post("/v1/admin/clock/advance", json={"seconds": 2 * 3600})
+        returned = await wait_for_status(tenant.partner, sent_back["id"], {"returned"})
+    await dispose_engines()
+    assert returned["failure"]["reason_code"] == "R03"
+    after = await balances(tenant.partner, account["id"])
+    assert (after["posted"], after["pending"]) == (9_000, 0)
+
+
+async def _old_entry_with_trace(conn: Any, tenant_id: str, account_id: str, trace: str) -> None:
+    """A settled ACH payment of 30 days ago whose entry had trace number `trace`."""
+    payment_id = f"pay_old_{uuid.uuid4().hex[:20]}"
+    await conn.execute(
+        text(
+            "INSERT INTO payments (id, tenant_id, account_id, customer_id, amount, currency,"
+            " rail, creditor, initiated_by, status, created_at, updated_at)"
+            " SELECT :p, :t, id, customer_id, 500, 'USD', 'ach', '{}', 'test', 'settled',"
+            " now() - interval '30 days', now() - interval '30 days'"
+            " FROM ledger_accounts WHERE id = :a"
+        ),
+        {"p": payment_id, "t": tenant_id, "a": account_id},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id,"
+            " effective_date)"
+            " VALUES (:p, :trace, 'old', 'old-file', current_date - 30)"
+        ),
+        {"p": payment_id, "trace": trace},
+    )

@@ -1,0 +1,364 @@
+"""Every query on a payment's path and every read filter reads what it returns, not history.
+
+A private database is seeded with a few thousand payments (and their history, events, ledger
+transfers and entries, audit records, ACH entries) spread over two months, then each query
+the API, the workers and the ops commands run is executed under `EXPLAIN ANALYZE` with the
+whole-table strategies (sequential scans, merge and hash joins) disabled. A query fails if a
+scan of a growing table in its plan is a Seq Scan or reads more rows than a small budget: the
+seed gives every history-dependent plan thousands of rows to read, and every
+history-independent one a few dozen at most.
+
+The statements come from the modules that run them (query constants and query builders),
+so the test checks what really runs. Not covered here: the ledger's PL/pgSQL functions
+(their statements look transfers up by primary key or by the unique `pending_id`), and the
+full verifications (`payments ledger verify`, `payments audit verify`), which read
+everything by design.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, create_engine, text
+
+from activities.ledger import OPEN_PAYMENTS
+from activities.limits import RECENT_PAYMENTS
+from activities.notify import event_query
+from activities.payment_records import payment_by_id, status_update
+from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
+from activities.reconciliation import LEDGER_BOOKINGS
+from api.idempotency import key_query, takeover_statement
+from api.routers.payments import (
+    history_query,
+    payment_cursor_query,
+    payment_query,
+    payments_page_query,
+)
+from api.routers.rails import file_entries_query, trace_entries_query
+from api.routers.webhooks import event_cursor_query, events_page_query
+from kernel.audit import LAST_LINK, recorded_query
+from ledger.engine import account_entries_query
+from ops.devstack import Stack
+from ops.migrate import upgrade
+from services.payment_actions import payments_list_query
+from tests.integration.query_plans import explain, history_scans
+
+# a history-independent query reads at most its page (limit + 1), a payment's status
+# history, a customer's last day or a day's bookings: a few dozen rows in this seed
+ROW_BUDGET = 200
+# At this seed's size the planner may find walking a whole table (sequentially, or as the
+# sorted or hashed side of a join) as cheap as looking up the few rows needed; with a large
+# table it would not. These strategies are off, so the test sees the plan a large database
+# gets; a query that has no other way still reads history, and fails.
+WHOLE_TABLE_STRATEGIES = ("enable_seqscan", "enable_mergejoin", "enable_hashjoin")
+PAYMENTS = 6000
+PROBE = "pay_probe_00001"  # the probe customer's newest payment
+PROBE_CUSTOMER = "cus_a_probe"
+PROBE_ACCOUNT = "acc_a_probe"
+EMPTY_ACCOUNT = "acc_a_empty"  # an account of the tenant without payments
+
+SEED = f"""
+INSERT INTO tenants (id, name) VALUES ('ten_a', 'A'), ('ten_b', 'B');
+INSERT INTO customers (id, tenant_id, type, name, country, kyc_status, kyc_risk_tier)
+SELECT 'cus_' || t || '_' || c, 'ten_' || t, 'individual', 'Customer ' || c, 'US',
+       'approved', 'low'
+FROM unnest(ARRAY['a', 'b']) t, generate_series(0, 99) c
+UNION ALL SELECT '{PROBE_CUSTOMER}', 'ten_a', 'individual', 'Probe', 'US', 'approved', 'low';
+INSERT INTO ledger_accounts (id, tenant_id, customer_id, currency, kind,
+                             debits_must_not_exceed_credits)
+SELECT 'acc' || substr(id, 4), tenant_id, id, 'USD', 'customer', true FROM customers
+UNION ALL SELECT '{EMPTY_ACCOUNT}', 'ten_a', '{PROBE_CUSTOMER}', 'USD', 'customer', true;
+
+-- a sixth of the payments in the last 24 hours, the rest over the two months before; three
+-- quarters of them the probe tenant's; open statuses only among the recent ones
+INSERT INTO payments (id, tenant_id, account_id, customer_id, amount, currency, rail, creditor,
+                      initiated_by, status, status_seq, created_at, updated_at)
+SELECT 'pay_' || lpad(i::text, 11, '0'), tenant, 'acc' || substr(customer, 4), customer,
+       100 + i, 'USD', 'ach', '{{}}', 'seed', status, 1, created, created + interval '1 hour'
+FROM (
+    SELECT i,
+           CASE WHEN i % 4 = 0 THEN 'ten_b' ELSE 'ten_a' END AS tenant,
+           'cus_' || CASE WHEN i % 4 = 0 THEN 'b' ELSE 'a' END || '_' || (i % 100) AS customer,
+           CASE WHEN i % 6 = 0 THEN now() - make_interval(mins => i % 1400)
+                ELSE now() - interval '1 day' - make_interval(mins => i * 14) END AS created,
+           CASE WHEN i % 6 = 0 AND i % 40 = 0 THEN 'processing'
+                WHEN i % 6 = 0 AND i % 41 = 0 THEN 'in_review'
+                WHEN i % 50 = 1 THEN 'returned'
+                WHEN i % 37 = 0 THEN 'failed'
+                ELSE 'settled' END AS status
+    FROM generate_series(1, {PAYMENTS}) i
+) p;
+INSERT INTO payments (id, tenant_id, account_id, customer_id, amount, currency, rail, creditor,
+                      initiated_by, status, status_seq, created_at, updated_at)
+SELECT 'pay_probe_' || lpad(i::text, 5, '0'), 'ten_a', '{PROBE_ACCOUNT}', '{PROBE_CUSTOMER}',
+       1000, 'USD', 'ach', '{{}}', 'seed', 'settled', 1,
+       now() - make_interval(hours => i * i), now() - make_interval(hours => i * i)
+FROM generate_series(1, 40) i;
+
+INSERT INTO payment_status_history (payment_id, seq, status, at)
+SELECT id, 0, 'processing', created_at FROM payments
+UNION ALL SELECT id, 1, status, updated_at FROM payments;
+INSERT INTO events (id, tenant_id, type, payment_id, data, created_at)
+SELECT 'evt_' || substr(id, 5) || '_0' || seq, p.tenant_id, 'payment.' || h.status, id,
+       '{{}}', h.at
+FROM payment_status_history h JOIN payments p ON p.id = h.payment_id;
+INSERT INTO webhook_endpoints (id, tenant_id, url, secret)
+VALUES ('we_a', 'ten_a', 'https://example.com/hook', 'secret');
+INSERT INTO webhook_deliveries (event_id, endpoint_id, attempts, last_status, delivered_at)
+SELECT id, 'we_a', 1, 200, created_at FROM events WHERE tenant_id = 'ten_a';
+INSERT INTO idempotency_keys (tenant_id, key, method_path, fingerprint, response_status,
+                              created_at)
+SELECT tenant_id, 'key-' || id, 'POST /v1/payments', 'f', 202, created_at FROM payments;
+INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective_date,
+                         created_at)
+SELECT id, '02100002' || lpad(substr(id, 5)::bigint::text, 7, '0'),
+       to_char(created_at, 'YYYYMMDD'),
+       '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date, created_at
+FROM payments WHERE id NOT LIKE 'pay_probe_%';
+
+-- a hold and its posting per payment that moved money, a return for the returned ones
+INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency, code,
+                              kind, pending_id, created_at)
+SELECT id || ':hold', account_id, 'acc_sys_settlement_ach_usd', amount, 'USD', 'payment_hold',
+       'pending', NULL, created_at
+FROM payments WHERE status IN ('settled', 'returned', 'submitted')
+UNION ALL
+SELECT id || ':post', account_id, 'acc_sys_settlement_ach_usd', amount, 'USD', 'payment_post',
+       'post_pending', id || ':hold', updated_at
+FROM payments WHERE status IN ('settled', 'returned')
+UNION ALL
+SELECT id || ':return', 'acc_sys_settlement_ach_usd', account_id, amount, 'USD',
+       'payment_return', 'single', NULL, updated_at + interval '1 day'
+FROM payments WHERE status = 'returned';
+INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+    debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+    debits_posted, credits_pending, credits_posted, created_at)
+SELECT account_id, row_number() OVER (PARTITION BY account_id ORDER BY created_at, id),
+       id, leg, 0, 0, 0, 0, 0, 0, 0, 0, created_at
+FROM (SELECT debit_account_id AS account_id, id, 'debit' AS leg, created_at
+      FROM ledger_transfers
+      UNION ALL
+      SELECT credit_account_id, id, 'credit', created_at FROM ledger_transfers) legs;
+
+INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, idempotency_key,
+                       prev_hash, hash)
+SELECT row_number() OVER (ORDER BY created_at, id), created_at, tenant_id, 'seed',
+       'payment.initiated', id, '{{}}', id || ':initiated', 'h' || id, 'h' || id || '+'
+FROM payments;
+"""  # noqa: S608 (constants of this module, no input)
+
+
+@pytest.fixture(scope="module")
+def seeded(database: Stack) -> Iterator[Callable[[], Connection]]:
+    """A private database with the seed, analyzed; yields a connection factory."""
+    port = database.settings.postgres_port
+    name = f"plans_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
+    upgrade(database.settings.model_copy(update={"database_url": url}))
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        # a bulk load: the ledger's and the audit chain's integrity triggers check what the
+        # code writes; these rows only need the shape the plans see
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.connection.cursor().execute(SEED)  # no parameters: `%` is SQL's modulo
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    yield engine.connect
+    engine.dispose()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _day_bounds(days_ago: int) -> dict[str, datetime]:
+    start = (datetime.now(UTC) - timedelta(days=days_ago)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return {"start": start, "end": start + timedelta(days=1)}
+
+
+def _keyset_of(conn: Connection, payment_id: str) -> tuple[Any, str]:
+    created_at = conn.execute(
+        text("SELECT created_at FROM payments WHERE id = :p"), {"p": payment_id}
+    ).scalar_one()
+    return created_at, payment_id
+
+
+def _file_of(conn: Connection, payment_id: str) -> str:
+    return str(
+        conn.execute(
+            text("SELECT file_id FROM ach_entries WHERE payment_id = :p"), {"p": payment_id}
+        ).scalar_one()
+    )
+
+
+# name -> (statement, parameters) for every query under test, given a connection (for
+# keyset positions read from the seed)
+Probe = Callable[[Connection], tuple[Any, dict[str, Any]]]
+NOW = datetime.now(UTC)
+
+PROBES: dict[str, Probe] = {
+    # a payment's path (workers and the API's POST)
+    "limits: velocity (RECENT_PAYMENTS)": lambda c: (
+        RECENT_PAYMENTS,
+        {"tenant": "ten_a", "customer": PROBE_CUSTOMER, "currency": "USD", "payment": PROBE},
+    ),
+    "records: payment by id": lambda c: (payment_by_id(PROBE), {}),
+    "records: status update": lambda c: (
+        status_update(PROBE, 9, {"status": "settled", "status_seq": 9, "updated_at": NOW}),
+        {},
+    ),
+    "notify: event by id": lambda c: (event_query("evt_probe_00001_01"), {}),
+    "rails: ACH entry of a payment": lambda c: (ACH_ENTRY, {"p": "pay_00000000007"}),
+    "rails: ACH entry upsert": lambda c: (
+        UPSERT_ACH_ENTRY,
+        {
+            "p": "pay_00000000007",
+            "trace": "021000020000007",
+            "window": "w1",
+            "file": "f1",
+            "effective": NOW.date(),
+        },
+    ),
+    "rails callback: settlement notice (file, traces)": lambda c: (
+        file_entries_query(
+            _file_of(c, "pay_00000000007"),
+            ["021000020000007", "021000020000008"],
+        ),
+        {},
+    ),
+    "rails callback: returns (traces)": lambda c: (
+        trace_entries_query(["021000020000007", "021000020000008"]),
+        {},
+    ),
+    "idempotency: key record": lambda c: (key_query("ten_a", "key-pay_00000000007"), {}),
+    "idempotency: takeover": lambda c: (
+        takeover_statement("ten_a", "key-pay_00000000007", "f", 60.0),
+        {},
+    ),
+    "audit: last link": lambda c: (LAST_LINK, {}),
+    "audit: key recorded": lambda c: (recorded_query("pay_00000000007:initiated"), {}),
+    "ledger gauge: open payments (OPEN_PAYMENTS)": lambda c: (OPEN_PAYMENTS, {}),
+    "reconciliation: a day's bookings (LEDGER_BOOKINGS)": lambda c: (
+        LEDGER_BOOKINGS,
+        {"rail": "ach", **_day_bounds(10)},
+    ),
+    # reads
+    "GET payment": lambda c: (payment_query("ten_a", PROBE), {}),
+    "GET payment: status history": lambda c: (history_query([PROBE]), {}),
+    "GET payments": lambda c: (payments_page_query("ten_a", limit=10), {}),
+    "GET payments: cursor": lambda c: (payment_cursor_query("ten_a", "pay_00000000007"), {}),
+    "GET payments: page after cursor": lambda c: (
+        payments_page_query(
+            "ten_a",
+            limit=10,
+            after=_keyset_of(c, "pay_00000003001"),
+        ),
+        {},
+    ),
+    "GET payments: page histories": lambda c: (
+        history_query([f"pay_{i:011d}" for i in range(1, 12)]),
+        {},
+    ),
+    "GET payments?status=returned": lambda c: (
+        payments_page_query("ten_a", limit=10, status="returned"),
+        {},
+    ),
+    "GET payments?status=in_review": lambda c: (
+        payments_page_query("ten_a", limit=10, status="in_review"),
+        {},
+    ),
+    "GET payments?account_id= (busy account)": lambda c: (
+        payments_page_query("ten_a", limit=10, account_id="acc_a_7"),
+        {},
+    ),
+    "GET payments?account_id= (no payments)": lambda c: (
+        payments_page_query("ten_a", limit=10, account_id=EMPTY_ACCOUNT),
+        {},
+    ),
+    "GET payments?account_id= (another tenant's)": lambda c: (
+        payments_page_query("ten_a", limit=10, account_id="acc_b_4"),
+        {},
+    ),
+    "GET events": lambda c: (events_page_query("ten_a", limit=10), {}),
+    "GET events: cursor": lambda c: (event_cursor_query("ten_a", "evt_00000000007_01"), {}),
+    "GET events?payment_id=": lambda c: (
+        events_page_query("ten_a", limit=10, payment_id=PROBE),
+        {},
+    ),
+    "GET events?type= (rare)": lambda c: (
+        events_page_query("ten_a", limit=10, type="payment.returned"),
+        {},
+    ),
+    "GET events?type= (absent)": lambda c: (
+        events_page_query("ten_a", limit=10, type="payment.canceled"),
+        {},
+    ),
+    "GET events?type=&payment_id=": lambda c: (
+        events_page_query("ten_a", limit=10, type="payment.settled", payment_id=PROBE),
+        {},
+    ),
+    "GET account entries": lambda c: (account_entries_query("acc_a_7", 11, None), {}),
+    "GET account entries: page": lambda c: (account_entries_query("acc_a_7", 11, 20), {}),
+    # ops commands
+    "ops: payments list": lambda c: (
+        payments_list_query(status=None, older_than_minutes=None, limit=20),
+        {},
+    ),
+    "ops: payments list --status in_review --older-than 30": lambda c: (
+        payments_list_query(status="in_review", older_than_minutes=30, limit=20),
+        {},
+    ),
+    "ops: payments list --status settled": lambda c: (
+        payments_list_query(status="settled", older_than_minutes=None, limit=20),
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PROBES))
+def test_query_reads_what_it_returns_not_history(
+    name: str, seeded: Callable[[], Connection]
+) -> None:
+    with seeded() as conn, conn.begin() as transaction:
+        for strategy in WHOLE_TABLE_STRATEGIES:
+            conn.execute(text(f"SET LOCAL {strategy} = off"))
+        statement, params = PROBES[name](conn)
+        plan = explain(conn, statement, params)
+        transaction.rollback()  # EXPLAIN ANALYZE ran the writes too
+    offending = history_scans(plan, ROW_BUDGET)
+    assert not offending, f"{name} reads history:\n  " + "\n  ".join(map(str, offending))
+
+
+def test_the_check_sees_a_seq_scan(seeded: Callable[[], Connection]) -> None:
+    """A sequential scan of a growing table fails the check."""
+    with seeded() as conn, conn.begin() as transaction:
+        plan = explain(conn, text("SELECT count(*) FROM payments WHERE amount > 0"))
+        transaction.rollback()
+    assert [scan.node for scan in history_scans(plan, ROW_BUDGET)] == ["Seq Scan"]
+
+
+def test_the_check_sees_an_index_scan_that_filters_history(
+    seeded: Callable[[], Connection],
+) -> None:
+    """The seed is big enough that an index serving only part of a query (here the tenant's
+    newest-first order, not the amount) reads past the budget and fails the check."""
+    with seeded() as conn, conn.begin() as transaction:
+        for strategy in WHOLE_TABLE_STRATEGIES:
+            conn.execute(text(f"SET LOCAL {strategy} = off"))
+        plan = explain(
+            conn,
+            payments_page_query("ten_a", limit=10).where(text("amount = 7")),
+        )
+        transaction.rollback()
+    offending = history_scans(plan, ROW_BUDGET)
+    assert [scan.table for scan in offending] == ["payments"]
+    assert offending[0].node != "Seq Scan"
+    assert offending[0].rows_read > 10 * ROW_BUDGET
