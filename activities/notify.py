@@ -7,6 +7,7 @@ Signature (standardwebhooks.com): `webhook-signature: v1,<base64 HMAC-SHA256>` o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,8 +20,18 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.webhook_http import post_to_target
+from kernel.settings import Settings
 from kernel.tables import events, webhook_deliveries, webhook_endpoints
+from services.outbound_guard import (
+    DestinationNotAllowed,
+    DestinationUnresolvable,
+    Resolver,
+    system_resolver,
+    vet_url,
+)
 from workflows.models import DeliveryInput, DeliveryResult
 
 
@@ -45,15 +56,29 @@ def event_query(event_id: str) -> Select[Any]:
 
 
 class WebhookActivities:
-    """Sends one signed delivery; the workflow's retry policy does the backoff."""
+    """Sends one signed delivery; the workflow's retry policy does the backoff.
 
-    def __init__(self, engine: AsyncEngine, http: httpx.AsyncClient) -> None:
+    `http` is the client of `webhook_client` (no redirects, no proxy, no pooled connection
+    reused across host names); every attempt vets the endpoint's URL again, since DNS may
+    have changed since registration (or the endpoint predates the guard).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self._engine = engine
         self._http = http
+        self._settings = settings
+        self._resolver = resolver
 
     @activity.defn(name="deliver_webhook")
     async def deliver_webhook(self, delivery: DeliveryInput) -> DeliveryResult:
-        """POST the event; a non-2xx answer or a network error raises (and is retried)."""
+        """POST the event; a non-2xx answer or a network error raises (and is retried); a URL
+        the outbound guard refuses fails the delivery for good (`webhook_url_not_allowed`)."""
         async with self._engine.connect() as conn:
             event = (await conn.execute(event_query(delivery.event_id))).one()
             endpoint = (
@@ -72,11 +97,25 @@ class WebhookActivities:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(endpoint.secret, event.id, timestamp, body),
         }
+        try:
+            target = await vet_url(
+                endpoint.url,
+                allow_private=self._settings.webhook_allow_private_networks,
+                resolver=self._resolver,
+            )
+        except DestinationNotAllowed as refused:
+            await self._record(delivery, attempt, 0, f"{refused.code}: {refused}"[:500])
+            raise ApplicationError(str(refused), type=refused.code, non_retryable=True) from None
+        except DestinationUnresolvable as unresolved:
+            # DNS may answer on a later attempt
+            await self._record(delivery, attempt, 0, f"{unresolved.code}: {unresolved}"[:500])
+            raise RuntimeError(str(unresolved)) from None
         status, error = 0, None
         try:
-            response = await self._http.post(endpoint.url, content=body, headers=headers)
-            status = response.status_code
-        except httpx.HTTPError as err:
+            async with asyncio.timeout(self._settings.webhook_total_timeout_seconds):
+                answer = await post_to_target(self._http, target, body, headers)
+            status = answer.status
+        except (httpx.HTTPError, TimeoutError) as err:
             error = f"{type(err).__name__}: {err}"[:500]
         await self._record(delivery, attempt, status, error)
         if not 200 <= status < 300:

@@ -113,6 +113,15 @@ class Settings(BaseSettings):
 
     # webhooks: first retry after this long, doubling up to an hour, for three days
     webhook_retry_initial_seconds: float = 5.0
+    # webhook URLs may name loopback, private, link-local... addresses (DESIGN §9): only
+    # `make dev`, the tests and the benchmarks, whose receivers listen on loopback
+    webhook_allow_private_networks: bool = False
+    # enabled endpoints a tenant may have at once (each event fans out to every one)
+    webhook_max_endpoints_per_tenant: int = 16
+    # one delivery: to connect, between two reads of the answer, and for the whole exchange
+    webhook_connect_timeout_seconds: float = 5.0
+    webhook_read_timeout_seconds: float = 10.0
+    webhook_total_timeout_seconds: float = 20.0
 
     # Temporal payload encryption (AES-256-GCM): "id:<base64 32 bytes>,…" and the current id.
     # The default is a published development key: set real keys outside dev.

@@ -70,6 +70,8 @@ def isolated_settings(data_dir: Path, **fields: Any) -> Settings:
         "worker_metrics_port": free_port(),
         "env": "dev",
         "codec_allow_loopback": False,
+        # test and benchmark webhook receivers listen on loopback
+        "webhook_allow_private_networks": True,
         "sanctions_dir": SANCTIONS_2021,
     }
     return Settings.model_validate({**base, **fields})
@@ -327,7 +329,10 @@ def main() -> None:
     DEV_MARKER.write_text(
         "# written by `make dev`: this checkout runs the dev stack\nPAYMENTS_ENV=dev\n"
     )
-    settings = Settings().model_copy(update={"env": "dev", "codec_allow_loopback": True})
+    # a developer's webhook receiver listens on this machine
+    settings = Settings().model_copy(
+        update={"env": "dev", "codec_allow_loopback": True, "webhook_allow_private_networks": True}
+    )
     if "PAYMENTS_ACH_WINDOW_SECONDS" not in os.environ:
         # nobody waits for 10:30 New York time in a demo: ACH files go out every 10 s, and
         # the bank settles them at its cut-off (move its clock: README tour)

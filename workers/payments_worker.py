@@ -34,6 +34,7 @@ from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
+from activities.webhook_http import webhook_client
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings, get_settings
@@ -76,13 +77,18 @@ def selected_roles(settings: Settings) -> list[str]:
 
 
 def build_workers(
-    client: Client, settings: Settings, http: httpx.AsyncClient, lists: WatchLists | None
+    client: Client,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    webhook_http: httpx.AsyncClient,
+    lists: WatchLists | None,
 ) -> list[Worker]:
-    """One Worker per selected role, each with the activities of its queue."""
+    """One Worker per selected role, each with the activities of its queue (`webhook_http`
+    calls partners' URLs, `http` the bank and list sources)."""
     engine = get_engine(settings)
     by_role: dict[str, list[Callable[..., Any]]] = {role: [] for role in ROLES}
     records = PaymentRecordActivities(engine, client, settings)
-    webhooks = WebhookActivities(engine, http)
+    webhooks = WebhookActivities(engine, webhook_http, settings)
     by_role["payments"] += [
         records.record_payment_status,
         records.record_review_escalation,
@@ -257,8 +263,11 @@ async def run(settings: Settings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
-        workers = build_workers(client, settings, http, lists)
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http,
+        webhook_client(settings) as webhook_http,
+    ):
+        workers = build_workers(client, settings, http, webhook_http, lists)
         async with contextlib.AsyncExitStack() as running:
             for worker in workers:
                 await running.enter_async_context(worker)

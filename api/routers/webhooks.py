@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import Select, func, select, tuple_, update
 
-from api.deps import Engine, Reader, Writer
+from api.deps import AppSettings, Engine, Reader, Writer
 from api.errors import ProblemError
 from api.schemas import (
     EventList,
@@ -16,9 +16,8 @@ from api.schemas import (
     WebhookEndpointList,
     WebhookEndpointOut,
 )
-from kernel.ids import new_id
 from kernel.tables import events, webhook_endpoints
-from services.events import new_secret
+from services.webhook_endpoints import register_endpoint
 
 router = APIRouter(tags=["webhooks"])
 
@@ -37,23 +36,22 @@ def endpoint_out(row: Any, *, with_secret: bool = False) -> WebhookEndpointOut:
 
 @router.post("/v1/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
 async def create_endpoint(
-    body: WebhookEndpointCreate, principal: Writer, engine: Engine
+    body: WebhookEndpointCreate, principal: Writer, engine: Engine, settings: AppSettings
 ) -> WebhookEndpointOut:
-    """Register a URL; every payment status change is POSTed to it, signed with `secret`."""
+    """Register a URL; every payment status change is POSTed to it, signed with `secret`.
+
+    The URL must reach outside our network (422 `webhook_url_not_allowed` for loopback,
+    private, link-local... hosts, or `webhook_url_unresolvable`), and a tenant has at most
+    `webhook_max_endpoints_per_tenant` enabled endpoints (409 `webhook_endpoint_limit_reached`).
+    """
     async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                webhook_endpoints.insert()
-                .values(
-                    id=new_id("we"),
-                    tenant_id=principal.tenant_id,
-                    url=body.url,
-                    description=body.description,
-                    secret=new_secret(),
-                )
-                .returning(*webhook_endpoints.c)
-            )
-        ).one()
+        row = await register_endpoint(
+            conn,
+            settings,
+            tenant_id=principal.tenant_id,
+            url=body.url,
+            description=body.description,
+        )
     return endpoint_out(row, with_secret=True)
 
 

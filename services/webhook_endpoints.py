@@ -1,0 +1,75 @@
+"""Registering webhook endpoints: only URLs outside our network, and a bounded number each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kernel.ids import new_id
+from kernel.settings import Settings
+from kernel.tables import webhook_endpoints
+from services.errors import ConflictError, InvalidRequestError
+from services.events import new_secret
+from services.outbound_guard import (
+    DestinationNotAllowed,
+    DestinationUnresolvable,
+    Resolver,
+    system_resolver,
+    vet_url,
+)
+
+
+async def register_endpoint(
+    conn: AsyncConnection,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    url: str,
+    description: str | None,
+    resolver: Resolver = system_resolver,
+) -> Any:
+    """Create an endpoint (with a fresh secret) and return its row.
+
+    Refuses a URL the outbound guard does not admit (`webhook_url_not_allowed`, or
+    `webhook_url_unresolvable` when its host does not resolve) and a tenant's endpoint
+    beyond `webhook_max_endpoints_per_tenant` enabled ones (`webhook_endpoint_limit_reached`).
+    Deliveries check the URL again: DNS may change after registration.
+    """
+    try:
+        await vet_url(url, allow_private=settings.webhook_allow_private_networks, resolver=resolver)
+    except (DestinationNotAllowed, DestinationUnresolvable) as refused:
+        raise InvalidRequestError(refused.code, str(refused), param="url") from None
+    # two registrations at once must not both see room for one more
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"webhook_endpoints:{tenant_id}"},
+    )
+    enabled = (
+        await conn.execute(
+            select(func.count()).where(
+                webhook_endpoints.c.tenant_id == tenant_id,
+                webhook_endpoints.c.disabled_at.is_(None),
+            )
+        )
+    ).scalar_one()
+    limit = settings.webhook_max_endpoints_per_tenant
+    if enabled >= limit:
+        raise ConflictError(
+            "webhook_endpoint_limit_reached",
+            f"A tenant may have at most {limit} enabled webhook endpoints; disable one first.",
+        )
+    return (
+        await conn.execute(
+            webhook_endpoints.insert()
+            .values(
+                id=new_id("we"),
+                tenant_id=tenant_id,
+                url=url,
+                description=description,
+                secret=new_secret(),
+            )
+            .returning(*webhook_endpoints.c)
+        )
+    ).one()
