@@ -84,7 +84,8 @@ async def system_resolver(host: str) -> list[str]:
 def address_allowed(address: IPAddress) -> bool:
     """Whether `address` is a globally reachable unicast address (one outside our network)."""
     if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id:
+        # a zone names an interface of ours; fec0::/10 is the deprecated site-local range
+        if address.scope_id or address.is_site_local:
             return False
         # IPv6 forms that carry an IPv4 address reach that address: judge it too
         if address.ipv4_mapped is not None:

@@ -1,0 +1,147 @@
+"""A webhook delivery's HTTP against hostile receivers on loopback: gzip bombs, redirects,
+and a host name that must not be resolved again (the connection goes to the vetted address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from activities.webhook_http import MAX_RESPONSE_BYTES, post_to_target, webhook_client
+from kernel.settings import Settings
+from services.outbound_guard import OutboundTarget
+
+
+class LoopbackServer:
+    """A raw HTTP/1.1 server on 127.0.0.1 that records requests and sends a canned answer."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            self.requests.append((head, await reader.readexactly(length)))
+            writer.write(self.answer)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client hung up on purpose (it read enough)
+        finally:
+            writer.close()
+
+    def header(self, index: int, name: bytes) -> bytes:
+        """A header of the `index`-th request received."""
+        head = self.requests[index][0]
+        for line in head.split(b"\r\n")[1:]:
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == name:
+                return value.strip()
+        raise KeyError(name)
+
+
+@asynccontextmanager
+async def serving(answer: bytes) -> AsyncIterator[LoopbackServer]:
+    server = LoopbackServer(answer)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    server.port = listener.sockets[0].getsockname()[1]
+    async with listener:
+        yield server
+
+
+def http_answer(status: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def gzip_bomb(expanded_bytes: int) -> bytes:
+    """Gzip of `expanded_bytes` zeros (200 MiB compress to about 200 KiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1024 * 1024)
+    parts = [packer.compress(block) for _ in range(expanded_bytes // len(block))]
+    return b"".join([*parts, packer.flush()])
+
+
+def loopback_target(port: int, host: str = "127.0.0.1") -> OutboundTarget:
+    return OutboundTarget("http", host, port, "/hooks", "127.0.0.1")
+
+
+SETTINGS = Settings(webhook_connect_timeout_seconds=5.0, webhook_read_timeout_seconds=5.0)
+EVENT = b'{"id":"evt_1"}'
+
+
+async def test_a_gzip_bomb_is_read_to_64_kib_and_never_decompressed() -> None:
+    bomb = gzip_bomb(200 * 1024 * 1024)
+    assert len(bomb) > 3 * MAX_RESPONSE_BYTES
+    answer = http_answer("200 OK", {"Content-Encoding": "gzip"}, bomb)
+    async with serving(answer) as server, webhook_client(SETTINGS) as http:
+        received = await post_to_target(http, loopback_target(server.port), EVENT, {})
+    assert received.status == 200
+    # exactly the first 64 KiB of the compressed bytes: capped, and not inflated
+    assert received.body == bomb[:MAX_RESPONSE_BYTES]
+    assert server.header(0, b"accept-encoding") == b"identity"
+    assert server.requests[0][1] == EVENT
+
+
+async def test_a_short_gzip_answer_is_kept_as_sent() -> None:
+    small = gzip_bomb(1024 * 1024)
+    answer = http_answer("200 OK", {"Content-Encoding": "gzip"}, small)
+    async with serving(answer) as server, webhook_client(SETTINGS) as http:
+        received = await post_to_target(http, loopback_target(server.port), EVENT, {})
+    assert received.body == small
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    async with serving(http_answer("200 OK", {})) as inside:
+        location = f"http://127.0.0.1:{inside.port}/admin"
+        redirect = http_answer("307 Temporary Redirect", {"Location": location})
+        async with serving(redirect) as server, webhook_client(SETTINGS) as http:
+            received = await post_to_target(http, loopback_target(server.port), EVENT, {})
+    assert received.status == 307
+    assert len(server.requests) == 1
+    assert inside.requests == []
+
+
+async def test_the_connection_goes_to_the_vetted_address_with_the_url_host_in_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # any lookup of a name (not a numeric address) at send time would be a second
+    # resolution, which a DNS rebind could answer differently
+    looked_up: list[str] = []
+    real_getaddrinfo: Callable[..., Any] = socket.getaddrinfo
+
+    def numeric_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name.replace(".", "").isdigit() or ":" in name:
+            return real_getaddrinfo(host, *args, **kwargs)
+        looked_up.append(name)
+        raise socket.gaierror(socket.EAI_NONAME, "resolution refused by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
+    answer = http_answer("204 No Content", {})
+    async with serving(answer) as server, webhook_client(SETTINGS) as http:
+        target = loopback_target(server.port, host="hooks.partner.invalid")
+        received = await post_to_target(
+            http, target, EVENT, {"webhook-id": "evt_1", "content-type": "application/json"}
+        )
+    assert received.status == 204
+    assert looked_up == []
+    assert server.header(0, b"host") == f"hooks.partner.invalid:{server.port}".encode()
+    assert server.header(0, b"webhook-id") == b"evt_1"
+    assert server.requests[0][0].startswith(b"POST /hooks HTTP/1.1\r\n")
