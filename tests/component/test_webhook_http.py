@@ -4,11 +4,9 @@ and a host name that must not be resolved again (the connection goes to the vett
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import zlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,58 +14,7 @@ import pytest
 from activities.webhook_http import MAX_RESPONSE_BYTES, post_to_target, webhook_client
 from kernel.settings import Settings
 from services.outbound_guard import OutboundTarget
-
-
-class LoopbackServer:
-    """A raw HTTP/1.1 server on 127.0.0.1 that records requests and sends a canned answer."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.requests: list[tuple[bytes, bytes]] = []
-        self.port = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            self.requests.append((head, await reader.readexactly(length)))
-            writer.write(self.answer)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client hung up on purpose (it read enough)
-        finally:
-            writer.close()
-
-    def header(self, index: int, name: bytes) -> bytes:
-        """A header of the `index`-th request received."""
-        head = self.requests[index][0]
-        for line in head.split(b"\r\n")[1:]:
-            key, _, value = line.partition(b":")
-            if key.strip().lower() == name:
-                return value.strip()
-        raise KeyError(name)
-
-
-@asynccontextmanager
-async def serving(answer: bytes) -> AsyncIterator[LoopbackServer]:
-    server = LoopbackServer(answer)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    server.port = listener.sockets[0].getsockname()[1]
-    async with listener:
-        yield server
-
-
-def http_answer(status: str, headers: dict[str, str], body: bytes = b"") -> bytes:
-    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+from tests.loopback_http import http_answer, serving
 
 
 def gzip_bomb(expanded_bytes: int) -> bytes:
