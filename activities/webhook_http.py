@@ -10,6 +10,7 @@ bytes, at most `MAX_RESPONSE_BYTES` of them, and every step has a timeout.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +30,13 @@ class WebhookAnswer:
     body: bytes
 
 
-def webhook_client(settings: Settings) -> httpx.AsyncClient:
-    """The HTTP client of webhook deliveries (one per worker process)."""
+def webhook_client(
+    settings: Settings, *, verify: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
+    """The HTTP client of webhook deliveries (one per worker process); `verify` replaces the
+    public CAs (tests trust their own)."""
     return httpx.AsyncClient(
+        verify=verify if verify is not None else True,
         follow_redirects=False,
         # a proxy from the environment would connect wherever the URL says, not to the
         # vetted address

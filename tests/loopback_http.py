@@ -4,6 +4,7 @@ answers with exactly the bytes a test gives it (a gzip bomb, a redirect, a plain
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,9 +47,12 @@ class LoopbackServer:
 
 
 @asynccontextmanager
-async def serving(answer: bytes) -> AsyncIterator[LoopbackServer]:
+async def serving(
+    answer: bytes, *, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[LoopbackServer]:
+    """A LoopbackServer listening (with TLS if `ssl_context` is given) while in the block."""
     server = LoopbackServer(answer)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=ssl_context)
     server.port = listener.sockets[0].getsockname()[1]
     async with listener:
         yield server

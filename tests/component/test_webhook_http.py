@@ -1,15 +1,25 @@
 """A webhook delivery's HTTP against hostile receivers on loopback: gzip bombs, redirects,
-and a host name that must not be resolved again (the connection goes to the vetted address).
+a host name that must not be resolved again (the connection goes to the vetted address), and
+TLS that still checks the certificate of the URL's host.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
+import tempfile
 import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from activities.webhook_http import MAX_RESPONSE_BYTES, post_to_target, webhook_client
 from kernel.settings import Settings
@@ -92,3 +102,70 @@ async def test_the_connection_goes_to_the_vetted_address_with_the_url_host_in_ho
     assert server.header(0, b"host") == f"hooks.partner.invalid:{server.port}".encode()
     assert server.header(0, b"webhook-id") == b"evt_1"
     assert server.requests[0][0].startswith(b"POST /hooks HTTP/1.1\r\n")
+
+
+def tls_pair(host: str) -> tuple[ssl.SSLContext, ssl.SSLContext, list[str | None]]:
+    """A server context with a certificate for `host` from a throwaway CA, a client context
+    trusting only that CA, and the list the server records each TLS server name (SNI) in."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test webhook CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    with tempfile.TemporaryDirectory() as folder:
+        chain = Path(folder) / "chain.pem"
+        chain.write_bytes(
+            leaf.public_bytes(pem)
+            + key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(chain)
+    names: list[str | None] = []
+    server.sni_callback = lambda _socket, name, _context: names.append(name)
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client, names
+
+
+async def test_https_goes_to_the_vetted_address_and_checks_the_certificate_of_the_url_host() -> (
+    None
+):
+    server_tls, client_tls, server_names = tls_pair("hooks.partner.invalid")
+    answer = http_answer("200 OK", {})
+    async with (
+        serving(answer, ssl_context=server_tls) as server,
+        webhook_client(SETTINGS, verify=client_tls) as http,
+    ):
+        target = OutboundTarget("https", "hooks.partner.invalid", server.port, "/h", "127.0.0.1")
+        received = await post_to_target(http, target, EVENT, {})
+        assert received.status == 200
+        assert server_names == ["hooks.partner.invalid"]
+        assert server.header(0, b"host") == f"hooks.partner.invalid:{server.port}".encode()
+        # the same address under another name: its certificate does not match, no request
+        other = OutboundTarget("https", "other.partner.invalid", server.port, "/h", "127.0.0.1")
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await post_to_target(http, other, EVENT, {})
+    assert len(server.requests) == 1
