@@ -2,7 +2,8 @@
 
 Signature (standardwebhooks.com): `webhook-signature: v1,<base64 HMAC-SHA256>` over
 `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64 part of the endpoint's
-`whsec_…` secret.
+`whsec_…` secret; during a secret rotation's overlap, a second, space-separated signature
+with the previous secret.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -41,6 +43,16 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def signing_secrets(endpoint: Any) -> list[str]:
+    """The secrets a delivery is signed with: the endpoint's, and during a rotation's
+    overlap its previous one (Standard Webhooks: one `v1,` signature per secret)."""
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret is not None and expires is not None and expires > datetime.now(UTC):
+        secrets.append(endpoint.previous_secret)
+    return secrets
 
 
 def event_body(event_id: str, event_type: str, created_at: str, data: dict[str, Any]) -> bytes:
@@ -95,7 +107,9 @@ class WebhookActivities:
             "content-type": "application/json",
             "webhook-id": event.id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(endpoint.secret, event.id, timestamp, body),
+            "webhook-signature": " ".join(
+                sign(secret, event.id, timestamp, body) for secret in signing_secrets(endpoint)
+            ),
         }
         try:
             target = await vet_url(

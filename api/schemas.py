@@ -334,6 +334,8 @@ class WebhookEndpointOut(BaseModel):
     description: str | None
     enabled: bool
     secret: str | None = None
+    # after a secret rotation: until then deliveries are signed with the previous secret too
+    previous_secret_expires_at: datetime | None = None
     created_at: datetime
 
 

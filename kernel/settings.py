@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     webhook_allow_private_networks: bool = False
     # enabled endpoints a tenant may have at once (each event fans out to every one)
     webhook_max_endpoints_per_tenant: int = 16
+    # after a secret rotation, how long deliveries are signed with the previous secret too
+    webhook_secret_rotation_overlap_seconds: float = 86400.0
     # one delivery: to connect, between two reads of the answer, and for the whole exchange
     webhook_connect_timeout_seconds: float = 5.0
     webhook_read_timeout_seconds: float = 10.0

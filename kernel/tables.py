@@ -142,6 +142,9 @@ webhook_endpoints = Table(
     Column("secret", Text, nullable=False),
     Column("created_at", DateTime(timezone=True)),
     Column("disabled_at", DateTime(timezone=True)),
+    # after a rotation, the secret before it, valid until its expiry (migration 0015)
+    Column("previous_secret", Text),
+    Column("previous_secret_expires_at", DateTime(timezone=True)),
 )
 
 events = Table(

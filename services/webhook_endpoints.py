@@ -1,16 +1,18 @@
-"""Registering webhook endpoints: only URLs outside our network, and a bounded number each."""
+"""Registering webhook endpoints (only URLs outside our network, a bounded number per tenant)
+and rotating their secrets."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.ids import new_id
 from kernel.settings import Settings
 from kernel.tables import webhook_endpoints
-from services.errors import ConflictError, InvalidRequestError
+from services.errors import ConflictError, InvalidRequestError, NotFoundError
 from services.events import new_secret
 from services.outbound_guard import (
     DestinationNotAllowed,
@@ -73,3 +75,33 @@ async def register_endpoint(
             .returning(*webhook_endpoints.c)
         )
     ).one()
+
+
+async def rotate_secret(
+    conn: AsyncConnection, settings: Settings, *, tenant_id: str, endpoint_id: str
+) -> Any:
+    """Give the endpoint a new secret and return its row; the current one becomes the
+    previous secret, still signed with for `webhook_secret_rotation_overlap_seconds`.
+
+    At most two secrets are valid at once: rotating again within the overlap drops the
+    oldest right away. NotFoundError if the tenant has no such endpoint.
+    """
+    overlap = timedelta(seconds=settings.webhook_secret_rotation_overlap_seconds)
+    row = (
+        await conn.execute(
+            update(webhook_endpoints)
+            .where(
+                webhook_endpoints.c.id == endpoint_id,
+                webhook_endpoints.c.tenant_id == tenant_id,
+            )
+            .values(
+                previous_secret=webhook_endpoints.c.secret,
+                previous_secret_expires_at=func.now() + overlap,
+                secret=new_secret(),
+            )
+            .returning(*webhook_endpoints.c)
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError("webhook_endpoint_not_found", f"No webhook endpoint {endpoint_id}.")
+    return row

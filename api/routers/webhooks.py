@@ -17,7 +17,7 @@ from api.schemas import (
     WebhookEndpointOut,
 )
 from kernel.tables import events, webhook_endpoints
-from services.webhook_endpoints import register_endpoint
+from services.webhook_endpoints import register_endpoint, rotate_secret
 
 router = APIRouter(tags=["webhooks"])
 
@@ -30,6 +30,7 @@ def endpoint_out(row: Any, *, with_secret: bool = False) -> WebhookEndpointOut:
         description=row.description,
         enabled=row.disabled_at is None,
         secret=row.secret if with_secret else None,
+        previous_secret_expires_at=row.previous_secret_expires_at,
         created_at=row.created_at,
     )
 
@@ -51,6 +52,24 @@ async def create_endpoint(
             tenant_id=principal.tenant_id,
             url=body.url,
             description=body.description,
+        )
+    return endpoint_out(row, with_secret=True)
+
+
+@router.post("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=WebhookEndpointOut)
+async def rotate_endpoint_secret(
+    endpoint_id: str, principal: Writer, engine: Engine, settings: AppSettings
+) -> WebhookEndpointOut:
+    """Give the endpoint a new `secret` (shown in this answer only).
+
+    Until `previous_secret_expires_at` (`webhook_secret_rotation_overlap_seconds` from now),
+    deliveries carry two signatures, one with each secret, so the receiver can switch to
+    the new secret before the old one stops being used. Rotating again within that time
+    ends the oldest secret at once.
+    """
+    async with engine.begin() as conn:
+        row = await rotate_secret(
+            conn, settings, tenant_id=principal.tenant_id, endpoint_id=endpoint_id
         )
     return endpoint_out(row, with_secret=True)
 

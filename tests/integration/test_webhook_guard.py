@@ -7,12 +7,9 @@ loopback; no test resolves a name through real DNS.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,14 +19,14 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import WebhookActivities
 from activities.webhook_http import webhook_client
 from kernel.api_keys import ensure_tenant
-from kernel.db import dispose_engines, get_engine
+from kernel.db import get_engine
 from kernel.settings import Settings
 from kernel.tables import webhook_deliveries, webhook_endpoints
 from ops.devstack import Stack
 from services.errors import InvalidRequestError
 from services.events import insert_event, new_secret
 from services.webhook_endpoints import register_endpoint
-from tests.integration.helpers import make_keys
+from tests.integration.webhook_support import partner_api
 from tests.loopback_http import http_answer, serving
 from workflows.models import DeliveryInput
 
@@ -59,25 +56,6 @@ def loopback_spellings(port: int) -> list[str]:
 def guarded(settings: Settings, **fields: Any) -> Settings:
     """The stack's settings as production has them: private networks not allowed."""
     return settings.model_copy(update={"webhook_allow_private_networks": False, **fields})
-
-
-@asynccontextmanager
-async def partner_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """The API app built with `settings`, in process, and a partner key of a fresh tenant."""
-    from api.app import create_app
-
-    tenant_id = f"ten_{uuid.uuid4().hex[:12]}"
-    stack = Stack(settings, web_ui=False)
-    partner_key, _ = await make_keys(stack, tenant_id)
-    app = create_app(settings)
-    # what the lifespan would set; these routes need neither Temporal nor the watch lists
-    app.state.settings = settings
-    app.state.engine = get_engine(settings)
-    transport = httpx.ASGITransport(app=app)
-    headers = {"Authorization": f"Bearer {partner_key}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as c:
-        yield c, tenant_id
-    await dispose_engines()
 
 
 async def endpoint_count(engine: AsyncEngine, tenant_id: str) -> int:

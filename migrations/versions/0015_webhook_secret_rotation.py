@@ -1,0 +1,43 @@
+"""Webhook secret rotation: an endpoint's previous secret stays valid for an overlap.
+
+`POST /v1/webhook-endpoints/{id}/rotate-secret` moves `secret` to `previous_secret` (valid
+until `previous_secret_expires_at`) and sets a new one; while both are valid, deliveries
+carry a signature with each (Standard Webhooks: space-separated `v1,<sig>` values), so a
+receiver can switch to the new secret at its own pace.
+
+Revision ID: 0015
+Revises: 0011 (placeholder: the lead sets it to the last revision merged before this one)
+Create Date: 2026-12-07
+"""
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+UPGRADE = """
+ALTER TABLE webhook_endpoints
+    ADD COLUMN previous_secret text,
+    ADD COLUMN previous_secret_expires_at timestamptz,
+    ADD CONSTRAINT webhook_endpoints_previous_secret_expires
+        CHECK ((previous_secret IS NULL) = (previous_secret_expires_at IS NULL));
+"""
+
+DOWNGRADE = """
+ALTER TABLE webhook_endpoints
+    DROP CONSTRAINT webhook_endpoints_previous_secret_expires,
+    DROP COLUMN previous_secret_expires_at,
+    DROP COLUMN previous_secret;
+"""
+
+
+def upgrade() -> None:
+    """Add the previous secret and its expiry."""
+    op.execute(UPGRADE)
+
+
+def downgrade() -> None:
+    """Drop them (deliveries then carry the current secret's signature only)."""
+    op.execute(DOWNGRADE)
