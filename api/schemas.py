@@ -318,11 +318,19 @@ class Problem(BaseModel):
     param: str | None = None
 
 
+EventTypeFilter = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9_]*\.(?:[a-z][a-z0-9_]*|\*)$", max_length=100)
+]
+
+
 class WebhookEndpointCreate(Strict):
     """Register a URL to receive signed events."""
 
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
     description: Annotated[str, Field(max_length=200)] | None = None
+    # the event types to receive: `payment.settled`, or a family as `payment.*`; omitted:
+    # every type, including ones added later
+    event_types: Annotated[list[EventTypeFilter], Field(min_length=1, max_length=32)] | None = None
 
 
 class WebhookEndpointOut(BaseModel):
@@ -333,6 +341,8 @@ class WebhookEndpointOut(BaseModel):
     url: str
     description: str | None
     enabled: bool
+    # null: every event type
+    event_types: list[str] | None = None
     secret: str | None = None
     # after a secret rotation: until then deliveries are signed with the previous secret too
     previous_secret_expires_at: datetime | None = None

@@ -145,6 +145,8 @@ webhook_endpoints = Table(
     # after a rotation, the secret before it, valid until its expiry (migration 0015)
     Column("previous_secret", Text),
     Column("previous_secret_expires_at", DateTime(timezone=True)),
+    # the event types it receives (`payment.settled`, `payment.*`); NULL: all (0015)
+    Column("event_types", ARRAY(Text)),
 )
 
 events = Table(

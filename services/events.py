@@ -1,9 +1,9 @@
 """Events (what a tenant's webhooks announce) and the start of their deliveries.
 
 An event is a row written in the transaction of the change it announces; each enabled
-endpoint of the tenant then gets one delivery workflow (`WebhookDeliveryWorkflow`, retried
-with backoff), whose id derives from the event and the endpoint, so starting it again is
-harmless.
+endpoint of the tenant that receives its type then gets one delivery workflow
+(`WebhookDeliveryWorkflow`, retried with backoff), whose id derives from the event and the
+endpoint, so starting it again is harmless.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import any_, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client
@@ -77,12 +77,25 @@ async def insert_event(
     )
 
 
-async def enabled_endpoints(conn: AsyncConnection, tenant_id: str) -> list[str]:
-    """The ids of the tenant's enabled webhook endpoints."""
+def event_type_patterns(event_type: str) -> list[str]:
+    """The filter entries that select `event_type`: itself and its family's wildcard
+    (`payment.settled`, `payment.*`)."""
+    family, _, _ = event_type.partition(".")
+    return [event_type, f"{family}.*"]
+
+
+async def enabled_endpoints(conn: AsyncConnection, tenant_id: str, event_type: str) -> list[str]:
+    """The ids of the tenant's enabled webhook endpoints that receive `event_type` (those
+    without a filter receive every type)."""
+    filters = webhook_endpoints.c.event_types
     rows = await conn.execute(
         select(webhook_endpoints.c.id).where(
             webhook_endpoints.c.tenant_id == tenant_id,
             webhook_endpoints.c.disabled_at.is_(None),
+            or_(
+                filters.is_(None),
+                *(literal(pattern) == any_(filters) for pattern in event_type_patterns(event_type)),
+            ),
         )
     )
     return list(rows.scalars().all())

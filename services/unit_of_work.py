@@ -4,7 +4,8 @@ One transaction, one order, wherever the four occur:
 
 1. the caller makes its state change on `uow.conn` (inside `async with UnitOfWork(...)`);
 2. `await uow.event(...)` writes each event in that transaction and looks up the tenant's
-   enabled webhook endpoints (what to deliver is decided with the change);
+   enabled webhook endpoints that receive its type (what to deliver is decided with the
+   change);
 3. `uow.audit(...)` queues the audit record; on leaving the block the records are appended
    to the hash chain last, just before the commit (the chain's lock is held only while the
    transaction commits), so a record commits with the change it describes, never after it
@@ -66,7 +67,8 @@ class UnitOfWork:
         self._transaction: AsyncTransaction | None = None
         self._audits: list[AuditRecord] = []
         self._pending: list[tuple[str, list[str]]] = []
-        self._endpoints: dict[str, list[str]] = {}  # per tenant: one look-up per unit
+        # per (tenant, event type): one look-up per unit
+        self._endpoints: dict[tuple[str, str], list[str]] = {}
         self.committed = False
 
     @property
@@ -136,10 +138,11 @@ class UnitOfWork:
             at=at,
             payment_id=payment_id,
         )
-        if tenant_id not in self._endpoints:
-            self._endpoints[tenant_id] = await enabled_endpoints(self.conn, tenant_id)
-        if self._endpoints[tenant_id]:
-            self._pending.append((event_id, self._endpoints[tenant_id]))
+        audience = (tenant_id, type)
+        if audience not in self._endpoints:
+            self._endpoints[audience] = await enabled_endpoints(self.conn, tenant_id, type)
+        if self._endpoints[audience]:
+            self._pending.append((event_id, self._endpoints[audience]))
         return event_id
 
     def audit(

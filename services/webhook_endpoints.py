@@ -30,9 +30,11 @@ async def register_endpoint(
     tenant_id: str,
     url: str,
     description: str | None,
+    event_types: list[str] | None = None,
     resolver: Resolver = system_resolver,
 ) -> Any:
-    """Create an endpoint (with a fresh secret) and return its row.
+    """Create an endpoint (with a fresh secret) receiving `event_types` (None: every type),
+    and return its row.
 
     Refuses a URL the outbound guard does not admit (`webhook_url_not_allowed`, or
     `webhook_url_unresolvable` when its host does not resolve) and a tenant's endpoint
@@ -70,6 +72,7 @@ async def register_endpoint(
                 tenant_id=tenant_id,
                 url=url,
                 description=description,
+                event_types=event_types,
                 secret=new_secret(),
             )
             .returning(*webhook_endpoints.c)

@@ -29,6 +29,7 @@ def endpoint_out(row: Any, *, with_secret: bool = False) -> WebhookEndpointOut:
         url=row.url,
         description=row.description,
         enabled=row.disabled_at is None,
+        event_types=row.event_types,
         secret=row.secret if with_secret else None,
         previous_secret_expires_at=row.previous_secret_expires_at,
         created_at=row.created_at,
@@ -52,6 +53,7 @@ async def create_endpoint(
             tenant_id=principal.tenant_id,
             url=body.url,
             description=body.description,
+            event_types=sorted(set(body.event_types)) if body.event_types else None,
         )
     return endpoint_out(row, with_secret=True)
 

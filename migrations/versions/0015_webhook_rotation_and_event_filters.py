@@ -1,9 +1,12 @@
-"""Webhook secret rotation: an endpoint's previous secret stays valid for an overlap.
+"""Webhook endpoints: secret rotation with an overlap, and event-type filters.
 
 `POST /v1/webhook-endpoints/{id}/rotate-secret` moves `secret` to `previous_secret` (valid
 until `previous_secret_expires_at`) and sets a new one; while both are valid, deliveries
 carry a signature with each (Standard Webhooks: space-separated `v1,<sig>` values), so a
 receiver can switch to the new secret at its own pace.
+
+`event_types` lists the event types an endpoint receives (`payment.settled`, or every
+`payment.` event as `payment.*`); NULL, as for every endpoint before this revision, is all.
 
 Revision ID: 0015
 Revises: 0011 (placeholder: the lead sets it to the last revision merged before this one)
@@ -21,6 +24,7 @@ UPGRADE = """
 ALTER TABLE webhook_endpoints
     ADD COLUMN previous_secret text,
     ADD COLUMN previous_secret_expires_at timestamptz,
+    ADD COLUMN event_types text[],
     ADD CONSTRAINT webhook_endpoints_previous_secret_expires
         CHECK ((previous_secret IS NULL) = (previous_secret_expires_at IS NULL));
 """
@@ -28,16 +32,17 @@ ALTER TABLE webhook_endpoints
 DOWNGRADE = """
 ALTER TABLE webhook_endpoints
     DROP CONSTRAINT webhook_endpoints_previous_secret_expires,
+    DROP COLUMN event_types,
     DROP COLUMN previous_secret_expires_at,
     DROP COLUMN previous_secret;
 """
 
 
 def upgrade() -> None:
-    """Add the previous secret and its expiry."""
+    """Add the previous secret, its expiry and the event-type filter."""
     op.execute(UPGRADE)
 
 
 def downgrade() -> None:
-    """Drop them (deliveries then carry the current secret's signature only)."""
+    """Drop them (every endpoint then gets every event, signed with its current secret)."""
     op.execute(DOWNGRADE)
