@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     # after a secret rotation, how long deliveries are signed with the previous secret too
     webhook_secret_rotation_overlap_seconds: float = 86400.0
     # one delivery: to connect, between two reads of the answer, and for the whole exchange
+    # (with the guard's 5 s DNS look-up, within the activity's 30 s start-to-close)
     webhook_connect_timeout_seconds: float = 5.0
     webhook_read_timeout_seconds: float = 10.0
     webhook_total_timeout_seconds: float = 20.0
