@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.ids import new_id
 from kernel.settings import Settings
@@ -24,7 +24,7 @@ from services.outbound_guard import (
 
 
 async def register_endpoint(
-    conn: AsyncConnection,
+    engine: AsyncEngine,
     settings: Settings,
     *,
     tenant_id: str,
@@ -41,10 +41,31 @@ async def register_endpoint(
     beyond `webhook_max_endpoints_per_tenant` enabled ones (`webhook_endpoint_limit_reached`).
     Deliveries check the URL again: DNS may change after registration.
     """
+    # before the transaction: a slow DNS answer must not hold a database connection
     try:
         await vet_url(url, allow_private=settings.webhook_allow_private_networks, resolver=resolver)
     except (DestinationNotAllowed, DestinationUnresolvable) as refused:
         raise InvalidRequestError(refused.code, str(refused), param="url") from None
+    async with engine.begin() as conn:
+        return await _insert_within_limit(
+            conn,
+            settings.webhook_max_endpoints_per_tenant,
+            tenant_id=tenant_id,
+            url=url,
+            description=description,
+            event_types=sorted(set(event_types)) if event_types else None,
+        )
+
+
+async def _insert_within_limit(
+    conn: AsyncConnection,
+    limit: int,
+    *,
+    tenant_id: str,
+    url: str,
+    description: str | None,
+    event_types: list[str] | None,
+) -> Any:
     # two registrations at once must not both see room for one more
     await conn.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -58,7 +79,6 @@ async def register_endpoint(
             )
         )
     ).scalar_one()
-    limit = settings.webhook_max_endpoints_per_tenant
     if enabled >= limit:
         raise ConflictError(
             "webhook_endpoint_limit_reached",

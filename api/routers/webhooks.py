@@ -46,15 +46,14 @@ async def create_endpoint(
     private, link-local... hosts, or `webhook_url_unresolvable`), and a tenant has at most
     `webhook_max_endpoints_per_tenant` enabled endpoints (409 `webhook_endpoint_limit_reached`).
     """
-    async with engine.begin() as conn:
-        row = await register_endpoint(
-            conn,
-            settings,
-            tenant_id=principal.tenant_id,
-            url=body.url,
-            description=body.description,
-            event_types=sorted(set(body.event_types)) if body.event_types else None,
-        )
+    row = await register_endpoint(
+        engine,
+        settings,
+        tenant_id=principal.tenant_id,
+        url=body.url,
+        description=body.description,
+        event_types=body.event_types,
+    )
     return endpoint_out(row, with_secret=True)
 
 

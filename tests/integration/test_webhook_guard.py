@@ -89,15 +89,14 @@ async def test_a_name_resolving_to_loopback_does_not_register(engine: AsyncEngin
     tenant_id = f"ten_{uuid.uuid4().hex[:12]}"
     settings = Settings(webhook_allow_private_networks=False)
     with pytest.raises(InvalidRequestError) as refused:
-        async with engine.begin() as conn:
-            await register_endpoint(
-                conn,
-                settings,
-                tenant_id=tenant_id,
-                url=f"https://{REBOUND_NAME}/hooks",
-                description=None,
-                resolver=rebound_resolver,
-            )
+        await register_endpoint(
+            engine,
+            settings,
+            tenant_id=tenant_id,
+            url=f"https://{REBOUND_NAME}/hooks",
+            description=None,
+            resolver=rebound_resolver,
+        )
     assert refused.value.code == "webhook_url_not_allowed"
     assert await endpoint_count(engine, tenant_id) == 0
 
