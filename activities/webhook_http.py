@@ -61,10 +61,28 @@ async def post_to_target(
     *,
     max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> WebhookAnswer:
-    """POST `body` to the vetted `target`, reading at most `max_bytes` of the answer."""
+    """POST `body` to the vetted `target`, reading at most `max_bytes` of the answer; the
+    target's next address is tried when one cannot be connected to (nothing was sent)."""
+    *others, last = (target.address, *target.alternatives)
+    for address in others:
+        try:
+            return await _post_to_address(http, target, address, body, headers, max_bytes)
+        except httpx.ConnectError:
+            continue
+    return await _post_to_address(http, target, last, body, headers, max_bytes)
+
+
+async def _post_to_address(
+    http: httpx.AsyncClient,
+    target: OutboundTarget,
+    address: str,
+    body: bytes,
+    headers: dict[str, str],
+    max_bytes: int,
+) -> WebhookAnswer:
     url = httpx.URL(
         scheme=target.scheme,
-        host=target.address,
+        host=address,
         port=target.port,
         raw_path=target.target.encode("ascii"),
     )

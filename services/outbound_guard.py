@@ -64,8 +64,10 @@ class OutboundTarget:
     port: int
     # path and query, as they appeared in the URL
     target: str
-    # the one address the caller connects to
+    # the address the caller connects to, and the host's other vetted addresses, to try in
+    # order if a connection cannot be made (never any address outside these)
     address: str
+    alternatives: tuple[str, ...] = ()
 
     @property
     def host_header(self) -> str:
@@ -215,9 +217,9 @@ async def vet_url(
 
     The host is resolved once (DestinationUnresolvable if it does not resolve); every
     address it resolves to must be allowed (a mixed answer is refused, whichever address
-    a client would pick), and the first is the one to connect to. `allow_private` (dev and
-    tests, whose receivers listen on loopback) admits every address, but not the other
-    refusals.
+    a client would pick); the caller connects to these addresses only, the first first.
+    `allow_private` (dev and tests, whose receivers listen on loopback) admits every
+    address, but not the other refusals.
     """
     parsed = parse_url(url)
     if parsed.literal is not None:
@@ -233,8 +235,9 @@ async def vet_url(
                 raise DestinationNotAllowed(
                     f"{parsed.host} is or resolves to {address}, which is not a public address"
                 )
+    first, *others = dict.fromkeys(address.compressed for address in addresses)
     return OutboundTarget(
-        parsed.scheme, parsed.host, parsed.port, parsed.target, addresses[0].compressed
+        parsed.scheme, parsed.host, parsed.port, parsed.target, first, tuple(others)
     )
 
 

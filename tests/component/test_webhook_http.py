@@ -169,3 +169,19 @@ async def test_https_goes_to_the_vetted_address_and_checks_the_certificate_of_th
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await post_to_target(http, other, EVENT, {})
     assert len(server.requests) == 1
+
+
+async def test_the_next_vetted_address_is_tried_when_one_refuses_the_connection() -> None:
+    async with serving(http_answer("200 OK", {})) as server, webhook_client(SETTINGS) as http:
+        # 127.0.0.2 is loopback too, but nothing listens there on this port
+        target = OutboundTarget(
+            "http", "hooks.partner.invalid", server.port, "/h", "127.0.0.2", ("127.0.0.1",)
+        )
+        received = await post_to_target(http, target, EVENT, {})
+        assert received.status == 200
+        assert len(server.requests) == 1
+        # with no other address, the refusal is the answer
+        alone = OutboundTarget("http", "hooks.partner.invalid", server.port, "/h", "127.0.0.2")
+        with pytest.raises(httpx.ConnectError):
+            await post_to_target(http, alone, EVENT, {})
+        assert len(server.requests) == 1

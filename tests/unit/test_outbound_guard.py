@@ -158,7 +158,7 @@ async def test_allowing_private_networks_does_not_allow_other_schemes_or_userinf
         await vet(url, allow_private=True)
 
 
-async def test_a_public_name_is_allowed_and_pinned_to_its_first_address() -> None:
+async def test_a_public_name_is_allowed_and_pinned_to_its_vetted_addresses() -> None:
     target = await vet("https://Hooks.Partner.Example./v1/events?tenant=7")
     assert target == OutboundTarget(
         scheme="https",
@@ -166,6 +166,7 @@ async def test_a_public_name_is_allowed_and_pinned_to_its_first_address() -> Non
         port=443,
         target="/v1/events?tenant=7",
         address=PUBLIC_V4,
+        alternatives=(PUBLIC_V6,),
     )
     assert target.host_header == "hooks.partner.example"
 
