@@ -77,7 +77,8 @@ async def rotate_endpoint_secret(
 
 @router.get("/v1/webhook-endpoints", response_model=WebhookEndpointList)
 async def list_endpoints(principal: Reader, engine: Engine) -> WebhookEndpointList:
-    """The tenant's endpoints (at most 100 may be registered)."""
+    """The tenant's endpoints (the first 100; at most `webhook_max_endpoints_per_tenant` are
+    enabled at once)."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
