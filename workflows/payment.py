@@ -46,6 +46,14 @@ with workflow.unsafe.imports_passed_through():
         SubmitInput,
         SubmitResult,
     )
+    from workflows.patches import (
+        ADOPT_STATUS_BEFORE_PERSISTING,
+        LIMITS_AND_BLOCKING,
+        LOCAL_STEPS,
+        SEPA_RETURNS,
+        is_patched,
+    )
+    from workflows.payment_legacy import run_review_before_hold
     from workflows.queues import activity_queue
 
 # Transient faults (database restart, network) are retried without limit: the step is
@@ -60,16 +68,6 @@ FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
 RETURNED = "RTRN"
 ACCEPTED = "ACCP"
 NOT_SENT = "NOTSENT"  # an ACH file the bank never received (unreachable past the budget)
-# Velocity limits, and the hold placed before a review so that a confirmed sanctions hit can
-# block the money (OFAC). Histories recorded before it replay the older order (see _run_v2).
-LIMITS_AND_BLOCKING = "limits-hold-before-review"
-# Short, idempotent bookkeeping and read-only checks run as local activities, in the worker
-# that runs the workflow: no activity task, no extra workflow task (see docs/performance.md).
-# Money movements, screening (it writes the audit chain) and the rail stay ordinary
-# activities, where ops see each attempt and its last failure in the Web UI.
-LOCAL_STEPS = "local-checks-and-status-records"
-# A settled SEPA payment waits out the return window, as ACH always did (pacs.004 returns).
-SEPA_RETURNS = "sepa-return-window"
 T = TypeVar("T")
 
 
@@ -102,7 +100,7 @@ class PaymentWorkflow:
         """Take the payment from `processing` to a terminal status."""
         # Decided once, in the first workflow task: a workflow that started before the patch
         # replays with ordinary activities throughout, even for steps it takes after a deploy.
-        self._local_steps = workflow.patched(LOCAL_STEPS)
+        self._local_steps = is_patched(LOCAL_STEPS)
         kyc = await self._check_kyc()
         if not kyc.approved:
             return await self._finish(
@@ -121,8 +119,8 @@ class PaymentWorkflow:
             ),
             ScreeningResult,
         )
-        if not workflow.patched(LIMITS_AND_BLOCKING):
-            return await self._run_v2(kyc, screening)
+        if not is_patched(LIMITS_AND_BLOCKING):
+            return await run_review_before_hold(self, kyc, screening)
 
         self._hits = list(screening.hits)
         limits: LimitsResult = await self._step(
@@ -147,19 +145,6 @@ class PaymentWorkflow:
                 return outcome
         if self._cancel is not None:
             return await self._finish_canceled(held=True)
-        return await self._send(kyc)
-
-    async def _run_v2(self, kyc: KycCheckResult, screening: ScreeningResult) -> PaymentView:
-        """The order before LIMITS_AND_BLOCKING: review first, hold after (replay only)."""
-        if screening.hits:
-            self._hits = list(screening.hits)
-            rejected = await self._review_hits()
-            if rejected is not None:
-                return rejected
-        if self._cancel is not None:
-            return await self._finish_canceled(held=False)
-        if not await self._hold():
-            return await self._finish_insufficient_funds()
         return await self._send(kyc)
 
     async def _hold(self) -> bool:
@@ -187,7 +172,7 @@ class PaymentWorkflow:
             payment = self._payment
             if payment.rail == "ach":
                 return await self._settled_then_maybe_returned(payment.return_window_seconds)
-            if payment.sepa_return_window_seconds > 0 and workflow.patched(SEPA_RETURNS):
+            if payment.sepa_return_window_seconds > 0 and is_patched(SEPA_RETURNS):
                 return await self._settled_then_maybe_returned(payment.sepa_return_window_seconds)
             return await self._finish(PaymentStatus.SETTLED)
         await self._step("void_hold", ledger, LedgerResult)
@@ -290,38 +275,6 @@ class PaymentWorkflow:
                 PaymentStatus.REJECTED,
                 Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
             )
-        await self._transition(PaymentStatus.PROCESSING)
-        return None
-
-    async def _review_hits(self) -> PaymentView | None:
-        """The review before LIMITS_AND_BLOCKING (nothing held yet; replay only)."""
-        await self._transition(PaymentStatus.IN_REVIEW)
-        await workflow.wait_condition(lambda: self._review is not None or self._cancel is not None)
-        if self._review is None:
-            return await self._finish_canceled(held=False)
-        if self._review.decision == "reject":
-            return await self._finish(
-                PaymentStatus.REJECTED,
-                Failure(
-                    FailureCode.SANCTIONS_REJECTED,
-                    f"screening hit confirmed by {self._review.reviewer}",
-                ),
-            )
-        # A review can take days, and KYC can lapse meanwhile: check it again before any
-        # money moves. Added after payments were already running, hence the patch: histories
-        # recorded before it replay without this step (see README "Operating payments").
-        if workflow.patched("recheck-kyc-after-review"):
-            payment = self._payment
-            kyc: KycCheckResult = await self._step(
-                "check_debtor_kyc",
-                KycCheckInput(payment.tenant_id, payment.customer_id),
-                KycCheckResult,
-            )
-            if not kyc.approved:
-                return await self._finish(
-                    PaymentStatus.REJECTED,
-                    Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
-                )
         await self._transition(PaymentStatus.PROCESSING)
         return None
 
@@ -479,7 +432,7 @@ class PaymentWorkflow:
         change = StatusChange(self._seq, status.value, workflow.now().isoformat())
         # Patched: workflows started before this change adopted the status only after
         # persisting it (and so completed a review update later); they replay that way.
-        adopt_first = workflow.patched("adopt-status-before-persisting")
+        adopt_first = is_patched(ADOPT_STATUS_BEFORE_PERSISTING)
         if adopt_first:
             self._history.append(change)
             self._status = status
