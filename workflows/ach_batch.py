@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,15 +23,7 @@ with workflow.unsafe.imports_passed_through():
         AchFileResult,
         RailEvent,
     )
-    from workflows.queues import activity_queue
-
-# the file is retried for a while; past that, each payment goes to action_required (ops)
-FILE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
-    non_retryable_error_types=["file_refused"],
-)
+    from workflows.steps import SUBMIT_ACH_FILE
 
 
 def batch_workflow_id(window_id: str) -> str:
@@ -63,14 +54,7 @@ class AchBatchWorkflow:
         if not entries:
             return AchFileResult(batch.file_id, status="EMPTY")
         try:
-            result: AchFileResult = await workflow.execute_activity(
-                "submit_ach_file",
-                AchFileInput(batch, entries),
-                task_queue=activity_queue(workflow.info().task_queue, "submit_ach_file"),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=FILE_RETRY,
-                result_type=AchFileResult,
-            )
+            result = await SUBMIT_ACH_FILE.run(AchFileInput(batch, entries))
         except ActivityError as err:
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == "file_refused"
             result = AchFileResult(

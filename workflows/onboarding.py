@@ -10,10 +10,9 @@ The re-verification date is stored with every decision; the workflow ends once d
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar, cast
+from typing import cast
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -32,15 +31,14 @@ with workflow.unsafe.imports_passed_through():
         ReviewInput,
         ReviewResult,
     )
-    from workflows.queues import queue_for
+    from workflows.steps import (
+        EVALUATE_CUSTOMER_KYC,
+        RECORD_KYC_DECISION,
+        RECORD_KYC_ESCALATION,
+        SCREEN_CUSTOMER,
+    )
 
-# Every step is idempotent; transient faults (database restart) are retried without limit.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-STEP_TIMEOUT = timedelta(seconds=30)
 RULES_ACTOR = "kyc-rules"
-T = TypeVar("T")
 
 
 @workflow.defn(name="Onboarding")
@@ -62,16 +60,14 @@ class OnboardingWorkflow:
     async def run(self, request: OnboardingInput) -> OnboardingView:
         """Screen, decide, and (in review) wait for a person's decision."""
         ref = CustomerRef(request.customer_id, request.tenant_id)
-        self._screening = await self._step("screen_customer", ref, CustomerScreeningResult)
-        evaluation: KycEvaluation = await self._step(
-            "evaluate_customer_kyc",
+        self._screening = await SCREEN_CUSTOMER.run(ref)
+        evaluation = await EVALUATE_CUSTOMER_KYC.run(
             KycEvaluationInput(
                 request.customer_id,
                 request.tenant_id,
                 workflow.now().date().isoformat(),
                 self._screening,
-            ),
-            KycEvaluation,
+            )
         )
         await self._decide(evaluation, step="rules", decided_by=RULES_ACTOR)
         if self._status == KycStatus.IN_REVIEW:
@@ -88,15 +84,13 @@ class OnboardingWorkflow:
                 timeout=timedelta(seconds=request.review_escalation_seconds),
             )
         except TimeoutError:
-            await self._step(
-                "record_kyc_escalation",
+            await RECORD_KYC_ESCALATION.run(
                 KycEscalationInput(
                     request.customer_id,
                     request.tenant_id,
                     request.review_escalation_seconds,
                     list(evaluation.reasons),
-                ),
-                type(None),
+                )
             )
             self._escalated = True
             workflow.upsert_search_attributes([sa.REVIEW_ESCALATED.value_set(True)])
@@ -135,8 +129,7 @@ class OnboardingWorkflow:
         self._evaluation = evaluation
         self._status = KycStatus(evaluation.status)
         self._recorded = False
-        await self._step(
-            "record_kyc_decision",
+        await RECORD_KYC_DECISION.run(
             RecordKycInput(
                 self._request.customer_id,
                 self._request.tenant_id,
@@ -146,22 +139,10 @@ class OnboardingWorkflow:
                 decided_by,
                 note,
                 screening=self._screening if step == "rules" else None,
-            ),
-            type(None),
+            )
         )
         self._recorded = True
         workflow.upsert_search_attributes([sa.KYC_STATUS.value_set(evaluation.status)])
-
-    async def _step(self, activity: str, arg: object, result_type: type[T]) -> T:
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            task_queue=queue_for(workflow.info().task_queue, "compliance"),
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=STEP_RETRY,
-            result_type=result_type,
-        )
-        return result
 
     # --- updates and queries ------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
+    from workflows import steps
     from workflows.models import (
         CancelInput,
         EscalationInput,
@@ -27,24 +28,19 @@ with workflow.unsafe.imports_passed_through():
         KycCheckInput,
         KycCheckResult,
         LedgerInput,
-        LedgerResult,
         LimitsInput,
-        LimitsResult,
         PaymentInput,
         PaymentStatus,
         PaymentView,
         PollInput,
-        PollResult,
         RailEvent,
         RecordStatusInput,
         ReviewInput,
         ReviewResult,
         ScreeningHit,
         ScreeningInput,
-        ScreeningResult,
         StatusChange,
         SubmitInput,
-        SubmitResult,
     )
     from workflows.patches import (
         ADOPT_STATUS_BEFORE_PERSISTING,
@@ -54,21 +50,14 @@ with workflow.unsafe.imports_passed_through():
         is_patched,
     )
     from workflows.payment_legacy import run_review_before_hold
-    from workflows.queues import activity_queue
+    from workflows.steps import Step
 
-# Transient faults (database restart, network) are retried without limit: the step is
-# idempotent, and giving up would strand money. Business outcomes come back as results.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-# Every step is a short database or HTTP call; a step lost with a crashed worker is retried
-# on another worker after this long.
-STEP_TIMEOUT = timedelta(seconds=10)
 FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
 RETURNED = "RTRN"
 ACCEPTED = "ACCP"
 NOT_SENT = "NOTSENT"  # an ACH file the bank never received (unreachable past the budget)
-T = TypeVar("T")
+InputT = TypeVar("InputT")
+ResultT = TypeVar("ResultT")
 
 
 @workflow.defn(name="Payment")
@@ -108,8 +97,8 @@ class PaymentWorkflow:
                 Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
             )
 
-        screening: ScreeningResult = await self._step(
-            "screen_parties",
+        screening = await self._run(
+            steps.SCREEN_PARTIES,
             ScreeningInput(
                 payment.payment_id,
                 payment.creditor.name,
@@ -117,14 +106,13 @@ class PaymentWorkflow:
                 debtor_name=kyc.debtor_name,
                 debtor_country=kyc.debtor_country,
             ),
-            ScreeningResult,
         )
         if not is_patched(LIMITS_AND_BLOCKING):
             return await run_review_before_hold(self, kyc, screening)
 
         self._hits = list(screening.hits)
-        limits: LimitsResult = await self._step(
-            "check_payment_limits",
+        limits = await self._run(
+            steps.CHECK_PAYMENT_LIMITS,
             LimitsInput(
                 payment.tenant_id,
                 payment.customer_id,
@@ -132,7 +120,6 @@ class PaymentWorkflow:
                 payment.amount,
                 payment.currency,
             ),
-            LimitsResult,
             local=self._local_checks,
         )
         if self._cancel is not None:
@@ -149,7 +136,7 @@ class PaymentWorkflow:
 
     async def _hold(self) -> bool:
         """Reserve the amount; False when the available balance is too low."""
-        hold: LedgerResult = await self._step("hold_funds", self._ledger_input(), LedgerResult)
+        hold = await self._run(steps.HOLD_FUNDS, self._ledger_input())
         return hold.result in ("ok", "exists")
 
     async def _finish_insufficient_funds(self) -> PaymentView:
@@ -168,14 +155,14 @@ class PaymentWorkflow:
 
         event = await self._await_rail_outcome()
         if event.status == "ACSC" or self._return_event is not None:
-            await self._step("post_hold", ledger, LedgerResult)
+            await self._run(steps.POST_HOLD, ledger)
             payment = self._payment
             if payment.rail == "ach":
                 return await self._settled_then_maybe_returned(payment.return_window_seconds)
             if payment.sepa_return_window_seconds > 0 and is_patched(SEPA_RETURNS):
                 return await self._settled_then_maybe_returned(payment.sepa_return_window_seconds)
             return await self._finish(PaymentStatus.SETTLED)
-        await self._step("void_hold", ledger, LedgerResult)
+        await self._run(steps.VOID_HOLD, ledger)
         return await self._finish(
             PaymentStatus.FAILED,
             Failure(
@@ -198,17 +185,16 @@ class PaymentWorkflow:
         except TimeoutError:
             # a return whose callback never arrived is still at the bank: ask once
             assert self._message_id is not None
-            polled: PollResult = await self._step(
-                "poll_rail_status",
+            polled = await self._run(
+                steps.POLL_RAIL_STATUS,
                 PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
-                PollResult,
             )
             if polled.event is not None and polled.event.status == RETURNED:
                 self._return_event = polled.event
         if self._return_event is None:
             return self.status()
         code = self._return_event.reason_code
-        await self._step("reverse_payment", self._ledger_input(), LedgerResult)
+        await self._run(steps.REVERSE_PAYMENT, self._ledger_input())
         return await self._finish(
             PaymentStatus.RETURNED,
             Failure(
@@ -235,14 +221,13 @@ class PaymentWorkflow:
                 decided, timeout=timedelta(seconds=payment.review_escalation_seconds)
             )
         except TimeoutError:
-            await self._step(
-                "record_review_escalation",
+            await self._run(
+                steps.RECORD_REVIEW_ESCALATION,
                 EscalationInput(
                     payment.payment_id,
                     payment.review_escalation_seconds,
                     [hit.matched_name for hit in self._hits] + limit_reasons,
                 ),
-                type(None),
             )
             workflow.upsert_search_attributes([sa.REVIEW_ESCALATED.value_set(True)])
             await workflow.wait_condition(decided)
@@ -251,7 +236,7 @@ class PaymentWorkflow:
         ledger = self._ledger_input()
         if self._review.decision == "reject":
             if self._hits:
-                await self._step("block_funds", ledger, LedgerResult)
+                await self._run(steps.BLOCK_FUNDS, ledger)
                 return await self._finish(
                     PaymentStatus.REJECTED,
                     Failure(
@@ -259,7 +244,7 @@ class PaymentWorkflow:
                         f"screening hit confirmed by {self._review.reviewer}; funds blocked",
                     ),
                 )
-            await self._step("void_hold", ledger, LedgerResult)
+            await self._run(steps.VOID_HOLD, ledger)
             return await self._finish(
                 PaymentStatus.REJECTED,
                 Failure(
@@ -270,7 +255,7 @@ class PaymentWorkflow:
         # a review can take days, and KYC can lapse meanwhile
         kyc = await self._check_kyc()
         if not kyc.approved:
-            await self._step("void_hold", ledger, LedgerResult)
+            await self._run(steps.VOID_HOLD, ledger)
             return await self._finish(
                 PaymentStatus.REJECTED,
                 Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
@@ -299,9 +284,7 @@ class PaymentWorkflow:
         )
         while True:
             try:
-                result: SubmitResult = await self._step(
-                    "submit_to_rail", request, SubmitResult, retry=budget
-                )
+                result = await self._run(steps.SUBMIT_TO_RAIL, request, retry=budget)
                 self._message_id = result.message_id
                 self._reference = result.reference
                 if payment.rail != "ach" or await self._ach_file_reached_bank():
@@ -343,10 +326,9 @@ class PaymentWorkflow:
                     timeout=timedelta(seconds=payment.rail_poll_interval_seconds),
                 )
             except TimeoutError:
-                polled: PollResult = await self._step(
-                    "poll_rail_status",
+                polled = await self._run(
+                    steps.POLL_RAIL_STATUS,
                     PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
-                    PollResult,
                 )
                 if polled.event is not None:
                     self._adopt_rail_event(polled.event)
@@ -355,10 +337,9 @@ class PaymentWorkflow:
     async def _check_kyc(self) -> KycCheckResult:
         """The debtor's KYC status and the names screening needs (read-only)."""
         payment = self._payment
-        return await self._step(
-            "check_debtor_kyc",
+        return await self._run(
+            steps.CHECK_DEBTOR_KYC,
             KycCheckInput(payment.tenant_id, payment.customer_id),
-            KycCheckResult,
             local=self._local_checks,
         )
 
@@ -377,7 +358,7 @@ class PaymentWorkflow:
 
     async def _finish_canceled(self, *, held: bool) -> PaymentView:
         if held:
-            await self._step("void_hold", self._ledger_input(), LedgerResult)
+            await self._run(steps.VOID_HOLD, self._ledger_input())
         reason = self._cancel.reason if self._cancel else ""
         return await self._finish(
             PaymentStatus.CANCELED, Failure(FailureCode.CANCELED, reason or "canceled by request")
@@ -390,37 +371,20 @@ class PaymentWorkflow:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    async def _step(
+    async def _run(
         self,
-        activity: str,
-        arg: object,
-        result_type: type[T],
-        retry: RetryPolicy = STEP_RETRY,
+        step: Step[InputT, ResultT],
+        arg: InputT,
         *,
+        retry: RetryPolicy | None = None,
         local: bool = False,
-    ) -> T:
-        """Run one activity; `local` ones run in this worker when LOCAL_STEPS is in force."""
+    ) -> ResultT:
+        """Run one step: `local` ones in this worker when LOCAL_STEPS is in force, the others
+        on their role's queue, or on the payment's own queue when queues are not split."""
         if local and self._local_steps:
-            done: T = await workflow.execute_local_activity(
-                activity,
-                arg,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=retry,
-                result_type=result_type,
-            )
-            return done
-        queue = workflow.info().task_queue
-        if self._payment.split_activity_queues:
-            queue = activity_queue(queue, activity)
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            task_queue=queue,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=retry,
-            result_type=result_type,
-        )
-        return result
+            return await step.run(arg, retry=retry, local=True)
+        own_queue = None if self._payment.split_activity_queues else workflow.info().task_queue
+        return await step.run(arg, task_queue=own_queue, retry=retry)
 
     async def _transition(self, status: PaymentStatus, *, reasons: list[str] | None = None) -> None:
         """Adopt a status change, persist it for the API, then publish the search attribute.
@@ -436,8 +400,8 @@ class PaymentWorkflow:
         if adopt_first:
             self._history.append(change)
             self._status = status
-        await self._step(
-            "record_payment_status",
+        await self._run(
+            steps.RECORD_PAYMENT_STATUS,
             RecordStatusInput(
                 self._payment.payment_id,
                 change.seq,
@@ -447,7 +411,6 @@ class PaymentWorkflow:
                 screening_hits=self._hits if status == PaymentStatus.IN_REVIEW else None,
                 reasons=reasons or None,
             ),
-            type(None),
             local=True,
         )
         if not adopt_first:

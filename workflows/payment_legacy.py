@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ScreeningResult,
     )
     from workflows.patches import RECHECK_KYC_AFTER_REVIEW, is_patched
+    from workflows.steps import CHECK_DEBTOR_KYC
 
 if TYPE_CHECKING:
     from workflows.payment import PaymentWorkflow
@@ -62,10 +63,8 @@ async def _review_hits_unheld(payment: PaymentWorkflow) -> PaymentView | None:
     # before RECHECK_KYC_AFTER_REVIEW, an approval went straight on to the hold
     if is_patched(RECHECK_KYC_AFTER_REVIEW):
         request = payment._payment
-        kyc: KycCheckResult = await payment._step(
-            "check_debtor_kyc",
-            KycCheckInput(request.tenant_id, request.customer_id),
-            KycCheckResult,
+        kyc = await payment._run(
+            CHECK_DEBTOR_KYC, KycCheckInput(request.tenant_id, request.customer_id)
         )
         if not kyc.approved:
             return await payment._finish(

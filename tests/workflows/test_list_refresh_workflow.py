@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ops.devstack import binary
+from workflows import steps
 from workflows.list_refresh import (
     ListRefreshWorkflow,
     RescreenCustomersWorkflow,
@@ -31,6 +32,7 @@ from workflows.models import (
     RescreenPageResult,
 )
 from workflows.queues import ROLES, queue_for
+from workflows.steps import implements
 
 QUEUE = "list-refresh-test"
 VERSIONS = {"OFAC-SDN": "ofac:2021", "PEP": "pep:1"}
@@ -47,11 +49,11 @@ class FakeLists:
     run_ids: list[str] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="refresh_watch_lists")
+        @implements(steps.REFRESH_WATCH_LISTS)
         async def refresh(_: ListRefreshInput) -> ListRefreshResult:
             return ListRefreshResult(dict(VERSIONS), list(self.changed))
 
-        @activity.defn(name="rescreen_customers_page")
+        @implements(steps.RESCREEN_CUSTOMERS_PAGE)
         async def page(request: RescreenPageInput) -> RescreenPageResult:
             self.pages.append(request)
             self.run_ids.append(activity.info().workflow_run_id or "")
