@@ -72,6 +72,10 @@ def selected_roles(settings: Settings) -> list[Role]:
     unknown = names - set(ROLES)
     if unknown or not names:
         raise ValueError(f"worker_queues must be 'all' or a subset of {ROLES}, not {unknown}")
+    if not settings.split_activity_queues:
+        # payments would put every activity on the payments queue, which this worker alone
+        # cannot serve
+        raise ValueError("worker_queues other than 'all' needs split_activity_queues on")
     return [role for role in ROLES if role in names]
 
 

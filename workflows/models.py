@@ -82,8 +82,9 @@ class PaymentInput:
     review_escalation_seconds: float = 86400.0
     # after ACH settlement, how long the receiving bank may still return the entry
     return_window_seconds: float = 2 * 86400.0
-    # activities on per-role queues (True, as every payment before this field did) or on
-    # the payment's own queue (an all-in-one worker then takes them without a hop)
+    # activities on per-role queues (True, as every payment before this field did, and the
+    # `Settings` default) or on the payment's own queue (an all-in-one worker then takes
+    # them without a hop)
     split_activity_queues: bool = True
     # after SEPA settlement, how long the creditor's bank may still return it (pacs.004);
     # 0, as for every payment before this field, ends the payment at settlement

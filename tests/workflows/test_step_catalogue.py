@@ -13,11 +13,12 @@ from temporalio.client import Client
 
 from activities.list_refresh import LoadedLists, WatchLists
 from kernel.db import get_engine
+from kernel.settings import Settings
 from ops.devstack import isolated_settings
 from workers.activity_registry import CatalogueMismatchError, activities_by_role, step_of
-from workers.payments_worker import activity_implementations
+from workers.payments_worker import activity_implementations, selected_roles
 from workflows import steps
-from workflows.models import KycCheckInput, LedgerInput, LedgerResult
+from workflows.models import KycCheckInput, LedgerInput, LedgerResult, PaymentInput
 from workflows.queues import ROLES
 from workflows.steps import implements
 
@@ -71,3 +72,18 @@ def test_a_fake_declared_with_implements_is_the_catalogued_step() -> None:
 
     implementation: Any = void
     assert step_of(implementation) is steps.VOID_HOLD
+
+
+def test_settings_and_the_payment_input_agree_on_split_queues() -> None:
+    # a payment started without the field (every payment before it) runs as configured
+    assert Settings.model_fields["split_activity_queues"].default is True
+    assert PaymentInput.__dataclass_fields__["split_activity_queues"].default is True
+
+
+def test_a_single_role_worker_refuses_unsplit_queues(tmp_path: Path) -> None:
+    role_worker = isolated_settings(tmp_path, worker_queues="ledger")
+    assert selected_roles(role_worker.model_copy(update={"split_activity_queues": True})) == [
+        "ledger"
+    ]
+    with pytest.raises(ValueError, match="needs split_activity_queues"):
+        selected_roles(role_worker.model_copy(update={"split_activity_queues": False}))
