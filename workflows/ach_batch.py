@@ -15,14 +15,15 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import (
+    from workflows.models.ach import (
         AchBatchInput,
         AchEntryInput,
         AchEntryResult,
         AchFileInput,
         AchFileResult,
-        RailEvent,
     )
+    from workflows.models.payment import RailEvent
+    from workflows.models.vocabulary import RailStatus
     from workflows.steps import SUBMIT_ACH_FILE
 
 
@@ -52,17 +53,19 @@ class AchBatchWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         entries = sorted(self._entries.values(), key=lambda entry: entry.trace_number)
         if not entries:
-            return AchFileResult(batch.file_id, status="EMPTY")
+            return AchFileResult(batch.file_id, status=RailStatus.EMPTY)
         try:
             result = await SUBMIT_ACH_FILE.run(AchFileInput(batch, entries))
         except ActivityError as err:
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == "file_refused"
             result = AchFileResult(
                 batch.file_id,
-                status="RJCT" if refused else "NOTSENT",
+                status=RailStatus.REJECTED if refused else RailStatus.NOT_SENT,
                 reason=str(err.cause or err)[:200],
             )
-        event = RailEvent(batch.file_id, result.status, "FF01" if result.status == "RJCT" else None)
+        event = RailEvent(
+            batch.file_id, result.status, "FF01" if result.status == RailStatus.REJECTED else None
+        )
         for entry in entries:
             handle = workflow.get_external_workflow_handle(entry.payment_id)
             try:

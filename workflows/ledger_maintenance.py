@@ -12,7 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ExpireInput, ExpireResult
+    from workflows.models.ledger_maintenance import ExpireInput, ExpireResult
     from workflows.steps import EXPIRE_PENDING_TRANSFERS, OBSERVE_PLATFORM
 
 SCHEDULE_ID = "ledger-maintenance"

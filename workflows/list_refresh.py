@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import (
+    from workflows.models.list_refresh import (
         ListRefreshInput,
         ListRefreshResult,
         RescreenInput,

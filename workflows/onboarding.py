@@ -18,19 +18,18 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from compliance.kyc import RiskTier, review_date_for
     from workflows import search_attributes as sa
-    from workflows.models import (
+    from workflows.models.common import ReviewInput, ReviewResult
+    from workflows.models.onboarding import (
         CustomerRef,
         CustomerScreeningResult,
         KycEscalationInput,
         KycEvaluation,
         KycEvaluationInput,
-        KycStatus,
         OnboardingInput,
         OnboardingView,
         RecordKycInput,
-        ReviewInput,
-        ReviewResult,
     )
+    from workflows.models.vocabulary import KycStatus, ReviewDecision
     from workflows.steps import (
         EVALUATE_CUSTOMER_KYC,
         RECORD_KYC_DECISION,
@@ -97,7 +96,7 @@ class OnboardingWorkflow:
             await workflow.wait_condition(lambda: self._review is not None)
         review = self._review
         assert review is not None
-        approved = review.decision == "approve"
+        approved = review.decision == ReviewDecision.APPROVE
         outcome = "approved" if approved else "rejected"
         # an approval starts the re-verification period afresh
         review_date = (
@@ -184,7 +183,7 @@ class OnboardingWorkflow:
             raise ApplicationError(
                 f"customer KYC is {self._status.value}, not in_review", type="invalid_state"
             )
-        if decision.decision not in ("approve", "reject"):
+        if decision.decision not in set(ReviewDecision):
             raise ApplicationError("decision must be approve or reject", type="invalid_decision")
         if decision.reviewer == self._request.created_by:
             raise ApplicationError(

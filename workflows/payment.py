@@ -20,27 +20,31 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows import steps
-    from workflows.models import (
+    from workflows.models.common import ReviewInput, ReviewResult, ScreeningHit
+    from workflows.models.payment import (
         CancelInput,
         EscalationInput,
         Failure,
-        FailureCode,
         KycCheckInput,
         KycCheckResult,
         LedgerInput,
         LimitsInput,
         PaymentInput,
-        PaymentStatus,
         PaymentView,
         PollInput,
         RailEvent,
         RecordStatusInput,
-        ReviewInput,
-        ReviewResult,
-        ScreeningHit,
         ScreeningInput,
         StatusChange,
         SubmitInput,
+    )
+    from workflows.models.vocabulary import (
+        CANCELABLE_STATUSES,
+        FINAL_RAIL_STATUSES,
+        FailureCode,
+        PaymentStatus,
+        RailStatus,
+        ReviewDecision,
     )
     from workflows.patches import (
         ADOPT_STATUS_BEFORE_PERSISTING,
@@ -52,10 +56,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.payment_legacy import run_review_before_hold
     from workflows.steps import Step
 
-FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
-RETURNED = "RTRN"
-ACCEPTED = "ACCP"
-NOT_SENT = "NOTSENT"  # an ACH file the bank never received (unreachable past the budget)
+# activities/rails.py and api/routers/rails.py import it from here
+RETURNED = RailStatus.RETURNED
 InputT = TypeVar("InputT")
 ResultT = TypeVar("ResultT")
 
@@ -137,7 +139,7 @@ class PaymentWorkflow:
     async def _hold(self) -> bool:
         """Reserve the amount; False when the available balance is too low."""
         hold = await self._run(steps.HOLD_FUNDS, self._ledger_input())
-        return hold.result in ("ok", "exists")
+        return hold.succeeded
 
     async def _finish_insufficient_funds(self) -> PaymentView:
         return await self._finish(
@@ -154,7 +156,7 @@ class PaymentWorkflow:
         await self._transition(PaymentStatus.SUBMITTED)
 
         event = await self._await_rail_outcome()
-        if event.status == "ACSC" or self._return_event is not None:
+        if event.status == RailStatus.SETTLED or self._return_event is not None:
             await self._run(steps.POST_HOLD, ledger)
             payment = self._payment
             if payment.rail == "ach":
@@ -189,7 +191,7 @@ class PaymentWorkflow:
                 steps.POLL_RAIL_STATUS,
                 PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
             )
-            if polled.event is not None and polled.event.status == RETURNED:
+            if polled.event is not None and polled.event.status == RailStatus.RETURNED:
                 self._return_event = polled.event
         if self._return_event is None:
             return self.status()
@@ -234,7 +236,7 @@ class PaymentWorkflow:
         if self._review is None:
             return await self._finish_canceled(held=True)
         ledger = self._ledger_input()
-        if self._review.decision == "reject":
+        if self._review.decision == ReviewDecision.REJECT:
             if self._hits:
                 await self._run(steps.BLOCK_FUNDS, ledger)
                 return await self._finish(
@@ -313,7 +315,7 @@ class PaymentWorkflow:
                 or self._return_event is not None
             )
         )
-        return self._file_status != NOT_SENT
+        return self._file_status != RailStatus.NOT_SENT
 
     async def _await_rail_outcome(self) -> RailEvent:
         payment = self._payment
@@ -332,7 +334,7 @@ class PaymentWorkflow:
                 )
                 if polled.event is not None:
                     self._adopt_rail_event(polled.event)
-        return self._rail_event or RailEvent(self._message_id, "ACSC")
+        return self._rail_event or RailEvent(self._message_id, RailStatus.SETTLED)
 
     async def _check_kyc(self) -> KycCheckResult:
         """The debtor's KYC status and the names screening needs (read-only)."""
@@ -444,7 +446,7 @@ class PaymentWorkflow:
             raise ApplicationError(
                 f"payment is {self._status.value}, not in_review", type="invalid_state"
             )
-        if decision.decision not in ("approve", "reject"):
+        if decision.decision not in set(ReviewDecision):
             raise ApplicationError("decision must be approve or reject", type="invalid_decision")
         if decision.reviewer == self._payment.initiated_by:
             raise ApplicationError(
@@ -460,9 +462,9 @@ class PaymentWorkflow:
         self._adopt_rail_event(event)
 
     def _adopt_rail_event(self, event: RailEvent) -> None:
-        if event.status in (ACCEPTED, NOT_SENT):
+        if event.status in (RailStatus.ACCEPTED, RailStatus.NOT_SENT):
             self._file_status = self._file_status or event.status
-        elif event.status == RETURNED:
+        elif event.status == RailStatus.RETURNED:
             self._return_event = self._return_event or event
         elif event.status in FINAL_RAIL_STATUSES and self._rail_event is None:
             self._rail_event = event
@@ -475,13 +477,5 @@ class PaymentWorkflow:
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
         """Cancel before submission; ignored once the rail has the payment."""
-        if (
-            self._status
-            in (
-                PaymentStatus.PROCESSING,
-                PaymentStatus.IN_REVIEW,
-                PaymentStatus.ACTION_REQUIRED,
-            )
-            and self._message_id is None
-        ):
+        if self._status in CANCELABLE_STATUSES and self._message_id is None:
             self._cancel = request

@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import (
+    from workflows.models.payment import (
         Failure,
-        FailureCode,
         KycCheckInput,
         KycCheckResult,
-        PaymentStatus,
         PaymentView,
         ScreeningResult,
     )
+    from workflows.models.vocabulary import FailureCode, PaymentStatus, ReviewDecision
     from workflows.patches import RECHECK_KYC_AFTER_REVIEW, is_patched
     from workflows.steps import CHECK_DEBTOR_KYC
 
@@ -52,7 +51,7 @@ async def _review_hits_unheld(payment: PaymentWorkflow) -> PaymentView | None:
     )
     if payment._review is None:
         return await payment._finish_canceled(held=False)
-    if payment._review.decision == "reject":
+    if payment._review.decision == ReviewDecision.REJECT:
         return await payment._finish(
             PaymentStatus.REJECTED,
             Failure(

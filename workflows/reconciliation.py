@@ -12,7 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ReconcileInput, ReconcileRailInput, ReconcileResult
+    from workflows.models.reconciliation import ReconcileInput, ReconcileRailInput, ReconcileResult
     from workflows.steps import RECONCILE_STATEMENT
 
 SCHEDULE_ID = "reconciliation-daily"

@@ -19,41 +19,40 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import (
-        AchFileInput,
-        AchFileResult,
+    from workflows.models.ach import AchFileInput, AchFileResult
+    from workflows.models.ledger_maintenance import ExpireInput, ExpireResult, ObserveResult
+    from workflows.models.list_refresh import (
+        ListRefreshInput,
+        ListRefreshResult,
+        RescreenPageInput,
+        RescreenPageResult,
+    )
+    from workflows.models.onboarding import (
         CustomerRef,
         CustomerScreeningResult,
-        DeliveryInput,
-        DeliveryResult,
-        EscalationInput,
-        ExpireInput,
-        ExpireResult,
-        KycCheckInput,
-        KycCheckResult,
         KycEscalationInput,
         KycEvaluation,
         KycEvaluationInput,
+        RecordKycInput,
+    )
+    from workflows.models.payment import (
+        EscalationInput,
+        KycCheckInput,
+        KycCheckResult,
         LedgerInput,
         LedgerResult,
         LimitsInput,
         LimitsResult,
-        ListRefreshInput,
-        ListRefreshResult,
-        ObserveResult,
         PollInput,
         PollResult,
-        ReconcileRailInput,
-        ReconcileResult,
-        RecordKycInput,
         RecordStatusInput,
-        RescreenPageInput,
-        RescreenPageResult,
         ScreeningInput,
         ScreeningResult,
         SubmitInput,
         SubmitResult,
     )
+    from workflows.models.reconciliation import ReconcileRailInput, ReconcileResult
+    from workflows.models.webhooks import DeliveryInput, DeliveryResult
     from workflows.queues import Role, queue_for
 
 InputT = TypeVar("InputT")

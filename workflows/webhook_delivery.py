@@ -12,7 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import DeliveryInput, DeliveryResult
+    from workflows.models.webhooks import DeliveryInput, DeliveryResult
     from workflows.steps import DELIVER_WEBHOOK
 
 
