@@ -40,7 +40,6 @@ from kernel.temporal_client import connect, metrics_runtime
 from kernel.tracing import configure_tracing
 from workers.activity_registry import activities_by_role
 from workers.log_context import LogContextInterceptor
-from workflows.ach_batch import AchBatchWorkflow
 from workflows.ledger_maintenance import (
     INTERVAL,
     SCHEDULE_ID,
@@ -48,14 +47,11 @@ from workflows.ledger_maintenance import (
     VERIFY_SCHEDULE_ID,
     LedgerMaintenanceWorkflow,
 )
-from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
 from workflows.models import ExpireInput, ReconcileInput
-from workflows.onboarding import OnboardingWorkflow
-from workflows.payment import PaymentWorkflow
 from workflows.queues import ROLES, Role, queue_for
 from workflows.reconciliation import SCHEDULE_ID as RECONCILIATION_SCHEDULE_ID
 from workflows.reconciliation import ReconciliationWorkflow
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger()
 # in-flight activities get this long to finish when the worker is told to stop
@@ -146,20 +142,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=queue_for(settings.task_queue, role),
-                workflows=(
-                    [
-                        PaymentWorkflow,
-                        AchBatchWorkflow,
-                        ReconciliationWorkflow,
-                        LedgerMaintenanceWorkflow,
-                        WebhookDeliveryWorkflow,
-                        OnboardingWorkflow,
-                        ListRefreshWorkflow,
-                        RescreenCustomersWorkflow,
-                    ]
-                    if role == "payments"
-                    else []
-                ),
+                workflows=list(WORKFLOWS) if role == "payments" else [],
                 activities=by_role[role],
                 deployment_config=deployment,
                 max_concurrent_activities=settings.worker_max_concurrent_activities,

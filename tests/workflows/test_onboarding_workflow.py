@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 from activities.onboarding import list_matches
 from compliance.kyc import CustomerFacts, evaluate, review_date_for
 from ops.devstack import binary
+from tests.workflows.recording import HistoryRecorder
 from workflows import steps
 from workflows.models import (
     CustomerRef,
@@ -103,6 +104,11 @@ class FakeCompliance:
         return [screen, evaluate_kyc, record, escalate]
 
 
+# recorded for tests/replay with RECORD_HISTORIES=1 (make record-histories)
+RECORDER = HistoryRecorder("onboarding")
+record_histories = RECORDER.fixture()
+
+
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
@@ -136,7 +142,7 @@ async def start(
         customer_id=customer_id, tenant_id="ten_test", created_by="partner-app"
     )
     values.update(overrides)
-    return await env.client.start_workflow(
+    handle = await env.client.start_workflow(
         OnboardingWorkflow.run,
         OnboardingInput(**values),
         id=customer_id,
@@ -148,6 +154,7 @@ async def start(
             ]
         ),
     )
+    return RECORDER.track(handle)
 
 
 async def wait_status(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from temporalio.worker import Worker
 
 from ops.devstack import binary
 from ops.histories import activity_steps
+from tests.workflows.recording import HistoryRecorder
 from workflows import steps
 from workflows.models import (
     CancelInput,
@@ -189,27 +188,13 @@ async def start(
     handle = await env.client.start_workflow(
         PaymentWorkflow.run, payment_input(payment_id, **overrides), id=payment_id, task_queue=QUEUE
     )
-    STARTED.append(handle)
-    return handle
+    return RECORDER.track(handle)
 
 
 # Histories of every path, recorded into tests/replay/ with RECORD_HISTORIES=1 (make
 # record-histories) and replayed by tests/replay: a non-deterministic change fails the build.
-REPLAY_DIR = Path(__file__).resolve().parents[1] / "replay" / "histories"
-STARTED: list[WorkflowHandle[PaymentWorkflow, PaymentView]] = []
-
-
-@pytest.fixture(autouse=True)
-async def record_history(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    STARTED.clear()
-    yield
-    if not os.environ.get("RECORD_HISTORIES"):
-        return
-    REPLAY_DIR.mkdir(parents=True, exist_ok=True)
-    for index, handle in enumerate(STARTED):
-        history = await handle.fetch_history()
-        name = request.node.name.removeprefix("test_")
-        (REPLAY_DIR / f"payment_{name}_{index}.json").write_text(history.to_json())
+RECORDER = HistoryRecorder("payment")
+record_histories = RECORDER.fixture()
 
 
 @contextlib.asynccontextmanager
