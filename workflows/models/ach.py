@@ -1,7 +1,7 @@
 """The ACH batch workflow: one origination window, its entries and its NACHA file."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 from dataclasses import dataclass, field
 
 

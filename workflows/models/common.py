@@ -1,7 +1,7 @@
 """Types the payment and onboarding workflows share: screening hits and reviews."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 from dataclasses import dataclass
 
 

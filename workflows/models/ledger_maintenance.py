@@ -1,7 +1,7 @@
 """Ledger housekeeping: expiring pending transfers, and the platform observation."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 from dataclasses import dataclass
 
 

@@ -1,7 +1,7 @@
 """Inputs and outputs of the payment workflow, its activities, signals, updates and queries."""
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 from dataclasses import dataclass, field
 
 from workflows.models.common import ScreeningHit

@@ -5,8 +5,8 @@ strings): a member is its string, so the JSON on the wire, the search attributes
 database keep exactly the values they always had, and recorded histories replay.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 import enum
 from typing import Literal
 
