@@ -42,4 +42,5 @@ def archive_current(directory: Path = HISTORIES) -> list[Path]:
 
 if __name__ == "__main__":
     moved = archive_current()
-    print(f"archived {len(moved)} histories" + (f" as {moved[0].name[:3]}…" if moved else ""))
+    generation = f" as generation v{generation_of(moved[0])}" if moved else ""
+    print(f"archived {len(moved)} histories{generation}")
