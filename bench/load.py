@@ -44,8 +44,9 @@ import _stack
 import httpx
 
 from kernel.temporal_client import exit_without_finalizing
+from workflows.models import TERMINAL_STATUSES
 
-TERMINAL = frozenset({"settled", "failed", "rejected", "canceled", "returned"})
+TERMINAL: frozenset[str] = TERMINAL_STATUSES
 # where a payment of each kind is expected to end within the run
 EXPECTED = {
     "normal": ("settled", None),

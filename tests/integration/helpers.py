@@ -15,8 +15,9 @@ from kernel.api_keys import create_key, ensure_tenant
 from kernel.db import dispose_engines, get_engine
 from kernel.tables import audit_log, payment_status_history
 from ops.devstack import Stack
+from workflows.models import TERMINAL_STATUSES
 
-TERMINAL = {"settled", "failed", "rejected", "canceled", "returned"}
+TERMINAL: set[str] = set(TERMINAL_STATUSES)
 
 
 @dataclass
