@@ -149,6 +149,7 @@ def body_for(payment: Payment, accounts: Accounts, rng: random.Random) -> dict[s
         creditor["name"] = SANCTIONED_NAME
     elif payment.kind == "rail_reject":
         creditor["iban"] = REJECTED_IBAN
+        creditor["country"] = REJECTED_IBAN[:2]  # agreeing with the IBAN: no review
     return {
         "account_id": rng.choice(pool[currency]),
         "amount": rng.randint(100, 10_000),

@@ -117,6 +117,8 @@ class PaymentWorkflow:
                 payment.creditor.country,
                 debtor_name=kyc.debtor_name,
                 debtor_country=kyc.debtor_country,
+                creditor_iban=payment.creditor.iban or "",
+                remittance_info=payment.remittance_info or "",
             ),
         )
         if not is_patched(LIMITS_AND_BLOCKING):

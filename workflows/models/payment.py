@@ -97,6 +97,10 @@ class ScreeningInput:
     creditor_country: str
     debtor_name: str = ""
     debtor_country: str = ""
+    # the creditor's IBAN (its country must agree with the declared one) and the remittance
+    # text (a listed entity named in it is a review reason); empty in older histories
+    creditor_iban: str = ""
+    remittance_info: str = ""
 
 
 @dataclass
