@@ -71,11 +71,12 @@ bench: $(STAMP)
 load: $(STAMP)
 	$(BIN)/python bench/load.py $(LOAD_ARGS)
 
-# record the current histories of every path (older recordings, v1_*/v2_*, stay: they are the
-# workflows still running somewhere; delete them only once none is left)
+# record the histories of every long-running workflow's paths; the current generation is
+# archived first (renamed v<N>_*, never deleted: those are the workflows still running
+# somewhere), and every generation keeps replaying in tests/replay (docs/versioning.md)
 record-histories: $(STAMP)
-	rm -f tests/replay/histories/payment_*.json
-	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/workflows/test_payment_workflow.py
+	$(BIN)/python -m tests.replay.generations
+	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/workflows
 
 clean:
 	rm -rf .data

@@ -44,8 +44,9 @@ import _stack
 import httpx
 
 from kernel.temporal_client import exit_without_finalizing
+from workflows.models import TERMINAL_STATUSES
 
-TERMINAL = frozenset({"settled", "failed", "rejected", "canceled", "returned"})
+TERMINAL: frozenset[str] = TERMINAL_STATUSES
 # where a payment of each kind is expected to end within the run
 EXPECTED = {
     "normal": ("settled", None),
@@ -148,6 +149,7 @@ def body_for(payment: Payment, accounts: Accounts, rng: random.Random) -> dict[s
         creditor["name"] = SANCTIONED_NAME
     elif payment.kind == "rail_reject":
         creditor["iban"] = REJECTED_IBAN
+        creditor["country"] = REJECTED_IBAN[:2]  # agreeing with the IBAN: no review
     return {
         "account_id": rng.choice(pool[currency]),
         "amount": rng.randint(100, 10_000),

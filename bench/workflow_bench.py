@@ -59,7 +59,8 @@ from ledger import verify_ledger
 from ops.devstack import settings_env
 from ops.histories import activity_steps
 from workflows import search_attributes as sa
-from workflows.queues import ACTIVITY_ROLE, queue_for
+from workflows.queues import queue_for
+from workflows.steps import ACTIVITY_ROLE
 
 BENCH_DIR = Path(__file__).resolve().parent
 AMOUNT = 100  # 1.00 EUR

@@ -61,8 +61,11 @@ class Settings(BaseSettings):
     worker_queues: str = "all"
     # payments schedule activities on per-role queues (payments-ledger, -rails, -compliance),
     # each served by its own worker Deployment; off: on the payment's own queue, where an
-    # all-in-one worker runs them without a round trip through a second queue
-    split_activity_queues: bool = False
+    # all-in-one worker runs them without a round trip through a second queue. On by default,
+    # as the payment workflow's input is: it works with any worker layout (an all-in-one
+    # worker polls the role queues too), while off strands activities unless every worker
+    # runs every role; the all-in-one stacks (make dev, compose, tests) switch it off.
+    split_activity_queues: bool = True
     # the worker's Prometheus endpoint (Temporal SDK metrics); 0 switches it off
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464

@@ -73,6 +73,8 @@ def isolated_settings(data_dir: Path, **fields: Any) -> Settings:
         # test and benchmark webhook receivers listen on loopback
         "webhook_allow_private_networks": True,
         "sanctions_dir": SANCTIONS_2021,
+        # one all-in-one worker: activities on the payment's own queue (no second hop)
+        "split_activity_queues": False,
     }
     return Settings.model_validate({**base, **fields})
 
@@ -337,6 +339,9 @@ def main() -> None:
         # nobody waits for 10:30 New York time in a demo: ACH files go out every 10 s, and
         # the bank settles them at its cut-off (move its clock: README tour)
         settings = settings.model_copy(update={"ach_window_seconds": 10.0})
+    if "PAYMENTS_SPLIT_ACTIVITY_QUEUES" not in os.environ:
+        # one all-in-one worker: activities on the payment's own queue (no second hop)
+        settings = settings.model_copy(update={"split_activity_queues": False})
     stack = Stack(settings)
     stopping = False
 

@@ -42,11 +42,8 @@ from workflows.models import (
     RetryInput,
     ReviewInput,
 )
+from workflows.models.vocabulary import CANCELABLE_STATUSES, Rail
 from workflows.payment import PaymentWorkflow
-
-CANCELABLE = frozenset(
-    {PaymentStatus.PROCESSING, PaymentStatus.IN_REVIEW, PaymentStatus.ACTION_REQUIRED}
-)
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ class PaymentOrder:
     customer_id: str
     amount: int
     currency: str
-    rail: str
+    rail: Rail
     creditor: dict[str, Any]
     remittance_info: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -232,7 +229,7 @@ async def cancel_payment(
     """Ask the workflow to cancel a payment that has not reached the rail (processing,
     in_review, action_required); the cancellation is audited when it takes effect."""
     status = await current_status(engine, payment_id, tenant_id)
-    if status not in CANCELABLE:
+    if status not in CANCELABLE_STATUSES:
         raise ConflictError("payment_not_cancelable", f"Payment is {status}.")
     handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
     await handle.signal(PaymentWorkflow.cancel, CancelInput(requested_by=actor, reason=reason))

@@ -40,8 +40,8 @@ from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings, get_settings
 from kernel.temporal_client import connect, metrics_runtime
 from kernel.tracing import configure_tracing
+from workers.activity_registry import activities_by_role
 from workers.log_context import LogContextInterceptor
-from workflows.ach_batch import AchBatchWorkflow
 from workflows.ledger_maintenance import (
     INTERVAL,
     SCHEDULE_ID,
@@ -49,14 +49,11 @@ from workflows.ledger_maintenance import (
     VERIFY_SCHEDULE_ID,
     LedgerMaintenanceWorkflow,
 )
-from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
 from workflows.models import ExpireInput, ReconcileInput
-from workflows.onboarding import OnboardingWorkflow
-from workflows.payment import PaymentWorkflow
-from workflows.queues import ROLES, queue_for
+from workflows.queues import ROLES, Role, queue_for
 from workflows.reconciliation import SCHEDULE_ID as RECONCILIATION_SCHEDULE_ID
 from workflows.reconciliation import ReconciliationWorkflow
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger()
 # in-flight activities get this long to finish when the worker is told to stop
@@ -65,15 +62,60 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 READY_MESSAGE = "worker started"
 
 
-def selected_roles(settings: Settings) -> list[str]:
+def selected_roles(settings: Settings) -> list[Role]:
     """The queue roles this process polls (`PAYMENTS_WORKER_QUEUES`: all, or e.g. ledger)."""
     if settings.worker_queues.strip() == "all":
         return list(ROLES)
-    roles = [role.strip() for role in settings.worker_queues.split(",") if role.strip()]
-    unknown = set(roles) - set(ROLES)
-    if unknown or not roles:
+    names = {name.strip() for name in settings.worker_queues.split(",") if name.strip()}
+    unknown = names - set(ROLES)
+    if unknown or not names:
         raise ValueError(f"worker_queues must be 'all' or a subset of {ROLES}, not {unknown}")
-    return roles
+    if not settings.split_activity_queues:
+        # payments would put every activity on the payments queue, which this worker alone
+        # cannot serve
+        raise ValueError("worker_queues other than 'all' needs split_activity_queues on")
+    return [role for role in ROLES if role in names]
+
+
+def activity_implementations(
+    client: Client,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    lists: WatchLists | None,
+    *,
+    webhook_http: httpx.AsyncClient,
+) -> list[Callable[..., Any]]:
+    """Every activity this process can run (compliance ones only with the watch lists);
+    `webhook_http` calls partners' URLs, `http` the bank and the list sources."""
+    engine = get_engine(settings)
+    records = PaymentRecordActivities(engine, client, settings)
+    ledger = LedgerActivities(engine)
+    rails = RailActivities(SepaAdapter(http, settings), AchAdapter(http, engine, client, settings))
+    implementations: list[Callable[..., Any]] = [
+        records.record_payment_status,
+        records.record_review_escalation,
+        WebhookActivities(engine, webhook_http, settings).deliver_webhook,
+        ledger.hold_funds,
+        ledger.post_hold,
+        ledger.void_hold,
+        ledger.block_funds,
+        ledger.reverse_payment,
+        ledger.expire_pending,
+        ledger.observe_platform,
+        rails.submit_to_rail,
+        rails.poll_rail_status,
+        rails.submit_ach_file,
+        ReconciliationActivities(http, engine, settings).reconcile_statement,
+    ]
+    if lists is not None:
+        # payments screen against the current lists (reloaded when a refresh records new ones)
+        implementations += [
+            *compliance_list_activities(engine, lists, client, settings),
+            KycActivities(engine).check_debtor_kyc,
+            ReloadingScreening(lists, engine).screen_parties,
+            LimitActivities(engine, settings).check_payment_limits,
+        ]
+    return implementations
 
 
 def build_workers(
@@ -83,43 +125,13 @@ def build_workers(
     webhook_http: httpx.AsyncClient,
     lists: WatchLists | None,
 ) -> list[Worker]:
-    """One Worker per selected role, each with the activities of its queue (`webhook_http`
-    calls partners' URLs, `http` the bank and list sources)."""
-    engine = get_engine(settings)
-    by_role: dict[str, list[Callable[..., Any]]] = {role: [] for role in ROLES}
-    records = PaymentRecordActivities(engine, client, settings)
-    webhooks = WebhookActivities(engine, webhook_http, settings)
-    by_role["payments"] += [
-        records.record_payment_status,
-        records.record_review_escalation,
-        webhooks.deliver_webhook,
-    ]
-    ledger = LedgerActivities(engine)
-    by_role["ledger"] += [
-        ledger.hold_funds,
-        ledger.post_hold,
-        ledger.void_hold,
-        ledger.block_funds,
-        ledger.reverse_payment,
-        ledger.expire_pending,
-        ledger.observe_platform,
-    ]
-    rails = RailActivities(SepaAdapter(http, settings), AchAdapter(http, engine, client, settings))
-    by_role["rails"] += [
-        rails.submit_to_rail,
-        rails.poll_rail_status,
-        rails.submit_ach_file,
-        ReconciliationActivities(http, engine, settings).reconcile_statement,
-    ]
-    if lists is not None:
-        by_role["compliance"] += compliance_list_activities(engine, lists, client, settings)
-        # payments screen against the current lists (reloaded when a refresh records new ones)
-        screening = ReloadingScreening(lists, engine)
-        by_role["compliance"] += [
-            KycActivities(engine).check_debtor_kyc,
-            screening.screen_parties,
-            LimitActivities(engine, settings).check_payment_limits,
-        ]
+    """One Worker per selected role, each with the activities of its queue."""
+    roles = selected_roles(settings)
+    implementations = activity_implementations(
+        client, settings, http, lists, webhook_http=webhook_http
+    )
+    # each on its role's queue, as workflows/steps.py declares (and checked against it)
+    by_role = activities_by_role(implementations, roles)
     deployment = WorkerDeploymentConfig(
         version=WorkerDeploymentVersion("payments", settings.worker_build_id),
         use_worker_versioning=settings.worker_versioning,
@@ -131,7 +143,6 @@ def build_workers(
             else VersioningBehavior.UNSPECIFIED
         ),
     )
-    roles = selected_roles(settings)
     if not settings.split_activity_queues and roles == list(ROLES):
         # payments run their activities on the workflow's own queue: this worker takes them
         # there, and the server hands each one straight back to it (eager dispatch). The
@@ -145,20 +156,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=queue_for(settings.task_queue, role),
-                workflows=(
-                    [
-                        PaymentWorkflow,
-                        AchBatchWorkflow,
-                        ReconciliationWorkflow,
-                        LedgerMaintenanceWorkflow,
-                        WebhookDeliveryWorkflow,
-                        OnboardingWorkflow,
-                        ListRefreshWorkflow,
-                        RescreenCustomersWorkflow,
-                    ]
-                    if role == "payments"
-                    else []
-                ),
+                workflows=list(WORKFLOWS) if role == "payments" else [],
                 activities=by_role[role],
                 deployment_config=deployment,
                 max_concurrent_activities=settings.worker_max_concurrent_activities,

@@ -12,27 +12,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import (
+    from workflows.models.ach import (
         AchBatchInput,
         AchEntryInput,
         AchEntryResult,
         AchFileInput,
         AchFileResult,
-        RailEvent,
     )
-    from workflows.queues import activity_queue
-
-# the file is retried for a while; past that, each payment goes to action_required (ops)
-FILE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
-    non_retryable_error_types=["file_refused"],
-)
+    from workflows.models.payment import RailEvent
+    from workflows.models.vocabulary import RailStatus
+    from workflows.steps import SUBMIT_ACH_FILE
 
 
 def batch_workflow_id(window_id: str) -> str:
@@ -61,24 +53,19 @@ class AchBatchWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         entries = sorted(self._entries.values(), key=lambda entry: entry.trace_number)
         if not entries:
-            return AchFileResult(batch.file_id, status="EMPTY")
+            return AchFileResult(batch.file_id, status=RailStatus.EMPTY)
         try:
-            result: AchFileResult = await workflow.execute_activity(
-                "submit_ach_file",
-                AchFileInput(batch, entries),
-                task_queue=activity_queue(workflow.info().task_queue, "submit_ach_file"),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=FILE_RETRY,
-                result_type=AchFileResult,
-            )
+            result = await SUBMIT_ACH_FILE.run(AchFileInput(batch, entries))
         except ActivityError as err:
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == "file_refused"
             result = AchFileResult(
                 batch.file_id,
-                status="RJCT" if refused else "NOTSENT",
+                status=RailStatus.REJECTED if refused else RailStatus.NOT_SENT,
                 reason=str(err.cause or err)[:200],
             )
-        event = RailEvent(batch.file_id, result.status, "FF01" if result.status == "RJCT" else None)
+        event = RailEvent(
+            batch.file_id, result.status, "FF01" if result.status == RailStatus.REJECTED else None
+        )
         for entry in entries:
             handle = workflow.get_external_workflow_handle(entry.payment_id)
             try:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ExpireInput, ExpireResult, ObserveResult
-    from workflows.queues import activity_queue
+    from workflows.models.ledger_maintenance import ExpireInput, ExpireResult
+    from workflows.steps import EXPIRE_PENDING_TRANSFERS, OBSERVE_PLATFORM
 
 SCHEDULE_ID = "ledger-maintenance"
 INTERVAL = timedelta(minutes=1)
@@ -30,21 +29,7 @@ class LedgerMaintenanceWorkflow:
     @workflow.run
     async def run(self, request: ExpireInput) -> ExpireResult:
         """Expire overdue pending transfers."""
-        result: ExpireResult = await workflow.execute_activity(
-            "expire_pending_transfers",
-            request,
-            task_queue=activity_queue(workflow.info().task_queue, "expire_pending_transfers"),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
-            result_type=ExpireResult,
-        )
+        result = await EXPIRE_PENDING_TRANSFERS.run(request)
         # gauges for the alert rules (stuck payments; ledger verification when asked)
-        await workflow.execute_activity(
-            "observe_platform",
-            request,
-            task_queue=activity_queue(workflow.info().task_queue, "observe_platform"),
-            start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=RetryPolicy(maximum_attempts=3),
-            result_type=ObserveResult,
-        )
+        await OBSERVE_PLATFORM.run(request)
         return result

@@ -12,32 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import (
+    from workflows.models.list_refresh import (
         ListRefreshInput,
         ListRefreshResult,
         RescreenInput,
         RescreenPageInput,
-        RescreenPageResult,
         RescreenResult,
     )
-    from workflows.queues import queue_for
+    from workflows.steps import REFRESH_WATCH_LISTS, RESCREEN_CUSTOMERS_PAGE
 
 SCHEDULE_ID = "watch-list-refresh"
-# loading a full OFAC edition takes seconds; a download may take longer
-REFRESH_TIMEOUT = timedelta(minutes=5)
-# an unreachable source fails this run after a few attempts; the schedule tries again later
-REFRESH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=5)
-PAGE_TIMEOUT = timedelta(minutes=2)
-PAGE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 
 
 def rescreen_workflow_id(versions: dict[str, str]) -> str:
@@ -53,14 +42,7 @@ class ListRefreshWorkflow:
     @workflow.run
     async def run(self, request: ListRefreshInput) -> ListRefreshResult:
         """Refresh the lists; re-screen every customer when a version changed."""
-        result: ListRefreshResult = await workflow.execute_activity(
-            "refresh_watch_lists",
-            request,
-            task_queue=queue_for(workflow.info().task_queue, "compliance"),
-            start_to_close_timeout=REFRESH_TIMEOUT,
-            retry_policy=REFRESH_RETRY,
-            result_type=ListRefreshResult,
-        )
+        result = await REFRESH_WATCH_LISTS.run(request)
         if not result.changed:
             return result
         result.rescreen_workflow_id = rescreen_workflow_id(result.versions)
@@ -90,13 +72,8 @@ class RescreenCustomersWorkflow:
         after, screened, flagged = request.after_id, request.screened, request.flagged
         versions = dict(request.list_versions)
         for _ in range(max(1, request.pages_per_run)):
-            page: RescreenPageResult = await workflow.execute_activity(
-                "rescreen_customers_page",
-                RescreenPageInput(run_key, after, request.page_size),
-                task_queue=queue_for(info.task_queue, "compliance"),
-                start_to_close_timeout=PAGE_TIMEOUT,
-                retry_policy=PAGE_RETRY,
-                result_type=RescreenPageResult,
+            page = await RESCREEN_CUSTOMERS_PAGE.run(
+                RescreenPageInput(run_key, after, request.page_size)
             )
             after = page.last_id
             screened += page.screened

@@ -10,37 +10,34 @@ The re-verification date is stored with every decision; the workflow ends once d
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar, cast
+from typing import cast
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from compliance.kyc import RiskTier, review_date_for
     from workflows import search_attributes as sa
-    from workflows.models import (
+    from workflows.models.common import ReviewInput, ReviewResult
+    from workflows.models.onboarding import (
         CustomerRef,
         CustomerScreeningResult,
         KycEscalationInput,
         KycEvaluation,
         KycEvaluationInput,
-        KycStatus,
         OnboardingInput,
         OnboardingView,
         RecordKycInput,
-        ReviewInput,
-        ReviewResult,
     )
-    from workflows.queues import queue_for
+    from workflows.models.vocabulary import KycStatus, ReviewDecision
+    from workflows.steps import (
+        EVALUATE_CUSTOMER_KYC,
+        RECORD_KYC_DECISION,
+        RECORD_KYC_ESCALATION,
+        SCREEN_CUSTOMER,
+    )
 
-# Every step is idempotent; transient faults (database restart) are retried without limit.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-STEP_TIMEOUT = timedelta(seconds=30)
 RULES_ACTOR = "kyc-rules"
-T = TypeVar("T")
 
 
 @workflow.defn(name="Onboarding")
@@ -62,16 +59,14 @@ class OnboardingWorkflow:
     async def run(self, request: OnboardingInput) -> OnboardingView:
         """Screen, decide, and (in review) wait for a person's decision."""
         ref = CustomerRef(request.customer_id, request.tenant_id)
-        self._screening = await self._step("screen_customer", ref, CustomerScreeningResult)
-        evaluation: KycEvaluation = await self._step(
-            "evaluate_customer_kyc",
+        self._screening = await SCREEN_CUSTOMER.run(ref)
+        evaluation = await EVALUATE_CUSTOMER_KYC.run(
             KycEvaluationInput(
                 request.customer_id,
                 request.tenant_id,
                 workflow.now().date().isoformat(),
                 self._screening,
-            ),
-            KycEvaluation,
+            )
         )
         await self._decide(evaluation, step="rules", decided_by=RULES_ACTOR)
         if self._status == KycStatus.IN_REVIEW:
@@ -88,22 +83,20 @@ class OnboardingWorkflow:
                 timeout=timedelta(seconds=request.review_escalation_seconds),
             )
         except TimeoutError:
-            await self._step(
-                "record_kyc_escalation",
+            await RECORD_KYC_ESCALATION.run(
                 KycEscalationInput(
                     request.customer_id,
                     request.tenant_id,
                     request.review_escalation_seconds,
                     list(evaluation.reasons),
-                ),
-                type(None),
+                )
             )
             self._escalated = True
             workflow.upsert_search_attributes([sa.REVIEW_ESCALATED.value_set(True)])
             await workflow.wait_condition(lambda: self._review is not None)
         review = self._review
         assert review is not None
-        approved = review.decision == "approve"
+        approved = review.decision == ReviewDecision.APPROVE
         outcome = "approved" if approved else "rejected"
         # an approval starts the re-verification period afresh
         review_date = (
@@ -135,8 +128,7 @@ class OnboardingWorkflow:
         self._evaluation = evaluation
         self._status = KycStatus(evaluation.status)
         self._recorded = False
-        await self._step(
-            "record_kyc_decision",
+        await RECORD_KYC_DECISION.run(
             RecordKycInput(
                 self._request.customer_id,
                 self._request.tenant_id,
@@ -146,22 +138,10 @@ class OnboardingWorkflow:
                 decided_by,
                 note,
                 screening=self._screening if step == "rules" else None,
-            ),
-            type(None),
+            )
         )
         self._recorded = True
         workflow.upsert_search_attributes([sa.KYC_STATUS.value_set(evaluation.status)])
-
-    async def _step(self, activity: str, arg: object, result_type: type[T]) -> T:
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            task_queue=queue_for(workflow.info().task_queue, "compliance"),
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=STEP_RETRY,
-            result_type=result_type,
-        )
-        return result
 
     # --- updates and queries ------------------------------------------------------------
 
@@ -203,7 +183,7 @@ class OnboardingWorkflow:
             raise ApplicationError(
                 f"customer KYC is {self._status.value}, not in_review", type="invalid_state"
             )
-        if decision.decision not in ("approve", "reject"):
+        if decision.decision not in set(ReviewDecision):
             raise ApplicationError("decision must be approve or reject", type="invalid_decision")
         if decision.reviewer == self._request.created_by:
             raise ApplicationError(

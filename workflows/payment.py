@@ -19,60 +19,49 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
-    from workflows.models import (
+    from workflows import steps
+    from workflows.models.common import ReviewInput, ReviewResult, ScreeningHit
+    from workflows.models.payment import (
         CancelInput,
         EscalationInput,
         Failure,
-        FailureCode,
         KycCheckInput,
         KycCheckResult,
         LedgerInput,
-        LedgerResult,
         LimitsInput,
-        LimitsResult,
         OpsDecision,
         PaymentInput,
-        PaymentStatus,
         PaymentView,
         PollInput,
-        PollResult,
         RailEvent,
         RecordStatusInput,
         RetryInput,
-        ReviewInput,
-        ReviewResult,
-        ScreeningHit,
         ScreeningInput,
-        ScreeningResult,
         StatusChange,
         SubmitInput,
-        SubmitResult,
     )
-    from workflows.queues import activity_queue
+    from workflows.models.vocabulary import (
+        CANCELABLE_STATUSES,
+        FINAL_RAIL_STATUSES,
+        FailureCode,
+        PaymentStatus,
+        RailStatus,
+        ReviewDecision,
+    )
+    from workflows.patches import (
+        ADOPT_STATUS_BEFORE_PERSISTING,
+        LIMITS_AND_BLOCKING,
+        LOCAL_STEPS,
+        SEPA_RETURNS,
+        is_patched,
+    )
+    from workflows.payment_legacy import run_review_before_hold
+    from workflows.steps import Step
 
-# Transient faults (database restart, network) are retried without limit: the step is
-# idempotent, and giving up would strand money. Business outcomes come back as results.
-STEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
-# Every step is a short database or HTTP call; a step lost with a crashed worker is retried
-# on another worker after this long.
-STEP_TIMEOUT = timedelta(seconds=10)
-FINAL_RAIL_STATUSES = frozenset({"ACSC", "RJCT"})
-RETURNED = "RTRN"
-ACCEPTED = "ACCP"
-NOT_SENT = "NOTSENT"  # an ACH file the bank never received (unreachable past the budget)
-# Velocity limits, and the hold placed before a review so that a confirmed sanctions hit can
-# block the money (OFAC). Histories recorded before it replay the older order (see _run_v2).
-LIMITS_AND_BLOCKING = "limits-hold-before-review"
-# Short, idempotent bookkeeping and read-only checks run as local activities, in the worker
-# that runs the workflow: no activity task, no extra workflow task (see docs/performance.md).
-# Money movements, screening (it writes the audit chain) and the rail stay ordinary
-# activities, where ops see each attempt and its last failure in the Web UI.
-LOCAL_STEPS = "local-checks-and-status-records"
-# A settled SEPA payment waits out the return window, as ACH always did (pacs.004 returns).
-SEPA_RETURNS = "sepa-return-window"
-T = TypeVar("T")
+# activities/rails.py and api/routers/rails.py import it from here
+RETURNED = RailStatus.RETURNED
+InputT = TypeVar("InputT")
+ResultT = TypeVar("ResultT")
 # The transitions a person's decision can cause: the decision is audited with the first of
 # them (a decision that causes none, e.g. a cancel overtaken by a failure, changed nothing).
 DECISION_CAUSES = {
@@ -112,7 +101,7 @@ class PaymentWorkflow:
         """Take the payment from `processing` to a terminal status."""
         # Decided once, in the first workflow task: a workflow that started before the patch
         # replays with ordinary activities throughout, even for steps it takes after a deploy.
-        self._local_steps = workflow.patched(LOCAL_STEPS)
+        self._local_steps = is_patched(LOCAL_STEPS)
         kyc = await self._check_kyc()
         if not kyc.approved:
             return await self._finish(
@@ -120,23 +109,24 @@ class PaymentWorkflow:
                 Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
             )
 
-        screening: ScreeningResult = await self._step(
-            "screen_parties",
+        screening = await self._run(
+            steps.SCREEN_PARTIES,
             ScreeningInput(
                 payment.payment_id,
                 payment.creditor.name,
                 payment.creditor.country,
                 debtor_name=kyc.debtor_name,
                 debtor_country=kyc.debtor_country,
+                creditor_iban=payment.creditor.iban or "",
+                remittance_info=payment.remittance_info or "",
             ),
-            ScreeningResult,
         )
-        if not workflow.patched(LIMITS_AND_BLOCKING):
-            return await self._run_v2(kyc, screening)
+        if not is_patched(LIMITS_AND_BLOCKING):
+            return await run_review_before_hold(self, kyc, screening)
 
         self._hits = list(screening.hits)
-        limits: LimitsResult = await self._step(
-            "check_payment_limits",
+        limits = await self._run(
+            steps.CHECK_PAYMENT_LIMITS,
             LimitsInput(
                 payment.tenant_id,
                 payment.customer_id,
@@ -144,7 +134,6 @@ class PaymentWorkflow:
                 payment.amount,
                 payment.currency,
             ),
-            LimitsResult,
             local=self._local_checks,
         )
         if self._cancel is not None:
@@ -159,23 +148,10 @@ class PaymentWorkflow:
             return await self._finish_canceled(held=True)
         return await self._send(kyc)
 
-    async def _run_v2(self, kyc: KycCheckResult, screening: ScreeningResult) -> PaymentView:
-        """The order before LIMITS_AND_BLOCKING: review first, hold after (replay only)."""
-        if screening.hits:
-            self._hits = list(screening.hits)
-            rejected = await self._review_hits()
-            if rejected is not None:
-                return rejected
-        if self._cancel is not None:
-            return await self._finish_canceled(held=False)
-        if not await self._hold():
-            return await self._finish_insufficient_funds()
-        return await self._send(kyc)
-
     async def _hold(self) -> bool:
         """Reserve the amount; False when the available balance is too low."""
-        hold: LedgerResult = await self._step("hold_funds", self._ledger_input(), LedgerResult)
-        return hold.result in ("ok", "exists")
+        hold = await self._run(steps.HOLD_FUNDS, self._ledger_input())
+        return hold.succeeded
 
     async def _finish_insufficient_funds(self) -> PaymentView:
         return await self._finish(
@@ -192,15 +168,15 @@ class PaymentWorkflow:
         await self._transition(PaymentStatus.SUBMITTED)
 
         event = await self._await_rail_outcome()
-        if event.status == "ACSC" or self._return_event is not None:
-            await self._step("post_hold", ledger, LedgerResult)
+        if event.status == RailStatus.SETTLED or self._return_event is not None:
+            await self._run(steps.POST_HOLD, ledger)
             payment = self._payment
             if payment.rail == "ach":
                 return await self._settled_then_maybe_returned(payment.return_window_seconds)
-            if payment.sepa_return_window_seconds > 0 and workflow.patched(SEPA_RETURNS):
+            if payment.sepa_return_window_seconds > 0 and is_patched(SEPA_RETURNS):
                 return await self._settled_then_maybe_returned(payment.sepa_return_window_seconds)
             return await self._finish(PaymentStatus.SETTLED)
-        await self._step("void_hold", ledger, LedgerResult)
+        await self._run(steps.VOID_HOLD, ledger)
         return await self._finish(
             PaymentStatus.FAILED,
             Failure(
@@ -223,17 +199,16 @@ class PaymentWorkflow:
         except TimeoutError:
             # a return whose callback never arrived is still at the bank: ask once
             assert self._message_id is not None
-            polled: PollResult = await self._step(
-                "poll_rail_status",
+            polled = await self._run(
+                steps.POLL_RAIL_STATUS,
                 PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
-                PollResult,
             )
-            if polled.event is not None and polled.event.status == RETURNED:
+            if polled.event is not None and polled.event.status == RailStatus.RETURNED:
                 self._return_event = polled.event
         if self._return_event is None:
             return self.status()
         code = self._return_event.reason_code
-        await self._step("reverse_payment", self._ledger_input(), LedgerResult)
+        await self._run(steps.REVERSE_PAYMENT, self._ledger_input())
         return await self._finish(
             PaymentStatus.RETURNED,
             Failure(
@@ -260,23 +235,22 @@ class PaymentWorkflow:
                 decided, timeout=timedelta(seconds=payment.review_escalation_seconds)
             )
         except TimeoutError:
-            await self._step(
-                "record_review_escalation",
+            await self._run(
+                steps.RECORD_REVIEW_ESCALATION,
                 EscalationInput(
                     payment.payment_id,
                     payment.review_escalation_seconds,
                     [hit.matched_name for hit in self._hits] + limit_reasons,
                 ),
-                type(None),
             )
             workflow.upsert_search_attributes([sa.REVIEW_ESCALATED.value_set(True)])
             await workflow.wait_condition(decided)
         if self._review is None:
             return await self._finish_canceled(held=True)
         ledger = self._ledger_input()
-        if self._review.decision == "reject":
+        if self._review.decision == ReviewDecision.REJECT:
             if self._hits:
-                await self._step("block_funds", ledger, LedgerResult)
+                await self._run(steps.BLOCK_FUNDS, ledger)
                 return await self._finish(
                     PaymentStatus.REJECTED,
                     Failure(
@@ -284,7 +258,7 @@ class PaymentWorkflow:
                         f"screening hit confirmed by {self._review.reviewer}; funds blocked",
                     ),
                 )
-            await self._step("void_hold", ledger, LedgerResult)
+            await self._run(steps.VOID_HOLD, ledger)
             return await self._finish(
                 PaymentStatus.REJECTED,
                 Failure(
@@ -295,43 +269,11 @@ class PaymentWorkflow:
         # a review can take days, and KYC can lapse meanwhile
         kyc = await self._check_kyc()
         if not kyc.approved:
-            await self._step("void_hold", ledger, LedgerResult)
+            await self._run(steps.VOID_HOLD, ledger)
             return await self._finish(
                 PaymentStatus.REJECTED,
                 Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
             )
-        await self._transition(PaymentStatus.PROCESSING)
-        return None
-
-    async def _review_hits(self) -> PaymentView | None:
-        """The review before LIMITS_AND_BLOCKING (nothing held yet; replay only)."""
-        await self._transition(PaymentStatus.IN_REVIEW)
-        await workflow.wait_condition(lambda: self._review is not None or self._cancel is not None)
-        if self._review is None:
-            return await self._finish_canceled(held=False)
-        if self._review.decision == "reject":
-            return await self._finish(
-                PaymentStatus.REJECTED,
-                Failure(
-                    FailureCode.SANCTIONS_REJECTED,
-                    f"screening hit confirmed by {self._review.reviewer}",
-                ),
-            )
-        # A review can take days, and KYC can lapse meanwhile: check it again before any
-        # money moves. Added after payments were already running, hence the patch: histories
-        # recorded before it replay without this step (see README "Operating payments").
-        if workflow.patched("recheck-kyc-after-review"):
-            payment = self._payment
-            kyc: KycCheckResult = await self._step(
-                "check_debtor_kyc",
-                KycCheckInput(payment.tenant_id, payment.customer_id),
-                KycCheckResult,
-            )
-            if not kyc.approved:
-                return await self._finish(
-                    PaymentStatus.REJECTED,
-                    Failure(FailureCode.KYC_NOT_APPROVED, f"debtor KYC is {kyc.status}"),
-                )
         await self._transition(PaymentStatus.PROCESSING)
         return None
 
@@ -356,9 +298,7 @@ class PaymentWorkflow:
         )
         while True:
             try:
-                result: SubmitResult = await self._step(
-                    "submit_to_rail", request, SubmitResult, retry=budget
-                )
+                result = await self._run(steps.SUBMIT_TO_RAIL, request, retry=budget)
                 self._message_id = result.message_id
                 self._reference = result.reference
                 if payment.rail != "ach" or await self._ach_file_reached_bank():
@@ -387,7 +327,7 @@ class PaymentWorkflow:
                 or self._return_event is not None
             )
         )
-        return self._file_status != NOT_SENT
+        return self._file_status != RailStatus.NOT_SENT
 
     async def _await_rail_outcome(self) -> RailEvent:
         payment = self._payment
@@ -400,22 +340,20 @@ class PaymentWorkflow:
                     timeout=timedelta(seconds=payment.rail_poll_interval_seconds),
                 )
             except TimeoutError:
-                polled: PollResult = await self._step(
-                    "poll_rail_status",
+                polled = await self._run(
+                    steps.POLL_RAIL_STATUS,
                     PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
-                    PollResult,
                 )
                 if polled.event is not None:
                     self._adopt_rail_event(polled.event)
-        return self._rail_event or RailEvent(self._message_id, "ACSC")
+        return self._rail_event or RailEvent(self._message_id, RailStatus.SETTLED)
 
     async def _check_kyc(self) -> KycCheckResult:
         """The debtor's KYC status and the names screening needs (read-only)."""
         payment = self._payment
-        return await self._step(
-            "check_debtor_kyc",
+        return await self._run(
+            steps.CHECK_DEBTOR_KYC,
             KycCheckInput(payment.tenant_id, payment.customer_id),
-            KycCheckResult,
             local=self._local_checks,
         )
 
@@ -434,7 +372,7 @@ class PaymentWorkflow:
 
     async def _finish_canceled(self, *, held: bool) -> PaymentView:
         if held:
-            await self._step("void_hold", self._ledger_input(), LedgerResult)
+            await self._run(steps.VOID_HOLD, self._ledger_input())
         reason = self._cancel.reason if self._cancel else ""
         return await self._finish(
             PaymentStatus.CANCELED, Failure(FailureCode.CANCELED, reason or "canceled by request")
@@ -447,37 +385,20 @@ class PaymentWorkflow:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    async def _step(
+    async def _run(
         self,
-        activity: str,
-        arg: object,
-        result_type: type[T],
-        retry: RetryPolicy = STEP_RETRY,
+        step: Step[InputT, ResultT],
+        arg: InputT,
         *,
+        retry: RetryPolicy | None = None,
         local: bool = False,
-    ) -> T:
-        """Run one activity; `local` ones run in this worker when LOCAL_STEPS is in force."""
+    ) -> ResultT:
+        """Run one step: `local` ones in this worker when LOCAL_STEPS is in force, the others
+        on their role's queue, or on the payment's own queue when queues are not split."""
         if local and self._local_steps:
-            done: T = await workflow.execute_local_activity(
-                activity,
-                arg,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=retry,
-                result_type=result_type,
-            )
-            return done
-        queue = workflow.info().task_queue
-        if self._payment.split_activity_queues:
-            queue = activity_queue(queue, activity)
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            task_queue=queue,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=retry,
-            result_type=result_type,
-        )
-        return result
+            return await step.run(arg, retry=retry, local=True)
+        own_queue = None if self._payment.split_activity_queues else workflow.info().task_queue
+        return await step.run(arg, task_queue=own_queue, retry=retry)
 
     async def _transition(self, status: PaymentStatus, *, reasons: list[str] | None = None) -> None:
         """Adopt a status change, persist it for the API, then publish the search attribute.
@@ -489,12 +410,12 @@ class PaymentWorkflow:
         change = StatusChange(self._seq, status.value, workflow.now().isoformat())
         # Patched: workflows started before this change adopted the status only after
         # persisting it (and so completed a review update later); they replay that way.
-        adopt_first = workflow.patched("adopt-status-before-persisting")
+        adopt_first = is_patched(ADOPT_STATUS_BEFORE_PERSISTING)
         if adopt_first:
             self._history.append(change)
             self._status = status
-        await self._step(
-            "record_payment_status",
+        await self._run(
+            steps.RECORD_PAYMENT_STATUS,
             RecordStatusInput(
                 self._payment.payment_id,
                 change.seq,
@@ -505,7 +426,6 @@ class PaymentWorkflow:
                 reasons=reasons or None,
                 decision=self._decision_causing(status),
             ),
-            type(None),
             local=True,
         )
         if not adopt_first:
@@ -549,7 +469,7 @@ class PaymentWorkflow:
             raise ApplicationError(
                 f"payment is {self._status.value}, not in_review", type="invalid_state"
             )
-        if decision.decision not in ("approve", "reject"):
+        if decision.decision not in set(ReviewDecision):
             raise ApplicationError("decision must be approve or reject", type="invalid_decision")
         if decision.reviewer == self._payment.initiated_by:
             raise ApplicationError(
@@ -565,9 +485,9 @@ class PaymentWorkflow:
         self._adopt_rail_event(event)
 
     def _adopt_rail_event(self, event: RailEvent) -> None:
-        if event.status in (ACCEPTED, NOT_SENT):
+        if event.status in (RailStatus.ACCEPTED, RailStatus.NOT_SENT):
             self._file_status = self._file_status or event.status
-        elif event.status == RETURNED:
+        elif event.status == RailStatus.RETURNED:
             self._return_event = self._return_event or event
         elif event.status in FINAL_RAIL_STATUSES and self._rail_event is None:
             self._rail_event = event
@@ -585,15 +505,7 @@ class PaymentWorkflow:
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
         """Cancel before submission; ignored once the rail has the payment."""
-        if (
-            self._status
-            in (
-                PaymentStatus.PROCESSING,
-                PaymentStatus.IN_REVIEW,
-                PaymentStatus.ACTION_REQUIRED,
-            )
-            and self._message_id is None
-        ):
+        if self._status in CANCELABLE_STATUSES and self._message_id is None:
             self._cancel = request
             self._decisions["cancel"] = OpsDecision(
                 request.requested_by, "payment.cancel", {"reason": request.reason}

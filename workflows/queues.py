@@ -2,39 +2,18 @@
 
 One worker process type per queue can then scale on its own (ledger work on the database,
 rail work on the bank's latency, compliance on CPU); the all-in-one dev worker polls them
-all. Names derive from the workflow's own queue, so workflows need no configuration.
+all. Names derive from the workflow's own queue, so workflows need no configuration. Which
+activity runs in which role is declared with the activity, in workflows/steps.py.
 """
 
 from __future__ import annotations
 
-ROLES = ("payments", "ledger", "rails", "compliance")
+from typing import Literal, get_args
 
-ACTIVITY_ROLE = {
-    "check_debtor_kyc": "compliance",
-    "screen_parties": "compliance",
-    "check_payment_limits": "compliance",
-    "hold_funds": "ledger",
-    "post_hold": "ledger",
-    "void_hold": "ledger",
-    "block_funds": "ledger",
-    "reverse_payment": "ledger",
-    "expire_pending_transfers": "ledger",
-    "observe_platform": "ledger",
-    "submit_to_rail": "rails",
-    "poll_rail_status": "rails",
-    "submit_ach_file": "rails",
-    "reconcile_statement": "rails",
-    "record_payment_status": "payments",
-    "record_review_escalation": "payments",
-    "deliver_webhook": "payments",
-}
+Role = Literal["payments", "ledger", "rails", "compliance"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
-def queue_for(base_queue: str, role: str) -> str:
+def queue_for(base_queue: str, role: Role) -> str:
     """The task queue of a role (`payments` is the base queue itself)."""
     return base_queue if role == "payments" else f"{base_queue}-{role}"
-
-
-def activity_queue(base_queue: str, activity_name: str) -> str:
-    """Where an activity is scheduled."""
-    return queue_for(base_queue, ACTIVITY_ROLE[activity_name])

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ReconcileInput, ReconcileRailInput, ReconcileResult
-    from workflows.queues import activity_queue
+    from workflows.models.reconciliation import ReconcileInput, ReconcileRailInput, ReconcileResult
+    from workflows.steps import RECONCILE_STATEMENT
 
 SCHEDULE_ID = "reconciliation-daily"
 
@@ -27,15 +26,7 @@ class ReconciliationWorkflow:
     async def run(self, request: ReconcileInput) -> list[ReconcileResult]:
         """One activity per rail; a bank that is down is retried, not skipped."""
         day = request.statement_date or (workflow.now() - timedelta(days=1)).date().isoformat()
-        results = []
+        results: list[ReconcileResult] = []
         for rail in request.rails:
-            result: ReconcileResult = await workflow.execute_activity(
-                "reconcile_statement",
-                ReconcileRailInput(day, rail),
-                task_queue=activity_queue(workflow.info().task_queue, "reconcile_statement"),
-                start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
-                result_type=ReconcileResult,
-            )
-            results.append(result)
+            results.append(await RECONCILE_STATEMENT.run(ReconcileRailInput(day, rail)))
         return results

@@ -6,16 +6,14 @@ harmless, and ops see every delivery and its attempts in the Web UI.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import DeliveryInput, DeliveryResult
-    from workflows.queues import activity_queue
-
-DELIVERY_WINDOW = timedelta(days=3)
+    from workflows.models.webhooks import DeliveryInput, DeliveryResult
+    from workflows.steps import DELIVER_WEBHOOK
 
 
 def delivery_workflow_id(event_id: str, endpoint_id: str) -> str:
@@ -30,17 +28,8 @@ class WebhookDeliveryWorkflow:
     @workflow.run
     async def run(self, delivery: DeliveryInput) -> DeliveryResult:
         """Deliver, or give up after the window (the event stays listed in /v1/events)."""
-        result: DeliveryResult = await workflow.execute_activity(
-            "deliver_webhook",
-            delivery,
-            task_queue=activity_queue(workflow.info().task_queue, "deliver_webhook"),
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=DELIVERY_WINDOW,
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=delivery.initial_retry_seconds),
-                backoff_coefficient=2.0,
-                maximum_interval=timedelta(hours=1),
-            ),
-            result_type=DeliveryResult,
+        retry = dataclasses.replace(
+            DELIVER_WEBHOOK.retry,
+            initial_interval=timedelta(seconds=delivery.initial_retry_seconds),
         )
-        return result
+        return await DELIVER_WEBHOOK.run(delivery, retry=retry)

@@ -182,7 +182,7 @@ def payment_body(
         "amount": amount,
         "currency": "EUR",
         "rail": "sepa",
-        "creditor": {"name": "Erika Mustermann", "country": "DE", "iban": iban},
+        "creditor": {"name": "Erika Mustermann", "country": iban[:2], "iban": iban},
     }, expect
 
 

@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,7 +23,7 @@ from api.app import create_app as create_api
 from banksim.app import create_app as create_banksim
 from kernel.settings import PROJECT_ROOT, Settings
 from workflows.models import PaymentStatus
-from workflows.queues import ROLES, queue_for
+from workflows.queues import ROLES, Role, queue_for
 
 ROOT = PROJECT_ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -641,7 +641,7 @@ def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback(
         assert len(temporal) == 1
         meta = temporal[0]["metadata"]
         # the queue KEDA watches is the queue this Deployment's workers poll
-        assert meta["taskQueue"] == queue_for(default_queue, role)
+        assert meta["taskQueue"] == queue_for(default_queue, cast(Role, role))
         assert meta["namespace"] == config[env_name("temporal_namespace")]
         assert meta["endpoint"] == config[env_name("temporal_address")]
         assert int(meta["targetQueueSize"]) > 0

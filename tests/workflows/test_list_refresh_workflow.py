@@ -18,6 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ops.devstack import binary
+from tests.workflows.recording import HistoryRecorder
+from workflows import steps
 from workflows.list_refresh import (
     ListRefreshWorkflow,
     RescreenCustomersWorkflow,
@@ -31,6 +33,7 @@ from workflows.models import (
     RescreenPageResult,
 )
 from workflows.queues import ROLES, queue_for
+from workflows.steps import implements
 
 QUEUE = "list-refresh-test"
 VERSIONS = {"OFAC-SDN": "ofac:2021", "PEP": "pep:1"}
@@ -47,11 +50,11 @@ class FakeLists:
     run_ids: list[str] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="refresh_watch_lists")
+        @implements(steps.REFRESH_WATCH_LISTS)
         async def refresh(_: ListRefreshInput) -> ListRefreshResult:
             return ListRefreshResult(dict(VERSIONS), list(self.changed))
 
-        @activity.defn(name="rescreen_customers_page")
+        @implements(steps.RESCREEN_CUSTOMERS_PAGE)
         async def page(request: RescreenPageInput) -> RescreenPageResult:
             self.pages.append(request)
             self.run_ids.append(activity.info().workflow_run_id or "")
@@ -65,6 +68,11 @@ class FakeLists:
             )
 
         return [refresh, page]
+
+
+# recorded for tests/replay with RECORD_HISTORIES=1 (make record-histories)
+RECORDER = HistoryRecorder("list_refresh")
+record_histories = RECORDER.fixture()
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +100,18 @@ async def worker_for(env: WorkflowEnvironment, fake: FakeLists) -> AsyncIterator
         yield
 
 
+async def refresh(env: WorkflowEnvironment, request: ListRefreshInput) -> ListRefreshResult:
+    """Run one refresh to its end (its history recorded for tests/replay)."""
+    handle = await env.client.start_workflow(
+        ListRefreshWorkflow.run, request, id=f"refresh-{uuid.uuid4().hex[:8]}", task_queue=QUEUE
+    )
+    return await RECORDER.track(handle).result()
+
+
 async def test_unchanged_lists_start_no_rescreening(env: WorkflowEnvironment) -> None:
     fake = FakeLists(changed=[])
     async with worker_for(env, fake):
-        result = await env.client.execute_workflow(
-            ListRefreshWorkflow.run,
-            ListRefreshInput(),
-            id=f"refresh-{uuid.uuid4().hex[:8]}",
-            task_queue=QUEUE,
-        )
+        result = await refresh(env, ListRefreshInput())
     assert result.changed == []
     assert result.rescreen_workflow_id == ""
     assert fake.pages == []
@@ -109,15 +120,12 @@ async def test_unchanged_lists_start_no_rescreening(env: WorkflowEnvironment) ->
 async def test_a_new_version_rescreens_every_customer_once(env: WorkflowEnvironment) -> None:
     fake = FakeLists(changed=["OFAC-SDN"])
     async with worker_for(env, fake):
-        result = await env.client.execute_workflow(
-            ListRefreshWorkflow.run,
-            ListRefreshInput(rescreen_page_size=10),
-            id=f"refresh-{uuid.uuid4().hex[:8]}",
-            task_queue=QUEUE,
-        )
+        result = await refresh(env, ListRefreshInput(rescreen_page_size=10))
         assert result.rescreen_workflow_id == rescreen_workflow_id(VERSIONS)
-        rescreen = env.client.get_workflow_handle_for(
-            RescreenCustomersWorkflow.run, result.rescreen_workflow_id
+        rescreen = RECORDER.track(
+            env.client.get_workflow_handle_for(
+                RescreenCustomersWorkflow.run, result.rescreen_workflow_id
+            )
         )
         totals = await rescreen.result()
     assert (totals.screened, totals.flagged) == (23, 2)
@@ -135,6 +143,7 @@ async def test_rescreening_continues_as_new_and_keeps_its_cursor_and_totals(
             id=f"rescreen-{uuid.uuid4().hex[:8]}",
             task_queue=QUEUE,
         )
+        RECORDER.track(handle)
         totals = await handle.result()  # follows the continue-as-new chain
     assert (totals.screened, totals.flagged) == (23, 2)
     # six pages of four (the last one short), two pages per run: three runs

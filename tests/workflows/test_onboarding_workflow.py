@@ -17,7 +17,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
@@ -27,6 +26,8 @@ from temporalio.worker import Worker
 from activities.onboarding import list_matches
 from compliance.kyc import CustomerFacts, evaluate, review_date_for
 from ops.devstack import binary
+from tests.workflows.recording import HistoryRecorder
+from workflows import steps
 from workflows.models import (
     CustomerRef,
     CustomerScreeningResult,
@@ -47,6 +48,7 @@ from workflows.search_attributes import (
     TENANT_ID,
     register_search_attributes,
 )
+from workflows.steps import implements
 
 QUEUE = "onboarding-test"
 ADDRESS = {"line1": "1 Main St", "city": "London", "postal_code": "N1", "country": "GB"}
@@ -72,11 +74,11 @@ class FakeCompliance:
     as_of: list[str] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="screen_customer")
+        @implements(steps.SCREEN_CUSTOMER)
         async def screen(_: CustomerRef) -> CustomerScreeningResult:
             return self.screening
 
-        @activity.defn(name="evaluate_customer_kyc")
+        @implements(steps.EVALUATE_CUSTOMER_KYC)
         async def evaluate_kyc(request: KycEvaluationInput) -> KycEvaluation:
             self.as_of.append(request.as_of)
             as_of = date.fromisoformat(request.as_of)
@@ -91,15 +93,20 @@ class FakeCompliance:
                 decision.notes,
             )
 
-        @activity.defn(name="record_kyc_decision")
+        @implements(steps.RECORD_KYC_DECISION)
         async def record(request: RecordKycInput) -> None:
             self.decisions.append((request.step, request.evaluation.status, request.decided_by))
 
-        @activity.defn(name="record_kyc_escalation")
+        @implements(steps.RECORD_KYC_ESCALATION)
         async def escalate(request: KycEscalationInput) -> None:
             self.escalations.append(request.waited_seconds)
 
         return [screen, evaluate_kyc, record, escalate]
+
+
+# recorded for tests/replay with RECORD_HISTORIES=1 (make record-histories)
+RECORDER = HistoryRecorder("onboarding")
+record_histories = RECORDER.fixture()
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +142,7 @@ async def start(
         customer_id=customer_id, tenant_id="ten_test", created_by="partner-app"
     )
     values.update(overrides)
-    return await env.client.start_workflow(
+    handle = await env.client.start_workflow(
         OnboardingWorkflow.run,
         OnboardingInput(**values),
         id=customer_id,
@@ -147,6 +154,7 @@ async def start(
             ]
         ),
     )
+    return RECORDER.track(handle)
 
 
 async def wait_status(

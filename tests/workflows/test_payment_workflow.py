@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -24,6 +21,8 @@ from temporalio.worker import Worker
 
 from ops.devstack import binary
 from ops.histories import activity_steps
+from tests.workflows.recording import HistoryRecorder
+from workflows import steps
 from workflows.models import (
     CancelInput,
     Creditor,
@@ -54,6 +53,7 @@ from workflows.search_attributes import (
     REVIEW_ESCALATED,
     register_search_attributes,
 )
+from workflows.steps import implements
 
 QUEUE = "payments-test"
 
@@ -74,33 +74,33 @@ class FakeBank:
     statuses: list[str] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="check_debtor_kyc")
+        @implements(steps.CHECK_DEBTOR_KYC)
         async def kyc(_: KycCheckInput) -> KycCheckResult:
             self.calls.append("kyc")
             status = "approved" if self.kyc_approved else "rejected"
             return KycCheckResult(self.kyc_approved, status, "Ada Lovelace")
 
-        @activity.defn(name="screen_parties")
+        @implements(steps.SCREEN_PARTIES)
         async def screen(_: ScreeningInput) -> ScreeningResult:
             self.calls.append("screen")
             return ScreeningResult("test-list", self.hits)
 
-        @activity.defn(name="hold_funds")
+        @implements(steps.HOLD_FUNDS)
         async def hold(req: LedgerInput) -> LedgerResult:
             self.calls.append("hold")
             return LedgerResult(f"{req.payment_id}:hold", self.hold_result)
 
-        @activity.defn(name="post_hold")
+        @implements(steps.POST_HOLD)
         async def post(req: LedgerInput) -> LedgerResult:
             self.calls.append("post")
             return LedgerResult(f"{req.payment_id}:post", "ok")
 
-        @activity.defn(name="void_hold")
+        @implements(steps.VOID_HOLD)
         async def void(req: LedgerInput) -> LedgerResult:
             self.calls.append("void")
             return LedgerResult(f"{req.payment_id}:void", "ok")
 
-        @activity.defn(name="submit_to_rail")
+        @implements(steps.SUBMIT_TO_RAIL)
         async def submit(req: SubmitInput) -> SubmitResult:
             self.calls.append("submit")
             self.submitted.append(req)
@@ -109,31 +109,31 @@ class FakeBank:
                 raise RuntimeError("bank unavailable: HTTP 503")
             return SubmitResult(req.payment_id)
 
-        @activity.defn(name="poll_rail_status")
+        @implements(steps.POLL_RAIL_STATUS)
         async def poll(_: PollInput) -> PollResult:
             self.calls.append("poll")
             return PollResult(self.poll_event)
 
-        @activity.defn(name="record_payment_status")
+        @implements(steps.RECORD_PAYMENT_STATUS)
         async def record(change: RecordStatusInput) -> None:
             self.statuses.append(change.status)
 
-        @activity.defn(name="check_payment_limits")
+        @implements(steps.CHECK_PAYMENT_LIMITS)
         async def limits(_: LimitsInput) -> LimitsResult:
             self.calls.append("limits")
             return LimitsResult(list(self.limits_exceeded), "low")
 
-        @activity.defn(name="block_funds")
+        @implements(steps.BLOCK_FUNDS)
         async def block(req: LedgerInput) -> LedgerResult:
             self.calls.append("block")
             return LedgerResult(f"{req.payment_id}:block", "ok")
 
-        @activity.defn(name="reverse_payment")
+        @implements(steps.REVERSE_PAYMENT)
         async def reverse(req: LedgerInput) -> LedgerResult:
             self.calls.append("reverse")
             return LedgerResult(f"{req.payment_id}:return", "ok")
 
-        @activity.defn(name="record_review_escalation")
+        @implements(steps.RECORD_REVIEW_ESCALATION)
         async def escalate(req: EscalationInput) -> None:
             self.escalations.append(req.waited_seconds)
 
@@ -188,27 +188,13 @@ async def start(
     handle = await env.client.start_workflow(
         PaymentWorkflow.run, payment_input(payment_id, **overrides), id=payment_id, task_queue=QUEUE
     )
-    STARTED.append(handle)
-    return handle
+    return RECORDER.track(handle)
 
 
 # Histories of every path, recorded into tests/replay/ with RECORD_HISTORIES=1 (make
 # record-histories) and replayed by tests/replay: a non-deterministic change fails the build.
-REPLAY_DIR = Path(__file__).resolve().parents[1] / "replay" / "histories"
-STARTED: list[WorkflowHandle[PaymentWorkflow, PaymentView]] = []
-
-
-@pytest.fixture(autouse=True)
-async def record_history(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    STARTED.clear()
-    yield
-    if not os.environ.get("RECORD_HISTORIES"):
-        return
-    REPLAY_DIR.mkdir(parents=True, exist_ok=True)
-    for index, handle in enumerate(STARTED):
-        history = await handle.fetch_history()
-        name = request.node.name.removeprefix("test_")
-        (REPLAY_DIR / f"payment_{name}_{index}.json").write_text(history.to_json())
+RECORDER = HistoryRecorder("payment")
+record_histories = RECORDER.fixture()
 
 
 @contextlib.asynccontextmanager

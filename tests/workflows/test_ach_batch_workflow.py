@@ -1,0 +1,161 @@
+"""The ACH batch workflow on the time-skipping test server, with a fake file submission.
+
+A window collects entries until its submit time, sends one file with all of them (in trace
+number order) and tells each payment how the bank took it; stand-in payment workflows
+receive those `rail_event` signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ops.devstack import binary
+from tests.workflows.recording import HistoryRecorder
+from workflows import steps
+from workflows.ach_batch import AchBatchWorkflow, batch_workflow_id
+from workflows.models import (
+    AchBatchInput,
+    AchEntryInput,
+    AchFileInput,
+    AchFileResult,
+    RailEvent,
+)
+from workflows.queues import ROLES, queue_for
+from workflows.steps import implements
+
+QUEUE = "ach-batch-test"
+RECORDER = HistoryRecorder("ach_batch")
+record_histories = RECORDER.fixture()
+
+
+# unsandboxed: the sandbox would re-import this test module and its fixtures
+@workflow.defn(name="Payment", sandboxed=False)
+class StandInPayment:
+    """Receives the batch's word on the file, as the payment workflow does."""
+
+    def __init__(self) -> None:
+        self.events: list[RailEvent] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.events))
+        return [event.status for event in self.events]
+
+    @workflow.signal
+    def rail_event(self, event: RailEvent) -> None:
+        self.events.append(event)
+
+
+@dataclass
+class FakeBank:
+    """The file submission: accepts, refuses, or records what it was sent."""
+
+    refuse: bool = False
+    files: list[AchFileInput] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @implements(steps.SUBMIT_ACH_FILE)
+        async def submit(request: AchFileInput) -> AchFileResult:
+            self.files.append(request)
+            if self.refuse:
+                raise ApplicationError("bad batch header", type="file_refused", non_retryable=True)
+            return AchFileResult(request.batch.file_id)
+
+        return [submit]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def worker_for(env: WorkflowEnvironment, bank: FakeBank) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for role in ROLES:
+            worker = Worker(
+                env.client,
+                task_queue=queue_for(QUEUE, role),
+                workflows=[AchBatchWorkflow, StandInPayment] if role == "payments" else [],
+                activities=bank.activities(),
+            )
+            await stack.enter_async_context(worker)
+        yield
+
+
+async def open_window(env: WorkflowEnvironment) -> WorkflowHandle[AchBatchWorkflow, AchFileResult]:
+    """A window whose file goes out an hour from now (test-server time)."""
+    window_id = uuid.uuid4().hex[:8]
+    submit_at = await env.get_current_time() + timedelta(hours=1)
+    batch = AchBatchInput(window_id, submit_at.isoformat(), "2611291030", "A", f"file_{window_id}")
+    handle = await env.client.start_workflow(
+        AchBatchWorkflow.run, batch, id=batch_workflow_id(window_id), task_queue=QUEUE
+    )
+    return RECORDER.track(handle)
+
+
+async def payment_joins(
+    env: WorkflowEnvironment,
+    batch: WorkflowHandle[AchBatchWorkflow, AchFileResult],
+    trace_number: str,
+) -> WorkflowHandle[Any, Any]:
+    """A stand-in payment, entered in the window's file."""
+    payment_id = f"pay_{uuid.uuid4().hex[:20]}"
+    payment = await env.client.start_workflow(
+        "Payment", id=payment_id, task_queue=QUEUE, result_type=list
+    )
+    entry = AchEntryInput(payment_id, trace_number, 1_000, "John Smith", "021000021", "123")
+    joined = await batch.execute_update(AchBatchWorkflow.add_entry, entry)
+    assert joined.trace_number == trace_number
+    return payment
+
+
+async def test_a_window_sends_one_file_and_tells_every_payment(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank):
+        batch = await open_window(env)
+        second = await payment_joins(env, batch, "021000020000002")
+        first = await payment_joins(env, batch, "021000020000001")
+        assert sorted(await batch.query(AchBatchWorkflow.entries)) == sorted([first.id, second.id])
+        result = await batch.result()  # time skips to the submit time
+        assert (await first.result(), await second.result()) == (["ACCP"], ["ACCP"])
+    assert result.status == "ACCP"
+    (sent,) = bank.files
+    assert [entry.trace_number for entry in sent.entries] == [
+        "021000020000001",
+        "021000020000002",
+    ]
+
+
+async def test_a_refused_file_rejects_its_payments(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(refuse=True)
+    async with worker_for(env, bank):
+        batch = await open_window(env)
+        payment = await payment_joins(env, batch, "021000020000001")
+        result = await batch.result()
+        assert await payment.result() == ["RJCT"]
+    assert (result.status, len(bank.files)) == ("RJCT", 1)
+
+
+async def test_an_empty_window_sends_no_file(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank):
+        result = await (await open_window(env)).result()
+    assert result.status == "EMPTY"
+    assert bank.files == []

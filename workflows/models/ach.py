@@ -1,0 +1,54 @@
+"""The ACH batch workflow: one origination window, its entries and its NACHA file."""
+
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AchBatchInput:
+    """One ACH origination window; its NACHA file's identity derives from it."""
+
+    window_id: str
+    submit_at: str
+    file_created_at: str  # naive local time, minute precision (the file header's)
+    file_id_modifier: str
+    file_id: str
+
+
+@dataclass
+class AchEntryInput:
+    """A payment joining a window's file (update `add_entry` of the ACH batch workflow)."""
+
+    payment_id: str
+    trace_number: str
+    amount: int
+    creditor_name: str
+    routing_number: str
+    account_number: str
+
+
+@dataclass
+class AchEntryResult:
+    """Where the payment goes out: the file id and the entry's trace number."""
+
+    file_id: str
+    trace_number: str
+
+
+@dataclass
+class AchFileInput:
+    """A window's file to submit: every entry collected before its cut-off."""
+
+    batch: AchBatchInput
+    entries: list[AchEntryInput] = field(default_factory=list)
+
+
+@dataclass
+class AchFileResult:
+    """The bank's acknowledgement of the file."""
+
+    file_id: str
+    duplicate: bool = False
+    status: str = "ACCP"  # ACCP (accepted) | RJCT (refused: invalid) | NOTSENT (bank unreachable)
+    reason: str = ""

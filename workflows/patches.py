@@ -1,0 +1,124 @@
+"""Every `workflow.patched` id of every workflow, in one place (DESIGN §8; docs/versioning.md).
+
+A patch id is written into a workflow's history the first time new code takes a changed
+branch, and an old history without it replays the old branch. Each id is a `Patch` here:
+when it was added, why, and when it may move on in its lifecycle (patched → deprecated →
+deleted, docs/versioning.md). Workflows ask `is_patched(PATCH)`, never `workflow.patched`
+with a bare string, and tests/replay proves each one has recorded histories on both sides.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date
+
+from temporalio import workflow
+
+
+class Stage(enum.StrEnum):
+    """Where a patch is in its lifecycle (docs/versioning.md)."""
+
+    # `is_patched` chooses between the old and the new branch
+    PATCHED = "patched"
+    # old branch deleted; `deprecate` still writes the marker so histories of either age replay
+    DEPRECATED = "deprecated"
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change to a workflow's commands, guarded for histories recorded before it."""
+
+    id: str
+    workflow: str
+    added: date
+    why: str
+    # the condition under which the next lifecycle step is allowed
+    retire_when: str
+    stage: Stage = Stage.PATCHED
+
+
+RECHECK_KYC_AFTER_REVIEW = Patch(
+    id="recheck-kyc-after-review",
+    workflow="Payment",
+    added=date(2026, 11, 29),
+    why="a review can take days and KYC can lapse meanwhile: check it again after approval",
+    retire_when=(
+        "only reachable without LIMITS_AND_BLOCKING (review before hold); retire together "
+        "with it, once no payment started before 2026-11-29 06:55 UTC is open"
+    ),
+)
+ADOPT_STATUS_BEFORE_PERSISTING = Patch(
+    id="adopt-status-before-persisting",
+    workflow="Payment",
+    added=date(2026, 11, 29),
+    why=(
+        "a review sent as soon as the API shows in_review raced the workflow, which adopted "
+        "the status only after persisting it"
+    ),
+    retire_when=(
+        "deprecate once no open payment lacks the marker (started before 2026-11-29 "
+        "07:03 UTC); delete a retention period after that"
+    ),
+)
+LIMITS_AND_BLOCKING = Patch(
+    id="limits-hold-before-review",
+    workflow="Payment",
+    added=date(2026, 11, 29),
+    why=(
+        "velocity limits, and the hold placed before a review so that a confirmed sanctions "
+        "hit can block the money (OFAC)"
+    ),
+    retire_when=(
+        "deprecate once no open payment lacks the marker (started before 2026-11-29 "
+        "09:12 UTC); a payment in review may wait for days, so check, never assume"
+    ),
+)
+LOCAL_STEPS = Patch(
+    id="local-checks-and-status-records",
+    workflow="Payment",
+    added=date(2026, 11, 29),
+    why=(
+        "read-only checks and status records run as local activities in the workflow's "
+        "worker: no activity task, no extra workflow task (docs/performance.md)"
+    ),
+    retire_when=(
+        "deprecate once no open payment lacks the marker (started before 2026-11-29 "
+        "11:32 UTC); it is decided in the first workflow task, so every newer payment has it"
+    ),
+)
+SEPA_RETURNS = Patch(
+    id="sepa-return-window",
+    workflow="Payment",
+    added=date(2026, 11, 29),
+    why=(
+        "a settled SEPA payment waits out the return window (pacs.004), as ACH always did; "
+        "guards payments started with a window but settled by a worker older than the change"
+    ),
+    retire_when=(
+        "deprecate once no open SEPA payment with a return window was settled without the "
+        "marker (settled before 2026-11-29 12:12 UTC); delete a retention period after that"
+    ),
+)
+
+ALL: tuple[Patch, ...] = (
+    RECHECK_KYC_AFTER_REVIEW,
+    ADOPT_STATUS_BEFORE_PERSISTING,
+    LIMITS_AND_BLOCKING,
+    LOCAL_STEPS,
+    SEPA_RETURNS,
+)
+
+
+def is_patched(patch: Patch) -> bool:
+    """True where the workflow takes the new branch (always, outside of an old history)."""
+    if patch.stage is not Stage.PATCHED:
+        raise ValueError(f"{patch.id} is {patch.stage}: its old branch must be gone")
+    return workflow.patched(patch.id)
+
+
+def deprecate(patch: Patch) -> None:
+    """Mark a patch whose old branch is deleted: histories with and without it replay."""
+    if patch.stage is not Stage.DEPRECATED:
+        raise ValueError(f"{patch.id} is {patch.stage}: set its stage to deprecated first")
+    workflow.deprecate_patch(patch.id)
