@@ -13,7 +13,9 @@ from kernel.temporal_client import exit_without_finalizing
 if __name__ == "__main__":
     configure_logging()
     settings = get_settings()
-    require_safe_secrets(settings, "api", (Uses.TEMPORAL, Uses.RAIL_CALLBACKS, Uses.CODEC_SERVER))
+    require_safe_secrets(
+        settings, "api", (Uses.TEMPORAL, Uses.RAIL_CALLBACKS, Uses.CODEC_SERVER, Uses.WEBHOOKS)
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

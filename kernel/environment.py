@@ -38,6 +38,7 @@ class Uses(StrEnum):
     TEMPORAL = "temporal"  # encrypts/decrypts Temporal payloads: PAYMENTS_PAYLOAD_KEYS
     RAIL_CALLBACKS = "rail_callbacks"  # signs or verifies the bank's callbacks
     CODEC_SERVER = "codec_server"  # serves decrypted payloads to the Web UI
+    WEBHOOKS = "webhooks"  # registers or delivers to partners' URLs
 
 
 def _payload_key_problems(settings: Settings) -> list[str]:
@@ -86,6 +87,10 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
     if Uses.CODEC_SERVER in wanted and settings.codec_allow_loopback:
         problems.append(
             "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"
+        )
+    if Uses.WEBHOOKS in wanted and settings.webhook_allow_private_networks:
+        problems.append(
+            "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS: must be false (webhooks would reach inside)"
         )
     return problems
 

@@ -12,7 +12,7 @@ from workers.payments_worker import run
 
 if __name__ == "__main__":
     configure_logging()
-    # the worker signs nothing for the bank and serves no codec: only the payload keys
-    require_safe_secrets(get_settings(), "worker", (Uses.TEMPORAL,))
+    # the worker signs nothing for the bank and serves no codec: payload keys and webhooks
+    require_safe_secrets(get_settings(), "worker", (Uses.TEMPORAL, Uses.WEBHOOKS))
     asyncio.run(run())
     exit_without_finalizing(0)

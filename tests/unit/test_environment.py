@@ -12,7 +12,7 @@ import pytest
 from kernel.environment import Uses, production_problems
 from kernel.settings import PROJECT_ROOT, Settings
 
-ALL_USES = (Uses.TEMPORAL, Uses.RAIL_CALLBACKS, Uses.CODEC_SERVER)
+ALL_USES = tuple(Uses)
 RANDOM_KEY = base64.b64encode(bytes(range(7, 39))).decode()
 GOOD = {
     "payload_keys": f"prod-2026-12:{RANDOM_KEY}",
@@ -58,6 +58,7 @@ def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
         ("rail_callback_secret", "CHANGE-ME", "PAYMENTS_RAIL_CALLBACK_SECRET"),
         ("rail_callback_secret", "too-short", "PAYMENTS_RAIL_CALLBACK_SECRET"),
         ("codec_allow_loopback", True, "PAYMENTS_CODEC_ALLOW_LOOPBACK"),
+        ("webhook_allow_private_networks", True, "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
     ],
 )
 def test_each_unsafe_value_is_named(field: str, value: object, setting: str) -> None:
