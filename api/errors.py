@@ -118,14 +118,24 @@ def idempotency_key_problem(errors: Sequence[Any]) -> tuple[str, str] | None:
     return None
 
 
+# the methods a route can serve; Allow lists those some route at the path does
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at the request's path, sorted."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """Every method some route fully matches at the request's path, sorted.
+
+    Asks each route whether it would serve the path with each method (routers included by
+    FastAPI are routes too), so included routers need no special case.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def service_error_status(error: ServiceError) -> int:

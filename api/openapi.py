@@ -34,13 +34,15 @@ def _add_request_example(operation: dict[str, Any], schemas: dict[str, Any]) -> 
         media["example"] = examples[0]
 
 
-def _add_response_examples(operation: dict[str, Any]) -> None:
-    for status, response in operation.get("responses", {}).items():
+def _add_response_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    for response in operation.get("responses", {}).values():
         media = response.get("content", {}).get(JSON)
-        if not status.startswith("2") or media is None or "example" in media:
+        if media is None or "example" in media:
             continue
-        name = _schema_name(media)
-        example = response_example(name) if name else None
+        name = _schema_name(media) or ""
+        example = response_example(name) or next(
+            iter(schemas.get(name, {}).get("examples", [])), None
+        )
         if example is not None:
             media["example"] = example
 
@@ -61,7 +63,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             _add_request_example(operation, schemas)
-            _add_response_examples(operation)
+            _add_response_examples(operation, schemas)
     app.openapi_schema = document
     return document
 

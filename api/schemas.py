@@ -292,11 +292,22 @@ class PaymentOut(BaseModel):
 class CancelCreate(Strict):
     """Why the payment is canceled."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "customer request"}]}
+    )
+
     reason: Text500 = ""
 
 
 class ReviewCreate(Strict):
-    """A compliance decision on a payment in review."""
+    """A compliance decision (four-eyes: not by whoever initiated what is reviewed)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"decision": "approve", "note": "false positive: other birth date"}]
+        },
+    )
 
     decision: Literal["approve", "reject"]
     note: Text1000 = ""

@@ -32,7 +32,10 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 class ReconciliationCreate(BaseModel):
     """Which statement to reconcile now."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"statement_date": "2026-01-14", "rails": ["sepa"]}]},
+    )
 
     statement_date: IsoDate
     rails: list[Literal["sepa", "ach"]] = Field(default=["sepa", "ach"], min_length=1)
