@@ -24,6 +24,20 @@ from kernel.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 255
 
+# the answer to a repeated request says it is a replay (documented on the success response)
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this answer replays the first request with the same key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def replayable(status: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entry declaring the replay header on the success status."""
+    return {status: {"headers": REPLAYED_HEADER}}
+
+
 # Required in the OpenAPI document (DESIGN §7); api.errors answers its absence with 400
 # `idempotency_key_missing` and a key over MAX_KEY_LENGTH with 400 `idempotency_key_invalid`.
 IdempotencyKey = Annotated[

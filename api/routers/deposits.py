@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import AppSettings, Engine, Ops
 from api.errors import ProblemError
-from api.idempotency import IdempotencyKey, run_idempotently
+from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.problems import (
     AUTHENTICATED,
     CURRENCY_MISMATCH,
@@ -30,7 +30,8 @@ router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
     "",
     status_code=201,
     response_model=DepositOut,
-    responses=problems(
+    responses=replayable(201)
+    | problems(
         AUTHENTICATED, WITH_BODY, IDEMPOTENT, UNKNOWN_ACCOUNT, CURRENCY_MISMATCH, LEDGER_REFUSED
     ),
 )

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.fields import ACCOUNT_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
-from api.idempotency import IdempotencyKey, run_idempotently
+from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.problems import (
     AUTHENTICATED,
     CURRENCY_MISMATCH,
@@ -270,7 +270,8 @@ async def _start_payment(
     "",
     status_code=202,
     response_model=PaymentOut,
-    responses=problems(
+    responses=replayable(202)
+    | problems(
         AUTHENTICATED,
         WITH_BODY,
         IDEMPOTENT,

@@ -74,6 +74,12 @@ def schemathesis_command(api_url: str, key: str, seed: int, max_examples: int) -
     ]
 
 
+def summary(output: str) -> str:
+    """The lines of the run's summary that count operations, phases and cases."""
+    tail = output[output.rfind("SUMMARY") :]
+    return "\n".join(line for line in tail.splitlines() if line.strip() and "=====" not in line)
+
+
 def reproduction(seed: int, max_examples: int) -> str:
     """How to run this exact case set again."""
     return (
@@ -107,6 +113,7 @@ def test_the_api_keeps_every_promise_of_its_document(stack: Stack) -> None:
         for method in item
     )
     output = done.stdout + done.stderr
+    print(summary(output))
     assert done.returncode == 0, f"{output[-20000:]}\n{reproduction(seed, max_examples)}"
     # every operation was exercised, and no case failed
     assert f"Tested: {operations}" in output, output[-3000:]
