@@ -24,7 +24,7 @@ from ops.devstack import Stack, settings_env
 
 HERE = Path(__file__).parent
 CONFIG = HERE / "schemathesis.toml"
-PHASES = "examples,coverage,fuzzing"
+PHASES = "examples,coverage,fuzzing,stateful"
 MAX_EXAMPLES = 10  # per operation and phase: the whole run stays around a minute
 
 
