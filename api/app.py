@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from api.errors import install_error_handlers, problem_responses
+from api.errors import install_error_handlers
 from api.limits import RateLimiter, RequestLimitsMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.openapi import install_openapi
 from api.routers import (
     accounts,
     codec,
@@ -78,5 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rails,
         reconciliations,
     ):
-        app.include_router(module.router, responses=problem_responses())
+        # each operation declares its own errors (api.problems)
+        app.include_router(module.router)
+    install_openapi(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.errors import (
     ConflictError,
@@ -100,6 +102,42 @@ def _param(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def idempotency_key_problem(errors: Sequence[Any]) -> tuple[str, str] | None:
+    """(code, detail) when the `Idempotency-Key` header is missing, empty or too long.
+
+    The header is declared required in the OpenAPI document, so FastAPI validates it; DESIGN
+    §7 answers its absence with 400 `idempotency_key_missing`, not a generic 422.
+    """
+    for error in errors:
+        location = [str(part).lower() for part in error.get("loc", ())]
+        if location != ["header", "idempotency-key"]:
+            continue
+        if error.get("type") == "string_too_long":
+            return "idempotency_key_invalid", "Idempotency-Key is too long."
+        return "idempotency_key_missing", "This request needs an `Idempotency-Key` header."
+    return None
+
+
+# the methods a route can serve; Allow lists those some route at the path does
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route fully matches at the request's path, sorted.
+
+    Asks each route whether it would serve the path with each method (routers included by
+    FastAPI are routes too), so included routers need no special case.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
 def service_error_status(error: ServiceError) -> int:
     """The HTTP status a service's refusal answers with."""
     for kind, status in _SERVICE_ERROR_STATUS.items():
@@ -121,34 +159,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        key_problem = idempotency_key_problem(exc.errors())
+        if key_problem is not None:
+            return problem_response(400, *key_problem)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         param = _param(tuple(first.get("loc", ())))
         code = "invalid_json" if first.get("type") == "json_invalid" else "validation_error"
         return problem_response(422, code, f"{param}: {first.get('msg')}", param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it cannot decode (not UTF-8); the same problem as
+            # any other body that is not JSON
+            return problem_response(422, "invalid_json", "The body is not UTF-8 JSON.", "body")
         codes = {404: "not_found", 405: "method_not_allowed"}
         code = codes.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
-        return problem_response(exc.status_code, code, detail)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists every method the target supports, not only the methods of
+            # the first route Starlette happened to match
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, code, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(500, "internal_error", "An internal error occurred.")
-
-
-def problem_responses() -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the problem documents every route may answer."""
-    from api.schemas import Problem
-
-    schema = {"$ref": "#/components/schemas/Problem"}
-    return {
-        status: {
-            "model": Problem,
-            "description": f"{_TITLES[status]} (RFC 9457 problem document)",
-            "content": {PROBLEM_JSON: {"schema": schema}},
-        }
-        for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 500)
-    }

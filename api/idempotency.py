@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Select, Update, delete, func, select, update
@@ -22,6 +23,37 @@ from kernel.api_keys import Principal
 from kernel.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 255
+
+# the answer to a repeated request says it is a replay (documented on the success response)
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this answer replays the first request with the same key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def replayable(status: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entry declaring the replay header on the success status."""
+    return {status: {"headers": REPLAYED_HEADER}}
+
+
+# Required in the OpenAPI document (DESIGN §7); api.errors answers its absence with 400
+# `idempotency_key_missing` and a key over MAX_KEY_LENGTH with 400 `idempotency_key_invalid`.
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description=(
+            "A key unique to this request (e.g. a UUID): the same key with the same body "
+            "replays the first answer (`Idempotent-Replayed: true`); with another body it "
+            "answers 422 `idempotency_key_reused`; while the first is in flight, 409."
+        ),
+        examples=["8e03978e-40d5-43e8-bc93-6894a57f9324"],
+    ),
+]
 
 
 def _fingerprint(method_path: str, body: BaseModel) -> str:

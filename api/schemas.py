@@ -5,16 +5,36 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-# ISO 4217 currencies the platform holds accounts in, with their minor units
-CURRENCIES: dict[str, int] = {"EUR": 2, "USD": 2}
-MAX_AMOUNT = 100_000_000_000  # 1bn in minor units: above that, a human should be involved
+from api.fields import (
+    CURRENCIES,
+    EXAMPLE_ACCOUNT_ID,
+    EXAMPLE_CUSTOMER_ID,
+    MAX_AMOUNT,
+    NO_NUL,
+    WEBHOOK_URL,
+    AccountId,
+    Amount,
+    Country,
+    Currency,
+    CustomerId,
+    IsoDate,
+    Name,
+)
 
-Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, examples=[12500])]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["DE"])]
-Name = Annotated[str, Field(min_length=1, max_length=140, pattern=r"^[^\x00-\x1f\x7f]+$")]
+__all__ = ["CURRENCIES", "MAX_AMOUNT"]  # re-exported: routers and tests read them from here
+
+# free text: any characters but NUL (the server refuses NUL in every field)
+Text16 = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=NO_NUL)]
+Text64 = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
+Text70 = Annotated[str, StringConstraints(min_length=1, max_length=70, pattern=NO_NUL)]
+Text140 = Annotated[str, StringConstraints(max_length=140, pattern=NO_NUL)]
+NonEmptyText140 = Annotated[str, StringConstraints(min_length=1, max_length=140, pattern=NO_NUL)]
+Text200 = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+Text500 = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
+Text1000 = Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)]
+MetadataKey = Annotated[str, StringConstraints(pattern=NO_NUL)]
 
 
 def _has_nul(value: Any) -> bool:
@@ -44,9 +64,9 @@ class Strict(BaseModel):
 class Address(Strict):
     """A postal address."""
 
-    line1: Annotated[str, Field(min_length=1, max_length=140)]
-    city: Annotated[str, Field(min_length=1, max_length=70)]
-    postal_code: Annotated[str, Field(min_length=1, max_length=16)]
+    line1: NonEmptyText140
+    city: Text70
+    postal_code: Text16
     country: Country
 
 
@@ -82,10 +102,10 @@ class CustomerCreate(Strict):
     name: Name
     country: Country
     address: Address
-    date_of_birth: date | None = None
-    national_id: Annotated[str, Field(max_length=64)] | None = None
-    registration_number: Annotated[str, Field(max_length=64)] | None = None
-    tax_id: Annotated[str, Field(max_length=64)] | None = None
+    date_of_birth: IsoDate | None = None
+    national_id: Text64 | None = None
+    registration_number: Text64 | None = None
+    tax_id: Text64 | None = None
 
 
 class Kyc(BaseModel):
@@ -130,10 +150,10 @@ class AccountCreate(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"customer_id": "cus_01jdz…", "currency": "EUR"}]},
+        json_schema_extra={"examples": [{"customer_id": EXAMPLE_CUSTOMER_ID, "currency": "EUR"}]},
     )
 
-    customer_id: str
+    customer_id: CustomerId
     currency: Currency
 
 
@@ -162,11 +182,11 @@ class DepositCreate(Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"account_id": "acc_01jdz…", "amount": 100000, "currency": "EUR"}]
+            "examples": [{"account_id": EXAMPLE_ACCOUNT_ID, "amount": 100000, "currency": "EUR"}]
         },
     )
 
-    account_id: str
+    account_id: AccountId
     amount: Amount
     currency: Currency
 
@@ -187,8 +207,12 @@ class CreditorIn(Strict):
 
     name: Name
     country: Country
-    iban: Annotated[str, Field(min_length=5, max_length=42)] | None = None
-    bic: Annotated[str, Field(min_length=8, max_length=11)] | None = None
+    iban: Annotated[str, StringConstraints(min_length=5, max_length=42, pattern=NO_NUL)] | None = (
+        None
+    )
+    bic: Annotated[str, StringConstraints(min_length=8, max_length=11, pattern=NO_NUL)] | None = (
+        None
+    )
     routing_number: Annotated[str, Field(pattern=r"^[0-9]{9}$")] | None = None
     account_number: Annotated[str, Field(pattern=r"^[0-9]{1,17}$")] | None = None
 
@@ -201,7 +225,7 @@ class PaymentCreate(Strict):
         json_schema_extra={
             "examples": [
                 {
-                    "account_id": "acc_01jdz…",
+                    "account_id": EXAMPLE_ACCOUNT_ID,
                     "amount": 2500,
                     "currency": "EUR",
                     "rail": "sepa",
@@ -216,15 +240,16 @@ class PaymentCreate(Strict):
         },
     )
 
-    account_id: str
+    account_id: AccountId
     amount: Amount
     currency: Currency
     rail: Literal["sepa", "ach"]
     creditor: CreditorIn
-    remittance_info: Annotated[str, Field(max_length=140)] | None = None
-    metadata: Annotated[dict[str, Annotated[str, Field(max_length=500)]], Field(max_length=20)] = (
-        Field(default_factory=dict)
-    )
+    remittance_info: Text140 | None = None
+    metadata: Annotated[
+        dict[MetadataKey, Text500],
+        Field(max_length=20, json_schema_extra={"propertyNames": {"pattern": NO_NUL}}),
+    ] = Field(default_factory=dict)
 
 
 class FailureOut(BaseModel):
@@ -267,14 +292,25 @@ class PaymentOut(BaseModel):
 class CancelCreate(Strict):
     """Why the payment is canceled."""
 
-    reason: Annotated[str, Field(max_length=500)] = ""
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "customer request"}]}
+    )
+
+    reason: Text500 = ""
 
 
 class ReviewCreate(Strict):
-    """A compliance decision on a payment in review."""
+    """A compliance decision (four-eyes: not by whoever initiated what is reviewed)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"decision": "approve", "note": "false positive: other birth date"}]
+        },
+    )
 
     decision: Literal["approve", "reject"]
-    note: Annotated[str, Field(max_length=1000)] = ""
+    note: Text1000 = ""
 
 
 class PaymentList(BaseModel):
@@ -326,8 +362,16 @@ EventTypeFilter = Annotated[
 class WebhookEndpointCreate(Strict):
     """Register a URL to receive signed events."""
 
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
-    description: Annotated[str, Field(max_length=200)] | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"url": "https://partner.example/webhooks", "description": "ops"}]
+        },
+    )
+
+    # http(s), no white space or control characters; the address checks run in the handler
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=WEBHOOK_URL)]
+    description: Text200 | None = None
     # the event types to receive: `payment.settled`, or a family as `payment.*`; omitted:
     # every type, including ones added later
     event_types: Annotated[list[EventTypeFilter], Field(min_length=1, max_length=32)] | None = None

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 
 from api.deps import Engine, Reader, Writer
 from api.errors import ProblemError
+from api.fields import ACCOUNT_ID, ENTRY_ID, EXAMPLE_ACCOUNT_ID
+from api.problems import (
+    ACCOUNT_NOT_FOUND,
+    AUTHENTICATED,
+    INVALID_CURSOR,
+    UNKNOWN_CUSTOMER,
+    UNSUPPORTED_CURRENCY,
+    WITH_BODY,
+    WITH_PARAMETERS,
+    problems,
+)
 from api.schemas import CURRENCIES, AccountCreate, AccountOut, Balances, EntryList, EntryOut
 from kernel.ids import new_id
 from kernel.tables import customers
@@ -17,6 +28,7 @@ from ledger.engine import account_from_row
 from ledger.tables import ledger_accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+AccountIdPath = Annotated[str, Path(pattern=ACCOUNT_ID, examples=[EXAMPLE_ACCOUNT_ID])]
 
 
 def account_out(account: Account, created_at: Any) -> AccountOut:
@@ -41,7 +53,12 @@ def check_currency(currency: str) -> None:
         )
 
 
-@router.post("", status_code=201, response_model=AccountOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=AccountOut,
+    responses=problems(AUTHENTICATED, WITH_BODY, UNSUPPORTED_CURRENCY, UNKNOWN_CUSTOMER),
+)
 async def create_account(body: AccountCreate, principal: Writer, engine: Engine) -> AccountOut:
     """Open an account for one of the tenant's customers in one currency."""
     check_currency(body.currency)
@@ -91,8 +108,12 @@ async def load_customer_account(engine: Engine, tenant_id: str, account_id: str)
         ).first()
 
 
-@router.get("/{account_id}", response_model=AccountOut)
-async def get_account(account_id: str, principal: Reader, engine: Engine) -> AccountOut:
+@router.get(
+    "/{account_id}",
+    response_model=AccountOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, ACCOUNT_NOT_FOUND),
+)
+async def get_account(account_id: AccountIdPath, principal: Reader, engine: Engine) -> AccountOut:
     """Read an account and its balances."""
     row = await load_customer_account(engine, principal.tenant_id, account_id)
     if row is None:
@@ -100,13 +121,17 @@ async def get_account(account_id: str, principal: Reader, engine: Engine) -> Acc
     return account_out(account_from_row(row), row.created_at)
 
 
-@router.get("/{account_id}/entries", response_model=EntryList)
+@router.get(
+    "/{account_id}/entries",
+    response_model=EntryList,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, ACCOUNT_NOT_FOUND, INVALID_CURSOR),
+)
 async def list_entries(
-    account_id: str,
+    account_id: AccountIdPath,
     principal: Reader,
     engine: Engine,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: str | None = None,
+    starting_after: Annotated[str | None, Query(pattern=ENTRY_ID)] = None,
 ) -> EntryList:
     """The account's ledger entries, newest first; page with `starting_after=<entry id>`."""
     row = await load_customer_account(engine, principal.tenant_id, account_id)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
@@ -27,6 +27,16 @@ from temporalio.service import RPCError
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
+from api.fields import CUSTOMER_ID, EXAMPLE_CUSTOMER_ID
+from api.problems import (
+    AUTHENTICATED,
+    CUSTOMER_NOT_FOUND,
+    CUSTOMER_NOT_IN_REVIEW,
+    FOUR_EYES_VIOLATION,
+    WITH_BODY,
+    WITH_PARAMETERS,
+    problems,
+)
 from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, ScreeningHitOut
 from kernel.tables import customers
 from services import customers as customer_service
@@ -34,6 +44,7 @@ from services.customers import NewCustomer, onboard_customer
 from workflows.onboarding import OnboardingWorkflow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+CustomerIdPath = Annotated[str, Path(pattern=CUSTOMER_ID, examples=[EXAMPLE_CUSTOMER_ID])]
 
 
 def _hit_out(hit: dict[str, Any]) -> ScreeningHitOut:
@@ -107,7 +118,12 @@ async def _await_decision(temporal: Client, customer_id: str, seconds: float) ->
             )
 
 
-@router.post("", status_code=201, response_model=CustomerOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=CustomerOut,
+    responses=problems(AUTHENTICATED, WITH_BODY),
+)
 async def create_customer(
     body: CustomerCreate,
     principal: Writer,
@@ -139,15 +155,31 @@ async def create_customer(
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
 
 
-@router.get("/{customer_id}", response_model=CustomerOut)
-async def get_customer(customer_id: str, principal: Reader, engine: Engine) -> CustomerOut:
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, CUSTOMER_NOT_FOUND),
+)
+async def get_customer(
+    customer_id: CustomerIdPath, principal: Reader, engine: Engine
+) -> CustomerOut:
     """Read a customer: KYC status, risk tier, re-verification date, reasons, screening."""
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
 
 
-@router.post("/{customer_id}/review", response_model=CustomerOut)
+@router.post(
+    "/{customer_id}/review",
+    response_model=CustomerOut,
+    responses=problems(
+        AUTHENTICATED, WITH_BODY, CUSTOMER_NOT_FOUND, FOUR_EYES_VIOLATION, CUSTOMER_NOT_IN_REVIEW
+    ),
+)
 async def review_customer(
-    customer_id: str, body: ReviewCreate, principal: Ops, engine: Engine, temporal: Temporal
+    customer_id: CustomerIdPath,
+    body: ReviewCreate,
+    principal: Ops,
+    engine: Engine,
+    temporal: Temporal,
 ) -> CustomerOut:
     """Approve or reject a customer in KYC review; whoever created the customer may not."""
     row = await load_customer(engine, principal.tenant_id, customer_id)

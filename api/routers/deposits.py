@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import AppSettings, Engine, Ops
 from api.errors import ProblemError
-from api.idempotency import run_idempotently
+from api.idempotency import IdempotencyKey, replayable, run_idempotently
+from api.problems import (
+    AUTHENTICATED,
+    CURRENCY_MISMATCH,
+    IDEMPOTENT,
+    LEDGER_REFUSED,
+    UNKNOWN_ACCOUNT,
+    WITH_BODY,
+    problems,
+)
 from api.routers.accounts import load_customer_account
 from api.schemas import DepositCreate, DepositOut
 from services.deposits import DepositOrder, credit_deposit
@@ -17,13 +26,21 @@ from services.deposits import DepositOrder, credit_deposit
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
 
 
-@router.post("", status_code=201, response_model=DepositOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=DepositOut,
+    responses=replayable(201)
+    | problems(
+        AUTHENTICATED, WITH_BODY, IDEMPOTENT, UNKNOWN_ACCOUNT, CURRENCY_MISMATCH, LEDGER_REFUSED
+    ),
+)
 async def create_deposit(
     body: DepositCreate,
     principal: Ops,
     engine: Engine,
     settings: AppSettings,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
     """Credit `amount` to the account from the funding account (needs `Idempotency-Key`)."""
 
@@ -46,7 +63,7 @@ async def create_deposit(
                 tenant_id=principal.tenant_id,
                 created_by=principal.name,
                 key_id=principal.key_id,
-                idempotency_key=idempotency_key or "",
+                idempotency_key=idempotency_key,
                 account_id=body.account_id,
                 amount=body.amount,
                 currency=body.currency,

@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from api.deps import Engine, Temporal
+from api.problems import INTERNAL_ERROR, INVALID_CHARACTERS, problems
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+class Liveness(BaseModel):
+    """The process answers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether each dependency answers."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ready", "checks": {"database": "ok", "temporal": "ok"}}]
+        }
+    )
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Literal["ok", "unavailable"]]
+
+
+@router.get(
+    "/healthz",
+    response_model=Liveness,
+    responses=problems(INVALID_CHARACTERS, INTERNAL_ERROR),
+)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {"model": Readiness, "description": "PostgreSQL or Temporal does not answer."},
+        **problems(INVALID_CHARACTERS, INTERNAL_ERROR),
+    },
+)
 async def readyz(engine: Engine, temporal: Temporal) -> JSONResponse:
     """Ready when PostgreSQL and Temporal both answer."""
     checks: dict[str, str] = {}

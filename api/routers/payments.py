@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
@@ -16,7 +16,31 @@ from temporalio.client import Client
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.idempotency import run_idempotently
+from api.fields import ACCOUNT_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
+from api.idempotency import IdempotencyKey, replayable, run_idempotently
+from api.problems import (
+    AUTHENTICATED,
+    CURRENCY_MISMATCH,
+    CURRENCY_NOT_SUPPORTED_BY_RAIL,
+    FOUR_EYES_VIOLATION,
+    IBAN_REQUIRED,
+    IDEMPOTENT,
+    INVALID_ACCOUNT_NUMBER,
+    INVALID_BIC,
+    INVALID_CURSOR,
+    INVALID_IBAN,
+    INVALID_ROUTING_NUMBER,
+    PAYMENT_NOT_CANCELABLE,
+    PAYMENT_NOT_FOUND,
+    PAYMENT_NOT_IN_REVIEW,
+    PAYMENT_NOT_RETRYABLE,
+    ROUTING_AND_ACCOUNT_REQUIRED,
+    UNKNOWN_ACCOUNT,
+    UNSUPPORTED_CURRENCY,
+    WITH_BODY,
+    WITH_PARAMETERS,
+    problems,
+)
 from api.routers.accounts import check_currency, load_customer_account
 from api.schemas import (
     CancelCreate,
@@ -40,6 +64,7 @@ from workflows.models import PaymentStatus
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
+PaymentIdPath = Annotated[str, Path(pattern=PAYMENT_ID, examples=[EXAMPLE_PAYMENT_ID])]
 # the DFI account number field of a NACHA entry is 17 characters
 ACH_ACCOUNT_NUMBER = re.compile(r"[0-9]{4,17}")
 
@@ -241,14 +266,34 @@ async def _start_payment(
     return 202, payment.model_dump(mode="json")
 
 
-@router.post("", status_code=202, response_model=PaymentOut)
+@router.post(
+    "",
+    status_code=202,
+    response_model=PaymentOut,
+    responses=replayable(202)
+    | problems(
+        AUTHENTICATED,
+        WITH_BODY,
+        IDEMPOTENT,
+        UNKNOWN_ACCOUNT,
+        UNSUPPORTED_CURRENCY,
+        CURRENCY_MISMATCH,
+        CURRENCY_NOT_SUPPORTED_BY_RAIL,
+        IBAN_REQUIRED,
+        INVALID_IBAN,
+        INVALID_BIC,
+        ROUTING_AND_ACCOUNT_REQUIRED,
+        INVALID_ROUTING_NUMBER,
+        INVALID_ACCOUNT_NUMBER,
+    ),
+)
 async def create_payment(
     body: PaymentCreate,
     principal: Writer,
     engine: Engine,
     temporal: Temporal,
     settings: AppSettings,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
     """Initiate a payment; answers 202 with the payment in `processing`."""
     return await run_idempotently(
@@ -257,25 +302,33 @@ async def create_payment(
         idempotency_key,
         "POST /v1/payments",
         body,
-        lambda: _start_payment(engine, temporal, settings, principal, body, idempotency_key or ""),
+        lambda: _start_payment(engine, temporal, settings, principal, body, idempotency_key),
         takeover_after=settings.idempotency_takeover_seconds,
     )
 
 
-@router.get("/{payment_id}", response_model=PaymentOut)
-async def get_payment(payment_id: str, principal: Reader, engine: Engine) -> PaymentOut:
+@router.get(
+    "/{payment_id}",
+    response_model=PaymentOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, PAYMENT_NOT_FOUND),
+)
+async def get_payment(payment_id: PaymentIdPath, principal: Reader, engine: Engine) -> PaymentOut:
     """Status, failure, screening hits and status history of a payment."""
     return await load_payment(engine, principal.tenant_id, payment_id)
 
 
-@router.get("", response_model=PaymentList)
+@router.get(
+    "",
+    response_model=PaymentList,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, INVALID_CURSOR),
+)
 async def list_payments(
     principal: Reader,
     engine: Engine,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: str | None = None,
+    starting_after: Annotated[str | None, Query(pattern=PAYMENT_ID)] = None,
     status: PaymentStatus | None = None,
-    account_id: str | None = None,
+    account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID)] = None,
 ) -> PaymentList:
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
     after = None
@@ -312,9 +365,23 @@ async def list_payments(
     )
 
 
-@router.post("/{payment_id}/review", response_model=PaymentOut)
+@router.post(
+    "/{payment_id}/review",
+    response_model=PaymentOut,
+    responses=problems(
+        AUTHENTICATED,
+        WITH_BODY,
+        PAYMENT_NOT_FOUND,
+        FOUR_EYES_VIOLATION,
+        PAYMENT_NOT_IN_REVIEW,
+    ),
+)
 async def review_payment(
-    payment_id: str, body: ReviewCreate, principal: Ops, engine: Engine, temporal: Temporal
+    payment_id: PaymentIdPath,
+    body: ReviewCreate,
+    principal: Ops,
+    engine: Engine,
+    temporal: Temporal,
 ) -> PaymentOut:
     """Approve (false positive) or reject a payment in review; the initiator may not review."""
     await payments_service.review_payment(
@@ -329,9 +396,18 @@ async def review_payment(
     return await load_payment(engine, principal.tenant_id, payment_id)
 
 
-@router.post("/{payment_id}/cancel", status_code=202, response_model=PaymentOut)
+@router.post(
+    "/{payment_id}/cancel",
+    status_code=202,
+    response_model=PaymentOut,
+    responses=problems(AUTHENTICATED, WITH_BODY, PAYMENT_NOT_FOUND, PAYMENT_NOT_CANCELABLE),
+)
 async def cancel_payment(
-    payment_id: str, body: CancelCreate, principal: Writer, engine: Engine, temporal: Temporal
+    payment_id: PaymentIdPath,
+    body: CancelCreate,
+    principal: Writer,
+    engine: Engine,
+    temporal: Temporal,
 ) -> PaymentOut:
     """Cancel a payment that has not reached the rail (processing, in_review, action_required)."""
     payment = await load_payment(engine, principal.tenant_id, payment_id)
@@ -346,9 +422,14 @@ async def cancel_payment(
     return payment
 
 
-@router.post("/{payment_id}/retry", status_code=202, response_model=PaymentOut)
+@router.post(
+    "/{payment_id}/retry",
+    status_code=202,
+    response_model=PaymentOut,
+    responses=problems(AUTHENTICATED, WITH_BODY, PAYMENT_NOT_FOUND, PAYMENT_NOT_RETRYABLE),
+)
 async def retry_payment(
-    payment_id: str, principal: Ops, engine: Engine, temporal: Temporal
+    payment_id: PaymentIdPath, principal: Ops, engine: Engine, temporal: Temporal
 ) -> PaymentOut:
     """Ops: try the rail again for a payment in `action_required`."""
     payment = await load_payment(engine, principal.tenant_id, payment_id)

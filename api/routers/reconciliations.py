@@ -9,12 +9,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AppSettings, Engine, Ops, Temporal
 from api.errors import ProblemError
+from api.fields import RECONCILIATION_ID, IsoDate
+from api.problems import (
+    AUTHENTICATED,
+    RECONCILIATION_NOT_FOUND,
+    WITH_BODY,
+    WITH_PARAMETERS,
+    problems,
+)
 from kernel.tables import reconciliation_runs
 from services.reconciliation import load_runs, reconcile_now
 
@@ -24,9 +32,12 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 class ReconciliationCreate(BaseModel):
     """Which statement to reconcile now."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"statement_date": "2026-01-14", "rails": ["sepa"]}]},
+    )
 
-    statement_date: date
+    statement_date: IsoDate
     rails: list[Literal["sepa", "ach"]] = Field(default=["sepa", "ach"], min_length=1)
 
 
@@ -70,7 +81,12 @@ async def _load(engine: Engine, run_ids: list[str]) -> list[ReconciliationOut]:
     return [ReconciliationOut.model_validate(run) for run in await load_runs(engine, run_ids)]
 
 
-@router.post("", status_code=200, response_model=ReconciliationList)
+@router.post(
+    "",
+    status_code=200,
+    response_model=ReconciliationList,
+    responses=problems(AUTHENTICATED, WITH_BODY),
+)
 async def run_reconciliation(
     body: ReconciliationCreate,
     _: Ops,
@@ -91,7 +107,11 @@ async def run_reconciliation(
     )
 
 
-@router.get("", response_model=ReconciliationList)
+@router.get(
+    "",
+    response_model=ReconciliationList,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS),
+)
 async def list_reconciliations(
     _: Ops,
     engine: Engine,
@@ -115,8 +135,14 @@ async def list_reconciliations(
     )
 
 
-@router.get("/{run_id}", response_model=ReconciliationOut)
-async def get_reconciliation(run_id: str, _: Ops, engine: Engine) -> ReconciliationOut:
+@router.get(
+    "/{run_id}",
+    response_model=ReconciliationOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, RECONCILIATION_NOT_FOUND),
+)
+async def get_reconciliation(
+    run_id: Annotated[str, Path(pattern=RECONCILIATION_ID)], _: Ops, engine: Engine
+) -> ReconciliationOut:
     """One run and every discrepancy it found."""
     runs = await _load(engine, [run_id])
     if not runs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.deps import Reader
+from api.problems import AUTHENTICATED, WITH_BODY, problems
 from api.schemas import ScreeningCreate, ScreeningHitOut, ScreeningOut
 from compliance.matcher import decision_for
 from kernel.ids import new_id
@@ -13,7 +14,7 @@ from services.watch_lists import WatchLists
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 
 
-@router.post("", response_model=ScreeningOut)
+@router.post("", response_model=ScreeningOut, responses=problems(AUTHENTICATED, WITH_BODY))
 async def screen(body: ScreeningCreate, principal: Reader, request: Request) -> ScreeningOut:
     """Screen a name; hits at or above the review threshold, with scores and explanations."""
     lists: WatchLists = request.app.state.lists

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import Select, func, select, tuple_, update
 
 from api.deps import AppSettings, Engine, Reader, Writer
 from api.errors import ProblemError
+from api.fields import EVENT_ID, EVENT_TYPE, PAYMENT_ID, WEBHOOK_ENDPOINT_ID
+from api.problems import (
+    AUTHENTICATED,
+    INVALID_CURSOR,
+    WEBHOOK_ENDPOINT_LIMIT_REACHED,
+    WEBHOOK_ENDPOINT_NOT_FOUND,
+    WEBHOOK_URL_NOT_ALLOWED,
+    WEBHOOK_URL_UNRESOLVABLE,
+    WITH_BODY,
+    WITH_PARAMETERS,
+    problems,
+)
 from api.schemas import (
     EventList,
     EventOut,
@@ -36,7 +48,18 @@ def endpoint_out(row: Any, *, with_secret: bool = False) -> WebhookEndpointOut:
     )
 
 
-@router.post("/v1/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
+@router.post(
+    "/v1/webhook-endpoints",
+    status_code=201,
+    response_model=WebhookEndpointOut,
+    responses=problems(
+        AUTHENTICATED,
+        WITH_BODY,
+        WEBHOOK_URL_NOT_ALLOWED,
+        WEBHOOK_URL_UNRESOLVABLE,
+        WEBHOOK_ENDPOINT_LIMIT_REACHED,
+    ),
+)
 async def create_endpoint(
     body: WebhookEndpointCreate, principal: Writer, engine: Engine, settings: AppSettings
 ) -> WebhookEndpointOut:
@@ -57,9 +80,16 @@ async def create_endpoint(
     return endpoint_out(row, with_secret=True)
 
 
-@router.post("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=WebhookEndpointOut)
+@router.post(
+    "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+    response_model=WebhookEndpointOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, WEBHOOK_ENDPOINT_NOT_FOUND),
+)
 async def rotate_endpoint_secret(
-    endpoint_id: str, principal: Writer, engine: Engine, settings: AppSettings
+    endpoint_id: Annotated[str, Path(pattern=WEBHOOK_ENDPOINT_ID)],
+    principal: Writer,
+    engine: Engine,
+    settings: AppSettings,
 ) -> WebhookEndpointOut:
     """Give the endpoint a new `secret` (shown in this answer only).
 
@@ -75,7 +105,11 @@ async def rotate_endpoint_secret(
     return endpoint_out(row, with_secret=True)
 
 
-@router.get("/v1/webhook-endpoints", response_model=WebhookEndpointList)
+@router.get(
+    "/v1/webhook-endpoints",
+    response_model=WebhookEndpointList,
+    responses=problems(AUTHENTICATED),
+)
 async def list_endpoints(principal: Reader, engine: Engine) -> WebhookEndpointList:
     """The tenant's endpoints (the first 100; at most `webhook_max_endpoints_per_tenant` are
     enabled at once)."""
@@ -91,9 +125,15 @@ async def list_endpoints(principal: Reader, engine: Engine) -> WebhookEndpointLi
     return WebhookEndpointList(data=[endpoint_out(r) for r in rows], has_more=False)
 
 
-@router.delete("/v1/webhook-endpoints/{endpoint_id}", response_model=WebhookEndpointOut)
+@router.delete(
+    "/v1/webhook-endpoints/{endpoint_id}",
+    response_model=WebhookEndpointOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, WEBHOOK_ENDPOINT_NOT_FOUND),
+)
 async def disable_endpoint(
-    endpoint_id: str, principal: Writer, engine: Engine
+    endpoint_id: Annotated[str, Path(pattern=WEBHOOK_ENDPOINT_ID)],
+    principal: Writer,
+    engine: Engine,
 ) -> WebhookEndpointOut:
     """Stop deliveries to an endpoint (pending retries end without sending)."""
     async with engine.begin() as conn:
@@ -118,14 +158,18 @@ def _now_if_enabled() -> Any:
     return func.coalesce(webhook_endpoints.c.disabled_at, func.now())
 
 
-@router.get("/v1/events", response_model=EventList)
+@router.get(
+    "/v1/events",
+    response_model=EventList,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, INVALID_CURSOR),
+)
 async def list_events(
     principal: Reader,
     engine: Engine,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    starting_after: str | None = None,
-    type: str | None = None,
-    payment_id: str | None = None,
+    starting_after: Annotated[str | None, Query(pattern=EVENT_ID)] = None,
+    type: Annotated[str | None, Query(pattern=EVENT_TYPE, examples=["payment.settled"])] = None,
+    payment_id: Annotated[str | None, Query(pattern=PAYMENT_ID)] = None,
 ) -> EventList:
     """Events newest first; filter by `type` (e.g. payment.settled) or `payment_id`."""
     async with engine.connect() as conn:

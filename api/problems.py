@@ -1,0 +1,176 @@
+"""The catalogue of problem codes and the OpenAPI declaration of each operation's errors.
+
+Every error response an operation can give is declared on it with the problem-document
+schema narrowed to the `code` values that status can carry, so a client (and the fuzzer's
+response check) knows the complete set. tests/unit/test_openapi_contract.py checks that
+every code the API and services raise is in this catalogue.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from api.errors import PROBLEM_JSON, problem_body
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
+@dataclass(frozen=True)
+class ProblemCode:
+    """One stable `code` and the status it is answered with."""
+
+    status: int
+    code: str
+    meaning: str
+
+
+# --- at the door: every operation --------------------------------------------------------
+INVALID_CHARACTERS = ProblemCode(400, "invalid_characters", "NUL in the path or query.")
+INTERNAL_ERROR = ProblemCode(500, "internal_error", "An unexpected error (logged, not shown).")
+
+# --- authentication and rate limits: every operation with a key ---------------------------
+UNAUTHENTICATED = ProblemCode(401, "unauthenticated", "No `Authorization: Bearer` key.")
+INVALID_API_KEY = ProblemCode(401, "invalid_api_key", "The key is unknown or revoked.")
+INSUFFICIENT_SCOPE = ProblemCode(403, "insufficient_scope", "The key lacks the scope.")
+RATE_LIMITED = ProblemCode(429, "rate_limited", "Too many requests; see `Retry-After`.")
+
+# --- request shape -----------------------------------------------------------------------
+VALIDATION_ERROR = ProblemCode(422, "validation_error", "A field breaks the schema; see `param`.")
+INVALID_JSON = ProblemCode(422, "invalid_json", "The body is not JSON.")
+PAYLOAD_TOO_LARGE = ProblemCode(413, "payload_too_large", "The body exceeds the size limit.")
+UNSUPPORTED_MEDIA_TYPE = ProblemCode(415, "unsupported_media_type", "The body is not JSON.")
+IDEMPOTENCY_KEY_MISSING = ProblemCode(400, "idempotency_key_missing", "No Idempotency-Key.")
+IDEMPOTENCY_KEY_INVALID = ProblemCode(400, "idempotency_key_invalid", "Key over 255 chars.")
+IDEMPOTENCY_KEY_REUSED = ProblemCode(
+    422, "idempotency_key_reused", "The key was used with a different body."
+)
+IDEMPOTENCY_IN_PROGRESS = ProblemCode(
+    409, "idempotency_request_in_progress", "The first request with this key is in flight."
+)
+
+# --- objects and business rules ----------------------------------------------------------
+CUSTOMER_NOT_FOUND = ProblemCode(404, "customer_not_found", "No such customer of yours.")
+UNKNOWN_CUSTOMER = ProblemCode(422, "customer_not_found", "`customer_id` names no customer.")
+ACCOUNT_NOT_FOUND = ProblemCode(404, "account_not_found", "No such account of yours.")
+UNKNOWN_ACCOUNT = ProblemCode(422, "account_not_found", "`account_id` names no account.")
+PAYMENT_NOT_FOUND = ProblemCode(404, "payment_not_found", "No such payment of yours.")
+WEBHOOK_ENDPOINT_NOT_FOUND = ProblemCode(
+    404, "webhook_endpoint_not_found", "No such webhook endpoint of yours."
+)
+RECONCILIATION_NOT_FOUND = ProblemCode(404, "reconciliation_not_found", "No such run.")
+INVALID_CURSOR = ProblemCode(422, "invalid_cursor", "`starting_after` names nothing in this list.")
+UNSUPPORTED_CURRENCY = ProblemCode(422, "unsupported_currency", "No accounts in this currency.")
+CURRENCY_MISMATCH = ProblemCode(422, "currency_mismatch", "The account holds another currency.")
+CURRENCY_NOT_SUPPORTED_BY_RAIL = ProblemCode(
+    422, "currency_not_supported_by_rail", "SEPA carries EUR, ACH carries USD."
+)
+IBAN_REQUIRED = ProblemCode(422, "iban_required", "SEPA needs `creditor.iban`.")
+INVALID_IBAN = ProblemCode(422, "invalid_iban", "The IBAN fails its country format or check.")
+INVALID_BIC = ProblemCode(422, "invalid_bic", "The BIC is not a valid BIC.")
+ROUTING_AND_ACCOUNT_REQUIRED = ProblemCode(
+    422, "routing_and_account_required", "ACH needs routing and account numbers."
+)
+INVALID_ROUTING_NUMBER = ProblemCode(
+    422, "invalid_routing_number", "The ABA routing number fails its check digit."
+)
+INVALID_ACCOUNT_NUMBER = ProblemCode(
+    422, "invalid_account_number", "ACH account numbers are 4 to 17 digits."
+)
+LEDGER_REFUSED = ProblemCode(409, "ledger_refused", "The ledger refused the transfer.")
+WEBHOOK_URL_NOT_ALLOWED = ProblemCode(
+    422, "webhook_url_not_allowed", "The URL's host is or resolves to a non-public address."
+)
+WEBHOOK_URL_UNRESOLVABLE = ProblemCode(
+    422, "webhook_url_unresolvable", "The URL's host name does not resolve."
+)
+WEBHOOK_ENDPOINT_LIMIT_REACHED = ProblemCode(
+    409, "webhook_endpoint_limit_reached", "The tenant has its maximum of enabled endpoints."
+)
+FOUR_EYES_VIOLATION = ProblemCode(403, "four_eyes_violation", "The initiator may not review.")
+PAYMENT_NOT_IN_REVIEW = ProblemCode(409, "payment_not_in_review", "The payment is not in review.")
+PAYMENT_NOT_CANCELABLE = ProblemCode(
+    409, "payment_not_cancelable", "The payment has reached the rail."
+)
+PAYMENT_NOT_RETRYABLE = ProblemCode(
+    409, "payment_not_retryable", "The payment is not in `action_required`."
+)
+CUSTOMER_NOT_IN_REVIEW = ProblemCode(
+    409, "customer_not_in_review", "The customer's KYC is not in review."
+)
+
+# what every authenticated operation can answer, whatever it does
+AUTHENTICATED = (
+    INVALID_CHARACTERS,
+    UNAUTHENTICATED,
+    INVALID_API_KEY,
+    INSUFFICIENT_SCOPE,
+    RATE_LIMITED,
+    INTERNAL_ERROR,
+)
+# what an operation with a JSON body can answer before its handler runs
+WITH_BODY = (VALIDATION_ERROR, INVALID_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)
+# what an operation with constrained path or query parameters can answer
+WITH_PARAMETERS = (VALIDATION_ERROR,)
+# what an operation taking an Idempotency-Key can answer about it
+IDEMPOTENT = (
+    IDEMPOTENCY_KEY_MISSING,
+    IDEMPOTENCY_KEY_INVALID,
+    IDEMPOTENCY_KEY_REUSED,
+    IDEMPOTENCY_IN_PROGRESS,
+)
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+    }
+}
+
+
+def problem_schema(codes: list[str]) -> dict[str, Any]:
+    """The problem document narrowed to `codes`."""
+    return {
+        "allOf": [
+            {"$ref": PROBLEM_SCHEMA_REF},
+            {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}},
+        ]
+    }
+
+
+def problems(*groups: ProblemCode | tuple[ProblemCode, ...]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring these problems, one response per status."""
+    by_status: dict[int, list[ProblemCode]] = defaultdict(list)
+    for group in groups:
+        for problem in group if isinstance(group, tuple) else (group,):
+            if problem not in by_status[problem.status]:
+                by_status[problem.status].append(problem)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(by_status):
+        listed = by_status[status]
+        codes = sorted({p.code for p in listed})
+        first = listed[0]
+        response: dict[str, Any] = {
+            "description": "; ".join(f"`{p.code}`: {p.meaning}" for p in listed),
+            "content": {
+                PROBLEM_JSON: {
+                    "schema": problem_schema(codes),
+                    "example": example_problem(first),
+                }
+            },
+        }
+        if status == 429:
+            response["headers"] = _RETRY_AFTER
+        responses[status] = response
+    return responses
+
+
+def example_problem(problem: ProblemCode) -> dict[str, Any]:
+    """A problem document as the API answers it."""
+    return problem_body(problem.status, problem.code, problem.meaning)
+
+
+def catalogue() -> list[ProblemCode]:
+    """Every problem code declared in this module."""
+    return [value for value in globals().values() if isinstance(value, ProblemCode)]
