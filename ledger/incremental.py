@@ -55,12 +55,16 @@ _CHANGED = text("""
                              coalesce(v.credits_posted, 0))
 """)
 
-# The entries after each changed account's verified version (a range of the primary key).
+# The entries after each changed account's verified version: a range of the primary key per
+# account. The subquery is LATERAL with OFFSET 0 so that it stays a lookup per account: as a
+# plain join the planner may hash the whole entries table (history) instead.
 _FRESH = text("""
     CREATE TEMP TABLE verify_fresh ON COMMIT DROP AS
     SELECT e.*, c.v0, c.dp0, c.dpo0, c.cp0, c.cpo0
       FROM verify_changed c
-      JOIN ledger_entries e ON e.account_id = c.id AND e.version > c.v0
+     CROSS JOIN LATERAL (
+         SELECT * FROM ledger_entries e WHERE e.account_id = c.id AND e.version > c.v0
+         OFFSET 0) e
 """)
 
 _COUNTS = text("""
@@ -104,26 +108,32 @@ _ACCOUNTS = text("""
      ORDER BY c.id LIMIT 1
 """)
 
-# Every transfer with a new entry: two entries (all of them, old or new, through the
-# transfer index), equal movements, each on its leg's account.
+# Every transfer with a new entry: both its legs are new (written in one transaction, each
+# moving its account past the verified version), so they are read from the new entries, not
+# from history: exactly two, one per leg, on the transfer's accounts, equal movements. The
+# transfer itself is one primary-key lookup each (LATERAL, OFFSET 0: never a hash of the
+# whole transfers table).
 _TRANSFERS = text("""
-    WITH touched AS MATERIALIZED (SELECT DISTINCT transfer_id FROM verify_fresh),
+    WITH legs AS (
+        SELECT transfer_id, count(*) AS n, count(*) FILTER (WHERE leg = 'debit') AS debit_legs,
+               sum(debits_pending_delta + debits_posted_delta) AS debits,
+               sum(credits_pending_delta + credits_posted_delta) AS credits,
+               min(account_id) FILTER (WHERE leg = 'debit') AS debit_account,
+               min(account_id) FILTER (WHERE leg = 'credit') AS credit_account
+          FROM verify_fresh GROUP BY transfer_id),
     problems AS MATERIALIZED (
-        SELECT x.transfer_id, t.id AS found, s.n, s.debits, s.credits, s.misplaced
-          FROM touched x
-          LEFT JOIN ledger_transfers t ON t.id = x.transfer_id
-          CROSS JOIN LATERAL (
-              SELECT count(*) AS n,
-                     sum(e.debits_pending_delta + e.debits_posted_delta) AS debits,
-                     sum(e.credits_pending_delta + e.credits_posted_delta) AS credits,
-                     count(*) FILTER (
-                         WHERE e.account_id IS DISTINCT FROM
-                               CASE e.leg WHEN 'debit' THEN t.debit_account_id
-                                          ELSE t.credit_account_id END) AS misplaced
-                FROM ledger_entries e WHERE e.transfer_id = x.transfer_id) s
-         WHERE t.id IS NULL OR s.n <> 2 OR s.debits IS DISTINCT FROM s.credits
-            OR s.misplaced > 0)
-    SELECT transfer_id, found, n, debits, credits, misplaced
+        SELECT l.*, t.id AS found, t.debit_account_id, t.credit_account_id
+          FROM legs l
+          LEFT JOIN LATERAL (
+              SELECT id, debit_account_id, credit_account_id FROM ledger_transfers
+               WHERE id = l.transfer_id OFFSET 0) t ON true
+         WHERE t.id IS NULL OR l.n <> 2 OR l.debit_legs <> 1
+            OR l.debits IS DISTINCT FROM l.credits
+            OR l.debit_account IS DISTINCT FROM t.debit_account_id
+            OR l.credit_account IS DISTINCT FROM t.credit_account_id)
+    SELECT transfer_id, found, n, debit_legs, debits, credits,
+           (debit_account IS DISTINCT FROM debit_account_id
+            OR credit_account IS DISTINCT FROM credit_account_id) AS misplaced
       FROM problems ORDER BY transfer_id LIMIT 1
 """)
 
@@ -193,8 +203,9 @@ async def _problems(conn: AsyncConnection) -> list[str]:
             problems.append(f"transfer {row.transfer_id}: entries of a transfer that is missing")
         else:
             problems.append(
-                f"transfer {row.transfer_id}: {row.n} entries, debits {row.debits} vs credits "
-                f"{row.credits}, {row.misplaced} on another account than its leg's"
+                f"transfer {row.transfer_id}: {row.n} new entries ({row.debit_legs} debit), "
+                f"debits {row.debits} vs credits {row.credits}"
+                + (", on other accounts than its legs'" if row.misplaced else "")
             )
     row = (await conn.execute(ZERO_SUM)).first()
     if row is not None:

@@ -105,7 +105,7 @@ async def test_incremental_ledger_verify_catches_a_changed_movement_after_the_ch
         isolated, "UPDATE ledger_accounts SET debits_pending = 299 WHERE id = :a", a=account
     )
     caught = await verify_books(isolated, full=False, actor=ACTOR)
-    assert any(p.startswith("transfer pay_c:hold: 2 entries") for p in caught.problems), (
+    assert "transfer pay_c:hold: 2 new entries (1 debit), debits 299 vs credits 300" in (
         caught.problems
     )
 
