@@ -12,7 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import ActivityEnvironment
 
+from activities.retention import RetentionActivities
 from kernel.db import dispose_engines, get_engine
 from kernel.tables import deposits, events, idempotency_keys, payments, webhook_deliveries
 from ops.devstack import Stack, settings_env
@@ -183,3 +185,24 @@ def test_payments_purge_command(stack: Stack) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("purged ") and "idempotency_keys" in done.stdout
+
+
+async def test_the_purge_activity_deletes_expired_records(
+    engine: AsyncEngine, stack: Stack
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO idempotency_keys (tenant_id, key, method_path, fingerprint,"
+                " created_at)"
+                " VALUES (:t, 'old', 'POST /v1/deposits', 'f', now() - interval '2 days')"
+            ),
+            {"t": f"ten_{tag}"},
+        )
+    counts = await ActivityEnvironment().run(
+        RetentionActivities(engine, stack.settings).purge_expired_records
+    )
+    assert counts["idempotency_keys"] >= 1
+    assert set(counts) == {"idempotency_keys", "events", "webhook_deliveries"}
+    assert not await key_recorded(engine, f"ten_{tag}", "old")
