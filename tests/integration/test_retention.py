@@ -193,6 +193,9 @@ async def test_the_purge_activity_deletes_expired_records(
     tag = uuid.uuid4().hex[:10]
     async with engine.begin() as conn:
         await conn.execute(
+            text("INSERT INTO tenants (id, name) VALUES (:t, 'purge')"), {"t": f"ten_{tag}"}
+        )
+        await conn.execute(
             text(
                 "INSERT INTO idempotency_keys (tenant_id, key, method_path, fingerprint,"
                 " created_at)"
