@@ -34,7 +34,6 @@ from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
-from activities.retention import RetentionActivities
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings, get_settings
@@ -98,7 +97,6 @@ def build_workers(
         ledger.reverse_payment,
         ledger.expire_pending,
         ledger.observe_platform,
-        RetentionActivities(engine, settings).purge_expired_records,
     ]
     rails = RailActivities(SepaAdapter(http, settings), AchAdapter(http, engine, client, settings))
     by_role["rails"] += [
