@@ -24,9 +24,9 @@ from ledger import (
     create_transfers,
     expire_pending_transfers,
     failure_of,
-    verify_ledger,
 )
 from ledger.models import blocked_funds_account_id, settlement_account_id, shard_of
+from services.verification import verify_audit_trail, verify_books
 from workflows.models import (
     ExpireInput,
     ExpireResult,
@@ -181,7 +181,8 @@ class LedgerActivities:
     @activity.defn(name="observe_platform")
     async def observe_platform(self, request: ExpireInput) -> ObserveResult:
         """Export gauges the alert rules watch: open payments by status (count, oldest age)
-        and, when asked, whether the whole ledger verifies."""
+        and, when asked, whether the ledger and the audit chain written since their last
+        checkpoints verify (a new checkpoint when they do)."""
         meter = activity.metric_meter()
         in_status = meter.create_gauge("payments_in_status", "Open payments by status")
         oldest = meter.create_gauge_float(
@@ -196,14 +197,21 @@ class LedgerActivities:
             oldest.set(float(row.oldest_seconds) if row else 0.0, {"status": status})
         result = ObserveResult(open_payments=sum(row.n for row in rows))
         if request.verify_ledger:
-            report = await verify_ledger(self._engine)
+            # incremental: what was written since the last checkpoint (a full run reads the
+            # whole history and grows with it; `payments ledger verify --full` does that)
+            books = await verify_books(self._engine, full=False, actor="ledger-maintenance")
+            trail = await verify_audit_trail(self._engine, full=False, actor="ledger-maintenance")
             meter.create_gauge("payments_ledger_verify_ok", "1 if the ledger verifies").set(
-                int(report.ok)
+                int(books.ok)
+            )
+            meter.create_gauge("payments_audit_verify_ok", "1 if the audit chain verifies").set(
+                int(trail.ok)
             )
             meter.create_gauge_float(
                 "payments_ledger_verify_last_run_timestamp_seconds", "Last ledger verification"
             ).set(time.time())
-            result.ledger_ok = report.ok
-            if not report.ok:
-                activity.logger.error("ledger verification failed: %s", report.problems[0])
+            result.ledger_ok = books.ok
+            for outcome, what in ((books, "ledger"), (trail, "audit")):
+                if not outcome.ok:
+                    activity.logger.error("%s verification failed: %s", what, outcome.problems[0])
         return result

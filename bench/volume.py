@@ -14,7 +14,10 @@ entries, audit records), then measured:
 - the write path of a payment (initiate, velocity check, hold, status records, ACH entry,
   post), each step's time as the client sees it on loopback (PostgreSQL's time plus a round
   trip or a few), for fresh payments on top of the history;
-- `payments ledger verify` and `payments audit verify` (full runs: they read everything);
+- `payments ledger verify --full` and `payments audit verify --full` (they read everything);
+- the incremental `payments ledger verify` and `payments audit verify` of one hour of new
+  payments (36,000 at 10/s by default, `--hour-payments`: their ledger transfers and entries
+  and audit records) on top of the history, after a checkpoint; and again with nothing new;
 - bytes per payment of each growing table (heap, indexes and TOAST).
 
 The table ends with the ratio largest/smallest size: about 1 for what is independent of
@@ -73,6 +76,7 @@ from ops.embedded_pg import EmbeddedPostgres
 from ops.migrate import upgrade
 from services.events import insert_event, payment_event_id, payment_status_event_data
 from services.payment_actions import payments_list_query
+from services.verification import verify_audit_trail, verify_books
 
 TENANTS = 10
 # a constant traffic: a bigger size is a longer past (10k: 5 days; 1M: 500 days)
@@ -81,6 +85,8 @@ CUSTOMERS = 1000
 ODFI = "09100001"
 READ_RUNS = 41
 WRITE_PAYMENTS = 60
+# one hour of new payments for the incremental verification (10 a second)
+HOUR_PAYMENTS = 36_000
 GROWING = (
     "payments",
     "payment_status_history",
@@ -216,13 +222,82 @@ UPDATE ledger_accounts a
 """)
 
 
-def _audit_rows(conn: psycopg.Connection[Any], chunk: int = 50_000) -> int:
-    """One `payment.initiated` record per payment, chained, loaded with COPY in chunks."""
-    prev = audit.GENESIS
-    seq = 0
+# One hour of new money movements on top of the history, for the incremental verification:
+# ${m} payments at ${per_second}/s over the customers, each a hold and its post, whose
+# entries continue each account's chain (versions and balances) from its current row.
+HOUR = Template("""
+CREATE TEMP TABLE hour AS
+SELECT i, 'pay_h' || lpad(i::text, 11, '0') AS id, i % ${c} AS k,
+       'ten_' || ((i % ${c}) % ${tenants}) AS tenant_id,
+       now() - make_interval(secs => (${m} - i)::float / ${per_second}) AS at,
+       100 + i % 9000 AS amount
+FROM generate_series(1, ${m}) i;
+
+CREATE TEMP TABLE hour_transfers AS
+SELECT id || ':hold' AS id, 'acc_' || k AS debit_account_id,
+       'acc_sys_settlement_ach_usd_s' || lpad((i % 16)::text, 2, '0') AS credit_account_id,
+       amount, 'pending' AS kind, NULL AS pending_id, 'payment_hold' AS code, at AS created_at
+FROM hour
+UNION ALL
+SELECT id || ':post', 'acc_' || k,
+       'acc_sys_settlement_ach_usd_s' || lpad((i % 16)::text, 2, '0'), amount, 'post_pending',
+       id || ':hold', 'payment_post', at + interval '1 second'
+FROM hour;
+INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency, code,
+                              kind, pending_id, created_at)
+SELECT id, debit_account_id, credit_account_id, amount, 'USD', code, kind, pending_id,
+       created_at
+FROM hour_transfers;
+
+CREATE TEMP TABLE hour_legs AS
+SELECT account_id, transfer_id, leg, created_at, dpe, dpo, cpe, cpo,
+       row_number() OVER w AS n, sum(dpe) OVER w AS sdpe, sum(dpo) OVER w AS sdpo,
+       sum(cpe) OVER w AS scpe, sum(cpo) OVER w AS scpo
+FROM (
+    SELECT t.debit_account_id AS account_id, t.id AS transfer_id, 'debit' AS leg, t.created_at,
+           CASE t.kind WHEN 'pending' THEN t.amount ELSE -t.amount END AS dpe,
+           CASE t.kind WHEN 'post_pending' THEN t.amount ELSE 0 END AS dpo,
+           0::bigint AS cpe, 0::bigint AS cpo
+    FROM hour_transfers t
+    UNION ALL
+    SELECT t.credit_account_id, t.id, 'credit', t.created_at, 0, 0,
+           CASE t.kind WHEN 'pending' THEN t.amount ELSE -t.amount END,
+           CASE t.kind WHEN 'post_pending' THEN t.amount ELSE 0 END
+    FROM hour_transfers t
+) legs
+WINDOW w AS (PARTITION BY account_id ORDER BY created_at, transfer_id
+             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+    debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+    debits_posted, credits_pending, credits_posted, created_at)
+SELECT l.account_id, a.version + l.n, l.transfer_id, l.leg, l.dpe, l.dpo, l.cpe, l.cpo,
+       a.debits_pending + l.sdpe, a.debits_posted + l.sdpo, a.credits_pending + l.scpe,
+       a.credits_posted + l.scpo, l.created_at
+FROM hour_legs l JOIN ledger_accounts a ON a.id = l.account_id;
+UPDATE ledger_accounts a
+   SET debits_pending = a.debits_pending + s.dpe, debits_posted = a.debits_posted + s.dpo,
+       credits_pending = a.credits_pending + s.cpe, credits_posted = a.credits_posted + s.cpo,
+       version = a.version + s.n
+  FROM (SELECT account_id, sum(dpe) dpe, sum(dpo) dpo, sum(cpe) cpe, sum(cpo) cpo,
+               count(*) n
+          FROM hour_legs GROUP BY account_id) s
+ WHERE a.id = s.account_id;
+""")
+
+
+def _audit_rows(
+    conn: psycopg.Connection[Any],
+    chunk: int = 50_000,
+    *,
+    source: str = "payments",
+    head: tuple[int, str] = (0, audit.GENESIS),
+) -> int:
+    """One `payment.initiated` record per payment of `source` (a table with id, tenant_id,
+    account_id, amount, created_at), chained after `head`, loaded with COPY in chunks."""
+    seq, prev = head
     last: tuple[Any, str] | None = None
     while True:
-        query = "SELECT id, tenant_id, account_id, amount, created_at FROM payments"
+        query = f"SELECT id, tenant_id, account_id, amount, created_at FROM {source}"  # noqa: S608 (a table name of this module)
         if last is not None:
             query += " WHERE (created_at, id) > (%s, %s)"
         rows = conn.execute(
@@ -294,6 +369,25 @@ def seed(dsn: str, n: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+def seed_hour(dsn: str, m: int) -> None:
+    """Add one hour of new ledger movements and audit records (`m` payments) on top."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("SET work_mem = '128MB'")
+        sql = HOUR.substitute(m=m, c=CUSTOMERS, tenants=TENANTS, per_second=m / 3600)
+        conn.execute(sql.encode())
+        conn.execute(
+            "CREATE TEMP VIEW hour_payments AS SELECT id, tenant_id, 'acc_' || k AS account_id,"
+            " amount, at AS created_at FROM hour"
+        )
+        head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        assert head is not None
+        _audit_rows(conn, source="hour_payments", head=(head[0], head[1]))
+        conn.commit()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 @dataclass
 class Figures:
     """What one size measured, by metric name (milliseconds, or bytes for storage)."""
@@ -303,6 +397,7 @@ class Figures:
     reads: dict[str, float] = field(default_factory=dict)
     writes: dict[str, float] = field(default_factory=dict)
     verify: dict[str, float] = field(default_factory=dict)
+    incremental: dict[str, float] = field(default_factory=dict)
     storage: dict[str, float] = field(default_factory=dict)
 
 
@@ -554,6 +649,28 @@ async def measure_verify(engine: AsyncEngine) -> dict[str, float]:
     return {"payments ledger verify": ledger_ms, "payments audit verify": audit_ms}
 
 
+async def measure_incremental(engine: AsyncEngine, dsn: str, m: int) -> dict[str, float]:
+    """Checkpoint the history (full runs), add an hour of `m` payments, then time the
+    incremental ledger and audit verifications of that hour (ms), each writing its
+    checkpoint as the CLI does, and once more with nothing new."""
+    for full in (verify_books, verify_audit_trail):
+        if not (await full(engine, full=True, actor="bench")).ok:
+            raise SystemExit("the history fails verification")
+    seed_hour(dsn, m)
+    figures: dict[str, float] = {}
+    for label in ("one hour", "nothing new"):
+        for name, run in (("ledger verify", verify_books), ("audit verify", verify_audit_trail)):
+            started = time.perf_counter()
+            outcome = await run(engine, full=False, actor="bench")
+            figures[f"{name}, {label}"] = (time.perf_counter() - started) * 1000
+            if not outcome.ok or outcome.mode != "incremental":
+                raise SystemExit(f"incremental {name} failed: {outcome.problems}")
+        figures[f"ledger + audit, {label}"] = (
+            figures[f"ledger verify, {label}"] + figures[f"audit verify, {label}"]
+        )
+    return figures
+
+
 async def measure_storage(engine: AsyncEngine, n: int) -> dict[str, float]:
     """Bytes per payment of each growing table, indexes and TOAST included."""
     async with engine.connect() as conn:
@@ -566,7 +683,7 @@ async def measure_storage(engine: AsyncEngine, n: int) -> dict[str, float]:
         }
 
 
-async def bench_size(postgres: EmbeddedPostgres, n: int) -> Figures:
+async def bench_size(postgres: EmbeddedPostgres, n: int, hour: int) -> Figures:
     """Seed a fresh database with `n` payments and measure it."""
     figures = Figures(n)
     name = f"volume_{n}"
@@ -585,6 +702,7 @@ async def bench_size(postgres: EmbeddedPostgres, n: int) -> Figures:
         figures.reads = await measure_reads(engine, n)
         figures.writes = await measure_writes(engine, n)
         figures.storage = await measure_storage(engine, n)
+        figures.incremental = await measure_incremental(engine, f"{admin}/{name}", hour)
     finally:
         await engine.dispose()
     with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
@@ -606,7 +724,7 @@ def print_table(title: str, unit: str, rows: dict[str, list[float]], sizes: list
         print(name.ljust(widths) + cells + f"{ratio:>9.2f}")
 
 
-async def main(sizes: list[int]) -> None:
+async def main(sizes: list[int], hour: int) -> None:
     """Start a private PostgreSQL, measure each size, print the tables."""
     data = Path(tempfile.mkdtemp(prefix="volume-bench-"))
     postgres = EmbeddedPostgres(data / "postgres", free_port())
@@ -615,7 +733,7 @@ async def main(sizes: list[int]) -> None:
         results = []
         for n in sizes:
             print(f"seeding and measuring {n:,} payments ...", flush=True)
-            figures = await bench_size(postgres, n)
+            figures = await bench_size(postgres, n, hour)
             print(f"  seeded in {figures.seed_seconds:.1f} s", flush=True)
             results.append(figures)
     finally:
@@ -625,6 +743,7 @@ async def main(sizes: list[int]) -> None:
         ("reads: p50", "ms", "reads"),
         ("write path per payment: median per step", "ms", "writes"),
         ("verification, full", "ms", "verify"),
+        (f"verification, incremental ({hour:,} new payments)", "ms", "incremental"),
         ("storage per payment", "bytes", "storage"),
     ):
         names = list(getattr(results[0], attribute))
@@ -639,8 +758,14 @@ if __name__ == "__main__":
         default="10000,100000",
         help="payments per run, comma-separated (e.g. 10000,100000,1000000)",
     )
+    parser.add_argument(
+        "--hour-payments",
+        type=int,
+        default=HOUR_PAYMENTS,
+        help="new payments the incremental verification checks (an hour at 10/s)",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     if min(sizes) < CUSTOMERS:
         parser.error(f"sizes start at {CUSTOMERS:,} payments (one per customer)")
-    asyncio.run(main(sizes))
+    asyncio.run(main(sizes, args.hour_payments))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -126,10 +126,13 @@ async def append_in(
 
 @dataclass
 class AuditReport:
-    """Entries checked and the first break in the chain, if any."""
+    """Entries checked, the head they lead to, and the first break in the chain, if any."""
 
     entries: int = 0
     problems: list[str] = field(default_factory=list)
+    # the newest link verified (the anchor itself when nothing was appended after it)
+    head_seq: int = 0
+    head_hash: str = GENESIS
 
     @property
     def ok(self) -> bool:
@@ -137,17 +140,40 @@ class AuditReport:
         return not self.problems
 
 
+def records_after_query(seq: int) -> Select[Any]:
+    """The chain's records after `seq`, in order (a range of the primary key)."""
+    return select(audit_log).where(audit_log.c.seq > seq).order_by(audit_log.c.seq)
+
+
+def link_query(seq: int) -> Select[Any]:
+    """The hash of record `seq`."""
+    return select(audit_log.c.hash).where(audit_log.c.seq == seq)
+
+
 async def verify(engine: AsyncEngine) -> AuditReport:
     """Recompute the whole chain in order; report the first entry that does not match."""
-    report = AuditReport()
-    prev = GENESIS
+    return await verify_after(engine, 0, GENESIS)
+
+
+async def verify_after(engine: AsyncEngine, seq: int, hash_: str) -> AuditReport:
+    """Recompute the chain from an anchor: record `seq` (0: the start) whose hash was
+    `hash_` when a checkpoint verified it. The anchor must still carry that hash, and every
+    later record must link to it; costs the records after the anchor only."""
+    report = AuditReport(head_seq=seq, head_hash=hash_)
+    prev = hash_
     async with engine.connect() as conn:
-        report.entries = (
-            await conn.execute(select(func.count()).select_from(audit_log))
-        ).scalar_one()
-        result = await conn.stream(select(audit_log).order_by(audit_log.c.seq))
-        expected_seq = 1
+        if seq > 0:
+            found = (await conn.execute(link_query(seq))).scalar_one_or_none()
+            if found != hash_:
+                report.problems.append(
+                    f"entry {seq}, the last checkpoint's anchor, was "
+                    f"{'removed' if found is None else 'altered'}"
+                )
+                return report
+        result = await conn.stream(records_after_query(seq))
+        expected_seq = seq + 1
         async for row in result:
+            report.entries += 1
             if row.seq != expected_seq:
                 report.problems.append(f"entry {expected_seq} is missing (found {row.seq})")
                 break
@@ -158,5 +184,6 @@ async def verify(engine: AsyncEngine) -> AuditReport:
                 report.problems.append(f"entry {row.seq} ({row.action}) was altered")
                 break
             prev = row.hash
+            report.head_seq, report.head_hash = row.seq, row.hash
             expected_seq += 1
     return report

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     api_rate_limit_per_second: int = 100
     # an idempotent request still "in flight" after this long is taken to have crashed
     idempotency_takeover_seconds: float = 60.0
+    # idempotency records are purged this long after their request (`payments purge`); the
+    # key of an object older than this answers 409 `idempotency_key_expired`, never a
+    # second object
+    idempotency_retention_seconds: float = 24 * 3600.0
+    # events and their webhook deliveries are purged this long after the event (webhooks
+    # retry for 3 days, well within it)
+    event_retention_seconds: float = 30 * 24 * 3600.0
+    # rows deleted per purge transaction: short transactions, short locks
+    purge_batch_size: int = 1_000
 
     # bank simulator, and how it reaches us back
     banksim_host: str = "127.0.0.1"

@@ -187,6 +187,21 @@ audit_log = Table(
     Column("hash", Text, nullable=False),
 )
 
+# one row per successful `ledger verify` / `audit verify` (kernel/checkpoints.py): an audit
+# checkpoint anchors the chain head it verified, a ledger one the totals it found
+verification_checkpoints = Table(
+    "verification_checkpoints",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("audit_seq", BigInteger),
+    Column("audit_hash", Text),
+    Column("ledger_totals", JSONB),
+    Column("checked_rows", BigInteger, nullable=False),
+)
+
 # every watch-list version the platform adopted; a list's current version is its newest row
 watch_list_versions = Table(
     "watch_list_versions",

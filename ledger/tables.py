@@ -73,3 +73,17 @@ ledger_transfer_failures = Table(
     Column("result", Text, nullable=False),
     Column("created_at", DateTime(timezone=True)),
 )
+
+# Each account's state as of the newest ledger checkpoint that saw it change
+# (ledger/incremental.py); written by the verifier only.
+ledger_verified_accounts = Table(
+    "ledger_verified_accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("checkpoint_id", BigInteger, nullable=False),
+)

@@ -13,9 +13,13 @@ Checks, each over the whole ledger:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from ledger.incremental import AccountState
 
 _RECOMPUTED = text("""
     SELECT a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
@@ -62,7 +66,7 @@ _TRANSFERS = text("""
     SELECT id, n, debits, credits FROM problems ORDER BY id LIMIT 1
 """)
 
-_ZERO_SUM = text("""
+ZERO_SUM = text("""
     SELECT currency, sum(debits_posted) - sum(credits_posted),
            sum(debits_pending) - sum(credits_pending)
       FROM ledger_accounts GROUP BY currency
@@ -97,6 +101,10 @@ class VerifyReport:
     entries: int = 0
     transfers: int = 0
     problems: list[str] = field(default_factory=list)
+    # when asked for and sound: every account's state and the per-currency totals, read in
+    # the snapshot that was verified (what a checkpoint records)
+    states: list[AccountState] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -104,8 +112,11 @@ class VerifyReport:
         return not self.problems
 
 
-async def verify_ledger(engine: AsyncEngine) -> VerifyReport:
-    """Run every check in one consistent snapshot (REPEATABLE READ, read-only)."""
+async def verify_ledger(engine: AsyncEngine, *, with_states: bool = False) -> VerifyReport:
+    """Run every check in one consistent snapshot (REPEATABLE READ, read-only);
+    `with_states`: a sound report also carries what a checkpoint records."""
+    from ledger.incremental import current_states
+
     report = VerifyReport()
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -132,10 +143,12 @@ async def verify_ledger(engine: AsyncEngine) -> VerifyReport:
                 report.problems.append(
                     f"account {row[0]}: entry {row[1]} is not a leg of transfer {row[2]}"
                 )
-            row = (await conn.execute(_ZERO_SUM)).first()
+            row = (await conn.execute(ZERO_SUM)).first()
             if row is not None:
                 report.problems.append(
                     f"currency {row[0]}: balances do not sum to zero "
                     f"(posted off by {row[1]}, pending off by {row[2]})"
                 )
+            if with_states and report.ok:
+                report.states, report.totals = await current_states(conn)
     return report

@@ -1,5 +1,5 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
-ledger verification, database migrations."""
+ledger and audit verification, retention purge, database migrations."""
 
 from __future__ import annotations
 
@@ -127,36 +127,40 @@ async def _reconcile(statement_date: str, rails: list[str]) -> int:
     return 1 if any(line.startswith("  ") for line in lines) else 0
 
 
-async def _verify_audit() -> int:
-    from kernel import audit
+async def _verify(kind: str, full: bool) -> int:
+    from services.verification import verify_audit_trail, verify_books
 
+    run = verify_books if kind == "ledger" else verify_audit_trail
     try:
-        report = await audit.verify(get_engine(get_settings()))
+        outcome = await run(get_engine(get_settings()), full=full, actor="ops-cli")
     finally:
         await dispose_engines()
-    if report.ok:
-        print(f"OK: audit trail verified ({report.entries} entries, hash chain intact)")
+    what = "ledger" if kind == "ledger" else "audit trail"
+    if outcome.ok:
+        sound = "every currency sums to zero" if kind == "ledger" else "hash chain intact"
+        print(
+            f"OK: {what} verified, {outcome.mode} ({outcome.checked}); {sound}; "
+            f"checkpoint {outcome.checkpoint_id}"
+        )
         return 0
-    print(f"FAIL: {report.problems[0]} ({report.entries} entries)")
-    return 1
-
-
-async def _verify_ledger() -> int:
-    from ledger import verify_ledger
-
-    try:
-        report = await verify_ledger(get_engine(get_settings()))
-    finally:
-        await dispose_engines()
-    checked = f"{report.accounts} accounts, {report.entries} entries, {report.transfers} transfers"
-    if report.ok:
-        print(f"OK: ledger verified ({checked}); every currency sums to zero")
-        return 0
-    print(f"FAIL: {report.problems[0]}")
-    for problem in report.problems[1:]:
+    print(f"FAIL: {outcome.problems[0]}")
+    for problem in outcome.problems[1:]:
         print(f"also: {problem}")
-    print(f"checked {checked}")
+    print(f"checked {outcome.mode}: {outcome.checked}")
     return 1
+
+
+async def _purge() -> int:
+    from services.retention import purge_expired
+
+    settings = get_settings()
+    try:
+        report = await purge_expired(get_engine(settings), settings)
+    finally:
+        await dispose_engines()
+    counts = ", ".join(f"{n} {table}" for table, n in report.as_dict().items())
+    print(f"purged {counts}")
+    return 0
 
 
 # the commands that talk to Temporal, and so encrypt or decrypt its payloads
@@ -186,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
 
     ledger = commands.add_parser("ledger", help="the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
-    ledger_commands.add_parser(
-        "verify", help="recompute every balance from entries; exit 1 on any discrepancy"
+    ledger_verify = ledger_commands.add_parser(
+        "verify",
+        help="check the entries written since the last checkpoint (--full: every balance"
+        " from all entries); write a checkpoint when sound, exit 1 on any discrepancy",
+    )
+    ledger_verify.add_argument(
+        "--full", action="store_true", help="recompute the whole ledger, not just what is new"
     )
 
     listing_p = commands.add_parser("list", help="payments, newest first (find stuck ones)")
@@ -211,7 +220,19 @@ def main(argv: list[str] | None = None) -> int:
 
     audit_p = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit_p.add_subparsers(dest="audit_command", required=True)
-    audit_commands.add_parser("verify", help="recompute the hash chain; exit 1 on any break")
+    audit_verify = audit_commands.add_parser(
+        "verify",
+        help="recompute the hash chain after the last checkpoint (--full: from its start);"
+        " write a checkpoint when intact, exit 1 on any break",
+    )
+    audit_verify.add_argument(
+        "--full", action="store_true", help="recompute the whole chain, not just what is new"
+    )
+
+    commands.add_parser(
+        "purge",
+        help="delete idempotency records, events and webhook deliveries past their retention",
+    )
 
     recon = commands.add_parser(
         "reconcile", help="reconcile a day's bank statements with the ledger; exit 1 on any gap"
@@ -252,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         exit_without_finalizing(asyncio.run(_ops(args)))
     if args.command == "reconcile":
         exit_without_finalizing(asyncio.run(_reconcile(args.date, args.rail or ["sepa", "ach"])))
-    if args.command == "audit":
-        return asyncio.run(_verify_audit())
-    if args.command == "ledger":
-        return asyncio.run(_verify_ledger())
+    if args.command in ("audit", "ledger"):
+        return asyncio.run(_verify(args.command, args.full))
+    if args.command == "purge":
+        return asyncio.run(_purge())
     if args.command == "db":
         from ops.migrate import upgrade
 

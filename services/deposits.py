@@ -20,6 +20,7 @@ from kernel.tables import deposits
 from ledger import Transfer, TransferResult, create_transfers_in
 from ledger.models import funding_account_id, shard_of
 from services.errors import ConflictError
+from services.retention import refuse_expired_key
 from services.unit_of_work import UnitOfWork
 
 
@@ -41,9 +42,13 @@ def deposit_id_for(tenant_id: str, idempotency_key: str) -> str:
     return derived_id("dep", tenant_id, idempotency_key)
 
 
-async def credit_deposit(engine: AsyncEngine, order: DepositOrder) -> Any:
+async def credit_deposit(
+    engine: AsyncEngine, order: DepositOrder, *, key_retention_seconds: float
+) -> Any:
     """Record the deposit and credit the account; returns the deposit row (the existing one
-    when a re-run finds it). `ConflictError` (`ledger_refused`) if the ledger refuses."""
+    when a re-run finds it). `ConflictError` (`ledger_refused`) if the ledger refuses;
+    (`idempotency_key_expired`) if the deposit this key made is older than
+    `key_retention_seconds`."""
     deposit_id = deposit_id_for(order.tenant_id, order.idempotency_key)
     async with UnitOfWork(engine) as uow:
         conn = uow.conn
@@ -63,7 +68,11 @@ async def credit_deposit(engine: AsyncEngine, order: DepositOrder) -> Any:
             )
         ).first()
         if row is None:  # a re-run: the deposit and its transfer committed together before
-            return (await conn.execute(select(deposits).where(deposits.c.id == deposit_id))).one()
+            found = (await conn.execute(select(deposits).where(deposits.c.id == deposit_id))).one()
+            # ... unless it is older than its key's record is kept: a new request reusing
+            # an expired key
+            refuse_expired_key(found.created_at, found.id, key_retention_seconds)
+            return found
         [result] = await create_transfers_in(
             conn,
             [

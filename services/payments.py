@@ -31,6 +31,7 @@ from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from services.errors import ConflictError, NotFoundError
 from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
+from services.retention import refuse_expired_key
 from services.reviews import send_review
 from services.unit_of_work import UnitOfWork
 from workflows import search_attributes as sa
@@ -106,6 +107,9 @@ async def initiate_payment(
             row = (
                 await conn.execute(select(payments).where(payments.c.id == order.payment_id))
             ).one()
+            # ... unless it is older than its key's record is kept: a new request reusing
+            # an expired key (nothing is started, emitted or audited again)
+            refuse_expired_key(row.created_at, row.id, settings.idempotency_retention_seconds)
         else:
             await conn.execute(
                 payment_status_history.insert().values(

@@ -68,6 +68,7 @@ async def create_deposit(
                 amount=body.amount,
                 currency=body.currency,
             ),
+            key_retention_seconds=settings.idempotency_retention_seconds,
         )
         out = DepositOut(
             id=row.id,

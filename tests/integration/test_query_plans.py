@@ -10,9 +10,10 @@ history-independent one a few dozen at most.
 
 The statements come from the modules that run them (query constants and query builders),
 so the test checks what really runs. Not covered here: the ledger's PL/pgSQL functions
-(their statements look transfers up by primary key or by the unique `pending_id`), and the
-full verifications (`payments ledger verify`, `payments audit verify`), which read
-everything by design.
+(their statements look transfers up by primary key or by the unique `pending_id`), the
+full verifications (`payments ledger verify --full`, `payments audit verify --full`), which
+read everything by design, and the incremental ledger check's queries over its temporary
+tables (measured by bench/volume.py instead).
 """
 
 from __future__ import annotations
@@ -41,11 +42,17 @@ from api.routers.payments import (
 )
 from api.routers.rails import file_entries_query, trace_entries_query
 from api.routers.webhooks import event_cursor_query, events_page_query
-from kernel.audit import LAST_LINK, recorded_query
+from kernel.audit import LAST_LINK, link_query, recorded_query, records_after_query
+from kernel.checkpoints import latest_query
 from ledger.engine import account_entries_query
 from ops.devstack import Stack
 from ops.migrate import upgrade
 from services.payment_actions import payments_list_query
+from services.retention import (
+    deliveries_of_statement,
+    expired_events_query,
+    expired_keys_query,
+)
 from tests.integration.query_plans import explain, history_scans
 
 # a history-independent query reads at most its page (limit + 1), a payment's status
@@ -57,6 +64,8 @@ ROW_BUDGET = 200
 # gets; a query that has no other way still reads history, and fails.
 WHOLE_TABLE_STRATEGIES = ("enable_seqscan", "enable_mergejoin", "enable_hashjoin")
 PAYMENTS = 6000
+# rows a purge deletes per transaction here (a fraction of the budget)
+PURGE_BATCH = 100
 PROBE = "pay_probe_00001"  # the probe customer's newest payment
 PROBE_CUSTOMER = "cus_a_probe"
 PROBE_ACCOUNT = "acc_a_probe"
@@ -318,6 +327,26 @@ PROBES: dict[str, Probe] = {
     ),
     "ops: payments list --status settled": lambda c: (
         payments_list_query(status="settled", older_than_minutes=None, limit=20),
+        {},
+    ),
+    # incremental verification: the last checkpoint, its anchor, the records after it
+    "verify: latest checkpoint": lambda c: (latest_query("audit"), {}),
+    "audit verify: the checkpoint's anchor": lambda c: (link_query(PAYMENTS - 10), {}),
+    "audit verify: records after the anchor": lambda c: (
+        records_after_query(PAYMENTS - 10),
+        {},
+    ),
+    # retention: one batch of the purge, oldest first (most of the seed has expired)
+    "purge: a batch of expired idempotency records": lambda c: (
+        expired_keys_query(NOW - timedelta(days=1), PURGE_BATCH),
+        {},
+    ),
+    "purge: a batch of expired events": lambda c: (
+        expired_events_query(NOW - timedelta(days=30), PURGE_BATCH),
+        {},
+    ),
+    "purge: the deliveries of a batch of events": lambda c: (
+        deliveries_of_statement([f"evt_{i:011d}_01" for i in range(1, PURGE_BATCH + 1)]),
         {},
     ),
 }

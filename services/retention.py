@@ -1,0 +1,133 @@
+"""Retention (issue #23): idempotency records expire after a day, events and their webhook
+deliveries after 30 days; `payments purge` and the maintenance activity delete them.
+
+Deletion goes in bounded batches, oldest first, through an index on the creation time
+(migrations 0013, 0014), each batch its own short transaction, so a purge never scans a
+table nor holds locks for long, and a purge interrupted half-way simply continues next time.
+
+A payment's (and a deposit's) id derives from its tenant and Idempotency-Key, so a key
+reused after its record expired names the existing object: `refuse_expired_key` answers
+that with `idempotency_key_expired` (409) instead of replaying an answer nobody kept or
+making a second object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Delete, Select, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kernel.settings import Settings
+from kernel.tables import events, idempotency_keys, webhook_deliveries
+from services.errors import ConflictError
+
+
+def refuse_expired_key(created_at: datetime, object_id: str, retention_seconds: float) -> None:
+    """Refuse a request whose Idempotency-Key names `object_id`, made longer ago than the
+    key's records are kept: its record has expired (or is about to), so this is a new
+    request reusing an old key, not a retry of the first. A younger object is a retry
+    after a crash (the record was taken over or released) and is answered as usual."""
+    if created_at < datetime.now(UTC) - timedelta(seconds=retention_seconds):
+        raise ConflictError(
+            "idempotency_key_expired",
+            f"This Idempotency-Key made {object_id} more than {retention_seconds:.0f} s ago "
+            "and its record has expired; a key never makes a second object. Read "
+            f"{object_id} for its state, or use a new key for a new request.",
+        )
+
+
+# The purge's reads: the oldest expired rows, a batch at a time, through the creation-time
+# indexes (tests/integration/test_query_plans.py checks their plans).
+
+
+def expired_keys_query(cutoff: datetime, limit: int) -> Select[Any]:
+    """The oldest `limit` idempotency records created before `cutoff`."""
+    return (
+        select(idempotency_keys.c.tenant_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < cutoff)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(limit)
+    )
+
+
+def expired_events_query(cutoff: datetime, limit: int) -> Select[Any]:
+    """The oldest `limit` events created before `cutoff`."""
+    return (
+        select(events.c.id)
+        .where(events.c.created_at < cutoff)
+        .order_by(events.c.created_at)
+        .limit(limit)
+    )
+
+
+def deliveries_of_statement(event_ids: list[str]) -> Delete:
+    """Delete the webhook deliveries of these events (the primary key leads with the event)."""
+    return delete(webhook_deliveries).where(webhook_deliveries.c.event_id.in_(event_ids))
+
+
+@dataclass
+class PurgeReport:
+    """Rows deleted per table."""
+
+    idempotency_keys: int = 0
+    events: int = 0
+    webhook_deliveries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Counts by table name (the activity's result, the CLI's output)."""
+        return {
+            "idempotency_keys": self.idempotency_keys,
+            "events": self.events,
+            "webhook_deliveries": self.webhook_deliveries,
+        }
+
+
+async def _purge_keys(engine: AsyncEngine, cutoff: datetime, batch: int) -> int:
+    deleted = 0
+    while True:
+        async with engine.begin() as conn:
+            doomed = expired_keys_query(cutoff, batch).with_for_update(skip_locked=True)
+            keys = [tuple(row) for row in await conn.execute(doomed)]
+            if keys:
+                await conn.execute(
+                    delete(idempotency_keys).where(
+                        tuple_(idempotency_keys.c.tenant_id, idempotency_keys.c.key).in_(keys)
+                    )
+                )
+        deleted += len(keys)
+        if len(keys) < batch:
+            return deleted
+
+
+async def _purge_events(engine: AsyncEngine, cutoff: datetime, batch: int) -> tuple[int, int]:
+    purged = deliveries = 0
+    while True:
+        async with engine.begin() as conn:
+            doomed = expired_events_query(cutoff, batch).with_for_update(skip_locked=True)
+            ids = [row.id for row in await conn.execute(doomed)]
+            if ids:
+                # the deliveries first: they reference their event
+                deliveries += (await conn.execute(deliveries_of_statement(ids))).rowcount
+                await conn.execute(delete(events).where(events.c.id.in_(ids)))
+        purged += len(ids)
+        if len(ids) < batch:
+            return purged, deliveries
+
+
+async def purge_expired(
+    engine: AsyncEngine, settings: Settings, *, now: datetime | None = None
+) -> PurgeReport:
+    """Delete every idempotency record, event and webhook delivery past its retention."""
+    now = now or datetime.now(UTC)
+    batch = settings.purge_batch_size
+    report = PurgeReport()
+    report.idempotency_keys = await _purge_keys(
+        engine, now - timedelta(seconds=settings.idempotency_retention_seconds), batch
+    )
+    report.events, report.webhook_deliveries = await _purge_events(
+        engine, now - timedelta(seconds=settings.event_retention_seconds), batch
+    )
+    return report
