@@ -7,6 +7,7 @@ from temporalio import activity
 
 from kernel.settings import Settings
 from services.retention import purge_expired
+from workflows.models import PurgeInput, PurgeResult
 
 
 class RetentionActivities:
@@ -17,9 +18,9 @@ class RetentionActivities:
         self._settings = settings
 
     @activity.defn(name="purge_expired_records")
-    async def purge_expired_records(self) -> dict[str, int]:
+    async def purge_expired_records(self, request: PurgeInput) -> PurgeResult:
         """Delete every record past its retention, in bounded batches (safe to retry or
         overlap: a batch deletes what is still there). Answers the counts by table."""
         report = await purge_expired(self._engine, self._settings)
         activity.logger.info("purged expired records: %s", report.as_dict())
-        return report.as_dict()
+        return PurgeResult(**report.as_dict())

@@ -34,6 +34,7 @@ from activities.onboarding import compliance_list_activities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
+from activities.retention import RetentionActivities
 from activities.webhook_http import webhook_client
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.db import dispose_engines, get_engine
@@ -44,6 +45,8 @@ from workers.activity_registry import activities_by_role
 from workers.log_context import LogContextInterceptor
 from workflows.ledger_maintenance import (
     INTERVAL,
+    PURGE_INTERVAL,
+    PURGE_SCHEDULE_ID,
     SCHEDULE_ID,
     VERIFY_INTERVAL,
     VERIFY_SCHEDULE_ID,
@@ -102,6 +105,7 @@ def activity_implementations(
         ledger.reverse_payment,
         ledger.expire_pending,
         ledger.observe_platform,
+        RetentionActivities(engine, settings).purge_expired_records,
         rails.submit_to_rail,
         rails.poll_rail_status,
         rails.submit_ach_file,
@@ -174,6 +178,7 @@ async def ensure_maintenance_schedule(client: Client, settings: Settings) -> Non
     for schedule_id, every, request in (
         (SCHEDULE_ID, INTERVAL, ExpireInput()),
         (VERIFY_SCHEDULE_ID, VERIFY_INTERVAL, ExpireInput(verify_ledger=True)),
+        (PURGE_SCHEDULE_ID, PURGE_INTERVAL, ExpireInput(purge_expired=True)),
     ):
         with contextlib.suppress(ScheduleAlreadyRunningError):
             await client.create_schedule(

@@ -20,7 +20,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.ach import AchFileInput, AchFileResult
-    from workflows.models.ledger_maintenance import ExpireInput, ExpireResult, ObserveResult
+    from workflows.models.ledger_maintenance import (
+        ExpireInput,
+        ExpireResult,
+        ObserveResult,
+        PurgeInput,
+        PurgeResult,
+    )
     from workflows.models.list_refresh import (
         ListRefreshInput,
         ListRefreshResult,
@@ -260,6 +266,14 @@ OBSERVE_PLATFORM = Step(
     timedelta(minutes=10),
     RetryPolicy(maximum_attempts=3),
 )
+PURGE_EXPIRED_RECORDS = Step(
+    "purge_expired_records",
+    PurgeInput,
+    PurgeResult,
+    "ledger",
+    timedelta(minutes=30),
+    RetryPolicy(maximum_interval=timedelta(minutes=1)),
+)
 
 # --- onboarding and watch lists ---------------------------------------------------------
 
@@ -332,6 +346,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     DELIVER_WEBHOOK,
     EXPIRE_PENDING_TRANSFERS,
     OBSERVE_PLATFORM,
+    PURGE_EXPIRED_RECORDS,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

@@ -9,14 +9,14 @@ receiver can switch to the new secret at its own pace.
 `payment.` event as `payment.*`); NULL, as for every endpoint before this revision, is all.
 
 Revision ID: 0015
-Revises: 0011 (placeholder: the lead sets it to the last revision merged before this one)
+Revises: 0014
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

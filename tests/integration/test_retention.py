@@ -20,6 +20,7 @@ from kernel.tables import deposits, events, idempotency_keys, payments, webhook_
 from ops.devstack import Stack, settings_env
 from services.retention import purge_expired
 from tests.integration.helpers import Tenant, funded_account, payment_body
+from workflows.models import PurgeInput
 
 
 async def backdate(engine: AsyncEngine, tenant_id: str, key: str, table: str, obj: str) -> None:
@@ -204,8 +205,7 @@ async def test_the_purge_activity_deletes_expired_records(
             {"t": f"ten_{tag}"},
         )
     counts = await ActivityEnvironment().run(
-        RetentionActivities(engine, stack.settings).purge_expired_records
+        RetentionActivities(engine, stack.settings).purge_expired_records, PurgeInput()
     )
-    assert counts["idempotency_keys"] >= 1
-    assert set(counts) == {"idempotency_keys", "events", "webhook_deliveries"}
+    assert counts.idempotency_keys >= 1
     assert not await key_recorded(engine, f"ten_{tag}", "old")

@@ -27,6 +27,8 @@ from workflows.models.ledger_maintenance import (
     ExpireInput,
     ExpireResult,
     ObserveResult,
+    PurgeInput,
+    PurgeResult,
 )
 from workflows.models.list_refresh import (
     ListRefreshInput,
@@ -137,6 +139,8 @@ __all__ = [
     "PaymentView",
     "PollInput",
     "PollResult",
+    "PurgeInput",
+    "PurgeResult",
     "Rail",
     "RailEvent",
     "RailStatus",

@@ -10,6 +10,9 @@ class ExpireInput:
     """A ledger maintenance pass; `verify_ledger` also recomputes the whole ledger."""
 
     verify_ledger: bool = False
+    # also delete what is kept only for a while (idempotency records, events, deliveries):
+    # its own hourly schedule sets it; a pass without it issues no purge command
+    purge_expired: bool = False
 
 
 @dataclass
@@ -25,3 +28,17 @@ class ObserveResult:
 
     open_payments: int = 0
     ledger_ok: bool | None = None
+
+
+@dataclass
+class PurgeInput:
+    """A retention purge (everything past its retention, in bounded batches)."""
+
+
+@dataclass
+class PurgeResult:
+    """Rows deleted per table."""
+
+    idempotency_keys: int = 0
+    events: int = 0
+    webhook_deliveries: int = 0
