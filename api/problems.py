@@ -46,6 +46,9 @@ IDEMPOTENCY_KEY_INVALID = ProblemCode(400, "idempotency_key_invalid", "Key over 
 IDEMPOTENCY_KEY_REUSED = ProblemCode(
     422, "idempotency_key_reused", "The key was used with a different body."
 )
+IDEMPOTENCY_KEY_EXPIRED = ProblemCode(
+    409, "idempotency_key_expired", "The key's record expired; it named an existing object."
+)
 IDEMPOTENCY_IN_PROGRESS = ProblemCode(
     409, "idempotency_request_in_progress", "The first request with this key is in flight."
 )
@@ -119,6 +122,7 @@ IDEMPOTENT = (
     IDEMPOTENCY_KEY_INVALID,
     IDEMPOTENCY_KEY_REUSED,
     IDEMPOTENCY_IN_PROGRESS,
+    IDEMPOTENCY_KEY_EXPIRED,
 )
 
 _RETRY_AFTER = {
