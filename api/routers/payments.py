@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -18,6 +18,7 @@ from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.fields import ACCOUNT_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
 from api.idempotency import IdempotencyKey, replayable, run_idempotently
+from api.pagination import cursor_query, page_query
 from api.problems import (
     AUTHENTICATED,
     CURRENCY_MISMATCH,
@@ -152,10 +153,8 @@ def history_query(payment_ids: Sequence[str]) -> Select[Any]:
 
 
 def payment_cursor_query(tenant_id: str, payment_id: str) -> Select[Any]:
-    """The keyset position (created_at) of the tenant's payment a page starts after."""
-    return select(payments.c.created_at).where(
-        payments.c.id == payment_id, payments.c.tenant_id == tenant_id
-    )
+    """The keyset position of the tenant's payment a page starts after."""
+    return cursor_query(payments, tenant_id, payment_id)
 
 
 def payments_page_query(
@@ -166,16 +165,9 @@ def payments_page_query(
     status: str | None = None,
     account_id: str | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's payments, newest first, after the (created_at, id) keyset
-    position `after`; one row more than `limit` tells whether there are more."""
-    query = select(payments).where(payments.c.tenant_id == tenant_id)
-    if after is not None:
-        query = query.where(tuple_(payments.c.created_at, payments.c.id) < tuple_(*after))
-    if status is not None:
-        query = query.where(payments.c.status == status)
-    if account_id is not None:
-        query = query.where(payments.c.account_id == account_id)
-    return query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
+    """A page of the tenant's payments, newest first, optionally by status and account."""
+    filters = {"status": status, "account_id": account_id}
+    return page_query(payments, tenant_id, limit=limit, after=after, filters=filters)
 
 
 def history_out(rows: Sequence[Any]) -> list[StatusChangeOut]:

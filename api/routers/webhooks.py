@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy import Select, func, select, update
 
 from api.deps import AppSettings, Engine, Reader, Writer
 from api.errors import ProblemError
 from api.fields import EVENT_ID, EVENT_TYPE, PAYMENT_ID, WEBHOOK_ENDPOINT_ID
+from api.pagination import cursor_query, page_query
 from api.problems import (
     AUTHENTICATED,
     INVALID_CURSOR,
@@ -204,10 +205,8 @@ async def list_events(
 
 
 def event_cursor_query(tenant_id: str, event_id: str) -> Select[Any]:
-    """The keyset position (created_at) of the tenant's event a page starts after."""
-    return select(events.c.created_at).where(
-        events.c.id == event_id, events.c.tenant_id == tenant_id
-    )
+    """The keyset position of the tenant's event a page starts after."""
+    return cursor_query(events, tenant_id, event_id)
 
 
 def events_page_query(
@@ -218,13 +217,6 @@ def events_page_query(
     type: str | None = None,
     payment_id: str | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's events, newest first, after the (created_at, id) keyset
-    position `after`; one row more than `limit` tells whether there are more."""
-    query = select(events).where(events.c.tenant_id == tenant_id)
-    if after is not None:
-        query = query.where(tuple_(events.c.created_at, events.c.id) < tuple_(*after))
-    if type is not None:
-        query = query.where(events.c.type == type)
-    if payment_id is not None:
-        query = query.where(events.c.payment_id == payment_id)
-    return query.order_by(events.c.created_at.desc(), events.c.id.desc()).limit(limit + 1)
+    """A page of the tenant's events, newest first, optionally by type and payment."""
+    filters = {"type": type, "payment_id": payment_id}
+    return page_query(events, tenant_id, limit=limit, after=after, filters=filters)
