@@ -120,26 +120,28 @@ class _Bucket:
 class RateLimiter:
     """Token buckets per API key, in this process (each replica limits on its own).
 
-    A key may make `rate` requests per second on average with bursts of up to `rate`.
+    A key may make `rate` requests per `per_seconds` on average, with bursts of up to `rate`.
     """
 
-    def __init__(self, default_rate: int) -> None:
+    def __init__(self, default_rate: int, *, per_seconds: float = 1.0) -> None:
         self.default_rate = default_rate
+        self._per_seconds = per_seconds
         self._buckets: dict[str, _Bucket] = {}
 
     def check(self, key_id: str, rate: int | None) -> float | None:
         """Take a token; None if allowed, else the seconds to wait before retrying."""
         rate = rate or self.default_rate
+        refill = rate / self._per_seconds  # tokens per second
         now = time.monotonic()
         bucket = self._buckets.get(key_id)
         if bucket is None:
             bucket = self._buckets[key_id] = _Bucket(float(rate), now)
-        bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.updated) * rate)
+        bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.updated) * refill)
         bucket.updated = now
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return None
-        return (1 - bucket.tokens) / rate
+        return (1 - bucket.tokens) / refill
 
 
 def retry_after_header(wait_seconds: float) -> str:

@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     # (pass them as MatcherSettings.with_thresholds(review, block))
     screening_review_threshold: float = 0.86
     screening_block_threshold: float = 0.98
+    # POST /v1/screenings calls per API key per minute (every call is also audited)
+    screening_rate_limit_per_minute: int = 30
 
     # --- customer onboarding and watch-list refresh (#4; owned by onboarding) ---
     # where the sanctions lists come from: a directory of OFAC CSV files (sdn.csv, alt.csv,

@@ -33,6 +33,8 @@ def make_settings(data_dir: Path) -> Settings:
         banksim_settle_delay_seconds=0.3,
         rail_poll_interval_seconds=10.0,
         webhook_retry_initial_seconds=0.5,
+        # the fuzzer screens hundreds of names with one key; the limit has its own test
+        screening_rate_limit_per_minute=100_000,
     )
 
 

@@ -371,6 +371,27 @@ async def test_adhoc_screening_explains_its_hits(tenant: Tenant) -> None:
     assert (clean["decision"], clean["hits"]) == ("clear", [])
 
 
+async def test_every_adhoc_screening_is_audited(tenant: Tenant, stack: Stack) -> None:
+    name = f"Oracle Probe {uuid.uuid4().hex[:8]}"
+    answer = (await tenant.partner.post("/v1/screenings", json={"name": name})).json()
+    engine = get_engine(stack.settings)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT actor, tenant_id, detail FROM audit_log"
+                        " WHERE action = 'screening.requested' AND subject = :id"
+                    ),
+                    {"id": answer["id"]},
+                )
+            ).one()
+    finally:
+        await dispose_engines()
+    assert row.tenant_id == tenant.tenant_id
+    assert row.detail["name"] == name and row.detail["decision"] == answer["decision"]
+
+
 async def test_no_money_moves_for_a_payment_whose_row_never_committed(
     tenant: Tenant, stack: Stack
 ) -> None:
