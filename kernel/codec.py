@@ -14,6 +14,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
@@ -68,11 +69,17 @@ class EncryptionCodec(PayloadCodec):
             if payload.metadata.get("encoding") != ENCODING:
                 out.append(payload)
                 continue
-            key_id = payload.metadata[KEY_ID].decode()
+            if KEY_ID not in payload.metadata:
+                raise ValueError("encrypted payload names no key")
+            key_id = payload.metadata[KEY_ID].decode(errors="replace")
             cipher = self._ciphers.get(key_id)
             if cipher is None:
                 raise ValueError(f"payload encrypted with unknown key {key_id!r}")
-            plain = cipher.decrypt(payload.data[:12], payload.data[12:], key_id.encode())
+            try:
+                plain = cipher.decrypt(payload.data[:12], payload.data[12:], key_id.encode())
+            except InvalidTag:
+                # tampered, truncated, or moved between key ids: a refusal, not a crash
+                raise ValueError("encrypted payload fails authentication") from None
             out.append(Payload.FromString(plain))
         return out
 

@@ -39,7 +39,8 @@ def signature_valid(
     secret: str, timestamp: str | None, signature: str | None, body: bytes, tolerance: int
 ) -> bool:
     """HMAC-SHA256 over `<timestamp>.<body>`, within `tolerance` seconds of now."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    # isdigit() alone admits "²" and other digits int() refuses: ASCII digits only
+    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
         return False
     if abs(time.time() - int(timestamp)) > tolerance:
         return False
