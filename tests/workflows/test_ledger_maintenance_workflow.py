@@ -3,17 +3,15 @@ every pass expires holds and observes; only the retention schedule's passes purg
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from ops.devstack import binary
+from tests.workflows.support import role_workers, time_skipping_env
 from workflows import steps
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
 from workflows.models import (
@@ -23,7 +21,6 @@ from workflows.models import (
     PurgeInput,
     PurgeResult,
 )
-from workflows.queues import ROLES, queue_for
 from workflows.steps import implements
 
 QUEUE = "ledger-maintenance-test"
@@ -54,27 +51,12 @@ class FakeHousekeeping:
         return [expire, observe, purge]
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server")
-    )
-    yield environment
-    await environment.shutdown()
+env = pytest.fixture(scope="module")(time_skipping_env)
 
 
 async def run_pass(env: WorkflowEnvironment, request: ExpireInput) -> list[str]:
     fake = FakeHousekeeping()
-    async with contextlib.AsyncExitStack() as stack:
-        for role in ROLES:
-            await stack.enter_async_context(
-                Worker(
-                    env.client,
-                    task_queue=queue_for(QUEUE, role),
-                    workflows=[LedgerMaintenanceWorkflow] if role == "payments" else [],
-                    activities=fake.activities(),
-                )
-            )
+    async with role_workers(env, QUEUE, LedgerMaintenanceWorkflow, fake.activities()):
         await env.client.execute_workflow(
             LedgerMaintenanceWorkflow.run,
             request,

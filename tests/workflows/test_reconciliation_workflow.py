@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from ops.devstack import binary
 from tests.workflows.recording import HistoryRecorder
+from tests.workflows.support import role_workers, time_skipping_env
 from workflows import steps
 from workflows.models import ReconcileInput, ReconcileRailInput, ReconcileResult
-from workflows.queues import ROLES, queue_for
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.steps import implements
 
@@ -47,27 +45,13 @@ class FakeStatements:
         return [reconcile]
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server")
-    )
-    yield environment
-    await environment.shutdown()
+env = pytest.fixture(scope="module")(time_skipping_env)
 
 
-@contextlib.asynccontextmanager
-async def worker_for(env: WorkflowEnvironment, fake: FakeStatements) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for role in ROLES:
-            worker = Worker(
-                env.client,
-                task_queue=queue_for(QUEUE, role),
-                workflows=[ReconciliationWorkflow] if role == "payments" else [],
-                activities=fake.activities(),
-            )
-            await stack.enter_async_context(worker)
-        yield
+def worker_for(
+    env: WorkflowEnvironment, fake: FakeStatements
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return role_workers(env, QUEUE, ReconciliationWorkflow, fake.activities())
 
 
 async def reconcile(env: WorkflowEnvironment, request: ReconcileInput) -> list[ReconcileResult]:

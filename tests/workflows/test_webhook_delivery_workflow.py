@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +16,11 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, RetryState
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from ops.devstack import binary
 from tests.workflows.recording import HistoryRecorder
+from tests.workflows.support import role_workers, time_skipping_env
 from workflows import steps
 from workflows.models import DeliveryInput, DeliveryResult
-from workflows.queues import ROLES, queue_for
 from workflows.steps import implements
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, delivery_workflow_id
 
@@ -49,27 +47,13 @@ class FakeEndpoint:
         return [deliver]
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server")
-    )
-    yield environment
-    await environment.shutdown()
+env = pytest.fixture(scope="module")(time_skipping_env)
 
 
-@contextlib.asynccontextmanager
-async def worker_for(env: WorkflowEnvironment, endpoint: FakeEndpoint) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for role in ROLES:
-            worker = Worker(
-                env.client,
-                task_queue=queue_for(QUEUE, role),
-                workflows=[WebhookDeliveryWorkflow] if role == "payments" else [],
-                activities=endpoint.activities(),
-            )
-            await stack.enter_async_context(worker)
-        yield
+def worker_for(
+    env: WorkflowEnvironment, endpoint: FakeEndpoint
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return role_workers(env, QUEUE, WebhookDeliveryWorkflow, endpoint.activities())
 
 
 async def deliver(
