@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.errors import ProblemError
-from api.limits import RateLimiter, retry_after_header
+from api.limits import RateLimiter, take_or_refuse
 from kernel.api_keys import Principal, authenticate
 from kernel.settings import Settings
 
@@ -61,14 +61,7 @@ async def get_principal(
         tenant_id=principal.tenant_id, principal=principal.name, key_id=principal.key_id
     )
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.check(principal.key_id, principal.rate_limit_per_second)
-    if wait is not None:
-        raise ProblemError(
-            429,
-            "rate_limited",
-            "Too many requests for this API key; slow down.",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
+    take_or_refuse(limiter, principal.key_id, principal.rate_limit_per_second, "requests")
     return principal
 
 

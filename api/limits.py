@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PROBLEM_JSON, problem_body
+from api.errors import PROBLEM_JSON, ProblemError, problem_body
 
 JSON_TYPES = ("application/json",)
 # the bank's callbacks are XML and verified by signature, not by API key
@@ -147,3 +147,16 @@ class RateLimiter:
 def retry_after_header(wait_seconds: float) -> str:
     """Retry-After in whole seconds, never 0."""
     return str(max(1, math.ceil(wait_seconds)))
+
+
+def take_or_refuse(limiter: RateLimiter, key_id: str, rate: int | None, what: str) -> None:
+    """Take a token from `key_id`'s bucket, or refuse with 429 `rate_limited` and the
+    `Retry-After` the bucket says."""
+    wait = limiter.check(key_id, rate)
+    if wait is not None:
+        raise ProblemError(
+            429,
+            "rate_limited",
+            f"Too many {what} for this API key; slow down.",
+            headers={"Retry-After": retry_after_header(wait)},
+        )

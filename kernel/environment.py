@@ -20,13 +20,16 @@ from kernel.settings import Settings
 
 # Secrets this repository publishes: the settings' defaults, docker-compose's and the
 # Kubernetes example's. Anyone can read them, so they protect nothing in production.
+_DEFAULTS = Settings.model_fields
 PUBLISHED_PAYLOAD_KEYS = frozenset(
-    {
-        "ZGV2LW9ubHktcGF5bG9hZC1rZXktbm90LXNlY3JldCE=",  # Settings.payload_keys (dev)
-    }
+    item.partition(":")[2] for item in str(_DEFAULTS["payload_keys"].default).split(",")
 )
 PUBLISHED_CALLBACK_SECRETS = frozenset(
-    {"dev-rail-callback-secret", "compose-dev-rail-callback-secret", "CHANGE-ME"}
+    {
+        str(_DEFAULTS["rail_callback_secret"].default),
+        "compose-dev-rail-callback-secret",  # docker-compose's, before it required one
+        "CHANGE-ME",  # deploy/k8s/secret.example.yaml
+    }
 )
 # an HMAC secret shorter than this is guessable offline from one signed callback
 MIN_SECRET_LENGTH = 32

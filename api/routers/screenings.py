@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.deps import Engine, Reader
-from api.errors import ProblemError
-from api.limits import RateLimiter, retry_after_header
+from api.limits import RateLimiter, take_or_refuse
 from api.problems import AUTHENTICATED, WITH_BODY, problems
 from api.schemas import ScreeningCreate, ScreeningHitOut, ScreeningOut
 from compliance.matcher import decision_for
@@ -27,14 +26,7 @@ async def screen(
     every call is audited: who screened which name, when, and the answer.
     """
     limiter: RateLimiter = request.app.state.screening_limiter
-    wait = limiter.check(principal.key_id, None)
-    if wait is not None:
-        raise ProblemError(
-            429,
-            "rate_limited",
-            "Too many screenings for this API key; slow down.",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
+    take_or_refuse(limiter, principal.key_id, None, "screenings")
     lists: WatchLists = request.app.state.lists
     loaded = await lists.current()
     matchers = (loaded.sanctions, loaded.pep)
