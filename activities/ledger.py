@@ -28,6 +28,7 @@ from ledger import (
 from ledger.models import blocked_funds_account_id, settlement_account_id, shard_of
 from services.verification import verify_audit_trail, verify_books
 from workflows.models import (
+    ActionReason,
     ExpireInput,
     ExpireResult,
     LedgerInput,
@@ -36,6 +37,10 @@ from workflows.models import (
 )
 
 OPEN_STATUSES = ("processing", "in_review", "submitted", "action_required")
+ACTION_REASONS = text(
+    "SELECT action_reason, count(*) AS n FROM payments"
+    " WHERE status = 'action_required' AND action_reason IS NOT NULL GROUP BY action_reason"
+)
 OPEN_PAYMENTS = text(
     "SELECT status, count(*) AS n,"
     " extract(epoch FROM now() - min(updated_at)) AS oldest_seconds"
@@ -195,6 +200,13 @@ class LedgerActivities:
             row = found.get(status)
             in_status.set(row.n if row else 0, {"status": status})
             oldest.set(float(row.oldest_seconds) if row else 0.0, {"status": status})
+        waiting = meter.create_gauge(
+            "payments_action_required", "Payments waiting for ops, by why (action_reason)"
+        )
+        async with self._engine.connect() as conn:
+            reasons = {row.action_reason: row.n for row in await conn.execute(ACTION_REASONS)}
+        for reason in ActionReason:
+            waiting.set(reasons.get(reason.value, 0), {"reason": reason.value})
         result = ObserveResult(open_payments=sum(row.n for row in rows))
         if request.verify_ledger:
             # incremental: what was written since the last checkpoint (a full run reads the

@@ -46,13 +46,15 @@ def status_update(payment_id: str, seq: int, values: dict[str, object]) -> Updat
 
 
 def _history_detail(
-    failure: dict[str, Any] | None, reasons: list[str] | None
+    failure: dict[str, Any] | None, reasons: list[str] | None, action_reason: str | None = None
 ) -> dict[str, Any] | None:
     detail: dict[str, Any] = {}
     if failure:
         detail["failure"] = failure
     if reasons:
         detail["reasons"] = reasons
+    if action_reason:
+        detail["action_reason"] = action_reason
     return detail or None
 
 
@@ -96,6 +98,8 @@ class PaymentRecordActivities:
             "status": change.status,
             "status_seq": change.seq,
             "updated_at": at,
+            # set in action_required, cleared by every other status
+            "action_reason": change.action_reason,
         }
         if change.failure is not None:
             values.update(
@@ -115,7 +119,7 @@ class PaymentRecordActivities:
                     seq=change.seq,
                     status=change.status,
                     at=at,
-                    detail=_history_detail(failure, change.reasons),
+                    detail=_history_detail(failure, change.reasons, change.action_reason),
                 )
                 .on_conflict_do_nothing()
             )

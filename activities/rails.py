@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import text
@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -39,12 +40,15 @@ from workflows.models import (
     AchEntryInput,
     AchFileInput,
     AchFileResult,
+    OutcomeAnswer,
+    OutcomeInput,
     PollInput,
     PollResult,
     RailEvent,
     SubmitInput,
     SubmitResult,
 )
+from workflows.models.vocabulary import BankRecord
 from workflows.payment import RETURNED
 
 
@@ -72,6 +76,11 @@ class RailAdapter(Protocol):
 
     async def poll(self, request: PollInput) -> PollResult:
         """The rail's latest status for the payment, if it has one."""
+        ...
+
+    async def ask(self, request: OutcomeInput) -> OutcomeAnswer:
+        """What the bank has of a submission whose answer was lost; raises when the bank
+        cannot be asked (the caller then knows nothing)."""
         ...
 
 
@@ -135,6 +144,20 @@ class SepaAdapter:
             if reason is not None:
                 return PollResult(RailEvent(request.message_id, RETURNED, reason))
         return PollResult(RailEvent(request.message_id, tx.status, tx.reason_code))
+
+    async def ask(self, request: OutcomeInput) -> OutcomeAnswer:
+        """Ask the bank for the message's status: no record, or received (with its latest
+        status report, if any). Anything but a clear answer raises: unknown stays unknown."""
+        message_id = request.message_id or message_id_for(request.payment_id)
+        response = await self._client.get(
+            f"{self._settings.banksim_url}/v1/sepa/messages/{message_id}/status"
+        )
+        if response.status_code == 404:
+            return OutcomeAnswer(BankRecord.NO_RECORD, message_id)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"bank did not answer for {message_id}: {response.status_code}")
+        polled = await self.poll(PollInput("sepa", message_id, request.payment_id))
+        return OutcomeAnswer(BankRecord.RECEIVED, message_id, event=polled.event)
 
     async def _return_reason(self, message_url: str, payment_id: str) -> str | None:
         """The reason code of the bank's pacs.004 for the payment; None if not returned."""
@@ -209,7 +232,10 @@ class AchAdapter:
             and payment_id in await self._entries_of(stored.window_id)
         ):
             return SubmitResult(stored.file_id, reference=stored.trace_number)
-        trace = str(stored.trace_number) if stored else await self._new_trace_number()
+        # a trace number names one entry of one file: an entry that left a file (never
+        # received by the bank) gets a new one, so no trace ever appears in two files
+        reuse = stored is not None and stored.file_id != request.not_in_file
+        trace = str(stored.trace_number) if stored and reuse else await self._new_trace_number()
         entry = AchEntryInput(
             payment_id,
             trace,
@@ -245,6 +271,58 @@ class AchAdapter:
                 pass  # the window's batch has finished: its file is already at the bank
             window = self.window(window.submit_at + timedelta(seconds=1))
         raise RuntimeError("no ACH window accepted the payment")  # retried by the activity
+
+    async def ask(self, request: OutcomeInput) -> OutcomeAnswer:
+        """What the bank has: of a file (`message_id`), or of a payment's entry. An entry is
+        received if the bank has it in its file, or if its window's file is still to be sent;
+        it has no record if it never joined a file, or its file is not at the bank and its
+        window is over (the batch sends a file once)."""
+        if not request.payment_id:
+            found = await self._bank_file(request.message_id)
+            record = BankRecord.NO_RECORD if found is None else BankRecord.RECEIVED
+            return OutcomeAnswer(record, request.message_id)
+        async with self._engine.connect() as conn:
+            stored = (await conn.execute(ACH_ENTRY, {"p": request.payment_id})).first()
+        if stored is None:
+            return OutcomeAnswer(BankRecord.NO_RECORD)
+        file_id, trace = str(stored.file_id), str(stored.trace_number)
+        found = await self._bank_file(file_id)
+        for entry in (found or {}).get("entries", []):
+            if entry.get("trace_number") == trace:
+                status = _ACH_FILE_STATUS.get(str(entry.get("status")))
+                event = (
+                    RailEvent(file_id, status, entry.get("return_code"), reference=trace)
+                    if status
+                    else None
+                )
+                return OutcomeAnswer(BankRecord.RECEIVED, file_id, trace, event)
+        if found is None and await self._window_open_with(stored.window_id, request.payment_id):
+            return OutcomeAnswer(BankRecord.RECEIVED, file_id, trace)
+        return OutcomeAnswer(BankRecord.NO_RECORD, file_id)
+
+    async def _bank_file(self, file_id: str) -> dict[str, Any] | None:
+        """The bank's view of a file; None if it never received it; raises if it cannot
+        say."""
+        response = await self._client.get(f"{self._settings.banksim_url}/v1/ach/files/{file_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RuntimeError(f"bank did not answer for file {file_id}: {response.status_code}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def _window_open_with(self, window_id: str, payment_id: str) -> bool:
+        """True while the window's batch has not sent its file and holds the payment."""
+        handle = self._temporal.get_workflow_handle(batch_workflow_id(window_id))
+        try:
+            described = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        return payment_id in await self._entries_of(window_id)
 
     async def _entries_of(self, window_id: str) -> list[str]:
         handle = self._temporal.get_workflow_handle(batch_workflow_id(window_id))
@@ -374,6 +452,12 @@ class RailActivities:
     async def poll_rail_status(self, request: PollInput) -> PollResult:
         """Fallback when no callback came: ask the rail for the payment's status."""
         return await self._adapter(request.rail).poll(request)
+
+    @activity.defn(name="ask_rail_outcome")
+    async def ask_rail_outcome(self, request: OutcomeInput) -> OutcomeAnswer:
+        """A submission's answer was lost: ask the bank what it has of it (raises when the
+        bank cannot be asked; the workflow then treats the outcome as unknown)."""
+        return await self._adapter(request.rail).ask(request)
 
     @activity.defn(name="submit_ach_file")
     async def submit_ach_file(self, request: AchFileInput) -> AchFileResult:

@@ -94,7 +94,10 @@ WEBHOOK_ENDPOINT_LIMIT_REACHED = ProblemCode(
 FOUR_EYES_VIOLATION = ProblemCode(403, "four_eyes_violation", "The initiator may not review.")
 PAYMENT_NOT_IN_REVIEW = ProblemCode(409, "payment_not_in_review", "The payment is not in review.")
 PAYMENT_NOT_CANCELABLE = ProblemCode(
-    409, "payment_not_cancelable", "The payment has reached the rail."
+    409, "payment_not_cancelable", "The payment has reached the rail, or the bank paid it."
+)
+PAYMENT_IN_SANCTIONS_REVIEW = ProblemCode(
+    409, "payment_in_sanctions_review", "A screening hit is decided by its review."
 )
 PAYMENT_NOT_RETRYABLE = ProblemCode(
     409, "payment_not_retryable", "The payment is not in `action_required`."

@@ -285,6 +285,13 @@ class PaymentOut(BaseModel):
     metadata: dict[str, str]
     failure: FailureOut | None
     screening_hits: list[dict[str, Any]]
+    # why it waits in action_required: outcome_unknown (the bank's answer was lost; the hold
+    # stays and nothing is sent again until the bank says it has no record),
+    # submission_failed (the bank has no record: a retry sends again), ledger_out_of_sync
+    # (the bank paid, the ledger refused the post: a retry posts again); null otherwise
+    action_reason: Literal["outcome_unknown", "submission_failed", "ledger_out_of_sync"] | None = (
+        None
+    )
     status_history: list[StatusChangeOut]
     created_at: datetime
 

@@ -95,6 +95,7 @@ payments = Table(
     Column("failure_reason", Text),
     Column("screening_hits", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True)),
+    Column("action_reason", Text),
     Column("updated_at", DateTime(timezone=True)),
 )
 

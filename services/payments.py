@@ -43,7 +43,7 @@ from workflows.models import (
     RetryInput,
     ReviewInput,
 )
-from workflows.models.vocabulary import CANCELABLE_STATUSES, Rail
+from workflows.models.vocabulary import CANCELABLE_STATUSES, ActionReason, Rail
 from workflows.payment import PaymentWorkflow
 
 
@@ -230,11 +230,34 @@ async def cancel_payment(
     reason: str = "",
     tenant_id: str | None = None,
 ) -> None:
-    """Ask the workflow to cancel a payment that has not reached the rail (processing,
-    in_review, action_required); the cancellation is audited when it takes effect."""
-    status = await current_status(engine, payment_id, tenant_id)
+    """Ask the workflow to cancel a payment no money can leave yet (processing, in_review,
+    action_required); the cancellation is audited when it takes effect.
+
+    Refused during a sanctions review (the review decides: a rejection blocks the money) and
+    once the bank paid (ledger_out_of_sync). In `action_required` with the outcome unknown,
+    the workflow asks the bank first and cancels only if the bank has no record.
+    """
+    query = select(payments.c.status, payments.c.screening_hits, payments.c.action_reason).where(
+        payments.c.id == payment_id
+    )
+    if tenant_id is not None:
+        query = query.where(payments.c.tenant_id == tenant_id)
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFoundError("payment_not_found", f"No payment {payment_id}.")
+    status = row.status
     if status not in CANCELABLE_STATUSES:
         raise ConflictError("payment_not_cancelable", f"Payment is {status}.")
+    if status == PaymentStatus.IN_REVIEW and row.screening_hits:
+        raise ConflictError(
+            "payment_in_sanctions_review",
+            "A payment held for a screening hit is decided by its review, not canceled.",
+        )
+    if row.action_reason == ActionReason.LEDGER_OUT_OF_SYNC:
+        raise ConflictError(
+            "payment_not_cancelable", "The bank paid this payment; ops retry the ledger post."
+        )
     handle = temporal.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
     await handle.signal(PaymentWorkflow.cancel, CancelInput(requested_by=actor, reason=reason))
 

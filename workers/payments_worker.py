@@ -108,6 +108,7 @@ def activity_implementations(
         RetentionActivities(engine, settings).purge_expired_records,
         rails.submit_to_rail,
         rails.poll_rail_status,
+        rails.ask_rail_outcome,
         rails.submit_ach_file,
         ReconciliationActivities(http, engine, settings).reconcile_statement,
     ]

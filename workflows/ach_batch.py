@@ -22,9 +22,10 @@ with workflow.unsafe.imports_passed_through():
         AchFileInput,
         AchFileResult,
     )
-    from workflows.models.payment import RailEvent
-    from workflows.models.vocabulary import RailStatus
-    from workflows.steps import SUBMIT_ACH_FILE
+    from workflows.models.payment import OutcomeInput, RailEvent
+    from workflows.models.vocabulary import BankRecord, RailStatus
+    from workflows.patches import ASK_BANK_FOR_FILE, is_patched
+    from workflows.steps import ASK_RAIL_OUTCOME, SUBMIT_ACH_FILE
 
 
 def batch_workflow_id(window_id: str) -> str:
@@ -58,11 +59,13 @@ class AchBatchWorkflow:
             result = await SUBMIT_ACH_FILE.run(AchFileInput(batch, entries))
         except ActivityError as err:
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == "file_refused"
-            result = AchFileResult(
-                batch.file_id,
-                status=RailStatus.REJECTED if refused else RailStatus.NOT_SENT,
-                reason=str(err.cause or err)[:200],
-            )
+            if refused:
+                status = RailStatus.REJECTED
+            elif is_patched(ASK_BANK_FOR_FILE):
+                status = await self._file_fate(batch.file_id)
+            else:
+                status = RailStatus.NOT_SENT
+            result = AchFileResult(batch.file_id, status=status, reason=str(err.cause or err)[:200])
         event = RailEvent(
             batch.file_id, result.status, "FF01" if result.status == RailStatus.REJECTED else None
         )
@@ -74,6 +77,19 @@ class AchBatchWorkflow:
                 # the payment workflow is gone (terminated by ops): nothing left to tell
                 workflow.logger.warning("payment %s not signaled", entry.payment_id)
         return result
+
+    async def _file_fate(self, file_id: str) -> RailStatus:
+        """No answer to the file's submission: it may be at the bank all the same. Ask: at
+        the bank (ACCP), never received (NOTSENT), or UNKNOWN when it cannot be asked, in
+        which case nothing in the file may be sent again or released until it can."""
+        try:
+            answer = await ASK_RAIL_OUTCOME.run(OutcomeInput("ach", "", file_id))
+        except ActivityError as err:
+            workflow.logger.warning("file %s: the bank could not be asked: %s", file_id, err.cause)
+            return RailStatus.UNKNOWN
+        if answer.record == BankRecord.RECEIVED:
+            return RailStatus.ACCEPTED
+        return RailStatus.NOT_SENT
 
     @workflow.update
     def add_entry(self, entry: AchEntryInput) -> AchEntryResult:

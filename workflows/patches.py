@@ -100,6 +100,37 @@ SEPA_RETURNS = Patch(
         "marker (settled before 2026-11-29 12:12 UTC); delete a retention period after that"
     ),
 )
+ASK_BANK_BEFORE_RESEND = Patch(
+    id="ask-bank-before-resend",
+    workflow="Payment",
+    added=date(2026, 12, 7),
+    why=(
+        "a submission whose answer was lost is never taken as not sent: the bank is asked "
+        "before a resend, a cancel or a failure (action_reason outcome_unknown); rail events "
+        "must name what this payment submitted; a return waits for settlement; a ledger that "
+        "refuses the post after the bank paid waits for ops (ledger_out_of_sync); no cancel "
+        "during a sanctions review"
+    ),
+    retire_when=(
+        "decided once per payment (the first time it is asked), so every payment started "
+        "after the deploy has it: deprecate once no open payment lacks the marker (started "
+        "before 2026-12-07 12:30 UTC); delete a retention period after that"
+    ),
+)
+ASK_BANK_FOR_FILE = Patch(
+    id="ask-bank-for-file",
+    workflow="AchBatch",
+    added=date(2026, 12, 7),
+    why=(
+        "a file whose submission got no answer past the budget was declared NOTSENT without "
+        "asking the bank, and its entries were put in a second file: now the bank is asked "
+        "(its file status) and an unanswered question is UNKNOWN, never NOTSENT"
+    ),
+    retire_when=(
+        "deprecate once no ACH batch workflow lacking the marker is open (a batch lives one "
+        "window: a day after the deploy); delete with the next history generation"
+    ),
+)
 
 ALL: tuple[Patch, ...] = (
     RECHECK_KYC_AFTER_REVIEW,
@@ -107,6 +138,8 @@ ALL: tuple[Patch, ...] = (
     LIMITS_AND_BLOCKING,
     LOCAL_STEPS,
     SEPA_RETURNS,
+    ASK_BANK_BEFORE_RESEND,
+    ASK_BANK_FOR_FILE,
 )
 
 

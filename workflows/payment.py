@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         LedgerInput,
         LimitsInput,
         OpsDecision,
+        OutcomeInput,
         PaymentInput,
         PaymentView,
         PollInput,
@@ -43,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models.vocabulary import (
         CANCELABLE_STATUSES,
         FINAL_RAIL_STATUSES,
+        ActionReason,
+        BankRecord,
         FailureCode,
         PaymentStatus,
         RailStatus,
@@ -50,18 +53,24 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.patches import (
         ADOPT_STATUS_BEFORE_PERSISTING,
+        ASK_BANK_BEFORE_RESEND,
         LIMITS_AND_BLOCKING,
         LOCAL_STEPS,
         SEPA_RETURNS,
         is_patched,
     )
-    from workflows.payment_legacy import run_review_before_hold
+    from workflows.payment_legacy import run_review_before_hold, submit_without_asking
     from workflows.steps import Step
 
 # activities/rails.py and api/routers/rails.py import it from here
 RETURNED = RailStatus.RETURNED
 InputT = TypeVar("InputT")
 ResultT = TypeVar("ResultT")
+# rail events that came before the payment knew its message id, kept to match it later; a
+# bound, since anyone who can signal could send any number
+MAX_EARLY_RAIL_EVENTS = 20
+# while the bank's answer is unknown the workflow asks again by itself, backing off to this
+MAX_ASK_INTERVAL = timedelta(hours=1)
 # The transitions a person's decision can cause: the decision is audited with the first of
 # them (a decision that causes none, e.g. a cancel overtaken by a failure, changed nothing).
 DECISION_CAUSES = {
@@ -93,6 +102,13 @@ class PaymentWorkflow:
         self._file_status: str | None = None
         self._reference = ""
         self._local_steps = False
+        self._asks_bank_marker: bool | None = None
+        self._action_reason: ActionReason | None = None
+        # a retry or an accepted cancel that the workflow has not acted on yet
+        self._ops_asked = False
+        self._early_events: list[RailEvent] = []
+        self._parked_return: RailEvent | None = None
+        self._submission: SubmitInput | None = None
 
     # --- run ---------------------------------------------------------------------------
 
@@ -136,7 +152,7 @@ class PaymentWorkflow:
             ),
             local=self._local_checks,
         )
-        if self._cancel is not None:
+        if self._cancel is not None and not (self._hits and self._asks_bank):
             return await self._finish_canceled(held=False)
         if not await self._hold():
             return await self._finish_insufficient_funds()
@@ -162,14 +178,17 @@ class PaymentWorkflow:
     async def _send(self, kyc: KycCheckResult) -> PaymentView:
         """Submit the held payment, then post or void on the rail's answer."""
         ledger = self._ledger_input()
-        submitted = await self._submit(kyc.debtor_name)
+        if self._asks_bank:
+            submitted = await self._submit(kyc.debtor_name)
+        else:
+            submitted = await submit_without_asking(self, kyc.debtor_name)
         if not submitted:
             return await self._finish_canceled(held=True)
         await self._transition(PaymentStatus.SUBMITTED)
 
         event = await self._await_rail_outcome()
         if event.status == RailStatus.SETTLED or self._return_event is not None:
-            await self._run(steps.POST_HOLD, ledger)
+            await self._post_hold(ledger)
             payment = self._payment
             if payment.rail == "ach":
                 return await self._settled_then_maybe_returned(payment.return_window_seconds)
@@ -205,6 +224,7 @@ class PaymentWorkflow:
             )
             if polled.event is not None and polled.event.status == RailStatus.RETURNED:
                 self._return_event = polled.event
+                self._parked_return = None
         if self._return_event is None:
             return self.status()
         code = self._return_event.reason_code
@@ -228,7 +248,10 @@ class PaymentWorkflow:
         await self._transition(PaymentStatus.IN_REVIEW, reasons=limit_reasons)
 
         def decided() -> bool:
-            return self._review is not None or self._cancel is not None
+            # a sanctions hit is decided by the review alone: a cancel would release money
+            # the rules say must be blocked
+            cancels = self._cancel is not None and not (self._hits and self._asks_bank)
+            return self._review is not None or cancels
 
         try:
             await workflow.wait_condition(
@@ -277,10 +300,9 @@ class PaymentWorkflow:
         await self._transition(PaymentStatus.PROCESSING)
         return None
 
-    async def _submit(self, debtor_name: str) -> bool:
-        """Submit to the rail; after the retry budget, wait for ops. False if canceled."""
+    def _submit_request(self, debtor_name: str) -> SubmitInput:
         payment = self._payment
-        request = SubmitInput(
+        return SubmitInput(
             payment.payment_id,
             payment.amount,
             payment.currency,
@@ -290,44 +312,146 @@ class PaymentWorkflow:
             payment.remittance_info,
             created_at=workflow.info().start_time.isoformat(),
         )
-        budget = RetryPolicy(
+
+    def _submit_budget(self) -> RetryPolicy:
+        return RetryPolicy(
             initial_interval=timedelta(seconds=1),
             maximum_interval=timedelta(seconds=30),
-            maximum_attempts=max(1, payment.submit_max_attempts),
+            maximum_attempts=max(1, self._payment.submit_max_attempts),
             non_retryable_error_types=["message_refused"],
         )
-        while True:
-            try:
-                result = await self._run(steps.SUBMIT_TO_RAIL, request, retry=budget)
-                self._message_id = result.message_id
-                self._reference = result.reference
-                if payment.rail != "ach" or await self._ach_file_reached_bank():
-                    return True
-                # the window's file never got to the bank: the next try joins a later file
-                request.not_in_file = result.message_id
-                self._message_id = None
-                self._file_status = None
-            except ActivityError as err:
-                workflow.logger.warning("rail submission failed: %s", err.cause)
-            # reset before announcing action_required: a retry sent as soon as ops see it
-            # must not be forgotten
-            self._retry_requested = False
-            await self._transition(PaymentStatus.ACTION_REQUIRED)
-            await workflow.wait_condition(lambda: self._retry_requested or self._cancel is not None)
-            if self._cancel is not None:
-                return False
-            await self._transition(PaymentStatus.PROCESSING)
 
-    async def _ach_file_reached_bank(self) -> bool:
-        """Wait for the batch workflow's word on the window's file (ACCP, RJCT or NOTSENT)."""
+    async def _submit(self, debtor_name: str) -> bool:
+        """Hand the payment to the bank exactly once; False if it was canceled instead.
+
+        A submission whose answer was lost is never taken as not sent: the bank is asked.
+        While it cannot be asked, the payment waits in `action_required` (outcome_unknown)
+        with the hold in place, asking again by itself and whenever ops retry or cancel.
+        Only a bank that confirms it has no record lets a resend or a cancel through.
+        """
+        self._submission = self._submit_request(debtor_name)
+        record = await self._submit_once()
+        asked = 0
+        while record != BankRecord.RECEIVED:
+            if record == BankRecord.NO_RECORD:
+                if self._cancel is None:
+                    await self._await_ops(ActionReason.SUBMISSION_FAILED)
+                if self._cancel is not None:
+                    return False
+                await self._transition(PaymentStatus.PROCESSING)
+                record = await self._submit_once()
+                continue
+            await self._await_ops(ActionReason.OUTCOME_UNKNOWN, ask_after=self._ask_interval(asked))
+            asked += 1
+            record = await self._ask_bank()
+        return True
+
+    async def _submit_once(self) -> BankRecord:
+        """One submission with its retry budget: what the bank has of it afterwards."""
+        assert self._submission is not None
+        try:
+            result = await self._run(
+                steps.SUBMIT_TO_RAIL, self._submission, retry=self._submit_budget()
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "message_refused":
+                return BankRecord.NO_RECORD  # the bank said no: nothing of it can be paid
+            workflow.logger.warning("rail submission unanswered, asking the bank: %s", cause)
+            return await self._ask_bank()
+        self._submitted_as(result.message_id, result.reference)
+        if self._payment.rail != "ach":
+            return BankRecord.RECEIVED
+        return await self._ach_file_fate()
+
+    async def _ach_file_fate(self) -> BankRecord:
+        """Wait for the batch workflow's word on the window's file: at the bank (ACCP, or a
+        refusal, RJCT, which the rail outcome then reports), confirmed never received
+        (NOTSENT) or unknown (the bank could not be asked)."""
         await workflow.wait_condition(
             lambda: (
                 self._file_status is not None
                 or self._rail_event is not None
                 or self._return_event is not None
+                or self._parked_return is not None
             )
         )
-        return self._file_status != RailStatus.NOT_SENT
+        if self._file_status == RailStatus.NOT_SENT:
+            self._resubmit_outside(self._message_id)
+            return BankRecord.NO_RECORD
+        if self._file_status == RailStatus.UNKNOWN:
+            self._file_status = None
+            return BankRecord.UNKNOWN
+        return BankRecord.RECEIVED
+
+    async def _ask_bank(self) -> BankRecord:
+        """Ask the bank what it has of this payment (SEPA pacs.028, ACH the file's status);
+        UNKNOWN when it cannot be asked either."""
+        payment = self._payment
+        try:
+            answer = await self._run(
+                steps.ASK_RAIL_OUTCOME, OutcomeInput(payment.rail, payment.payment_id)
+            )
+        except ActivityError as err:
+            workflow.logger.warning("the bank could not be asked: %s", err.cause)
+            return BankRecord.UNKNOWN
+        if answer.record != BankRecord.RECEIVED:
+            self._resubmit_outside(answer.message_id)
+            return BankRecord.NO_RECORD
+        self._submitted_as(answer.message_id, answer.reference)
+        if answer.event is not None:
+            self._receive_rail_event(answer.event, from_bank_record=True)
+        return BankRecord.RECEIVED
+
+    def _submitted_as(self, message_id: str, reference: str) -> None:
+        """The bank has (or is about to get) the payment as `message_id`; events that came
+        before the workflow knew it are matched now."""
+        self._message_id = message_id
+        self._reference = reference
+        early, self._early_events = self._early_events, []
+        for event in early:
+            self._receive_rail_event(event)
+
+    def _resubmit_outside(self, file_id: str | None) -> None:
+        """ACH: the next try joins a later file, with a new trace number."""
+        if self._submission is not None and self._payment.rail == "ach" and file_id:
+            self._submission.not_in_file = file_id
+        self._message_id = None
+        self._reference = ""
+        self._file_status = None
+
+    def _ask_interval(self, asked: int) -> timedelta:
+        seconds = max(1.0, self._payment.rail_poll_interval_seconds) * 2 ** min(asked, 12)
+        return min(timedelta(seconds=seconds), MAX_ASK_INTERVAL)
+
+    async def _await_ops(self, reason: ActionReason, *, ask_after: timedelta | None = None) -> None:
+        """Wait in `action_required` (for `reason`) until ops retry or cancel, or until it
+        is time to ask the bank again (`ask_after`)."""
+        if self._status != PaymentStatus.ACTION_REQUIRED or self._action_reason != reason:
+            # reset before announcing: a request sent as soon as ops see it is not forgotten
+            self._ops_asked = False
+            self._retry_requested = False
+            await self._transition(PaymentStatus.ACTION_REQUIRED, action_reason=reason)
+        try:
+            await workflow.wait_condition(lambda: self._ops_asked, timeout=ask_after)
+        except TimeoutError:
+            return
+        self._ops_asked = False
+
+    async def _post_hold(self, ledger: LedgerInput) -> None:
+        """Post the held amount once the bank paid. A ledger that refuses (its rows lost in a
+        failover, say) never fails the payment: it waits for ops as ledger_out_of_sync."""
+        if not self._asks_bank:
+            await self._run(steps.POST_HOLD, ledger)
+            return
+        while True:
+            try:
+                await self._run(steps.POST_HOLD, ledger)
+                return
+            except ActivityError as err:
+                workflow.logger.error("the bank paid but the ledger refused to post: %s", err.cause)
+            await self._await_ops(ActionReason.LEDGER_OUT_OF_SYNC)
+            await self._transition(PaymentStatus.SUBMITTED)
 
     async def _await_rail_outcome(self) -> RailEvent:
         payment = self._payment
@@ -345,7 +469,10 @@ class PaymentWorkflow:
                     PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
                 )
                 if polled.event is not None:
-                    self._adopt_rail_event(polled.event)
+                    if self._asks_bank:
+                        self._receive_rail_event(polled.event, from_bank_record=True)
+                    else:
+                        self._adopt_rail_event(polled.event)
         return self._rail_event or RailEvent(self._message_id, RailStatus.SETTLED)
 
     async def _check_kyc(self) -> KycCheckResult:
@@ -400,7 +527,13 @@ class PaymentWorkflow:
         own_queue = None if self._payment.split_activity_queues else workflow.info().task_queue
         return await step.run(arg, task_queue=own_queue, retry=retry)
 
-    async def _transition(self, status: PaymentStatus, *, reasons: list[str] | None = None) -> None:
+    async def _transition(
+        self,
+        status: PaymentStatus,
+        *,
+        reasons: list[str] | None = None,
+        action_reason: ActionReason | None = None,
+    ) -> None:
         """Adopt a status change, persist it for the API, then publish the search attribute.
 
         The workflow adopts the status before the database shows it, so anything a client
@@ -425,13 +558,20 @@ class PaymentWorkflow:
                 screening_hits=self._hits if status == PaymentStatus.IN_REVIEW else None,
                 reasons=reasons or None,
                 decision=self._decision_causing(status),
+                action_reason=action_reason,
             ),
             local=True,
         )
         if not adopt_first:
             self._history.append(change)
             self._status = status
-        workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status.value)])
+        updates = [sa.PAYMENT_STATUS.value_set(status.value)]
+        if action_reason is not None:
+            updates.append(sa.ACTION_REASON.value_set(action_reason.value))
+        elif self._action_reason is not None:
+            updates.append(sa.ACTION_REASON.value_unset())
+        self._action_reason = action_reason
+        workflow.upsert_search_attributes(updates)
 
     def _decision_causing(self, status: PaymentStatus) -> OpsDecision | None:
         """The pending decision this transition is the effect of (taken: audited once)."""
@@ -451,6 +591,7 @@ class PaymentWorkflow:
             self._failure,
             list(self._hits),
             list(self._history),
+            self._action_reason.value if self._action_reason else None,
         )
 
     @workflow.update
@@ -476,27 +617,82 @@ class PaymentWorkflow:
                 "the initiator of a payment cannot review it", type="four_eyes_violation"
             )
 
+    @property
+    def _asks_bank(self) -> bool:
+        """ASK_BANK_BEFORE_RESEND, decided the first time it is asked (a signal may ask
+        before `run` does) and kept for the payment's life."""
+        if self._asks_bank_marker is None:
+            self._asks_bank_marker = is_patched(ASK_BANK_BEFORE_RESEND)
+        return self._asks_bank_marker
+
     @workflow.signal
     def rail_event(self, event: RailEvent) -> None:
         """Status from the rail's callback; duplicates, stale and out-of-order events are
-        harmless (the first final status wins; ACCP carries no decision)."""
+        harmless (the first final status wins; ACCP carries no decision). An event that does
+        not name what this payment submitted is ignored."""
+        if self._asks_bank:
+            self._receive_rail_event(event)
+            return
         if self._message_id is not None and event.message_id != self._message_id:
             return
         self._adopt_rail_event(event)
 
+    def _receive_rail_event(self, event: RailEvent, *, from_bank_record: bool = False) -> None:
+        """Adopt an event that names this payment's submission (message or file, and entry);
+        keep one that came before the workflow knew its submission; ignore the others."""
+        if self._message_id is None:
+            if len(self._early_events) < MAX_EARLY_RAIL_EVENTS:
+                self._early_events.append(event)
+            else:
+                self._ignore(event, "too_many_early_events")
+            return
+        if event.message_id != self._message_id:
+            self._ignore(event, "other_message")
+            return
+        if event.reference and self._reference and event.reference != self._reference:
+            self._ignore(event, "other_entry")
+            return
+        if event.status == RailStatus.RETURNED and from_bank_record:
+            # the bank's own record of a returned payment: it settled first
+            self._adopt_rail_event(RailEvent(event.message_id, RailStatus.SETTLED))
+        self._adopt_rail_event(event)
+
+    def _ignore(self, event: RailEvent, why: str) -> None:
+        workflow.logger.warning(
+            "rail event ignored (%s): %s %s for %s",
+            why,
+            event.status,
+            event.message_id,
+            self._message_id,
+        )
+        workflow.metric_meter().create_counter(
+            "payments_rail_events_ignored", "rail events that named no submission of theirs"
+        ).add(1, {"reason": why})
+
     def _adopt_rail_event(self, event: RailEvent) -> None:
-        if event.status in (RailStatus.ACCEPTED, RailStatus.NOT_SENT):
+        if event.status in (RailStatus.ACCEPTED, RailStatus.NOT_SENT, RailStatus.UNKNOWN):
             self._file_status = self._file_status or event.status
         elif event.status == RailStatus.RETURNED:
+            if self._asks_bank and not self._settled_at_bank():
+                # a return is adopted only after settlement: kept until the bank settles
+                self._parked_return = self._parked_return or event
+                return
             self._return_event = self._return_event or event
         elif event.status in FINAL_RAIL_STATUSES and self._rail_event is None:
             self._rail_event = event
+            if event.status == RailStatus.SETTLED and self._parked_return is not None:
+                self._return_event, self._parked_return = self._parked_return, None
+
+    def _settled_at_bank(self) -> bool:
+        return self._rail_event is not None and self._rail_event.status == RailStatus.SETTLED
 
     @workflow.signal
     def retry(self, request: RetryInput | None = None) -> None:
-        """Ops: try the rail again after `action_required` (the input names who asked)."""
+        """Ops: after `action_required`, ask the bank again and send again only if it has no
+        record (the input names who asked)."""
         self._retry_requested = True
         if self._status == PaymentStatus.ACTION_REQUIRED:
+            self._ops_asked = True
             request = request or RetryInput()
             self._decisions["retry"] = OpsDecision(
                 request.requested_by, "payment.retry", {"note": request.note}
@@ -504,9 +700,23 @@ class PaymentWorkflow:
 
     @workflow.signal
     def cancel(self, request: CancelInput) -> None:
-        """Cancel before submission; ignored once the rail has the payment."""
-        if self._status in CANCELABLE_STATUSES and self._message_id is None:
-            self._cancel = request
-            self._decisions["cancel"] = OpsDecision(
-                request.requested_by, "payment.cancel", {"reason": request.reason}
-            )
+        """Cancel while no money can leave; see `_cancel_allowed`. Otherwise ignored."""
+        if not self._cancel_allowed():
+            return
+        self._cancel = request
+        self._ops_asked = self._asks_bank
+        self._decisions["cancel"] = OpsDecision(
+            request.requested_by, "payment.cancel", {"reason": request.reason}
+        )
+
+    def _cancel_allowed(self) -> bool:
+        """Before submission; in `action_required` only until the bank is found to have the
+        payment (the workflow asks it first); never during a sanctions review (the review
+        decides) nor once the bank paid (ledger_out_of_sync)."""
+        if not self._asks_bank:
+            return self._status in CANCELABLE_STATUSES and self._message_id is None
+        if (self._hits and self._review is None) or self._status not in CANCELABLE_STATUSES:
+            return False
+        if self._status == PaymentStatus.ACTION_REQUIRED:
+            return self._action_reason != ActionReason.LEDGER_OUT_OF_SYNC
+        return self._message_id is None

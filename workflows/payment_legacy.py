@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.payment import (
@@ -19,9 +20,9 @@ with workflow.unsafe.imports_passed_through():
         PaymentView,
         ScreeningResult,
     )
-    from workflows.models.vocabulary import FailureCode, PaymentStatus, ReviewDecision
+    from workflows.models.vocabulary import FailureCode, PaymentStatus, RailStatus, ReviewDecision
     from workflows.patches import RECHECK_KYC_AFTER_REVIEW, is_patched
-    from workflows.steps import CHECK_DEBTOR_KYC
+    from workflows.steps import CHECK_DEBTOR_KYC, SUBMIT_TO_RAIL
 
 if TYPE_CHECKING:
     from workflows.payment import PaymentWorkflow
@@ -72,3 +73,45 @@ async def _review_hits_unheld(payment: PaymentWorkflow) -> PaymentView | None:
             )
     await payment._transition(PaymentStatus.PROCESSING)
     return None
+
+
+async def submit_without_asking(payment: PaymentWorkflow, debtor_name: str) -> bool:
+    """Submission before ASK_BANK_BEFORE_RESEND: past the retry budget the payment waits for
+    ops without asking the bank, and a retry sends again. False if canceled."""
+    request = payment._submit_request(debtor_name)
+    budget = payment._submit_budget()
+    while True:
+        try:
+            result = await payment._run(SUBMIT_TO_RAIL, request, retry=budget)
+            payment._message_id = result.message_id
+            payment._reference = result.reference
+            if payment._payment.rail != "ach" or await _ach_file_reached_bank(payment):
+                return True
+            # the window's file never got to the bank: the next try joins a later file
+            request.not_in_file = result.message_id
+            payment._message_id = None
+            payment._file_status = None
+        except ActivityError as err:
+            workflow.logger.warning("rail submission failed: %s", err.cause)
+        # reset before announcing action_required: a retry sent as soon as ops see it
+        # must not be forgotten
+        payment._retry_requested = False
+        await payment._transition(PaymentStatus.ACTION_REQUIRED)
+        await workflow.wait_condition(
+            lambda: payment._retry_requested or payment._cancel is not None
+        )
+        if payment._cancel is not None:
+            return False
+        await payment._transition(PaymentStatus.PROCESSING)
+
+
+async def _ach_file_reached_bank(payment: PaymentWorkflow) -> bool:
+    """Wait for the batch workflow's word on the window's file (ACCP, RJCT or NOTSENT)."""
+    await workflow.wait_condition(
+        lambda: (
+            payment._file_status is not None
+            or payment._rail_event is not None
+            or payment._return_event is not None
+        )
+    )
+    return payment._file_status != RailStatus.NOT_SENT

@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         LedgerResult,
         LimitsInput,
         LimitsResult,
+        OutcomeAnswer,
+        OutcomeInput,
         PollInput,
         PollResult,
         RecordStatusInput,
@@ -191,6 +193,20 @@ SUBMIT_TO_RAIL = Step(
 )
 POLL_RAIL_STATUS = Step(
     "poll_rail_status", PollInput, PollResult, "rails", PAYMENT_STEP_TIMEOUT, RETRY_TRANSIENT
+)
+# a submission whose answer was lost: ask the bank (SEPA pacs.028, ACH file status). A few
+# quick attempts; past them the answer is unknown and the workflow asks again later
+ASK_RAIL_OUTCOME = Step(
+    "ask_rail_outcome",
+    OutcomeInput,
+    OutcomeAnswer,
+    "rails",
+    PAYMENT_STEP_TIMEOUT,
+    RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=5),
+        maximum_attempts=3,
+    ),
 )
 RECORD_PAYMENT_STATUS = Step(
     "record_payment_status",
@@ -339,6 +355,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     REVERSE_PAYMENT,
     SUBMIT_TO_RAIL,
     POLL_RAIL_STATUS,
+    ASK_RAIL_OUTCOME,
     RECORD_PAYMENT_STATUS,
     RECORD_REVIEW_ESCALATION,
     SUBMIT_ACH_FILE,

@@ -31,6 +31,7 @@ from api.problems import (
     INVALID_CURSOR,
     INVALID_IBAN,
     INVALID_ROUTING_NUMBER,
+    PAYMENT_IN_SANCTIONS_REVIEW,
     PAYMENT_NOT_CANCELABLE,
     PAYMENT_NOT_FOUND,
     PAYMENT_NOT_IN_REVIEW,
@@ -198,6 +199,7 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         metadata=row.metadata,
         failure=failure,
         screening_hits=row.screening_hits,
+        action_reason=row.action_reason,
         status_history=history,
         created_at=row.created_at,
     )
@@ -392,7 +394,13 @@ async def review_payment(
     "/{payment_id}/cancel",
     status_code=202,
     response_model=PaymentOut,
-    responses=problems(AUTHENTICATED, WITH_BODY, PAYMENT_NOT_FOUND, PAYMENT_NOT_CANCELABLE),
+    responses=problems(
+        AUTHENTICATED,
+        WITH_BODY,
+        PAYMENT_NOT_FOUND,
+        PAYMENT_NOT_CANCELABLE,
+        PAYMENT_IN_SANCTIONS_REVIEW,
+    ),
 )
 async def cancel_payment(
     payment_id: PaymentIdPath,
@@ -401,7 +409,9 @@ async def cancel_payment(
     engine: Engine,
     temporal: Temporal,
 ) -> PaymentOut:
-    """Cancel a payment that has not reached the rail (processing, in_review, action_required)."""
+    """Cancel a payment no money can leave yet: before submission, or in action_required once
+    the bank confirms it has no record (the workflow asks it first). Not during a sanctions
+    review (the review decides) nor once the bank paid."""
     payment = await load_payment(engine, principal.tenant_id, payment_id)
     await payments_service.cancel_payment(
         engine,

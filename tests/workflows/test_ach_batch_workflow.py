@@ -30,6 +30,8 @@ from workflows.models import (
     AchEntryInput,
     AchFileInput,
     AchFileResult,
+    OutcomeAnswer,
+    OutcomeInput,
     RailEvent,
 )
 from workflows.queues import ROLES, queue_for
@@ -63,7 +65,13 @@ class FakeBank:
     """The file submission: accepts, refuses, or records what it was sent."""
 
     refuse: bool = False
+    # the answer never comes back (timeout past the budget): the bank may have the file
+    unanswered: bool = False
+    # asked afterwards, the bank has the file (received), has none (no_record), or cannot
+    # be asked (None)
+    bank_record: str | None = "no_record"
     files: list[AchFileInput] = field(default_factory=list)
+    asked: list[OutcomeInput] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
         @implements(steps.SUBMIT_ACH_FILE)
@@ -71,9 +79,19 @@ class FakeBank:
             self.files.append(request)
             if self.refuse:
                 raise ApplicationError("bad batch header", type="file_refused", non_retryable=True)
+            if self.unanswered:
+                # non-retryable so that the test does not wait out the budget's backoff
+                raise ApplicationError("read timeout", type="ReadTimeout", non_retryable=True)
             return AchFileResult(request.batch.file_id)
 
-        return [submit]
+        @implements(steps.ASK_RAIL_OUTCOME)
+        async def ask(request: OutcomeInput) -> OutcomeAnswer:
+            self.asked.append(request)
+            if self.bank_record is None:
+                raise ApplicationError("bank unreachable", non_retryable=True)
+            return OutcomeAnswer(self.bank_record, request.message_id)
+
+        return [submit, ask]
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +177,26 @@ async def test_an_empty_window_sends_no_file(env: WorkflowEnvironment) -> None:
         result = await (await open_window(env)).result()
     assert result.status == "EMPTY"
     assert bank.files == []
+
+
+@pytest.mark.parametrize(
+    ("bank_record", "told"),
+    [("received", "ACCP"), ("no_record", "NOTSENT"), (None, "UNKNOWN")],
+)
+async def test_an_unanswered_file_is_asked_about_never_assumed_unsent(
+    env: WorkflowEnvironment, bank_record: str | None, told: str
+) -> None:
+    """Issue #15: the bank may have stored a file whose answer was lost. The batch asks the
+    bank for the file: at the bank → ACCP (the entries wait for settlement); confirmed
+    absent → NOTSENT (they may join a later file); no answer → UNKNOWN (nothing is resent
+    or released). Before the change every such file was NOTSENT."""
+    bank = FakeBank(unanswered=True, bank_record=bank_record)
+    async with worker_for(env, bank):
+        batch = await open_window(env)
+        payment = await payment_joins(env, batch, "021000020000001")
+        result = await batch.result()
+        assert await payment.result() == [told]
+    assert result.status == told
+    assert [(asked.rail, asked.payment_id, asked.message_id) for asked in bank.asked] == [
+        ("ach", "", result.file_id)
+    ]

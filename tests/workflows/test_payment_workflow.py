@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -33,6 +33,8 @@ from workflows.models import (
     LedgerResult,
     LimitsInput,
     LimitsResult,
+    OutcomeAnswer,
+    OutcomeInput,
     PaymentInput,
     PaymentView,
     PollInput,
@@ -67,6 +69,11 @@ class FakeBank:
     hold_result: str = "ok"
     submit_failures: int = 0
     poll_event: RailEvent | None = None
+    # what the bank says it has of a submission whose answer was lost (received | no_record),
+    # and how many times asking it fails first
+    bank_record: str = "no_record"
+    ask_failures: int = 0
+    post_failures: int = 0
     limits_exceeded: list[str] = field(default_factory=list)
     escalations: list[float] = field(default_factory=list)
     submitted: list[SubmitInput] = field(default_factory=list)
@@ -93,6 +100,9 @@ class FakeBank:
         @implements(steps.POST_HOLD)
         async def post(req: LedgerInput) -> LedgerResult:
             self.calls.append("post")
+            if self.post_failures > 0:
+                self.post_failures -= 1
+                raise ApplicationError("hold not found", type="ledger_refused", non_retryable=True)
             return LedgerResult(f"{req.payment_id}:post", "ok")
 
         @implements(steps.VOID_HOLD)
@@ -110,9 +120,22 @@ class FakeBank:
             return SubmitResult(req.payment_id)
 
         @implements(steps.POLL_RAIL_STATUS)
-        async def poll(_: PollInput) -> PollResult:
+        async def poll(req: PollInput) -> PollResult:
             self.calls.append("poll")
-            return PollResult(self.poll_event)
+            # the rail answers about the message it was asked about (as the adapters do)
+            event = self.poll_event and replace(self.poll_event, message_id=req.message_id)
+            return PollResult(event)
+
+        @implements(steps.ASK_RAIL_OUTCOME)
+        async def ask(req: OutcomeInput) -> OutcomeAnswer:
+            self.calls.append("ask")
+            if self.ask_failures > 0:
+                self.ask_failures -= 1
+                raise ApplicationError("bank unreachable", non_retryable=True)
+            if self.bank_record == "received":
+                event = self.poll_event and replace(self.poll_event, message_id=req.payment_id)
+                return OutcomeAnswer("received", req.payment_id, event=event)
+            return OutcomeAnswer("no_record", req.payment_id)
 
         @implements(steps.RECORD_PAYMENT_STATUS)
         async def record(change: RecordStatusInput) -> None:
@@ -145,6 +168,7 @@ class FakeBank:
             void,
             submit,
             poll,
+            ask,
             record,
             limits,
             block,
@@ -347,12 +371,17 @@ async def test_unreachable_rail_waits_for_ops_retry(env: WorkflowEnvironment) ->
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker)
         await wait_status(handle, "action_required")
+        # the bank, asked, has no record: a retry may send again
+        waiting = await handle.query(PaymentWorkflow.status)
+        assert waiting.action_reason == "submission_failed"
         await handle.signal(PaymentWorkflow.retry)
         await wait_status(handle, "submitted")
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
         view = await handle.result()
     assert view.status == "settled"
-    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "submit", "submit", "post"]
+    assert bank.calls == [
+        *("kyc", "screen", "limits", "hold", "submit", "submit", "ask", "submit", "post")
+    ]
     assert bank.statuses == ["action_required", "processing", "submitted", "settled"]
 
 
@@ -595,3 +624,137 @@ async def test_split_queues_keep_checks_on_the_compliance_queue(env: WorkflowEnv
         ("post_hold", False, f"{QUEUE}-ledger"),
         ("record_payment_status", True, ""),
     ]
+
+
+# --- issue #15: the outcome unknown, cancels, rail events that must match, ledger refusals --
+
+
+async def test_a_lost_answer_is_asked_about_and_a_stored_payment_is_never_resent(
+    env: WorkflowEnvironment,
+) -> None:
+    """Every submission timed out, but the bank had stored it: the payment asks and goes on
+    as submitted, without ops and without a second submission."""
+    bank = FakeBank(submit_failures=2, bank_record="received")
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+    assert bank.calls.count("submit") == 2
+    assert bank.calls[-2:] == ["ask", "post"]
+    assert "action_required" not in bank.statuses
+
+
+async def test_an_unknown_outcome_keeps_the_hold_until_the_bank_answers(
+    env: WorkflowEnvironment,
+) -> None:
+    """Neither the submission nor the question got an answer: action_required
+    (outcome_unknown), the hold stays; a retry asks again (not a resend); the bank has it."""
+    bank = FakeBank(submit_failures=2, ask_failures=1, bank_record="received")
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "action_required")
+        waiting = await handle.query(PaymentWorkflow.status)
+        assert waiting.action_reason == "outcome_unknown"
+        await handle.signal(PaymentWorkflow.retry)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+    assert bank.calls.count("submit") == 2  # never sent again
+    assert "void" not in bank.calls
+    assert bank.statuses == ["action_required", "submitted", "settled"]
+
+
+async def test_a_cancel_while_the_outcome_is_unknown_waits_for_the_bank(
+    env: WorkflowEnvironment,
+) -> None:
+    """A cancel in outcome_unknown does not void the hold: the workflow asks the bank; the
+    bank has the payment, so it is not canceled and settles."""
+    bank = FakeBank(submit_failures=2, ask_failures=1, bank_record="received")
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "action_required")
+        await handle.signal(PaymentWorkflow.cancel, CancelInput("ops-bob", "customer asked"))
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "settled"
+    assert "void" not in bank.calls
+
+
+async def test_a_cancel_goes_through_once_the_bank_has_no_record(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(submit_failures=2, ask_failures=1, bank_record="no_record")
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "action_required")
+        await handle.signal(PaymentWorkflow.cancel, CancelInput("ops-bob", "customer asked"))
+        view = await handle.result()
+    assert view.status == "canceled"
+    assert bank.calls[-2:] == ["ask", "void"]
+    assert bank.calls.count("submit") == 2
+
+
+async def test_an_unknown_outcome_is_asked_again_without_ops(env: WorkflowEnvironment) -> None:
+    """While the outcome is unknown the workflow asks the bank again by itself (backing off
+    from the poll interval); once the bank answers that it has the payment, it goes on."""
+    settled = RailEvent("", "ACSC")
+    bank = FakeBank(submit_failures=2, ask_failures=2, bank_record="received", poll_event=settled)
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        view = await handle.result()  # time skips over the waits
+    assert view.status == "settled"
+    assert bank.calls.count("ask") == 3
+    assert bank.calls.count("submit") == 2
+
+
+async def test_no_cancel_during_a_sanctions_review(env: WorkflowEnvironment) -> None:
+    """The initiator's cancel of a payment held for a screening hit is ignored: the review
+    decides, and a rejection blocks the money (OFAC) instead of releasing it."""
+    bank = FakeBank(hits=[HIT])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "in_review")
+        await handle.signal(PaymentWorkflow.cancel, CancelInput("alice", "never mind"))
+        await handle.execute_update(PaymentWorkflow.review, ReviewInput("reject", "carol", ""))
+        view = await handle.result()
+    assert view.status == "rejected"
+    assert view.failure is not None and view.failure.code == "sanctions_rejected"
+    assert "block" in bank.calls and "void" not in bank.calls
+
+
+async def test_rail_events_must_name_the_payments_own_message(env: WorkflowEnvironment) -> None:
+    """A settlement naming another message is ignored; a return before settlement waits for
+    it (and a rejection after it changes nothing)."""
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, sepa_return_window_seconds=3600)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent("someone-else", "ACSC"))
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "AC04"))
+        await asyncio.sleep(0.3)
+        assert (await handle.query(PaymentWorkflow.status)).status == "submitted"
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        view = await handle.result()
+    assert view.status == "returned"
+    assert bank.calls[-2:] == ["post", "reverse"]
+
+
+async def test_a_ledger_refusal_after_the_bank_paid_waits_for_ops(env: WorkflowEnvironment) -> None:
+    """The bank settled but the ledger refused the post: never a failed workflow; the payment
+    waits in action_required (ledger_out_of_sync), refuses a cancel, and a retry posts."""
+    bank = FakeBank(post_failures=1)
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "submitted")
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "action_required")
+        waiting = await handle.query(PaymentWorkflow.status)
+        assert waiting.action_reason == "ledger_out_of_sync"
+        await handle.signal(PaymentWorkflow.cancel, CancelInput("ops-bob", "no"))  # ignored
+        await handle.signal(PaymentWorkflow.retry)
+        view = await handle.result()
+    assert view.status == "settled"
+    assert bank.calls.count("post") == 2 and "void" not in bank.calls
+    assert bank.statuses == ["submitted", "action_required", "submitted", "settled"]

@@ -199,6 +199,29 @@ class RailEvent:
     message_id: str
     status: str
     reason_code: str | None = None
+    # ACH: the trace number of the entry the event is about (empty: SEPA, or older senders)
+    reference: str = ""
+
+
+@dataclass
+class OutcomeInput:
+    """Ask the bank what became of a submission whose answer was lost."""
+
+    rail: Rail
+    payment_id: str
+    # SEPA: our message id; ACH: empty (the activity reads the payment's entry)
+    message_id: str = ""
+
+
+@dataclass
+class OutcomeAnswer:
+    """The bank's word on a submission: `received` (with where it stands) or `no_record`."""
+
+    record: str
+    message_id: str = ""
+    reference: str = ""
+    # the bank's current status of the payment in it, if it has decided
+    event: RailEvent | None = None
 
 
 @dataclass
@@ -243,6 +266,8 @@ class RecordStatusInput:
     # the person's decision (review, cancel, retry) that caused this transition: audited in
     # the transaction that records it
     decision: OpsDecision | None = None
+    # why the payment waits for ops (`action_required` only; vocabulary.ActionReason)
+    action_reason: str | None = None
 
 
 @dataclass
@@ -270,3 +295,5 @@ class PaymentView:
     failure: Failure | None = None
     screening_hits: list[ScreeningHit] = field(default_factory=list)
     history: list[StatusChange] = field(default_factory=list)
+    # why it waits in action_required (vocabulary.ActionReason), else None
+    action_reason: str | None = None

@@ -68,9 +68,35 @@ class RailStatus(enum.StrEnum):
     RETURNED = "RTRN"  # the receiving bank sent a settled payment back (ACH R-code, pacs.004)
     NOT_SENT = "NOTSENT"  # an ACH file the bank never received (unreachable past the budget)
     EMPTY = "EMPTY"  # an ACH window closed with no entry: no file was sent
+    # an ACH file whose submission got no answer and whose fate the bank could not be asked
+    # about: it may be at the bank, so nothing in it may be sent again or released
+    UNKNOWN = "UNKNOWN"
 
 
 FINAL_RAIL_STATUSES = frozenset({RailStatus.SETTLED, RailStatus.REJECTED})
+
+
+class ActionReason(enum.StrEnum):
+    """Why a payment waits in `action_required` (API `action_reason`, search attribute
+    `ActionReason`): what ops must know before they retry or cancel."""
+
+    # the bank's answer to a submission was lost (timeout, reset, 5xx after it may have
+    # stored it) and asking the bank gave no answer either: the money may leave, so the hold
+    # stays, nothing is sent again and a cancel waits until the bank answers
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    # the bank confirmed it has no record (or refused the message): a retry sends it again
+    SUBMISSION_FAILED = "submission_failed"
+    # the bank paid but the ledger refused to post the hold: a retry posts again; no cancel
+    LEDGER_OUT_OF_SYNC = "ledger_out_of_sync"
+
+
+class BankRecord(enum.StrEnum):
+    """What the bank says it knows of a submission, when asked (pacs.028, ACH file status)."""
+
+    RECEIVED = "received"
+    NO_RECORD = "no_record"
+    # not a bank answer: asking failed too (kept in the workflow, never on the wire)
+    UNKNOWN = "unknown"
 
 
 class LedgerOutcome(enum.StrEnum):
