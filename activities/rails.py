@@ -393,8 +393,11 @@ def _entries_named(response: httpx.Response, entries: list[AchEntryInput]) -> li
     if response.status_code != 400:
         return []
     try:
-        errors = response.json().get("errors") or []
+        body = response.json()
     except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
         return []
     in_file = sorted(entries, key=lambda entry: entry.trace_number)
     named: dict[str, RefusedEntry] = {}
