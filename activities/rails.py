@@ -32,7 +32,15 @@ from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
 from kernel.settings import Settings
 from nacha import NachaError
-from rails.ach_file import Origin, build_window_file, effective_entry_date, trace_number_for
+from rails.ach_file import (
+    REASON_FORMAT,
+    Origin,
+    build_window_file,
+    check_credit,
+    effective_entry_date,
+    refusal_reason,
+    trace_number_for,
+)
 from rails.windows import AchWindow, ach_window
 from workflows.ach_batch import AchBatchWorkflow, batch_workflow_id
 from workflows.models import (
@@ -45,6 +53,8 @@ from workflows.models import (
     PollInput,
     PollResult,
     RailEvent,
+    RailStatus,
+    RefusedEntry,
     SubmitInput,
     SubmitResult,
 )
@@ -376,37 +386,63 @@ class AchAdapter:
         )
 
     async def submit_file(self, request: AchFileInput) -> AchFileResult:
-        """Build the window's NACHA file and send it; an invalid file is final."""
+        """Build the window's NACHA file and send it, one bad entry never failing the others.
+
+        Each entry is built and validated on its own first; one that cannot go in a file is
+        left out and reported in `refused`. If the bank still refuses the file and names the
+        entries at fault, the file is sent again without them (the bank stored nothing of a
+        refused file, so the same file id is free). Deterministic: a retried activity leaves
+        out the same entries and sends the same bytes, a duplicate to the bank. A refusal
+        that names no entry is final for the whole file, as before.
+        """
         settings = self._settings
         batch = request.batch
+        origin = Origin(
+            settings.ach_odfi_routing, settings.ach_company_id, settings.ach_company_name
+        )
         created = datetime.fromisoformat(batch.file_created_at)
         effective = effective_entry_date(created)
-        try:
-            document = build_window_file(
-                Origin(
-                    settings.ach_odfi_routing, settings.ach_company_id, settings.ach_company_name
-                ),
-                created,
-                batch.file_id_modifier,
-                effective,
-                request.entries,
+        refused: list[RefusedEntry] = []
+        entries: list[AchEntryInput] = []
+        for entry in request.entries:
+            try:
+                check_credit(origin, created, batch.file_id_modifier, effective, entry)
+            except NachaError as err:
+                refused.append(RefusedEntry(entry.payment_id, refusal_reason(err), str(err)))
+                activity.logger.warning("ACH entry %s refused: %s", entry.payment_id, err)
+            else:
+                entries.append(entry)
+        while entries:
+            try:
+                document = build_window_file(
+                    origin, created, batch.file_id_modifier, effective, entries
+                )
+            except NachaError as err:  # each entry was valid alone: the file as a whole is not
+                raise ApplicationError(str(err), type="file_refused", non_retryable=True) from err
+            response = await self._client.post(
+                f"{settings.banksim_url}/v1/ach/files",
+                content=document,
+                headers={"Content-Type": "text/plain"},
             )
-        except NachaError as err:
-            raise ApplicationError(str(err), type="file_refused", non_retryable=True) from err
-        response = await self._client.post(
-            f"{settings.banksim_url}/v1/ach/files",
-            content=document,
-            headers={"Content-Type": "text/plain"},
-        )
-        _raise_for_outage(response, batch.file_id)
-        if response.status_code in (200, 202):
-            body = response.json()
-            return AchFileResult(str(body["file_id"]), bool(body.get("duplicate", False)))
-        raise ApplicationError(
-            f"bank refused file {batch.file_id}: {response.status_code} {response.text[:300]}",
-            type="file_refused",
-            non_retryable=True,
-        )
+            _raise_for_outage(response, batch.file_id)
+            if response.status_code in (200, 202):
+                body = response.json()
+                return AchFileResult(
+                    str(body["file_id"]), bool(body.get("duplicate", False)), refused=refused
+                )
+            named = _entries_named(response, entries)
+            if not named:
+                raise ApplicationError(
+                    f"bank refused file {batch.file_id}: {response.status_code}"
+                    f" {response.text[:300]}",
+                    type="file_refused",
+                    non_retryable=True,
+                )
+            refused.extend(named)
+            left_out = {entry.payment_id for entry in named}
+            entries = [entry for entry in entries if entry.payment_id not in left_out]
+        # every entry refused: there is no file to send
+        return AchFileResult(batch.file_id, status=RailStatus.EMPTY, refused=refused)
 
     async def poll(self, request: PollInput) -> PollResult:
         """The entry's status in the bank's view of the file."""
@@ -422,6 +458,37 @@ class AchAdapter:
                     return PollResult(None)
                 return PollResult(RailEvent(request.message_id, status, entry.get("return_code")))
         return PollResult(None)
+
+
+# the records before the first entry of a window's file: the file header, the batch header
+_ENTRY_FIRST_LINE = 3
+
+
+def _entries_named(response: httpx.Response, entries: list[AchEntryInput]) -> list[RefusedEntry]:
+    """The entries a bank's refusal (400 `invalid_file`, each error with the line of the
+    record at fault) names. The file has one batch and no addenda, in trace order, so the
+    entry on line n is the (n - 3)th. Empty if the refusal names no entry record."""
+    if response.status_code != 400:
+        return []
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    in_file = sorted(entries, key=lambda entry: entry.trace_number)
+    named: dict[str, RefusedEntry] = {}
+    for error in errors:
+        if not isinstance(error, dict) or error.get("record_type") != "6":
+            continue
+        line = error.get("line")
+        if not isinstance(line, int) or not 0 <= line - _ENTRY_FIRST_LINE < len(in_file):
+            continue
+        entry = in_file[line - _ENTRY_FIRST_LINE]
+        detail = f"refused by the bank: {error.get('code')}: {error.get('message')}"
+        named.setdefault(entry.payment_id, RefusedEntry(entry.payment_id, REASON_FORMAT, detail))
+    return list(named.values())
 
 
 def _violated_constraint(err: IntegrityError) -> str | None:

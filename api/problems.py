@@ -81,6 +81,22 @@ INVALID_ROUTING_NUMBER = ProblemCode(
 INVALID_ACCOUNT_NUMBER = ProblemCode(
     422, "invalid_account_number", "ACH account numbers are 4 to 17 digits."
 )
+AMOUNT_EXCEEDS_RAIL_LIMIT = ProblemCode(
+    422,
+    "amount_exceeds_rail_limit",
+    "Above what the rail carries: ACH 9,999,999,999 (NACHA's 10-digit field), SEPA"
+    " 99,999,999,999 minor units.",
+)
+TEXT_NOT_REPRESENTABLE = ProblemCode(
+    422,
+    "text_not_representable",
+    "Transliterated into the rail's character set, the text has no letter or digit left.",
+)
+REMITTANCE_INFO_TOO_LONG = ProblemCode(
+    422,
+    "remittance_info_too_long",
+    "Transliterated into the EPC character set, the remittance exceeds 140 characters.",
+)
 LEDGER_REFUSED = ProblemCode(409, "ledger_refused", "The ledger refused the transfer.")
 WEBHOOK_URL_NOT_ALLOWED = ProblemCode(
     422, "webhook_url_not_allowed", "The URL's host is or resolves to a non-public address."

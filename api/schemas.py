@@ -22,6 +22,7 @@ from api.fields import (
     IsoDate,
     Name,
 )
+from rails.charset import NACHA_MAX_AMOUNT, SEPA_MAX_AMOUNT
 
 __all__ = ["CURRENCIES", "MAX_AMOUNT"]  # re-exported: routers and tests read them from here
 
@@ -205,7 +206,20 @@ class DepositOut(BaseModel):
 class CreditorIn(Strict):
     """Who receives a payment: IBAN (+BIC) for SEPA, routing + account number for ACH."""
 
-    name: Name
+    name: Annotated[
+        Name,
+        Field(
+            description=(
+                "The creditor's name, kept and screened as given. The rail carries it in its"
+                ' own character set: characters outside it are transliterated ("Zoë'
+                ' Łukasz-Ñúñez" → "Zoe Lukasz-Nunez"), symbols dropped, and the result'
+                " cut to the rail's field (ACH: printable ASCII, 22 characters; SEPA: the EPC"
+                " Latin set `a-z A-Z 0-9 / - ? : ( ) . , ' +` and space, 70 characters). The"
+                " payment shows that form as `creditor.rail_name`; a name with no letter or"
+                " digit left is refused (422 `text_not_representable`)."
+            )
+        ),
+    ]
     country: Country
     iban: Annotated[str, StringConstraints(min_length=5, max_length=42, pattern=NO_NUL)] | None = (
         None
@@ -236,16 +250,44 @@ class PaymentCreate(Strict):
                     },
                     "remittance_info": "Invoice 42",
                 }
-            ]
+            ],
+            # each rail's maximum amount, as the server enforces it (`amount_exceeds_rail_limit`)
+            "allOf": [
+                {
+                    "if": {"properties": {"rail": {"const": rail}}, "required": ["rail"]},
+                    "then": {"properties": {"amount": {"maximum": maximum}}},
+                }
+                for rail, maximum in (("ach", NACHA_MAX_AMOUNT), ("sepa", SEPA_MAX_AMOUNT))
+            ],
         },
     )
 
     account_id: AccountId
-    amount: Amount
+    amount: Annotated[
+        Amount,
+        Field(
+            description=(
+                "Minor units (cents). An integer: a number with a zero fraction such as"
+                " `12500.0` is the same amount; a fraction, a string or a boolean is refused."
+                " Each rail has its own maximum (422 `amount_exceeds_rail_limit` above it):"
+                " ACH 9999999999 (NACHA's 10-digit amount field), SEPA 99999999999."
+            )
+        ),
+    ]
     currency: Currency
     rail: Literal["sepa", "ach"]
     creditor: CreditorIn
-    remittance_info: Text140 | None = None
+    remittance_info: Annotated[
+        Text140 | None,
+        Field(
+            description=(
+                "Unstructured remittance information. SEPA carries it in the EPC Latin set,"
+                " transliterated as the creditor's name is; longer than 140 characters once"
+                " transliterated is refused (422 `remittance_info_too_long`). ACH files do"
+                " not carry it."
+            )
+        ),
+    ] = None
     metadata: Annotated[
         dict[MetadataKey, Text500],
         Field(max_length=20, json_schema_extra={"propertyNames": {"pattern": NO_NUL}}),

@@ -13,6 +13,7 @@ from functools import partial
 
 from lxml import etree
 
+from iso20022.charset import SEPA_REMITTANCE_LENGTH, epc_text, meaningful
 from iso20022.schemas import (
     PACS008,
     SchemaError,
@@ -71,6 +72,13 @@ def parse_amount(text: str, currency: str) -> int:
     if minor != minor.to_integral_value():
         raise ValueError(f"amount {text} {currency} is finer than the currency's minor unit")
     return int(minor)
+
+
+def _epc(text: str, width: int | None = None) -> str:
+    """The text in the EPC Latin set, as the API showed it (rails/charset.py); text with
+    nothing left in that set goes as it is (the API refuses it; the bank may still take it)."""
+    converted = epc_text(text) if width is None else epc_text(text, width)
+    return converted if meaningful(converted) else text
 
 
 def _check_text(name: str, value: str | None, max_length: int, *, required: bool) -> None:
@@ -166,7 +174,7 @@ def build_pacs008(ct: CreditTransfer) -> bytes:
     amount = _sub(tx, "IntrBkSttlmAmt", format_amount(ct.amount_minor, ct.currency))
     amount.set("Ccy", ct.currency)
     _sub(tx, "ChrgBr", "SLEV")
-    _sub(_sub(tx, "Dbtr"), "Nm", ct.debtor_name)
+    _sub(_sub(tx, "Dbtr"), "Nm", _epc(ct.debtor_name))
     _sub(_path(tx, "DbtrAcct", "Id"), "IBAN", ct.debtor_iban)
     _sub(_path(tx, "DbtrAgt", "FinInstnId"), "BICFI", ct.debtor_bic)
     creditor_agent = _path(tx, "CdtrAgt", "FinInstnId")
@@ -175,10 +183,10 @@ def build_pacs008(ct: CreditTransfer) -> bytes:
     else:
         # SEPA is IBAN-only: the creditor agent is known to be unknown
         _sub(_sub(creditor_agent, "Othr"), "Id", "NOTPROVIDED")
-    _sub(_sub(tx, "Cdtr"), "Nm", ct.creditor_name)
+    _sub(_sub(tx, "Cdtr"), "Nm", _epc(ct.creditor_name))
     _sub(_path(tx, "CdtrAcct", "Id"), "IBAN", ct.creditor_iban)
     if ct.remittance_info:
-        _sub(_sub(tx, "RmtInf"), "Ustrd", ct.remittance_info)
+        _sub(_sub(tx, "RmtInf"), "Ustrd", _epc(ct.remittance_info, SEPA_REMITTANCE_LENGTH))
 
     xml = serialize(document)
     validate(xml, PACS008)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
-from nacha import Batch, EntryDetail, FileHeader, build_file, trace_number
+from nacha import Batch, EntryDetail, ErrorCode, FileHeader, NachaError, build_file, trace_number
+from nacha.charset import meaningful, nacha_text
 from rails.business_days import is_fed_business_day
 
 CHECKING_CREDIT = 22
@@ -76,7 +77,8 @@ def build_window_file(
             amount_cents=credit.amount,
             # the payment id's tail: 15 characters is all the record has
             individual_id=credit.payment_id[-15:],
-            individual_name=credit.creditor_name[:22],
+            # the name as the API showed it (`creditor.rail_name`): the same conversion
+            individual_name=nacha_text(credit.creditor_name),
             discretionary_data="",
             addenda=None,
             trace_number=credit.trace_number,
@@ -103,3 +105,42 @@ def build_window_file(
         entries=entries,
     )
     return build_file(header, [batch])
+
+
+# ISO 20022 status reasons for an entry refused before it reached the bank
+REASON_ROUTING = "RC01"  # BankIdentifierIncorrect
+REASON_AMOUNT = "AM02"  # NotAllowedAmount
+REASON_FORMAT = "CH16"  # ElementContentFormallyIncorrect
+_REASON_BY_FIELD = {
+    "receiving_dfi_identification": REASON_ROUTING,
+    "check_digit": REASON_ROUTING,
+    "amount": REASON_AMOUNT,
+}
+
+
+def refusal_reason(err: NachaError) -> str:
+    """The status reason code a payment gets when its entry is refused: by the field at
+    fault (routing number RC01, amount AM02), CH16 for anything else in the entry."""
+    if err.code is ErrorCode.BAD_ROUTING_CHECK_DIGIT:
+        return REASON_ROUTING
+    return _REASON_BY_FIELD.get(err.field or "", REASON_FORMAT)
+
+
+def check_credit(
+    origin: Origin,
+    created_at: datetime,
+    file_id_modifier: str,
+    effective_date: date,
+    credit: AchCredit,
+) -> None:
+    """Raise `NachaError` if this entry cannot go in a file: it is built on its own, in a
+    file of one entry, and parsed as the bank would (so one bad entry is found, and refused,
+    without the others)."""
+    if not meaningful(nacha_text(credit.creditor_name)):
+        raise NachaError(
+            ErrorCode.MISSING_FIELD,
+            "the individual name has no letter or digit NACHA can carry",
+            record_type="6",
+            field="individual_name",
+        )
+    build_window_file(origin, created_at, file_id_modifier, effective_date, [credit])

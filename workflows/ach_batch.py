@@ -3,7 +3,9 @@
 Payments join with the `add_entry` update (through update-with-start, so the first payment
 of a window starts it) until the window's submit time; then the workflow sends one NACHA
 file for all of them and tells each payment how the bank took it (`rail_event` signal:
-ACCP, RJCT for a refused file, NOTSENT when the bank stayed unreachable). Settlement and
+ACCP, RJCT for a refused file, NOTSENT when the bank stayed unreachable). An entry refused
+alone (invalid on its own, or named by the bank) gets RJCT with its own reason code while
+the others go out. Settlement and
 returns reach the payments directly from the bank's callbacks, by trace number.
 """
 
@@ -69,10 +71,20 @@ class AchBatchWorkflow:
         event = RailEvent(
             batch.file_id, result.status, "FF01" if result.status == RailStatus.REJECTED else None
         )
+        # an entry refused alone is rejected alone, with its own reason; the others get the
+        # file's status. No patch: a history from before `refused` existed reads it as empty
+        # and sends exactly the signals it sent (tests/replay).
+        refused_alone = {entry.payment_id: entry.reason for entry in result.refused}
         for entry in entries:
             handle = workflow.get_external_workflow_handle(entry.payment_id)
+            reason = refused_alone.get(entry.payment_id)
             try:
-                await handle.signal("rail_event", event)
+                await handle.signal(
+                    "rail_event",
+                    event
+                    if reason is None
+                    else RailEvent(batch.file_id, RailStatus.REJECTED, reason),
+                )
             except ApplicationError:
                 # the payment workflow is gone (terminated by ops): nothing left to tell
                 workflow.logger.warning("payment %s not signaled", entry.payment_id)

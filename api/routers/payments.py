@@ -20,6 +20,7 @@ from api.fields import ACCOUNT_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
 from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.pagination import cursor_query, page_query
 from api.problems import (
+    AMOUNT_EXCEEDS_RAIL_LIMIT,
     AUTHENTICATED,
     CURRENCY_MISMATCH,
     CURRENCY_NOT_SUPPORTED_BY_RAIL,
@@ -36,7 +37,9 @@ from api.problems import (
     PAYMENT_NOT_FOUND,
     PAYMENT_NOT_IN_REVIEW,
     PAYMENT_NOT_RETRYABLE,
+    REMITTANCE_INFO_TOO_LONG,
     ROUTING_AND_ACCOUNT_REQUIRED,
+    TEXT_NOT_REPRESENTABLE,
     UNKNOWN_ACCOUNT,
     UNSUPPORTED_CURRENCY,
     WITH_BODY,
@@ -59,6 +62,14 @@ from kernel.ids import derived_id
 from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from nacha.routing import routing_number_valid
+from rails.charset import (
+    NACHA_MAX_AMOUNT,
+    SEPA_MAX_AMOUNT,
+    SEPA_REMITTANCE_LENGTH,
+    epc_text,
+    meaningful,
+    nacha_text,
+)
 from services import payments as payments_service
 from services.payments import PaymentOrder, initiate_payment
 from workflows.models import PaymentStatus
@@ -123,6 +134,48 @@ def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
             param="creditor.account_number",
         )
     return creditor
+
+
+RAIL_MAX_AMOUNT = {"sepa": SEPA_MAX_AMOUNT, "ach": NACHA_MAX_AMOUNT}
+
+
+def _rail_text(rail: str, body: PaymentCreate) -> str:
+    """What the rail can carry of the request (rails/charset.py: the rule); returns the
+    creditor's name as the rail will carry it. The original is kept, screened and shown."""
+    if body.amount > RAIL_MAX_AMOUNT[rail]:
+        raise ProblemError(
+            422,
+            "amount_exceeds_rail_limit",
+            f"amount must be at most {RAIL_MAX_AMOUNT[rail]} on rail {rail}.",
+            param="amount",
+        )
+    rail_name = nacha_text(body.creditor.name) if rail == "ach" else epc_text(body.creditor.name)
+    if not meaningful(rail_name):
+        raise ProblemError(
+            422,
+            "text_not_representable",
+            f"creditor.name has no letter or digit the {rail} rail can carry.",
+            param="creditor.name",
+        )
+    # ACH files carry no remittance here (no addenda); SEPA carries it unstructured
+    if rail == "sepa" and body.remittance_info:
+        remittance = epc_text(body.remittance_info, width=None)
+        if len(remittance) > SEPA_REMITTANCE_LENGTH:
+            raise ProblemError(
+                422,
+                "remittance_info_too_long",
+                f"remittance_info is {len(remittance)} characters in the EPC character set"
+                f" (at most {SEPA_REMITTANCE_LENGTH}).",
+                param="remittance_info",
+            )
+        if not meaningful(remittance):
+            raise ProblemError(
+                422,
+                "text_not_representable",
+                "remittance_info has no letter or digit the sepa rail can carry.",
+                param="remittance_info",
+            )
+    return rail_name
 
 
 async def load_payment(engine: AsyncEngine, tenant_id: str, payment_id: str) -> PaymentOut:
@@ -231,6 +284,7 @@ async def _start_payment(
             param="currency",
         )
     creditor = _validate_creditor(body.rail, body.creditor)
+    rail_name = _rail_text(body.rail, body)
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     initiated = await initiate_payment(
@@ -247,7 +301,7 @@ async def _start_payment(
             amount=body.amount,
             currency=body.currency,
             rail=body.rail,
-            creditor=creditor.model_dump(exclude_none=True),
+            creditor={**creditor.model_dump(exclude_none=True), "rail_name": rail_name},
             remittance_info=body.remittance_info,
             metadata=body.metadata,
         ),
@@ -279,6 +333,9 @@ async def _start_payment(
         ROUTING_AND_ACCOUNT_REQUIRED,
         INVALID_ROUTING_NUMBER,
         INVALID_ACCOUNT_NUMBER,
+        AMOUNT_EXCEEDS_RAIL_LIMIT,
+        TEXT_NOT_REPRESENTABLE,
+        REMITTANCE_INFO_TOO_LONG,
     ),
 )
 async def create_payment(

@@ -37,7 +37,7 @@ def transfer(**changes: object) -> CreditTransfer:
         debtor_name="Payments Platform GmbH",
         debtor_iban="DE89370400440532013000",
         debtor_bic="COBADEFFXXX",
-        creditor_name="Jane Müller & Söhne <Ltd>",
+        creditor_name="Jane Mueller-Soehne Ltd.",
         creditor_iban="FR1420041010050500013M02606",
         created_at=datetime(2025, 3, 4, 10, 11, 12, 345000, tzinfo=UTC),
         creditor_bic="PSSTFRPP",
@@ -68,8 +68,29 @@ def test_built_pacs008_validates_and_has_the_sepa_shape() -> None:
     assert (amount.text, amount.get("Ccy")) == ("123.45", "EUR")
     assert tx.findtext("d:ChrgBr", namespaces=NS8) == "SLEV"
     assert tx.findtext("d:CdtrAgt/d:FinInstnId/d:BICFI", namespaces=NS8) == "PSSTFRPP"
-    assert tx.findtext("d:Cdtr/d:Nm", namespaces=NS8) == "Jane Müller & Söhne <Ltd>"
+    assert tx.findtext("d:Cdtr/d:Nm", namespaces=NS8) == "Jane Mueller-Soehne Ltd."
     assert tx.findtext("d:RmtInf/d:Ustrd", namespaces=NS8) == "Invoice 2025-001"
+
+
+def test_pacs008_carries_names_and_remittance_in_the_epc_character_set() -> None:
+    """SEPA carries the EPC Latin set (rails/charset.py): text outside it is transliterated,
+    `&` and `<>` take their substitutes, and the name is cut to 70 characters."""
+    xml = build_pacs008(
+        transfer(
+            creditor_name="Jane Müller & Söhne <Ltd> " + "x" * 80,
+            debtor_name="Zoë Łukasz-Ñúñez",
+            remittance_info="Rechnung Nr. 7 für Straße 5 ✓",
+        )
+    )
+    validate(xml, PACS008)
+    tx = etree.fromstring(xml).find("d:FIToFICstmrCdtTrf/d:CdtTrfTxInf", namespaces=NS8)
+    assert tx is not None
+    name = tx.findtext("d:Cdtr/d:Nm", namespaces=NS8)
+    assert name is not None
+    assert name.startswith("Jane Muller + Sohne (Ltd) xxx")
+    assert len(name) == 70
+    assert tx.findtext("d:Dbtr/d:Nm", namespaces=NS8) == "Zoe Lukasz-Nunez"
+    assert tx.findtext("d:RmtInf/d:Ustrd", namespaces=NS8) == "Rechnung Nr. 7 fur Strasse 5"
 
 
 def test_creditor_agent_without_bic_is_notprovided() -> None:

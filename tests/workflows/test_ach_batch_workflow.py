@@ -33,6 +33,7 @@ from workflows.models import (
     OutcomeAnswer,
     OutcomeInput,
     RailEvent,
+    RefusedEntry,
 )
 from workflows.queues import ROLES, queue_for
 from workflows.steps import implements
@@ -59,6 +60,10 @@ class StandInPayment:
     def rail_event(self, event: RailEvent) -> None:
         self.events.append(event)
 
+    @workflow.query
+    def reasons(self) -> list[str | None]:
+        return [event.reason_code for event in self.events]
+
 
 @dataclass
 class FakeBank:
@@ -70,6 +75,8 @@ class FakeBank:
     # asked afterwards, the bank has the file (received), has none (no_record), or cannot
     # be asked (None)
     bank_record: str | None = "no_record"
+    # entries refused alone (by trace number): left out of the file, reported in `refused`
+    refuse_alone: frozenset[str] = frozenset()
     files: list[AchFileInput] = field(default_factory=list)
     asked: list[OutcomeInput] = field(default_factory=list)
 
@@ -82,7 +89,12 @@ class FakeBank:
             if self.unanswered:
                 # non-retryable so that the test does not wait out the budget's backoff
                 raise ApplicationError("read timeout", type="ReadTimeout", non_retryable=True)
-            return AchFileResult(request.batch.file_id)
+            refused = [
+                RefusedEntry(entry.payment_id, "RC01", "bad routing number")
+                for entry in request.entries
+                if entry.trace_number in self.refuse_alone
+            ]
+            return AchFileResult(request.batch.file_id, refused=refused)
 
         @implements(steps.ASK_RAIL_OUTCOME)
         async def ask(request: OutcomeInput) -> OutcomeAnswer:
@@ -169,6 +181,21 @@ async def test_a_refused_file_rejects_its_payments(env: WorkflowEnvironment) -> 
         result = await batch.result()
         assert await payment.result() == ["RJCT"]
     assert (result.status, len(bank.files)) == ("RJCT", 1)
+
+
+async def test_an_entry_refused_alone_is_rejected_alone(env: WorkflowEnvironment) -> None:
+    bank = FakeBank(refuse_alone=frozenset({"021000020000002"}))
+    async with worker_for(env, bank):
+        batch = await open_window(env)
+        kept = await payment_joins(env, batch, "021000020000001")
+        refused = await payment_joins(env, batch, "021000020000002")
+        result = await batch.result()
+        assert await kept.result() == ["ACCP"]
+        assert await refused.result() == ["RJCT"]
+        reasons = await refused.query(StandInPayment.reasons)
+    assert reasons == ["RC01"]
+    assert result.status == "ACCP"
+    assert [entry.payment_id for entry in result.refused] == [refused.id]
 
 
 async def test_an_empty_window_sends_no_file(env: WorkflowEnvironment) -> None:

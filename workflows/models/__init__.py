@@ -17,6 +17,7 @@ from workflows.models.ach import (
     AchEntryResult,
     AchFileInput,
     AchFileResult,
+    RefusedEntry,
 )
 from workflows.models.common import (
     ReviewInput,
@@ -157,6 +158,7 @@ __all__ = [
     "ReconcileResult",
     "RecordKycInput",
     "RecordStatusInput",
+    "RefusedEntry",
     "RescreenInput",
     "RescreenPageInput",
     "RescreenPageResult",

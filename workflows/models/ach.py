@@ -45,10 +45,26 @@ class AchFileInput:
 
 
 @dataclass
+class RefusedEntry:
+    """An entry left out of the window's file, alone: it could not be built or validated, or
+    the bank named it when refusing the file. `reason` is the status reason code its payment
+    is rejected with (RC01 routing number, AM02 amount, CH16 anything else; see
+    rails/ach_file.py); `detail` says what was wrong."""
+
+    payment_id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
 class AchFileResult:
     """The bank's acknowledgement of the file."""
 
     file_id: str
     duplicate: bool = False
-    status: str = "ACCP"  # ACCP (accepted) | RJCT (refused: invalid) | NOTSENT (bank unreachable)
+    # ACCP (accepted) | RJCT (refused: invalid) | NOTSENT (bank unreachable) | EMPTY (no entry
+    # to send: none collected, or every one refused)
+    status: str = "ACCP"
     reason: str = ""
+    # entries left out of the file, each refused alone; the other entries went out
+    refused: list[RefusedEntry] = field(default_factory=list)

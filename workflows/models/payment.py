@@ -18,6 +18,8 @@ class Creditor:
     bic: str | None = None
     routing_number: str | None = None
     account_number: str | None = None
+    # the name as the rail carries it (rails/charset.py); `name` is the original, screened
+    rail_name: str | None = None
 
 
 @dataclass
