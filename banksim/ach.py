@@ -135,7 +135,9 @@ def view(bank: Bank, file: AchFile) -> dict[str, Any]:
     }
 
 
-def _booking(entry: AchEntry, day: str, at: float, *, returned: str | None = None) -> Booking:
+def _booking(
+    entry: AchEntry, file_id: str, day: str, at: float, *, returned: str | None = None
+) -> Booking:
     # an entry crediting the receiver takes money out of the originator's account
     out = is_credit(entry.transaction_code)
     if returned is not None:
@@ -150,6 +152,7 @@ def _booking(entry: AchEntry, day: str, at: float, *, returned: str | None = Non
         end_to_end_id=entry.individual_id or None,
         tx_id=entry.trace_number,
         return_code=returned,
+        source_id=file_id,
     )
 
 
@@ -166,7 +169,7 @@ def settle(bank: Bank, job: Job) -> None:
         returns += code is not None
         bank.store.set_ach_entry(file.file_id, entry.seq, "settled", code)
         if not is_prenote(entry.transaction_code):
-            bank.store.add_booking(_booking(entry, file.settlement_date, job.due_at))
+            bank.store.add_booking(_booking(entry, file.file_id, file.settlement_date, job.due_at))
     bank.store.mark_ach_file_settled(file.file_id, job.due_at)
     notice_event = f"evt_{hashlib.sha256(f'{file.file_id}:settled'.encode()).hexdigest()[:24]}"
     notice = {
@@ -183,7 +186,8 @@ def settle(bank: Bank, job: Job) -> None:
         body=json.dumps(notice).encode(),
         content_type="application/json",
         headers={FILE_ID_HEADER: file.file_id},
-        copies=bank.faults.callback_copies(),
+        # the drop-final-callback fault may swallow it: the file's status still tells
+        copies=bank.faults.final_callback_copies(),
         created_at=job.due_at,
         # under the out-of-order fault the notice waits until the return file has gone first
         hold=file.out_of_order and returns > 0,
@@ -260,7 +264,9 @@ def send_returns(bank: Bank, job: Job) -> None:
     for entry in pending:
         bank.store.set_ach_entry(file.file_id, entry.seq, "returned", entry.return_code)
         if not is_prenote(entry.transaction_code):
-            bank.store.add_booking(_booking(entry, day, job.due_at, returned=entry.return_code))
+            bank.store.add_booking(
+                _booking(entry, file.file_id, day, job.due_at, returned=entry.return_code)
+            )
     return_id = file_id_of(parse_file(text).header)
     bank.outbox.enqueue(
         kind=CallbackKind.ACH_RETURN,

@@ -234,3 +234,59 @@ async def add_adjustment(adjustment: AdjustmentIn, request: Request) -> dict[str
         "amount": stored.amount_minor,
         "currency": stored.currency,
     }
+
+
+class BookingOut(BaseModel):
+    """One movement the bank booked on the platform's account (not altered by statement
+    adjustments: these are the bank's real books)."""
+
+    rail: Rail
+    direction: Literal["DBIT", "CRDT"]
+    booking_date: date
+    booked_at: datetime
+    # the SEPA message (pacs.008 MsgId) or the ACH file it was booked from
+    message_id: str | None
+    file_id: str | None
+    # SEPA: the end-to-end id; ACH: the entry's individual id (the payment id)
+    end_to_end_id: str | None
+    # ACH only: the entry's trace number
+    trace_number: str | None
+    amount: int
+    currency: str
+    return_code: str | None
+
+
+class BookingList(BaseModel):
+    """The bank's bookings, oldest first."""
+
+    data: list[BookingOut]
+    has_more: bool = False
+
+
+@router.get("/bookings")
+async def list_bookings(
+    request: Request,
+    rail: Rail | None = None,
+    direction: Literal["DBIT", "CRDT", "all"] = "DBIT",
+) -> BookingList:
+    """Every movement the bank booked (by default the debits: the payments it paid), so a test
+    can count how often the bank paid one end-to-end id or trace number."""
+    bookings = get_bank(request).store.all_bookings(rail, None if direction == "all" else direction)
+    return BookingList(
+        data=[
+            BookingOut(
+                rail="ach" if b.rail == "ach" else "sepa",
+                direction="CRDT" if b.direction == "CRDT" else "DBIT",
+                booking_date=date.fromisoformat(b.booking_date),
+                booked_at=to_datetime(b.booked_at),
+                message_id=b.source_id if b.rail == "sepa" else None,
+                file_id=b.source_id if b.rail == "ach" else None,
+                end_to_end_id=b.end_to_end_id,
+                trace_number=b.tx_id if b.rail == "ach" else None,
+                amount=b.amount_minor,
+                currency=b.currency,
+                return_code=b.return_code,
+            )
+            for b in bookings
+        ]
+    )

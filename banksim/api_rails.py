@@ -1,7 +1,8 @@
 """The rail endpoints: SEPA messages, ACH files, end-of-day statements.
 
-Submissions go through the injected faults first (latency, 503, timeout); see
-`banksim.faults`.
+Submissions go through the injected faults first (latency, 503, timeout, 503 after storing);
+see `banksim.faults`. Status requests (pacs.028) do not: they are how the platform recovers
+from those faults; only `status_request_error_rate` touches them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from banksim.faults import SubmissionFault
 from banksim.problems import problem
 from banksim.store import Receipt
 from iso20022.pacs008 import parse_pacs008
+from iso20022.pacs028 import parse_pacs028
 from iso20022.schemas import SchemaError
 from nacha import NachaError
 
@@ -49,6 +51,11 @@ async def _draw_fault(bank: Bank) -> SubmissionFault:
 
 def _unavailable() -> Response:
     return problem(503, "service_unavailable", "Service unavailable", "injected fault: try again")
+
+
+def _stored_unavailable(what: str) -> Response:
+    # the bank kept the submission, but answers as if it had not: the platform cannot tell
+    return problem(503, "service_unavailable", "Service unavailable", f"injected fault ({what})")
 
 
 async def _hang_if_timeout(bank: Bank, fault: SubmissionFault) -> None:
@@ -108,6 +115,8 @@ async def receive_message(request: Request) -> Response:
             "Message id already used",
             f"message {message.message_id} was already received with a different body",
         )
+    if fault is SubmissionFault.ERROR_AFTER_STORE:
+        return _stored_unavailable(f"message {message.message_id} kept")
     await _hang_if_timeout(bank, fault)
     if receipt is Receipt.NEW:
         return JSONResponse(_message_ack(message.message_id, duplicate=False), 202)
@@ -134,6 +143,48 @@ async def message_status(message_id: str, request: Request) -> Response:
     if report is None:
         return JSONResponse({"message_id": message_id, "status": "pending"}, 202)
     return Response(report, media_type="application/xml")
+
+
+@router.post(
+    "/v1/sepa/status-requests",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+        }
+    },
+    responses={
+        200: {
+            "content": {"application/xml": {}},
+            "description": "A pacs.002.001.12 about the transaction: its current status, or "
+            "RJCT with reason AG09 (original payment never received) if the bank has no record",
+        },
+        400: {"description": "Not a valid pacs.028.001.05 (code schema_invalid)"},
+        503: {"description": "Injected fault (status_request_error_rate)"},
+    },
+)
+async def status_request(request: Request) -> Response:
+    """Answer a pacs.028 status request at once with a pacs.002 (nothing changes at the bank)."""
+    bank = get_bank(request)
+    if bank.faults.status_request_fails():
+        return _unavailable()
+    if _media_type(request) not in XML_MEDIA_TYPES:
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send the pacs.028 with Content-Type: application/xml",
+        )
+    body = await request.body()
+    if len(body) > MAX_MESSAGE_BYTES:
+        return problem(
+            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
+        )
+    try:
+        status_req = parse_pacs028(body)
+    except SchemaError as exc:
+        return problem(400, "schema_invalid", "Schema validation failed", str(exc))
+    return Response(sepa.answer_status_request(bank, status_req), media_type="application/xml")
 
 
 @router.get(
@@ -222,6 +273,8 @@ async def receive_file(request: Request) -> Response:
             "File id already used",
             f"file {file.file_id} was already received with different content",
         )
+    if fault is SubmissionFault.ERROR_AFTER_STORE:
+        return _stored_unavailable(f"file {file.file_id} kept")
     await _hang_if_timeout(bank, fault)
     if receipt is Receipt.NEW:
         return JSONResponse(ach.ack(file, duplicate=False), 202)

@@ -4,7 +4,9 @@ A callback is signed at send time (see `banksim.signing`) and retried with expon
 until the receiver answers 2xx. Callbacks of one stream (a SEPA message, an ACH file) go one
 after the other: each waits until the previous one was acknowledged, so the platform sees
 them in order, unless the out-of-order fault holds one back and lets a later one overtake it.
-Undelivered callbacks resume when the simulator restarts.
+Undelivered callbacks resume when the simulator restarts. A callback queued with `copies=0`
+(the drop-final-callback fault) is never sent, but still counts as delivered in its stream's
+order, so the callbacks after it are not stuck behind it.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class Outbox:
 
         By default it goes after the stream's previous callback. `hold` keeps it back until a
         later callback of the stream is queued with `overtake`, which goes first and releases
-        the held ones to follow it.
+        the held ones to follow it. `copies=0` drops it: never sent, but marked delivered in
+        turn so the stream goes on.
         """
         with self._store.transaction():
             blocked_by = None if overtake else self._store.last_outbox_id(stream)
@@ -95,6 +98,8 @@ class Outbox:
             )
             if overtake:
                 self._store.release_held(stream, after=item_id)
+        if copies == 0:
+            logger.warning("callback %s %s dropped (injected fault)", kind, stream)
         self.kick()
         return item_id
 

@@ -9,6 +9,10 @@ transactions are booked on the platform's SEPA account; a "return" rule sends th
 banksim_sepa_return_delay_seconds later: booked on the account (credit, with the reason code)
 and reported by a pacs.004 payment return, delivered by signed callback like the pacs.002s
 and kept for `GET /v1/sepa/messages/{id}/return`.
+
+A pacs.028 status request is answered at once with a pacs.002 about the one transaction it
+names: its latest status if the bank has the message (ACCP until decided, then ACSC/RJCT), or
+RJCT AG09 (original payment never received) if the bank has no record of it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from banksim.bank import Bank
 from banksim.clock import to_datetime
 from banksim.outbox import CallbackKind
 from banksim.store import Booking, Job, Receipt, normalize_iban
-from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
+from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002, parse_pacs002
 from iso20022.pacs004 import PaymentReturn, ReturnedTransaction, build_pacs004
 from iso20022.pacs008 import ParsedTransaction, parse_pacs008
+from iso20022.pacs028 import NOT_RECEIVED_INFO, NOT_RECEIVED_REASON, StatusRequest
+from iso20022.schemas import PACS008
 
 logger = logging.getLogger("banksim")
 
@@ -103,13 +109,16 @@ def _send(
     overtake: bool,
     kind: CallbackKind = CallbackKind.SEPA_STATUS,
 ) -> None:
+    # only the final status can be lost to the drop fault: the ACCP tells the platform nothing
+    # it must act on, the final status is what it would otherwise wait for forever
+    final = step == FINAL_STEP
     bank.outbox.enqueue(
         kind=kind,
         stream=f"sepa:{message_id}",
         body=report,
         content_type="application/xml",
         headers={MESSAGE_ID_HEADER: message_id},
-        copies=bank.faults.callback_copies(),
+        copies=bank.faults.final_callback_copies() if final else bank.faults.callback_copies(),
         created_at=at,
         hold=hold,
         overtake=overtake,
@@ -158,7 +167,15 @@ def settle(bank: Bank, job: Job) -> None:
             continue
         bank.store.add_booking(
             Booking(
-                RAIL, day, job.due_at, "DBIT", tx.amount_minor, tx.currency, tx.end_to_end_id, None
+                RAIL,
+                day,
+                job.due_at,
+                "DBIT",
+                tx.amount_minor,
+                tx.currency,
+                tx.end_to_end_id,
+                None,
+                source_id=message.message_id,
             )
         )
         if return_code is not None:
@@ -217,6 +234,7 @@ def book_return(bank: Bank, job: Job) -> None:
             returned.end_to_end_id,
             None,
             returned.reason_code,
+            source_id=job.ref,
         )
     )
     payment_return = PaymentReturn(
@@ -238,6 +256,54 @@ def book_return(bank: Bank, job: Job) -> None:
         kind=CallbackKind.SEPA_RETURN,
     )
     logger.info("message %s: %s returned %s", job.ref, returned.end_to_end_id, returned.reason_code)
+
+
+def _current_status(bank: Bank, message_id: str, end_to_end_id: str) -> TransactionStatus | None:
+    # the bank's books for one transaction: None if it never received it
+    message = bank.store.get_message(message_id)
+    if message is None:
+        return None
+    transactions = parse_pacs008(message.body).transactions
+    if not any(tx.end_to_end_id == end_to_end_id for tx in transactions):
+        return None
+    latest = bank.store.latest_report(message_id)
+    if latest is not None:
+        for tx in parse_pacs002(latest).transactions:
+            if tx.end_to_end_id == end_to_end_id:
+                return tx
+    # received and schema-valid, but the ACCP job has not run yet: accepted all the same
+    return TransactionStatus(end_to_end_id, "ACCP")
+
+
+def answer_status_request(bank: Bank, request: StatusRequest) -> bytes:
+    """The pacs.002 answering a pacs.028: the transaction's current status, or RJCT AG09 if
+    the bank has no record of it. Read-only: asking changes nothing at the bank."""
+    status = None
+    # the bank only ever receives pacs.008s: a request about any other message finds nothing
+    if request.original_message_name == PACS008:
+        status = _current_status(bank, request.original_message_id, request.original_end_to_end_id)
+    if status is None:
+        status = TransactionStatus(
+            request.original_end_to_end_id,
+            "RJCT",
+            NOT_RECEIVED_REASON,
+            additional_info=NOT_RECEIVED_INFO,
+        )
+    report = StatusReport(
+        message_id=report_id(),
+        original_message_id=request.original_message_id,
+        created_at=to_datetime(bank.now()),
+        transactions=[status],
+    )
+    logger.info(
+        "status request %s: %s of %s is %s%s",
+        request.message_id,
+        request.original_end_to_end_id,
+        request.original_message_id,
+        status.status,
+        f" {status.reason_code}" if status.reason_code else "",
+    )
+    return build_pacs002(report)
 
 
 def register(bank: Bank) -> None:

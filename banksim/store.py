@@ -24,7 +24,7 @@ from banksim.clock import ClockState
 
 # bumped when the layout changes; an older simulator database is dropped, not migrated: it
 # only ever holds simulated traffic
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _ALL_TABLES = (
     "messages",
     "rejection_rules",
@@ -124,7 +124,8 @@ CREATE TABLE bookings (
     currency      TEXT NOT NULL,
     end_to_end_id TEXT,
     tx_id         TEXT,
-    return_code   TEXT
+    return_code   TEXT,
+    source_id     TEXT
 );
 CREATE INDEX bookings_day ON bookings (rail, booking_date);
 CREATE TABLE adjustments (
@@ -254,6 +255,8 @@ class Booking:
     end_to_end_id: str | None
     tx_id: str | None
     return_code: str | None = None
+    # what the bank booked it from: the SEPA message id or the ACH file id
+    source_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,7 +656,8 @@ class Store:
         """Book a movement."""
         self._run(
             "INSERT INTO bookings (rail, booking_date, booked_at, direction, amount_minor, "
-            "currency, end_to_end_id, tx_id, return_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "currency, end_to_end_id, tx_id, return_code, source_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 booking.rail,
                 booking.booking_date,
@@ -664,6 +668,7 @@ class Store:
                 booking.end_to_end_id,
                 booking.tx_id,
                 booking.return_code,
+                booking.source_id,
             ),
         )
 
@@ -674,6 +679,18 @@ class Store:
             "end_to_end_id, tx_id, return_code FROM bookings WHERE rail = ? AND booking_date = ? "
             "ORDER BY booked_at, id",
             (rail, booking_date),
+        )
+        return [Booking(*row) for row in rows]
+
+    def all_bookings(self, rail: str | None = None, direction: str | None = None) -> list[Booking]:
+        """Every movement the bank booked (of `rail`, in `direction`, if given), in booking
+        order: the bank's own books, for tests counting how often it paid one payment."""
+        rows = self._all(
+            "SELECT rail, booking_date, booked_at, direction, amount_minor, currency, "
+            "end_to_end_id, tx_id, return_code, source_id FROM bookings "
+            "WHERE (? IS NULL OR rail = ?) AND (? IS NULL OR direction = ?) "
+            "ORDER BY booked_at, id",
+            (rail, rail, direction, direction),
         )
         return [Booking(*row) for row in rows]
 

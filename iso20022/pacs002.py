@@ -37,6 +37,8 @@ REASON_CODES: dict[str, str] = {
     "AC04": "closed account number",
     "AC06": "blocked account",
     "AG01": "transaction forbidden",
+    # the answer to a pacs.028 status request about a payment the bank never received
+    "AG09": "original payment never received",
     "AM04": "insufficient funds",
     "AM05": "duplication",
     "BE05": "unrecognised initiating party",
@@ -54,12 +56,16 @@ class TransactionStatus:
     end_to_end_id: str
     status: Status
     reason_code: str | None = None
+    # StsRsnInf/AddtlInf: free text beside the reason code (at most 105 characters)
+    additional_info: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {sorted(STATUSES)}, not {self.status!r}")
         if self.reason_code is not None and not 1 <= len(self.reason_code) <= 4:
             raise ValueError("reason_code must be an ISO code of at most 4 characters")
+        if self.additional_info is not None and not 1 <= len(self.additional_info) <= 105:
+            raise ValueError("additional_info must be 1 to 105 characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +94,12 @@ def build_pacs002(report: StatusReport) -> bytes:
         info = _sub(status_report, "TxInfAndSts")
         _sub(info, "OrgnlEndToEndId", tx.end_to_end_id)
         _sub(info, "TxSts", tx.status)
-        if tx.reason_code:
-            _sub(_sub(_sub(info, "StsRsnInf"), "Rsn"), "Cd", tx.reason_code)
+        if tx.reason_code or tx.additional_info:
+            reason = _sub(info, "StsRsnInf")
+            if tx.reason_code:
+                _sub(_sub(reason, "Rsn"), "Cd", tx.reason_code)
+            if tx.additional_info:
+                _sub(reason, "AddtlInf", tx.additional_info)
 
     xml = serialize(document)
     validate(xml, PACS002)
@@ -116,6 +126,7 @@ def parse_pacs002(xml: bytes) -> StatusReport:
                 end_to_end_id=_text(info, "d:OrgnlEndToEndId") or "",
                 status=cast(Status, status),
                 reason_code=_text(info, "d:StsRsnInf/d:Rsn/d:Cd"),
+                additional_info=_text(info, "d:StsRsnInf/d:AddtlInf") or None,
             )
         )
     return StatusReport(

@@ -20,12 +20,16 @@ from lxml import etree
 PACS008 = "pacs.008.001.08"
 PACS002 = "pacs.002.001.12"
 PACS004 = "pacs.004.001.11"
+# the status request of the same ISO 20022 maintenance release as pacs.002.001.12, which
+# answers it
+PACS028 = "pacs.028.001.05"
 
 # message name -> path of its XSD inside the `pacs008` distribution
 _XSD_FILES: dict[str, str] = {
     PACS008: f"templates/{PACS008}/{PACS008}.xsd",
     PACS002: f"templates/{PACS002}/{PACS002}.xsd",
     PACS004: f"templates/{PACS004}/{PACS004}.xsd",
+    PACS028: f"templates/{PACS028}/{PACS028}.xsd",
 }
 
 # lxml's XMLSchema keeps its error log on the validator object; serialise use so one
@@ -121,8 +125,8 @@ def parse_iso_datetime(text: str) -> datetime:
 def validate(xml: bytes, message: str) -> None:
     """Raise `SchemaError` unless `xml` is a well-formed document valid against `message`'s XSD.
 
-    `message` is an ISO 20022 message name: `pacs.008.001.08`, `pacs.002.001.12` or
-    `pacs.004.001.11`.
+    `message` is an ISO 20022 message name: `pacs.008.001.08`, `pacs.002.001.12`,
+    `pacs.004.001.11` or `pacs.028.001.05`.
     """
     validated_root(xml, message)
 
