@@ -8,6 +8,7 @@ never pays twice.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
+from iso20022.pacs028 import StatusRequest, build_pacs028, parse_status_answer
 from kernel.settings import Settings
 from nacha import NachaError
 from rails.ach_file import (
@@ -58,7 +60,7 @@ from workflows.models import (
     SubmitInput,
     SubmitResult,
 )
-from workflows.models.vocabulary import BankRecord
+from workflows.models.vocabulary import FINAL_RAIL_STATUSES, BankRecord
 from workflows.payment import RETURNED
 
 
@@ -156,18 +158,41 @@ class SepaAdapter:
         return PollResult(RailEvent(request.message_id, tx.status, tx.reason_code))
 
     async def ask(self, request: OutcomeInput) -> OutcomeAnswer:
-        """Ask the bank for the message's status: no record, or received (with its latest
-        status report, if any). Anything but a clear answer raises: unknown stays unknown."""
+        """Ask the bank with an ISO 20022 status request (pacs.028) what it has of the
+        message; its pacs.002 says: no record (RJCT AG09), or the payment's status. Anything
+        but a clear answer raises: unknown stays unknown."""
         message_id = request.message_id or message_id_for(request.payment_id)
-        response = await self._client.get(
-            f"{self._settings.banksim_url}/v1/sepa/messages/{message_id}/status"
+        status_request = StatusRequest(
+            # one request id per asking: a bank may keep them, and they must be unique
+            message_id=f"Q{uuid.uuid4().hex[:30]}",
+            created_at=datetime.now(UTC),
+            original_message_id=message_id,
+            original_end_to_end_id=request.payment_id,
         )
-        if response.status_code == 404:
+        response = await self._client.post(
+            f"{self._settings.banksim_url}/v1/sepa/status-requests",
+            content=build_pacs028(status_request),
+            headers={"Content-Type": "application/xml"},
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"status request for {message_id}: HTTP {response.status_code}")
+        # UnrelatedAnswer (a ValueError) propagates: an answer about something else is none
+        answer = parse_status_answer(
+            response.content, request.payment_id, original_message_id=message_id
+        )
+        if not answer.known:
             return OutcomeAnswer(BankRecord.NO_RECORD, message_id)
-        if response.status_code not in (200, 202):
-            raise RuntimeError(f"bank did not answer for {message_id}: {response.status_code}")
-        polled = await self.poll(PollInput("sepa", message_id, request.payment_id))
-        return OutcomeAnswer(BankRecord.RECEIVED, message_id, event=polled.event)
+        event = None
+        status = RailStatus(answer.status) if answer.status else None
+        if status in FINAL_RAIL_STATUSES:
+            event = RailEvent(message_id, str(status), answer.reason_code)
+            if status == RailStatus.SETTLED:
+                # a settled payment may have come back since (pacs.004)
+                message_url = f"{self._settings.banksim_url}/v1/sepa/messages/{message_id}"
+                reason = await self._return_reason(message_url, request.payment_id)
+                if reason is not None:
+                    event = RailEvent(message_id, RETURNED, reason)
+        return OutcomeAnswer(BankRecord.RECEIVED, message_id, event=event)
 
     async def _return_reason(self, message_url: str, payment_id: str) -> str | None:
         """The reason code of the bank's pacs.004 for the payment; None if not returned."""
