@@ -408,6 +408,7 @@ class AchAdapter:
             window.file_created_at.isoformat(),
             window.file_id_modifier,
             self._file_id(window),
+            submit_max_attempts=self._settings.ach_submit_max_attempts,
         )
 
     async def submit_file(self, request: AchFileInput) -> AchFileResult:

@@ -200,6 +200,8 @@ class Settings(BaseSettings):
     ach_cutoffs: str = "10:30,14:45,16:45"
     ach_submit_lead_seconds: float = 300.0
     ach_window_seconds: float = 0.0
+    # attempts at sending a window's file before the batch asks the bank what it has of it
+    ach_submit_max_attempts: int = 8
     ach_return_window_seconds: float = 2 * 86400.0
     # SEPA: a settled payment waits this long for the creditor bank's return (pacs.004); the
     # rulebook gives it 3 TARGET business days, 5 calendar days cover weekends and holidays.

@@ -26,6 +26,8 @@ def make_settings(data_dir: Path) -> Settings:
     return isolated_settings(
         data_dir,
         ach_window_seconds=2.0,
+        # an unanswered file is asked about after two attempts, not eight
+        ach_submit_max_attempts=2,
         ach_return_window_seconds=60.0,
         sepa_return_window_seconds=60.0,
         # the creditor's bank returns a SEPA payment a second (bank time) after settlement

@@ -11,6 +11,7 @@ returns reach the payments directly from the bank's callbacks, by trace number.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -58,7 +59,9 @@ class AchBatchWorkflow:
         if not entries:
             return AchFileResult(batch.file_id, status=RailStatus.EMPTY)
         try:
-            result = await SUBMIT_ACH_FILE.run(AchFileInput(batch, entries))
+            # the budget is the step's, with the configured number of attempts
+            budget = replace(SUBMIT_ACH_FILE.retry, maximum_attempts=batch.submit_max_attempts)
+            result = await SUBMIT_ACH_FILE.run(AchFileInput(batch, entries), retry=budget)
         except ActivityError as err:
             refused = isinstance(err.cause, ApplicationError) and err.cause.type == "file_refused"
             if refused:

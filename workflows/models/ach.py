@@ -14,6 +14,8 @@ class AchBatchInput:
     file_created_at: str  # naive local time, minute precision (the file header's)
     file_id_modifier: str
     file_id: str
+    # attempts at sending the file (the step's own budget, 8, for batches started before)
+    submit_max_attempts: int = 8
 
 
 @dataclass

@@ -5,15 +5,15 @@
 refused the post); NULL in every other status. A nullable column without a default: adding
 it rewrites nothing, so it takes a moment on any size of table.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
