@@ -32,7 +32,7 @@ from activities.limits import RECENT_PAYMENTS
 from activities.notify import event_query
 from activities.payment_records import payment_by_id, status_update
 from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
-from activities.reconciliation import LEDGER_BOOKINGS
+from activities.reconciliation import LEDGER_BOOKINGS, credited_deposits_query
 from api.idempotency import key_query, takeover_statement
 from api.routers.payments import (
     history_query,
@@ -128,6 +128,13 @@ INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective
 SELECT id, '02100002' || lpad(substr(id, 5)::bigint::text, 7, '0'),
        to_char(created_at, 'YYYYMMDD'),
        '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date, created_at
+FROM payments WHERE id NOT LIKE 'pay_probe_%';
+-- a deposit per payment, credited when made (a tenth of them EUR: another rail's account)
+INSERT INTO deposits (id, tenant_id, account_id, amount, currency, created_by, created_at,
+                      credited_at, bank_reference)
+SELECT 'dep_' || substr(id, 5), tenant_id, account_id, 100,
+       CASE WHEN substr(id, 5)::bigint % 10 = 0 THEN 'EUR' ELSE 'USD' END, 'seed', created_at,
+       created_at, 'BNK-' || substr(id, 5)
 FROM payments WHERE id NOT LIKE 'pay_probe_%';
 
 -- a hold and its posting per payment that moved money, a return for the returned ones
@@ -258,6 +265,10 @@ PROBES: dict[str, Probe] = {
     "reconciliation: a day's bookings (LEDGER_BOOKINGS)": lambda c: (
         LEDGER_BOOKINGS,
         {"rail": "ach", **_day_bounds(10)},
+    ),
+    "reconciliation: a day's credited deposits": lambda c: (
+        credited_deposits_query("USD", **_day_bounds(10)),
+        {},
     ),
     # reads
     "GET payment": lambda c: (payment_query("ten_a", PROBE), {}),
