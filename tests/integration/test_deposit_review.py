@@ -19,6 +19,9 @@ from kernel.tables import audit_log, events
 from ops.devstack import Stack
 from tests.integration.helpers import Tenant, balances, funded_account
 
+# PAYMENTS_DEPOSIT_REVIEW_THRESHOLD's default, which the test stack keeps (minor units)
+THRESHOLD = 10_000_000
+
 
 async def _key(stack: Stack, tenant_id: str, principal: str) -> str:
     engine = get_engine(stack.settings)
@@ -97,7 +100,7 @@ async def _trail(stack: Stack, deposit_id: str) -> tuple[list[str], list[str]]:
 async def test_a_deposit_above_the_threshold_waits_for_a_second_principal_and_credits_once(
     tenant: Tenant, stack: Stack, reviewers: dict[str, httpx.AsyncClient]
 ) -> None:
-    threshold = stack.settings.deposit_review_threshold
+    threshold = THRESHOLD
     account = await funded_account(tenant, 0)
     # at the threshold: credited at once
     at = await _deposit(tenant, account["id"], threshold)
@@ -152,7 +155,7 @@ async def test_a_rejected_deposit_credits_nothing(
     tenant: Tenant, stack: Stack, reviewers: dict[str, httpx.AsyncClient]
 ) -> None:
     account = await funded_account(tenant, 0)
-    held = await _deposit(tenant, account["id"], stack.settings.deposit_review_threshold + 5)
+    held = await _deposit(tenant, account["id"], THRESHOLD + 5)
     path = f"/v1/deposits/{held['id']}/review"
     rejected = await reviewers["other_principal"].post(
         path, json={"decision": "reject", "note": "no such credit at the bank"}
