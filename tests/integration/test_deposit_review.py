@@ -155,6 +155,7 @@ async def test_a_rejected_deposit_credits_nothing(
 ) -> None:
     account = await funded_account(tenant, 0)
     held = await _deposit(tenant, account["id"], THRESHOLD + 5)
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 0
     path = f"/v1/deposits/{held['id']}/review"
     rejected = await reviewers["other_principal"].post(
         path, json={"decision": "reject", "note": "no such credit at the bank"}
