@@ -255,6 +255,14 @@ class DepositOut(BaseModel):
     created_at: datetime
 
 
+class DepositList(BaseModel):
+    """A page of deposits, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[DepositOut]
+    has_more: bool
+
+
 class CreditorIn(Strict):
     """Who receives a payment: IBAN (+BIC) for SEPA, routing + account number for ACH."""
 

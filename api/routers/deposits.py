@@ -3,10 +3,11 @@ those above the review threshold."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal
@@ -19,6 +20,7 @@ from api.idempotency import (
     replayable,
     run_idempotently,
 )
+from api.pagination import cursor_query, page_query
 from api.problems import (
     AUTHENTICATED,
     BANK_REFERENCE_IN_USE,
@@ -27,6 +29,7 @@ from api.problems import (
     DEPOSIT_NOT_IN_REVIEW,
     FOUR_EYES_VIOLATION,
     IDEMPOTENT,
+    INVALID_CURSOR,
     LEDGER_REFUSED,
     UNKNOWN_ACCOUNT,
     WITH_BODY,
@@ -34,7 +37,14 @@ from api.problems import (
     problems,
 )
 from api.routers.accounts import load_customer_account
-from api.schemas import DepositCreate, DepositOut, DepositReviewCreate, DepositReviewOut
+from api.schemas import (
+    DepositCreate,
+    DepositList,
+    DepositOut,
+    DepositReviewCreate,
+    DepositReviewOut,
+)
+from kernel.tables import deposits
 from services.deposits import (
     CREDITED,
     DepositOrder,
@@ -149,6 +159,47 @@ async def create_deposit(
         handler,
         takeover_after=settings.idempotency_takeover_seconds,
     )
+
+
+def deposits_page_query(
+    tenant_id: str, *, limit: int, after: tuple[Any, str] | None = None, status: str | None = None
+) -> Select[Any]:
+    """A page of the tenant's deposits, newest first, optionally by status (migration 0016's
+    indexes serve both)."""
+    return page_query(deposits, tenant_id, limit=limit, after=after, filters={"status": status})
+
+
+@router.get(
+    "",
+    response_model=DepositList,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, INVALID_CURSOR),
+)
+async def list_deposits(
+    principal: Reader,
+    engine: Engine,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[str | None, Query(pattern=DEPOSIT_ID)] = None,
+    status: Literal["credited", "pending_review", "rejected"] | None = None,
+) -> DepositList:
+    """The tenant's deposits, newest first (`?status=pending_review`: those waiting for a
+    decision); page with `starting_after=<last id>`."""
+    after = None
+    async with engine.connect() as conn:
+        if starting_after is not None:
+            cursor = (
+                await conn.execute(cursor_query(deposits, principal.tenant_id, starting_after))
+            ).scalar_one_or_none()
+            if cursor is None:
+                raise ProblemError(
+                    422,
+                    "invalid_cursor",
+                    "starting_after is not a deposit of yours.",
+                    param="starting_after",
+                )
+            after = (cursor, starting_after)
+        query = deposits_page_query(principal.tenant_id, limit=limit, after=after, status=status)
+        rows = (await conn.execute(query)).all()
+    return DepositList(data=[deposit_out(row) for row in rows[:limit]], has_more=len(rows) > limit)
 
 
 @router.get(

@@ -38,6 +38,10 @@ ALTER TABLE deposits
     ADD CONSTRAINT deposits_credited_at CHECK ((status = 'credited') = (credited_at IS NOT NULL));
 CREATE UNIQUE INDEX deposits_bank_reference ON deposits (currency, bank_reference)
     WHERE bank_reference IS NOT NULL AND status <> 'rejected';
+-- GET /v1/deposits (newest first, by status: those waiting for review)
+CREATE INDEX deposits_tenant_created_idx ON deposits (tenant_id, created_at DESC, id DESC);
+CREATE INDEX deposits_tenant_status_created_idx
+    ON deposits (tenant_id, status, created_at DESC, id DESC);
 -- reconciliation reads one day's credited deposits of one currency
 CREATE INDEX deposits_credited ON deposits (currency, credited_at) WHERE status = 'credited';
 ALTER TABLE reconciliation_discrepancies ADD COLUMN deposit_id text;
@@ -46,6 +50,8 @@ ALTER TABLE reconciliation_discrepancies ADD COLUMN deposit_id text;
 DOWNGRADE = """
 ALTER TABLE reconciliation_discrepancies DROP COLUMN deposit_id;
 DROP INDEX deposits_credited;
+DROP INDEX deposits_tenant_status_created_idx;
+DROP INDEX deposits_tenant_created_idx;
 DROP INDEX deposits_bank_reference;
 ALTER TABLE deposits
     DROP CONSTRAINT deposits_credited_at,

@@ -111,6 +111,9 @@ async def test_a_deposit_above_the_threshold_waits_for_a_second_principal_and_cr
     assert above["created_by"] == "ops-olga"
     path = f"/v1/deposits/{above['id']}/review"
     approve = {"decision": "approve", "note": "matches the bank's credit"}
+    # the reviewer finds what waits for a decision
+    waiting = await reviewers["other_principal"].get("/v1/deposits?status=pending_review")
+    assert [d["id"] for d in waiting.json()["data"]] == [above["id"]]
 
     # the creator may not decide it, with its own key or another of its principal's keys
     for client in (tenant.ops, reviewers["same_principal_other_key"]):
@@ -141,6 +144,11 @@ async def test_a_deposit_above_the_threshold_waits_for_a_second_principal_and_cr
     assert await _credits(stack, account["id"]) == 2
     read = await tenant.partner.get(f"/v1/deposits/{above['id']}")
     assert read.status_code == 200 and read.json() == body
+    assert (await tenant.ops.get("/v1/deposits?status=pending_review")).json()["data"] == []
+    listed = (await tenant.ops.get("/v1/deposits?limit=1")).json()
+    assert (listed["data"][0]["id"], listed["has_more"]) == (above["id"], True)
+    rest = (await tenant.ops.get(f"/v1/deposits?starting_after={above['id']}")).json()
+    assert [d["id"] for d in rest["data"]] == [at["id"]]
     # a decided deposit stays decided
     again = await reviewers["other_principal"].post(path, json={"decision": "reject"})
     assert again.status_code == 409 and again.json()["code"] == "deposit_not_in_review"

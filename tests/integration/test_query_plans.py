@@ -34,6 +34,8 @@ from activities.payment_records import payment_by_id, status_update
 from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
 from activities.reconciliation import LEDGER_BOOKINGS, credited_deposits_query
 from api.idempotency import key_query, takeover_statement
+from api.pagination import cursor_query
+from api.routers.deposits import deposits_page_query
 from api.routers.payments import (
     history_query,
     payment_cursor_query,
@@ -44,6 +46,7 @@ from api.routers.rails import file_entries_query, trace_entries_query
 from api.routers.webhooks import event_cursor_query, events_page_query
 from kernel.audit import LAST_LINK, link_query, recorded_query, records_after_query
 from kernel.checkpoints import latest_query
+from kernel.tables import deposits
 from ledger.engine import account_entries_query
 from ops.devstack import Stack
 from ops.migrate import upgrade
@@ -305,6 +308,16 @@ PROBES: dict[str, Probe] = {
     ),
     "GET payments?account_id= (another tenant's)": lambda c: (
         payments_page_query("ten_a", limit=10, account_id="acc_b_4"),
+        {},
+    ),
+    "GET deposits": lambda c: (deposits_page_query("ten_a", limit=10), {}),
+    "GET deposits: cursor": lambda c: (cursor_query(deposits, "ten_a", "dep_00000000007"), {}),
+    "GET deposits?status=pending_review": lambda c: (
+        deposits_page_query("ten_a", limit=10, status="pending_review"),
+        {},
+    ),
+    "GET deposits?status=credited": lambda c: (
+        deposits_page_query("ten_a", limit=10, status="credited"),
         {},
     ),
     "GET events": lambda c: (events_page_query("ten_a", limit=10), {}),
