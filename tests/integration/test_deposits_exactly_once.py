@@ -148,25 +148,26 @@ async def test_the_answer_commits_with_the_deposit_so_a_failure_after_it_never_r
     assert await _credits(stack, account["id"]) == 1
 
 
-async def _wait_for_lock_wait(stack: Stack, statement: str = "%", timeout: float = 20.0) -> None:
-    """Until a backend waits on a lock in a statement like `statement`."""
+# backends waiting on a lock the holder's backend holds; on a lock, in a statement like ...
+BLOCKED_BY = "SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"
+WAITING_IN = (
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE :like"
+)
+
+
+async def _wait_for_backend(
+    stack: Stack, query: str, params: dict[str, Any], timeout: float = 20.0
+) -> None:
+    """Until `query` counts a database backend."""
     engine = get_engine(stack.settings)
     deadline = asyncio.get_running_loop().time() + timeout
     try:
         while True:
             async with engine.connect() as conn:
-                waiting = (
-                    await conn.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                            " AND query ILIKE :statement"
-                        ),
-                        {"statement": statement},
-                    )
-                ).scalar_one()
-            if waiting:
+                found = (await conn.execute(text(query), params)).scalar_one()
+            if found:
                 return
-            assert asyncio.get_running_loop().time() < deadline, "nothing waits on the lock"
+            assert asyncio.get_running_loop().time() < deadline, f"no backend: {query}"
             await asyncio.sleep(0.05)
     finally:
         await dispose_engines()
@@ -185,10 +186,11 @@ async def test_a_takeover_of_a_stuck_first_request_never_credits_twice(
         await holder.execute(
             text("SELECT 1 FROM ledger_accounts WHERE id = :id FOR UPDATE"), {"id": account["id"]}
         )
+        holder_pid = (await holder.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         first_request = asyncio.create_task(
             tenant.ops.post("/v1/deposits", json=body, headers={"Idempotency-Key": key})
         )
-        await _wait_for_lock_wait(stack)
+        await _wait_for_backend(stack, BLOCKED_BY, {"holder": holder_pid})
         # ... for longer than the takeover time (aged rather than waited for)
         async with engine.begin() as conn:
             await conn.execute(
@@ -206,7 +208,7 @@ async def test_a_takeover_of_a_stuck_first_request_never_credits_twice(
         second_request = asyncio.create_task(
             tenant.ops.post("/v1/deposits", json=body, headers={"Idempotency-Key": key})
         )
-        await _wait_for_lock_wait(stack, "INSERT INTO deposits%")
+        await _wait_for_backend(stack, WAITING_IN, {"like": "INSERT INTO deposits%"})
         await holder.rollback()
     first, second = await asyncio.gather(first_request, second_request)
     await dispose_engines()
