@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select, text, update
 
 from kernel.db import dispose_engines, get_engine
@@ -224,3 +225,47 @@ async def test_a_takeover_of_a_stuck_first_request_never_credits_twice(
         ).all()
     await dispose_engines()
     assert len(rows) == 1
+
+
+async def test_a_retry_after_the_answer_was_lost_replays_the_one_deposit(
+    tenant: Tenant, stack: Stack
+) -> None:
+    """The client gives up while the deposit is still being made (its answer is lost); the
+    deposit commits anyway, and the retry answers that deposit, credited once."""
+    account = await funded_account(tenant, 0)
+    key = f"dep-once-{uuid.uuid4().hex}"
+    body = {"account_id": account["id"], "amount": 900, "currency": "EUR"}
+    engine = get_engine(stack.settings)
+    async with engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(
+            text("SELECT 1 FROM ledger_accounts WHERE id = :id FOR UPDATE"), {"id": account["id"]}
+        )
+        holder_pid = (await holder.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        gives_up = asyncio.create_task(
+            tenant.ops.post(
+                "/v1/deposits", json=body, headers={"Idempotency-Key": key}, timeout=1.0
+            )
+        )
+        await _wait_for_backend(stack, BLOCKED_BY, {"holder": holder_pid})
+        try:
+            await gives_up
+        except httpx.TimeoutException:
+            pass
+        else:
+            raise AssertionError("the first answer arrived although the deposit was held")
+        await holder.rollback()
+    await dispose_engines()
+    # the first request goes on after its client left: wait for its answer to be recorded
+    deadline = asyncio.get_running_loop().time() + 20
+    while (record := await _record(stack, tenant.tenant_id, key)) is None or (
+        record.response_status is None
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the deposit never committed"
+        await asyncio.sleep(0.05)
+    retry = await tenant.ops.post("/v1/deposits", json=body, headers={"Idempotency-Key": key})
+    assert retry.status_code == 201, retry.text
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.json() == record.response_body
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 900
+    assert await _credits(stack, account["id"]) == 1
