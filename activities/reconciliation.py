@@ -1,15 +1,22 @@
 """Reconciliation activity: fetch a rail's camt.053 statement, compare it with the ledger,
-store the run and every discrepancy, and log each one for alerting."""
+store the run and every discrepancy, and log each one for alerting.
+
+Besides the rail's payments and returns, the statement's incoming credits are matched with
+the deposits credited that day in the rail's currency, by the bank reference each deposit
+names. A deposit without a bank reference cannot be matched with anything the bank booked:
+it is reported missing from the statement under its own id, for ops to account for.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from sqlalchemy import delete, insert, text
+from sqlalchemy import Select, delete, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -17,7 +24,7 @@ from temporalio import activity
 from activities.metrics import count
 from iso20022.camt053 import parse_camt053
 from kernel.settings import Settings
-from kernel.tables import reconciliation_discrepancies, reconciliation_runs
+from kernel.tables import deposits, reconciliation_discrepancies, reconciliation_runs
 from rails.reconcile import Booking, reconcile
 from rails.windows import ACH_TIMEZONE
 from workflows.models import ReconcileRailInput, ReconcileResult
@@ -26,6 +33,8 @@ log = structlog.get_logger()
 
 # the bank books SEPA on UTC dates and ACH on New York dates; so does our side of the match
 BOOKING_ZONE = {"sepa": ZoneInfo("UTC"), "ach": ZoneInfo(ACH_TIMEZONE)}
+# the currency each rail's account at the bank holds: where a deposit's money arrives
+RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
 LEDGER_BOOKINGS = text(
     "SELECT p.id AS payment_id, t.code, t.amount, t.currency, e.trace_number"
     " FROM ledger_transfers t"
@@ -34,6 +43,18 @@ LEDGER_BOOKINGS = text(
     " WHERE t.code IN ('payment_post', 'payment_return') AND p.rail = :rail"
     " AND t.created_at >= :start AND t.created_at < :end"
 )
+
+
+def credited_deposits_query(currency: str, start: datetime, end: datetime) -> Select[Any]:
+    """The deposits credited in `currency` in [start, end) (through `deposits_credited`)."""
+    return select(
+        deposits.c.id, deposits.c.amount, deposits.c.currency, deposits.c.bank_reference
+    ).where(
+        deposits.c.status == "credited",
+        deposits.c.currency == currency,
+        deposits.c.credited_at >= start,
+        deposits.c.credited_at < end,
+    )
 
 
 class ReconciliationActivities:
@@ -53,9 +74,19 @@ class ReconciliationActivities:
         return [
             Booking(
                 entry.direction,
-                (entry.tx_id if rail == "ach" else entry.end_to_end_id) or entry.entry_ref or "",
+                # an incoming credit is known by the payer's reference, on every rail
+                (
+                    entry.end_to_end_id
+                    if entry.received_credit
+                    else entry.tx_id
+                    if rail == "ach"
+                    else entry.end_to_end_id
+                )
+                or entry.entry_ref
+                or "",
                 entry.amount_minor,
                 entry.currency,
+                incoming=entry.received_credit,
             )
             for entry in statement.entries
         ]
@@ -64,11 +95,12 @@ class ReconciliationActivities:
         zone = BOOKING_ZONE[rail]
         start = datetime.combine(date.fromisoformat(day), time(), zone)
         async with self._engine.connect() as conn:
+            end = start + timedelta(days=1)
             rows = (
-                await conn.execute(
-                    LEDGER_BOOKINGS,
-                    {"rail": rail, "start": start, "end": start + timedelta(days=1)},
-                )
+                await conn.execute(LEDGER_BOOKINGS, {"rail": rail, "start": start, "end": end})
+            ).all()
+            credited = (
+                await conn.execute(credited_deposits_query(RAIL_CURRENCY[rail], start, end))
             ).all()
         return [
             Booking(
@@ -79,6 +111,16 @@ class ReconciliationActivities:
                 row.payment_id,
             )
             for row in rows
+        ] + [
+            Booking(
+                "CRDT",
+                row.bank_reference or row.id,
+                int(row.amount),
+                row.currency,
+                incoming=True,
+                deposit_id=row.id,
+            )
+            for row in credited
         ]
 
     @activity.defn(name="reconcile_statement")

@@ -11,12 +11,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.fields import EXAMPLE_ACCOUNT_ID, EXAMPLE_CUSTOMER_ID, EXAMPLE_PAYMENT_ID
+from api.fields import (
+    EXAMPLE_ACCOUNT_ID,
+    EXAMPLE_CUSTOMER_ID,
+    EXAMPLE_DEPOSIT_ID,
+    EXAMPLE_PAYMENT_ID,
+)
 from api.schemas import (
     AccountOut,
     Address,
     Balances,
     CustomerOut,
+    DepositList,
     DepositOut,
     EntryList,
     EntryOut,
@@ -63,10 +69,13 @@ ACCOUNT = AccountOut(
     created_at=AT,
 )
 DEPOSIT = DepositOut(
-    id="dep_01jdz3k9c2d4e6f8g0h2j4k6m8",
+    id=EXAMPLE_DEPOSIT_ID,
     account_id=EXAMPLE_ACCOUNT_ID,
     amount=100000,
     currency="EUR",
+    status="credited",
+    bank_reference="BNK-20260114-000123",
+    created_by="ops-olga",
     created_at=AT,
 )
 ENTRY = EntryOut(
@@ -144,6 +153,7 @@ def _examples() -> dict[str, BaseModel]:
         "CustomerOut": CUSTOMER,
         "AccountOut": ACCOUNT,
         "DepositOut": DEPOSIT,
+        "DepositList": DepositList(data=[DEPOSIT], has_more=False),
         "EntryList": EntryList(data=[ENTRY], has_more=False),
         "PaymentOut": PAYMENT,
         "PaymentList": PaymentList(data=[PAYMENT], has_more=False),

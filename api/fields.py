@@ -41,6 +41,7 @@ def _id_pattern(prefix: str) -> str:
 CUSTOMER_ID = _id_pattern("cus")
 ACCOUNT_ID = _id_pattern("acc")
 PAYMENT_ID = _id_pattern("pay")
+DEPOSIT_ID = _id_pattern("dep")
 EVENT_ID = _id_pattern("evt")
 WEBHOOK_ENDPOINT_ID = _id_pattern("we")
 RECONCILIATION_ID = _id_pattern("rec")
@@ -52,6 +53,10 @@ EVENT_TYPE = r"^[a-z_]{1,40}\.[a-z_]{1,40}$"
 EXAMPLE_CUSTOMER_ID = "cus_01jdz3k5v8m2n4p6q8r0s2t4v6"
 EXAMPLE_ACCOUNT_ID = "acc_01jdz3k7b2c4d6e8f0g2h4j6k8"
 EXAMPLE_PAYMENT_ID = "pay_01jdz3m9x1y3z5a7b9c1d3e5f7"
+EXAMPLE_DEPOSIT_ID = "dep_01jdz3k9c2d4e6f8g0h2j4k6m8"
+# the bank's reference of an incoming credit, as camt.053 carries it (`EndToEndId`, ISO
+# Max35Text; the SWIFT character set, so every rail's statement can carry it)
+BANK_REFERENCE = r"^[A-Za-z0-9/?:().,'+ -]{1,35}$"
 
 CustomerId = Annotated[
     str, StringConstraints(pattern=CUSTOMER_ID), Field(examples=[EXAMPLE_CUSTOMER_ID])

@@ -2,12 +2,18 @@
 
 The key is claimed in PostgreSQL per (tenant, key) with a fingerprint of the request before
 any work starts; the finished response is stored and replayed for the same key and body.
+
+A handler that moves money in one transaction (a deposit) stores its answer in that same
+transaction (`answer_in`): the record then says "done" exactly when the money moved, so a
+failure after the commit never releases the key and a retry replays the answer instead of
+running again. A claim is only ever released while it is unanswered.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -16,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Select, Update, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.errors import ProblemError
 from kernel.api_keys import Principal
@@ -59,6 +65,51 @@ IdempotencyKey = Annotated[
 def _fingerprint(method_path: str, body: BaseModel) -> str:
     payload = method_path.encode() + b"\n" + body.model_dump_json().encode()
     return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """The record a request claims: what `answer_in` writes its answer to."""
+
+    tenant_id: str
+    key: str
+    method_path: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, tenant_id: str, key: str, method_path: str, body: BaseModel) -> IdempotencyClaim:
+        """The claim of this request (the same fingerprint `run_idempotently` computes)."""
+        return cls(tenant_id, key, method_path, _fingerprint(method_path, body))
+
+
+async def answer_in(
+    conn: AsyncConnection, claim: IdempotencyClaim, status: int, response: dict[str, Any]
+) -> None:
+    """Store the answer in the caller's transaction, the one that makes the change.
+
+    An upsert, not an update: should the claim have been released meanwhile (a takeover
+    that then failed), the change must still commit with its record, or a later request
+    with the key would run again instead of replaying.
+    """
+    await conn.execute(
+        insert(idempotency_keys)
+        .values(
+            tenant_id=claim.tenant_id,
+            key=claim.key,
+            method_path=claim.method_path,
+            fingerprint=claim.fingerprint,
+            response_status=status,
+            response_body=response,
+        )
+        .on_conflict_do_update(
+            index_elements=[idempotency_keys.c.tenant_id, idempotency_keys.c.key],
+            set_={
+                "fingerprint": claim.fingerprint,
+                "response_status": status,
+                "response_body": response,
+            },
+        )
+    )
 
 
 # The key's reads and takeover (tests/integration/test_query_plans.py checks their plans).
@@ -153,14 +204,18 @@ async def run_idempotently(
     try:
         status, response = await handler()
     except BaseException:
-        # nothing was created: release the key so the client can retry with it
+        # release the key so the client can retry with it, unless the handler's own
+        # transaction answered it: then its change committed, and a retry must replay it
         async with engine.begin() as conn:
-            await conn.execute(delete(idempotency_keys).where(*where))
+            await conn.execute(
+                delete(idempotency_keys).where(*where, idempotency_keys.c.response_status.is_(None))
+            )
         raise
     async with engine.begin() as conn:
+        # a handler that answered in its own transaction (answer_in) left nothing to store
         await conn.execute(
             update(idempotency_keys)
-            .where(*where)
+            .where(*where, idempotency_keys.c.response_status.is_(None))
             .values(response_status=status, response_body=response)
         )
     return JSONResponse(response, status_code=status)

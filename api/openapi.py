@@ -4,7 +4,7 @@ FastAPI derives paths, parameters and bodies from the code. This adds what it ca
 the problem-document schema every declared error refers to, an example request and answer
 on every operation (from the models' own examples, see api.examples), and the links from
 what an operation creates to the operations that use it (clients and the fuzzer's stateful
-phase follow them: customer -> account -> deposit and payment -> review, cancel, retry).
+phase follow them: customer -> account -> deposit -> review, and payment -> review, cancel, retry).
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ LINKS: dict[tuple[str, str, str], dict[str, Target]] = {
         "ReviewPayment": ("post", "/v1/payments/{payment_id}/review", {"payment_id": ID}, None),
         "RetryPayment": ("post", "/v1/payments/{payment_id}/retry", {"payment_id": ID}, None),
         "PaymentEvents": ("get", "/v1/events", {"query.payment_id": ID}, None),
+    },
+    ("post", "/v1/deposits", "201"): {
+        "GetDeposit": ("get", "/v1/deposits/{deposit_id}", {"deposit_id": ID}, None),
+        "ReviewDeposit": ("post", "/v1/deposits/{deposit_id}/review", {"deposit_id": ID}, None),
     },
     ("post", "/v1/webhook-endpoints", "201"): {
         "DisableEndpoint": (

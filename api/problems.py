@@ -118,6 +118,13 @@ PAYMENT_IN_SANCTIONS_REVIEW = ProblemCode(
 PAYMENT_NOT_RETRYABLE = ProblemCode(
     409, "payment_not_retryable", "The payment is not in `action_required`."
 )
+DEPOSIT_NOT_FOUND = ProblemCode(404, "deposit_not_found", "No such deposit of yours.")
+DEPOSIT_NOT_IN_REVIEW = ProblemCode(
+    409, "deposit_not_in_review", "The deposit is not in `pending_review`."
+)
+BANK_REFERENCE_IN_USE = ProblemCode(
+    409, "bank_reference_in_use", "A deposit already books this bank reference."
+)
 CUSTOMER_NOT_IN_REVIEW = ProblemCode(
     409, "customer_not_in_review", "The customer's KYC is not in review."
 )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.fields import (
+    BANK_REFERENCE,
     CURRENCIES,
     EXAMPLE_ACCOUNT_ID,
     EXAMPLE_CUSTOMER_ID,
@@ -178,29 +179,89 @@ class AccountOut(BaseModel):
 
 
 class DepositCreate(Strict):
-    """Credit incoming funds to an account (ops)."""
+    """Credit incoming funds to an account (ops). Above the review threshold the deposit
+    waits in `pending_review` for a second ops principal; `bank_reference` names the bank's
+    incoming credit it books, which reconciliation matches against the bank statement."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"account_id": EXAMPLE_ACCOUNT_ID, "amount": 100000, "currency": "EUR"}]
+            "examples": [
+                {
+                    "account_id": EXAMPLE_ACCOUNT_ID,
+                    "amount": 100000,
+                    "currency": "EUR",
+                    "bank_reference": "BNK-20260114-000123",
+                }
+            ]
         },
     )
 
     account_id: AccountId
     amount: Amount
     currency: Currency
+    bank_reference: (
+        Annotated[
+            str,
+            StringConstraints(pattern=BANK_REFERENCE),
+            Field(
+                description=(
+                    "The bank's reference of the incoming credit this deposit books (its "
+                    "camt.053 `EndToEndId`); one live deposit per reference and currency."
+                )
+            ),
+        ]
+        | None
+    ) = None
+
+
+class DepositReviewCreate(Strict):
+    """A decision on a deposit in `pending_review` (four-eyes: not by the principal who made
+    it, nor with its key)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"decision": "approve", "note": "matches the bank's credit"}]
+        },
+    )
+
+    decision: Literal["approve", "reject"]
+    note: Text1000 = ""
+
+
+class DepositReviewOut(BaseModel):
+    """Who decided a deposit in review, and how."""
+
+    decision: Literal["approve", "reject"]
+    reviewed_by: str
+    note: str | None
+    reviewed_at: datetime
 
 
 class DepositOut(BaseModel):
-    """A credited deposit."""
+    """A deposit: `credited` (the ledger credit is made), `pending_review` (above the review
+    threshold: nothing credited until approved) or `rejected` (nothing credited)."""
 
     id: str
     object: Literal["deposit"] = "deposit"
     account_id: str
     amount: int
     currency: str
+    status: Literal["credited", "pending_review", "rejected"] = "credited"
+    bank_reference: str | None = None
+    # the principal who made it (the one who may not review it)
+    created_by: str
+    review: DepositReviewOut | None = None
     created_at: datetime
+
+
+class DepositList(BaseModel):
+    """A page of deposits, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[DepositOut]
+    has_more: bool
 
 
 class CreditorIn(Strict):

@@ -1,4 +1,5 @@
-"""Admin endpoints for tests and demos: rules, faults, the clock, statement adjustments."""
+"""Admin endpoints for tests and demos: rules, faults, the clock, statement adjustments,
+incoming credits."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from banksim.api_rails import get_bank
 from banksim.clock import to_datetime
 from banksim.faults import FaultConfig
 from banksim.problems import problem
+from banksim.statements import CURRENCIES, book_incoming_credit
 from banksim.store import Rule, normalize_iban
 from nacha import RETURN_REASON_CODES
 
@@ -290,3 +292,34 @@ async def list_bookings(
             for b in bookings
         ]
     )
+
+
+class IncomingCreditIn(BaseModel):
+    """A credit someone pays into the platform's `rail` account, under their `reference`
+    (the reference ops name as the deposit's `bank_reference`)."""
+
+    rail: Rail
+    amount: Annotated[int, Field(gt=0)]
+    currency: Annotated[str | None, Field(pattern=r"^[A-Z]{3}$")] = None
+    # camt.053 carries it as the EndToEndId: ISO Max35Text
+    reference: Annotated[str, Field(min_length=1, max_length=35)]
+
+
+@router.post("/incoming-credits", status_code=201)
+async def add_incoming_credit(credit: IncomingCreditIn, request: Request) -> dict[str, object]:
+    """Book an incoming credit on the platform's account now (bank time): it appears on
+    that day's camt.053 statement as a CRDT entry (received credit transfer)."""
+    booked = book_incoming_credit(
+        get_bank(request),
+        credit.rail,
+        credit.amount,
+        credit.currency or CURRENCIES[credit.rail],
+        credit.reference,
+    )
+    return {
+        "rail": booked.rail,
+        "date": booked.booking_date,
+        "amount": booked.amount_minor,
+        "currency": booked.currency,
+        "reference": booked.end_to_end_id,
+    }

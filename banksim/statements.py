@@ -15,7 +15,13 @@ from datetime import date
 from banksim.bank import Bank
 from banksim.clock import to_datetime
 from banksim.store import Adjustment, Booking
-from iso20022.camt053 import AccountStatement, Statement, StatementEntry, build_camt053
+from iso20022.camt053 import (
+    RECEIVED_CREDITS,
+    AccountStatement,
+    Statement,
+    StatementEntry,
+    build_camt053,
+)
 
 RAILS = ("sepa", "ach")
 CURRENCIES = {"sepa": "EUR", "ach": "USD"}
@@ -28,6 +34,10 @@ _CODES = {
     ("ach", "CRDT", False): ("PMNT", "IDDT", "ADBT"),
 }
 _RETURN_CODE = ("PMNT", "ICDT", "ARET")
+_RECEIVED_CODES = {
+    "sepa": ("PMNT", RECEIVED_CREDITS, "ESCT"),
+    "ach": ("PMNT", RECEIVED_CREDITS, "ACDT"),
+}
 
 
 def account_id(bank: Bank, rail: str) -> str:
@@ -37,9 +47,31 @@ def account_id(bank: Bank, rail: str) -> str:
     return bank.settings.banksim_ach_account_number
 
 
+def is_incoming_credit(booking: Booking) -> bool:
+    """A credit someone paid in: our own credits are returns (a return code) or ACH debits
+    we originated (a trace number); an incoming credit has neither."""
+    return booking.direction == "CRDT" and booking.return_code is None and booking.tx_id is None
+
+
+def book_incoming_credit(
+    bank: Bank, rail: str, amount_minor: int, currency: str, reference: str
+) -> Booking:
+    """Book a credit paid into `rail`'s account now (bank time), under the payer's
+    `reference`; it appears on that day's statement."""
+    at = bank.now()
+    moment = to_datetime(at)
+    # SEPA books on UTC dates, ACH on New York dates (as the rails' own bookings do)
+    day = moment.date() if rail == "sepa" else bank.calendar.local_date(moment)
+    booking = Booking(rail, day.isoformat(), at, "CRDT", amount_minor, currency, reference, None)
+    bank.store.add_booking(booking)
+    return booking
+
+
 def _entry(rail: str, booking: Booking) -> StatementEntry:
     returned = booking.return_code is not None
     code = _CODES.get((rail, booking.direction, returned), _RETURN_CODE if returned else None)
+    if is_incoming_credit(booking):
+        code = _RECEIVED_CODES[rail]
     return StatementEntry(
         direction="CRDT" if booking.direction == "CRDT" else "DBIT",
         amount_minor=booking.amount_minor,

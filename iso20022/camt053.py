@@ -5,7 +5,9 @@ by the ISO 20022 Standards Editor); only its data file is used, the package is n
 
 One document carries one `Stmt` per account. Each booked movement is one `Ntry` with one
 `TxDtls` whose references name the payment: `EndToEndId` (SEPA end-to-end id, ACH individual
-id) and `TxId` (ACH trace number); a return carries `RtrInf/Rsn/Cd` (AC04, R01, ...).
+id) and `TxId` (ACH trace number); a return carries `RtrInf/Rsn/Cd` (AC04, R01, ...). An
+incoming credit (someone paying into the account: bank transaction family `RCDT`, received
+credit transfers) carries the reference it was booked under as its `EndToEndId`.
 Directions are the account holder's: DBIT money out, CRDT money in. Balances are signed minor
 units (credit positive).
 """
@@ -38,6 +40,8 @@ Direction = Literal["DBIT", "CRDT"]
 DIRECTIONS: frozenset[str] = frozenset(get_args(Direction))
 # what an entry without a reference carries where ISO wants one
 NOT_PROVIDED = "NOTPROVIDED"
+# the bank transaction code family of received credit transfers (ISO external code list)
+RECEIVED_CREDITS = "RCDT"
 _IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}")
 _validation_lock = threading.Lock()
 
@@ -64,6 +68,11 @@ class StatementEntry:
             raise TypeError("amount_minor must be an int (minor units)")
         if self.amount_minor < 0:
             raise ValueError("amount_minor must not be negative")
+
+    @property
+    def received_credit(self) -> bool:
+        """Money paid into the account by someone else (not a return of ours)."""
+        return self.direction == "CRDT" and self.bank_transaction_code[1] == RECEIVED_CREDITS
 
 
 @dataclass(frozen=True, slots=True)

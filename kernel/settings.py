@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # key of an object older than this answers 409 `idempotency_key_expired`, never a
     # second object
     idempotency_retention_seconds: float = 24 * 3600.0
+    # a deposit above this amount (minor units, any currency) waits for a second ops
+    # principal's approval before anything is credited (four-eyes)
+    deposit_review_threshold: int = 10_000_000
     # events and their webhook deliveries are purged this long after the event (webhooks
     # retry for 3 days, well within it)
     event_retention_seconds: float = 30 * 24 * 3600.0

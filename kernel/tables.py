@@ -119,6 +119,14 @@ deposits = Table(
     Column("currency", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True)),
+    # migration 0016: review above the threshold, the bank's reference for reconciliation
+    Column("status", Text, nullable=False, server_default="credited"),
+    Column("bank_reference", Text),
+    Column("created_by_key_id", Text),
+    Column("credited_at", DateTime(timezone=True)),
+    Column("reviewed_by", Text),
+    Column("review_note", Text),
+    Column("reviewed_at", DateTime(timezone=True)),
 )
 
 idempotency_keys = Table(
@@ -257,4 +265,5 @@ reconciliation_discrepancies = Table(
     Column("currency", Text, nullable=False),
     Column("ledger_amount", BigInteger),
     Column("statement_amount", BigInteger),
+    Column("deposit_id", Text),  # migration 0016
 )

@@ -1,9 +1,12 @@
 """Reconciliation rules: a bank statement's entries against what the ledger booked.
 
 Plain Python. Each side is a list of bookings keyed by direction and the rail's reference
-(SEPA: the end-to-end id, which is the payment id; ACH: the trace number). Every booking
-on one side without its twin on the other, and every twin with a different amount, is a
-discrepancy for ops; nothing is corrected automatically.
+(SEPA: the end-to-end id, which is the payment id; ACH: the trace number). Incoming credits
+(money paid into the account) are matched with deposits by the bank's reference the deposit
+names, and only with deposits: a payer's reference never matches a payment's return. Every
+booking on one side without its twin on the other (a deposit the bank never received, a
+credit no deposit books), and every twin with a different amount, is a discrepancy for ops;
+nothing is corrected automatically.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ class Booking:
     amount_minor: int
     currency: str
     payment_id: str | None = None
+    # an incoming credit (statement) or the deposit booking it (ledger)
+    incoming: bool = False
+    deposit_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Discrepancy:
     payment_id: str | None
     ledger_amount: int | None
     statement_amount: int | None
+    deposit_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,9 @@ class Reconciliation:
 
 
 def reconcile(ledger: Iterable[Booking], statement: Iterable[Booking]) -> Reconciliation:
-    """Match the two sides one to one by (direction, reference)."""
-    ours = {(b.direction, b.reference): b for b in ledger}
-    theirs = {(b.direction, b.reference): b for b in statement}
+    """Match the two sides one to one by (direction, incoming or not, reference)."""
+    ours = {(b.direction, b.incoming, b.reference): b for b in ledger}
+    theirs = {(b.direction, b.incoming, b.reference): b for b in statement}
     matched = 0
     found: list[Discrepancy] = []
     for key in sorted(ours.keys() | theirs.keys()):
@@ -61,28 +68,30 @@ def reconcile(ledger: Iterable[Booking], statement: Iterable[Booking]) -> Reconc
             found.append(
                 Discrepancy(
                     "amount_mismatch",
-                    key[1],
+                    key[2],
                     bank.currency,
                     mine.payment_id,
                     mine.amount_minor,
                     bank.amount_minor,
+                    mine.deposit_id,
                 )
             )
         elif mine is not None:
             found.append(
                 Discrepancy(
                     "missing_in_statement",
-                    key[1],
+                    key[2],
                     mine.currency,
                     mine.payment_id,
                     mine.amount_minor,
                     None,
+                    mine.deposit_id,
                 )
             )
         elif bank is not None:
             found.append(
                 Discrepancy(
-                    "missing_in_ledger", key[1], bank.currency, None, None, bank.amount_minor
+                    "missing_in_ledger", key[2], bank.currency, None, None, bank.amount_minor
                 )
             )
     return Reconciliation(matched, found)

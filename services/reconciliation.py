@@ -60,6 +60,7 @@ async def load_runs(engine: AsyncEngine, run_ids: list[str]) -> list[Reconciliat
                 row.payment_id,
                 row.ledger_amount,
                 row.statement_amount,
+                row.deposit_id,
             )
         )
     by_id = {

@@ -1,29 +1,86 @@
-"""Deposits: ops credit incoming funds to a customer account."""
+"""Deposits: ops credit incoming funds to a customer account; a second ops principal reviews
+those above the review threshold."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.deps import AppSettings, Engine, Ops
+from api.deps import AppSettings, Engine, Ops, Reader, Temporal
 from api.errors import ProblemError
-from api.idempotency import IdempotencyKey, replayable, run_idempotently
+from api.fields import DEPOSIT_ID, EXAMPLE_DEPOSIT_ID
+from api.idempotency import (
+    IdempotencyClaim,
+    IdempotencyKey,
+    answer_in,
+    replayable,
+    run_idempotently,
+)
+from api.pagination import cursor_query, page_query
 from api.problems import (
     AUTHENTICATED,
+    BANK_REFERENCE_IN_USE,
     CURRENCY_MISMATCH,
+    DEPOSIT_NOT_FOUND,
+    DEPOSIT_NOT_IN_REVIEW,
+    FOUR_EYES_VIOLATION,
     IDEMPOTENT,
+    INVALID_CURSOR,
     LEDGER_REFUSED,
     UNKNOWN_ACCOUNT,
     WITH_BODY,
+    WITH_PARAMETERS,
     problems,
 )
 from api.routers.accounts import load_customer_account
-from api.schemas import DepositCreate, DepositOut
-from services.deposits import DepositOrder, credit_deposit
+from api.schemas import (
+    DepositCreate,
+    DepositList,
+    DepositOut,
+    DepositReviewCreate,
+    DepositReviewOut,
+)
+from kernel.tables import deposits
+from services.deposits import (
+    CREDITED,
+    DepositOrder,
+    credit_deposit,
+    load_deposit,
+    review_deposit,
+)
+from services.events import DeliveryStarter
 
 router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
+
+DepositIdPath = Annotated[str, Path(pattern=DEPOSIT_ID, examples=[EXAMPLE_DEPOSIT_ID])]
+METHOD_PATH = "POST /v1/deposits"
+
+
+def deposit_out(row: Any) -> DepositOut:
+    """The API's view of a `deposits` row."""
+    review = None
+    if row.reviewed_at is not None:
+        review = DepositReviewOut(
+            decision="approve" if row.status == CREDITED else "reject",
+            reviewed_by=row.reviewed_by,
+            note=row.review_note,
+            reviewed_at=row.reviewed_at,
+        )
+    return DepositOut(
+        id=row.id,
+        account_id=row.account_id,
+        amount=row.amount,
+        currency=row.currency,
+        status=row.status,
+        bank_reference=row.bank_reference,
+        created_by=row.created_by,
+        review=review,
+        created_at=row.created_at,
+    )
 
 
 @router.post(
@@ -32,17 +89,34 @@ router = APIRouter(prefix="/v1/deposits", tags=["deposits"])
     response_model=DepositOut,
     responses=replayable(201)
     | problems(
-        AUTHENTICATED, WITH_BODY, IDEMPOTENT, UNKNOWN_ACCOUNT, CURRENCY_MISMATCH, LEDGER_REFUSED
+        AUTHENTICATED,
+        WITH_BODY,
+        IDEMPOTENT,
+        UNKNOWN_ACCOUNT,
+        CURRENCY_MISMATCH,
+        LEDGER_REFUSED,
+        BANK_REFERENCE_IN_USE,
     ),
 )
 async def create_deposit(
     body: DepositCreate,
     principal: Ops,
     engine: Engine,
+    temporal: Temporal,
     settings: AppSettings,
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
-    """Credit `amount` to the account from the funding account (needs `Idempotency-Key`)."""
+    """Credit `amount` to the account from the funding account (needs `Idempotency-Key`).
+
+    Above the review threshold (`PAYMENTS_DEPOSIT_REVIEW_THRESHOLD`, minor units) the deposit
+    is made `pending_review` and nothing is credited until another ops principal approves it
+    (`POST /v1/deposits/{deposit_id}/review`). The deposit and the answer to this request
+    commit together: a retry after any failure replays this answer, never credits twice."""
+    claim = IdempotencyClaim.of(principal.tenant_id, idempotency_key, METHOD_PATH, body)
+
+    async def record(conn: AsyncConnection, row: Any) -> None:
+        # the answer commits with the deposit (api/idempotency.py)
+        await answer_in(conn, claim, 201, deposit_out(row).model_dump(mode="json"))
 
     async def handler() -> tuple[int, dict[str, Any]]:
         account = await load_customer_account(engine, principal.tenant_id, body.account_id)
@@ -59,6 +133,7 @@ async def create_deposit(
             )
         row = await credit_deposit(
             engine,
+            DeliveryStarter(temporal, settings),
             DepositOrder(
                 tenant_id=principal.tenant_id,
                 created_by=principal.name,
@@ -67,24 +142,106 @@ async def create_deposit(
                 account_id=body.account_id,
                 amount=body.amount,
                 currency=body.currency,
+                bank_reference=body.bank_reference,
             ),
             key_retention_seconds=settings.idempotency_retention_seconds,
+            review_threshold=settings.deposit_review_threshold,
+            record=record,
         )
-        out = DepositOut(
-            id=row.id,
-            account_id=row.account_id,
-            amount=row.amount,
-            currency=row.currency,
-            created_at=row.created_at,
-        )
-        return 201, out.model_dump(mode="json")
+        return 201, deposit_out(row).model_dump(mode="json")
 
     return await run_idempotently(
         engine,
         principal,
         idempotency_key,
-        "POST /v1/deposits",
+        METHOD_PATH,
         body,
         handler,
         takeover_after=settings.idempotency_takeover_seconds,
     )
+
+
+def deposits_page_query(
+    tenant_id: str, *, limit: int, after: tuple[Any, str] | None = None, status: str | None = None
+) -> Select[Any]:
+    """A page of the tenant's deposits, newest first, optionally by status (migration 0016's
+    indexes serve both)."""
+    return page_query(deposits, tenant_id, limit=limit, after=after, filters={"status": status})
+
+
+@router.get(
+    "",
+    response_model=DepositList,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, INVALID_CURSOR),
+)
+async def list_deposits(
+    principal: Reader,
+    engine: Engine,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[str | None, Query(pattern=DEPOSIT_ID)] = None,
+    status: Literal["credited", "pending_review", "rejected"] | None = None,
+) -> DepositList:
+    """The tenant's deposits, newest first (`?status=pending_review`: those waiting for a
+    decision); page with `starting_after=<last id>`."""
+    after = None
+    async with engine.connect() as conn:
+        if starting_after is not None:
+            cursor = (
+                await conn.execute(cursor_query(deposits, principal.tenant_id, starting_after))
+            ).scalar_one_or_none()
+            if cursor is None:
+                raise ProblemError(
+                    422,
+                    "invalid_cursor",
+                    "starting_after is not a deposit of yours.",
+                    param="starting_after",
+                )
+            after = (cursor, starting_after)
+        query = deposits_page_query(principal.tenant_id, limit=limit, after=after, status=status)
+        rows = (await conn.execute(query)).all()
+    return DepositList(data=[deposit_out(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+@router.get(
+    "/{deposit_id}",
+    response_model=DepositOut,
+    responses=problems(AUTHENTICATED, WITH_PARAMETERS, DEPOSIT_NOT_FOUND),
+)
+async def get_deposit(deposit_id: DepositIdPath, principal: Reader, engine: Engine) -> DepositOut:
+    """A deposit of yours, with its status and review."""
+    return deposit_out(await load_deposit(engine, principal.tenant_id, deposit_id))
+
+
+@router.post(
+    "/{deposit_id}/review",
+    response_model=DepositOut,
+    responses=problems(
+        AUTHENTICATED,
+        WITH_BODY,
+        DEPOSIT_NOT_FOUND,
+        FOUR_EYES_VIOLATION,
+        DEPOSIT_NOT_IN_REVIEW,
+        LEDGER_REFUSED,
+    ),
+)
+async def review(
+    deposit_id: DepositIdPath,
+    body: DepositReviewCreate,
+    principal: Ops,
+    engine: Engine,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> DepositOut:
+    """Approve (credit the account, once) or reject (credit nothing) a deposit in
+    `pending_review`; neither the principal who made it nor its key may decide it."""
+    row = await review_deposit(
+        engine,
+        DeliveryStarter(temporal, settings),
+        deposit_id,
+        tenant_id=principal.tenant_id,
+        decision=body.decision,
+        reviewer=principal.name,
+        reviewer_key_id=principal.key_id,
+        note=body.note,
+    )
+    return deposit_out(row)

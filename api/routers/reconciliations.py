@@ -52,6 +52,8 @@ class DiscrepancyOut(BaseModel):
     currency: str
     ledger_amount: int | None
     statement_amount: int | None
+    # the deposit of a deposit's discrepancy (its bank credit missing, or another amount)
+    deposit_id: str | None = None
 
 
 class ReconciliationOut(BaseModel):

@@ -32,8 +32,10 @@ from activities.limits import RECENT_PAYMENTS
 from activities.notify import event_query
 from activities.payment_records import payment_by_id, status_update
 from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
-from activities.reconciliation import LEDGER_BOOKINGS
+from activities.reconciliation import LEDGER_BOOKINGS, credited_deposits_query
 from api.idempotency import key_query, takeover_statement
+from api.pagination import cursor_query
+from api.routers.deposits import deposits_page_query
 from api.routers.payments import (
     history_query,
     payment_cursor_query,
@@ -44,6 +46,7 @@ from api.routers.rails import file_entries_query, trace_entries_query
 from api.routers.webhooks import event_cursor_query, events_page_query
 from kernel.audit import LAST_LINK, link_query, recorded_query, records_after_query
 from kernel.checkpoints import latest_query
+from kernel.tables import deposits
 from ledger.engine import account_entries_query
 from ops.devstack import Stack
 from ops.migrate import upgrade
@@ -128,6 +131,13 @@ INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective
 SELECT id, '02100002' || lpad(substr(id, 5)::bigint::text, 7, '0'),
        to_char(created_at, 'YYYYMMDD'),
        '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date, created_at
+FROM payments WHERE id NOT LIKE 'pay_probe_%';
+-- a deposit per payment, credited when made (a tenth of them EUR: another rail's account)
+INSERT INTO deposits (id, tenant_id, account_id, amount, currency, created_by, created_at,
+                      credited_at, bank_reference)
+SELECT 'dep_' || substr(id, 5), tenant_id, account_id, 100,
+       CASE WHEN substr(id, 5)::bigint % 10 = 0 THEN 'EUR' ELSE 'USD' END, 'seed', created_at,
+       created_at, 'BNK-' || substr(id, 5)
 FROM payments WHERE id NOT LIKE 'pay_probe_%';
 
 -- a hold and its posting per payment that moved money, a return for the returned ones
@@ -259,6 +269,10 @@ PROBES: dict[str, Probe] = {
         LEDGER_BOOKINGS,
         {"rail": "ach", **_day_bounds(10)},
     ),
+    "reconciliation: a day's credited deposits": lambda c: (
+        credited_deposits_query("USD", **_day_bounds(10)),
+        {},
+    ),
     # reads
     "GET payment": lambda c: (payment_query("ten_a", PROBE), {}),
     "GET payment: status history": lambda c: (history_query([PROBE]), {}),
@@ -294,6 +308,16 @@ PROBES: dict[str, Probe] = {
     ),
     "GET payments?account_id= (another tenant's)": lambda c: (
         payments_page_query("ten_a", limit=10, account_id="acc_b_4"),
+        {},
+    ),
+    "GET deposits": lambda c: (deposits_page_query("ten_a", limit=10), {}),
+    "GET deposits: cursor": lambda c: (cursor_query(deposits, "ten_a", "dep_00000000007"), {}),
+    "GET deposits?status=pending_review": lambda c: (
+        deposits_page_query("ten_a", limit=10, status="pending_review"),
+        {},
+    ),
+    "GET deposits?status=credited": lambda c: (
+        deposits_page_query("ten_a", limit=10, status="credited"),
         {},
     ),
     "GET events": lambda c: (events_page_query("ten_a", limit=10), {}),
