@@ -9,7 +9,7 @@ it is reported missing from the statement under its own id, for ops to account f
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from activities.metrics import count
 from iso20022.camt053 import parse_camt053
 from kernel.settings import Settings
 from kernel.tables import deposits, reconciliation_discrepancies, reconciliation_runs
-from rails.reconcile import Booking, reconcile
+from rails.reconcile import Booking, Reconciliation, reconcile
 from rails.windows import ACH_TIMEZONE
 from workflows.models import ReconcileRailInput, ReconcileResult
 
@@ -43,6 +43,18 @@ LEDGER_BOOKINGS = text(
     " WHERE t.code IN ('payment_post', 'payment_return') AND p.rail = :rail"
     " AND t.created_at >= :start AND t.created_at < :end"
 )
+
+
+# a booking the bank made that the ledger lacks, named by a payment's reference: the bank paid
+# and the ledger did not post (a payment left ledger_out_of_sync, issue #15)
+PAYMENTS_BY_REFERENCE = {
+    "sepa": text("SELECT id AS payment_id, id AS reference FROM payments WHERE id = ANY(:refs)"),
+    "ach": text(
+        "SELECT DISTINCT ON (trace_number) payment_id, trace_number AS reference"
+        " FROM ach_entries WHERE trace_number = ANY(:refs)"
+        " ORDER BY trace_number, effective_date DESC"
+    ),
+}
 
 
 def credited_deposits_query(currency: str, start: datetime, end: datetime) -> Select[Any]:
@@ -123,13 +135,34 @@ class ReconciliationActivities:
             for row in credited
         ]
 
+    async def _name_unposted_payments(self, outcome: Reconciliation, rail: str) -> Reconciliation:
+        """A debit the bank booked and the ledger lacks is usually one of our payments whose
+        post the ledger refused: name it, so ops find the payment (and its action_reason)."""
+        unnamed = [
+            found.reference
+            for found in outcome.discrepancies
+            if found.kind == "missing_in_ledger" and found.payment_id is None
+        ]
+        if not unnamed:
+            return outcome
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(PAYMENTS_BY_REFERENCE[rail], {"refs": unnamed})
+            named = {row.reference: row.payment_id for row in rows}
+        return Reconciliation(
+            outcome.matched,
+            [
+                replace(found, payment_id=named.get(found.reference, found.payment_id))
+                for found in outcome.discrepancies
+            ],
+        )
+
     @activity.defn(name="reconcile_statement")
     async def reconcile_statement(self, request: ReconcileRailInput) -> ReconcileResult:
         """Match one rail's statement of one day; the run is stored (rerun replaces it)."""
         day, rail = request.statement_date, request.rail
         statement = await self._statement(day, rail)
         ledger = await self._ledger(day, rail)
-        outcome = reconcile(ledger, statement)
+        outcome = await self._name_unposted_payments(reconcile(ledger, statement), rail)
         run_id = f"rec_{rail}_{day}"
         values = {
             "statement_date": date.fromisoformat(day),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -258,6 +259,9 @@ async def test_a_ledger_refusal_after_the_bank_paid_waits_for_ops(
     gauge the alert watches counts it. Before: the workflow failed on the refusal."""
     amount = unique_amount()
     account = await funded_account(tenant, 100_000)
+    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+        # other tests move the bank's clock: book this payment on today's statement
+        await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
     payment = await pay(
         tenant.partner,
         payment_body(account["id"], amount, name="Banco Nacional de Cuba", iban=fresh_iban()),
@@ -292,3 +296,15 @@ async def test_a_ledger_refusal_after_the_bank_paid_waits_for_ops(
     client = await connect(stack.settings)
     description = await client.get_workflow_handle(payment["id"]).describe()
     assert description.status is not None and description.status.name == "RUNNING"
+    # reconciliation lists it: the bank's debit, missing in the ledger, names the payment
+    today = datetime.now(UTC).date().isoformat()
+    response = await tenant.ops.post(
+        "/v1/reconciliations", json={"statement_date": today, "rails": ["sepa"]}
+    )
+    assert response.status_code == 200, response.text
+    (run,) = response.json()["data"]
+    found = {d["reference"]: d for d in run["discrepancies"]}
+    assert (found[payment["id"]]["kind"], found[payment["id"]]["payment_id"]) == (
+        "missing_in_ledger",
+        payment["id"],
+    )
