@@ -363,6 +363,21 @@ class FailureOut(BaseModel):
     reason_code: str | None = None
 
 
+class ActionOut(BaseModel):
+    """Why a payment in `action_required` waits for ops (DESIGN §3)."""
+
+    reason: Literal["rail_unreachable", "outcome_unknown", "ledger_out_of_sync"] = Field(
+        description=(
+            "`rail_unreachable`: the bank confirmed it has no record (or refused the message);"
+            " a retry sends again, a cancel releases the hold. `outcome_unknown`: the bank's"
+            " answer to a submission was lost and the bank cannot be asked either; the hold"
+            " stays, nothing is sent again, a cancel waits for the bank's answer, and a retry"
+            " asks again. `ledger_out_of_sync`: the bank paid and the ledger refused the post;"
+            " a retry posts again, a cancel is refused."
+        )
+    )
+
+
 class StatusChangeOut(BaseModel):
     """One step of a payment's status history."""
 
@@ -388,13 +403,8 @@ class PaymentOut(BaseModel):
     metadata: dict[str, str]
     failure: FailureOut | None
     screening_hits: list[dict[str, Any]]
-    # why it waits in action_required: outcome_unknown (the bank's answer was lost; the hold
-    # stays and nothing is sent again until the bank says it has no record),
-    # submission_failed (the bank has no record: a retry sends again), ledger_out_of_sync
-    # (the bank paid, the ledger refused the post: a retry posts again); null otherwise
-    action_reason: Literal["outcome_unknown", "submission_failed", "ledger_out_of_sync"] | None = (
-        None
-    )
+    # what ops must know in action_required (DESIGN §3); null in every other status
+    action: ActionOut | None = None
     status_history: list[StatusChangeOut]
     created_at: datetime
 

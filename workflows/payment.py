@@ -335,7 +335,7 @@ class PaymentWorkflow:
         while record != BankRecord.RECEIVED:
             if record == BankRecord.NO_RECORD:
                 if self._cancel is None:
-                    await self._await_ops(ActionReason.SUBMISSION_FAILED)
+                    await self._await_ops(ActionReason.RAIL_UNREACHABLE)
                 if self._cancel is not None:
                     return False
                 await self._transition(PaymentStatus.PROCESSING)

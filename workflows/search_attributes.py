@@ -17,7 +17,7 @@ CURRENCY = SearchAttributeKey.for_keyword("Currency")
 REVIEW_ESCALATED = SearchAttributeKey.for_bool("ReviewEscalated")
 # a customer's KYC status on its onboarding workflow (pending, in_review, approved, rejected)
 KYC_STATUS = SearchAttributeKey.for_keyword("KycStatus")
-# why a payment waits in action_required (outcome_unknown, submission_failed,
+# why a payment waits in action_required (outcome_unknown, rail_unreachable,
 # ledger_out_of_sync); unset otherwise
 ACTION_REASON = SearchAttributeKey.for_keyword("ActionReason")
 

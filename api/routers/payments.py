@@ -48,6 +48,7 @@ from api.problems import (
 )
 from api.routers.accounts import check_currency, load_customer_account
 from api.schemas import (
+    ActionOut,
     CancelCreate,
     CreditorIn,
     FailureOut,
@@ -252,7 +253,7 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         metadata=row.metadata,
         failure=failure,
         screening_hits=row.screening_hits,
-        action_reason=row.action_reason,
+        action=ActionOut(reason=row.action_reason) if row.action_reason else None,
         status_history=history,
         created_at=row.created_at,
     )

@@ -1,6 +1,6 @@
 """Why a payment waits for ops (issue #15): `payments.action_reason`.
 
-`outcome_unknown` (the bank's answer was lost and it could not be asked), `submission_failed`
+`outcome_unknown` (the bank's answer was lost and it could not be asked), `rail_unreachable`
 (the bank confirmed it has no record) or `ledger_out_of_sync` (the bank paid, the ledger
 refused the post); NULL in every other status. A nullable column without a default: adding
 it rewrites nothing, so it takes a moment on any size of table.

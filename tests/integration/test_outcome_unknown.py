@@ -102,7 +102,7 @@ async def test_sepa_outcome_unknown_holds_the_money_and_a_cancel_waits_for_the_b
         waiting = await wait_for_status(
             tenant.partner, payment["id"], TERMINAL | {"action_required"}, timeout=120
         )
-        assert (waiting["status"], waiting["action_reason"]) == (
+        assert (waiting["status"], (waiting["action"] or {}).get("reason")) == (
             "action_required",
             "outcome_unknown",
         )
@@ -112,14 +112,17 @@ async def test_sepa_outcome_unknown_holds_the_money_and_a_cancel_waits_for_the_b
         assert canceled.status_code == 202, canceled.text
         await asyncio.sleep(3)  # the workflow asks the bank, which still cannot answer
         still = (await tenant.partner.get(f"/v1/payments/{payment['id']}")).json()
-        assert (still["status"], still["action_reason"]) == ("action_required", "outcome_unknown")
+        assert (still["status"], (still["action"] or {}).get("reason")) == (
+            "action_required",
+            "outcome_unknown",
+        )
         held = await balances(tenant.partner, account["id"])
         assert (held["posted"], held["available"]) == (100_000, 100_000 - amount)
     retried = await tenant.ops.post(f"/v1/payments/{payment['id']}/retry", json={})
     assert retried.status_code == 202, retried.text
     final = await wait_for_status(tenant.partner, payment["id"], TERMINAL, timeout=60)
     assert final["status"] == "settled", final
-    assert final["action_reason"] is None
+    assert final["action"] is None
     assert len(await bank_debits(stack, "sepa", amount)) == 1
     assert (await balances(tenant.partner, account["id"]))["posted"] == 100_000 - amount
 
@@ -165,9 +168,9 @@ async def test_ach_file_never_received_rejoins_with_a_new_trace_number(
         waiting = await wait_for_status(
             tenant.partner, payment["id"], TERMINAL | {"action_required"}, timeout=90
         )
-        assert (waiting["status"], waiting["action_reason"]) == (
+        assert (waiting["status"], (waiting["action"] or {}).get("reason")) == (
             "action_required",
-            "submission_failed",
+            "rail_unreachable",
         )
     first_trace = await _trace_of(stack, payment["id"])
     retried = await tenant.ops.post(f"/v1/payments/{payment['id']}/retry", json={})
@@ -286,7 +289,7 @@ async def test_a_ledger_refusal_after_the_bank_paid_waits_for_ops(
     waiting = await wait_for_status(
         tenant.partner, payment["id"], TERMINAL | {"action_required"}, timeout=60
     )
-    assert (waiting["status"], waiting["action_reason"]) == (
+    assert (waiting["status"], (waiting["action"] or {}).get("reason")) == (
         "action_required",
         "ledger_out_of_sync",
     )

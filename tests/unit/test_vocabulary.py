@@ -44,7 +44,12 @@ def test_the_rails_are_the_apis() -> None:
 def test_enums_travel_as_their_strings() -> None:
     converter = DataConverter.default.payload_converter
     (event,) = converter.to_payloads([RailEvent("msg_1", RailStatus.SETTLED)])
-    assert json.loads(event.data) == {"message_id": "msg_1", "status": "ACSC", "reason_code": None}
+    assert json.loads(event.data) == {
+        "message_id": "msg_1",
+        "status": "ACSC",
+        "reason_code": None,
+        "reference": "",
+    }
     (review,) = converter.to_payloads([ReviewInput(ReviewDecision.APPROVE, "bob")])
     assert json.loads(review.data) == {"decision": "approve", "reviewer": "bob", "note": ""}
     decoded = converter.from_payloads([event], [RailEvent])[0]

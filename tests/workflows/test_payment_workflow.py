@@ -373,7 +373,7 @@ async def test_unreachable_rail_waits_for_ops_retry(env: WorkflowEnvironment) ->
         await wait_status(handle, "action_required")
         # the bank, asked, has no record: a retry may send again
         waiting = await handle.query(PaymentWorkflow.status)
-        assert waiting.action_reason == "submission_failed"
+        assert waiting.action_reason == "rail_unreachable"
         await handle.signal(PaymentWorkflow.retry)
         await wait_status(handle, "submitted")
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))

@@ -85,7 +85,7 @@ class ActionReason(enum.StrEnum):
     # stays, nothing is sent again and a cancel waits until the bank answers
     OUTCOME_UNKNOWN = "outcome_unknown"
     # the bank confirmed it has no record (or refused the message): a retry sends it again
-    SUBMISSION_FAILED = "submission_failed"
+    RAIL_UNREACHABLE = "rail_unreachable"
     # the bank paid but the ledger refused to post the hold: a retry posts again; no cancel
     LEDGER_OUT_OF_SYNC = "ledger_out_of_sync"
 
