@@ -76,7 +76,8 @@ MAX_ASK_INTERVAL = timedelta(hours=1)
 DECISION_CAUSES = {
     "review": (PaymentStatus.PROCESSING, PaymentStatus.REJECTED),
     "cancel": (PaymentStatus.CANCELED,),
-    "retry": (PaymentStatus.PROCESSING,),
+    # back to processing (sent again), or on as submitted (the bank had it; ledger posted)
+    "retry": (PaymentStatus.PROCESSING, PaymentStatus.SUBMITTED),
 }
 
 
@@ -334,10 +335,13 @@ class PaymentWorkflow:
         asked = 0
         while record != BankRecord.RECEIVED:
             if record == BankRecord.NO_RECORD:
-                if self._cancel is None:
+                # an ops retry that asked the bank sends again at once; an answer the
+                # workflow sought by itself waits for ops
+                if self._cancel is None and not self._retry_requested:
                     await self._await_ops(ActionReason.RAIL_UNREACHABLE)
                 if self._cancel is not None:
                     return False
+                self._retry_requested = False
                 await self._transition(PaymentStatus.PROCESSING)
                 record = await self._submit_once()
                 continue
@@ -689,7 +693,9 @@ class PaymentWorkflow:
     @workflow.signal
     def retry(self, request: RetryInput | None = None) -> None:
         """Ops: after `action_required`, ask the bank again and send again only if it has no
-        record (the input names who asked)."""
+        record (the input names who asked). Outside `action_required` it means nothing."""
+        if self._asks_bank and self._status != PaymentStatus.ACTION_REQUIRED:
+            return
         self._retry_requested = True
         if self._status == PaymentStatus.ACTION_REQUIRED:
             self._ops_asked = True

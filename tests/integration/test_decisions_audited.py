@@ -19,9 +19,16 @@ from tests.integration.helpers import (
 )
 
 
-async def in_review(t: Tenant) -> dict[str, Any]:
-    account = await funded_account(t, 5_000)
-    payment = await pay(t.partner, payment_body(account["id"], 900, name="Banco Nacional de Cuba"))
+async def in_review(t: Tenant, *, hit: bool = True) -> dict[str, Any]:
+    """A payment held in review: for a screening hit, or (`hit=False`) over the low tier's
+    daily amount limit, a review a cancel may end (a hit's review only the review ends)."""
+    if hit:
+        account = await funded_account(t, 5_000)
+        body = payment_body(account["id"], 900, name="Banco Nacional de Cuba")
+    else:
+        account = await funded_account(t, 6_000_000)
+        body = payment_body(account["id"], 5_000_001)
+    payment = await pay(t.partner, body)
     await wait_for_status(t.partner, payment["id"], {"in_review"})
     return payment
 
@@ -43,7 +50,7 @@ async def test_an_api_review_is_audited_with_the_transition_it_causes(
 
 
 async def test_an_api_cancel_is_audited_with_the_cancellation(tenant: Tenant, stack: Stack) -> None:
-    payment = await in_review(tenant)
+    payment = await in_review(tenant, hit=False)
     canceled = await tenant.partner.post(
         f"/v1/payments/{payment['id']}/cancel", json={"reason": "duplicate order"}
     )
@@ -57,7 +64,7 @@ async def test_an_api_cancel_is_audited_with_the_cancellation(tenant: Tenant, st
 async def test_a_cancel_signalled_straight_through_temporal_is_audited(
     tenant: Tenant, stack: Stack
 ) -> None:
-    payment = await in_review(tenant)
+    payment = await in_review(tenant, hit=False)
     # as the Web UI sends it: plain JSON, no codec, no API in between
     client = await Client.connect(
         stack.settings.temporal_address, namespace=stack.settings.temporal_namespace
