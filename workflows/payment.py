@@ -6,6 +6,10 @@ fallback) → post or void → (wait out the rail's return window; a return cred
 Every failure path leaves the hold released, except a confirmed sanctions hit, whose money
 moves to the blocked-funds account; each ledger step carries a transfer id derived from the
 payment id, so a retried activity never moves money twice.
+
+When the bank's answer is lost, nothing is assumed: the workflow asks the bank what it has
+(pacs.028, an ACH file's status) before it resends, cancels or fails, and waits in
+`action_required` with the hold in place while the bank cannot say (`action.reason`).
 """
 
 from __future__ import annotations
