@@ -148,8 +148,13 @@ async def run_idempotently(
     handler: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
     *,
     takeover_after: float = 60.0,
+    on_replay: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> JSONResponse:
     """Run `handler` once per (tenant, key); replay its response for repeats.
+
+    `on_replay` runs before a stored answer is replayed: a handler that answered in its own
+    transaction (`answer_in`) is never re-run, so what it does after its commit (start
+    webhook deliveries) must be redone there, in case its process died in between.
 
     A first request that never finished (its API process died) is taken over after
     `takeover_after` seconds, so a key cannot stay stuck at 409; handlers are written to be
@@ -196,6 +201,8 @@ async def run_idempotently(
             raise ProblemError(
                 409, "idempotency_request_in_progress", "The first request is still in flight."
             )
+        if on_replay is not None:
+            await on_replay(row.response_body)
         return JSONResponse(
             row.response_body,
             status_code=row.response_status,

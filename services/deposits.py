@@ -44,6 +44,11 @@ REJECTED = "rejected"
 AnswerRecorder = Callable[[AsyncConnection, Any], Awaitable[None]]
 
 
+def deposit_event_id(deposit_id: str, status: str) -> str:
+    """The id of the event a deposit's status emits (one per status)."""
+    return f"evt_{deposit_id}_{status}"
+
+
 @dataclass(frozen=True)
 class DepositOrder:
     """A validated deposit (the API checked the account and its currency)."""
@@ -78,7 +83,7 @@ def deposit_event_data(row: Any) -> dict[str, Any]:
 async def _announce(uow: UnitOfWork, row: Any, at: datetime) -> None:
     # one event per status a deposit reaches (ids derived: a re-run writes nothing new)
     await uow.event(
-        event_id=f"evt_{row.id}_{row.status}",
+        event_id=deposit_event_id(row.id, row.status),
         tenant_id=row.tenant_id,
         type=f"deposit.{row.status}",
         data=deposit_event_data(row),

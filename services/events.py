@@ -9,6 +9,7 @@ endpoint, so starting it again is harmless.
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import any_, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from kernel.settings import Settings
 from kernel.tables import events, webhook_endpoints
@@ -111,11 +113,32 @@ class DeliveryStarter:
     async def start(self, event_id: str, endpoint_ids: list[str]) -> None:
         """Start one delivery workflow per endpoint for the event (idempotent)."""
         for endpoint_id in endpoint_ids:
-            await self.client.start_workflow(
-                WebhookDeliveryWorkflow.run,
-                DeliveryInput(event_id, endpoint_id, self.settings.webhook_retry_initial_seconds),
-                id=delivery_workflow_id(event_id, endpoint_id),
-                task_queue=self.settings.task_queue,
-                # a retried activity or API request finds the delivery already started
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
+            # a delivery that already ran is neither repeated nor restarted
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await self.client.start_workflow(
+                    WebhookDeliveryWorkflow.run,
+                    DeliveryInput(
+                        event_id, endpoint_id, self.settings.webhook_retry_initial_seconds
+                    ),
+                    id=delivery_workflow_id(event_id, endpoint_id),
+                    task_queue=self.settings.task_queue,
+                    # a retried activity or API request finds the delivery already started,
+                    # or already done: a healed start never delivers an event twice
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+
+    async def restart(self, engine: AsyncEngine, event_id: str) -> None:
+        """Start the event's deliveries again, to the endpoints that receive it now: heals a
+        unit of work whose process died between its commit and the start (those that ran
+        are neither repeated nor restarted)."""
+        async with engine.connect() as conn:
+            event = (
+                await conn.execute(
+                    select(events.c.tenant_id, events.c.type).where(events.c.id == event_id)
+                )
+            ).first()
+            if event is None:
+                return
+            endpoint_ids = await enabled_endpoints(conn, event.tenant_id, event.type)
+        await self.start(event_id, endpoint_ids)

@@ -49,6 +49,7 @@ from services.deposits import (
     CREDITED,
     DepositOrder,
     credit_deposit,
+    deposit_event_id,
     load_deposit,
     review_deposit,
 )
@@ -150,6 +151,13 @@ async def create_deposit(
         )
         return 201, deposit_out(row).model_dump(mode="json")
 
+    async def redeliver(answer: dict[str, Any]) -> None:
+        # the deposit committed with its answer; its webhook deliveries start only after the
+        # commit, so an API that died in between left them unstarted: start them now
+        if answer.get("id") and answer.get("status"):
+            starter = DeliveryStarter(temporal, settings)
+            await starter.restart(engine, deposit_event_id(answer["id"], answer["status"]))
+
     return await run_idempotently(
         engine,
         principal,
@@ -158,6 +166,7 @@ async def create_deposit(
         body,
         handler,
         takeover_after=settings.idempotency_takeover_seconds,
+        on_replay=redeliver,
     )
 
 
