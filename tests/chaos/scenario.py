@@ -136,17 +136,29 @@ class Plan:
         return plan
 
 
+# why the client had to try again, for the report: a transport error, a 5xx, or a 409 while
+# the first request with the key is in flight (or died: it is taken over after 60 s), by
+# method and route
+CLIENT_RETRIES: Counter[str] = Counter()
+
+
 async def http_retry(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
     """Like a real client: retry transport errors, 5xx and in-flight 409s with the same key."""
     for attempt in range(120):
         try:
             response = await call()
         except RETRYABLE:
+            CLIENT_RETRIES["transport error"] += 1
             await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
             continue
         conflict = response.status_code == 409 and "in_progress" in response.text
         if response.status_code < 500 and not conflict:
             return response
+        route = "/".join(
+            "{id}" if "_" in part else part for part in response.request.url.path.split("/")
+        )
+        why = "409 in progress" if conflict else str(response.status_code)
+        CLIENT_RETRIES[f"{why} {response.request.method} {route}"] += 1
         await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
     raise AssertionError("the API never answered")
 
