@@ -521,7 +521,7 @@ class Chaos:
             # the list grows while payments are sent
             by_id = {payment.payment_id: payment for payment in sent}
             for row in await list_action_required(partner):
-                self.tally.reasons.setdefault(row["id"], set()).add(str(row["action_reason"]))
+                self.tally.reasons.setdefault(row["id"], set()).add(action_reason(row))
                 payment = by_id.get(row["id"])
                 if payment is None or row["id"] in acted:
                     continue
@@ -533,6 +533,13 @@ class Chaos:
                     await self.retry(ops, payment)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), 2.0)
+
+
+def action_reason(payment: dict[str, Any]) -> str:
+    """Why a payment waits in action_required, in either form of the API: `action_reason`
+    (as of 5e031b5) or `action.reason` (the object the design names, since)."""
+    action = payment.get("action") or {}
+    return str(payment.get("action_reason") or action.get("reason"))
 
 
 def _deposit_body(deposit: DepositTry) -> dict[str, Any]:

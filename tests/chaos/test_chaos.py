@@ -33,6 +33,7 @@ from tests.chaos.scenario import (
     Chaos,
     Plan,
     Sent,
+    action_reason,
     http_retry,
     send_payments,
 )
@@ -98,7 +99,7 @@ async def drive_to_the_end(
                     del open_[payment.payment_id]
                 elif body["status"] == "action_required":
                     chaos.tally.reasons.setdefault(payment.payment_id, set()).add(
-                        str(body["action_reason"])
+                        action_reason(body)
                     )
                     await chaos.retry(ops, payment)
                 elif payment.rail == "ach" and body["status"] == "submitted":
@@ -289,7 +290,7 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     # every payment ended, where it should: settled, failed or returned with the bank's
     # reason, or canceled if the initiator asked and the bank never had it
     problems: list[Any] = [
-        (pid, body["status"], body["action_reason"]) for pid, body in left_open.items()
+        (pid, body["status"], action_reason(body)) for pid, body in left_open.items()
     ]
     for pid, final in finals.items():
         payment = by_id[pid]
