@@ -1,7 +1,10 @@
-"""Chaos: payments keep every promise while workers, Temporal, PostgreSQL and the bank fail.
+"""Chaos: payments keep every promise while workers, Temporal, PostgreSQL, the API and the
+bank fail, the bank's answers get lost, and cancels and retries race the submissions.
 
 Short in `make test` (CHAOS_PAYMENTS defaults to 40); `make chaos` runs 300. The seed is in
-every failure message; CHAOS_SEED replays a run's fault schedule.
+every failure message; CHAOS_SEED replays a run's fault schedule. Each invariant is checked
+from the bank's books (`GET /v1/admin/bookings`, the camt.053 statements) as well as ours
+(API, ledger), and all of them are reported before the test fails on any.
 """
 
 from __future__ import annotations
@@ -9,30 +12,49 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import text
+from temporalio.service import RPCError
 
 from iso20022.camt053 import parse_camt053
 from kernel.db import dispose_engines, get_engine
 from kernel.temporal_client import connect
 from ledger import verify_ledger
-from ops.devstack import Stack
+from ops.devstack import Stack, free_port
 from tests.chaos.scenario import (
+    CLIENT_RETRIES,
     SEPA_REJECT_IBAN,
     SEPA_RETURN_IBAN,
     Chaos,
     Plan,
     Sent,
+    action_reason,
     http_retry,
     send_payments,
 )
 from tests.integration.helpers import TERMINAL, Tenant, funded_account, make_keys
 
 DEPOSIT = 1_000_000
+# how long ops keep retrying what is left in action_required once the faults are over
+# (within pytest-timeout's 10 minutes, with the 300-payment run's faults before it, so the
+# report still prints)
+END_SECONDS = float(os.environ.get("CHAOS_END_SECONDS", "240"))
+# the bank's clock moves to the next ACH cut-off at most this often while files wait
+ACH_CUTOFF_EVERY = 5.0
+# the ledger transfers a payment may have, by its final status (a cancel before the hold
+# leaves none; after it, the hold is voided)
+LEDGER_KINDS = {
+    "settled": [["pending", "post_pending"]],
+    "returned": [["pending", "post_pending", "single"]],
+    "failed": [["pending", "void_pending"]],
+    "canceled": [[], ["pending", "void_pending"]],
+}
+BOOKED_STATUSES = {"settled", "returned"}
 
 
 async def open_accounts(tenant: Tenant) -> list[dict[str, str]]:
@@ -45,16 +67,20 @@ async def open_accounts(tenant: Tenant) -> list[dict[str, str]]:
 
 
 async def drive_to_the_end(
-    stack: Stack, partner: httpx.AsyncClient, ops: httpx.AsyncClient, sent: list[Sent]
-) -> dict[str, dict[str, Any]]:
-    """Wait for every payment; ops retry the ones that ran out of rail budget, and the
-    bank's clock is moved to the ACH cut-off once only ACH payments are left."""
+    chaos: Chaos, partner: httpx.AsyncClient, ops: httpx.AsyncClient, sent: list[Sent]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """What ops do once the faults are over (the runbook): retry every payment left in
+    action_required until every payment is terminal or END_SECONDS pass, while the bank's
+    clock moves on to the ACH cut-off for the files that wait for it. Returns the final
+    payments and those still open at the deadline."""
     finals: dict[str, dict[str, Any]] = {}
-    deadline = asyncio.get_running_loop().time() + 600
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
-        while len(finals) < len(sent):
-            assert asyncio.get_running_loop().time() < deadline, "payments never finished"
-            open_rails = set()
+    open_: dict[str, dict[str, Any]] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + END_SECONDS
+    last_cutoff = 0.0
+    async with httpx.AsyncClient(base_url=chaos.stack.settings.banksim_url, timeout=30) as bank:
+        while len(finals) < len(sent) and loop.time() < deadline:
+            ach_waiting = False
             for payment in sent:
                 if payment.payment_id in finals:
                     continue
@@ -62,60 +88,66 @@ async def drive_to_the_end(
                     lambda pid=payment.payment_id: partner.get(f"/v1/payments/{pid}")  # type: ignore[misc]
                 )
                 body = response.json()
+                open_[payment.payment_id] = body
                 awaiting_return = payment.expect == "returned" and body["status"] == "settled"
                 if body["status"] in TERMINAL and not awaiting_return:
                     finals[payment.payment_id] = body
-                elif body["status"] == "action_required":
-                    await http_retry(
-                        lambda pid=payment.payment_id: ops.post(f"/v1/payments/{pid}/retry")  # type: ignore[misc]
-                    )
+                    del open_[payment.payment_id]
                 elif payment.rail == "ach" and body["status"] == "settled":
-                    finals[payment.payment_id] = body  # settled; waiting out the return window
-                else:
-                    open_rails.add(payment.rail)
-            if open_rails == {"ach"}:
+                    # settled; waiting out the return window
+                    finals[payment.payment_id] = body
+                    del open_[payment.payment_id]
+                elif body["status"] == "action_required":
+                    chaos.tally.reasons.setdefault(payment.payment_id, set()).add(
+                        action_reason(body)
+                    )
+                    await chaos.retry(ops, payment)
+                elif payment.rail == "ach" and body["status"] == "submitted":
+                    ach_waiting = True
+            if ach_waiting and loop.time() - last_cutoff > ACH_CUTOFF_EVERY:
+                last_cutoff = loop.time()
                 await http_retry(
                     lambda: bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
                 )
             await asyncio.sleep(1.0)
-    return finals
+    return finals, open_
 
 
-async def bank_bookings(stack: Stack) -> Counter[str]:
-    """How often the bank booked each SEPA end-to-end id (yesterday to tomorrow, UTC)."""
-    counts: Counter[str] = Counter()
-    today = datetime.now(UTC).date()
+def payment_of(booking: dict[str, Any], ids: set[str], by_suffix: dict[str, str]) -> str | None:
+    """Which of our payments a bank booking is: SEPA names it by end-to-end id, ACH by the
+    entry's individual id (the payment id's last 15 characters)."""
+    reference = booking.get("end_to_end_id")
+    if reference is None:
+        return None
+    if reference in ids:
+        return str(reference)
+    return by_suffix.get(reference)
+
+
+async def bank_books(stack: Stack) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Every booking the bank made, and the camt.053 entries of each day it booked on
+    (statements as the bank issues them, one per rail account)."""
     async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
-        for offset in (-1, 0, 1):
-            day = (today + timedelta(days=offset)).isoformat()
-            response = await bank.get(f"/v1/statements/{day}", params={"account": "sepa"})
-            assert response.status_code == 200, response.text
-            statement = parse_camt053(response.content).for_account("sepa")
-            counts.update(
-                e.end_to_end_id
-                for e in statement.entries
-                if e.direction == "DBIT" and e.end_to_end_id
-            )
-    return counts
-
-
-async def ach_traces_at_bank(stack: Stack, file_ids: set[str]) -> Counter[str]:
-    """How often each trace number appears in the files the bank holds."""
-    counts: Counter[str] = Counter()
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
-        for file_id in file_ids:
-            response = await bank.get(f"/v1/ach/files/{file_id}")
-            assert response.status_code == 200, response.text
-            counts.update(e["trace_number"] for e in response.json()["entries"])
-    return counts
+        response = await bank.get("/v1/admin/bookings", params={"direction": "all"})
+        assert response.status_code == 200, response.text
+        bookings: list[dict[str, Any]] = response.json()["data"]
+        days: set[date] = {date.fromisoformat(b["booking_date"]) for b in bookings}
+        entries: list[Any] = []
+        for day in sorted(days):
+            for rail in ("sepa", "ach"):
+                statement = await bank.get(f"/v1/statements/{day}", params={"account": rail})
+                assert statement.status_code == 200, statement.text
+                entries.extend(parse_camt053(statement.content).for_account(rail).entries)
+    return bookings, entries
 
 
 async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     stack = chaos_stack
+    wall = time.monotonic()
     seed = int(os.environ.get("CHAOS_SEED", random.randrange(1_000_000)))
     size = int(os.environ.get("CHAOS_PAYMENTS", "40"))
-    spacing = 0.15
-    plan = Plan.draw(seed, size, duration=max(10.0, size * (spacing + 0.1)))
+    # long enough for the longest bank window to end while payments still arrive
+    plan = Plan.draw(seed, size)
     context = f"seed={seed} payments={size}"
     tenant_id = f"ten_chaos_{seed}"
     partner_key, ops_key = await make_keys(stack, tenant_id)
@@ -140,30 +172,40 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         }
         assert (await bank.post("/v1/admin/rules", json=returns)).status_code == 201
         accounts = await open_accounts(Tenant(tenant_id, partner, ops))
-        chaos = Chaos(stack, plan)
+        # deposit events go to a webhook endpoint: after its commit a deposit starts their
+        # delivery (Temporal), which the API crash uses to catch deposits unanswered; nothing
+        # listens there, the deliveries just retry
+        endpoint = await partner.post(
+            "/v1/webhook-endpoints",
+            json={"url": f"http://127.0.0.1:{free_port()}/hooks", "event_types": ["deposit.*"]},
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        endpoint_id = endpoint.json()["id"]
+        chaos = Chaos(stack, plan, ops_key, accounts)
+        setup_seconds = time.monotonic() - wall
+        sent: list[Sent] = []
         started = asyncio.get_running_loop().time()
         events = asyncio.create_task(chaos.run_events(started))
-        sent = await send_payments(partner, plan, accounts, spacing)
+        faults_over = asyncio.Event()
+        watcher = asyncio.create_task(chaos.watch_action_required(partner, ops, sent, faults_over))
+        await send_payments(chaos, partner, ops, accounts, started, sent)
         await events
+        faults_over.set()
+        await watcher
+        await chaos.faults.clear()
+        chaos.note("faults over")
+        chaos_seconds = time.monotonic() - wall
         context += "\n" + "\n".join(chaos.log)
-        finals = await drive_to_the_end(stack, partner, ops, sent)
+        finals, left_open = await drive_to_the_end(chaos, partner, ops, sent)
         posted = {}
         for account in accounts:
             response = await http_retry(lambda a=account: partner.get(f"/v1/accounts/{a['id']}"))  # type: ignore[misc]
             posted[account["id"]] = response.json()["balances"]["posted"]
 
-    # every payment ended where it should: settled, failed or returned with the bank's reason
-    for payment in sent:
-        final = finals[payment.payment_id]
-        assert final["status"] == payment.expect, (context, final)
-        if payment.expect in ("failed", "returned"):
-            code = "AC04" if payment.expect == "failed" else "AC06"
-            assert final["failure"]["reason_code"] == code, (context, final)
-
     engine = get_engine(stack.settings)
+    deposit_ids = sorted({r[0] for d in chaos.tally.deposits for r in d.retries})
     try:
         report = await verify_ledger(engine)
-        assert report.ok, (context, report.problems[:3])
         async with engine.connect() as conn:
             transfers = (
                 await conn.execute(
@@ -173,57 +215,221 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
                     )
                 )
             ).all()
-            ach_files = {
-                row.payment_id: (row.file_id, row.trace_number)
-                for row in (
+            deposit_rows = (
+                await conn.execute(
+                    text(
+                        "SELECT id, credit_account_id, amount FROM ledger_transfers"
+                        " WHERE id = ANY(:ids)"
+                    ),
+                    {"ids": deposit_ids},
+                )
+            ).all()
+            credits_per_account: dict[str, int] = dict(
+                (
                     await conn.execute(
-                        text("SELECT payment_id, file_id, trace_number FROM ach_entries")
+                        text(
+                            "SELECT credit_account_id, count(*) FROM ledger_transfers"
+                            " WHERE code = 'deposit' AND credit_account_id = ANY(:ids)"
+                            " GROUP BY credit_account_id"
+                        ),
+                        {"ids": [a["id"] for a in accounts]},
                     )
                 ).all()
-            }
+            )
+            waited = (
+                await conn.execute(
+                    text(
+                        "SELECT payment_id, detail->>'action_reason' AS reason"
+                        " FROM payment_status_history WHERE status = 'action_required'"
+                    )
+                )
+            ).all()
     finally:
         await dispose_engines()
+    for row in waited:
+        chaos.tally.reasons.setdefault(row.payment_id, set()).add(str(row.reason))
+    bookings, statement_entries = await bank_books(stack)
 
-    # money moved exactly once: one hold, then one post or one void (and one credit back for
-    # a return)
+    by_id = {payment.payment_id: payment for payment in sent}
+    ids = set(by_id)
+    by_suffix = {pid[-15:]: pid for pid in ids}
+    status_of = {pid: body["status"] for pid, body in {**left_open, **finals}.items()}
     kinds: dict[str, list[str]] = {}
     for row in transfers:
         kinds.setdefault(row.payment_id, []).append(row.kind)
-    by_id = {payment.payment_id: payment for payment in sent}
-    expected_kinds = {
-        "settled": ["pending", "post_pending"],
-        "failed": ["pending", "void_pending"],
-        "returned": ["pending", "post_pending", "single"],
-    }
-    for payment_id, payment in by_id.items():
-        assert sorted(kinds.get(payment_id, [])) == sorted(expected_kinds[payment.expect]), (
-            context,
-            payment_id,
-            kinds.get(payment_id),
-        )
-    settled_out = Counter[str]()
-    for payment_id, final in finals.items():
-        if final["status"] == "settled":
-            settled_out[final["account_id"]] += by_id[payment_id].amount
-    for account in accounts:
-        assert posted[account["id"]] == DEPOSIT - settled_out[account["id"]], context
+    debits: Counter[str] = Counter()  # bank DBIT bookings per payment
+    unknown_debits = []
+    traces: dict[str, set[tuple[str | None, str | None]]] = {}
+    bank_returns: set[str] = set()
+    for booking in bookings:
+        if booking["direction"] == "CRDT" and not booking["return_code"]:
+            continue  # an incoming credit (or an ACH debit entry): not a payment of ours
+        pid = payment_of(booking, ids, by_suffix)
+        if booking["return_code"]:
+            if pid is not None:
+                bank_returns.add(pid)
+            continue
+        if booking["direction"] != "DBIT":
+            continue
+        if pid is None:
+            unknown_debits.append(booking)
+            continue
+        debits[pid] += 1
+        if booking["trace_number"]:
+            traces.setdefault(booking["trace_number"], set()).add((pid, booking["file_id"]))
+    on_statement: Counter[str] = Counter()
+    for entry in statement_entries:
+        if entry.direction != "DBIT" or entry.return_code:
+            continue
+        pid = payment_of({"end_to_end_id": entry.end_to_end_id}, ids, by_suffix)
+        if pid is not None:
+            on_statement[pid] += 1
 
-    # the bank has each payment once
-    booked = await bank_bookings(stack)
-    for payment in sent:
-        if payment.rail == "sepa" and payment.expect in ("settled", "returned"):
-            assert booked[payment.payment_id] == 1, (context, payment.payment_id)
-    traces = await ach_traces_at_bank(stack, {f for f, _ in ach_files.values()})
-    for payment in sent:
-        if payment.rail == "ach":
-            assert traces[ach_files[payment.payment_id][1]] == 1, (context, payment.payment_id)
+    checks: dict[str, list[Any]] = {}
+
+    # every payment ended, where it should: settled, failed or returned with the bank's
+    # reason, or canceled if the initiator asked and the bank never had it
+    problems: list[Any] = [
+        (pid, body["status"], action_reason(body)) for pid, body in left_open.items()
+    ]
+    for pid, final in finals.items():
+        payment = by_id[pid]
+        allowed = {payment.expect} | ({"canceled"} if payment.cancel_accepted else set())
+        if final["status"] not in allowed:
+            problems.append((pid, final["status"], final["failure"], "expected", allowed))
+        elif final["status"] in ("failed", "returned"):
+            code = "AC04" if final["status"] == "failed" else "AC06"
+            if final["failure"]["reason_code"] != code:
+                problems.append((pid, final["failure"]))
+    checks["every payment terminal, with the expected outcome"] = problems
+
+    checks["the bank booked each payment at most once (bookings)"] = [
+        (pid, n) for pid, n in debits.items() if n > 1
+    ] + [("not ours", b) for b in unknown_debits]
+    checks["an ACH trace number is in one file, for one payment"] = [
+        (trace, sorted(map(str, uses))) for trace, uses in traces.items() if len(uses) > 1
+    ]
+    checks["the bank's camt.053 shows each payment at most once"] = [
+        (pid, n) for pid, n in on_statement.items() if n > 1
+    ] + [(pid, "booked but not on the statement") for pid in debits if not on_statement[pid]]
+    checks["what the bank booked is posted once and settled/returned in our API"] = [
+        (pid, status_of.get(pid), kinds.get(pid))
+        for pid in debits
+        if kinds.get(pid, []).count("post_pending") != 1
+        or status_of.get(pid) not in BOOKED_STATUSES
+    ]
+    checks["nothing settled or posted that the bank never booked"] = [
+        (pid, status_of.get(pid), kinds.get(pid))
+        for pid in ids
+        if not debits[pid]
+        and (status_of.get(pid) in BOOKED_STATUSES or "post_pending" in kinds.get(pid, []))
+    ]
+    checks["no hold released for a payment the bank booked"] = [
+        (pid, kinds.get(pid)) for pid in debits if "void_pending" in kinds.get(pid, [])
+    ]
+    checks["returned in our API exactly when the bank booked a return"] = [
+        (pid, status_of.get(pid), pid in bank_returns)
+        for pid in ids
+        if (status_of.get(pid) == "returned") != (pid in bank_returns)
+    ]
+    checks["money moved once: one hold, then one post or one void"] = [
+        (pid, status_of[pid], kinds.get(pid))
+        for pid in finals
+        if sorted(kinds.get(pid, [])) not in [sorted(k) for k in LEDGER_KINDS[status_of[pid]]]
+    ]
+    checks["ledger balanced (verify_ledger)"] = list(report.problems[:5])
+
+    # the deposits retried across the API crash: one deposit per key, credited once
+    deposit_problems: list[Any] = []
+    deposited: Counter[str] = Counter()
+    count_of: Counter[str] = Counter()
+    rows = {row.id: row for row in deposit_rows}
+    for deposit in chaos.tally.deposits:
+        answered = {deposit_id for deposit_id, _ in deposit.retries}
+        if deposit.first_id is not None:
+            answered.add(deposit.first_id)
+        if len(answered) != 1 or not deposit.retries[-1][1]:
+            deposit_problems.append((deposit.key, deposit.first_id, deposit.retries))
+            continue
+        credit = rows.get(answered.pop())
+        if credit is None or (credit.credit_account_id, credit.amount) != (
+            deposit.account_id,
+            deposit.amount,
+        ):
+            deposit_problems.append((deposit.key, "ledger", credit))
+        deposited[deposit.account_id] += deposit.amount
+        count_of[deposit.account_id] += 1
+    for account in accounts:
+        if credits_per_account.get(account["id"], 0) != 1 + count_of[account["id"]]:
+            deposit_problems.append(
+                (account["id"], credits_per_account.get(account["id"]), 1 + count_of[account["id"]])
+            )
+    checks["each deposit retried across the API crash credited exactly once"] = deposit_problems
+
+    settled_out: Counter[str] = Counter()
+    for pid, final in finals.items():
+        if final["status"] == "settled":
+            settled_out[final["account_id"]] += by_id[pid].amount
+    checks["balances: funding + deposits - settled payments"] = [
+        (a["id"], posted[a["id"]], DEPOSIT + deposited[a["id"]] - settled_out[a["id"]])
+        for a in accounts
+        if posted[a["id"]] != DEPOSIT + deposited[a["id"]] - settled_out[a["id"]]
+    ]
 
     # no workflow is stuck retrying a failing workflow task
+    stuck = []
     client = await connect(stack.settings)
     async for execution in client.list_workflows("ExecutionStatus='Running'"):
         described = await client.get_workflow_handle(execution.id).describe()
         pending = described.raw_description.pending_workflow_task
-        assert pending.attempt <= 1, (context, execution.id, pending)
-    print(f"\nchaos OK: {context}")
-    statuses = Counter(final["status"] for final in finals.values())
-    print(f"final statuses: {dict(statuses)}")
+        if pending.attempt > 1:
+            stuck.append((execution.id, pending.attempt))
+    checks["no workflow task failing again and again"] = stuck
+
+    # Reported, not asserted (a platform bug, see the closing note of the chaos branch):
+    # whether the webhook delivery of each deposit's event was started, by the first request
+    # or, after the crash, by its retry. A replayed answer re-runs nothing, so a deposit
+    # whose API died between its commit and the delivery start never announces itself.
+    undelivered: dict[bool, list[str]] = {True: [], False: []}
+    for deposit in chaos.tally.deposits:
+        deposit_id = deposit.retries[0][0]
+        handle = client.get_workflow_handle(f"whd_evt_{deposit_id}_credited_{endpoint_id}")
+        try:
+            await handle.describe()
+        except RPCError:
+            undelivered[deposit.control].append(deposit_id)
+
+    # the report: outcomes, what the chaos did, each invariant, the wall time
+    tally = chaos.tally
+    reasons = Counter(reason for seen in tally.reasons.values() for reason in seen)
+    lost = [d for d in tally.deposits if d.first_id is None]
+    replayed = sum(1 for d in lost if d.retries[0][1])
+    lines = [
+        f"chaos {context.splitlines()[0]}",
+        f"outcomes by status: {dict(Counter(status_of.values()))}",
+        f"by rail: {dict(Counter((p.rail, status_of.get(p.payment_id)) for p in sent))}",
+        f"waited in action_required: {len(tally.reasons)} payments, reasons {dict(reasons)}",
+        f"cancels sent (by HTTP status): {dict(tally.cancels)}, accepted and canceled:"
+        f" {sum(1 for s in status_of.values() if s == 'canceled')}",
+        f"ops retries sent (by HTTP status): {dict(tally.retries)}",
+        f"client requests tried again (why): {dict(CLIENT_RETRIES)}",
+        f"deposits across API crashes: {len(tally.deposits)}, answer lost {len(lost)},"
+        f" of which committed before the crash (replayed) {replayed}",
+        f"bank bookings: {len(bookings)}, payments booked {len(debits)},"
+        f" returns {len(bank_returns)}",
+        f"wall: {time.monotonic() - wall:.0f} s (setup {setup_seconds:.0f} s, until the faults"
+        f" ended {chaos_seconds:.0f} s)",
+    ]
+    controls = sum(1 for d in tally.deposits if d.control)
+    lines.append(
+        "deposit events whose webhook delivery never started (reported, not asserted):"
+        f" answered before the crash {len(undelivered[True])} of {controls},"
+        f" cut off by it {len(undelivered[False])} of {len(tally.deposits) - controls}"
+    )
+    for name, found in checks.items():
+        lines.append(
+            f"  {'ok  ' if not found else 'FAIL'} {name}" + (f": {found[:5]}" if found else "")
+        )
+    print("\n" + "\n".join(lines) + "\nevents:\n" + "\n".join(chaos.log))
+    failed = [name for name, found in checks.items() if found]
+    assert not failed, (context, failed, [checks[name][:5] for name in failed])
