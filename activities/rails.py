@@ -269,8 +269,10 @@ class AchAdapter:
             return SubmitResult(stored.file_id, reference=stored.trace_number)
         # a trace number names one entry of one file: an entry that left a file (never
         # received by the bank) gets a new one, so no trace ever appears in two files
-        reuse = stored is not None and stored.file_id != request.not_in_file
-        trace = str(stored.trace_number) if stored and reuse else await self._new_trace_number()
+        if stored is not None and stored.file_id != request.not_in_file:
+            trace = str(stored.trace_number)
+        else:
+            trace = await self._new_trace_number()
         entry = AchEntryInput(
             payment_id,
             trace,
@@ -322,15 +324,11 @@ class AchAdapter:
             return OutcomeAnswer(BankRecord.NO_RECORD)
         file_id, trace = str(stored.file_id), str(stored.trace_number)
         found = await self._bank_file(file_id)
-        for entry in (found or {}).get("entries", []):
-            if entry.get("trace_number") == trace:
-                status = _ACH_FILE_STATUS.get(str(entry.get("status")))
-                event = (
-                    RailEvent(file_id, status, entry.get("return_code"), reference=trace)
-                    if status
-                    else None
-                )
-                return OutcomeAnswer(BankRecord.RECEIVED, file_id, trace, event)
+        entry = _entry_of(found, trace) if found is not None else None
+        if entry is not None:
+            return OutcomeAnswer(
+                BankRecord.RECEIVED, file_id, trace, _entry_event(entry, file_id, trace)
+            )
         if found is None and await self._window_open_with(stored.window_id, request.payment_id):
             return OutcomeAnswer(BankRecord.RECEIVED, file_id, trace)
         return OutcomeAnswer(BankRecord.NO_RECORD, file_id)
@@ -477,13 +475,27 @@ class AchAdapter:
         )
         if response.status_code != 200:
             return PollResult(None)
-        for entry in response.json().get("entries", []):
-            if entry.get("trace_number") == request.reference:
-                status = _ACH_FILE_STATUS.get(str(entry.get("status")))
-                if status is None:
-                    return PollResult(None)
-                return PollResult(RailEvent(request.message_id, status, entry.get("return_code")))
-        return PollResult(None)
+        entry = _entry_of(response.json(), request.reference)
+        if entry is None:
+            return PollResult(None)
+        return PollResult(_entry_event(entry, request.message_id, request.reference))
+
+
+def _entry_of(file: dict[str, Any], trace: str) -> dict[str, Any] | None:
+    """The entry with trace number `trace` in the bank's view of a file, if it holds one."""
+    for entry in file.get("entries", []):
+        if entry.get("trace_number") == trace:
+            return dict(entry)
+    return None
+
+
+def _entry_event(entry: dict[str, Any], file_id: str, trace: str) -> RailEvent | None:
+    """The entry's settlement or return as a rail event; None while the bank has not
+    decided."""
+    status = _ACH_FILE_STATUS.get(str(entry.get("status")))
+    if status is None:
+        return None
+    return RailEvent(file_id, status, entry.get("return_code"), reference=trace)
 
 
 # the records before the first entry of a window's file: the file header, the batch header

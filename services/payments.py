@@ -185,17 +185,25 @@ async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOr
     )
 
 
-async def current_status(engine: AsyncEngine, payment_id: str, tenant_id: str | None) -> str:
-    """The payment's status as the database shows it; `NotFoundError` when there is no such
-    payment (of `tenant_id`, when one is given: the CLI acts for every tenant)."""
-    query = select(payments.c.status).where(payments.c.id == payment_id)
+async def payment_state(engine: AsyncEngine, payment_id: str, tenant_id: str | None) -> Any:
+    """The payment's status, screening hits and action reason as the database shows them
+    (by primary key); `NotFoundError` when there is no such payment (of `tenant_id`, when one
+    is given: the CLI acts for every tenant)."""
+    query = select(payments.c.status, payments.c.screening_hits, payments.c.action_reason).where(
+        payments.c.id == payment_id
+    )
     if tenant_id is not None:
         query = query.where(payments.c.tenant_id == tenant_id)
     async with engine.connect() as conn:
-        status = (await conn.execute(query)).scalar_one_or_none()
-    if status is None:
+        row = (await conn.execute(query)).first()
+    if row is None:
         raise NotFoundError("payment_not_found", f"No payment {payment_id}.")
-    return str(status)
+    return row
+
+
+async def current_status(engine: AsyncEngine, payment_id: str, tenant_id: str | None) -> str:
+    """The payment's status as the database shows it (see `payment_state`)."""
+    return str((await payment_state(engine, payment_id, tenant_id)).status)
 
 
 async def review_payment(
@@ -237,15 +245,7 @@ async def cancel_payment(
     once the bank paid (ledger_out_of_sync). In `action_required` with the outcome unknown,
     the workflow asks the bank first and cancels only if the bank has no record.
     """
-    query = select(payments.c.status, payments.c.screening_hits, payments.c.action_reason).where(
-        payments.c.id == payment_id
-    )
-    if tenant_id is not None:
-        query = query.where(payments.c.tenant_id == tenant_id)
-    async with engine.connect() as conn:
-        row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFoundError("payment_not_found", f"No payment {payment_id}.")
+    row = await payment_state(engine, payment_id, tenant_id)
     status = row.status
     if status not in CANCELABLE_STATUSES:
         raise ConflictError("payment_not_cancelable", f"Payment is {status}.")

@@ -157,7 +157,7 @@ class PaymentWorkflow:
             ),
             local=self._local_checks,
         )
-        if self._cancel is not None and not (self._hits and self._asks_bank):
+        if self._cancel is not None and not self._review_decides:
             return await self._finish_canceled(held=False)
         if not await self._hold():
             return await self._finish_insufficient_funds()
@@ -253,9 +253,7 @@ class PaymentWorkflow:
         await self._transition(PaymentStatus.IN_REVIEW, reasons=limit_reasons)
 
         def decided() -> bool:
-            # a sanctions hit is decided by the review alone: a cancel would release money
-            # the rules say must be blocked
-            cancels = self._cancel is not None and not (self._hits and self._asks_bank)
+            cancels = self._cancel is not None and not self._review_decides
             return self._review is not None or cancels
 
         try:
@@ -633,6 +631,12 @@ class PaymentWorkflow:
             self._asks_bank_marker = is_patched(ASK_BANK_BEFORE_RESEND)
         return self._asks_bank_marker
 
+    @property
+    def _review_decides(self) -> bool:
+        """A screening hit waits for its review, which alone decides: a cancel would release
+        money the sanctions rules say must be blocked (ASK_BANK_BEFORE_RESEND)."""
+        return self._asks_bank and bool(self._hits) and self._review is None
+
     @workflow.signal
     def rail_event(self, event: RailEvent) -> None:
         """Status from the rail's callback; duplicates, stale and out-of-order events are
@@ -725,7 +729,7 @@ class PaymentWorkflow:
         decides) nor once the bank paid (ledger_out_of_sync)."""
         if not self._asks_bank:
             return self._status in CANCELABLE_STATUSES and self._message_id is None
-        if (self._hits and self._review is None) or self._status not in CANCELABLE_STATUSES:
+        if self._review_decides or self._status not in CANCELABLE_STATUSES:
             return False
         if self._status == PaymentStatus.ACTION_REQUIRED:
             return self._action_reason != ActionReason.LEDGER_OUT_OF_SYNC

@@ -27,12 +27,16 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
-from activities.ledger import OPEN_PAYMENTS
+from activities.ledger import ACTION_REASONS, OPEN_PAYMENTS
 from activities.limits import RECENT_PAYMENTS
 from activities.notify import event_query
 from activities.payment_records import payment_by_id, status_update
 from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
-from activities.reconciliation import LEDGER_BOOKINGS, credited_deposits_query
+from activities.reconciliation import (
+    LEDGER_BOOKINGS,
+    PAYMENTS_BY_REFERENCE,
+    credited_deposits_query,
+)
 from api.idempotency import key_query, takeover_statement
 from api.pagination import cursor_query
 from api.routers.deposits import deposits_page_query
@@ -265,6 +269,15 @@ PROBES: dict[str, Probe] = {
     "audit: last link": lambda c: (LAST_LINK, {}),
     "audit: key recorded": lambda c: (recorded_query("pay_00000000007:initiated"), {}),
     "ledger gauge: open payments (OPEN_PAYMENTS)": lambda c: (OPEN_PAYMENTS, {}),
+    "ledger gauge: waiting for ops, by reason (ACTION_REASONS)": lambda c: (ACTION_REASONS, {}),
+    "reconciliation: payments behind unposted SEPA debits": lambda c: (
+        PAYMENTS_BY_REFERENCE["sepa"],
+        {"refs": ["pay_00000000007", "pay_00000000008"]},
+    ),
+    "reconciliation: payments behind unposted ACH debits": lambda c: (
+        PAYMENTS_BY_REFERENCE["ach"],
+        {"refs": ["021000020000007", "021000020000008"]},
+    ),
     "reconciliation: a day's bookings (LEDGER_BOOKINGS)": lambda c: (
         LEDGER_BOOKINGS,
         {"rail": "ach", **_day_bounds(10)},
