@@ -315,11 +315,24 @@ class ScreeningSettings(Section):
     block_threshold: float = 0.98
     # POST /v1/screenings calls per API key per minute (every call is also audited)
     rate_limit_per_minute: int = 30
-    # a review (customer KYC or payment) left waiting this long is escalated (flagged; never
-    # decided by time)
-    review_escalation_seconds: float = _var(86400.0, "PAYMENTS_REVIEW_ESCALATION_SECONDS")
     # how long POST /v1/customers waits for the KYC decision before answering `pending`
     onboarding_wait_seconds: float = _var(5.0, "PAYMENTS_ONBOARDING_WAIT_SECONDS")
+
+
+class ReviewSettings(Section):
+    """Four-eyes reviews of payments and customers."""
+
+    prefix: ClassVar[str] = "PAYMENTS_REVIEW_"
+    model_config = _prefixed(prefix)
+
+    # a review left waiting this long is escalated (flagged; never decided by time)
+    escalation_seconds: float = 86400.0
+    # HMAC secrets of review tokens (kernel/review_tokens.py), comma-separated: the first
+    # mints, any verifies (rotation). The API and the workers must share them. The default is
+    # published: set your own outside dev.
+    token_secrets: str = "dev-review-token-secret"  # noqa: S105 (dev default)
+    # how long a minted token proves its decision (the API sends it at once)
+    token_ttl_seconds: int = 300
 
 
 class ListSettings(Section):
@@ -390,6 +403,7 @@ class Settings(Section):
     codec: CodecSettings = Field(default_factory=CodecSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     lists: ListSettings = Field(default_factory=ListSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
@@ -455,7 +469,9 @@ def setting_paths() -> dict[str, str]:
 
 
 # values `payments settings` never prints: secrets, and the database URL (it may carry a password)
-SECRET_PATHS = frozenset({"codec.payload_keys", "rails.callback_secret", "database.url"})
+SECRET_PATHS = frozenset(
+    {"codec.payload_keys", "rails.callback_secret", "reviews.token_secrets", "database.url"}
+)
 
 
 def describe(settings: Settings) -> Iterator[tuple[str, str, str]]:
