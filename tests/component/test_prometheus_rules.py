@@ -100,6 +100,30 @@ def test_promtool_checks_and_tests_every_rule(tools: Tools) -> None:
     assert "SUCCESS" in tested.stdout
 
 
+def test_prometheus_config_loads_the_rules_and_sends_alerts_to_alertmanager(
+    tools: Tools, tmp_path: Path
+) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    # in the container the rules are mounted at /etc/prometheus; here they are beside it
+    assert config["rule_files"] == [f"/etc/prometheus/{RULES.name}"]
+    config["rule_files"] = [str(RULES)]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    check = _run(tools.promtool, "check", "config", tmp_path / "prometheus.yml")
+    assert check.returncode == 0, check.stdout + check.stderr
+    [target] = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    host, port = target.split(":")
+    assert host in compose and port == "9093"
+    assert f"http://127.0.0.1:{port}/-/ready" in " ".join(compose[host]["healthcheck"]["test"])
+    # the config Alertmanager runs with in compose is the one checked here
+    assert any(
+        str(v).startswith(f"./deploy/alertmanager/{ALERTMANAGER_CONFIG.name}:")
+        for v in compose[host]["volumes"]
+    )
+    # every alert carries the label the inhibit rules bind on
+    assert "cluster" in config["global"]["external_labels"]
+
+
 def test_the_rule_tests_notice_a_broken_rule(tools: Tools, tmp_path: Path) -> None:
     # the same tests against a rule that waits for a day instead of 4 hours: they must fail,
     # or they would pass whatever the rules say
@@ -183,20 +207,34 @@ class Receiver:
                 ) from None
 
 
-def _start(command: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@dataclass
+class Process:
+    """A child process whose output is read as it comes, so a full pipe never blocks it."""
+
+    popen: subprocess.Popen[str]
+    stdout: queue.Queue[str]
+    stderr: queue.Queue[str]
+
+    def stop(self) -> str:
+        """Terminate it; what it wrote on stderr (for failure messages)."""
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        return "".join(self.stderr.queue)
+
+
+def _start(command: list[str]) -> Process:
+    popen = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
-
-
-def _stop(process: subprocess.Popen[str]) -> str:
-    process.terminate()
-    try:
-        _, err = process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-    return err
+    assert popen.stdout is not None and popen.stderr is not None
+    process = Process(popen, queue.Queue(), queue.Queue())
+    for stream, into in ((popen.stdout, process.stdout), (popen.stderr, process.stderr)):
+        threading.Thread(target=_lines, args=(stream, into), daemon=True).start()
+    return process
 
 
 @pytest.fixture
@@ -204,13 +242,14 @@ def receiver() -> Iterator[Receiver]:
     """deploy/alertmanager/webhook_receiver.py on a free loopback port."""
     port = free_port()
     process = _start([sys.executable, str(RECEIVER), "--host", "127.0.0.1", "--port", str(port)])
-    assert process.stdout is not None and process.stderr is not None
     # it says where it listens once the socket is bound
-    assert "listening on" in process.stderr.readline()
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
-    yield Receiver(port, lines)
-    _stop(process)
+    try:
+        first = process.stderr.get(timeout=DEADLINE)
+    except queue.Empty:
+        first = ""
+    assert "listening on" in first, process.stop()
+    yield Receiver(port, process.stdout)
+    process.stop()
 
 
 def loopback_config(receiver_port: int) -> dict[str, Any]:
@@ -250,7 +289,7 @@ def alertmanager(tools: Tools, receiver: Receiver, tmp_path: Path) -> Iterator[s
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + DEADLINE
     while True:
-        assert process.poll() is None, _stop(process)
+        assert process.popen.poll() is None, process.stop()
         try:
             if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
                 break
@@ -259,7 +298,7 @@ def alertmanager(tools: Tools, receiver: Receiver, tmp_path: Path) -> Iterator[s
         assert time.monotonic() < deadline, "alertmanager did not become ready"
         time.sleep(0.1)
     yield base
-    _stop(process)
+    process.stop()
 
 
 def _alert(name: str, severity: str, *, ends_at: datetime | None = None) -> dict[str, Any]:
