@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,7 +65,7 @@ class Section(BaseSettings):
             variable = alias if isinstance(alias, str) else f"{self.prefix}{name}".upper()
             yield variable, getattr(self, name)
 
-    def updated(self, changes: Mapping[str, Any]) -> Any:
+    def updated(self, changes: Mapping[str, Any]) -> Self:
         """A validated copy with `changes` applied (unknown names refused, not ignored)."""
         unknown = set(changes) - set(type(self).model_fields)
         if unknown:
@@ -99,6 +99,18 @@ class TemporalSettings(Section):
     namespace: str = "default"
     ui_port: int = 8233
     task_queue: str = _var("payments", "PAYMENTS_TASK_QUEUE")
+    # Transport security of every Temporal client (API, workers, CLI, benchmarks). The dev
+    # server speaks plain gRPC on loopback; a cluster anyone else can reach must not.
+    # `tls` encrypts and checks the server against `tls_ca_path` (system roots when empty);
+    # a client certificate and key (mTLS) prove who the client is; `tls_server_name`
+    # overrides the name checked in the server's certificate.
+    tls: bool = False
+    tls_ca_path: str = ""
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
+    tls_server_name: str = ""
+    # an API key (Temporal Cloud, or a cluster with an authorizer), sent as a bearer token
+    api_key: str = ""
 
 
 class WorkerSettings(Section):
@@ -470,7 +482,13 @@ def setting_paths() -> dict[str, str]:
 
 # values `payments settings` never prints: secrets, and the database URL (it may carry a password)
 SECRET_PATHS = frozenset(
-    {"codec.payload_keys", "rails.callback_secret", "reviews.token_secrets", "database.url"}
+    {
+        "codec.payload_keys",
+        "rails.callback_secret",
+        "reviews.token_secrets",
+        "database.url",
+        "temporal.api_key",
+    }
 )
 
 
