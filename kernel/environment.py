@@ -73,10 +73,13 @@ def _payload_key_problems(settings: Settings) -> list[str]:
 
 
 def _callback_secret_problems(settings: Settings) -> list[str]:
-    secret = settings.rails.callback_secret
-    if secret in PUBLISHED_CALLBACK_SECRETS:
+    # comma-separated while a secret rotates: every one listed must be fit to use
+    secrets = parse_secrets(settings.rails.callback_secret)
+    if not secrets:
+        return ["PAYMENTS_RAIL_CALLBACK_SECRET: not set"]
+    if any(secret in PUBLISHED_CALLBACK_SECRETS for secret in secrets):
         return ["PAYMENTS_RAIL_CALLBACK_SECRET: the published dev secret; set your own"]
-    if len(secret) < MIN_SECRET_LENGTH:
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
         return [f"PAYMENTS_RAIL_CALLBACK_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
     return []
 

@@ -191,6 +191,8 @@ class RailSettings(Section):
 
     # where the bank's API is (the simulator in dev)
     bank_url: str = "http://127.0.0.1:8100"
+    # HMAC secrets of the bank's callbacks (rails/callback_auth.py), comma-separated while
+    # one rotates: the bank signs with each, any verifies
     callback_secret: str = "dev-rail-callback-secret"  # noqa: S105 (dev default)
     # accepted clock skew between the bank's signature timestamp and ours
     callback_tolerance_seconds: int = 300

@@ -62,6 +62,12 @@ def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
             "PAYMENTS_RAIL_CALLBACK_SECRET",
         ),
         ("rails.callback_secret", "CHANGE-ME", "PAYMENTS_RAIL_CALLBACK_SECRET"),
+        # mid-rotation, the published secret is still one of the two
+        (
+            "rails.callback_secret",
+            "s3cr3t-from-the-vault-0123456789abcdef,dev-rail-callback-secret",
+            "PAYMENTS_RAIL_CALLBACK_SECRET",
+        ),
         ("rails.callback_secret", "too-short", "PAYMENTS_RAIL_CALLBACK_SECRET"),
         ("codec.allow_loopback", True, "PAYMENTS_CODEC_ALLOW_LOOPBACK"),
         ("reviews.token_secrets", "dev-review-token-secret", "PAYMENTS_REVIEW_TOKEN_SECRETS"),

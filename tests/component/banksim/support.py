@@ -215,15 +215,17 @@ async def running_bank(
 
 
 def assert_signed(callback: Callback) -> None:
-    """The callback carries a fresh, valid `v1=` HMAC-SHA256 signature of its body."""
+    """The callback carries a fresh, valid `v2=` HMAC-SHA256 signature of its event id,
+    timestamp and body."""
+    event_id = callback.headers["banksim-event-id"]
     timestamp = callback.headers["banksim-timestamp"]
     signature = callback.headers["banksim-signature"]
-    assert verify(SECRET, timestamp, signature, callback.body, tolerance_seconds=60)
+    assert verify([SECRET], event_id, timestamp, signature, callback.body, tolerance_seconds=60)
     # independent of banksim.signing: the documented scheme, computed here from scratch
     expected = hmac.new(
-        SECRET.encode(), f"{timestamp}.".encode() + callback.body, hashlib.sha256
+        SECRET.encode(), f"{event_id}.{timestamp}.".encode() + callback.body, hashlib.sha256
     ).hexdigest()
-    assert signature == f"v1={expected}"
+    assert signature == f"v2={expected}"
     assert abs(int(timestamp) - time.time()) < 60
 
 
