@@ -24,11 +24,10 @@ from banksim.signing import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    secrets_of,
     sign,
 )
 from banksim.store import Store
-from kernel.settings import Settings
+from kernel.settings import Settings, secret_list
 
 logger = logging.getLogger("banksim")
 
@@ -180,7 +179,7 @@ class Outbox:
                 EVENT_ID_HEADER: item.event_id,
                 TIMESTAMP_HEADER: str(timestamp),
                 SIGNATURE_HEADER: sign(
-                    secrets_of(self._settings.rails.callback_secret),
+                    secret_list(self._settings.rails.callback_secret),
                     item.event_id,
                     timestamp,
                     item.body,

@@ -21,11 +21,6 @@ SIGNATURE_HEADER = "Banksim-Signature"
 SCHEME = "v2"
 
 
-def secrets_of(configured: str) -> list[str]:
-    """The comma-separated secrets of a setting (the current one first)."""
-    return [part.strip() for part in configured.split(",") if part.strip()]
-
-
 def _digest(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
     message = f"{event_id}.{timestamp}.".encode() + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
@@ -64,5 +59,49 @@ def verify(
         for digest in expected:
             # compare every candidate (no early exit): timing says nothing about which matched
             if scheme == SCHEME and hmac.compare_digest(value.encode(), digest):
+                valid = True
+    return valid
+
+
+# --- the platform's submissions, as the bank checks them --------------------------------------
+# Headers: `Platform-Timestamp: <unix seconds>` and `Platform-Signature: v1=<hex>[ …]` where
+# hex = HMAC-SHA256(secret, f"{timestamp}.{METHOD}.{path?query}.".encode() + body): the bank
+# accepts a message, a file or a question only from whoever holds the shared secret.
+
+PLATFORM_TIMESTAMP_HEADER = "Platform-Timestamp"
+PLATFORM_SIGNATURE_HEADER = "Platform-Signature"
+PLATFORM_SCHEME = "v1"
+
+
+def _request_digest(secret: str, timestamp: str, method: str, target: str, body: bytes) -> str:
+    message = f"{timestamp}.{method.upper()}.{target}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def request_signed(
+    secrets: Sequence[str],
+    timestamp_header: str | None,
+    signature_header: str | None,
+    method: str,
+    target: str,
+    body: bytes,
+    tolerance_seconds: float,
+    now: float | None = None,
+) -> bool:
+    """True iff a fresh `v1=` signature by one of `secrets` covers this request."""
+    if not timestamp_header or not signature_header:
+        return False
+    stamp = timestamp_header.strip()
+    if not (stamp.isascii() and stamp.isdigit()):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(stamp)) > tolerance_seconds:
+        return False
+    expected = [_request_digest(s, stamp, method, target, body).encode() for s in secrets]
+    valid = False
+    for candidate in signature_header.replace(",", " ").split():
+        scheme, _, value = candidate.partition("=")
+        for digest in expected:
+            if scheme == PLATFORM_SCHEME and hmac.compare_digest(value.encode(), digest):
                 valid = True
     return valid

@@ -16,11 +16,6 @@ from collections.abc import Sequence
 SCHEME = "v2"
 
 
-def callback_secrets(configured: str) -> list[str]:
-    """The comma-separated secrets of `PAYMENTS_RAIL_CALLBACK_SECRET`, current first."""
-    return [part.strip() for part in configured.split(",") if part.strip()]
-
-
 def callback_signature_valid(
     secrets: Sequence[str],
     event_id: str | None,

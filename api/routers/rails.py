@@ -28,9 +28,10 @@ from api.errors import ProblemError
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.schemas import PACS004, SchemaError, message_name
+from kernel.settings import secret_list
 from kernel.tables import ach_entries, rail_callback_receipts
 from nacha import NachaError, parse_file
-from rails.callback_auth import callback_secrets, callback_signature_valid
+from rails.callback_auth import callback_signature_valid
 from workflows.models import RailEvent
 from workflows.payment import RETURNED, PaymentWorkflow
 
@@ -61,7 +62,7 @@ async def verified_callback(
     not."""
     body = await request.body()
     if not callback_signature_valid(
-        callback_secrets(settings.rails.callback_secret),
+        secret_list(settings.rails.callback_secret),
         banksim_event_id,
         banksim_timestamp,
         banksim_signature,

@@ -14,6 +14,7 @@ import httpx
 from activities.rails import SepaAdapter
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
     balances,
@@ -43,7 +44,7 @@ async def test_resubmission_after_a_crash_is_recognised_as_the_same_message(
     stack: Stack,
 ) -> None:
     payment_id = f"pay_{uuid.uuid4().hex[:20]}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with bank_client(stack.settings, timeout=10) as client:
         rails = SepaAdapter(client, stack.settings)
         first = await rails.submit(submit_input(payment_id))
         again = await rails.submit(submit_input(payment_id))
@@ -122,7 +123,7 @@ async def test_sepa_return_after_settlement_restores_the_balance(
 ) -> None:
     account = await funded_account(tenant, 10_000)
     iban = fresh_iban()
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         rule = await bank.post(
             "/v1/admin/rules",
             json={"rail": "sepa", "creditor_iban": iban, "action": "return", "code": "AC06"},
@@ -141,7 +142,7 @@ async def test_sepa_return_after_settlement_restores_the_balance(
     after = await balances(tenant.partner, account["id"])
     assert (after["posted"], after["pending"], after["available"]) == (10_000, 0, 10_000)
     # a lost callback is caught by the poll at the end of the return window
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with bank_client(stack.settings, timeout=10) as client:
         polled = await SepaAdapter(client, stack.settings).poll(
             PollInput("sepa", payment["id"], payment["id"])
         )

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 import uvicorn
 
+from activities.bank_http import BankAuth
 from banksim.app import create_app
 from banksim.signing import verify
 from iso20022 import CreditTransfer, build_pacs008
@@ -207,7 +208,11 @@ async def running_bank(
     settings: Settings, receiver: Receiver, *, start: datetime | None = TUESDAY_0900_NY
 ) -> AsyncIterator[BankClient]:
     """The simulator on a free port; its clock frozen at `start` unless None (then untouched)."""
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(timeout=10) as http:
+    async with (
+        serve(create_app(settings)) as url,
+        # the rail routes take requests the platform signed (activities/bank_http.py)
+        httpx.AsyncClient(timeout=10, auth=BankAuth(url, settings.rails.submission_secret)) as http,
+    ):
         client = BankClient(url, http, receiver, settings)
         if start is not None:
             await client.set_clock(now=start, speed=0)

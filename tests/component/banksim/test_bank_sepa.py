@@ -7,17 +7,21 @@ with the admin API instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from banksim.signing import sign, verify
 from iso20022 import StatusReport, parse_pacs002
+from rails.bank_auth import request_headers
 from tests.component.banksim.support import (
     BAD_CHECKSUM_IBAN,
     OTHER_VALID_IBAN,
     SEPA_PATH,
     TUESDAY_0900_NY,
+    XML,
     BankClient,
     Receiver,
     assert_signed,
@@ -41,6 +45,52 @@ async def test_healthz(bank: BankClient) -> None:
     response = await bank.http.get(f"{bank.url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_the_bank_takes_only_requests_the_platform_signed(bank: BankClient) -> None:
+    body = pacs008("MSG-SIGNED")
+    submit = f"{bank.url}/v1/sepa/messages"
+    secret = bank.settings.rails.submission_secret
+    async with httpx.AsyncClient(timeout=10) as anyone:
+        unsigned = await anyone.post(submit, content=body, headers=XML)
+        wrong = await anyone.post(
+            submit,
+            content=body,
+            headers={
+                **XML,
+                **request_headers(
+                    ["not-the-secret"], int(time.time()), "POST", "/v1/sepa/messages", body
+                ),
+            },
+        )
+        stale = await anyone.post(
+            submit,
+            content=body,
+            headers={
+                **XML,
+                **request_headers(
+                    [secret], int(time.time()) - 3600, "POST", "/v1/sepa/messages", body
+                ),
+            },
+        )
+        # a signature covers its method and target: one for a statement reads no other day
+        headers = request_headers(
+            [secret], int(time.time()), "GET", "/v1/statements/2026-03-10?account=sepa", b""
+        )
+        moved = await anyone.get(
+            f"{bank.url}/v1/statements/2026-03-11?account=sepa", headers=headers
+        )
+        allowed = await anyone.get(
+            f"{bank.url}/v1/statements/2026-03-10?account=sepa", headers=headers
+        )
+    for refused in (unsigned, wrong, stale, moved):
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["code"] == "invalid_signature"
+    assert allowed.status_code == 200, allowed.text
+    # nothing refused was stored: the signed submission is the first of its id
+    signed = await bank.submit(body)
+    assert signed.status_code == 202, signed.text
+    assert signed.json()["duplicate"] is False
 
 
 async def test_message_is_accepted_then_settled_with_two_signed_reports(bank: BankClient) -> None:
