@@ -213,6 +213,18 @@ class Settings(BaseSettings):
     # reconciliation of yesterday's bank statements (UTC cron)
     reconciliation_cron: str = "30 6 * * *"
 
+    # --- outages (issue #24, item 5; docs/runbooks/temporal-down.md, postgres-down.md) -------
+    # Kept together at the end so the sectioning of Settings (issue #14) can move them as one.
+    # What a 503 tells the client to wait (`Retry-After`, whole seconds) before sending the
+    # request again while Temporal or PostgreSQL is down.
+    outage_retry_after_seconds: int = 5
+    # The API's Temporal client: how long it keeps retrying an unreachable server, and how
+    # long one start or signal may take on a server that hangs, before the request is
+    # answered 503 (the SDK's default retries for 10 s, and waits on a hung server for as
+    # long as the keep-alive takes to notice). Workers keep the SDK's defaults.
+    api_temporal_retry_seconds: float = 3.0
+    api_temporal_rpc_timeout_seconds: float = 5.0
+
     @property
     def banksim_db_path(self) -> Path:
         """The simulator's own storage (a bank's records are not ours)."""

@@ -5,33 +5,56 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import structlog
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RetryConfig
 
 from kernel.codec import data_converter
 from kernel.settings import Settings, get_settings
 from kernel.tracing import temporal_interceptors
 
+log = structlog.get_logger()
+
 
 async def connect(
-    settings: Settings | None = None, *, wait_seconds: float = 60.0, runtime: Runtime | None = None
+    settings: Settings | None = None,
+    *,
+    wait_seconds: float = 60.0,
+    runtime: Runtime | None = None,
+    retry_seconds: float | None = None,
+    lazy_after_wait: bool = False,
 ) -> Client:
-    """Connect, retrying while the server is still starting (dev stack, restarts)."""
+    """Connect, retrying while the server is still starting (dev stack, restarts).
+
+    `retry_seconds` bounds how long each call keeps retrying an unreachable server (the
+    SDK's default is 10 s): the API answers 503 sooner instead of holding its client. With
+    `lazy_after_wait`, a server still unreachable after `wait_seconds` gives a client that
+    connects on its first call instead of an error: the API then starts and serves what
+    PostgreSQL alone answers while Temporal is down (its calls fail until it is back).
+    """
     settings = settings or get_settings()
+    retry = None
+    if retry_seconds is not None:
+        retry = RetryConfig(max_elapsed_time_millis=max(1, int(retry_seconds * 1000)))
+    options: dict[str, Any] = {
+        "namespace": settings.temporal_namespace,
+        "runtime": runtime,
+        "data_converter": data_converter(settings),
+        "interceptors": temporal_interceptors(settings),
+        "retry_config": retry,
+    }
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                runtime=runtime,
-                data_converter=data_converter(settings),
-                interceptors=temporal_interceptors(settings),
-            )
+            return await Client.connect(settings.temporal_address, **options)
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
+                if lazy_after_wait:
+                    log.warning("temporal unreachable; connecting on first use")
+                    return await Client.connect(settings.temporal_address, lazy=True, **options)
                 raise
             await asyncio.sleep(0.5)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -170,6 +171,9 @@ async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOr
         ),
         id=order.payment_id,
         task_queue=settings.task_queue,
+        # a hung server answers 503 (the caller's transaction rolls back) instead of holding
+        # the request; a start that did reach it is joined by the retry (USE_EXISTING)
+        rpc_timeout=timedelta(seconds=settings.api_temporal_rpc_timeout_seconds),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(

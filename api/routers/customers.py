@@ -33,6 +33,7 @@ from api.problems import (
     CUSTOMER_NOT_FOUND,
     CUSTOMER_NOT_IN_REVIEW,
     FOUR_EYES_VIOLATION,
+    ORCHESTRATED,
     WITH_BODY,
     WITH_PARAMETERS,
     problems,
@@ -122,7 +123,7 @@ async def _await_decision(temporal: Client, customer_id: str, seconds: float) ->
     "",
     status_code=201,
     response_model=CustomerOut,
-    responses=problems(AUTHENTICATED, WITH_BODY),
+    responses=problems(AUTHENTICATED, ORCHESTRATED, WITH_BODY),
 )
 async def create_customer(
     body: CustomerCreate,
@@ -171,7 +172,12 @@ async def get_customer(
     "/{customer_id}/review",
     response_model=CustomerOut,
     responses=problems(
-        AUTHENTICATED, WITH_BODY, CUSTOMER_NOT_FOUND, FOUR_EYES_VIOLATION, CUSTOMER_NOT_IN_REVIEW
+        AUTHENTICATED,
+        ORCHESTRATED,
+        WITH_BODY,
+        CUSTOMER_NOT_FOUND,
+        FOUR_EYES_VIOLATION,
+        CUSTOMER_NOT_IN_REVIEW,
     ),
 )
 async def review_customer(
