@@ -100,13 +100,10 @@ class GameDay:
         settings = self.stack.settings
         host, port = settings.temporal_address.rsplit(":", 1)
         env = settings_env(settings)
+        # the operator's shell: the platform's CLIs, PostgreSQL's client tools
+        tools = [str(Path(sys.executable).parent), str(self.stack.postgres.bin_dir)]
         env.update(
-            # the operator's shell: the platform's CLIs, PostgreSQL's client tools
-            PATH=os.pathsep.join(
-                [str(Path(sys.executable).parent), str(self.stack.postgres.bin_dir)]
-            )
-            + os.pathsep
-            + env.get("PATH", ""),
+            PATH=os.pathsep.join([*tools, env.get("PATH", "")]),
             API_URL=settings.api_url,
             TEMPORAL_ADDRESS=f"{host}:{port}",
             TEMPORAL_NAMESPACE=settings.temporal_namespace,
