@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -32,17 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from temporalio.service import RPCError, RPCStatusCode
 
 from kernel.db import dispose_engines, get_engine
 from kernel.ids import derived_id
 from kernel.settings import PROJECT_ROOT
 from kernel.tables import payments
+from kernel.temporal_client import connect
 from ops.devstack import Stack, settings_env
 from services.verification import verify_books
+from tests.chaos.runbooks import runbook_commands
 from tests.integration.helpers import Tenant, funded_account, make_keys, pay
 
-RUNBOOKS = PROJECT_ROOT / "docs" / "runbooks"
 OUTAGE_SECONDS = float(os.environ.get("GAMEDAY_OUTAGE_SECONDS", "15"))
 # guards, not timed assertions: how long a runbook command or the drive to the end may take
 # before the game day is declared stuck
@@ -61,17 +63,6 @@ ACH_CREDITOR = {
     "account_number": "123456789",
 }
 SEPA_CREDITOR = {"name": "Erika Mustermann", "country": "DE", "iban": "DE89370400440532013000"}
-_PHASE = re.compile(r"^```sh phase=(?P<phase>\w+)\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def runbook_commands(name: str) -> dict[str, list[str]]:
-    """The commands of each `sh phase=<phase>` block of docs/runbooks/<name>, in order."""
-    phases: dict[str, list[str]] = {}
-    for block in _PHASE.finditer((RUNBOOKS / name).read_text()):
-        lines = [line.strip() for line in block["body"].splitlines()]
-        commands = [line for line in lines if line and not line.startswith("#")]
-        phases.setdefault(block["phase"], []).extend(commands)
-    return phases
 
 
 @dataclass
@@ -308,16 +299,81 @@ async def check_invariants(day: GameDay, in_flight: list[str], retried: list[str
             1 for b in bookings if b.get("end_to_end_id") in (payment_id, payment_id[-15:])
         )
     assert set(booked.values()) == {1}, (dict(booked), day.report)
+    # one hold and one post each: nothing held or paid twice
+    kinds = await transfers_of(day.stack, list(finals))
+    assert all(k == ["pending", "post_pending"] for k in kinds.values()), (kinds, day.report)
     day.note(
         f"invariants: {count} payments for {len(in_flight)} in flight + {len(retried)} retried,"
-        f" each booked once by the bank, ledger verify OK ({books.checked})"
+        f" each booked once by the bank, held and posted once, ledger verify OK"
+        f" ({books.checked})"
     )
+
+
+async def hung_start(day: GameDay, accounts: dict[str, dict[str, Any]]) -> tuple[str, bool]:
+    """Temporal hangs (SIGSTOP) while a payment starts: the start outlives its
+    `rpc_timeout`, the API answers 503 and rolls the payment's row back. The request may
+    still reach Temporal when it wakes, leaving a workflow whose payment does not exist;
+    that workflow stops before the hold (activities/limits.py), and the retry with the key
+    joins it. Returns the key and whether the workflow was started."""
+    temporal = day.stack.processes["temporal"]
+    key, body = str(uuid.uuid4()), sepa_body(accounts["EUR"]["id"], 777)
+    os.kill(temporal.pid, signal.SIGSTOP)
+    try:
+        response = await day.partner.post(
+            "/v1/payments", json=body, headers={"Idempotency-Key": key}
+        )
+    finally:
+        os.kill(temporal.pid, signal.SIGCONT)
+    assert_refused(day, response, "orchestrator_unavailable")
+    payment_id = derived_id("pay", day.tenant_id, key)
+    client = await connect(day.stack.settings)
+    started = False
+    # whether the woken server took the request up (either is allowed); a guard, not a timing
+    for _ in range(20):
+        try:
+            await client.get_workflow_handle(payment_id).describe()
+            started = True
+            break
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await asyncio.sleep(0.5)
+    missing = await day.partner.get(f"/v1/payments/{payment_id}")
+    assert missing.status_code == 404, (missing.text, day.report)
+    day.note(
+        "Temporal hung during a start: 503, no payment;"
+        f" the start {'reached' if started else 'never reached'} Temporal"
+    )
+    return key, started
+
+
+async def transfers_of(stack: Stack, payment_ids: list[str]) -> dict[str, list[str]]:
+    """The ledger transfer kinds of each payment, in the order they were written."""
+    engine = get_engine(stack.settings)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT split_part(id, ':', 1) AS payment_id, kind FROM ledger_transfers"
+                        " WHERE split_part(id, ':', 1) = ANY(:ids) ORDER BY created_at"
+                    ),
+                    {"ids": payment_ids},
+                )
+            ).all()
+    finally:
+        await dispose_engines()
+    kinds: dict[str, list[str]] = {payment_id: [] for payment_id in payment_ids}
+    for row in rows:
+        kinds[row.payment_id].append(row.kind)
+    return kinds
 
 
 async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
     """docs/runbooks/temporal-down.md, with Temporal down for GAMEDAY_OUTAGE_SECONDS."""
     async with game_day(chaos_stack, "temporal-down.md") as day:
         in_flight, accounts = await send_in_flight(day)
+        hung_key, reached = await hung_start(day, accounts)
         await asyncio.to_thread(day.stack.kill, "temporal")
         day.note(f"Temporal killed with {len(in_flight)} payments in flight")
         await day.run_phase("confirm")
@@ -330,6 +386,8 @@ async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
             "/v1/events?limit=5",
         ]
         refused = await refuse_payments_while_down(day, accounts, "orchestrator_unavailable", reads)
+        hung_id = derived_id("pay", day.tenant_id, hung_key)
+        refused.insert(0, (hung_key, sepa_body(accounts["EUR"]["id"], 777)))
         # the key stays bound to its body across the 503: another body is refused
         key, body = refused[0]
         reused = await day.partner.post(
@@ -346,7 +404,12 @@ async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
         await asyncio.to_thread(day.stack.start_temporal)
         day.note(f"Temporal restarted after {OUTAGE_SECONDS:.0f} s or more")
         await day.run_phase("recover")
+        # the workflow the hung start may have left has had the whole outage and the
+        # recovery to run: without its payment row it moved no money
+        assert (await transfers_of(day.stack, [hung_id]))[hung_id] == [], day.report
         retried = await retry_refused(day, refused)
+        assert retried[0] == hung_id, day.report
+        day.note(f"the hung start's retry {'joined its workflow' if reached else 'started it'}")
         await check_invariants(day, in_flight, retried)
 
 

@@ -19,6 +19,7 @@ from api.errors import outage_response
 from api.problems import AUTHENTICATED, ORCHESTRATED, catalogue
 from kernel.outages import database_unavailable, orchestrator_unavailable
 from ops.devstack import free_port
+from tests.chaos.runbooks import runbook_commands
 
 
 def rpc(status: RPCStatusCode) -> RPCError:
@@ -118,9 +119,9 @@ def test_the_contract_declares_the_outage_codes() -> None:
         schema = unavailable["content"]["application/problem+json"]["schema"]
         assert "orchestrator_unavailable" in schema["allOf"][1]["properties"]["code"]["enum"]
     read = document["paths"]["/v1/payments/{payment_id}"]["get"]["responses"]["503"]
-    assert read["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"][
-        "code"
-    ]["enum"] == ["database_unavailable"]
+    assert read["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]["code"][
+        "enum"
+    ] == ["database_unavailable"]
 
 
 async def test_a_request_with_the_database_down_answers_503_not_500() -> None:
@@ -140,3 +141,15 @@ async def test_a_request_with_the_database_down_answers_503_not_500() -> None:
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "database_unavailable"
     assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("runbook", ["temporal-down.md", "postgres-down.md"])
+def test_each_outage_runbook_has_the_steps_its_game_day_runs(runbook: str) -> None:
+    # the game days (tests/chaos/test_outages.py) run these; a broken fence would leave them
+    # nothing to run, and they would fail only in the e2e tier
+    phases = runbook_commands(runbook)
+    assert set(phases) == {"confirm", "recover"}
+    assert all(phases.values())
+    recover = " ".join(phases["recover"])
+    assert "payments ledger verify" in recover and "payments audit verify" in recover
+    assert 'ExecutionStatus = "Failed"' in recover  # no payment workflow failed
