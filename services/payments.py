@@ -131,7 +131,7 @@ async def initiate_payment(
         # Started inside the transaction: if Temporal refuses, the payment row rolls back
         # and nothing exists; the workflow id is the payment id, so it can start only once.
         with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
-            await _start_workflow(temporal, settings, order)
+            await start_payment_workflow(temporal, settings, order)
         uow.audit(
             actor=order.initiated_by,
             action="payment.initiated",
@@ -149,7 +149,8 @@ async def initiate_payment(
     return Initiated(row, first_time)
 
 
-async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
+async def start_payment_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
+    """Start the payment's workflow (id = payment id; joins one already running)."""
     await temporal.start_workflow(
         PaymentWorkflow.run,
         PaymentInput(

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select, text
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from kernel.db import dispose_engines, get_engine
@@ -41,6 +42,8 @@ from kernel.settings import PROJECT_ROOT
 from kernel.tables import payments
 from kernel.temporal_client import connect
 from ops.devstack import Stack, settings_env
+from rails.charset import epc_text
+from services.payments import PaymentOrder, start_payment_workflow
 from services.verification import verify_books
 from tests.chaos.runbooks import runbook_commands
 from tests.integration.helpers import Tenant, funded_account, make_keys, pay
@@ -167,11 +170,14 @@ def ach_body(account_id: str, amount: int) -> dict[str, Any]:
     }
 
 
-async def send_in_flight(day: GameDay) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Fund an EUR and a USD account and start payments on both; returns their ids and the
-    accounts by currency."""
+async def open_accounts(day: GameDay) -> dict[str, dict[str, Any]]:
+    """A funded EUR and a funded USD account, by currency."""
     tenant = Tenant(day.tenant_id, day.partner, day.ops)
-    accounts = {c: await funded_account(tenant, 1_000_000, c) for c in ("EUR", "USD")}
+    return {c: await funded_account(tenant, 1_000_000, c) for c in ("EUR", "USD")}
+
+
+async def send_in_flight(day: GameDay, accounts: dict[str, dict[str, Any]]) -> list[str]:
+    """Start SEPA and ACH payments just before the outage; returns their ids."""
     ids = [
         (await pay(day.partner, sepa_body(accounts["EUR"]["id"], 100 + n)))["id"]
         for n in range(IN_FLIGHT_SEPA)
@@ -180,7 +186,7 @@ async def send_in_flight(day: GameDay) -> tuple[list[str], dict[str, dict[str, A
         (await pay(day.partner, ach_body(accounts["USD"]["id"], 100 + n)))["id"]
         for n in range(IN_FLIGHT_ACH)
     ]
-    return ids, accounts
+    return ids
 
 
 def assert_refused(day: GameDay, response: httpx.Response, code: str) -> None:
@@ -309,12 +315,17 @@ async def check_invariants(day: GameDay, in_flight: list[str], retried: list[str
     )
 
 
-async def hung_start(day: GameDay, accounts: dict[str, dict[str, Any]]) -> tuple[str, bool]:
+async def hung_start(
+    day: GameDay, accounts: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
     """Temporal hangs (SIGSTOP) while a payment starts: the start outlives its
-    `rpc_timeout`, the API answers 503 and rolls the payment's row back. The request may
-    still reach Temporal when it wakes, leaving a workflow whose payment does not exist;
-    that workflow stops before the hold (activities/limits.py), and the retry with the key
-    joins it. Returns the key and whether the workflow was started."""
+    `rpc_timeout`, the API answers 503 and rolls the payment's row back.
+
+    The request may still reach Temporal when it wakes (here it usually does not: the client
+    cancelled the stream first), leaving a workflow whose payment does not exist. So that
+    the day always covers that case, the test then starts that workflow itself, exactly as
+    the API would have: it must move no money, and the key's retry must join it. Returns
+    the key and the body."""
     temporal = day.stack.processes["temporal"]
     key, body = str(uuid.uuid4()), sepa_body(accounts["EUR"]["id"], 777)
     os.kill(temporal.pid, signal.SIGSTOP)
@@ -329,7 +340,7 @@ async def hung_start(day: GameDay, accounts: dict[str, dict[str, Any]]) -> tuple
     client = await connect(day.stack.settings)
     started = False
     # whether the woken server took the request up (either is allowed); a guard, not a timing
-    for _ in range(20):
+    for _ in range(10):
         try:
             await client.get_workflow_handle(payment_id).describe()
             started = True
@@ -338,13 +349,37 @@ async def hung_start(day: GameDay, accounts: dict[str, dict[str, Any]]) -> tuple
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
         await asyncio.sleep(0.5)
+    if not started:
+        await start_as_the_api_would(day, client, payment_id, body, accounts["EUR"])
     missing = await day.partner.get(f"/v1/payments/{payment_id}")
     assert missing.status_code == 404, (missing.text, day.report)
     day.note(
-        "Temporal hung during a start: 503, no payment;"
-        f" the start {'reached' if started else 'never reached'} Temporal"
+        "Temporal hung during a start: 503, no payment; the woken server"
+        f" {'started' if started else 'did not start (the test did)'} its workflow"
     )
-    return key, started
+    return key, body
+
+
+async def start_as_the_api_would(
+    day: GameDay, client: Client, payment_id: str, body: dict[str, Any], account: dict[str, Any]
+) -> None:
+    """Start the payment's workflow with the input the API builds (api/routers/payments.py),
+    as a start that reached Temporal after the API had given up on it would have."""
+    creditor = {**body["creditor"], "rail_name": epc_text(body["creditor"]["name"])}
+    order = PaymentOrder(
+        payment_id=payment_id,
+        tenant_id=day.tenant_id,
+        initiated_by="partner-app",
+        key_id="",
+        account_id=account["id"],
+        customer_id=account["customer_id"],
+        amount=body["amount"],
+        currency=body["currency"],
+        rail=body["rail"],
+        creditor=creditor,
+        remittance_info=body.get("remittance_info"),
+    )
+    await start_payment_workflow(client, day.stack.settings, order)
 
 
 async def transfers_of(stack: Stack, payment_ids: list[str]) -> dict[str, list[str]]:
@@ -372,8 +407,10 @@ async def transfers_of(stack: Stack, payment_ids: list[str]) -> dict[str, list[s
 async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
     """docs/runbooks/temporal-down.md, with Temporal down for GAMEDAY_OUTAGE_SECONDS."""
     async with game_day(chaos_stack, "temporal-down.md") as day:
-        in_flight, accounts = await send_in_flight(day)
-        hung_key, reached = await hung_start(day, accounts)
+        accounts = await open_accounts(day)
+        hung_key, hung_body = await hung_start(day, accounts)
+        hung_id = derived_id("pay", day.tenant_id, hung_key)
+        in_flight = await send_in_flight(day, accounts)
         await asyncio.to_thread(day.stack.kill, "temporal")
         day.note(f"Temporal killed with {len(in_flight)} payments in flight")
         await day.run_phase("confirm")
@@ -386,8 +423,6 @@ async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
             "/v1/events?limit=5",
         ]
         refused = await refuse_payments_while_down(day, accounts, "orchestrator_unavailable", reads)
-        hung_id = derived_id("pay", day.tenant_id, hung_key)
-        refused.insert(0, (hung_key, sepa_body(accounts["EUR"]["id"], 777)))
         # the key stays bound to its body across the 503: another body is refused
         key, body = refused[0]
         reused = await day.partner.post(
@@ -404,19 +439,20 @@ async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
         await asyncio.to_thread(day.stack.start_temporal)
         day.note(f"Temporal restarted after {OUTAGE_SECONDS:.0f} s or more")
         await day.run_phase("recover")
-        # the workflow the hung start may have left has had the whole outage and the
-        # recovery to run: without its payment row it moved no money
+        # the workflow of the hung start has had the whole outage and the recovery to run:
+        # without its payment row it moved no money
         assert (await transfers_of(day.stack, [hung_id]))[hung_id] == [], day.report
-        retried = await retry_refused(day, refused)
+        retried = await retry_refused(day, [(hung_key, hung_body), *refused])
         assert retried[0] == hung_id, day.report
-        day.note(f"the hung start's retry {'joined its workflow' if reached else 'started it'}")
+        day.note("the hung start's retry joined its workflow, which had moved no money")
         await check_invariants(day, in_flight, retried)
 
 
 async def test_postgres_down_game_day(chaos_stack: Stack) -> None:
     """docs/runbooks/postgres-down.md, with PostgreSQL down for GAMEDAY_OUTAGE_SECONDS."""
     async with game_day(chaos_stack, "postgres-down.md") as day:
-        in_flight, accounts = await send_in_flight(day)
+        accounts = await open_accounts(day)
+        in_flight = await send_in_flight(day, accounts)
         await asyncio.to_thread(day.stack.postgres.stop, "immediate")
         day.note(f"PostgreSQL crashed (immediate stop) with {len(in_flight)} payments in flight")
         await day.run_phase("confirm")
