@@ -189,6 +189,12 @@ async def send_in_flight(day: GameDay, accounts: dict[str, dict[str, Any]]) -> l
     return ids
 
 
+async def statuses(day: GameDay, ids: list[str]) -> dict[str, int]:
+    """How many of the payments are in each status (from the API)."""
+    found = [(await day.partner.get(f"/v1/payments/{i}")).json()["status"] for i in ids]
+    return dict(Counter(found))
+
+
 def assert_refused(day: GameDay, response: httpx.Response, code: str) -> None:
     """503, the outage's code, and a whole number of seconds to wait."""
     assert response.status_code == 503, (response.status_code, response.text, day.report)
@@ -412,7 +418,7 @@ async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
         hung_id = derived_id("pay", day.tenant_id, hung_key)
         in_flight = await send_in_flight(day, accounts)
         await asyncio.to_thread(day.stack.kill, "temporal")
-        day.note(f"Temporal killed with {len(in_flight)} payments in flight")
+        day.note(f"Temporal killed; the payments in flight: {await statuses(day, in_flight)}")
         await day.run_phase("confirm")
         reads = [
             f"/v1/payments/{in_flight[0]}",
@@ -453,8 +459,11 @@ async def test_postgres_down_game_day(chaos_stack: Stack) -> None:
     async with game_day(chaos_stack, "postgres-down.md") as day:
         accounts = await open_accounts(day)
         in_flight = await send_in_flight(day, accounts)
+        before = await statuses(day, in_flight)
         await asyncio.to_thread(day.stack.postgres.stop, "immediate")
-        day.note(f"PostgreSQL crashed (immediate stop) with {len(in_flight)} payments in flight")
+        day.note(
+            f"PostgreSQL crashed (immediate stop); the payments in flight just before: {before}"
+        )
         await day.run_phase("confirm")
         refused = await refuse_payments_while_down(
             day, accounts, "database_unavailable", [f"/v1/payments/{in_flight[0]}"]
