@@ -173,15 +173,16 @@ def outage_response(exc: BaseException, retry_after_seconds: int) -> JSONRespons
         return problem_response(
             503,
             "database_unavailable",
-            "The database is unavailable; nothing was changed. Retry later.",
+            "The database is unavailable. Retry after `Retry-After` seconds, with the same"
+            " Idempotency-Key: what took effect is replayed, what did not runs once.",
             headers=headers,
         )
     if orchestrator_unavailable(exc):
         return problem_response(
             503,
             "orchestrator_unavailable",
-            "The workflow service is unavailable; nothing was started. Retry later with the"
-            " same Idempotency-Key.",
+            "The workflow service is unavailable. Retry after `Retry-After` seconds, with the"
+            " same Idempotency-Key: what took effect is replayed, what did not runs once.",
             headers=headers,
         )
     return None

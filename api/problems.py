@@ -30,15 +30,17 @@ class ProblemCode:
 INVALID_CHARACTERS = ProblemCode(400, "invalid_characters", "NUL in the path or query.")
 INTERNAL_ERROR = ProblemCode(500, "internal_error", "An unexpected error (logged, not shown).")
 
-# --- outages (issue #24): the request changed nothing and may be sent again later ----------
+# --- outages (issue #24): send the same request again after `Retry-After` ----------------
 DATABASE_UNAVAILABLE = ProblemCode(
-    503, "database_unavailable", "PostgreSQL is down; see `Retry-After`. Nothing was changed."
+    503,
+    "database_unavailable",
+    "PostgreSQL is down; retry after `Retry-After` with the same Idempotency-Key.",
 )
 ORCHESTRATOR_UNAVAILABLE = ProblemCode(
     503,
     "orchestrator_unavailable",
-    "Temporal is down; see `Retry-After`. Nothing was started; retry with the same"
-    " Idempotency-Key.",
+    "Temporal is down; retry after `Retry-After` with the same Idempotency-Key. No payment"
+    " was created.",
 )
 
 # --- authentication and rate limits: every operation with a key ---------------------------
