@@ -40,7 +40,7 @@ async def connect(
     if retry_seconds is not None:
         retry = RetryConfig(max_elapsed_time_millis=max(1, int(retry_seconds * 1000)))
     options: dict[str, Any] = {
-        "namespace": settings.temporal_namespace,
+        "namespace": settings.temporal.namespace,
         "runtime": runtime,
         "data_converter": data_converter(settings),
         "interceptors": temporal_interceptors(settings),
@@ -49,21 +49,21 @@ async def connect(
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
-            return await Client.connect(settings.temporal_address, **options)
+            return await Client.connect(settings.temporal.address, **options)
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
                 if lazy_after_wait:
                     log.warning("temporal unreachable; connecting on first use")
-                    return await Client.connect(settings.temporal_address, lazy=True, **options)
+                    return await Client.connect(settings.temporal.address, lazy=True, **options)
                 raise
             await asyncio.sleep(0.5)
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """A Temporal runtime exporting SDK metrics for Prometheus, or None when switched off."""
-    if not settings.worker_metrics_port:
+    if not settings.worker.metrics_port:
         return None
-    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    address = f"{settings.worker.metrics_host}:{settings.worker.metrics_port}"
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 

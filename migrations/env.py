@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, pool
 from kernel.settings import get_settings
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
+url = config.get_main_option("sqlalchemy.url") or get_settings().database.url
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=None)

@@ -118,11 +118,11 @@ class DeliveryStarter:
                 await self.client.start_workflow(
                     WebhookDeliveryWorkflow.run,
                     DeliveryInput(
-                        event_id, endpoint_id, self.settings.webhook_retry_initial_seconds
+                        event_id, endpoint_id, self.settings.webhooks.retry_initial_seconds
                     ),
                     id=delivery_workflow_id(event_id, endpoint_id),
-                    task_queue=self.settings.task_queue,
-                    rpc_timeout=timedelta(seconds=self.settings.api_temporal_rpc_timeout_seconds),
+                    task_queue=self.settings.temporal.task_queue,
+                    rpc_timeout=timedelta(seconds=self.settings.api.temporal_rpc_timeout_seconds),
                     # a retried activity or API request finds the delivery already started,
                     # or already done: a healed start never delivers an event twice
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -1,8 +1,8 @@
 """Watch lists as versioned data, shared by the workers (screening) and the API
 (`POST /v1/screenings`).
 
-* `ListSources` says where the lists come from (`settings.sanctions_source`: a directory of
-  OFAC CSV files or an http(s) URL serving them; `settings.pep_source`: a PEP CSV path or URL).
+* `ListSources` says where the lists come from (`lists.sanctions_source`: a directory of OFAC
+  CSV files or an http(s) URL serving them; `lists.pep_source`: a PEP CSV path or URL).
 * `WatchLists` is a process's loaded lists (matchers). It compares the versions it loaded
   with the current versions recorded in `watch_list_versions` at most every
   `list_version_check_seconds`, and reloads from the recorded source when they changed, so a
@@ -65,10 +65,10 @@ class ListSources:
     def configured(cls, settings: Settings) -> ListSources:
         """The sources the settings name (with their defaults)."""
         return cls(
-            settings.sanctions_source or str(settings.sanctions_dir),
-            settings.pep_source or str(DEFAULT_PEP_PATH),
+            settings.lists.sanctions_source or str(settings.lists.sanctions_dir),
+            settings.lists.pep_source or str(DEFAULT_PEP_PATH),
             MatcherSettings.with_thresholds(
-                settings.screening_review_threshold, settings.screening_block_threshold
+                settings.screening.review_threshold, settings.screening.block_threshold
             ),
         )
 
@@ -220,7 +220,7 @@ class WatchLists:
     async def load(cls, engine: AsyncEngine, settings: Settings) -> WatchLists:
         """Load the configured sources (at worker start)."""
         loaded = await asyncio.to_thread(LoadedLists.read, ListSources.configured(settings))
-        return cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
+        return cls(engine, loaded, check_seconds=settings.lists.version_check_seconds)
 
     @property
     def loaded(self) -> LoadedLists:

@@ -92,17 +92,17 @@ class GameDay:
 
     def _environment(self) -> dict[str, str]:
         settings = self.stack.settings
-        host, port = settings.temporal_address.rsplit(":", 1)
+        host, port = settings.temporal.address.rsplit(":", 1)
         env = settings_env(settings)
         # the operator's shell: the platform's CLIs, PostgreSQL's client tools
         tools = [str(Path(sys.executable).parent), str(self.stack.postgres.bin_dir)]
         env.update(
             PATH=os.pathsep.join([*tools, env.get("PATH", "")]),
-            API_URL=settings.api_url,
+            API_URL=settings.api.url,
             TEMPORAL_ADDRESS=f"{host}:{port}",
-            TEMPORAL_NAMESPACE=settings.temporal_namespace,
+            TEMPORAL_NAMESPACE=settings.temporal.namespace,
             PGHOST="127.0.0.1",
-            PGPORT=str(settings.postgres_port),
+            PGPORT=str(settings.database.embedded_port),
             USER="gameday",
         )
         return env
@@ -134,7 +134,7 @@ async def game_day(stack: Stack, runbook: str) -> AsyncIterator[GameDay]:
     """A tenant of its own with a partner and an ops client, and the bank's admin client."""
     tenant_id = f"ten_gameday_{uuid.uuid4().hex[:8]}"
     partner_key, ops_key = await make_keys(stack, tenant_id)
-    base = stack.settings.api_url
+    base = stack.settings.api.url
     async with (
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {partner_key}"}, timeout=60
@@ -142,7 +142,7 @@ async def game_day(stack: Stack, runbook: str) -> AsyncIterator[GameDay]:
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {ops_key}"}, timeout=60
         ) as ops,
-        httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank,
+        httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank,
     ):
         day = GameDay(stack, runbook, tenant_id, partner, ops, bank)
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})

@@ -59,7 +59,7 @@ async def refresh(client: Client, stack: Stack, sanctions_source: str) -> ListRe
         ListRefreshWorkflow.run,
         ListRefreshInput(sanctions_source=sanctions_source, rescreen_page_size=50),
         id=f"list-refresh-test-{uuid.uuid4().hex[:8]}",
-        task_queue=stack.settings.task_queue,
+        task_queue=stack.settings.temporal.task_queue,
     )
     if result.rescreen_workflow_id:
         await client.get_workflow_handle_for(
@@ -157,7 +157,7 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
         assert rejected.status_code == 200, rejected.text
     finally:
         # back to the configured edition, so later tests see the platform as configured
-        await refresh(client, stack, str(stack.settings.sanctions_dir))
+        await refresh(client, stack, str(stack.settings.lists.sanctions_dir))
 
 
 async def test_workers_load_a_version_another_worker_recorded(
@@ -189,7 +189,7 @@ async def test_workers_load_a_version_another_worker_recorded(
             assert asyncio.get_running_loop().time() < deadline, "the worker kept its old lists"
             await asyncio.sleep(1)
     finally:
-        await refresh(client, stack, str(stack.settings.sanctions_dir))
+        await refresh(client, stack, str(stack.settings.lists.sanctions_dir))
     # and back: the configured edition is current again everywhere
     again = await create_customer(tenant.partner)
     assert again["kyc"]["list_versions"]["OFAC-SDN"] == load_ofac(SANCTIONS_2021).version
