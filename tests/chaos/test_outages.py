@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -79,11 +80,13 @@ class GameDay:
     ops: httpx.AsyncClient
     bank: httpx.AsyncClient
     log: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def note(self, line: str) -> None:
-        """A line of the day's report."""
-        self.log.append(line)
-        print(f"[{self.runbook}] {line}", flush=True)
+        """A line of the day's report, stamped with the seconds since the day began."""
+        stamped = f"{time.monotonic() - self.started:6.1f}s {line}"
+        self.log.append(stamped)
+        print(f"[{self.runbook}] {stamped}", flush=True)
 
     @property
     def report(self) -> str:
@@ -442,6 +445,18 @@ async def test_temporal_down_game_day(chaos_stack: Stack) -> None:
             missing = await day.partner.get(f"/v1/payments/{payment_id}")
             assert missing.status_code == 404, (missing.text, day.report)
         day.note(f"reads answered 200 throughout ({len(reads)} kinds); nothing created")
+        # an API (re)started during the outage comes up and serves reads; its Temporal client
+        # connects on first use (after Temporal is back: the recovery's readiness check and
+        # the retried payments below go through this process)
+        await asyncio.to_thread(day.stack.kill, "api")
+        await asyncio.to_thread(day.stack.start_api)
+        read = await day.partner.get(reads[0])
+        assert read.status_code == 200, (read.text, day.report)
+        refused_again = await day.partner.post(
+            "/v1/payments", json=refused[-1][1], headers={"Idempotency-Key": refused[-1][0]}
+        )
+        assert_refused(day, refused_again, "orchestrator_unavailable")
+        day.note("an API restarted during the outage started, served reads and refused with 503")
         await asyncio.to_thread(day.stack.start_temporal)
         day.note(f"Temporal restarted after {OUTAGE_SECONDS:.0f} s or more")
         await day.run_phase("recover")
