@@ -16,7 +16,8 @@ import sys
 from collections.abc import Iterable
 from enum import StrEnum
 
-from kernel.settings import CodecSettings, RailSettings, Settings
+from kernel.review_tokens import parse_secrets
+from kernel.settings import CodecSettings, RailSettings, ReviewSettings, Settings
 
 # Secrets this repository publishes: the settings' defaults, docker-compose's and the
 # Kubernetes example's. Anyone can read them, so they protect nothing in production.
@@ -42,6 +43,7 @@ class Uses(StrEnum):
     RAIL_CALLBACKS = "rail_callbacks"  # signs or verifies the bank's callbacks
     CODEC_SERVER = "codec_server"  # serves decrypted payloads to the Web UI
     WEBHOOKS = "webhooks"  # registers or delivers to partners' URLs
+    REVIEWS = "reviews"  # mints or verifies four-eyes review tokens
 
 
 def _payload_key_problems(settings: Settings) -> list[str]:
@@ -79,6 +81,22 @@ def _callback_secret_problems(settings: Settings) -> list[str]:
     return []
 
 
+PUBLISHED_REVIEW_SECRETS = frozenset(
+    {str(ReviewSettings.model_fields["token_secrets"].default), "CHANGE-ME"}
+)
+
+
+def _review_secret_problems(settings: Settings) -> list[str]:
+    secrets = parse_secrets(settings.reviews.token_secrets)
+    if not secrets:
+        return ["PAYMENTS_REVIEW_TOKEN_SECRETS: not set"]
+    if any(secret in PUBLISHED_REVIEW_SECRETS for secret in secrets):
+        return ["PAYMENTS_REVIEW_TOKEN_SECRETS: the published dev secret; set your own"]
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
+        return [f"PAYMENTS_REVIEW_TOKEN_SECRETS: shorter than {MIN_SECRET_LENGTH} characters"]
+    return []
+
+
 def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
     """One line per setting this process must be given before it may run in production;
     empty in dev."""
@@ -90,6 +108,8 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
         problems += _payload_key_problems(settings)
     if Uses.RAIL_CALLBACKS in wanted:
         problems += _callback_secret_problems(settings)
+    if Uses.REVIEWS in wanted:
+        problems += _review_secret_problems(settings)
     if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:
         problems.append(
             "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"

@@ -35,9 +35,11 @@ from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
+from activities.reviews import ReviewActivities
 from activities.webhook_http import webhook_client
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.db import dispose_engines, get_engine
+from kernel.review_tokens import parse_secrets
 from kernel.settings import Settings, get_settings
 from kernel.temporal_client import connect, metrics_runtime
 from kernel.tracing import configure_tracing
@@ -97,6 +99,7 @@ def activity_implementations(
     implementations: list[Callable[..., Any]] = [
         records.record_payment_status,
         records.record_review_escalation,
+        ReviewActivities(engine, parse_secrets(settings.reviews.token_secrets)).verify_review_token,
         WebhookActivities(engine, webhook_http, settings).deliver_webhook,
         ledger.hold_funds,
         ledger.post_hold,
