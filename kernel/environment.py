@@ -16,8 +16,7 @@ import sys
 from collections.abc import Iterable
 from enum import StrEnum
 
-from kernel.review_tokens import parse_secrets
-from kernel.settings import CodecSettings, RailSettings, ReviewSettings, Settings
+from kernel.settings import CodecSettings, RailSettings, ReviewSettings, Settings, secret_list
 
 # Secrets this repository publishes: the settings' defaults, docker-compose's and the
 # Kubernetes example's. Anyone can read them, so they protect nothing in production.
@@ -44,6 +43,7 @@ class Uses(StrEnum):
     CODEC_SERVER = "codec_server"  # serves decrypted payloads to the Web UI
     WEBHOOKS = "webhooks"  # registers or delivers to partners' URLs
     REVIEWS = "reviews"  # mints or verifies four-eyes review tokens
+    BANK_SUBMISSIONS = "bank_submissions"  # signs (platform) or verifies (bank) our requests
 
 
 def _payload_key_problems(settings: Settings) -> list[str]:
@@ -73,11 +73,30 @@ def _payload_key_problems(settings: Settings) -> list[str]:
 
 
 def _callback_secret_problems(settings: Settings) -> list[str]:
-    secret = settings.rails.callback_secret
-    if secret in PUBLISHED_CALLBACK_SECRETS:
+    # comma-separated while a secret rotates: every one listed must be fit to use
+    secrets = secret_list(settings.rails.callback_secret)
+    if not secrets:
+        return ["PAYMENTS_RAIL_CALLBACK_SECRET: not set"]
+    if any(secret in PUBLISHED_CALLBACK_SECRETS for secret in secrets):
         return ["PAYMENTS_RAIL_CALLBACK_SECRET: the published dev secret; set your own"]
-    if len(secret) < MIN_SECRET_LENGTH:
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
         return [f"PAYMENTS_RAIL_CALLBACK_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
+    return []
+
+
+PUBLISHED_SUBMISSION_SECRETS = frozenset(
+    {str(RailSettings.model_fields["submission_secret"].default), "CHANGE-ME"}
+)
+
+
+def _submission_secret_problems(settings: Settings) -> list[str]:
+    secrets = secret_list(settings.rails.submission_secret)
+    if not secrets:
+        return ["PAYMENTS_RAIL_SUBMISSION_SECRET: not set"]
+    if any(secret in PUBLISHED_SUBMISSION_SECRETS for secret in secrets):
+        return ["PAYMENTS_RAIL_SUBMISSION_SECRET: the published dev secret; set your own"]
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
+        return [f"PAYMENTS_RAIL_SUBMISSION_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
     return []
 
 
@@ -87,7 +106,7 @@ PUBLISHED_REVIEW_SECRETS = frozenset(
 
 
 def _review_secret_problems(settings: Settings) -> list[str]:
-    secrets = parse_secrets(settings.reviews.token_secrets)
+    secrets = secret_list(settings.reviews.token_secrets)
     if not secrets:
         return ["PAYMENTS_REVIEW_TOKEN_SECRETS: not set"]
     if any(secret in PUBLISHED_REVIEW_SECRETS for secret in secrets):
@@ -108,6 +127,8 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
         problems += _payload_key_problems(settings)
     if Uses.RAIL_CALLBACKS in wanted:
         problems += _callback_secret_problems(settings)
+    if Uses.BANK_SUBMISSIONS in wanted:
+        problems += _submission_secret_problems(settings)
     if Uses.REVIEWS in wanted:
         problems += _review_secret_problems(settings)
     if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:

@@ -23,11 +23,6 @@ def principal_id(tenant_id: str, name: str) -> str:
     return f"{tenant_id}:{name}"
 
 
-def parse_secrets(configured: str) -> list[str]:
-    """The comma-separated secrets of the setting, the minting one first."""
-    return [part.strip() for part in configured.split(",") if part.strip()]
-
-
 def _mac(secret: str, subject: str, decision: str, principal: str, expires_at: int) -> str:
     # a unit separator cannot occur in ids, decisions or principal names, so no two different
     # claims serialise to the same message

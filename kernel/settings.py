@@ -35,6 +35,11 @@ DEV_MARKER = PROJECT_ROOT / ".data" / "dev.env"
 _ENV_FILES = (".env", DEV_MARKER)
 
 
+def secret_list(configured: str) -> list[str]:
+    """A secret setting that takes several while one rotates: comma-separated, current first."""
+    return [part.strip() for part in configured.split(",") if part.strip()]
+
+
 def _var(default: Any, variable: str) -> Any:
     """A field read from the environment variable `variable`, set in code by its field name."""
     return Field(default, validation_alias=variable)
@@ -202,7 +207,12 @@ class RailSettings(Section):
 
     # where the bank's API is (the simulator in dev)
     bank_url: str = "http://127.0.0.1:8100"
+    # HMAC secrets of the bank's callbacks (rails/callback_auth.py), comma-separated while
+    # one rotates: the bank signs with each, any verifies
     callback_secret: str = "dev-rail-callback-secret"  # noqa: S105 (dev default)
+    # HMAC secrets that sign our requests to the bank (rails/bank_auth.py), comma-separated
+    # while one rotates; the bank refuses an unsigned submission, file or question
+    submission_secret: str = "dev-rail-submission-secret"  # noqa: S105 (dev default)
     # accepted clock skew between the bank's signature timestamp and ours
     callback_tolerance_seconds: int = 300
     # fallback poll of the rail when no callback arrives
@@ -496,6 +506,7 @@ SECRET_PATHS = frozenset(
     {
         "codec.payload_keys",
         "rails.callback_secret",
+        "rails.submission_secret",
         "reviews.token_secrets",
         "database.url",
         "temporal.api_key",

@@ -11,8 +11,8 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from kernel.review_tokens import mint, parse_secrets, principal_id
-from kernel.settings import ReviewSettings
+from kernel.review_tokens import mint, principal_id
+from kernel.settings import ReviewSettings, secret_list
 from services.errors import ConflictError, ForbiddenError
 from workflows.models import ReviewInput
 
@@ -36,7 +36,7 @@ def signed_review(
     """The review with a token proving it (kernel/review_tokens.py), valid for a few minutes."""
     expires_at = int(time.time()) + settings.token_ttl_seconds
     token = mint(
-        parse_secrets(settings.token_secrets)[0],
+        secret_list(settings.token_secrets)[0],
         subject=subject,
         decision=decision,
         principal=reviewer.principal_id,

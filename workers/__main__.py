@@ -15,7 +15,7 @@ if __name__ == "__main__":
     settings = get_settings()
     # the worker signs nothing for the bank and serves no codec: payload keys and webhooks;
     # the one that runs the workflows (payments role) also checks review tokens
-    uses = [Uses.TEMPORAL, Uses.WEBHOOKS]
+    uses = [Uses.TEMPORAL, Uses.WEBHOOKS, Uses.BANK_SUBMISSIONS]
     if "payments" in selected_roles(settings):
         uses.append(Uses.REVIEWS)
     require_safe_secrets(settings, "worker", uses)

@@ -20,6 +20,7 @@ GOOD = {
     "codec.payload_key_id": "prod-2026-12",
     "rails.callback_secret": "s3cr3t-from-the-vault-0123456789abcdef",
     "reviews.token_secrets": "review-s3cr3t-from-the-vault-0123456789",
+    "rails.submission_secret": "submission-s3cr3t-from-the-vault-01234",
 }
 
 
@@ -62,6 +63,12 @@ def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
             "PAYMENTS_RAIL_CALLBACK_SECRET",
         ),
         ("rails.callback_secret", "CHANGE-ME", "PAYMENTS_RAIL_CALLBACK_SECRET"),
+        # mid-rotation, the published secret is still one of the two
+        (
+            "rails.callback_secret",
+            "s3cr3t-from-the-vault-0123456789abcdef,dev-rail-callback-secret",
+            "PAYMENTS_RAIL_CALLBACK_SECRET",
+        ),
         ("rails.callback_secret", "too-short", "PAYMENTS_RAIL_CALLBACK_SECRET"),
         ("codec.allow_loopback", True, "PAYMENTS_CODEC_ALLOW_LOOPBACK"),
         ("reviews.token_secrets", "dev-review-token-secret", "PAYMENTS_REVIEW_TOKEN_SECRETS"),
@@ -71,6 +78,12 @@ def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
             "PAYMENTS_REVIEW_TOKEN_SECRETS",
         ),
         ("reviews.token_secrets", " , ", "PAYMENTS_REVIEW_TOKEN_SECRETS"),
+        (
+            "rails.submission_secret",
+            "dev-rail-submission-secret",
+            "PAYMENTS_RAIL_SUBMISSION_SECRET",
+        ),
+        ("rails.submission_secret", "short", "PAYMENTS_RAIL_SUBMISSION_SECRET"),
         ("webhooks.allow_private_networks", True, "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
     ],
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.review_tokens import mint, parse_secrets, principal_id, refusal
+from kernel.review_tokens import mint, principal_id, refusal
+from kernel.settings import secret_list
 
 SECRET = "review-secret-for-the-unit-tests-0123"
 CLAIMS = {"subject": "pay_1", "decision": "approve", "principal": "ten_a:ops-olga"}
@@ -45,7 +46,7 @@ def test_a_token_expires() -> None:
 
 def test_rotation_keeps_the_old_secret_verifying_while_it_is_listed() -> None:
     old = token(secret="the-previous-secret-0123456789abcdef")
-    secrets = parse_secrets(f"{SECRET}, the-previous-secret-0123456789abcdef")
+    secrets = secret_list(f"{SECRET}, the-previous-secret-0123456789abcdef")
     assert secrets == [SECRET, "the-previous-secret-0123456789abcdef"]
     assert refusal(secrets, old, **CLAIMS, now=NOW) is None
     assert refusal([SECRET], old, **CLAIMS, now=NOW) is not None

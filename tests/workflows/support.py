@@ -11,8 +11,8 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from kernel.review_tokens import parse_secrets, refusal
-from kernel.settings import ReviewSettings
+from kernel.review_tokens import refusal
+from kernel.settings import ReviewSettings, secret_list
 from ops.devstack import binary
 from services.reviews import Reviewer, signed_review
 from workflows import steps
@@ -69,7 +69,7 @@ async def verify_review_token(request: ReviewTokenInput) -> ReviewTokenCheck:
     """The worker's check with the tests' secret (the refusal's audit record is the real
     activity's, tested against PostgreSQL in tests/integration/test_review_tokens.py)."""
     reason = refusal(
-        parse_secrets(REVIEW_SETTINGS.token_secrets),
+        secret_list(REVIEW_SETTINGS.token_secrets),
         request.token,
         subject=request.subject,
         decision=request.decision,
