@@ -46,6 +46,7 @@ from ops.devstack import Stack, settings_env
 from rails.charset import epc_text
 from services.payments import PaymentOrder, start_payment_workflow
 from services.verification import verify_books
+from tests.bank_client import bank_client
 from tests.chaos.runbooks import runbook_commands
 from tests.integration.helpers import Tenant, funded_account, make_keys, pay
 
@@ -145,7 +146,7 @@ async def game_day(stack: Stack, runbook: str) -> AsyncIterator[GameDay]:
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {ops_key}"}, timeout=60
         ) as ops,
-        httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank,
+        bank_client(stack.settings) as bank,
     ):
         day = GameDay(stack, runbook, tenant_id, partner, ops, bank)
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
