@@ -632,3 +632,29 @@ def count_commands(chunk: str) -> int:
                 break  # a comment to the end of the line
         continued = not quote and stripped.endswith("\\")
     return count
+
+
+def test_the_python_tour_runs_as_written(tour: Tour) -> None:
+    """The README's tour in Python, with the partner client, against the stack: the same
+    promises as the shell tour, and the iterator pages through both payments."""
+    blocks, _ = all_docs()
+    python = [block for block in runnable(blocks) if block.lang == "python"]
+    assert len(python) == 1, [f"{b.doc}:{b.line}" for b in python]
+    source = python[0].text
+    for name, value in (("API", tour.stack.settings.api_url), ("KEYS", tour.seen["KEYS"])):
+        written = re.compile(rf'^{name} = "[^"]*"$', re.MULTILINE)
+        assert written.search(source), f"the Python tour no longer sets {name}"
+        source = written.sub(f"{name} = {json.dumps(value)}", source)
+    done = subprocess.run(
+        [sys.executable, "-c", source], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert lines[0][0] == "customer" and lines[0][2] == "approved", done.stdout
+    payments = [line for line in lines if line[0] == "payment"]
+    assert [status for _, _, status in payments] == ["settled", "settled"], done.stdout
+    assert ["posted", "95000"] in lines, done.stdout
+    listed = [line for line in lines if line[0] == "listed"]
+    # newest first, one page each
+    assert [pid for _, pid, _ in listed] == [pid for _, pid, _ in reversed(payments)]
+    print(f"\nREADME: the Python tour ran ({len(source.splitlines())} lines)")
