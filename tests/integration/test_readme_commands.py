@@ -37,7 +37,11 @@ import pytest
 from ops.devstack import Stack, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "clients" / "python" / "README.md",
+]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)\s*$")
 SHELL = {"sh", "bash", "shell", "console"}
 INLINE_COMMAND = re.compile(r"^(?:payments|curl|temporal|\.venv/bin/\S+) \S")
@@ -59,6 +63,17 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "(tests/unit checks the compose file statically)"
     ),
     ("docs/compose.md", "docker compose up --build -d"): "needs Docker",
+    (
+        "clients/python/README.md",
+        "pip install ./clients/python   # from a checkout; `make install` does this",
+    ): ("`make install` installs the client the same way (the tests import it)"),
+    (
+        "clients/python/README.md",
+        "from payments_client import ApiError, PaymentsClient, verify_webhook",
+    ): (
+        "a sketch with placeholders (acc_…, psk_…, a web framework's request); the README's "
+        "tour in Python makes the same calls and runs here"
+    ),
 }
 # blocks that are not commands (diagrams, configuration files)
 NOT_COMMANDS = {"", "yaml", "text", "json", "toml", "ini"}
