@@ -673,3 +673,20 @@ def test_the_python_tour_runs_as_written(tour: Tour) -> None:
     # newest first, one page each
     assert [pid for _, pid, _ in listed] == [pid for _, pid, _ in reversed(payments)]
     print(f"\nREADME: the Python tour ran ({len(source.splitlines())} lines)")
+
+
+def test_the_python_tour_type_checks(tmp_path: Path) -> None:
+    """The tour in Python passes mypy --strict with the client's types: what a partner's
+    type checker would say of the README's example."""
+    blocks, _ = all_docs()
+    (python,) = [block for block in runnable(blocks) if block.lang == "python"]
+    snippet = tmp_path / "tour.py"
+    snippet.write_text(python.text + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
