@@ -74,6 +74,22 @@ def test_a_post_carries_a_generated_idempotency_key_kept_across_retries() -> Non
     assert seen[0].headers["Authorization"] == "Bearer psk_test"
 
 
+def test_a_key_still_in_flight_is_waited_for_but_a_reused_key_is_not() -> None:
+    """409 `idempotency_request_in_progress`: this call's own earlier attempt (one that timed
+    out) is still being answered; any other 409 is a decision and raised."""
+    seen: list[httpx.Request] = []
+    waits: list[float] = []
+    answers = [problem(409, "idempotency_request_in_progress"), httpx.Response(202, json=PAYMENT)]
+    with client(answers, seen, waits) as api:
+        assert api.create_payment(BODY)["id"] == "pay_1"
+    assert len(seen) == 2 and len(waits) == 1
+    with (
+        client([problem(409, "payment_not_cancelable")], [], waits) as api,
+        pytest.raises(ApiError, match="payment_not_cancelable"),
+    ):
+        api.cancel_payment("pay_1")
+
+
 def test_a_given_idempotency_key_is_sent_as_given() -> None:
     seen: list[httpx.Request] = []
     with client([httpx.Response(202, json=PAYMENT)], seen, []) as api:

@@ -3,7 +3,8 @@
 What it adds to plain HTTP:
 - an `Idempotency-Key` on every POST (generated unless given), kept across its retries, so a
   retried request never makes a second payment, deposit or customer;
-- retries with exponential backoff and full jitter on 429, 503 and connection failures,
+- retries with exponential backoff and full jitter on 429, 503, connection failures and a
+  409 `idempotency_request_in_progress` (its own earlier attempt still being answered),
   waiting at least what `Retry-After` asks (and giving up rather than waiting longer than
   `max_retry_wait`);
 - iterators over the lists that page with `starting_after`;
@@ -84,6 +85,7 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "get_reconciliation": ("GET", "/v1/reconciliations/{run_id}"),
 }
 RETRIED_STATUSES = frozenset({429, 503})
+IN_FLIGHT = "idempotency_request_in_progress"
 
 
 class PaymentsClient:
@@ -168,7 +170,7 @@ class PaymentsClient:
                 self._sleep(self._backoff(attempt, None))
                 attempt += 1
                 continue
-            if response.status_code in RETRIED_STATUSES and attempt < self.max_retries:
+            if self._retryable(response) and attempt < self.max_retries:
                 asked = retry_after_seconds(response)
                 if asked is None or asked <= self.max_retry_wait:
                     self._sleep(self._backoff(attempt, asked))
@@ -177,6 +179,21 @@ class PaymentsClient:
             if response.status_code >= 400:
                 raise ApiError(response)
             return response.json()
+
+    @staticmethod
+    def _retryable(response: httpx.Response) -> bool:
+        """429 and 503 pass; so does a 409 saying this key's first request is still in
+        flight, which is what a retry after a read timeout meets while the first attempt
+        is still being answered."""
+        if response.status_code in RETRIED_STATUSES:
+            return True
+        if response.status_code != 409:
+            return False
+        try:
+            code = response.json().get("code")
+        except (ValueError, AttributeError):
+            return False
+        return bool(code == IN_FLIGHT)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
