@@ -498,6 +498,9 @@ def test_every_url_in_the_readme_is_complete() -> None:
         text = path.read_text()
         shorthand = re.findall(r"(?<![\w/.])(:\d{2,5}/\S*)", text)
         assert not shorthand, f"{path.name}: incomplete URLs {shorthand}"
+        # a host and port with a path but no scheme: curl guesses, a browser searches
+        schemeless = re.findall(r"(?<![/\w.@])((?:127\.0\.0\.1|localhost):\d+/\S*)", text)
+        assert not schemeless, f"{path.name}: URLs without http:// {schemeless}"
 
 
 def test_every_make_target_and_module_named_exists() -> None:
