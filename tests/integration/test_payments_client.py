@@ -30,7 +30,7 @@ async def test_the_client_verifies_real_deliveries_signed_with_both_secrets(
 ) -> None:
     key = str(tenant.partner.headers["Authorization"]).removeprefix("Bearer ")
     async with serving(http_answer("200 OK", {})) as receiver:
-        with PaymentsClient(stack.settings.api_url, key) as api:
+        with PaymentsClient(stack.settings.api.url, key) as api:
             endpoint = await asyncio.to_thread(
                 api.create_webhook_endpoint,
                 {"url": f"http://127.0.0.1:{receiver.port}/hooks", "event_types": ["payment.*"]},

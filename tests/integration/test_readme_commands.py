@@ -431,6 +431,11 @@ def ops_cli(tour: Tour, answer: Answer) -> None:
     assert "OK: ledger verified" in lines
     assert "OK: audit trail verified" in lines
     assert "partner-app" in lines and "ops-olga" in lines  # the tenant's keys
+    # `settings`: the values this stack runs with, secrets masked
+    settings = tour.stack.settings
+    assert re.search(rf"^PAYMENTS_API_PORT +api\.port +{settings.api.port}$", lines, re.M), lines
+    assert re.search(r"^PAYMENTS_RAIL_CALLBACK_SECRET +\S+ +<set>$", lines, re.M), lines
+    assert settings.rails.callback_secret not in lines
 
 
 def workflows_counted(tour: Tour, answer: Answer) -> None:
@@ -472,8 +477,8 @@ def substitute(chunk: str, tour: Tour, keys_file: Path) -> str:
     placeholders of docs/versioning.md's checks (its namespace and a deploy time)."""
     settings = tour.stack.settings
     values = {
-        "API": settings.api_url,
-        "BANK": settings.banksim_url,
+        "API": settings.api.url,
+        "BANK": settings.rails.bank_url,
         "KEYS": str(keys_file),
         "TENANT": tour.tenant,
     }
@@ -481,7 +486,7 @@ def substitute(chunk: str, tour: Tour, keys_file: Path) -> str:
         chunk = re.sub(rf"^{name}=\S+$", f"{name}={value}", chunk, flags=re.MULTILINE)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     chunk = re.sub(r"<deploy time of [^>]*>", now, chunk)
-    return chunk.replace("--namespace payments", f"--namespace {settings.temporal_namespace}")
+    return chunk.replace("--namespace payments", f"--namespace {settings.temporal.namespace}")
 
 
 def tour_settings_as_written() -> None:
@@ -596,13 +601,13 @@ def tour(stack: Stack) -> Iterator[Tour]:
         (home / "dev-keys.json").write_text(json.dumps(keys))
         env |= {
             "CURL_HOME": str(home),
-            "TEMPORAL_ADDRESS": stack.settings.temporal_address,
-            "TEMPORAL_NAMESPACE": stack.settings.temporal_namespace,
+            "TEMPORAL_ADDRESS": stack.settings.temporal.address,
+            "TEMPORAL_NAMESPACE": stack.settings.temporal.namespace,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
         }
         shell = Shell(env)
         with httpx.Client(
-            base_url=stack.settings.api_url,
+            base_url=stack.settings.api.url,
             headers={"Authorization": f"Bearer {keys['partner']}"},
             timeout=30,
         ) as partner:
@@ -666,7 +671,7 @@ def test_the_python_tour_runs_as_written(tour: Tour) -> None:
     python = [block for block in runnable(blocks) if block.lang == "python"]
     assert len(python) == 1, [f"{b.doc}:{b.line}" for b in python]
     source = python[0].text
-    for name, value in (("API", tour.stack.settings.api_url), ("KEYS", tour.seen["KEYS"])):
+    for name, value in (("API", tour.stack.settings.api.url), ("KEYS", tour.seen["KEYS"])):
         written = re.compile(rf'^{name} = "[^"]*"$', re.MULTILINE)
         assert written.search(source), f"the Python tour no longer sets {name}"
         source = written.sub(f"{name} = {json.dumps(value)}", source)
