@@ -88,9 +88,6 @@ INLINE_NOT_RUN: dict[str, str] = {
     "payments review pay_… --decision approve --reviewer you": (
         "test_cli_and_health.py::test_ops_cli_finds_shows_and_reviews_a_payment runs it"
     ),
-    "curl http://127.0.0.1:8100/v1/ach/files/{file id}": (
-        "the file id is in the database, not in an answer (test_ach.py reads the file)"
-    ),
     "payments reconcile --date 2026-11-29": "test_reconciliation.py runs the CLI",
     "temporal workflow reset -w pay_… --type LastWorkflowTask": "resets a workflow",
     "temporal workflow show --output json": "test_payload_encryption.py runs it",
