@@ -297,7 +297,7 @@ class Problem(TypedDict):
 class Readiness(TypedDict):
     """Whether each dependency answers."""
 
-    status: Literal["ready", "not_ready"]
+    status: Literal["ready", "degraded", "not_ready"]
     checks: dict[str, Literal["ok", "unavailable"]]
 
 
