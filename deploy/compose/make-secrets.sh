@@ -35,6 +35,7 @@ put grafana_admin_password "$(hex 24)"
 put PAYMENTS_DATABASE_URL \
   "postgresql+psycopg://payments:$(cat "$dir/ledger_db_password")@postgres:5432/payments"
 put PAYMENTS_RAIL_CALLBACK_SECRET "$(hex 32)"
+put PAYMENTS_RAIL_SUBMISSION_SECRET "$(hex 32)"
 put PAYMENTS_REVIEW_TOKEN_SECRETS "$(hex 32)"
 key_id="k-$(date +%Y-%m)"
 put PAYMENTS_PAYLOAD_KEY_ID "$key_id"

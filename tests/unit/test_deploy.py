@@ -89,14 +89,16 @@ NEEDS: dict[str, set[str]] = {
 # the secrets each process checks before it starts (its __main__'s require_safe_secrets), as
 # the variables that hold them; with NEEDS, exactly what its container is given
 USES: dict[str, set[Uses]] = {
-    "api": set(Uses),
-    "worker": {Uses.TEMPORAL, Uses.WEBHOOKS, Uses.REVIEWS},
-    "banksim": {Uses.RAIL_CALLBACKS},
+    "api": {Uses.TEMPORAL, Uses.RAIL_CALLBACKS, Uses.CODEC_SERVER, Uses.WEBHOOKS, Uses.REVIEWS},
+    # every worker checks the bank-submission secret, whichever queues it polls
+    "worker": {Uses.TEMPORAL, Uses.WEBHOOKS, Uses.BANK_SUBMISSIONS, Uses.REVIEWS},
+    "banksim": {Uses.RAIL_CALLBACKS, Uses.BANK_SUBMISSIONS},
     "migrate": set(),
 }
 SECRET_VARIABLES: dict[Uses, set[str]] = {
     Uses.TEMPORAL: {"PAYMENTS_PAYLOAD_KEYS", "PAYMENTS_PAYLOAD_KEY_ID"},
     Uses.RAIL_CALLBACKS: {"PAYMENTS_RAIL_CALLBACK_SECRET"},
+    Uses.BANK_SUBMISSIONS: {"PAYMENTS_RAIL_SUBMISSION_SECRET"},
     Uses.REVIEWS: {"PAYMENTS_REVIEW_TOKEN_SECRETS"},
     Uses.CODEC_SERVER: set(),
     Uses.WEBHOOKS: set(),

@@ -107,6 +107,7 @@ def test_a_secret_is_read_from_a_mounted_file(
         "PAYMENTS_PAYLOAD_KEY_ID": "prod-2026-12",
         "PAYMENTS_DATABASE_URL": "postgresql+psycopg://payments:from-a-file@db:5432/payments",
         "PAYMENTS_RAIL_CALLBACK_SECRET": "callback-s3cr3t-from-a-file-0123456789",
+        "PAYMENTS_RAIL_SUBMISSION_SECRET": "submission-s3cr3t-from-a-file-0123456789",
         "PAYMENTS_REVIEW_TOKEN_SECRETS": "review-s3cr3t-from-a-file-0123456789",
     }
     # laid out as the kubelet does: each file a symlink through `..data` into a timestamped
