@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume
+.PHONY: client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -37,6 +37,22 @@ test: $(STAMP)
 # one tier at a time (tests/conftest.py TIERS): what each costs is in its name
 unit component integration e2e: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -q --durations=10 -m $@
+
+# IaC scan of deploy/ with checkov (docs/compose.md "Scanner"), in a virtualenv of its own:
+# its dependencies (boto3, networkx, aiohttp …) stay out of the project's. Skipped checks and
+# why: deploy/checkov.yaml.
+SCAN_VENV := .venv-scan
+CHECKOV := $(SCAN_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(SCAN_VENV) || python3 -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+scan-deploy: $(CHECKOV)
+	$(CHECKOV) --config-file deploy/checkov.yaml --framework kubernetes -d deploy/k8s
+	$(CHECKOV) --config-file deploy/checkov.yaml --framework dockerfile -f Dockerfile
+	$(CHECKOV) --config-file deploy/checkov.yaml --framework secrets -d deploy -f docker-compose.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

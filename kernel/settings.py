@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +38,12 @@ DEV_MARKER = PROJECT_ROOT / ".data" / "dev.env"
 # `make dev` marks its checkout with DEV_MARKER, so that `payments` commands in a second shell
 # know they talk to the dev stack; the environment still overrides it
 _ENV_FILES = (".env", DEV_MARKER)
+
+# Secrets mounted as files (docker compose `secrets:`, a Kubernetes Secret volume): the file
+# `<SECRETS_DIR>/PAYMENTS_PAYLOAD_KEYS` sets the setting the variable would, so a secret never
+# has to sit in a process's environment (readable in /proc, `docker inspect`, crash dumps).
+# A variable that is set still wins over the file, as it wins over `.env`.
+SECRETS_DIR = Path("/run/secrets")
 
 
 def secret_list(configured: str) -> list[str]:
@@ -62,6 +73,22 @@ class Section(BaseSettings):
         if unknown:
             raise TypeError(f"{type(self).__name__} has no setting {sorted(unknown)}")
         super().__init__(**values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # SECRETS_DIR is looked for when the settings are read, not fixed in model_config: a
+        # machine without it (dev, tests) gets no "directory does not exist" warning on every
+        # read, and a test can point it at a directory of its own
+        if SECRETS_DIR.is_dir():
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=SECRETS_DIR)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     def env_items(self) -> Iterator[tuple[str, Any]]:
         """(environment variable, value) for every field: how a child process reads it."""

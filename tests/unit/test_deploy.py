@@ -7,11 +7,14 @@ has and the shutdown timeout of its workers.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import stat
+import subprocess
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -21,7 +24,17 @@ from fastapi import FastAPI
 
 from api.app import create_app as create_api
 from banksim.app import create_app as create_banksim
-from kernel.settings import PROJECT_ROOT, Settings, TemporalSettings, WorkerSettings, setting_paths
+from kernel.environment import Uses, production_problems
+from kernel.settings import (
+    PROJECT_ROOT,
+    SECRET_PATHS,
+    SECRETS_DIR,
+    Settings,
+    TemporalSettings,
+    WorkerSettings,
+    setting_paths,
+)
+from services.outbound_guard import address_allowed
 from workflows.models import PaymentStatus
 from workflows.queues import ROLES, Role, queue_for
 
@@ -73,6 +86,27 @@ NEEDS: dict[str, set[str]] = {
     },
     "migrate": {"database_url"},
 }
+# the secrets each process checks before it starts (its __main__'s require_safe_secrets), as
+# the variables that hold them; with NEEDS, exactly what its container is given
+USES: dict[str, set[Uses]] = {
+    "api": {Uses.TEMPORAL, Uses.RAIL_CALLBACKS, Uses.CODEC_SERVER, Uses.WEBHOOKS, Uses.REVIEWS},
+    # every worker checks the bank-submission secret, whichever queues it polls
+    "worker": {Uses.TEMPORAL, Uses.WEBHOOKS, Uses.BANK_SUBMISSIONS, Uses.REVIEWS},
+    "banksim": {Uses.RAIL_CALLBACKS, Uses.BANK_SUBMISSIONS},
+    "migrate": set(),
+}
+SECRET_VARIABLES: dict[Uses, set[str]] = {
+    Uses.TEMPORAL: {"PAYMENTS_PAYLOAD_KEYS", "PAYMENTS_PAYLOAD_KEY_ID"},
+    Uses.RAIL_CALLBACKS: {"PAYMENTS_RAIL_CALLBACK_SECRET"},
+    Uses.BANK_SUBMISSIONS: {"PAYMENTS_RAIL_SUBMISSION_SECRET"},
+    Uses.REVIEWS: {"PAYMENTS_REVIEW_TOKEN_SECRETS"},
+    Uses.CODEC_SERVER: set(),
+    Uses.WEBHOOKS: set(),
+}
+SECRET_SETTINGS = {name for name, path in setting_paths().items() if path in SECRET_PATHS}
+# the payload key's id is not secret, but travels with the keys (it names one of them)
+FILE_SETTINGS = SECRET_SETTINGS | {"PAYMENTS_PAYLOAD_KEY_ID"}
+MAKE_SECRETS = ROOT / "deploy" / "compose" / "make-secrets.sh"
 # the roles that listen must bind every interface in a container, not 127.0.0.1
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 BIND_ALL = {"api": "api_host", "worker": "worker_metrics_host", "banksim": "banksim_host"}
@@ -188,23 +222,76 @@ def secret_keys() -> dict[str, set[str]]:
     }
 
 
-def k8s_env(container: dict[str, Any]) -> dict[str, str | None]:
-    """The container's environment: literal values, ConfigMap values; None for secrets."""
+def secret_files(workload: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """Settings the container reads from mounted Secret files: variable -> Secret key."""
+    volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+    secrets = secret_keys()
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None:
+            continue
+        # where kernel/settings.py reads them, and only there
+        assert PurePosixPath(mount["mountPath"]) == PurePosixPath(SECRETS_DIR), mount
+        assert mount.get("readOnly") is True and "subPath" not in mount, mount
+        for item in secret["items"]:
+            assert item["key"] in secrets[secret["secretName"]], f"unknown secret key {item}"
+            files[item["path"]] = item["key"]
+    return files
+
+
+def k8s_env(workload: dict[str, Any], container: dict[str, Any]) -> dict[str, str | None]:
+    """The settings the container is given: literal values, ConfigMap values; None for the
+    secrets, mounted as files."""
     env: dict[str, str | None] = {}
     maps = config_maps()
     for source in container.get("envFrom", []):
+        assert set(source) == {"configMapRef"}, f"only ConfigMaps feed the environment: {source}"
         name = source["configMapRef"]["name"]
         assert name in maps, f"envFrom references a missing ConfigMap {name}"
         env.update(maps[name])
-    secrets = secret_keys()
     for item in container.get("env", []):
-        if "value" in item:
-            env[item["name"]] = str(item["value"])
-        else:
-            ref = item["valueFrom"]["secretKeyRef"]
-            assert ref["key"] in secrets.get(ref["name"], set()), f"unknown secret key {ref}"
-            env[item["name"]] = None
+        assert "value" in item, f"{item['name']}: a literal value, never a secretKeyRef"
+        env[item["name"]] = str(item["value"])
+    for variable in secret_files(workload, container):
+        assert variable not in env, f"{variable} given twice"
+        env[variable] = None
     return env
+
+
+def compose_secret_files(service: dict[str, Any]) -> dict[str, str]:
+    """Secrets compose mounts in the service: path in the container -> file on the host."""
+    declared = load_compose()["secrets"]
+    files = {}
+    for item in service.get("secrets", []):
+        source, target = (item, item) if isinstance(item, str) else (item["source"], item["target"])
+        path = target if target.startswith("/") else f"/run/secrets/{target}"
+        files[path] = declared[source]["file"]
+    return files
+
+
+def compose_settings(service: dict[str, Any], made: Path) -> dict[str, str]:
+    """The settings compose gives the service: its environment and, from the secrets that
+    make-secrets.sh made in `made`, the files mounted where kernel/settings.py reads them."""
+    env = compose_env(service)
+    for path, host_file in compose_secret_files(service).items():
+        target = PurePosixPath(path)
+        if target.parent == PurePosixPath(SECRETS_DIR) and target.name.startswith(ENV_PREFIX):
+            assert target.name not in env, f"{target.name} given twice"
+            env[target.name] = (made / host_file).read_text()
+    return env
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A compose directory after `sh deploy/compose/make-secrets.sh` (as docs/compose.md
+    says), run twice: the second run keeps every secret."""
+    root = tmp_path_factory.mktemp("compose")
+    subprocess.run(["sh", str(MAKE_SECRETS), str(root)], check=True, capture_output=True)
+    first = {p.name: p.read_text() for p in (root / "secrets").iterdir()}
+    subprocess.run(["sh", str(MAKE_SECRETS), str(root)], check=True, capture_output=True)
+    assert {p.name: p.read_text() for p in (root / "secrets").iterdir()} == first
+    return root
 
 
 def validate_settings(env: dict[str, str] | dict[str, str | None]) -> Settings:
@@ -335,10 +422,10 @@ def test_every_payments_variable_is_a_settings_field() -> None:
     assert not unknown, f"not settings fields (kernel/settings.py): {sorted(unknown)}"
 
 
-def test_each_compose_service_gets_the_settings_it_needs() -> None:
+def test_each_compose_service_gets_the_settings_it_needs(made: Path) -> None:
     by_role: dict[str, dict[str, str]] = {}
     for name, (role, service) in app_services().items():
-        env = compose_env(service)
+        env = compose_settings(service, made)
         missing = {env_name(f) for f in NEEDS[role]} - set(env)
         assert not missing, f"{name} lacks {sorted(missing)}"
         if role in BIND_ALL:
@@ -591,7 +678,7 @@ def test_k8s_manifests_parse_and_every_deployment_is_complete() -> None:
             role = role_of(container["command"])
             assert role in {"api", "worker", "banksim"}, name
             roles.add(role)
-            env = k8s_env(container)
+            env = k8s_env(deployment, container)
             missing = {env_name(f) for f in NEEDS[role]} - set(env)
             assert not missing, f"{name} lacks {sorted(missing)}"
             assert env[env_name(BIND_ALL[role])] == ALL_INTERFACES
@@ -639,7 +726,7 @@ def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback(
         assert name in scaled, f"{name} has no ScaledObject"
         spec = scaled[name]["spec"]
         (container,) = pod_spec(deployment)["containers"]
-        env = k8s_env(container)
+        env = k8s_env(deployment, container)
         assert env[env_name("task_queue")] == default_queue
         role = env[env_name("worker_queues")]
         assert role is not None
@@ -671,7 +758,7 @@ def test_migration_job_runs_db_upgrade() -> None:
     (container,) = pod_spec(job)["containers"]
     assert container["command"] == ["payments", "db", "upgrade"]
     assert pod_spec(job)["restartPolicy"] == "Never"
-    assert k8s_env(container)[env_name("database_url")] is None, "the URL comes from a Secret"
+    assert k8s_env(job, container)[env_name("database_url")] is None, "the URL is a Secret file"
     assert job["metadata"]["name"].endswith(VERSION.replace(".", "-"))
 
 
@@ -746,13 +833,407 @@ def test_scaling_doc_gives_the_measured_numbers_and_the_arithmetic() -> None:
         assert needle in text, needle
 
 
-def test_compose_defaults_no_secret_and_publishes_only_the_api() -> None:
+def test_compose_defaults_no_secret_and_publishes_only_the_api(made: Path) -> None:
     text = COMPOSE_FILE.read_text()
     for match in _INTERPOLATION.finditer(text):
         name, operator, _ = match.groups()
         if re.search("PASSWORD|SECRET|KEY", name):
             assert operator == ":?", f"${{{name}}} must be required, not defaulted"
     for variable in ("PAYMENTS_PAYLOAD_KEYS", "PAYMENTS_PAYLOAD_KEY_ID"):
-        assert variable in compose_env(services()["api"]), variable
+        assert variable in compose_settings(services()["api"], made), variable
     published = {name for name, service in services().items() if service.get("ports")}
     assert published == {"api"}
+
+
+# --- #16 item 6: secrets as files, locked-down pods, default-deny networks -------------------
+
+
+def workloads() -> list[dict[str, Any]]:
+    return k8s_of("Deployment") + k8s_of("Job")
+
+
+def role_of_workload(workload: dict[str, Any]) -> str:
+    (container,) = pod_spec(workload)["containers"]
+    role = role_of(container["command"])
+    assert role is not None
+    return role
+
+
+def needed_secrets(role: str, worker_queues: str | None = None) -> set[str]:
+    """The secret settings a process of this role reads: its NEEDS and what its start-up
+    check requires (a worker checks review tokens only when it runs the payments role)."""
+    uses = set(USES[role])
+    if role == "worker" and worker_queues not in (None, "all", "payments"):
+        uses.discard(Uses.REVIEWS)
+    wanted = {env_name(f) for f in NEEDS[role]} & FILE_SETTINGS
+    for use in uses:
+        wanted |= SECRET_VARIABLES[use]
+    return wanted
+
+
+def test_no_secret_reaches_a_container_as_an_environment_variable() -> None:
+    # Kubernetes: no secretKeyRef, no envFrom of a Secret (k8s_env refuses both), no secret
+    # in the ConfigMap; each process gets, as files, exactly the secrets it uses
+    for maps in config_maps().values():
+        assert not set(maps) & FILE_SETTINGS, "a secret in a ConfigMap"
+    for workload in workloads():
+        name = workload["metadata"]["name"]
+        for container in containers(workload):
+            env = k8s_env(workload, container)
+            files = secret_files(workload, container)
+            literal = {k for k, v in env.items() if v is not None}
+            assert not literal & FILE_SETTINGS, f"{name}: secret in the environment"
+            role = role_of(container["command"])
+            assert role is not None
+            assert set(files) == needed_secrets(role, env.get(env_name("worker_queues"))), name
+    # the example Secret names every key some pod mounts
+    mounted = {
+        key for w in workloads() for c in containers(w) for key in secret_files(w, c).values()
+    }
+    assert mounted == secret_keys()["payments-secrets"]
+
+    # compose: no PAYMENTS_ secret in an environment; the only secret interpolated into one is
+    # the Temporal database password, for the images that read it from nowhere else
+    temporal_password = "TEMPORAL_DB_PASSWORD"
+    for name, service in services().items():
+        assert not set(compose_env(service)) & FILE_SETTINGS, f"{name}: secret in the environment"
+        raw = json.dumps(service.get("environment") or {})
+        for match in _INTERPOLATION.finditer(raw):
+            if re.search("PASSWORD|SECRET|KEY", match.group(1)):
+                assert match.group(1) == temporal_password, f"{name}: {match.group(0)}"
+                assert name in {"postgres", "temporal-schema", "temporal"}, name
+    for name, (role, service) in app_services().items():
+        mounted_settings = {
+            PurePosixPath(path).name
+            for path in compose_secret_files(service)
+            if PurePosixPath(path).parent == PurePosixPath(SECRETS_DIR)
+        }
+        assert mounted_settings == needed_secrets(role), name
+
+
+def test_compose_secrets_are_made_by_the_script_and_pass_production_checks(made: Path) -> None:
+    declared = load_compose()["secrets"]
+    made_names = {path.name for path in (made / "secrets").iterdir()}
+    # every declared secret is a file the script makes, and it makes nothing unused
+    assert {Path(s["file"]).name for s in declared.values()} == made_names
+    for name, secret in declared.items():
+        assert secret["file"] == f"./secrets/{name}" and set(secret) == {"file"}, name
+    # only the owner enters the directory; the files are readable by the containers' users
+    assert stat.S_IMODE((made / "secrets").stat().st_mode) == 0o700
+    assert stat.S_IMODE((made / ".env").stat().st_mode) == 0o600
+    for path in (made / "secrets").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+    assert (made / ".env").read_text().startswith("TEMPORAL_DB_PASSWORD=")
+
+    # each platform process would start in production (the image's default) on them
+    for name, (role, service) in app_services().items():
+        settings = validate_settings(compose_settings(service, made))
+        assert settings.env == "production"
+        assert production_problems(settings, USES[role]) == [], name
+    # the ledger's URL carries the password PostgreSQL's init script gives the role
+    url = urlsplit((made / "secrets" / "PAYMENTS_DATABASE_URL").read_text())
+    assert url.hostname == "postgres" and url.username == "payments"
+    assert url.password == (made / "secrets" / "ledger_db_password").read_text()
+    postgres = services()["postgres"]
+    init = (ROOT / "deploy/compose/postgres/init-databases.sh").read_text()
+    assert "/run/secrets/ledger_db_password" in init and "ledger_db_password" in postgres["secrets"]
+    assert compose_env(postgres)["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    grafana = compose_env(services()["grafana"])
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_compose_backend_is_internal_and_only_the_api_is_published() -> None:
+    compose = load_compose()
+    networks = compose["networks"]
+    assert networks["backend"] == {"internal": True}
+    routed = {name for name, spec in networks.items() if not (spec or {}).get("internal")}
+    on: dict[str, set[str]] = {name: set() for name in networks}
+    for name, service in services().items():
+        assert service.get("network_mode") is None, name
+        for network in service["networks"]:
+            on[network].add(name)
+    assert on["backend"] == set(services()), "every service talks on the internal network"
+    # a network with a route out carries the published API, and the workers' way out to
+    # partners' webhooks and list sources; nothing else
+    assert {name for network in routed for name in on[network]} == {"api", "worker"}
+    assert on["front"] == {"api"} and on["egress"] == {"worker"}
+    assert {name for name, service in services().items() if service.get("ports")} == {"api"}
+    assert not services()["worker"].get("ports")
+
+
+def test_compose_containers_drop_privileges() -> None:
+    # images that write outside their volumes at start (they render their configuration)
+    writable_root = {"temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "grafana"}
+    for name, service in services().items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service.get("read_only", False) is (name not in writable_root), name
+        assert service.get("privileged") is not True, name
+        if name != "postgres":
+            assert "cap_add" not in service, name
+    # postgres's entrypoint starts as root, owns its data directory, then becomes `postgres`
+    assert set(services()["postgres"]["cap_add"]) == {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "SETGID",
+        "SETUID",
+    }
+    for name, (role, service) in app_services().items():
+        tmpfs = set(service["tmpfs"])
+        assert "/tmp" in tmpfs, name
+        volumes = {
+            v["target"] if isinstance(v, dict) else v.split(":")[1]
+            for v in service.get("volumes", [])
+        }
+        # the data directory is writable: a volume (banksim's store) or a tmpfs
+        if role != "migrate":
+            data_dir = compose_env(service)[env_name("data_dir")]
+            assert data_dir in tmpfs | volumes, name
+        assert service.get("user") is None, f"{name}: the image's unprivileged user"
+
+
+def test_every_pod_is_locked_down() -> None:
+    accounts = {sa["metadata"]["name"]: sa for sa in k8s_of("ServiceAccount")}
+    kinds = {doc["kind"] for doc in k8s_docs()}
+    assert {"ServiceAccount", "NetworkPolicy"} <= kinds
+    for workload in workloads():
+        name = workload["metadata"]["name"]
+        assert workload["metadata"]["namespace"] == "payments", name
+        spec = pod_spec(workload)
+        # no process calls the Kubernetes API: no token to steal, not even the account's
+        assert spec["automountServiceAccountToken"] is False, name
+        account = accounts[spec["serviceAccountName"]]
+        assert account["automountServiceAccountToken"] is False
+        assert spec["serviceAccountName"] != "default"
+        assert spec.get("hostNetwork") is not True and spec.get("hostPID") is not True
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for volume in volumes.values():
+            if "secret" in volume:
+                # root-owned, readable by the pod's group (fsGroup) only
+                assert volume["secret"]["defaultMode"] == 0o440, name
+                assert pod["fsGroup"] == pod["runAsGroup"], name
+        for container in containers(workload):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context.get("privileged") is not True, name
+            assert container["imagePullPolicy"] == "Always", name
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), name
+            # what a read-only root leaves writable: scratch space and the data directory
+            for mount in container["volumeMounts"]:
+                volume = volumes[mount["name"]]
+                if not mount.get("readOnly"):
+                    assert "emptyDir" in volume or "persistentVolumeClaim" in volume, mount
+            assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, name
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector
+    return dict(selector.get("matchLabels", {})).items() <= labels.items()
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    assert isinstance(labels, dict)
+    return labels
+
+
+def rules_for(labels: dict[str, str], direction: str) -> list[dict[str, Any]]:
+    """Every ingress or egress rule of every policy that selects pods with these labels."""
+    key = {"Ingress": "ingress", "Egress": "egress"}[direction]
+    return [
+        rule
+        for policy in k8s_of("NetworkPolicy")
+        if direction in policy["spec"]["policyTypes"]
+        and selects(policy["spec"]["podSelector"], labels)
+        for rule in policy["spec"].get(key, [])
+    ]
+
+
+def ports_of(rule: dict[str, Any]) -> set[tuple[int, str]]:
+    return {(int(p["port"]), p.get("protocol", "TCP")) for p in rule.get("ports", [])}
+
+
+def peers_allow(rule: dict[str, Any], namespace: str, labels: dict[str, str]) -> bool:
+    """Whether the rule's peers include a pod with these labels in this namespace."""
+    peers = rule.get("to", rule.get("from"))
+    if peers is None:  # no peers: any address, on the rule's ports
+        return True
+    for peer in peers:
+        if "ipBlock" in peer:
+            continue
+        in_namespace = (
+            selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace})
+            if "namespaceSelector" in peer
+            else namespace == "payments"
+        )
+        if in_namespace and selects(peer.get("podSelector", {}), labels):
+            return True
+    return False
+
+
+def allowed(rules: list[dict[str, Any]], port: int, namespace: str, labels: dict[str, str]) -> bool:
+    return any(
+        (port, "TCP") in ports_of(rule) and peers_allow(rule, namespace, labels) for rule in rules
+    )
+
+
+def workload_named(name: str) -> dict[str, Any]:
+    (workload,) = [w for w in workloads() if w["metadata"]["name"] == name]
+    return workload
+
+
+def container_port(workload: dict[str, Any]) -> int:
+    (container,) = pod_spec(workload)["containers"]
+    (port,) = container.get("ports", [{"containerPort": None}])
+    return int(port["containerPort"])
+
+
+def test_network_policies_deny_by_default_and_allow_only_the_ports_in_use() -> None:
+    policies = {p["metadata"]["name"]: p for p in k8s_of("NetworkPolicy")}
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    for policy in policies.values():
+        assert policy["metadata"]["namespace"] == "payments"
+        # every policy selects pods that exist (a typo would select none)
+        selector = policy["spec"]["podSelector"]
+        assert selector == {} or any(selects(selector, pod_labels(w)) for w in workloads())
+
+    # the ports, read from the settings the processes are given
+    config = next(iter(config_maps().values()))
+    example = next(iter(k8s_of("Secret")))["stringData"]
+    db_port = urlsplit(example["database-url"]).port
+    temporal_host, temporal_port = config[env_name("temporal_address")].rsplit(":", 1)
+    temporal_namespace = temporal_host.split(".")[1]  # <service>.<namespace>.svc…
+    bank = urlsplit(config[env_name("rail_bank_url")])
+    callback = urlsplit(config[env_name("banksim_callback_url")])
+    api, banksim = workload_named("api"), workload_named("banksim")
+    assert bank.port == container_port(banksim) and callback.port == container_port(api)
+    assert bank.hostname is not None and bank.hostname.split(".")[0] == "banksim"
+    metrics_port = WorkerSettings.model_fields["metrics_port"].default
+    monitoring = "monitoring"
+    anywhere = ("somewhere", {"app": "anything"})
+
+    # every pod resolves names with the cluster DNS, on both protocols
+    dns = {"k8s-app": "kube-dns"}
+    for workload in workloads():
+        egress = rules_for(pod_labels(workload), "Egress")
+        for protocol in ("UDP", "TCP"):
+            assert any(
+                (53, protocol) in ports_of(r) and peers_allow(r, "kube-system", dns) for r in egress
+            ), workload["metadata"]["name"]
+
+    egress_ports: dict[str, set[int]] = {}
+    for workload in workloads():
+        name = workload["metadata"]["name"]
+        labels = pod_labels(workload)
+        role = role_of_workload(workload)
+        egress = rules_for(labels, "Egress")
+        ingress = rules_for(labels, "Ingress")
+        if "database_url" in NEEDS[role]:
+            assert db_port is not None and allowed(egress, db_port, *anywhere), name
+        if "temporal_address" in NEEDS[role]:
+            assert allowed(egress, int(temporal_port), temporal_namespace, {}), name
+            assert not allowed(egress, int(temporal_port), *anywhere), name
+        # the Prometheus scrape reaches the port the pod's annotations name, from monitoring
+        annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") == "true":
+            port = int(annotations["prometheus.io/port"])
+            assert allowed(ingress, port, monitoring, {}), name
+        else:
+            assert not ingress or role == "banksim", name
+        # every egress rule names its ports, but the webhooks' to public addresses (a
+        # partner's URL may name any port); none opens every port to every address
+        for rule in egress:
+            public = rule.get("to") and all("ipBlock" in peer for peer in rule["to"])
+            assert rule.get("ports") or public, name
+        egress_ports[name] = {port for rule in egress for port, _ in ports_of(rule)} - {53}
+
+    # the bank: only the rail workers reach it; it reaches the API's callbacks only
+    rails = pod_labels(workload_named("worker-rails"))
+    assert bank.port is not None and callback.port is not None
+    banksim_in = rules_for(pod_labels(banksim), "Ingress")
+    assert allowed(banksim_in, bank.port, "payments", rails)
+    for other in workloads():
+        if other["metadata"]["name"] != "worker-rails":
+            assert not allowed(banksim_in, bank.port, "payments", pod_labels(other))
+            assert not allowed(
+                rules_for(pod_labels(other), "Egress"), bank.port, "payments", pod_labels(banksim)
+            )
+    assert allowed(rules_for(rails, "Egress"), bank.port, "payments", pod_labels(banksim))
+    assert egress_ports["banksim"] == {callback.port}
+    assert allowed(
+        rules_for(pod_labels(banksim), "Egress"), callback.port, "payments", pod_labels(api)
+    )
+    # the API: partners through the ingress controller, the bank's callbacks, the scrape
+    api_in = rules_for(pod_labels(api), "Ingress")
+    assert allowed(api_in, callback.port, "ingress-nginx", {"app": "controller"})
+    assert allowed(api_in, callback.port, "payments", pod_labels(banksim))
+    assert not allowed(api_in, callback.port, "payments", rails)
+    assert not allowed(api_in, callback.port, *anywhere)
+    assert egress_ports["api"] == {db_port, int(temporal_port)}
+    assert egress_ports["payments-migrate-" + VERSION.replace(".", "-")] == {db_port}
+    assert egress_ports["worker-ledger"] == {db_port, int(temporal_port)}
+    assert egress_ports["worker-rails"] == {db_port, int(temporal_port), bank.port}
+    assert metrics_port in {p for r in rules_for(rails, "Ingress") for p, _ in ports_of(r)}
+
+
+def test_webhook_and_list_egress_reaches_public_addresses_only() -> None:
+    """The payments workers' webhooks and the compliance workers' list sources leave the
+    cluster to public addresses only; the blocks agree with the webhook guard."""
+    inside = [
+        "10.1.2.3",
+        "172.16.5.4",
+        "192.168.0.1",
+        "127.0.0.1",
+        "169.254.169.254",  # cloud metadata
+        "100.64.0.1",
+        "0.0.0.1",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a00:1",
+    ]
+    outside = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"]
+    for name in ("worker-payments", "worker-compliance"):
+        blocks = [
+            peer["ipBlock"]
+            for rule in rules_for(pod_labels(workload_named(name)), "Egress")
+            for peer in rule.get("to", [])
+            if "ipBlock" in peer
+        ]
+        assert {b["cidr"] for b in blocks} == {"0.0.0.0/0", "::/0"}, name
+
+        def reachable(address: str, blocks: list[dict[str, Any]] = blocks) -> bool:
+            ip = ipaddress.ip_address(address)
+            return any(
+                ip in ipaddress.ip_network(block["cidr"])
+                and not any(ip in ipaddress.ip_network(e) for e in block["except"])
+                for block in blocks
+            )
+
+        for address in inside:
+            assert not address_allowed(ipaddress.ip_address(address)), address
+            assert not reachable(address), f"{name} reaches {address}"
+        for address in outside:
+            assert reachable(address), f"{name} cannot reach {address}"
+        # nothing the guard would let a webhook reach is cut off by the policy
+        for block in blocks:
+            for excluded in block["except"]:
+                network = ipaddress.ip_network(excluded)
+                assert not address_allowed(network[1]), excluded
+    # the other workers have no way out of the cluster
+    for name in ("worker-ledger", "worker-rails"):
+        rules = rules_for(pod_labels(workload_named(name)), "Egress")
+        assert not any("ipBlock" in p for r in rules for p in r.get("to", [])), name

@@ -3,12 +3,16 @@ the parent's settings, and a change names a setting that exists."""
 
 from __future__ import annotations
 
+import base64
 import re
+import warnings
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+import kernel.settings
+from kernel.environment import Uses, production_problems
 from kernel.settings import PROJECT_ROOT, Settings, describe, setting_paths
 from ops.devstack import isolated_settings, settings_env
 
@@ -90,3 +94,49 @@ def test_the_readme_names_only_variables_that_exist() -> None:
     named = set(re.findall(r"`(PAYMENTS_[A-Z0-9_]*[A-Z0-9])`", readme))
     assert named, "the README's configuration table names variables"
     assert named - set(setting_paths()) == set()
+
+
+def test_a_secret_is_read_from_a_mounted_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker compose `secrets:` and Kubernetes Secret volumes give secrets as files named by
+    the variable; production's refusal of published secrets is satisfied by them."""
+    key = base64.b64encode(bytes(range(40, 72))).decode()
+    values = {
+        "PAYMENTS_PAYLOAD_KEYS": f"prod-2026-12:{key}",
+        "PAYMENTS_PAYLOAD_KEY_ID": "prod-2026-12",
+        "PAYMENTS_DATABASE_URL": "postgresql+psycopg://payments:from-a-file@db:5432/payments",
+        "PAYMENTS_RAIL_CALLBACK_SECRET": "callback-s3cr3t-from-a-file-0123456789",
+        "PAYMENTS_RAIL_SUBMISSION_SECRET": "submission-s3cr3t-from-a-file-0123456789",
+        "PAYMENTS_REVIEW_TOKEN_SECRETS": "review-s3cr3t-from-a-file-0123456789",
+    }
+    # laid out as the kubelet does: each file a symlink through `..data` into a timestamped
+    # directory (swapped atomically on update), each value ending in a newline
+    secrets = tmp_path / "secrets"
+    stamped = secrets / "..2026_12_07_10_00_00.000000001"
+    stamped.mkdir(parents=True)
+    (secrets / "..data").symlink_to(stamped.name)
+    for variable, value in values.items():
+        (stamped / variable).write_text(value + "\n")
+        (secrets / variable).symlink_to(f"..data/{variable}")
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(kernel.settings, "SECRETS_DIR", secrets)
+
+    settings = Settings()
+    assert settings.codec.payload_keys == values["PAYMENTS_PAYLOAD_KEYS"]
+    assert settings.codec.payload_key_id == "prod-2026-12"
+    assert settings.database.url == values["PAYMENTS_DATABASE_URL"]
+    assert settings.rails.callback_secret == values["PAYMENTS_RAIL_CALLBACK_SECRET"]
+    assert settings.reviews.token_secrets == values["PAYMENTS_REVIEW_TOKEN_SECRETS"]
+    production = settings.updated({"env": "production"})
+    assert production_problems(production, tuple(Uses)) == []
+
+    # a variable that is set wins over the file, as it wins over .env
+    monkeypatch.setenv("PAYMENTS_PAYLOAD_KEY_ID", "prod-2027-01")
+    assert Settings().codec.payload_key_id == "prod-2027-01"
+
+    # no directory (dev, tests): the defaults, and no warning on every read
+    monkeypatch.setattr(kernel.settings, "SECRETS_DIR", tmp_path / "absent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Settings().rails.callback_secret != values["PAYMENTS_RAIL_CALLBACK_SECRET"]
