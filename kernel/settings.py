@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +213,25 @@ class Settings(BaseSettings):
     sepa_return_window_seconds: float = 5 * 86400.0
     # reconciliation of yesterday's bank statements (UTC cron)
     reconciliation_cron: str = "30 6 * * *"
+
+    # --- watch-list refresh guards (#17 item 5; owned by list refresh) ---
+    # A refresh refuses a new list version that fails any guard: the current version stays
+    # loaded everywhere, the refusal is audited and counted (payments_list_refresh_refused).
+    # The sources themselves are `sanctions_source` / `pep_source` above: settings only,
+    # never a workflow input. A new version with fewer entities than (1 - share) x the current
+    # one's is refused: a publisher's list never loses a fifth of its entries in one edition,
+    # a truncated download or a tampered mirror does.
+    list_max_shrink_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    # fewer entities than this is refused whatever the current version had (the bundled OFAC
+    # editions have 7,379 and 8,976; the live SDN list well over 10,000)
+    sanctions_list_min_entities: int = Field(default=1000, ge=1)
+    # an empty PEP list is refused; production sets its provider's size
+    pep_list_min_entities: int = Field(default=1, ge=1)
+    # when set, the SHA-256 (hex) a new version's bytes must have (sanctions: sdn.csv, alt.csv
+    # and add.csv concatenated, `cat sdn.csv alt.csv add.csv | sha256sum`; PEP: the CSV file)
+    sanctions_list_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    pep_list_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    # --- end watch-list refresh guards ---
 
     @property
     def banksim_db_path(self) -> Path:
