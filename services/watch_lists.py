@@ -3,10 +3,15 @@
 
 * `ListSources` says where the lists come from (`settings.sanctions_source`: a directory of
   OFAC CSV files or an http(s) URL serving them; `settings.pep_source`: a PEP CSV path or URL).
+* `ListGuards` are what a new version must pass before a refresh records it (#17): no
+  shrinking by more than `list_max_shrink_share`, no fewer entities than a floor, the pinned
+  SHA-256 when one is set; a download that redirects to another host is refused as it happens.
 * `WatchLists` is a process's loaded lists (matchers). It compares the versions it loaded
   with the current versions recorded in `watch_list_versions` at most every
   `list_version_check_seconds`, and reloads from the recorded source when they changed, so a
-  refresh run by any worker reaches every worker and the API.
+  refresh run by any worker reaches every worker and the API. A reload adopts only the
+  recorded versions: a source that has since moved on to an unrecorded (say, refused)
+  version leaves the loaded list in place.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,11 +34,13 @@ from compliance.lists import DEFAULT_PEP_PATH, StaticWatchList, load_ofac, load_
 from compliance.matcher import Hit, Matcher, MatcherSettings
 from kernel.settings import Settings
 from kernel.tables import watch_list_versions
-from workflows.models import CustomerScreeningResult, ListRefreshInput, ScreeningHit
+from workflows.models import CustomerScreeningResult, ScreeningHit
 
 log = structlog.get_logger()
 OFAC_FILES = ("sdn.csv", "alt.csv", "add.csv")
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# same-host redirects (a publisher moving a file within its site) are followed this far
+MAX_REDIRECTS = 5
 
 
 def screening_hit(party: str, hit: Hit) -> ScreeningHit:
@@ -72,21 +80,108 @@ class ListSources:
             ),
         )
 
-    def override(self, request: ListRefreshInput) -> ListSources:
-        """These sources, except where the request names its own."""
-        return replace(
-            self,
-            sanctions=request.sanctions_source or self.sanctions,
-            pep=request.pep_source or self.pep,
-        )
+
+# --- guards ---------------------------------------------------------------------------------
+
+
+class RefusalReason(StrEnum):
+    """Why a refresh refused a new list version (the `reason` of the metric and the audit)."""
+
+    SHRINK = "shrink"
+    BELOW_FLOOR = "below_floor"
+    DIGEST_MISMATCH = "digest_mismatch"
+    CROSS_HOST_REDIRECT = "cross_host_redirect"
+    # a refresh whose workflow input named a source (sources are settings only)
+    SOURCE_OVERRIDE = "source_override"
+
+
+class ListRefusedError(Exception):
+    """A new list version (or its source) failed a guard: it must not be screened with."""
+
+    def __init__(self, reason: RefusalReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ListGuards:
+    """What a new version of one list must pass before it replaces the current one."""
+
+    max_shrink_share: float
+    min_entities: int
+    # empty: no pin
+    sha256: str = ""
+
+    @classmethod
+    def configured(cls, settings: Settings, kind: str) -> ListGuards:
+        """The guards the settings set for a list kind ("sanctions" or "pep")."""
+        if kind == "sanctions":
+            floor, pin = settings.sanctions_list_min_entities, settings.sanctions_list_sha256
+        else:
+            floor, pin = settings.pep_list_min_entities, settings.pep_list_sha256
+        return cls(settings.list_max_shrink_share, floor, pin.lower())
+
+    def check(self, new: StaticWatchList, current_entities: int | None) -> None:
+        """Raise `ListRefusedError` unless `new` may replace a version of `current_entities`
+        entities (None: there is no current version, so nothing to shrink from)."""
+        size = len(new.entities)
+        if self.sha256 and new.digest != self.sha256:
+            raise ListRefusedError(
+                RefusalReason.DIGEST_MISMATCH,
+                f"{new.name} {new.version}: sha256 {new.digest or '(none)'}, pinned {self.sha256}",
+            )
+        if size < self.min_entities:
+            raise ListRefusedError(
+                RefusalReason.BELOW_FLOOR,
+                f"{new.name} {new.version}: {size} entities, the floor is {self.min_entities}",
+            )
+        if current_entities and size < current_entities * (1.0 - self.max_shrink_share):
+            raise ListRefusedError(
+                RefusalReason.SHRINK,
+                f"{new.name} {new.version}: {size} entities after {current_entities}"
+                f" (more than {self.max_shrink_share:.0%} fewer)",
+            )
 
 
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
+def _same_host(origin: httpx.URL, target: httpx.URL) -> bool:
+    """Whether a redirect from `origin` to `target` stays on the configured host: same host
+    name and port, or the same host name upgraded from http to https (never downgraded)."""
+    if target.host.lower() != origin.host.lower():
+        return False
+    if origin.scheme == target.scheme:
+        return origin.port == target.port
+    return (origin.scheme, target.scheme) == ("http", "https")
+
+
+def _get(client: httpx.Client, url: str) -> httpx.Response:
+    """GET `url`, following redirects only within its host.
+
+    A list that moves to another host is a mirror nobody configured (or a hijacked DNS
+    name, an open redirect): refused, not followed.
+    """
+    origin = current = httpx.URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = client.get(current)
+        if not response.is_redirect:
+            return response
+        target = current.join(response.headers["location"])
+        if not _same_host(origin, target):
+            raise ListRefusedError(
+                RefusalReason.CROSS_HOST_REDIRECT,
+                f"{current} redirects to {target.scheme}://{target.host}"
+                f"{'' if target.port is None else f':{target.port}'}",
+            )
+        current = target
+    raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {url}")
+
+
 def _download(client: httpx.Client, url: str, target: Path, *, required: bool) -> None:
-    response = client.get(url)
+    response = _get(client, url)
     if response.status_code == 404 and not required:
         return
     response.raise_for_status()
@@ -105,7 +200,7 @@ def read_sanctions(source: str) -> StaticWatchList:
     name = urlsplit(base).path.rsplit("/", 1)[-1] or "ofac"
     with (
         tempfile.TemporaryDirectory(prefix="sanctions-") as tmp,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as client,
+        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as client,
     ):
         directory = Path(tmp) / name
         directory.mkdir()
@@ -121,7 +216,7 @@ def read_pep(source: str) -> StaticWatchList:
     filename = urlsplit(source).path.rsplit("/", 1)[-1] or "pep.csv"
     with (
         tempfile.TemporaryDirectory(prefix="pep-") as tmp,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as client,
+        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as client,
     ):
         path = Path(tmp) / filename
         _download(client, source, path, required=True)
@@ -156,6 +251,22 @@ class LoadedLists:
         """Read and index both lists (blocking: run it in a thread)."""
         return cls.build(read_sanctions(sources.sanctions), read_pep(sources.pep), sources)
 
+    def recorded_from(self, fresh: LoadedLists, wanted: dict[str, str]) -> LoadedLists:
+        """`fresh`'s lists where they are the recorded (`wanted`) versions, ours elsewhere.
+
+        A source may have moved on since its version was recorded, to a version a refresh
+        refused or has not checked yet: screening stays on what is loaded until a refresh
+        records the new one.
+        """
+
+        def pick(ours: Matcher, theirs: Matcher) -> Matcher:
+            recorded = all(wanted.get(lst.name, lst.version) == lst.version for lst in theirs.lists)
+            return theirs if recorded else ours
+
+        return LoadedLists(
+            pick(self.sanctions, fresh.sanctions), pick(self.pep, fresh.pep), fresh.sources
+        )
+
 
 def screen_customer_row(lists: LoadedLists, row: Any) -> CustomerScreeningResult:
     """Screen a `customers` row against the sanctions lists, and an individual against the
@@ -184,6 +295,7 @@ class StoredVersion:
     version: str
     kind: str
     source: str
+    entities: int = 0
 
 
 async def stored_versions(conn: AsyncConnection) -> dict[str, StoredVersion]:
@@ -194,11 +306,15 @@ async def stored_versions(conn: AsyncConnection) -> dict[str, StoredVersion]:
             watch_list_versions.c.version,
             watch_list_versions.c.kind,
             watch_list_versions.c.source,
+            watch_list_versions.c.entities,
         )
         .distinct(watch_list_versions.c.list_name)
         .order_by(watch_list_versions.c.list_name, watch_list_versions.c.id.desc())
     )
-    return {row.list_name: StoredVersion(row.version, row.kind, row.source) for row in rows}
+    return {
+        row.list_name: StoredVersion(row.version, row.kind, row.source, row.entities)
+        for row in rows
+    }
 
 
 class WatchLists:
@@ -264,11 +380,20 @@ class WatchLists:
                 configured.matcher,
             )
             try:
-                self._loaded = await asyncio.to_thread(LoadedLists.read, sources)
+                fresh = await asyncio.to_thread(LoadedLists.read, sources)
             except Exception:
                 # keep screening with what we have (results record its versions); the next
                 # recorded version tries again
                 log.exception("watch list reload failed", versions=wanted)
                 return self._loaded
+            self._loaded = self._loaded.recorded_from(fresh, wanted)
+            if self._loaded.versions != {**self._loaded.versions, **wanted}:
+                log.warning(
+                    "watch list source holds an unrecorded version; screening stays on the"
+                    " loaded one",
+                    loaded=self._loaded.versions,
+                    wanted=wanted,
+                    found=fresh.versions,
+                )
             log.info("watch lists reloaded", versions=self._loaded.versions, wanted=wanted)
             return self._loaded
