@@ -159,11 +159,24 @@ async def list_worker(stack: Stack, runtime: Runtime, **settings: Any) -> AsyncI
     await dispose_engines()
 
 
-async def restore_configured_lists(stack: Stack, runtime: Runtime) -> None:
+async def stack_screens_with(tenant: Tenant, version: str) -> None:
+    """Wait until the stack's worker screens with `version` of OFAC-SDN: workers compare the
+    recorded versions with theirs every few seconds (list_version_check_seconds)."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        customer = await create_customer(tenant.partner)
+        if customer["kyc"]["list_versions"]["OFAC-SDN"] == version:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the worker kept its old lists"
+        await asyncio.sleep(1)
+
+
+async def restore_configured_lists(stack: Stack, runtime: Runtime, tenant: Tenant) -> None:
     """Back to the stack's configured edition, so later tests see the platform as configured."""
     async with list_worker(stack, runtime) as worker:
         result = await worker.refresh()
     assert result.refused == {}, result
+    await stack_screens_with(tenant, load_ofac(SANCTIONS_2021).version)
 
 
 async def current_version(stack: Stack, list_name: str) -> tuple[str, str, int]:
@@ -201,6 +214,7 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
             assert (unchanged.changed, unchanged.rescreen_workflow_id) == ([], "")
 
         # onboarded while the 2019 edition is current: nothing to find
+        await stack_screens_with(tenant, v2019)
         karlov = await create_customer(tenant.partner, name=NEWLY_LISTED)
         ada = await create_customer(tenant.partner)
         assert karlov["kyc"]["status"] == "approved"
@@ -252,6 +266,7 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
         assert announced[0].data["new_hits"][0]["entity_id"] == "23253"
 
         # the payment screening runs on the new edition too
+        await stack_screens_with(tenant, v2021)
         account = await funded_account(tenant, 1_000)
         payment = await pay(tenant.partner, payment_body(account["id"], 10, name=NEWLY_LISTED))
         held = await wait_for_status(tenant.partner, payment["id"], {"in_review"})
@@ -262,7 +277,7 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
         )
         assert rejected.status_code == 200, rejected.text
     finally:
-        await restore_configured_lists(stack, runtime)
+        await restore_configured_lists(stack, runtime, tenant)
 
 
 async def test_workers_load_a_version_another_worker_recorded(
@@ -284,16 +299,9 @@ async def test_workers_load_a_version_another_worker_recorded(
         )
     await dispose_engines()
     try:
-        # workers compare versions every few seconds (list_version_check_seconds)
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            customer = await create_customer(tenant.partner)
-            if customer["kyc"]["list_versions"]["OFAC-SDN"] == v2019:
-                break
-            assert asyncio.get_running_loop().time() < deadline, "the worker kept its old lists"
-            await asyncio.sleep(1)
+        await stack_screens_with(tenant, v2019)
     finally:
-        await restore_configured_lists(stack, runtime)
+        await restore_configured_lists(stack, runtime, tenant)
     # and back: the configured edition is current again everywhere
     again = await create_customer(tenant.partner)
     assert again["kyc"]["list_versions"]["OFAC-SDN"] == load_ofac(SANCTIONS_2021).version
