@@ -49,12 +49,15 @@ from services.watch_lists import (
     ListRefusedError,
     ListSources,
     LoadedLists,
+    Published,
     RefusalReason,
     StoredVersion,
     WatchLists,
-    read_pep,
-    read_sanctions,
+    fetch_pep,
+    fetch_sanctions,
+    has_snapshot,
     screen_customer_row,
+    store_snapshot,
     stored_versions,
 )
 from workflows.list_refresh import SCHEDULE_ID, ListRefreshWorkflow
@@ -103,14 +106,15 @@ def _hit_keys(hits: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def _read_or_refusal(
-    read: Callable[[str], StaticWatchList], source: str
-) -> StaticWatchList | ListRefusedError:
-    """The list at `source`, or the refusal its download ran into (a cross-host redirect);
-    other errors propagate and the activity is retried."""
+    fetch: Callable[[str], Published], source: str
+) -> tuple[Published, StaticWatchList] | ListRefusedError:
+    """The files at `source` and the list they hold, or the refusal their download ran into
+    (a cross-host redirect); other errors propagate and the activity is retried."""
     try:
-        return read(source)
+        published = fetch(source)
     except ListRefusedError as error:
         return error
+    return published, published.load()
 
 
 @dataclass(frozen=True)
@@ -195,8 +199,8 @@ class ListRefreshActivities:
         if request.sanctions_source or request.pep_source:
             return await self._refuse_source_override(request, refresh_id)
         sanctions, pep = await asyncio.gather(
-            asyncio.to_thread(_read_or_refusal, read_sanctions, sources.sanctions),
-            asyncio.to_thread(_read_or_refusal, read_pep, sources.pep),
+            asyncio.to_thread(_read_or_refusal, fetch_sanctions, sources.sanctions),
+            asyncio.to_thread(_read_or_refusal, fetch_pep, sources.pep),
         )
         found = [("sanctions", sanctions, sources.sanctions), ("pep", pep, sources.pep)]
         versions: dict[str, str] = {}
@@ -216,10 +220,11 @@ class ListRefreshActivities:
             )
             stored = await stored_versions(conn)
             changed: list[str] = []
-            for kind, lst, source in found:
-                if isinstance(lst, ListRefusedError):
-                    refused[kind] = Refusal(kind, source, lst.reason, lst.detail)
+            for kind, fetched, source in found:
+                if isinstance(fetched, ListRefusedError):
+                    refused[kind] = Refusal(kind, source, fetched.reason, fetched.detail)
                     continue
+                published, lst = fetched
                 read[kind] = lst
                 entry = stored.get(lst.name)
                 if lst.name in already:  # this refresh recorded it before a retry
@@ -228,6 +233,9 @@ class ListRefreshActivities:
                     continue
                 if entry is not None and entry.version == lst.version:
                     versions[lst.name] = lst.version
+                    # versions recorded before snapshots existed (0018) get theirs now
+                    if not await has_snapshot(conn, lst.name, lst.version):
+                        await store_snapshot(conn, lst, published)
                     continue
                 try:
                     ListGuards.configured(self._settings, kind).check(
@@ -248,6 +256,9 @@ class ListRefreshActivities:
                         refresh_id=refresh_id,
                     )
                 )
+                # every process loads the recorded version from these, never from a source
+                # that may have moved on (to a refused version, say)
+                await store_snapshot(conn, lst, published)
             # a refused list stays on its current version: that is what screening uses
             for entry_name, entry in stored.items():
                 if entry.kind in refused:

@@ -28,12 +28,13 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from compliance.lists import DEFAULT_PEP_PATH, StaticWatchList, load_ofac, load_pep_csv
 from compliance.matcher import Hit, Matcher, MatcherSettings
 from kernel.settings import Settings
-from kernel.tables import watch_list_versions
+from kernel.tables import watch_list_snapshots, watch_list_versions
 from workflows.models import CustomerScreeningResult, ScreeningHit
 
 log = structlog.get_logger()
@@ -180,47 +181,134 @@ def _get(client: httpx.Client, url: str) -> httpx.Response:
     raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {url}")
 
 
-def _download(client: httpx.Client, url: str, target: Path, *, required: bool) -> None:
+def _download(client: httpx.Client, url: str, *, required: bool) -> bytes | None:
     response = _get(client, url)
     if response.status_code == 404 and not required:
-        return
+        return None
     response.raise_for_status()
-    target.write_bytes(response.content)
+    return response.content
+
+
+@dataclass(frozen=True)
+class Published:
+    """A list's files exactly as its source published them, by path relative to a staging
+    directory ("ofac-2021/sdn.csv", "pep-sample.csv"): what its version is computed from,
+    and what a snapshot keeps (`watch_list_snapshots`)."""
+
+    kind: str
+    files: dict[str, bytes]
+
+    def load(self) -> StaticWatchList:
+        """Parse the list (blocking: files are staged in a temporary directory)."""
+        with tempfile.TemporaryDirectory(prefix=f"{self.kind}-") as tmp:
+            for relative, content in self.files.items():
+                path = Path(tmp) / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            first = Path(tmp) / next(iter(self.files))
+            return load_ofac(first.parent) if self.kind == "sanctions" else load_pep_csv(first)
+
+
+def fetch_sanctions(source: str) -> Published:
+    """The OFAC files from a directory, or sdn/alt/add.csv downloaded from a base URL.
+
+    The files are staged in a directory named like the source's (a URL's last path segment),
+    so the version ("<name>:<content hash>") does not depend on where they were staged.
+    """
+    files: dict[str, bytes] = {}
+    if not _is_url(source):
+        directory = Path(source)
+        for index, filename in enumerate(OFAC_FILES):
+            path = directory / filename
+            if index == 0 or path.exists():  # sdn.csv is required: a missing one raises
+                files[f"{directory.name}/{filename}"] = path.read_bytes()
+        return Published("sanctions", files)
+    base = source.rstrip("/")
+    name = urlsplit(base).path.rsplit("/", 1)[-1] or "ofac"
+    with httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as client:
+        for index, filename in enumerate(OFAC_FILES):
+            content = _download(client, f"{base}/{filename}", required=index == 0)
+            if content is not None:
+                files[f"{name}/{filename}"] = content
+    return Published("sanctions", files)
+
+
+def fetch_pep(source: str) -> Published:
+    """The PEP CSV from a path or URL (the version names the file's stem)."""
+    if not _is_url(source):
+        path = Path(source)
+        return Published("pep", {path.name: path.read_bytes()})
+    filename = urlsplit(source).path.rsplit("/", 1)[-1] or "pep.csv"
+    with httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as client:
+        content = _download(client, source, required=True)
+    if content is None:  # unreachable: a required file's 404 raised already
+        raise FileNotFoundError(source)
+    return Published("pep", {filename: content})
 
 
 def read_sanctions(source: str) -> StaticWatchList:
-    """Load the OFAC list from a directory, or download sdn/alt/add.csv from a base URL.
-
-    A download lands in a directory named after the URL's last path segment, so the version
-    ("<name>:<content hash>") does not depend on where the files were staged.
-    """
-    if not _is_url(source):
-        return load_ofac(Path(source))
-    base = source.rstrip("/")
-    name = urlsplit(base).path.rsplit("/", 1)[-1] or "ofac"
-    with (
-        tempfile.TemporaryDirectory(prefix="sanctions-") as tmp,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as client,
-    ):
-        directory = Path(tmp) / name
-        directory.mkdir()
-        for index, filename in enumerate(OFAC_FILES):
-            _download(client, f"{base}/{filename}", directory / filename, required=index == 0)
-        return load_ofac(directory)
+    """Load the OFAC list from a directory or base URL (`fetch_sanctions`)."""
+    return fetch_sanctions(source).load()
 
 
 def read_pep(source: str) -> StaticWatchList:
-    """Load the PEP list from a CSV path or URL (the version names the file's stem)."""
-    if not _is_url(source):
-        return load_pep_csv(Path(source))
-    filename = urlsplit(source).path.rsplit("/", 1)[-1] or "pep.csv"
-    with (
-        tempfile.TemporaryDirectory(prefix="pep-") as tmp,
-        httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as client,
-    ):
-        path = Path(tmp) / filename
-        _download(client, source, path, required=True)
-        return load_pep_csv(path)
+    """Load the PEP list from a CSV path or URL (`fetch_pep`)."""
+    return fetch_pep(source).load()
+
+
+FETCHERS = {"sanctions": fetch_sanctions, "pep": fetch_pep}
+
+
+# --- snapshots: the recorded versions' files -------------------------------------------------
+
+
+async def has_snapshot(conn: AsyncConnection, list_name: str, version: str) -> bool:
+    """Whether the files of this version are stored."""
+    found = await conn.execute(
+        select(watch_list_snapshots.c.file_name)
+        .where(
+            watch_list_snapshots.c.list_name == list_name,
+            watch_list_snapshots.c.version == version,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+async def store_snapshot(conn: AsyncConnection, lst: StaticWatchList, published: Published) -> None:
+    """Keep the files a recorded version was read from (idempotent)."""
+    await conn.execute(
+        pg_insert(watch_list_snapshots)
+        .values(
+            [
+                {"list_name": lst.name, "version": lst.version, "file_name": f, "content": c}
+                for f, c in published.files.items()
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def load_snapshot(
+    conn: AsyncConnection, kind: str, list_name: str, version: str
+) -> Published | None:
+    """The stored files of a version, or None when it has none (recorded before 0018)."""
+    rows = (
+        await conn.execute(
+            select(watch_list_snapshots.c.file_name, watch_list_snapshots.c.content)
+            .where(
+                watch_list_snapshots.c.list_name == list_name,
+                watch_list_snapshots.c.version == version,
+            )
+            .order_by(watch_list_snapshots.c.file_name)
+        )
+    ).all()
+    if not rows:
+        return None
+    files = {row.file_name: bytes(row.content) for row in rows}
+    if kind == "sanctions":  # sdn.csv first: the staging directory is its parent
+        files = dict(sorted(files.items(), key=lambda item: not item[0].endswith("/sdn.csv")))
+    return Published(kind, files)
 
 
 # --- loaded lists ---------------------------------------------------------------------------
@@ -251,20 +339,40 @@ class LoadedLists:
         """Read and index both lists (blocking: run it in a thread)."""
         return cls.build(read_sanctions(sources.sanctions), read_pep(sources.pep), sources)
 
-    def recorded_from(self, fresh: LoadedLists, wanted: dict[str, str]) -> LoadedLists:
-        """`fresh`'s lists where they are the recorded (`wanted`) versions, ours elsewhere.
+    def rebuild(
+        self, wanted: dict[str, str], snapshots: dict[str, Published], sources: ListSources
+    ) -> LoadedLists:
+        """These lists brought to the recorded (`wanted`) versions, list by list: from the
+        version's snapshot, else from its recorded source (blocking: run it in a thread).
 
         A source may have moved on since its version was recorded, to a version a refresh
-        refused or has not checked yet: screening stays on what is loaded until a refresh
-        records the new one.
+        refused or has not checked yet: a list read from it that is not the recorded version
+        is not used, and screening stays on what is loaded.
         """
 
-        def pick(ours: Matcher, theirs: Matcher) -> Matcher:
-            recorded = all(wanted.get(lst.name, lst.version) == lst.version for lst in theirs.lists)
-            return theirs if recorded else ours
+        def recorded(matcher: Matcher) -> bool:
+            return all(wanted.get(lst.name, lst.version) == lst.version for lst in matcher.lists)
+
+        def one(kind: str, ours: Matcher, source: str) -> Matcher:
+            if recorded(ours):
+                return ours
+            published = snapshots.get(kind)
+            fresh = Matcher([(published or FETCHERS[kind](source)).load()], sources.matcher)
+            if recorded(fresh):
+                return fresh
+            log.warning(
+                "watch list source holds an unrecorded version; screening stays on the loaded one",
+                kind=kind,
+                loaded=[lst.version for lst in ours.lists],
+                found=[lst.version for lst in fresh.lists],
+                wanted=wanted,
+            )
+            return ours
 
         return LoadedLists(
-            pick(self.sanctions, fresh.sanctions), pick(self.pep, fresh.pep), fresh.sources
+            one("sanctions", self.sanctions, sources.sanctions),
+            one("pep", self.pep, sources.pep),
+            sources,
         )
 
 
@@ -334,9 +442,23 @@ class WatchLists:
 
     @classmethod
     async def load(cls, engine: AsyncEngine, settings: Settings) -> WatchLists:
-        """Load the configured sources (at worker start)."""
+        """Load the configured sources, then the recorded versions where they differ (at a
+        worker's or the API's start).
+
+        A source may serve a version no refresh recorded (a refused one, or one newer than
+        the last refresh): the process screens with the recorded versions, from their
+        snapshots, like every other process. Without the database (it may be restarting)
+        it starts on the source's lists and the first check reconciles them.
+        """
         loaded = await asyncio.to_thread(LoadedLists.read, ListSources.configured(settings))
-        return cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
+        lists = cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
+        try:
+            await lists.current(force=True)
+        except Exception:
+            log.warning("recorded watch-list versions unavailable at start", exc_info=True)
+            lists._checked_at = float("-inf")
+            lists._seen = None
+        return lists
 
     @property
     def loaded(self) -> LoadedLists:
@@ -362,14 +484,20 @@ class WatchLists:
             self._checked_at = time.monotonic()
             async with self._engine.connect() as conn:
                 stored = await stored_versions(conn)
-            wanted = {name: entry.version for name, entry in stored.items()}
-            loaded = self._loaded.versions
-            if not stored or all(loaded.get(name) == v for name, v in wanted.items()):
+                wanted = {name: entry.version for name, entry in stored.items()}
+                loaded = self._loaded.versions
+                if not stored or all(loaded.get(name) == v for name, v in wanted.items()):
+                    self._seen = wanted
+                    return self._loaded
+                if wanted == self._seen:  # tried for these already (the source moved on)
+                    return self._loaded
                 self._seen = wanted
-                return self._loaded
-            if wanted == self._seen:  # reloaded for these already (the source moved on since)
-                return self._loaded
-            self._seen = wanted
+                snapshots: dict[str, Published] = {}
+                for name, entry in stored.items():
+                    if loaded.get(name) != entry.version:
+                        found = await load_snapshot(conn, entry.kind, name, entry.version)
+                        if found is not None:
+                            snapshots[entry.kind] = found
             configured = self._loaded.sources
             sources = ListSources(
                 next(
@@ -380,20 +508,13 @@ class WatchLists:
                 configured.matcher,
             )
             try:
-                fresh = await asyncio.to_thread(LoadedLists.read, sources)
+                self._loaded = await asyncio.to_thread(
+                    self._loaded.rebuild, wanted, snapshots, sources
+                )
             except Exception:
                 # keep screening with what we have (results record its versions); the next
                 # recorded version tries again
                 log.exception("watch list reload failed", versions=wanted)
                 return self._loaded
-            self._loaded = self._loaded.recorded_from(fresh, wanted)
-            if self._loaded.versions != {**self._loaded.versions, **wanted}:
-                log.warning(
-                    "watch list source holds an unrecorded version; screening stays on the"
-                    " loaded one",
-                    loaded=self._loaded.versions,
-                    wanted=wanted,
-                    found=fresh.versions,
-                )
             log.info("watch lists reloaded", versions=self._loaded.versions, wanted=wanted)
             return self._loaded

@@ -357,6 +357,12 @@ async def test_a_list_cut_by_half_is_refused_and_screening_stays_on_the_current_
         assert lists.versions["OFAC-SDN"] == current.version
         hits = lists.sanctions.screen(NEWLY_LISTED, party_type="individual")
         assert KARLOV_ID in {hit.entity_id for hit in hits if hit.decision != "clear"}
+        # a worker started now, on a source that serves the refused version, screens with
+        # the recorded one (its snapshot), not with what the source serves
+        started = await WatchLists.load(get_engine(worker.settings), worker.settings)
+        assert started.loaded.versions["OFAC-SDN"] == current.version
+        hits = started.loaded.sanctions.screen(NEWLY_LISTED, party_type="individual")
+        assert KARLOV_ID in {hit.entity_id for hit in hits if hit.decision != "clear"}
     assert await current_version(stack, "OFAC-SDN") == (
         current.version,
         str(SANCTIONS_2021),

@@ -9,9 +9,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from compliance.lists import EntityName, EntityType, ListEntity, StaticWatchList, load_ofac
+from compliance.lists import (
+    DEFAULT_PEP_PATH,
+    EntityName,
+    EntityType,
+    ListEntity,
+    StaticWatchList,
+    load_ofac,
+    load_pep_csv,
+)
 from kernel.settings import Settings
-from services.watch_lists import ListGuards, ListRefusedError, RefusalReason, _same_host
+from services.watch_lists import (
+    ListGuards,
+    ListRefusedError,
+    RefusalReason,
+    _same_host,
+    fetch_pep,
+    fetch_sanctions,
+)
 
 BUNDLED = Path(__file__).resolve().parents[2] / "compliance" / "data" / "sanctions" / "ofac-2021"
 
@@ -103,3 +118,20 @@ def test_redirects_are_followed_only_within_the_configured_host(
     origin: str, target: str, allowed: bool
 ) -> None:
     assert _same_host(httpx.URL(origin), httpx.URL(target)) is allowed
+
+
+def test_published_files_load_as_the_same_version_wherever_they_are_staged() -> None:
+    # what a snapshot stores is what the version was computed from
+    sanctions = fetch_sanctions(str(BUNDLED))
+    assert sorted(sanctions.files) == [
+        "ofac-2021/add.csv",
+        "ofac-2021/alt.csv",
+        "ofac-2021/sdn.csv",
+    ]
+    loaded = sanctions.load()
+    assert (loaded.version, loaded.digest) == (
+        load_ofac(BUNDLED).version,
+        load_ofac(BUNDLED).digest,
+    )
+    pep = fetch_pep(str(DEFAULT_PEP_PATH))
+    assert pep.load().version == load_pep_csv(DEFAULT_PEP_PATH).version
