@@ -96,8 +96,12 @@ class RefusalReason(StrEnum):
     SOURCE_OVERRIDE = "source_override"
 
 
-class ListRefusedError(Exception):
-    """A new list version (or its source) failed a guard: it must not be screened with."""
+class ListRefusedError(ValueError):
+    """A new list version (or its source) failed a guard: it must not be screened with.
+
+    A ValueError, like a list that does not parse: a process starting on such a source
+    stops with the setting to fix (workers/payments_worker.py `load_watch_lists`).
+    """
 
     def __init__(self, reason: RefusalReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -450,7 +454,12 @@ class WatchLists:
         snapshots, like every other process. Without the database (it may be restarting)
         it starts on the source's lists and the first check reconciles them.
         """
-        loaded = await asyncio.to_thread(LoadedLists.read, ListSources.configured(settings))
+        sources = ListSources.configured(settings)
+        loaded = await asyncio.to_thread(LoadedLists.read, sources)
+        if loaded.sanctions.name_count == 0:
+            # a file that parses to nothing (wrong format, truncated download) is a
+            # misconfigured source: say so at start, even though a recorded version exists
+            raise ValueError(f"the sanctions list at {sources.sanctions} has no names")
         lists = cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
         try:
             await lists.current(force=True)
