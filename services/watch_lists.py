@@ -461,13 +461,30 @@ class WatchLists:
             # misconfigured source: say so at start, even though a recorded version exists
             raise ValueError(f"the sanctions list at {sources.sanctions} has no names")
         lists = cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
+        stored: dict[str, StoredVersion] = {}
         try:
             await lists.current(force=True)
+            async with engine.connect() as conn:
+                stored = await stored_versions(conn)
         except Exception:
             log.warning("recorded watch-list versions unavailable at start", exc_info=True)
             lists._checked_at = float("-inf")
             lists._seen = None
+        lists.check_unrecorded(settings, stored)
         return lists
+
+    def check_unrecorded(self, settings: Settings, stored: dict[str, StoredVersion]) -> None:
+        """Raise `ListRefusedError` if a loaded list that no refresh recorded (a first start,
+        or a source read without a snapshot to fall back on) fails the refresh guards: a
+        process never screens with a version a refresh would refuse."""
+        for kind, matcher in (("sanctions", self._loaded.sanctions), ("pep", self._loaded.pep)):
+            for lst in matcher.lists:
+                entry = stored.get(lst.name)
+                if entry is not None and entry.version == lst.version:
+                    continue
+                if isinstance(lst, StaticWatchList):
+                    current = entry.entities if entry is not None else None
+                    ListGuards.configured(settings, kind).check(lst, current)
 
     @property
     def loaded(self) -> LoadedLists:

@@ -38,7 +38,7 @@ from kernel.settings import Settings
 from kernel.tables import audit_log, events, watch_list_versions
 from kernel.temporal_client import connect
 from ops.devstack import SANCTIONS_2021, Stack, free_port
-from services.watch_lists import WatchLists
+from services.watch_lists import ListRefusedError, RefusalReason, WatchLists
 from tests.integration.helpers import (
     Tenant,
     create_customer,
@@ -511,3 +511,28 @@ async def test_a_refresh_whose_input_names_a_source_is_refused(
     refusal = await last_refusal(stack)
     assert (refusal["reason"], refusal["source"]) == ("source_override", str(source))
     assert refused_count(metrics_port, "sanctions", "source_override") == before + 1
+
+
+async def test_a_process_never_starts_on_an_unrecorded_version_the_guards_refuse(
+    database: Stack, isolated_database_url: str, source: Path
+) -> None:
+    # a fresh installation: no version recorded, so nothing to fall back on
+    half_version, half_size = publish_half(SANCTIONS_2021, source, dropping=set())
+
+    def settings(**fields: Any) -> Settings:
+        base = {**database.settings.model_dump(), "database_url": isolated_database_url}
+        return Settings.model_validate({**base, **fields})
+
+    floor = settings(sanctions_source=str(source), sanctions_list_min_entities=half_size + 1)
+    with pytest.raises(ListRefusedError) as below:
+        await WatchLists.load(get_engine(floor), floor)
+    assert below.value.reason == RefusalReason.BELOW_FLOOR
+    pinned = settings(sanctions_list_sha256=load_ofac(SANCTIONS_2019).digest)
+    with pytest.raises(ListRefusedError) as mismatch:
+        await WatchLists.load(get_engine(pinned), pinned)
+    assert mismatch.value.reason == RefusalReason.DIGEST_MISMATCH
+    # within the guards it starts on what the source serves
+    fine = settings(sanctions_source=str(source))
+    started = await WatchLists.load(get_engine(fine), fine)
+    assert started.loaded.versions["OFAC-SDN"] == half_version
+    await dispose_engines()
