@@ -9,9 +9,11 @@
 * `WatchLists` is a process's loaded lists (matchers). It compares the versions it loaded
   with the current versions recorded in `watch_list_versions` at most every
   `list_version_check_seconds`, and reloads from the recorded source when they changed, so a
-  refresh run by any worker reaches every worker and the API. A reload adopts only the
-  recorded versions: a source that has since moved on to an unrecorded (say, refused)
-  version leaves the loaded list in place.
+  refresh run by any worker reaches every worker and the API. It loads a recorded version
+  from its snapshot (`watch_list_snapshots`: the files the refresh read), at start as on a
+  reload, so a source that has since moved on to an unrecorded (say, refused) version is
+  never screened with; versions recorded before snapshots existed are read from their source
+  and adopted only if that still serves them.
 """
 
 from __future__ import annotations
