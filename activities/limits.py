@@ -8,7 +8,7 @@ from temporalio import activity
 
 from activities.metrics import count
 from compliance.limits import LimitsTable, TierLimits, exceeded_limits, limits_for
-from kernel.settings import Settings
+from kernel.settings import LimitSettings
 from workflows.models import LimitsInput, LimitsResult
 
 # The customer's tier, and what counts against the limit: payments of the last 24 h that may
@@ -24,12 +24,12 @@ RECENT_PAYMENTS = text(
 )
 
 
-def tier_limits(settings: Settings) -> LimitsTable:
+def tier_limits(limits: LimitSettings) -> LimitsTable:
     """The velocity-limit table the settings configure, by KYC risk tier."""
     return {
-        "low": TierLimits(settings.limit_daily_amount_low, settings.limit_daily_count_low),
-        "medium": TierLimits(settings.limit_daily_amount_medium, settings.limit_daily_count_medium),
-        "high": TierLimits(settings.limit_daily_amount_high, settings.limit_daily_count_high),
+        "low": TierLimits(limits.daily_amount_low, limits.daily_count_low),
+        "medium": TierLimits(limits.daily_amount_medium, limits.daily_count_medium),
+        "high": TierLimits(limits.daily_amount_high, limits.daily_count_high),
     }
 
 
@@ -43,9 +43,9 @@ class PaymentNotCommittedError(Exception):
 class LimitActivities:
     """Reads the customer's tier and recent payments; the rules live in compliance.limits."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, limits: LimitsTable) -> None:
         self._engine = engine
-        self._settings = settings
+        self._limits = limits
 
     @activity.defn(name="check_payment_limits")
     async def check_payment_limits(self, request: LimitsInput) -> LimitsResult:
@@ -66,7 +66,7 @@ class LimitActivities:
             raise PaymentNotCommittedError(request.payment_id)
         tier = recent.tier or "high"
         reasons = exceeded_limits(
-            limits_for(tier, tier_limits(self._settings)),
+            limits_for(tier, self._limits),
             amount=request.amount,
             recent_amount=int(recent.total),
             recent_count=int(recent.n),

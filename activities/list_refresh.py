@@ -433,14 +433,14 @@ async def ensure_list_refresh_schedule(client: Client, settings: Settings) -> No
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             ListRefreshWorkflow.run,
-            ListRefreshInput(rescreen_page_size=settings.rescreen_page_size),
+            ListRefreshInput(rescreen_page_size=settings.lists.rescreen_page_size),
             id=SCHEDULE_ID,
-            task_queue=settings.task_queue,
+            task_queue=settings.temporal.task_queue,
         ),
         spec=ScheduleSpec(
             intervals=[
                 ScheduleIntervalSpec(
-                    every=timedelta(seconds=settings.list_refresh_interval_seconds)
+                    every=timedelta(seconds=settings.lists.refresh_interval_seconds)
                 )
             ]
         ),

@@ -114,7 +114,7 @@ class WebhookActivities:
         try:
             target = await vet_url(
                 endpoint.url,
-                allow_private=self._settings.webhook_allow_private_networks,
+                allow_private=self._settings.webhooks.allow_private_networks,
                 resolver=self._resolver,
             )
         except DestinationNotAllowed as refused:
@@ -126,7 +126,7 @@ class WebhookActivities:
             raise RuntimeError(str(unresolved)) from None
         status, error = 0, None
         try:
-            async with asyncio.timeout(self._settings.webhook_total_timeout_seconds):
+            async with asyncio.timeout(self._settings.webhooks.total_timeout_seconds):
                 answer = await post_to_target(self._http, target, body, headers)
             status = answer.status
         except (httpx.HTTPError, TimeoutError) as err:

@@ -115,8 +115,8 @@ class SepaAdapter:
                 amount_minor=request.amount,
                 currency=request.currency,
                 debtor_name=request.debtor_name,
-                debtor_iban=self._settings.sepa_debtor_iban,
-                debtor_bic=self._settings.sepa_debtor_bic,
+                debtor_iban=self._settings.sepa.debtor_iban,
+                debtor_bic=self._settings.sepa.debtor_bic,
                 creditor_name=request.creditor.name,
                 creditor_iban=request.creditor.iban,
                 creditor_bic=request.creditor.bic,
@@ -129,7 +129,7 @@ class SepaAdapter:
             )
         )
         response = await self._client.post(
-            f"{self._settings.banksim_url}/v1/sepa/messages",
+            f"{self._settings.rails.bank_url}/v1/sepa/messages",
             content=document,
             headers={"Content-Type": "application/xml"},
         )
@@ -143,7 +143,7 @@ class SepaAdapter:
     async def poll(self, request: PollInput) -> PollResult:
         """The bank's latest pacs.002 for our message; once settled, its return (pacs.004)
         if the creditor's bank sent the money back."""
-        message_url = f"{self._settings.banksim_url}/v1/sepa/messages/{request.message_id}"
+        message_url = f"{self._settings.rails.bank_url}/v1/sepa/messages/{request.message_id}"
         response = await self._client.get(f"{message_url}/status")
         if response.status_code != 200:
             return PollResult(None)
@@ -170,7 +170,7 @@ class SepaAdapter:
             original_end_to_end_id=request.payment_id,
         )
         response = await self._client.post(
-            f"{self._settings.banksim_url}/v1/sepa/status-requests",
+            f"{self._settings.rails.bank_url}/v1/sepa/status-requests",
             content=build_pacs028(status_request),
             headers={"Content-Type": "application/xml"},
         )
@@ -188,7 +188,7 @@ class SepaAdapter:
             event = RailEvent(message_id, str(status), answer.reason_code)
             if status == RailStatus.SETTLED:
                 # a settled payment may have come back since (pacs.004)
-                message_url = f"{self._settings.banksim_url}/v1/sepa/messages/{message_id}"
+                message_url = f"{self._settings.rails.bank_url}/v1/sepa/messages/{message_id}"
                 reason = await self._return_reason(message_url, request.payment_id)
                 if reason is not None:
                     event = RailEvent(message_id, RETURNED, reason)
@@ -244,9 +244,9 @@ class AchAdapter:
         settings = self._settings
         return ach_window(
             now,
-            cutoffs=settings.ach_cutoffs,
-            lead_seconds=settings.ach_submit_lead_seconds,
-            window_seconds=settings.ach_window_seconds,
+            cutoffs=settings.ach.cutoffs,
+            lead_seconds=settings.ach.submit_lead_seconds,
+            window_seconds=settings.ach.window_seconds,
         )
 
     async def submit(self, request: SubmitInput) -> SubmitResult:
@@ -290,7 +290,7 @@ class AchAdapter:
                 AchBatchWorkflow.run,
                 batch,
                 id=batch_workflow_id(window.window_id),
-                task_queue=self._settings.task_queue,
+                task_queue=self._settings.temporal.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 # a finished window must not start again: its file is already at the bank
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -336,7 +336,7 @@ class AchAdapter:
     async def _bank_file(self, file_id: str) -> dict[str, Any] | None:
         """The bank's view of a file; None if it never received it; raises if it cannot
         say."""
-        response = await self._client.get(f"{self._settings.banksim_url}/v1/ach/files/{file_id}")
+        response = await self._client.get(f"{self._settings.rails.bank_url}/v1/ach/files/{file_id}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -394,10 +394,10 @@ class AchAdapter:
     async def _new_trace_number(self) -> str:
         async with self._engine.begin() as conn:
             sequence = (await conn.execute(_NEXT_TRACE)).scalar_one()
-        return trace_number_for(self._settings.ach_odfi_routing, int(sequence))
+        return trace_number_for(self._settings.ach.odfi_routing, int(sequence))
 
     def _file_id(self, window: AchWindow) -> str:
-        return window.file_id(self._settings.ach_odfi_routing)
+        return window.file_id(self._settings.ach.odfi_routing)
 
     def _batch_input(self, window: AchWindow) -> AchBatchInput:
         return AchBatchInput(
@@ -406,7 +406,7 @@ class AchAdapter:
             window.file_created_at.isoformat(),
             window.file_id_modifier,
             self._file_id(window),
-            submit_max_attempts=self._settings.ach_submit_max_attempts,
+            submit_max_attempts=self._settings.ach.submit_max_attempts,
         )
 
     async def submit_file(self, request: AchFileInput) -> AchFileResult:
@@ -422,7 +422,7 @@ class AchAdapter:
         settings = self._settings
         batch = request.batch
         origin = Origin(
-            settings.ach_odfi_routing, settings.ach_company_id, settings.ach_company_name
+            settings.ach.odfi_routing, settings.ach.company_id, settings.ach.company_name
         )
         created = datetime.fromisoformat(batch.file_created_at)
         effective = effective_entry_date(created)
@@ -444,7 +444,7 @@ class AchAdapter:
             except NachaError as err:  # each entry was valid alone: the file as a whole is not
                 raise ApplicationError(str(err), type="file_refused", non_retryable=True) from err
             response = await self._client.post(
-                f"{settings.banksim_url}/v1/ach/files",
+                f"{settings.rails.bank_url}/v1/ach/files",
                 content=document,
                 headers={"Content-Type": "text/plain"},
             )
@@ -471,7 +471,7 @@ class AchAdapter:
     async def poll(self, request: PollInput) -> PollResult:
         """The entry's status in the bank's view of the file."""
         response = await self._client.get(
-            f"{self._settings.banksim_url}/v1/ach/files/{request.message_id}"
+            f"{self._settings.rails.bank_url}/v1/ach/files/{request.message_id}"
         )
         if response.status_code != 200:
             return PollResult(None)

@@ -79,7 +79,7 @@ class ReconciliationActivities:
 
     async def _statement(self, day: str, rail: str) -> list[Booking]:
         response = await self._client.get(
-            f"{self._settings.banksim_url}/v1/statements/{day}", params={"account": rail}
+            f"{self._settings.rails.bank_url}/v1/statements/{day}", params={"account": rail}
         )
         response.raise_for_status()  # an unreachable bank is retried by the workflow
         statement = parse_camt053(response.content).for_account(rail)

@@ -42,10 +42,10 @@ def webhook_client(
         # vetted address
         trust_env=False,
         timeout=httpx.Timeout(
-            connect=settings.webhook_connect_timeout_seconds,
-            read=settings.webhook_read_timeout_seconds,
-            write=settings.webhook_read_timeout_seconds,
-            pool=settings.webhook_connect_timeout_seconds,
+            connect=settings.webhooks.connect_timeout_seconds,
+            read=settings.webhooks.read_timeout_seconds,
+            write=settings.webhooks.read_timeout_seconds,
+            pool=settings.webhooks.connect_timeout_seconds,
         ),
         # connections are pooled by address: one opened (and TLS-verified) for one host name
         # must never carry a request for another host name on the same address

@@ -18,8 +18,8 @@ if __name__ == "__main__":
     )
     uvicorn.run(
         create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
+        host=settings.api.host,
+        port=settings.api.port,
         log_config=None,
         access_log=False,
     )

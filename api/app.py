@@ -55,19 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if configure_tracing(settings, "payments-api") is not None:
         FastAPIInstrumentor.instrument_app(app)
-    app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_second)
+    app.state.rate_limiter = RateLimiter(settings.api.rate_limit_per_second)
     # ad-hoc screening answers whether a name is listed: without a tight limit it is an
     # oracle for tuning a disguise, so each key gets few calls a minute (and each is audited)
     app.state.screening_limiter = RateLimiter(
-        settings.screening_rate_limit_per_minute, per_seconds=60.0
+        settings.screening.rate_limit_per_minute, per_seconds=60.0
     )
-    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # only the Temporal Web UI calls us from a browser (the codec server)
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=[settings.temporal_ui_origin],
+        allow_origins=[settings.codec.ui_origin],
         allow_credentials=True,
         allow_methods=["POST"],
         allow_headers=["authorization", "content-type", "x-namespace"],

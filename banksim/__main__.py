@@ -1,4 +1,4 @@
-"""`python -m banksim`: serve the bank simulator on settings.banksim_host:banksim_port."""
+"""`python -m banksim`: serve the bank simulator on settings.banksim.host:banksim_port."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def main() -> None:
     configure_logging()
     uvicorn.run(
         create_app(settings),
-        host=settings.banksim_host,
-        port=settings.banksim_port,
+        host=settings.banksim.host,
+        port=settings.banksim.port,
         log_config=None,
         access_log=False,
     )

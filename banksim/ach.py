@@ -195,7 +195,7 @@ def settle(bank: Bank, job: Job) -> None:
     )
     if returns:
         bank.scheduler.schedule(
-            RETURN_JOB, file.file_id, job.due_at + bank.settings.banksim_ach_return_delay_seconds
+            RETURN_JOB, file.file_id, job.due_at + bank.settings.banksim.ach_return_delay_seconds
         )
     logger.info(
         "settled ACH file %s (%d entries, %d to return)", file.file_id, len(entries), returns

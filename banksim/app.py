@@ -48,7 +48,7 @@ async def running_bank(settings: Settings) -> AsyncIterator[Bank]:
                 store=store,
                 clock=clock,
                 calendar=AchCalendar(
-                    settings.banksim_ach_cutoffs.split(","), settings.banksim_ach_timezone
+                    settings.banksim.ach_cutoffs.split(","), settings.banksim.ach_timezone
                 ),
                 faults=FaultInjector(),
                 outbox=Outbox(store, settings, client),

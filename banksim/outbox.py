@@ -55,10 +55,10 @@ class Outbox:
     def url_for(self, kind: str) -> str:
         """The receiver of callbacks of `kind` (empty: none configured)."""
         return {
-            CallbackKind.SEPA_STATUS: self._settings.banksim_callback_url,
-            CallbackKind.SEPA_RETURN: self._settings.banksim_callback_url,
-            CallbackKind.ACH_SETTLEMENT: self._settings.banksim_ach_callback_url,
-            CallbackKind.ACH_RETURN: self._settings.banksim_ach_returns_url,
+            CallbackKind.SEPA_STATUS: self._settings.banksim.callback_url,
+            CallbackKind.SEPA_RETURN: self._settings.banksim.callback_url,
+            CallbackKind.ACH_SETTLEMENT: self._settings.banksim.ach_callback_url,
+            CallbackKind.ACH_RETURN: self._settings.banksim.ach_returns_url,
         }[CallbackKind(kind)]
 
     def enqueue(
@@ -164,8 +164,8 @@ class Outbox:
     async def _post(self, url: str, item_id: int) -> bool:
         item = self._store.get_outbox(item_id)
         assert item is not None
-        backoff = self._settings.banksim_callback_backoff_seconds
-        attempts = self._settings.banksim_callback_max_attempts
+        backoff = self._settings.banksim.callback_backoff_seconds
+        attempts = self._settings.banksim.callback_max_attempts
         for attempt in range(1, attempts + 1):
             # signed at send time (real time) so a late retry is within the receiver's tolerance
             timestamp = int(time.time())
@@ -174,7 +174,7 @@ class Outbox:
                 "Content-Type": item.content_type,
                 EVENT_ID_HEADER: item.event_id,
                 TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: sign(self._settings.rail_callback_secret, timestamp, item.body),
+                SIGNATURE_HEADER: sign(self._settings.rails.callback_secret, timestamp, item.body),
             }
             try:
                 response = await self._client.post(url, content=item.body, headers=headers)

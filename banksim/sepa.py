@@ -70,7 +70,7 @@ def receive(bank: Bank, message_id: str, body: bytes) -> Receipt:
         if receipt is Receipt.NEW:
             bank.scheduler.schedule(ACCEPT_JOB, message_id, now)
             bank.scheduler.schedule(
-                SETTLE_JOB, message_id, now + bank.settings.banksim_settle_delay_seconds
+                SETTLE_JOB, message_id, now + bank.settings.banksim.settle_delay_seconds
             )
     return receipt
 
@@ -182,7 +182,7 @@ def settle(bank: Bank, job: Job) -> None:
             bank.scheduler.schedule(
                 RETURN_JOB,
                 message.message_id,
-                job.due_at + bank.settings.banksim_sepa_return_delay_seconds,
+                job.due_at + bank.settings.banksim.sepa_return_delay_seconds,
                 {
                     "end_to_end_id": tx.end_to_end_id,
                     "amount_minor": tx.amount_minor,

@@ -43,8 +43,8 @@ _RECEIVED_CODES = {
 def account_id(bank: Bank, rail: str) -> str:
     """The platform's account for `rail`: its SEPA IBAN, its ACH account number."""
     if rail == "sepa":
-        return bank.settings.sepa_debtor_iban
-    return bank.settings.banksim_ach_account_number
+        return bank.settings.sepa.debtor_iban
+    return bank.settings.banksim.ach_account_number
 
 
 def is_incoming_credit(booking: Booking) -> bool:

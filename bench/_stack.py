@@ -25,7 +25,7 @@ import httpx
 
 from kernel.api_keys import create_key, ensure_tenant
 from kernel.db import dispose_engines, get_engine
-from kernel.settings import Settings
+from kernel.settings import Settings, setting_paths
 from ops.devstack import Stack, isolated_settings
 
 # a key's default limit is 100 requests/s per API process; a benchmark must not meet it
@@ -68,39 +68,44 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FIELD=VALUE",
         help="a Settings field for the private stack's processes, e.g. "
-        "--set worker_max_concurrent_activities=200 (repeatable)",
+        "--set worker.max_concurrent_activities=200 (repeatable)",
     )
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
-    """`FIELD=VALUE` strings as a dict, checked against the Settings fields."""
+    """`NAME=VALUE` strings as `{"section.field": value}`; NAME is a setting's environment
+    variable (`PAYMENTS_WORKER_MAX_CONCURRENT_ACTIVITIES`) or its path
+    (`worker.max_concurrent_activities`)."""
+    paths = setting_paths()
+    known = set(paths.values())
     overrides: dict[str, str] = {}
     for pair in pairs:
-        field, sep, value = pair.partition("=")
-        field = field.strip().lower().removeprefix("payments_")
-        if not sep or field not in Settings.model_fields:
-            raise SystemExit(f"--set {pair!r}: not FIELD=VALUE with a Settings field")
-        overrides[field] = value
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        path = name if name in known else paths.get(name.upper())
+        if not sep or path is None:
+            raise SystemExit(f"--set {pair!r}: not NAME=VALUE with a setting's variable or path")
+        overrides[path] = value
     return overrides
 
 
 def bench_settings(data_dir: Path, overrides: dict[str, str]) -> Settings:
     """Settings of a private stack: temporary data, free ports, an instant bank.
 
-    The bank settles at once (`banksim_settle_delay_seconds=0`) and ACH leaves in 2-second
+    The bank settles at once (`banksim.settle_delay_seconds=0`) and ACH leaves in 2-second
     windows: the benchmarks measure the platform, not the bank's or the Fed's calendar.
     """
     defaults: dict[str, Any] = {
-        "banksim_settle_delay_seconds": 0.0,
+        "banksim.settle_delay_seconds": 0.0,
         # ACH goes out in windows of 2 s instead of FedACH's three cut-offs a day, and its
         # return window is a minute, as in the integration tests
-        "ach_window_seconds": 2.0,
-        "ach_return_window_seconds": 60.0,
+        "ach.window_seconds": 2.0,
+        "ach.return_window_seconds": 60.0,
         # a SEPA payment's workflow ends at settlement: `make bench` times it to its result,
         # and the return window is an idle timer of days (the load test reads statuses)
-        "sepa_return_window_seconds": 0.0,
+        "sepa.return_window_seconds": 0.0,
     }
-    return isolated_settings(data_dir, **{**defaults, **overrides})
+    return isolated_settings(data_dir, {**defaults, **overrides})
 
 
 @dataclass
@@ -119,11 +124,11 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
     overrides = parse_overrides(args.set)
     if args.connect:
         # the environment and .env as every process reads them, plus the overrides
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings().updated(overrides)
         yield Platform(
             settings,
-            args.api_url or settings.api_url,
-            args.banksim_url or settings.banksim_url,
+            args.api_url or settings.api.url,
+            args.banksim_url or settings.rails.bank_url,
             None,
         )
         return
@@ -133,7 +138,7 @@ def platform(args: argparse.Namespace) -> Iterator[Platform]:
     try:
         print(f"starting a private stack in {data_dir} …", file=sys.stderr, flush=True)
         stack.start_all()
-        yield Platform(settings, settings.api_url, settings.banksim_url, stack)
+        yield Platform(settings, settings.api.url, settings.rails.bank_url, stack)
     finally:
         stack.stop_all()
         shutil.rmtree(data_dir, ignore_errors=True)

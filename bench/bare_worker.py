@@ -32,8 +32,8 @@ READY = "bare worker ready"
 async def bare_client(settings: Settings, codec: bool) -> Client:
     """A client with the SDK's defaults (or the platform's codec)."""
     return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
+        settings.temporal.address,
+        namespace=settings.temporal.namespace,
         data_converter=data_converter(settings) if codec else DataConverter.default,
     )
 
@@ -54,8 +54,8 @@ async def serve(queues: list[str], codec: bool) -> None:
                 task_queue=queue,
                 workflows=[BareWorkflow] if index == 0 else [],
                 activities=[do_nothing],
-                max_concurrent_activities=settings.worker_max_concurrent_activities,
-                max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+                max_concurrent_activities=settings.worker.max_concurrent_activities,
+                max_concurrent_workflow_tasks=settings.worker.max_concurrent_workflow_tasks,
             )
             await running.enter_async_context(worker)
         print(READY, flush=True)

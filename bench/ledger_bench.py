@@ -292,7 +292,7 @@ async def main(seconds: float, rounds: int) -> None:
     postgres = EmbeddedPostgres(data / "postgres", free_port())
     postgres.start()
     try:
-        upgrade(Settings(database_url=postgres.url))
+        upgrade(Settings().updated({"database.url": postgres.url}))
         engine = create_async_engine(postgres.url, pool_size=CLIENTS, max_overflow=0)
         ids = await setup(engine)
         tables = [

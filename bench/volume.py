@@ -692,7 +692,7 @@ async def bench_size(postgres: EmbeddedPostgres, n: int, hour: int) -> Figures:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     url = postgres.url.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(Settings(database_url=url))
+    upgrade(Settings().updated({"database.url": url}))
     started = time.perf_counter()
     seed(f"{admin}/{name}", n)
     figures.seed_seconds = time.perf_counter() - started

@@ -105,7 +105,7 @@ class StaticWatchList:
     version: str
     entities: tuple[ListEntity, ...]
     # SHA-256 (hex) of the published bytes the list was read from: what an operator pins
-    # (PAYMENTS_SANCTIONS_LIST_SHA256); `version` carries only a prefix of it
+    # (PAYMENTS_LIST_SANCTIONS_SHA256); `version` carries only a prefix of it
     digest: str = field(default="", compare=False)
     _by_id: dict[str, ListEntity] = field(init=False, repr=False, compare=False)
 

@@ -86,7 +86,7 @@ class EncryptionCodec(PayloadCodec):
 
 def codec_for(settings: Settings) -> EncryptionCodec:
     """The codec configured by `PAYMENTS_PAYLOAD_KEYS` and `PAYMENTS_PAYLOAD_KEY_ID`."""
-    return EncryptionCodec(parse_keys(settings.payload_keys), settings.payload_key_id)
+    return EncryptionCodec(parse_keys(settings.codec.payload_keys), settings.codec.payload_key_id)
 
 
 def data_converter(settings: Settings) -> DataConverter:

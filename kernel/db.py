@@ -11,7 +11,7 @@ _engines: dict[str, AsyncEngine] = {}
 
 def get_engine(settings: Settings | None = None) -> AsyncEngine:
     """Return the process's engine for the configured database (pooled, pre-pinged)."""
-    url = (settings or get_settings()).database_url
+    url = (settings or get_settings()).database.url
     engine = _engines.get(url)
     if engine is None:
         engine = create_async_engine(

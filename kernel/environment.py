@@ -16,17 +16,17 @@ import sys
 from collections.abc import Iterable
 from enum import StrEnum
 
-from kernel.settings import Settings
+from kernel.settings import CodecSettings, RailSettings, Settings
 
 # Secrets this repository publishes: the settings' defaults, docker-compose's and the
 # Kubernetes example's. Anyone can read them, so they protect nothing in production.
-_DEFAULTS = Settings.model_fields
 PUBLISHED_PAYLOAD_KEYS = frozenset(
-    item.partition(":")[2] for item in str(_DEFAULTS["payload_keys"].default).split(",")
+    item.partition(":")[2]
+    for item in str(CodecSettings.model_fields["payload_keys"].default).split(",")
 )
 PUBLISHED_CALLBACK_SECRETS = frozenset(
     {
-        str(_DEFAULTS["rail_callback_secret"].default),
+        str(RailSettings.model_fields["callback_secret"].default),
         "compose-dev-rail-callback-secret",  # docker-compose's, before it required one
         "CHANGE-ME",  # deploy/k8s/secret.example.yaml
     }
@@ -46,7 +46,7 @@ class Uses(StrEnum):
 
 def _payload_key_problems(settings: Settings) -> list[str]:
     problems = []
-    items = [part.strip() for part in settings.payload_keys.split(",") if part.strip()]
+    items = [part.strip() for part in settings.codec.payload_keys.split(",") if part.strip()]
     if not items:
         return ["PAYMENTS_PAYLOAD_KEYS: not set; give 'id:<base64 of 32 random bytes>'"]
     for item in items:
@@ -62,13 +62,16 @@ def _payload_key_problems(settings: Settings) -> list[str]:
         elif len(set(key)) < 8:
             # all zero (the example's placeholder) or another trivially guessable pattern
             problems.append(f"PAYMENTS_PAYLOAD_KEYS: key {key_id!r} is not random")
-    if settings.payload_key_id.upper() == "CHANGE-ME" or settings.payload_key_id.startswith("dev-"):
+    if (
+        settings.codec.payload_key_id.upper() == "CHANGE-ME"
+        or settings.codec.payload_key_id.startswith("dev-")
+    ):
         problems.append("PAYMENTS_PAYLOAD_KEY_ID: names the published dev key; set your own")
     return problems
 
 
 def _callback_secret_problems(settings: Settings) -> list[str]:
-    secret = settings.rail_callback_secret
+    secret = settings.rails.callback_secret
     if secret in PUBLISHED_CALLBACK_SECRETS:
         return ["PAYMENTS_RAIL_CALLBACK_SECRET: the published dev secret; set your own"]
     if len(secret) < MIN_SECRET_LENGTH:
@@ -87,11 +90,11 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
         problems += _payload_key_problems(settings)
     if Uses.RAIL_CALLBACKS in wanted:
         problems += _callback_secret_problems(settings)
-    if Uses.CODEC_SERVER in wanted and settings.codec_allow_loopback:
+    if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:
         problems.append(
             "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"
         )
-    if Uses.WEBHOOKS in wanted and settings.webhook_allow_private_networks:
+    if Uses.WEBHOOKS in wanted and settings.webhooks.allow_private_networks:
         problems.append(
             "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS: must be false (webhooks would reach inside)"
         )

@@ -1,15 +1,20 @@
-"""The one settings object of the platform (DESIGN §8 convention 5).
+"""The one settings object of the platform, in sections (DESIGN §8 convention 5).
 
 Every process (API, worker, bank simulator, CLI, dev stack) reads the same `Settings`, so a
-port or path is changed in exactly one place: an environment variable `PAYMENTS_<FIELD>`
-or a `.env` file.
+port or path is changed in exactly one place: an environment variable `PAYMENTS_<NAME>` or a
+`.env` file. The object is a set of sections (`settings.api.port`, `settings.ach.cutoffs`),
+each owned by the part of the platform it configures; the bank simulator has its own
+(`settings.banksim`). A section's field is read from `PAYMENTS_<SECTION>_<FIELD>` unless it
+names its variable: the variables kept the names they had before the sections existed, so no
+deployment had to change (`docs/configuration` in the README lists them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,229 +24,466 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The OFAC snapshots (public-domain US Treasury data) shipped inside the repository for dev,
 # tests and benchmarks; their provenance is in compliance/data/sanctions/README.md. Production
-# points `sanctions_dir` or `sanctions_source` at its own copy of the current lists.
+# points `lists.sanctions_dir` or `lists.sanctions_source` at its own copy of the current lists.
 BUNDLED_SANCTIONS = PROJECT_ROOT / "compliance" / "data" / "sanctions"
 
 
 DEV_MARKER = PROJECT_ROOT / ".data" / "dev.env"
 
+# `make dev` marks its checkout with DEV_MARKER, so that `payments` commands in a second shell
+# know they talk to the dev stack; the environment still overrides it
+_ENV_FILES = (".env", DEV_MARKER)
 
-class Settings(BaseSettings):
-    """Configuration for every component; defaults run the embedded dev stack."""
 
-    # `make dev` marks its checkout with DEV_MARKER, so that `payments` commands in a second
-    # shell know they talk to the dev stack; the environment still overrides it
+def _var(default: Any, variable: str) -> Any:
+    """A field read from the environment variable `variable`, set in code by its field name."""
+    return Field(default, validation_alias=variable)
+
+
+class Section(BaseSettings):
+    """A group of settings read from the environment under `prefix`."""
+
+    prefix: ClassVar[str] = "PAYMENTS_"
     model_config = SettingsConfigDict(
-        env_prefix="PAYMENTS_", env_file=(".env", DEV_MARKER), extra="ignore"
+        env_prefix="PAYMENTS_", env_file=_ENV_FILES, extra="ignore", validate_by_name=True
     )
 
-    # `production` (the default) refuses published secrets (kernel/environment.py); `dev`
-    # is for `make dev`, the tests and the benchmarks
-    env: Literal["dev", "production"] = "production"
+    def __init__(self, **values: Any) -> None:
+        # pydantic-settings ignores names it does not know (the environment and .env hold
+        # every section's variables), so a misspelled or moved setting would vanish silently
+        unknown = {name for name in values if not name.startswith("_")} - set(
+            type(self).model_fields
+        )
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no setting {sorted(unknown)}")
+        super().__init__(**values)
 
-    # where the embedded dev stack keeps PostgreSQL, Temporal's SQLite file and the simulator
-    data_dir: Path = PROJECT_ROOT / ".data"
+    def env_items(self) -> Iterator[tuple[str, Any]]:
+        """(environment variable, value) for every field: how a child process reads it."""
+        for name, field in type(self).model_fields.items():
+            alias = field.validation_alias
+            variable = alias if isinstance(alias, str) else f"{self.prefix}{name}".upper()
+            yield variable, getattr(self, name)
 
-    # PostgreSQL (embedded in dev; any PostgreSQL >= 15 in production)
-    postgres_port: int = 55432
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/payments"
+    def updated(self, changes: Mapping[str, Any]) -> Any:
+        """A validated copy with `changes` applied (unknown names refused, not ignored)."""
+        unknown = set(changes) - set(type(self).model_fields)
+        if unknown:
+            raise KeyError(f"{type(self).__name__} has no setting {sorted(unknown)}")
+        # model_validate does not read the environment again: only `changes` differ
+        return type(self).model_validate({**self.model_dump(), **changes})
 
-    # Temporal
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    temporal_ui_port: int = 8233
-    task_queue: str = "payments"
+
+def _prefixed(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix)
+
+
+class DatabaseSettings(Section):
+    """PostgreSQL: embedded in dev, any PostgreSQL >= 15 in production."""
+
+    prefix: ClassVar[str] = "PAYMENTS_DATABASE_"
+    model_config = _prefixed(prefix)
+
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/payments"
+    # the port the embedded dev PostgreSQL listens on
+    embedded_port: int = _var(55432, "PAYMENTS_POSTGRES_PORT")
+
+
+class TemporalSettings(Section):
+    """Where the Temporal frontend is, and the payments' task queue."""
+
+    prefix: ClassVar[str] = "PAYMENTS_TEMPORAL_"
+    model_config = _prefixed(prefix)
+
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    ui_port: int = 8233
+    task_queue: str = _var("payments", "PAYMENTS_TASK_QUEUE")
+
+
+class WorkerSettings(Section):
+    """What one worker process runs, and how much of it at once."""
+
+    prefix: ClassVar[str] = "PAYMENTS_WORKER_"
+    model_config = _prefixed(prefix)
+
     # which build this worker is (the image tag in production); with versioning on, each
     # workflow stays on the build that started it (PINNED) until it completes
-    worker_build_id: str = "dev"
-    worker_versioning: bool = False
-    # worker tuning: how much one process runs at once
-    worker_max_concurrent_activities: int = 100
-    worker_max_concurrent_workflow_tasks: int = 100
+    build_id: str = "dev"
+    versioning: bool = False
+    max_concurrent_activities: int = 100
+    max_concurrent_workflow_tasks: int = 100
     # which task queues this worker polls ("all" or a comma list of queue roles)
-    worker_queues: str = "all"
+    queues: str = "all"
     # payments schedule activities on per-role queues (payments-ledger, -rails, -compliance),
     # each served by its own worker Deployment; off: on the payment's own queue, where an
     # all-in-one worker runs them without a round trip through a second queue. On by default,
     # as the payment workflow's input is: it works with any worker layout (an all-in-one
     # worker polls the role queues too), while off strands activities unless every worker
     # runs every role; the all-in-one stacks (make dev, compose, tests) switch it off.
-    split_activity_queues: bool = True
+    split_activity_queues: bool = _var(True, "PAYMENTS_SPLIT_ACTIVITY_QUEUES")
     # the worker's Prometheus endpoint (Temporal SDK metrics); 0 switches it off
-    worker_metrics_host: str = "127.0.0.1"
-    worker_metrics_port: int = 9464
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
 
-    # API
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_max_body_bytes: int = 64 * 1024
+
+class ApiSettings(Section):
+    """The partner API's listener, limits and idempotency."""
+
+    prefix: ClassVar[str] = "PAYMENTS_API_"
+    model_config = _prefixed(prefix)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64 * 1024
     # default per-key limit; a key may carry its own
-    api_rate_limit_per_second: int = 100
+    rate_limit_per_second: int = 100
     # an idempotent request still "in flight" after this long is taken to have crashed
-    idempotency_takeover_seconds: float = 60.0
-    # idempotency records are purged this long after their request (`payments purge`); the
-    # key of an object older than this answers 409 `idempotency_key_expired`, never a
-    # second object
-    idempotency_retention_seconds: float = 24 * 3600.0
-    # a deposit above this amount (minor units, any currency) waits for a second ops
-    # principal's approval before anything is credited (four-eyes)
-    deposit_review_threshold: int = 10_000_000
+    idempotency_takeover_seconds: float = _var(60.0, "PAYMENTS_IDEMPOTENCY_TAKEOVER_SECONDS")
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API as the other local processes reach it."""
+        return f"http://{self.host}:{self.port}"
+
+
+class RetentionSettings(Section):
+    """How long what expires is kept (`payments purge`)."""
+
+    # idempotency records are purged this long after their request; the key of an object
+    # older than this answers 409 `idempotency_key_expired`, never a second object
+    idempotency_seconds: float = _var(24 * 3600.0, "PAYMENTS_IDEMPOTENCY_RETENTION_SECONDS")
     # events and their webhook deliveries are purged this long after the event (webhooks
     # retry for 3 days, well within it)
-    event_retention_seconds: float = 30 * 24 * 3600.0
+    event_seconds: float = _var(30 * 24 * 3600.0, "PAYMENTS_EVENT_RETENTION_SECONDS")
     # rows deleted per purge transaction: short transactions, short locks
-    purge_batch_size: int = 1_000
+    purge_batch_size: int = _var(1_000, "PAYMENTS_PURGE_BATCH_SIZE")
 
-    # bank simulator, and how it reaches us back
-    banksim_host: str = "127.0.0.1"
-    banksim_port: int = 8100
-    banksim_url: str = "http://127.0.0.1:8100"
-    banksim_callback_url: str = "http://127.0.0.1:8000/v1/rails/sepa/callbacks"
-    banksim_settle_delay_seconds: float = 1.0
-    rail_callback_secret: str = "dev-rail-callback-secret"  # noqa: S105 (dev default)
-    # accepted clock skew between the simulator's signature timestamp and ours
-    rail_callback_tolerance_seconds: int = 300
+
+class DepositSettings(Section):
+    """Money credited from outside (ops deposits, incoming credits)."""
+
+    prefix: ClassVar[str] = "PAYMENTS_DEPOSIT_"
+    model_config = _prefixed(prefix)
+
+    # a deposit above this amount (minor units, any currency) waits for a second ops
+    # principal's approval before anything is credited (four-eyes)
+    review_threshold: int = 10_000_000
+
+
+class RailSettings(Section):
+    """The platform's side of the bank connection, every rail."""
+
+    prefix: ClassVar[str] = "PAYMENTS_RAIL_"
+    model_config = _prefixed(prefix)
+
+    # where the bank's API is (the simulator in dev)
+    bank_url: str = "http://127.0.0.1:8100"
+    callback_secret: str = "dev-rail-callback-secret"  # noqa: S105 (dev default)
+    # accepted clock skew between the bank's signature timestamp and ours
+    callback_tolerance_seconds: int = 300
     # fallback poll of the rail when no callback arrives
-    rail_poll_interval_seconds: float = 30.0
+    poll_interval_seconds: float = 30.0
 
-    # --- bank simulator: ACH, clock, callbacks, statements (#5; owned by banksim/) ---
-    # where the simulator posts ACH settlement notices (JSON) and return files (NACHA)
-    banksim_ach_callback_url: str = "http://127.0.0.1:8000/v1/rails/ach/callbacks"
-    banksim_ach_returns_url: str = "http://127.0.0.1:8000/v1/rails/ach/returns"
-    # The simulated bank's FedACH cut-offs (HH:MM,… local time of banksim_ach_timezone, Fed
-    # business days). The bank's own schedule, apart from `ach_cutoffs` (the platform's
-    # knowledge of it), so a test can make the two disagree as they can in life.
-    banksim_ach_cutoffs: str = "10:30,14:45,16:45"
-    banksim_ach_timezone: str = "America/New_York"
-    # simulator seconds between settlement and a return (ACH return file, SEPA booked return)
-    banksim_ach_return_delay_seconds: float = 3600.0
-    banksim_sepa_return_delay_seconds: float = 3600.0
-    # callback delivery: attempts per start of the simulator, first backoff (doubling, <= 30 s)
-    banksim_callback_max_attempts: int = 10
-    banksim_callback_backoff_seconds: float = 0.5
-    # the platform's ACH settlement account at the bank, as camt.053 statements name it
-    banksim_ach_account_number: str = "4000123456"
-    # --- end bank simulator block ---
+
+class SepaSettings(Section):
+    """SEPA credit transfers: the platform's own account, the return window."""
+
+    prefix: ClassVar[str] = "PAYMENTS_SEPA_"
+    model_config = _prefixed(prefix)
 
     # the platform's own account at the bank: the debtor side of every SEPA message
-    sepa_debtor_iban: str = "DE89370400440532013000"
-    sepa_debtor_bic: str = "COBADEFFXXX"
+    debtor_iban: str = "DE89370400440532013000"
+    debtor_bic: str = "COBADEFFXXX"
+    # a settled payment waits this long for the creditor bank's return (pacs.004); the
+    # rulebook gives it 3 TARGET business days, 5 calendar days cover weekends and holidays.
+    # 0 ends a payment at settlement (a later return is then found by reconciliation only).
+    return_window_seconds: float = 5 * 86400.0
 
-    # webhooks: first retry after this long, doubling up to an hour, for three days
-    webhook_retry_initial_seconds: float = 5.0
+
+class AchSettings(Section):
+    """ACH origination: the platform's bank (ODFI) and its cut-off windows."""
+
+    prefix: ClassVar[str] = "PAYMENTS_ACH_"
+    model_config = _prefixed(prefix)
+
+    odfi_routing: str = "091000019"
+    company_id: str = "1234567890"
+    company_name: str = "PAYMENTS PLATFORM"
+    # HH:MM,… America/New_York, Federal Reserve business days. A positive `window_seconds`
+    # replaces the cut-offs with windows of that length (dev and tests, where a day of
+    # cut-offs cannot be waited).
+    cutoffs: str = "10:30,14:45,16:45"
+    submit_lead_seconds: float = 300.0
+    window_seconds: float = 0.0
+    # attempts at sending a window's file before the batch asks the bank what it has of it
+    submit_max_attempts: int = 8
+    return_window_seconds: float = 2 * 86400.0
+
+
+class BankSimSettings(Section):
+    """The bank simulator's own settings (#5; owned by banksim/): where it listens, how it
+    calls the platform back, and how the simulated bank behaves."""
+
+    prefix: ClassVar[str] = "PAYMENTS_BANKSIM_"
+    model_config = _prefixed(prefix)
+
+    host: str = "127.0.0.1"
+    port: int = 8100
+    # where the simulator posts SEPA status reports and returns, ACH settlement notices
+    # (JSON) and return files (NACHA)
+    callback_url: str = "http://127.0.0.1:8000/v1/rails/sepa/callbacks"
+    ach_callback_url: str = "http://127.0.0.1:8000/v1/rails/ach/callbacks"
+    ach_returns_url: str = "http://127.0.0.1:8000/v1/rails/ach/returns"
+    settle_delay_seconds: float = 1.0
+    # The simulated bank's FedACH cut-offs (HH:MM,… local time of ach_timezone, Fed business
+    # days). The bank's own schedule, apart from `ach.cutoffs` (the platform's knowledge of
+    # it), so a test can make the two disagree as they can in life.
+    ach_cutoffs: str = "10:30,14:45,16:45"
+    ach_timezone: str = "America/New_York"
+    # simulator seconds between settlement and a return (ACH return file, SEPA booked return)
+    ach_return_delay_seconds: float = 3600.0
+    sepa_return_delay_seconds: float = 3600.0
+    # callback delivery: attempts per start of the simulator, first backoff (doubling, <= 30 s)
+    callback_max_attempts: int = 10
+    callback_backoff_seconds: float = 0.5
+    # the platform's ACH settlement account at the bank, as camt.053 statements name it
+    ach_account_number: str = "4000123456"
+
+
+class WebhookSettings(Section):
+    """Deliveries to partners' endpoints."""
+
+    prefix: ClassVar[str] = "PAYMENTS_WEBHOOK_"
+    model_config = _prefixed(prefix)
+
+    # first retry after this long, doubling up to an hour, for three days
+    retry_initial_seconds: float = 5.0
     # webhook URLs may name loopback, private, link-local... addresses (DESIGN §9): only
     # `make dev`, the tests and the benchmarks, whose receivers listen on loopback
-    webhook_allow_private_networks: bool = False
+    allow_private_networks: bool = False
     # enabled endpoints a tenant may have at once (each event fans out to every one)
-    webhook_max_endpoints_per_tenant: int = 16
+    max_endpoints_per_tenant: int = 16
     # after a secret rotation, how long deliveries are signed with the previous secret too
-    webhook_secret_rotation_overlap_seconds: float = 86400.0
+    secret_rotation_overlap_seconds: float = 86400.0
     # one delivery: to connect, between two reads of the answer, and for the whole exchange
     # (with the guard's 5 s DNS look-up, within the activity's 30 s start-to-close)
-    webhook_connect_timeout_seconds: float = 5.0
-    webhook_read_timeout_seconds: float = 10.0
-    webhook_total_timeout_seconds: float = 20.0
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 10.0
+    total_timeout_seconds: float = 20.0
 
-    # Temporal payload encryption (AES-256-GCM): "id:<base64 32 bytes>,…" and the current id.
-    # The default is a published development key: set real keys outside dev.
-    payload_keys: str = "dev-2026-11:ZGV2LW9ubHktcGF5bG9hZC1rZXktbm90LXNlY3JldCE="
-    payload_key_id: str = "dev-2026-11"
+
+class CodecSettings(Section):
+    """Temporal payload encryption (AES-256-GCM) and the codec server the Web UI calls."""
+
+    prefix: ClassVar[str] = "PAYMENTS_CODEC_"
+    model_config = _prefixed(prefix)
+
+    # "id:<base64 32 bytes>,…" and the current id. The default is a published development
+    # key: set real keys outside dev.
+    payload_keys: str = _var(
+        "dev-2026-11:ZGV2LW9ubHktcGF5bG9hZC1rZXktbm90LXNlY3JldCE=", "PAYMENTS_PAYLOAD_KEYS"
+    )
+    payload_key_id: str = _var("dev-2026-11", "PAYMENTS_PAYLOAD_KEY_ID")
     # who may use the codec server (the Web UI's origin for CORS)
-    temporal_ui_origin: str = "http://127.0.0.1:8233"
+    ui_origin: str = _var("http://127.0.0.1:8233", "PAYMENTS_TEMPORAL_UI_ORIGIN")
     # dev convenience: the codec server trusts callers on this machine without a key (the
     # dev stack turns it on; production refuses it)
-    codec_allow_loopback: bool = False
+    allow_loopback: bool = False
 
-    # OpenTelemetry traces, exported over OTLP/HTTP when enabled
-    otel_enabled: bool = False
-    otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
-    # compliance
-    sanctions_dir: Path = BUNDLED_SANCTIONS / "ofac-2021"
+class TracingSettings(Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP when enabled."""
 
-    # --- sanctions name matching (#4; owned by the screening engine) ---
+    prefix: ClassVar[str] = "PAYMENTS_OTEL_"
+    model_config = _prefixed(prefix)
+
+    enabled: bool = False
+    exporter_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+
+
+class ScreeningSettings(Section):
+    """Sanctions name matching (#4; owned by the screening engine) and its reviews."""
+
+    prefix: ClassVar[str] = "PAYMENTS_SCREENING_"
+    model_config = _prefixed(prefix)
+
     # name-match scores (0..1) at which a hit goes to review / is treated as a confirmed
     # match; defaults = compliance.matcher.MatcherSettings, chosen with `make bench-screening`
     # (pass them as MatcherSettings.with_thresholds(review, block))
-    screening_review_threshold: float = 0.86
-    screening_block_threshold: float = 0.98
+    review_threshold: float = 0.86
+    block_threshold: float = 0.98
     # POST /v1/screenings calls per API key per minute (every call is also audited)
-    screening_rate_limit_per_minute: int = 30
-
-    # --- customer onboarding and watch-list refresh (#4; owned by onboarding) ---
-    # where the sanctions lists come from: a directory of OFAC CSV files (sdn.csv, alt.csv,
-    # add.csv) or an http(s) URL serving them; empty means `sanctions_dir`
-    sanctions_source: str = ""
-    # the PEP list: a CSV file path or http(s) URL; empty means the bundled fictional sample
-    pep_source: str = ""
-    # how often the list refresh schedule loads the sources again
-    list_refresh_interval_seconds: float = 3600.0
-    # how often a worker compares the recorded current list versions with the ones it loaded
-    list_version_check_seconds: float = 5.0
-    # customers per page (activity) when every customer is screened again after a list update
-    rescreen_page_size: int = 200
+    rate_limit_per_minute: int = 30
     # a review (customer KYC or payment) left waiting this long is escalated (flagged; never
     # decided by time)
-    review_escalation_seconds: float = 86400.0
+    review_escalation_seconds: float = _var(86400.0, "PAYMENTS_REVIEW_ESCALATION_SECONDS")
     # how long POST /v1/customers waits for the KYC decision before answering `pending`
-    onboarding_wait_seconds: float = 5.0
-    # --- end onboarding block ---
+    onboarding_wait_seconds: float = _var(5.0, "PAYMENTS_ONBOARDING_WAIT_SECONDS")
 
-    # payment velocity limits (minor units per rolling 24 h, by KYC risk tier)
-    limit_daily_amount_low: int = 5_000_000
-    limit_daily_amount_medium: int = 2_000_000
-    limit_daily_amount_high: int = 500_000
-    limit_daily_count_low: int = 100
-    limit_daily_count_medium: int = 50
-    limit_daily_count_high: int = 10
 
-    # ACH origination: the platform's bank (ODFI) and its cut-off windows (America/New_York,
-    # Federal Reserve business days). A positive `ach_window_seconds` replaces the cut-offs
-    # with windows of that length (dev and tests, where a day of cut-offs cannot be waited).
-    ach_odfi_routing: str = "091000019"
-    ach_company_id: str = "1234567890"
-    ach_company_name: str = "PAYMENTS PLATFORM"
-    ach_cutoffs: str = "10:30,14:45,16:45"
-    ach_submit_lead_seconds: float = 300.0
-    ach_window_seconds: float = 0.0
-    # attempts at sending a window's file before the batch asks the bank what it has of it
-    ach_submit_max_attempts: int = 8
-    ach_return_window_seconds: float = 2 * 86400.0
-    # SEPA: a settled payment waits this long for the creditor bank's return (pacs.004); the
-    # rulebook gives it 3 TARGET business days, 5 calendar days cover weekends and holidays.
-    # 0 ends a payment at settlement (a later return is then found by reconciliation only).
-    sepa_return_window_seconds: float = 5 * 86400.0
-    # reconciliation of yesterday's bank statements (UTC cron)
-    reconciliation_cron: str = "30 6 * * *"
+class ListSettings(Section):
+    """Where the watch lists come from and how often they are loaded again (#4)."""
 
-    # --- watch-list refresh guards (#17 item 5; owned by list refresh) ---
+    prefix: ClassVar[str] = "PAYMENTS_LIST_"
+    model_config = _prefixed(prefix)
+
+    # the OFAC lists a worker loads when no refresh has recorded a version yet
+    sanctions_dir: Path = _var(BUNDLED_SANCTIONS / "ofac-2021", "PAYMENTS_SANCTIONS_DIR")
+    # a directory of OFAC CSV files (sdn.csv, alt.csv, add.csv) or an http(s) URL serving
+    # them; empty means `sanctions_dir`
+    sanctions_source: str = _var("", "PAYMENTS_SANCTIONS_SOURCE")
+    # the PEP list: a CSV file path or http(s) URL; empty means the bundled fictional sample
+    pep_source: str = _var("", "PAYMENTS_PEP_SOURCE")
+    # how often the list refresh schedule loads the sources again
+    refresh_interval_seconds: float = 3600.0
+    # how often a worker compares the recorded current list versions with the ones it loaded
+    version_check_seconds: float = 5.0
+    # customers per page (activity) when every customer is screened again after a list update
+    rescreen_page_size: int = _var(200, "PAYMENTS_RESCREEN_PAGE_SIZE")
+
+    # --- refresh guards (#17 item 5; owned by list refresh) ---
     # A refresh refuses a new list version that fails any guard: the current version stays
-    # loaded everywhere, the refusal is audited and counted (payments_list_refresh_refused).
-    # The sources themselves are `sanctions_source` / `pep_source` above: settings only,
-    # never a workflow input. A new version with fewer entities than (1 - share) x the current
-    # one's is refused: a publisher's list never loses a fifth of its entries in one edition,
-    # a truncated download or a tampered mirror does.
-    list_max_shrink_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    # loaded everywhere, the refusal is audited and counted (payments_list_refresh_refused,
+    # alert ListRefreshRefused). The sources are the settings above, never a workflow input.
+    # A new version with fewer entities than (1 - share) x the current one's is refused: a
+    # publisher's list does not lose a fifth of its entries in one edition, a truncated
+    # download or a tampered mirror does. (PAYMENTS_LIST_MAX_SHRINK_SHARE)
+    max_shrink_share: float = Field(default=0.2, ge=0.0, le=1.0)
     # fewer entities than this is refused whatever the current version had (the bundled OFAC
     # editions have 7,379 and 8,976; the live SDN list well over 10,000)
-    sanctions_list_min_entities: int = Field(default=1000, ge=1)
+    sanctions_min_entities: int = Field(default=1000, ge=1)
     # an empty PEP list is refused; production sets its provider's size
-    pep_list_min_entities: int = Field(default=1, ge=1)
+    pep_min_entities: int = Field(default=1, ge=1)
     # when set, the SHA-256 (hex) a new version's bytes must have (sanctions: sdn.csv, alt.csv
     # and add.csv concatenated, `cat sdn.csv alt.csv add.csv | sha256sum`; PEP: the CSV file)
-    sanctions_list_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
-    pep_list_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
-    # --- end watch-list refresh guards ---
+    sanctions_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    pep_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    # --- end refresh guards ---
+
+
+class LimitSettings(Section):
+    """Payment velocity limits: minor units and payments per rolling 24 h, by KYC risk tier."""
+
+    prefix: ClassVar[str] = "PAYMENTS_LIMIT_"
+    model_config = _prefixed(prefix)
+
+    daily_amount_low: int = 5_000_000
+    daily_amount_medium: int = 2_000_000
+    daily_amount_high: int = 500_000
+    daily_count_low: int = 100
+    daily_count_medium: int = 50
+    daily_count_high: int = 10
+
+
+class ReconciliationSettings(Section):
+    """Reconciliation of yesterday's bank statements."""
+
+    prefix: ClassVar[str] = "PAYMENTS_RECONCILIATION_"
+    model_config = _prefixed(prefix)
+
+    # UTC cron
+    cron: str = "30 6 * * *"
+
+
+class Settings(Section):
+    """Configuration for every component, by section; defaults run the embedded dev stack."""
+
+    # `production` (the default) refuses published secrets (kernel/environment.py); `dev`
+    # is for `make dev`, the tests and the benchmarks
+    env: Literal["dev", "production"] = "production"
+    # where the embedded dev stack keeps PostgreSQL, Temporal's SQLite file and the simulator
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    deposits: DepositSettings = Field(default_factory=DepositSettings)
+    rails: RailSettings = Field(default_factory=RailSettings)
+    sepa: SepaSettings = Field(default_factory=SepaSettings)
+    ach: AchSettings = Field(default_factory=AchSettings)
+    banksim: BankSimSettings = Field(default_factory=BankSimSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    codec: CodecSettings = Field(default_factory=CodecSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
+    lists: ListSettings = Field(default_factory=ListSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
+
+    def sections(self) -> dict[str, Section]:
+        """Every section by its name."""
+        return {
+            name: value
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), Section)
+        }
+
+    def env_items(self) -> Iterator[tuple[str, Any]]:
+        """(environment variable, value) for every setting of every section."""
+        for name in ("env", "data_dir"):
+            yield f"PAYMENTS_{name.upper()}", getattr(self, name)
+        for section in self.sections().values():
+            yield from section.env_items()
+
+    def updated(self, changes: Mapping[str, Any]) -> Settings:
+        """A validated copy with `changes` applied, named `"section.field"` (or `"env"`,
+        `"data_dir"`): `settings.updated({"api.port": 0, "ach.window_seconds": 2.0})`."""
+        by_section: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
+        for key, value in changes.items():
+            section, dot, field = key.partition(".")
+            if dot:
+                by_section.setdefault(section, {})[field] = value
+            else:
+                top[key] = value
+        sections = self.sections()
+        unknown = set(by_section) - set(sections)
+        unknown |= set(top) - {"env", "data_dir"}
+        if unknown:
+            raise KeyError(f"no setting {sorted(unknown)}")
+        values: dict[str, Any] = {
+            "env": self.env,
+            "data_dir": self.data_dir,
+            **{name: section for name, section in sections.items()},
+        }
+        for name, fields in by_section.items():
+            values[name] = sections[name].updated(fields)
+        values.update(top)
+        return Settings.model_validate(values)
 
     @property
     def banksim_db_path(self) -> Path:
         """The simulator's own storage (a bank's records are not ours)."""
         return self.data_dir / "banksim.db"
 
-    @property
-    def api_url(self) -> str:
-        """Base URL of the API as the other local processes reach it."""
-        return f"http://{self.api_host}:{self.api_port}"
+
+def setting_paths() -> dict[str, str]:
+    """Every environment variable and the setting it sets (`"section.field"`)."""
+    paths = {"PAYMENTS_ENV": "env", "PAYMENTS_DATA_DIR": "data_dir"}
+    for name, field in Settings.model_fields.items():
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, Section):
+            for field_name, spec in section.model_fields.items():
+                alias = spec.validation_alias
+                variable = alias if isinstance(alias, str) else f"{section.prefix}{field_name}"
+                paths[variable.upper()] = f"{name}.{field_name}"
+    return paths
+
+
+# values `payments settings` never prints: secrets, and the database URL (it may carry a password)
+SECRET_PATHS = frozenset({"codec.payload_keys", "rails.callback_secret", "database.url"})
+
+
+def describe(settings: Settings) -> Iterator[tuple[str, str, str]]:
+    """(environment variable, path, value) of every setting, secrets masked."""
+    paths = setting_paths()
+    for variable, value in settings.env_items():
+        path = paths[variable.upper()]
+        shown = "<set>" if path in SECRET_PATHS and value else str(value)
+        yield variable.upper(), path, shown
 
 
 @lru_cache

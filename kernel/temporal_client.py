@@ -24,8 +24,8 @@ async def connect(
     while True:
         try:
             return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
+                settings.temporal.address,
+                namespace=settings.temporal.namespace,
                 runtime=runtime,
                 data_converter=data_converter(settings),
                 interceptors=temporal_interceptors(settings),
@@ -38,9 +38,9 @@ async def connect(
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """A Temporal runtime exporting SDK metrics for Prometheus, or None when switched off."""
-    if not settings.worker_metrics_port:
+    if not settings.worker.metrics_port:
         return None
-    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    address = f"{settings.worker.metrics_host}:{settings.worker.metrics_port}"
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 

@@ -23,11 +23,11 @@ _configured: TracerProvider | None = None
 def configure_tracing(settings: Settings, service_name: str) -> TracerProvider | None:
     """Install an OTLP-exporting tracer provider for this process if tracing is on."""
     global _configured
-    if not settings.otel_enabled:
+    if not settings.tracing.enabled:
         return None
     if _configured is None:
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        exporter = OTLPSpanExporter(endpoint=settings.otel_exporter_otlp_endpoint)
+        exporter = OTLPSpanExporter(endpoint=settings.tracing.exporter_otlp_endpoint)
         provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         _configured = provider
@@ -36,4 +36,4 @@ def configure_tracing(settings: Settings, service_name: str) -> TracerProvider |
 
 def temporal_interceptors(settings: Settings) -> list[Interceptor]:
     """Client interceptors (workers built from the client inherit them)."""
-    return [TracingInterceptor()] if settings.otel_enabled else []
+    return [TracingInterceptor()] if settings.tracing.enabled else []

@@ -17,7 +17,7 @@ from kernel.api_keys import (
 )
 from kernel.db import dispose_engines, get_engine
 from kernel.environment import Uses, require_safe_secrets
-from kernel.settings import get_settings
+from kernel.settings import describe, get_settings
 from kernel.temporal_client import exit_without_finalizing
 
 
@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     recon.add_argument("--date", required=True, help="statement date, YYYY-MM-DD")
     recon.add_argument("--rail", action="append", choices=["sepa", "ach"], help="default: both")
 
+    commands.add_parser(
+        "settings", help="every setting: its environment variable, section path and value"
+    )
+
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
@@ -277,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_verify(args.command, args.full))
     if args.command == "purge":
         return asyncio.run(_purge())
+    if args.command == "settings":
+        for variable, path, value in describe(get_settings()):
+            print(f"{variable:<48} {path:<40} {value}")
+        return 0
     if args.command == "db":
         from ops.migrate import upgrade
 

@@ -51,42 +51,41 @@ def free_port() -> int:
         return port
 
 
-def isolated_settings(data_dir: Path, **fields: Any) -> Settings:
+def isolated_settings(data_dir: Path, changes: Mapping[str, Any] | None = None) -> Settings:
     """Settings for a private stack in `data_dir` on free loopback ports, every process wired
-    to the others (callbacks to this API), and the 2021 OFAC test list; `fields` add to or
-    override them (validated, so "200" becomes an int where the field is one)."""
+    to the others (callbacks to this API), and the 2021 OFAC test list; `changes`
+    (`{"section.field": value}`) add to or override them, validated (so "200" becomes an int
+    where the field is one)."""
     pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
     base: dict[str, Any] = {
         "data_dir": data_dir,
-        "postgres_port": pg,
-        "database_url": f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
-        "temporal_address": f"127.0.0.1:{temporal}",
-        "api_port": api,
-        "banksim_port": bank,
-        "banksim_url": f"http://127.0.0.1:{bank}",
-        "banksim_callback_url": f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
-        "banksim_ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
-        "banksim_ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
-        "worker_metrics_port": free_port(),
         "env": "dev",
-        "codec_allow_loopback": False,
+        "database.embedded_port": pg,
+        "database.url": f"postgresql+psycopg://postgres@127.0.0.1:{pg}/payments",
+        "temporal.address": f"127.0.0.1:{temporal}",
+        "api.port": api,
+        "banksim.port": bank,
+        "rails.bank_url": f"http://127.0.0.1:{bank}",
+        "banksim.callback_url": f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
+        "banksim.ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
+        "banksim.ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
+        "worker.metrics_port": free_port(),
+        "codec.allow_loopback": False,
         # test and benchmark webhook receivers listen on loopback
-        "webhook_allow_private_networks": True,
-        "sanctions_dir": SANCTIONS_2021,
+        "webhooks.allow_private_networks": True,
+        "lists.sanctions_dir": SANCTIONS_2021,
         # one all-in-one worker: activities on the payment's own queue (no second hop)
-        "split_activity_queues": False,
+        "worker.split_activity_queues": False,
     }
-    return Settings.model_validate({**base, **fields})
+    return Settings().updated({**base, **(changes or {})})
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read the same settings."""
     env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
+    for variable, value in settings.env_items():
         # complex fields (lists, dicts) travel as JSON, which is how pydantic-settings reads them
-        env[f"PAYMENTS_{name.upper()}"] = (
-            json.dumps(value) if isinstance(value, list | dict) else str(value)
-        )
+        env[variable] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -124,7 +123,9 @@ class Stack:
         self.settings = settings
         self.web_ui = web_ui
         self.log_dir = settings.data_dir / "logs"
-        self.postgres = EmbeddedPostgres(settings.data_dir / "postgres", settings.postgres_port)
+        self.postgres = EmbeddedPostgres(
+            settings.data_dir / "postgres", settings.database.embedded_port
+        )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
 
@@ -163,7 +164,7 @@ class Stack:
 
     def start_temporal(self) -> None:
         """The Temporal dev server, persisted to SQLite, with our search attributes."""
-        host, port = self.settings.temporal_address.rsplit(":", 1)
+        host, port = self.settings.temporal.address.rsplit(":", 1)
         argv = [
             binary("temporal"),
             "server",
@@ -175,7 +176,7 @@ class Stack:
             "--db-filename",
             str(self.settings.data_dir / "temporal.db"),
             "--namespace",
-            self.settings.temporal_namespace,
+            self.settings.temporal.namespace,
             "--log-level",
             "warn",
             *cli_flags(),
@@ -184,11 +185,11 @@ class Stack:
             # no internet here: the UI must not try to fetch its newsfeed
             argv += [
                 "--ui-port",
-                str(self.settings.temporal_ui_port),
+                str(self.settings.temporal.ui_port),
                 "--ui-disable-news-fetch",
                 # the UI shows payloads decrypted by our codec server
                 "--ui-codec-endpoint",
-                f"{self.settings.api_url}/codec",
+                f"{self.settings.api.url}/codec",
             ]
         else:
             argv.append("--headless")
@@ -207,9 +208,9 @@ class Stack:
                 "search-attribute",
                 "create",
                 "--address",
-                self.settings.temporal_address,
+                self.settings.temporal.address,
                 "--namespace",
-                self.settings.temporal_namespace,
+                self.settings.temporal.namespace,
                 *cli_create_args(),
             ],
             capture_output=True,
@@ -221,7 +222,7 @@ class Stack:
     def start_banksim(self) -> None:
         """The bank simulator, with its own storage."""
         self._spawn("banksim", [sys.executable, "-m", "banksim"])
-        self._await_ready("banksim", lambda: http_ok(f"{self.settings.banksim_url}/healthz"))
+        self._await_ready("banksim", lambda: http_ok(f"{self.settings.rails.bank_url}/healthz"))
 
     def start_worker(self, name: str = "worker") -> None:
         """One payments worker process; ready once it polls its task queue.
@@ -232,7 +233,7 @@ class Stack:
         already = log.read_text(errors="replace").count(READY_MESSAGE) if log.exists() else 0
         settings = self.settings
         if name != "worker":
-            settings = settings.model_copy(update={"worker_metrics_port": 0})
+            settings = settings.updated({"worker.metrics_port": 0})
         self._spawn(name, [sys.executable, "-m", "workers"], settings_env(settings))
         self._await_ready(
             name, lambda: log.read_text(errors="replace").count(READY_MESSAGE) > already
@@ -241,7 +242,7 @@ class Stack:
     def start_api(self) -> None:
         """The API; ready when it reaches PostgreSQL and Temporal."""
         self._spawn("api", [sys.executable, "-m", "api"])
-        self._await_ready("api", lambda: http_ok(f"{self.settings.api_url}/readyz"))
+        self._await_ready("api", lambda: http_ok(f"{self.settings.api.url}/readyz"))
 
     def start_all(self) -> None:
         """Everything, in dependency order."""
@@ -332,16 +333,16 @@ def main() -> None:
         "# written by `make dev`: this checkout runs the dev stack\nPAYMENTS_ENV=dev\n"
     )
     # a developer's webhook receiver listens on this machine
-    settings = Settings().model_copy(
-        update={"env": "dev", "codec_allow_loopback": True, "webhook_allow_private_networks": True}
+    settings = Settings().updated(
+        {"env": "dev", "codec.allow_loopback": True, "webhooks.allow_private_networks": True}
     )
     if "PAYMENTS_ACH_WINDOW_SECONDS" not in os.environ:
         # nobody waits for 10:30 New York time in a demo: ACH files go out every 10 s, and
         # the bank settles them at its cut-off (move its clock: README tour)
-        settings = settings.model_copy(update={"ach_window_seconds": 10.0})
+        settings = settings.updated({"ach.window_seconds": 10.0})
     if "PAYMENTS_SPLIT_ACTIVITY_QUEUES" not in os.environ:
         # one all-in-one worker: activities on the payment's own queue (no second hop)
-        settings = settings.model_copy(update={"split_activity_queues": False})
+        settings = settings.updated({"worker.split_activity_queues": False})
     stack = Stack(settings)
     stopping = False
 
@@ -361,16 +362,16 @@ def main() -> None:
             print(f"(its log: {stack.log_dir / exited.name}.log)", file=sys.stderr)
             raise SystemExit(2) from None
         keys = asyncio.run(ensure_dev_keys(settings))
-        host = settings.temporal_address.rsplit(":", 1)[0]
+        host = settings.temporal.address.rsplit(":", 1)[0]
         print(
             f"""
 Payments platform is running (data in {settings.data_dir}, logs in {stack.log_dir}).
 
-  API            {settings.api_url}        (docs: {settings.api_url}/docs)
-  Temporal UI    http://{host}:{settings.temporal_ui_port}
-  Temporal gRPC  {settings.temporal_address}
-  Bank simulator {settings.banksim_url}
-  PostgreSQL     {settings.database_url}
+  API            {settings.api.url}        (docs: {settings.api.url}/docs)
+  Temporal UI    http://{host}:{settings.temporal.ui_port}
+  Temporal gRPC  {settings.temporal.address}
+  Bank simulator {settings.rails.bank_url}
+  PostgreSQL     {settings.database.url}
 
   Dev partner API key (payments:write, payments:read):
     export API_KEY={keys["partner"]}

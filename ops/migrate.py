@@ -16,7 +16,7 @@ def alembic_config(settings: Settings | None = None) -> Config:
     """Alembic configuration pointing at our migrations and the configured database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", (settings or get_settings()).database_url)
+    cfg.set_main_option("sqlalchemy.url", (settings or get_settings()).database.url)
     return cfg
 
 

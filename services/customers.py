@@ -76,10 +76,10 @@ async def onboard_customer(
                 customer_id=customer_id,
                 tenant_id=new.tenant_id,
                 created_by=new.created_by,
-                review_escalation_seconds=settings.review_escalation_seconds,
+                review_escalation_seconds=settings.screening.review_escalation_seconds,
             ),
             id=customer_id,
-            task_queue=settings.task_queue,
+            task_queue=settings.temporal.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [

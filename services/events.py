@@ -118,10 +118,10 @@ class DeliveryStarter:
                 await self.client.start_workflow(
                     WebhookDeliveryWorkflow.run,
                     DeliveryInput(
-                        event_id, endpoint_id, self.settings.webhook_retry_initial_seconds
+                        event_id, endpoint_id, self.settings.webhooks.retry_initial_seconds
                     ),
                     id=delivery_workflow_id(event_id, endpoint_id),
-                    task_queue=self.settings.task_queue,
+                    task_queue=self.settings.temporal.task_queue,
                     # a retried activity or API request finds the delivery already started,
                     # or already done: a healed start never delivers an event twice
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

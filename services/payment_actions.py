@@ -158,7 +158,12 @@ async def reconcile(settings: Settings, statement_date: str, rails: list[str]) -
     """Run the reconciliation of `statement_date` now; lines describing each run."""
     client = await connect(settings)
     runs = await reconcile_now(
-        client, get_engine(settings), settings.task_queue, statement_date, rails, tag="cli-"
+        client,
+        get_engine(settings),
+        settings.temporal.task_queue,
+        statement_date,
+        rails,
+        tag="cli-",
     )
     lines = []
     for run in runs:

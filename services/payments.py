@@ -109,7 +109,7 @@ async def initiate_payment(
             ).one()
             # ... unless it is older than its key's record is kept: a new request reusing
             # an expired key (nothing is started, emitted or audited again)
-            refuse_expired_key(row.created_at, row.id, settings.idempotency_retention_seconds)
+            refuse_expired_key(row.created_at, row.id, settings.retention.idempotency_seconds)
         else:
             await conn.execute(
                 payment_status_history.insert().values(
@@ -162,14 +162,14 @@ async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOr
             creditor=Creditor(**order.creditor),
             initiated_by=order.initiated_by,
             remittance_info=order.remittance_info,
-            rail_poll_interval_seconds=settings.rail_poll_interval_seconds,
-            review_escalation_seconds=settings.review_escalation_seconds,
-            return_window_seconds=settings.ach_return_window_seconds,
-            sepa_return_window_seconds=settings.sepa_return_window_seconds,
-            split_activity_queues=settings.split_activity_queues,
+            rail_poll_interval_seconds=settings.rails.poll_interval_seconds,
+            review_escalation_seconds=settings.screening.review_escalation_seconds,
+            return_window_seconds=settings.ach.return_window_seconds,
+            sepa_return_window_seconds=settings.sepa.return_window_seconds,
+            split_activity_queues=settings.worker.split_activity_queues,
         ),
         id=order.payment_id,
-        task_queue=settings.task_queue,
+        task_queue=settings.temporal.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(

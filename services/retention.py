@@ -122,12 +122,12 @@ async def purge_expired(
 ) -> PurgeReport:
     """Delete every idempotency record, event and webhook delivery past its retention."""
     now = now or datetime.now(UTC)
-    batch = settings.purge_batch_size
+    batch = settings.retention.purge_batch_size
     report = PurgeReport()
     report.idempotency_keys = await _purge_keys(
-        engine, now - timedelta(seconds=settings.idempotency_retention_seconds), batch
+        engine, now - timedelta(seconds=settings.retention.idempotency_seconds), batch
     )
     report.events, report.webhook_deliveries = await _purge_events(
-        engine, now - timedelta(seconds=settings.event_retention_seconds), batch
+        engine, now - timedelta(seconds=settings.retention.event_seconds), batch
     )
     return report

@@ -1,10 +1,10 @@
 """Watch lists as versioned data, shared by the workers (screening) and the API
 (`POST /v1/screenings`).
 
-* `ListSources` says where the lists come from (`settings.sanctions_source`: a directory of
-  OFAC CSV files or an http(s) URL serving them; `settings.pep_source`: a PEP CSV path or URL).
+* `ListSources` says where the lists come from (`lists.sanctions_source`: a directory of OFAC
+  CSV files or an http(s) URL serving them; `lists.pep_source`: a PEP CSV path or URL).
 * `ListGuards` are what a new version must pass before a refresh records it (#17): no
-  shrinking by more than `list_max_shrink_share`, no fewer entities than a floor, the pinned
+  shrinking by more than `lists.max_shrink_share`, no fewer entities than a floor, the pinned
   SHA-256 when one is set; a download that redirects to another host is refused as it happens.
 * `WatchLists` is a process's loaded lists (matchers). It compares the versions it loaded
   with the current versions recorded in `watch_list_versions` at most every
@@ -76,10 +76,10 @@ class ListSources:
     def configured(cls, settings: Settings) -> ListSources:
         """The sources the settings name (with their defaults)."""
         return cls(
-            settings.sanctions_source or str(settings.sanctions_dir),
-            settings.pep_source or str(DEFAULT_PEP_PATH),
+            settings.lists.sanctions_source or str(settings.lists.sanctions_dir),
+            settings.lists.pep_source or str(DEFAULT_PEP_PATH),
             MatcherSettings.with_thresholds(
-                settings.screening_review_threshold, settings.screening_block_threshold
+                settings.screening.review_threshold, settings.screening.block_threshold
             ),
         )
 
@@ -124,10 +124,10 @@ class ListGuards:
     def configured(cls, settings: Settings, kind: str) -> ListGuards:
         """The guards the settings set for a list kind ("sanctions" or "pep")."""
         if kind == "sanctions":
-            floor, pin = settings.sanctions_list_min_entities, settings.sanctions_list_sha256
+            floor, pin = settings.lists.sanctions_min_entities, settings.lists.sanctions_sha256
         else:
-            floor, pin = settings.pep_list_min_entities, settings.pep_list_sha256
-        return cls(settings.list_max_shrink_share, floor, pin.lower())
+            floor, pin = settings.lists.pep_min_entities, settings.lists.pep_sha256
+        return cls(settings.lists.max_shrink_share, floor, pin.lower())
 
     def check(self, new: StaticWatchList, current_entities: int | None) -> None:
         """Raise `ListRefusedError` unless `new` may replace a version of `current_entities`
@@ -462,7 +462,7 @@ class WatchLists:
             # a file that parses to nothing (wrong format, truncated download) is a
             # misconfigured source: say so at start, even though a recorded version exists
             raise ValueError(f"the sanctions list at {sources.sanctions} has no names")
-        lists = cls(engine, loaded, check_seconds=settings.list_version_check_seconds)
+        lists = cls(engine, loaded, check_seconds=settings.lists.version_check_seconds)
         stored: dict[str, StoredVersion] = {}
         try:
             await lists.current(force=True)

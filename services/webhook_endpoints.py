@@ -43,13 +43,15 @@ async def register_endpoint(
     """
     # before the transaction: a slow DNS answer must not hold a database connection
     try:
-        await vet_url(url, allow_private=settings.webhook_allow_private_networks, resolver=resolver)
+        await vet_url(
+            url, allow_private=settings.webhooks.allow_private_networks, resolver=resolver
+        )
     except (DestinationNotAllowed, DestinationUnresolvable) as refused:
         raise InvalidRequestError(refused.code, str(refused), param="url") from None
     async with engine.begin() as conn:
         return await _insert_within_limit(
             conn,
-            settings.webhook_max_endpoints_per_tenant,
+            settings.webhooks.max_endpoints_per_tenant,
             tenant_id=tenant_id,
             url=url,
             description=description,
@@ -109,7 +111,7 @@ async def rotate_secret(
     At most two secrets are valid at once: rotating again within the overlap drops the
     oldest right away. NotFoundError if the tenant has no such endpoint.
     """
-    overlap = timedelta(seconds=settings.webhook_secret_rotation_overlap_seconds)
+    overlap = timedelta(seconds=settings.webhooks.secret_rotation_overlap_seconds)
     row = (
         await conn.execute(
             update(webhook_endpoints)

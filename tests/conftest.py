@@ -25,18 +25,20 @@ def make_settings(data_dir: Path) -> Settings:
     """Settings for an isolated stack: temp data, free ports, fast rails."""
     return isolated_settings(
         data_dir,
-        ach_window_seconds=2.0,
-        # an unanswered file is asked about after two attempts, not eight
-        ach_submit_max_attempts=2,
-        ach_return_window_seconds=60.0,
-        sepa_return_window_seconds=60.0,
-        # the creditor's bank returns a SEPA payment a second (bank time) after settlement
-        banksim_sepa_return_delay_seconds=1.0,
-        banksim_settle_delay_seconds=0.3,
-        rail_poll_interval_seconds=10.0,
-        webhook_retry_initial_seconds=0.5,
-        # the fuzzer screens hundreds of names with one key; the limit has its own test
-        screening_rate_limit_per_minute=100_000,
+        {
+            "ach.window_seconds": 2.0,
+            # an unanswered file is asked about after two attempts, not eight
+            "ach.submit_max_attempts": 2,
+            "ach.return_window_seconds": 60.0,
+            "sepa.return_window_seconds": 60.0,
+            # the creditor's bank returns a SEPA payment a second (bank time) after settlement
+            "banksim.sepa_return_delay_seconds": 1.0,
+            "banksim.settle_delay_seconds": 0.3,
+            "rails.poll_interval_seconds": 10.0,
+            "webhooks.retry_initial_seconds": 0.5,
+            # the fuzzer screens hundreds of names with one key; the limit has its own test
+            "screening.rate_limit_per_minute": 100_000,
+        },
     )
 
 
@@ -90,11 +92,13 @@ def isolated_database_url(database: Stack) -> Iterator[str]:
     import psycopg
 
     name = f"isolated_{uuid.uuid4().hex[:12]}"
-    admin = f"postgresql://postgres@127.0.0.1:{database.settings.postgres_port}/postgres"
+    admin = f"postgresql://postgres@127.0.0.1:{database.settings.database.embedded_port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{database.settings.postgres_port}/{name}"
-    upgrade(database.settings.model_copy(update={"database_url": url}))
+    url = (
+        f"postgresql+psycopg://postgres@127.0.0.1:{database.settings.database.embedded_port}/{name}"
+    )
+    upgrade(database.settings.updated({"database.url": url}))
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

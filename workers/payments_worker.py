@@ -27,7 +27,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
-from activities.limits import LimitActivities
+from activities.limits import LimitActivities, tier_limits
 from activities.list_refresh import ReloadingScreening, WatchLists, ensure_list_refresh_schedule
 from activities.notify import WebhookActivities
 from activities.onboarding import compliance_list_activities
@@ -67,13 +67,13 @@ READY_MESSAGE = "worker started"
 
 def selected_roles(settings: Settings) -> list[Role]:
     """The queue roles this process polls (`PAYMENTS_WORKER_QUEUES`: all, or e.g. ledger)."""
-    if settings.worker_queues.strip() == "all":
+    if settings.worker.queues.strip() == "all":
         return list(ROLES)
-    names = {name.strip() for name in settings.worker_queues.split(",") if name.strip()}
+    names = {name.strip() for name in settings.worker.queues.split(",") if name.strip()}
     unknown = names - set(ROLES)
     if unknown or not names:
         raise ValueError(f"worker_queues must be 'all' or a subset of {ROLES}, not {unknown}")
-    if not settings.split_activity_queues:
+    if not settings.worker.split_activity_queues:
         # payments would put every activity on the payments queue, which this worker alone
         # cannot serve
         raise ValueError("worker_queues other than 'all' needs split_activity_queues on")
@@ -118,7 +118,7 @@ def activity_implementations(
             *compliance_list_activities(engine, lists, client, settings),
             KycActivities(engine).check_debtor_kyc,
             ReloadingScreening(lists, engine).screen_parties,
-            LimitActivities(engine, settings).check_payment_limits,
+            LimitActivities(engine, tier_limits(settings.limits)).check_payment_limits,
         ]
     return implementations
 
@@ -138,17 +138,17 @@ def build_workers(
     # each on its role's queue, as workflows/steps.py declares (and checked against it)
     by_role = activities_by_role(implementations, roles)
     deployment = WorkerDeploymentConfig(
-        version=WorkerDeploymentVersion("payments", settings.worker_build_id),
-        use_worker_versioning=settings.worker_versioning,
+        version=WorkerDeploymentVersion("payments", settings.worker.build_id),
+        use_worker_versioning=settings.worker.versioning,
         # a workflow finishes on the build that started it: no code change reaches a
         # payment half-way, whatever the deploy does (old builds drain, then retire)
         default_versioning_behavior=(
             VersioningBehavior.PINNED
-            if settings.worker_versioning
+            if settings.worker.versioning
             else VersioningBehavior.UNSPECIFIED
         ),
     )
-    if not settings.split_activity_queues and roles == list(ROLES):
+    if not settings.worker.split_activity_queues and roles == list(ROLES):
         # payments run their activities on the workflow's own queue: this worker takes them
         # there, and the server hands each one straight back to it (eager dispatch). The
         # role queues stay polled for payments started while queues were split.
@@ -160,12 +160,12 @@ def build_workers(
         workers.append(
             Worker(
                 client,
-                task_queue=queue_for(settings.task_queue, role),
+                task_queue=queue_for(settings.temporal.task_queue, role),
                 workflows=list(WORKFLOWS) if role == "payments" else [],
                 activities=by_role[role],
                 deployment_config=deployment,
-                max_concurrent_activities=settings.worker_max_concurrent_activities,
-                max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+                max_concurrent_activities=settings.worker.max_concurrent_activities,
+                max_concurrent_workflow_tasks=settings.worker.max_concurrent_workflow_tasks,
                 # in-flight activities get this long to finish when the worker is told to stop
                 graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                 interceptors=[LogContextInterceptor()],
@@ -189,7 +189,7 @@ async def ensure_maintenance_schedule(client: Client, settings: Settings) -> Non
                         LedgerMaintenanceWorkflow.run,
                         request,
                         id=schedule_id,
-                        task_queue=settings.task_queue,
+                        task_queue=settings.temporal.task_queue,
                     ),
                     spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
                     policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
@@ -207,9 +207,9 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
                     ReconciliationWorkflow.run,
                     ReconcileInput(),
                     id=RECONCILIATION_SCHEDULE_ID,
-                    task_queue=settings.task_queue,
+                    task_queue=settings.temporal.task_queue,
                 ),
-                spec=ScheduleSpec(cron_expressions=[settings.reconciliation_cron]),
+                spec=ScheduleSpec(cron_expressions=[settings.reconciliation.cron]),
                 policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             ),
         )
@@ -224,7 +224,7 @@ class WatchListUnavailableError(SystemExit):
 
 async def load_watch_lists(settings: Settings) -> WatchLists:
     """The configured sanctions and PEP lists; a missing or unreadable one stops the worker."""
-    source = settings.sanctions_source or str(settings.sanctions_dir)
+    source = settings.lists.sanctions_source or str(settings.lists.sanctions_dir)
     hint = (
         f"check PAYMENTS_SANCTIONS_SOURCE / PAYMENTS_SANCTIONS_DIR (now {source!r})"
         " and PAYMENTS_PEP_SOURCE"

@@ -39,7 +39,7 @@ async def authorize_ops(
             raise ProblemError(403, "insufficient_scope", "Decoding payloads needs `ops`.")
         return
     host = request.client.host if request.client else ""
-    if settings.codec_allow_loopback and host and ipaddress.ip_address(host).is_loopback:
+    if settings.codec.allow_loopback and host and ipaddress.ip_address(host).is_loopback:
         return
     raise ProblemError(401, "unauthenticated", "Send an ops API key as `Authorization: Bearer`.")
 

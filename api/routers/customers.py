@@ -1,7 +1,7 @@
 """Customers: onboarding (starts the onboarding workflow), read, four-eyes KYC review.
 
 POST /v1/customers inserts the customer as `pending` and starts its onboarding workflow (id =
-customer id) in the same transaction, then waits up to `settings.onboarding_wait_seconds` for
+customer id) in the same transaction, then waits up to `screening.onboarding_wait_seconds` for
 the workflow's first decision (the `decided` update, answered once the decision is persisted)
 and answers 201 with the customer as the database then shows it: normally `approved`,
 `in_review` or `rejected`; `pending` when the decision takes longer (a worker is down, say),
@@ -151,7 +151,7 @@ async def create_customer(
             registration_number=body.registration_number,
         ),
     )
-    await _await_decision(temporal, customer_id, settings.onboarding_wait_seconds)
+    await _await_decision(temporal, customer_id, settings.screening.onboarding_wait_seconds)
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
 
 

@@ -145,8 +145,8 @@ async def create_deposit(
                 currency=body.currency,
                 bank_reference=body.bank_reference,
             ),
-            key_retention_seconds=settings.idempotency_retention_seconds,
-            review_threshold=settings.deposit_review_threshold,
+            key_retention_seconds=settings.retention.idempotency_seconds,
+            review_threshold=settings.deposits.review_threshold,
             record=record,
         )
         return 201, deposit_out(row).model_dump(mode="json")
@@ -165,7 +165,7 @@ async def create_deposit(
         METHOD_PATH,
         body,
         handler,
-        takeover_after=settings.idempotency_takeover_seconds,
+        takeover_after=settings.api.idempotency_takeover_seconds,
         on_replay=redeliver,
     )
 

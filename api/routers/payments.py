@@ -355,7 +355,7 @@ async def create_payment(
         "POST /v1/payments",
         body,
         lambda: _start_payment(engine, temporal, settings, principal, body, idempotency_key),
-        takeover_after=settings.idempotency_takeover_seconds,
+        takeover_after=settings.api.idempotency_takeover_seconds,
     )
 
 

@@ -57,11 +57,11 @@ async def verified_body(
     """The callback's body, once the bank's signature over it verifies (401 otherwise)."""
     body = await request.body()
     if not signature_valid(
-        settings.rail_callback_secret,
+        settings.rails.callback_secret,
         banksim_timestamp,
         banksim_signature,
         body,
-        settings.rail_callback_tolerance_seconds,
+        settings.rails.callback_tolerance_seconds,
     ):
         raise ProblemError(401, "invalid_signature", "The callback signature does not verify.")
     return body

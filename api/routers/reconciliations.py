@@ -100,7 +100,7 @@ async def run_reconciliation(
     runs = await reconcile_now(
         temporal,
         engine,
-        settings.task_queue,
+        settings.temporal.task_queue,
         body.statement_date.isoformat(),
         list(body.rails),
     )

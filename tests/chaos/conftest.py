@@ -18,12 +18,12 @@ from tests.conftest import make_settings
 def chaos_stack() -> Iterator[Stack]:
     """PostgreSQL, Temporal, the bank simulator, two workers and the API."""
     data_dir = Path(tempfile.mkdtemp(prefix="payments-chaos-"))
-    settings = make_settings(data_dir).model_copy(
-        update={
-            "rail_poll_interval_seconds": 5.0,
-            "ach_window_seconds": 3.0,
+    settings = make_settings(data_dir).updated(
+        {
+            "rails.poll_interval_seconds": 5.0,
+            "ach.window_seconds": 3.0,
             # returns come back 5 bank-seconds after settlement, inside the 60 s window
-            "banksim_sepa_return_delay_seconds": 5.0,
+            "banksim.sepa_return_delay_seconds": 5.0,
         }
     )
     stack = Stack(settings, web_ui=False)

@@ -211,7 +211,7 @@ class FaultBoard:
     merged here, or the end of one would silently cancel another."""
 
     def __init__(self, stack: Stack, seed: int) -> None:
-        self.url = f"{stack.settings.banksim_url}/v1/admin/faults"
+        self.url = f"{stack.settings.rails.bank_url}/v1/admin/faults"
         self.seed = seed
         self.open: dict[int, dict[str, Any]] = {}
         self._next = 0
@@ -378,7 +378,9 @@ class Chaos:
         """Half of the final callbacks (SEPA ACSC/RJCT, ACH settlement notices) are never
         sent; the ACH cut-off passes meanwhile, so settlement notices are among them. The
         payment must learn the outcome by asking."""
-        async with httpx.AsyncClient(base_url=self.stack.settings.banksim_url, timeout=30) as bank:
+        async with httpx.AsyncClient(
+            base_url=self.stack.settings.rails.bank_url, timeout=30
+        ) as bank:
             window = asyncio.create_task(
                 self.faults.window({"drop_final_callback_rate": 0.5}, 10.0)
             )
@@ -388,7 +390,9 @@ class Chaos:
 
     async def bank_ach_cutoff(self) -> None:
         """The bank's clock moves to the next ACH cut-off: the files it holds settle."""
-        async with httpx.AsyncClient(base_url=self.stack.settings.banksim_url, timeout=30) as bank:
+        async with httpx.AsyncClient(
+            base_url=self.stack.settings.rails.bank_url, timeout=30
+        ) as bank:
             await self._ach_cutoff(bank)
 
     async def _ach_cutoff(self, bank: httpx.AsyncClient) -> None:
@@ -423,7 +427,7 @@ class Chaos:
         headers = {"Authorization": f"Bearer {self.ops_key}"}
         async with (
             httpx.AsyncClient(
-                base_url=self.stack.settings.api_url, headers=headers, timeout=60
+                base_url=self.stack.settings.api.url, headers=headers, timeout=60
             ) as ops,
             self._lock("temporal"),
             self._lock("api"),

@@ -78,7 +78,7 @@ async def drive_to_the_end(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + END_SECONDS
     last_cutoff = 0.0
-    async with httpx.AsyncClient(base_url=chaos.stack.settings.banksim_url, timeout=30) as bank:
+    async with httpx.AsyncClient(base_url=chaos.stack.settings.rails.bank_url, timeout=30) as bank:
         while len(finals) < len(sent) and loop.time() < deadline:
             ach_waiting = False
             for payment in sent:
@@ -127,7 +127,7 @@ def payment_of(booking: dict[str, Any], ids: set[str], by_suffix: dict[str, str]
 async def bank_books(stack: Stack) -> tuple[list[dict[str, Any]], list[Any]]:
     """Every booking the bank made, and the camt.053 entries of each day it booked on
     (statements as the bank issues them, one per rail account)."""
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
         response = await bank.get("/v1/admin/bookings", params={"direction": "all"})
         assert response.status_code == 200, response.text
         bookings: list[dict[str, Any]] = response.json()["data"]
@@ -151,7 +151,7 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     context = f"seed={seed} payments={size}"
     tenant_id = f"ten_chaos_{seed}"
     partner_key, ops_key = await make_keys(stack, tenant_id)
-    base = stack.settings.api_url
+    base = stack.settings.api.url
     async with (
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {partner_key}"}, timeout=30
@@ -159,7 +159,7 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {ops_key}"}, timeout=30
         ) as ops,
-        httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank,
+        httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank,
     ):
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         rule = {"creditor_iban": SEPA_REJECT_IBAN, "reject_code": "AC04"}

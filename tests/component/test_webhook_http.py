@@ -39,7 +39,9 @@ def loopback_target(port: int, host: str = "127.0.0.1") -> OutboundTarget:
     return OutboundTarget("http", host, port, "/hooks", "127.0.0.1")
 
 
-SETTINGS = Settings(webhook_connect_timeout_seconds=5.0, webhook_read_timeout_seconds=5.0)
+SETTINGS = Settings().updated(
+    {"webhooks.connect_timeout_seconds": 5.0, "webhooks.read_timeout_seconds": 5.0}
+)
 EVENT = b'{"id":"evt_1"}'
 
 

@@ -17,7 +17,7 @@ async def tenant(stack: Stack) -> AsyncIterator[Tenant]:
     """A fresh tenant per test, so tests never see each other's objects."""
     tenant_id = f"ten_{uuid.uuid4().hex[:12]}"
     partner_key, ops_key = await make_keys(stack, tenant_id)
-    base = stack.settings.api_url
+    base = stack.settings.api.url
     async with (
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {partner_key}"}, timeout=30

@@ -130,7 +130,7 @@ async def test_malformed_json_and_auth_problems(tenant: Tenant, stack: Stack) ->
     )
     assert broken.status_code == 422
     assert broken.json()["code"] == "invalid_json"
-    async with httpx.AsyncClient(base_url=stack.settings.api_url) as anonymous:
+    async with httpx.AsyncClient(base_url=stack.settings.api.url) as anonymous:
         no_key = await anonymous.get("/v1/payments")
         bad_key = await anonymous.get(
             "/v1/payments", headers={"Authorization": "Bearer psk_nope_nope"}

@@ -43,7 +43,7 @@ def test_keys_create_prints_a_working_key_last(stack: Stack) -> None:
     key = done.stdout.strip().splitlines()[-1]
     assert key.startswith("psk_")
     response = httpx.get(
-        f"{stack.settings.api_url}/v1/payments", headers={"Authorization": f"Bearer {key}"}
+        f"{stack.settings.api.url}/v1/payments", headers={"Authorization": f"Bearer {key}"}
     )
     assert response.status_code == 200
     assert response.json() == {"object": "list", "data": [], "has_more": False}
@@ -56,7 +56,7 @@ def test_keys_create_prints_a_working_key_last(stack: Stack) -> None:
     )
     assert audited.returncode == 0
     with psycopg.connect(
-        f"postgresql://postgres@127.0.0.1:{stack.settings.postgres_port}/payments"
+        f"postgresql://postgres@127.0.0.1:{stack.settings.database.embedded_port}/payments"
     ) as conn:
         row = conn.execute(
             "SELECT detail FROM audit_log WHERE action = 'api_key.created' AND subject = %s",
@@ -78,11 +78,11 @@ def test_keys_create_refuses_unknown_scopes(stack: Stack) -> None:
 
 
 def test_health_and_readiness(stack: Stack) -> None:
-    assert httpx.get(f"{stack.settings.api_url}/healthz").json() == {"status": "ok"}
-    ready = httpx.get(f"{stack.settings.api_url}/readyz")
+    assert httpx.get(f"{stack.settings.api.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.settings.api.url}/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"database": "ok", "temporal": "ok"}}
-    spec = httpx.get(f"{stack.settings.api_url}/openapi.json").json()
+    spec = httpx.get(f"{stack.settings.api.url}/openapi.json").json()
     assert {
         "/v1/payments",
         "/v1/payments/{payment_id}/review",
@@ -105,7 +105,7 @@ def test_ledger_verify_reports_ok_after_real_traffic(stack: Stack) -> None:
 
 
 def test_worker_serves_prometheus_metrics(stack: Stack) -> None:
-    url = f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics"
+    url = f"http://127.0.0.1:{stack.settings.worker.metrics_port}/metrics"
     body = httpx.get(url, timeout=5).text
     assert "temporal_" in body  # the SDK's own series (pollers, task latencies, ...)
 
@@ -114,12 +114,12 @@ async def test_metrics_carry_business_and_request_series(tenant: Tenant, stack: 
     account = await funded_account(tenant, 1_000)
     payment = await pay(tenant.partner, payment_body(account["id"], 10))
     await wait_for_status(tenant.partner, payment["id"], {"settled"})
-    worker = httpx.get(f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics").text
+    worker = httpx.get(f"http://127.0.0.1:{stack.settings.worker.metrics_port}/metrics").text
     assert "payments_status_transitions" in worker
     assert 'status="settled"' in worker and 'rail="sepa"' in worker
     assert "payments_ledger_transfers" in worker and 'step="post"' in worker
     assert "temporal_activity_execution_latency" in worker  # step latencies, per activity
-    api = httpx.get(f"{stack.settings.api_url}/metrics").text
+    api = httpx.get(f"{stack.settings.api.url}/metrics").text
     assert 'api_requests_total{method="POST",route="/v1/payments",status="202"}' in api
     assert 'route="/v1/payments/{payment_id}"' in api  # templates, never raw ids
     assert payment["id"] not in api

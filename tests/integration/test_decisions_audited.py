@@ -67,7 +67,7 @@ async def test_a_cancel_signalled_straight_through_temporal_is_audited(
     payment = await in_review(tenant, hit=False)
     # as the Web UI sends it: plain JSON, no codec, no API in between
     client = await Client.connect(
-        stack.settings.temporal_address, namespace=stack.settings.temporal_namespace
+        stack.settings.temporal.address, namespace=stack.settings.temporal.namespace
     )
     await client.get_workflow_handle(payment["id"]).signal(
         "cancel", {"requested_by": "ops-ulrich", "reason": "asked by phone"}

@@ -36,7 +36,7 @@ async def _key(stack: Stack, tenant_id: str, principal: str) -> str:
 @pytest.fixture
 async def reviewers(tenant: Tenant, stack: Stack) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     """A second ops principal, and a second key of the creator's own principal."""
-    base = stack.settings.api_url
+    base = stack.settings.api.url
     oscar = await _key(stack, tenant.tenant_id, "ops-oscar")
     olga_again = await _key(stack, tenant.tenant_id, "ops-olga")
     async with (

@@ -202,7 +202,7 @@ async def test_a_takeover_of_a_stuck_first_request_never_credits_twice(
                 )
                 .values(
                     created_at=func.now()
-                    - timedelta(seconds=stack.settings.idempotency_takeover_seconds + 1)
+                    - timedelta(seconds=stack.settings.api.idempotency_takeover_seconds + 1)
                 )
             )
         # a retry takes the request over and runs it again, meeting the first's deposit

@@ -16,8 +16,8 @@ def test_a_temporal_db_from_an_older_checkout_gets_the_new_search_attributes(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path)
-    host, port = settings.temporal_address.rsplit(":", 1)
-    common = ["--address", settings.temporal_address, "--namespace", settings.temporal_namespace]
+    host, port = settings.temporal.address.rsplit(":", 1)
+    common = ["--address", settings.temporal.address, "--namespace", settings.temporal.namespace]
     # an older checkout's dev server created the file knowing one attribute only
     older = subprocess.Popen(
         [
@@ -31,7 +31,7 @@ def test_a_temporal_db_from_an_older_checkout_gets_the_new_search_attributes(
             "--db-filename",
             str(tmp_path / "temporal.db"),
             "--namespace",
-            settings.temporal_namespace,
+            settings.temporal.namespace,
             "--headless",
             "--search-attribute=PaymentStatus=Keyword",
         ],

@@ -14,7 +14,7 @@ from tests.integration.helpers import Tenant, funded_account, pay, payment_body,
 
 async def test_sigterm_drains_the_running_activity(tenant: Tenant, stack: Stack) -> None:
     account = await funded_account(tenant, 1_000)
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url) as bank:
+    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url) as bank:
         await bank.put("/v1/admin/faults", json={"latency_seconds": 3})
         try:
             payment = await pay(tenant.partner, payment_body(account["id"], 10))

@@ -53,7 +53,7 @@ async def test_verify_schedule_exports_the_gauges_the_alerts_watch(stack: Stack)
 
     client = await connect(stack.settings)
     await client.get_schedule_handle(VERIFY_SCHEDULE_ID).trigger()
-    url = f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics"
+    url = f"http://127.0.0.1:{stack.settings.worker.metrics_port}/metrics"
     for _ in range(100):
         body = httpx.get(url).text
         if "payments_ledger_verify_ok" in body:

@@ -121,7 +121,7 @@ class ListWorker:
             ListRefreshWorkflow.run,
             request or ListRefreshInput(rescreen_page_size=50),
             id=f"list-refresh-test-{uuid.uuid4().hex[:8]}",
-            task_queue=self.settings.task_queue,
+            task_queue=self.settings.temporal.task_queue,
         )
         if result.rescreen_workflow_id:
             await self.client.get_workflow_handle_for(
@@ -131,14 +131,20 @@ class ListWorker:
 
 
 @contextlib.asynccontextmanager
-async def list_worker(stack: Stack, runtime: Runtime, **settings: Any) -> AsyncIterator[ListWorker]:
-    """A worker whose settings are the stack's plus `settings` (a source, the guards).
+async def list_worker(stack: Stack, runtime: Runtime, **changes: Any) -> AsyncIterator[ListWorker]:
+    """A worker whose settings are the stack's, with `changes` to the lists section (a source,
+    the guards).
 
     It starts with the lists the stack is configured with, which is the current version:
     what it refreshes from is the source its settings name.
     """
     queue = f"list-guard-{uuid.uuid4().hex[:8]}"
-    own = Settings.model_validate({**stack.settings.model_dump(), "task_queue": queue, **settings})
+    own = stack.settings.updated(
+        {
+            "temporal.task_queue": queue,
+            **{f"lists.{name}": value for name, value in changes.items()},
+        }
+    )
     client = await connect(own, runtime=runtime)
     engine = get_engine(own)
     lists = await WatchLists.load(engine, stack.settings)
@@ -201,7 +207,7 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
     # the 2019 edition has 17.8% fewer entries than the 2021 one the stack runs on: inside the
     # default shrink guard (20%); the 2021 edition is pinned by its digest
     pinned = load_ofac(SANCTIONS_2021).digest
-    worker_settings = {"sanctions_source": str(source), "sanctions_list_sha256": ""}
+    worker_settings = {"sanctions_source": str(source), "sanctions_sha256": ""}
     try:
         async with list_worker(stack, runtime, **worker_settings) as worker:
             first = await worker.refresh()
@@ -223,7 +229,7 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
 
         v2021, size2021 = publish(SANCTIONS_2021, source)
         async with list_worker(
-            stack, runtime, **{**worker_settings, "sanctions_list_sha256": pinned}
+            stack, runtime, **{**worker_settings, "sanctions_sha256": pinned}
         ) as worker:
             second = await worker.refresh()
         assert (second.changed, second.refused) == (["OFAC-SDN"], {})
@@ -400,7 +406,7 @@ async def test_a_version_that_misses_the_pinned_digest_is_refused(
     pinned = load_ofac(SANCTIONS_2019).digest
     before = refused_count(metrics_port, "sanctions", "digest_mismatch")
     async with list_worker(
-        stack, runtime, sanctions_source=str(source), sanctions_list_sha256=pinned.upper()
+        stack, runtime, sanctions_source=str(source), sanctions_sha256=pinned.upper()
     ) as worker:
         result = await worker.refresh()
     assert (result.changed, result.refused) == ([], {"sanctions": "digest_mismatch"})
@@ -519,15 +525,15 @@ async def test_a_process_never_starts_on_an_unrecorded_version_the_guards_refuse
     # a fresh installation: no version recorded, so nothing to fall back on
     half_version, half_size = publish_half(SANCTIONS_2021, source, dropping=set())
 
-    def settings(**fields: Any) -> Settings:
-        base = {**database.settings.model_dump(), "database_url": isolated_database_url}
-        return Settings.model_validate({**base, **fields})
+    def settings(**lists: Any) -> Settings:
+        changes = {f"lists.{name}": value for name, value in lists.items()}
+        return database.settings.updated({"database.url": isolated_database_url, **changes})
 
-    floor = settings(sanctions_source=str(source), sanctions_list_min_entities=half_size + 1)
+    floor = settings(sanctions_source=str(source), sanctions_min_entities=half_size + 1)
     with pytest.raises(ListRefusedError) as below:
         await WatchLists.load(get_engine(floor), floor)
     assert below.value.reason == RefusalReason.BELOW_FLOOR
-    pinned = settings(sanctions_list_sha256=load_ofac(SANCTIONS_2019).digest)
+    pinned = settings(sanctions_sha256=load_ofac(SANCTIONS_2019).digest)
     with pytest.raises(ListRefusedError) as mismatch:
         await WatchLists.load(get_engine(pinned), pinned)
     assert mismatch.value.reason == RefusalReason.DIGEST_MISMATCH

@@ -41,7 +41,7 @@ async def solo(tenant: Tenant, stack: Stack) -> AsyncIterator[httpx.AsyncClient]
         )
     await dispose_engines()
     async with httpx.AsyncClient(
-        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        base_url=stack.settings.api.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
     ) as client:
         yield client
 

@@ -92,7 +92,7 @@ def reproduction(seed: int, max_examples: int) -> str:
 def test_the_api_keeps_every_promise_of_its_document(stack: Stack) -> None:
     seed = int(os.environ.get("FUZZ_SEED") or secrets.randbelow(2**31))
     max_examples = int(os.environ.get("FUZZ_EXAMPLES") or MAX_EXAMPLES)
-    command = schemathesis_command(stack.settings.api_url, fuzz_key(stack), seed, max_examples)
+    command = schemathesis_command(stack.settings.api.url, fuzz_key(stack), seed, max_examples)
     print(reproduction(seed, max_examples))
     done = subprocess.run(
         command,
@@ -106,7 +106,7 @@ def test_the_api_keeps_every_promise_of_its_document(stack: Stack) -> None:
         check=False,
         timeout=600,
     )
-    document = httpx.get(f"{stack.settings.api_url}/openapi.json").json()
+    document = httpx.get(f"{stack.settings.api.url}/openapi.json").json()
     operations = sum(
         method in ("get", "post", "put", "patch", "delete")
         for item in document["paths"].values()

@@ -79,7 +79,7 @@ async def test_twenty_concurrent_identical_posts_make_one_payment(
             "workflow",
             "count",
             "--address",
-            stack.settings.temporal_address,
+            stack.settings.temporal.address,
             "--query",
             f"WorkflowId='{payment_id}'",
         ],
@@ -95,7 +95,7 @@ async def test_twenty_concurrent_identical_posts_make_one_payment(
 async def test_revoked_key_is_refused_at_once(tenant: Tenant, stack: Stack) -> None:
     key = await key_for(stack, tenant.tenant_id, ["payments:read"])
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=stack.settings.api_url, headers=headers) as client:
+    async with httpx.AsyncClient(base_url=stack.settings.api.url, headers=headers) as client:
         assert (await client.get("/v1/payments")).status_code == 200
         cli = str(Path(sys.executable).parent / "payments")
         env = settings_env(stack.settings)
@@ -129,7 +129,7 @@ async def test_body_size_media_type_and_rate_limit(tenant: Tenant, stack: Stack)
     assert not_json.json()["code"] == "unsupported_media_type"
     slow_key = await key_for(stack, tenant.tenant_id, ["payments:read"], rate=2)
     async with httpx.AsyncClient(
-        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {slow_key}"}
+        base_url=stack.settings.api.url, headers={"Authorization": f"Bearer {slow_key}"}
     ) as client:
         answers = [await client.get("/v1/payments") for _ in range(6)]
     limited = [a for a in answers if a.status_code == 429]

@@ -43,7 +43,7 @@ async def test_raw_history_has_no_plaintext_and_the_codec_server_decodes_it(
             "workflow",
             "show",
             "--address",
-            stack.settings.temporal_address,
+            stack.settings.temporal.address,
             "-w",
             payment["id"],
             "--output",
@@ -59,7 +59,7 @@ async def test_raw_history_has_no_plaintext_and_the_codec_server_decodes_it(
     history = json.loads(shown)
     started = history["events"][0]["workflowExecutionStartedEventAttributes"]
     request = json.dumps({"payloads": started["input"]["payloads"]})
-    url = f"{stack.settings.api_url}/codec/decode"
+    url = f"{stack.settings.api.url}/codec/decode"
     async with httpx.AsyncClient() as client:
         anonymous = await client.post(
             url, content=request, headers={"Content-Type": "application/json"}
@@ -73,7 +73,7 @@ async def test_raw_history_has_no_plaintext_and_the_codec_server_decodes_it(
         preflight = await client.options(
             url,
             headers={
-                "Origin": stack.settings.temporal_ui_origin,
+                "Origin": stack.settings.codec.ui_origin,
                 "Access-Control-Request-Method": "POST",
             },
         )
@@ -83,4 +83,4 @@ async def test_raw_history_has_no_plaintext_and_the_codec_server_decodes_it(
     decoded = ops.json()["payloads"][0]
     plain = base64.b64decode(decoded["data"]).decode()
     assert creditor in plain and IBAN in plain
-    assert preflight.headers["access-control-allow-origin"] == stack.settings.temporal_ui_origin
+    assert preflight.headers["access-control-allow-origin"] == stack.settings.codec.ui_origin

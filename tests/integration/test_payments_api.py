@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from activities.limits import LimitActivities, PaymentNotCommittedError
+from activities.limits import LimitActivities, PaymentNotCommittedError, tier_limits
 from kernel.api_keys import create_key
 from kernel.db import dispose_engines, get_engine
 from ops.devstack import Stack, binary
@@ -53,7 +53,7 @@ async def test_payment_settles_and_moves_money_once(tenant: Tenant, stack: Stack
             "workflow",
             "list",
             "--address",
-            stack.settings.temporal_address,
+            stack.settings.temporal.address,
             "--query",
             f"PaymentStatus='settled' AND WorkflowId='{payment['id']}'",
             "--output",
@@ -83,7 +83,7 @@ async def test_rail_rejection_fails_with_the_reason_code_and_releases_funds(
     tenant: Tenant, stack: Stack
 ) -> None:
     closed_iban = "FR1420041010050500013M02606"
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url) as bank:
+    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url) as bank:
         rule = await bank.post(
             "/v1/admin/rules", json={"creditor_iban": closed_iban, "reject_code": "AC04"}
         )
@@ -150,7 +150,7 @@ async def test_initiator_cannot_review_own_payment(tenant: Tenant, stack: Stack)
         )
     await dispose_engines()
     async with httpx.AsyncClient(
-        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {both}"}, timeout=30
+        base_url=stack.settings.api.url, headers={"Authorization": f"Bearer {both}"}, timeout=30
     ) as solo:
         account = await funded_account(Tenant(tenant.tenant_id, solo, tenant.ops), 5_000)
         payment = await pay(solo, payment_body(account["id"], 100, name="Banco Nacional de Cuba"))
@@ -251,7 +251,7 @@ async def test_other_tenants_objects_are_not_found(tenant: Tenant, stack: Stack)
     payment = await pay(tenant.partner, payment_body(account["id"], 10))
     partner_key, _ = await make_keys(stack, f"ten_{uuid.uuid4().hex[:12]}")
     async with httpx.AsyncClient(
-        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {partner_key}"}
+        base_url=stack.settings.api.url, headers={"Authorization": f"Bearer {partner_key}"}
     ) as stranger:
         for path in (
             f"/v1/payments/{payment['id']}",
@@ -398,7 +398,7 @@ async def test_no_money_moves_for_a_payment_whose_row_never_committed(
     # the limits check is the payment's last step before the hold; it refuses (and is
     # retried) until the API's transaction that inserted the payment has committed
     account = await funded_account(tenant, 1_000)
-    checks = LimitActivities(get_engine(stack.settings), stack.settings)
+    checks = LimitActivities(get_engine(stack.settings), tier_limits(stack.settings.limits))
     request = LimitsInput(tenant.tenant_id, account["customer_id"], "pay_notcommitted", 100, "EUR")
     try:
         with pytest.raises(PaymentNotCommittedError):

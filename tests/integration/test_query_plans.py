@@ -179,13 +179,13 @@ FROM payments;
 @pytest.fixture(scope="module")
 def seeded(database: Stack) -> Iterator[Callable[[], Connection]]:
     """A private database with the seed, analyzed; yields a connection factory."""
-    port = database.settings.postgres_port
+    port = database.settings.database.embedded_port
     name = f"plans_{uuid.uuid4().hex[:12]}"
     admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
-    upgrade(database.settings.model_copy(update={"database_url": url}))
+    upgrade(database.settings.updated({"database.url": url}))
     engine = create_engine(url)
     with engine.begin() as conn:
         # a bulk load: the ledger's and the audit chain's integrity triggers check what the

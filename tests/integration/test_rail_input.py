@@ -42,7 +42,7 @@ async def another_tenant(stack: Stack) -> AsyncIterator[Tenant]:
     """A second fresh tenant, as the `tenant` fixture makes them."""
     tenant_id = f"ten_{uuid.uuid4().hex[:12]}"
     partner_key, ops_key = await make_keys(stack, tenant_id)
-    base = stack.settings.api_url
+    base = stack.settings.api.url
     async with (
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {partner_key}"}, timeout=30
@@ -201,7 +201,7 @@ async def test_an_entry_invalid_in_the_file_is_refused_alone_and_the_window_sett
             if together:
                 break
         assert together, "the three payments never joined one window"
-        async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+        async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
             moved = await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
             assert moved.status_code == 200, moved.text
             for zoe_id, ordinary_id, bad_id in tries:

@@ -78,8 +78,8 @@ async def test_callback_signature_is_enforced(stack: Stack) -> None:
             transactions=[TransactionStatus("pay_unknown", "ACSC")],
         )
     )
-    url = f"{stack.settings.api_url}/v1/rails/sepa/callbacks"
-    secret = stack.settings.rail_callback_secret
+    url = f"{stack.settings.api.url}/v1/rails/sepa/callbacks"
+    secret = stack.settings.rails.callback_secret
     async with httpx.AsyncClient() as client:
         forged = await client.post(url, content=report, headers=signed("wrong-secret", report))
         stale = await client.post(
@@ -102,7 +102,7 @@ async def test_sepa_return_after_settlement_restores_the_balance(
 ) -> None:
     account = await funded_account(tenant, 10_000)
     iban = fresh_iban()
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
         rule = await bank.post(
             "/v1/admin/rules",
             json={"rail": "sepa", "creditor_iban": iban, "action": "return", "code": "AC06"},

@@ -20,7 +20,7 @@ from tests.integration.helpers import (
 
 
 async def test_reconciliation_finds_planted_discrepancies(tenant: Tenant, stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
         # other tests move the bank's clock forward; book today's payments on today's date
         clock = await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         assert clock.status_code == 200, clock.text

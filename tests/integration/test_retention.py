@@ -156,7 +156,7 @@ async def test_purge_deletes_only_what_expired_in_batches(
             )
 
     # batches of 2: several transactions each for the 5 events and the 3 keys
-    report = await purge_expired(engine, stack.settings.model_copy(update={"purge_batch_size": 2}))
+    report = await purge_expired(engine, stack.settings.updated({"retention.purge_batch_size": 2}))
     assert report.events >= 5 and report.webhook_deliveries >= 5 and report.idempotency_keys >= 3
     async with engine.connect() as conn:
         left_events = (

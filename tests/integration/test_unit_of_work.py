@@ -170,7 +170,7 @@ async def test_a_deposit_taken_over_after_its_first_attempt_died_credits_once(
                 response_status=None,
                 response_body=None,
                 created_at=func.now()
-                - timedelta(seconds=stack.settings.idempotency_takeover_seconds + 1),
+                - timedelta(seconds=stack.settings.api.idempotency_takeover_seconds + 1),
             )
         )
     await dispose_engines()

@@ -191,7 +191,7 @@ async def test_audit_tampering_before_the_checkpoint_is_the_full_runs_and_the_an
 def test_the_cli_verifies_incrementally_unless_told_full(
     isolated_database_url: str, database: Stack
 ) -> None:
-    env = settings_env(database.settings.model_copy(update={"database_url": isolated_database_url}))
+    env = settings_env(database.settings.updated({"database.url": isolated_database_url}))
     cli = str(Path(sys.executable).parent / "payments")
 
     def run(*args: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -53,9 +52,9 @@ def loopback_spellings(port: int) -> list[str]:
     ]
 
 
-def guarded(settings: Settings, **fields: Any) -> Settings:
+def guarded(settings: Settings) -> Settings:
     """The stack's settings as production has them: private networks not allowed."""
-    return settings.model_copy(update={"webhook_allow_private_networks": False, **fields})
+    return settings.updated({"webhooks.allow_private_networks": False})
 
 
 async def endpoint_count(engine: AsyncEngine, tenant_id: str) -> int:
@@ -87,7 +86,7 @@ async def test_no_spelling_of_a_loopback_url_registers(database: Stack) -> None:
 
 async def test_a_name_resolving_to_loopback_does_not_register(engine: AsyncEngine) -> None:
     tenant_id = f"ten_{uuid.uuid4().hex[:12]}"
-    settings = Settings(webhook_allow_private_networks=False)
+    settings = Settings().updated({"webhooks.allow_private_networks": False})
     with pytest.raises(InvalidRequestError) as refused:
         await register_endpoint(
             engine,
@@ -103,7 +102,7 @@ async def test_a_name_resolving_to_loopback_does_not_register(engine: AsyncEngin
 
 async def test_a_tenant_has_a_bounded_number_of_enabled_endpoints(database: Stack) -> None:
     # loopback receivers are allowed here (dev): this test is about the count
-    settings = database.settings.model_copy(update={"webhook_max_endpoints_per_tenant": 2})
+    settings = database.settings.updated({"webhooks.max_endpoints_per_tenant": 2})
     async with partner_api(settings) as (partner, _tenant_id):
         created = []
         for n in range(2):

@@ -73,7 +73,7 @@ async def test_worker_killed_during_submission_bank_books_each_payment_once(
     tenant: Tenant, stack: Stack
 ) -> None:
     account = await funded_account(tenant, 10_000)
-    async with httpx.AsyncClient(base_url=stack.settings.banksim_url, timeout=30) as bank:
+    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         # the bank stores each submission but does not answer: the worker dies waiting
         faults = {"seed": 7, "timeout_rate": 1.0, "timeout_seconds": 4.0}

@@ -107,7 +107,12 @@ def test_accounts_keep_customers_under_the_daily_count_limit() -> None:
 
 def test_overrides_are_checked_against_settings() -> None:
     assert _stack.parse_overrides(["PAYMENTS_WORKER_MAX_CONCURRENT_ACTIVITIES=7"]) == {
-        "worker_max_concurrent_activities": "7"
+        "worker.max_concurrent_activities": "7"
+    }
+    # a variable that kept its old name reaches its section; a path is taken as it is
+    assert _stack.parse_overrides(["PAYMENTS_POSTGRES_PORT=5", "ach.window_seconds=2"]) == {
+        "database.embedded_port": "5",
+        "ach.window_seconds": "2",
     }
     with pytest.raises(SystemExit):
         _stack.parse_overrides(["no_such_setting=1"])

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from api.app import create_app as create_api
 from banksim.app import create_app as create_banksim
-from kernel.settings import PROJECT_ROOT, Settings
+from kernel.settings import PROJECT_ROOT, Settings, TemporalSettings, WorkerSettings, setting_paths
 from workflows.models import PaymentStatus
 from workflows.queues import ROLES, Role, queue_for
 
@@ -33,8 +33,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 OWN_IMAGE = "payments-platform"
 
-FIELDS = set(Settings.model_fields)
 ENV_PREFIX = "PAYMENTS_"
+# a setting is named here by its environment variable without the prefix, lower case
+PATHS = {name.removeprefix(ENV_PREFIX).lower(): path for name, path in setting_paths().items()}
+FIELDS = set(PATHS)
 
 # What each process reads from the settings and cannot take from the defaults in a container
 # (the defaults are loopback addresses and paths of the dev stack). Read off the code:
@@ -57,7 +59,7 @@ NEEDS: dict[str, set[str]] = {
         "temporal_address",
         "temporal_namespace",
         "task_queue",
-        "banksim_url",
+        "rail_bank_url",
         "sanctions_dir",
         "worker_metrics_host",
         "worker_metrics_port",
@@ -207,8 +209,10 @@ def k8s_env(container: dict[str, Any]) -> dict[str, str | None]:
 
 def validate_settings(env: dict[str, str] | dict[str, str | None]) -> Settings:
     """The values parse as the settings' types (secrets, None here, keep their defaults)."""
-    values = {field_of(k): v for k, v in env.items() if v is not None and k.startswith(ENV_PREFIX)}
-    return Settings.model_validate(values)
+    values = {
+        PATHS[field_of(k)]: v for k, v in env.items() if v is not None and k.startswith(ENV_PREFIX)
+    }
+    return Settings().updated(values)
 
 
 def route_paths(app: FastAPI) -> set[str]:
@@ -352,7 +356,7 @@ def test_each_compose_service_gets_the_settings_it_needs() -> None:
         host, port = by_role[role][env_name("temporal_address")].split(":")
         assert host in compose and port == "7233", host
         assert "7233" in " ".join(compose[host]["healthcheck"]["test"]), host
-    bank = urlsplit(by_role["worker"][env_name("banksim_url")])
+    bank = urlsplit(by_role["worker"][env_name("rail_bank_url")])
     assert bank.hostname in compose and bank.hostname in app_services()
     assert str(bank.port) == by_role["banksim"][env_name("banksim_port")]
     callback = urlsplit(by_role["banksim"][env_name("banksim_callback_url")])
@@ -365,7 +369,10 @@ def test_each_compose_service_gets_the_settings_it_needs() -> None:
         assert by_role["api"][env_name(field)] == by_role["worker"][env_name(field)], field
     secret = env_name("rail_callback_secret")
     assert by_role["api"][secret] == by_role["banksim"][secret]
-    assert by_role["worker"][env_name("task_queue")] == Settings.model_fields["task_queue"].default
+    assert (
+        by_role["worker"][env_name("task_queue")]
+        == TemporalSettings.model_fields["task_queue"].default
+    )
     namespace = compose_env(compose["temporal-namespace"])["TEMPORAL_NAMESPACE"]
     assert by_role["api"][env_name("temporal_namespace")] == namespace
 
@@ -389,7 +396,7 @@ def test_compose_healthchecks_and_ports_point_at_real_endpoints() -> None:
             assert str(mapping).split(":")[-1] == env[env_name(port_setting(role))], name
     worker_env = compose_env(services()["worker"])
     assert int(worker_env[env_name("worker_metrics_port")]) == (
-        Settings.model_fields["worker_metrics_port"].default
+        WorkerSettings.model_fields["metrics_port"].default
     )
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
@@ -624,7 +631,7 @@ def test_worker_grace_period_exceeds_the_graceful_shutdown() -> None:
 
 def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback() -> None:
     config = next(iter(config_maps().values()))
-    default_queue = Settings.model_fields["task_queue"].default
+    default_queue = TemporalSettings.model_fields["task_queue"].default
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in k8s_of("ScaledObject")}
     roles_deployed: set[str] = set()
     for deployment in worker_deployments():

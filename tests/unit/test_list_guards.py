@@ -18,7 +18,7 @@ from compliance.lists import (
     load_ofac,
     load_pep_csv,
 )
-from kernel.settings import Settings
+from kernel.settings import Settings, setting_paths
 from services.watch_lists import (
     ListGuards,
     ListRefusedError,
@@ -85,20 +85,27 @@ def test_a_pinned_digest_must_match() -> None:
 
 def test_guards_come_from_the_settings_per_list_kind() -> None:
     pin = "AB" * 32
-    settings = Settings(
-        list_max_shrink_share=0.1,
-        sanctions_list_min_entities=5000,
-        pep_list_min_entities=3,
-        sanctions_list_sha256=pin,
+    settings = Settings().updated(
+        {
+            "lists.max_shrink_share": 0.1,
+            "lists.sanctions_min_entities": 5000,
+            "lists.pep_min_entities": 3,
+            "lists.sanctions_sha256": pin,
+        }
     )
     assert ListGuards.configured(settings, "sanctions") == ListGuards(0.1, 5000, pin.lower())
     assert ListGuards.configured(settings, "pep") == ListGuards(0.1, 3, "")
-    defaults = Settings()
-    assert (defaults.list_max_shrink_share, defaults.sanctions_list_min_entities) == (0.2, 1000)
-    with pytest.raises(ValueError, match="sanctions_list_sha256"):
-        Settings(sanctions_list_sha256="not-a-digest")
-    with pytest.raises(ValueError, match="list_max_shrink_share"):
-        Settings(list_max_shrink_share=1.5)
+    defaults = Settings().lists
+    assert (defaults.max_shrink_share, defaults.sanctions_min_entities) == (0.2, 1000)
+    with pytest.raises(ValueError, match="sanctions_sha256"):
+        Settings().updated({"lists.sanctions_sha256": "not-a-digest"})
+    with pytest.raises(ValueError, match="max_shrink_share"):
+        Settings().updated({"lists.max_shrink_share": 1.5})
+    # read from the environment as PAYMENTS_LIST_<FIELD>
+    assert {
+        "PAYMENTS_LIST_MAX_SHRINK_SHARE": "lists.max_shrink_share",
+        "PAYMENTS_LIST_SANCTIONS_SHA256": "lists.sanctions_sha256",
+    }.items() <= setting_paths().items()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from kernel.db import get_engine
-from kernel.settings import Settings
+from kernel.settings import WorkerSettings
 from ops.devstack import isolated_settings
 from services.watch_lists import LoadedLists, WatchLists
 from workers.activity_registry import CatalogueMismatchError, activities_by_role, step_of
@@ -80,14 +80,12 @@ def test_a_fake_declared_with_implements_is_the_catalogued_step() -> None:
 
 def test_settings_and_the_payment_input_agree_on_split_queues() -> None:
     # a payment started without the field (every payment before it) runs as configured
-    assert Settings.model_fields["split_activity_queues"].default is True
+    assert WorkerSettings.model_fields["split_activity_queues"].default is True
     assert PaymentInput.__dataclass_fields__["split_activity_queues"].default is True
 
 
 def test_a_single_role_worker_refuses_unsplit_queues(tmp_path: Path) -> None:
-    role_worker = isolated_settings(tmp_path, worker_queues="ledger")
-    assert selected_roles(role_worker.model_copy(update={"split_activity_queues": True})) == [
-        "ledger"
-    ]
+    role_worker = isolated_settings(tmp_path, {"worker.queues": "ledger"})
+    assert selected_roles(role_worker.updated({"worker.split_activity_queues": True})) == ["ledger"]
     with pytest.raises(ValueError, match="needs split_activity_queues"):
-        selected_roles(role_worker.model_copy(update={"split_activity_queues": False}))
+        selected_roles(role_worker.updated({"worker.split_activity_queues": False}))

@@ -97,10 +97,13 @@ async def test_otlp_export_is_switched_on_by_settings() -> None:
     while not server.started:
         await asyncio.sleep(0.02)
     try:
-        assert configure_tracing(Settings(otel_enabled=False), "off") is None
-        assert temporal_interceptors(Settings(otel_enabled=False)) == []
-        settings = Settings(
-            otel_enabled=True, otel_exporter_otlp_endpoint=f"http://127.0.0.1:{port}/v1/traces"
+        assert configure_tracing(Settings().updated({"tracing.enabled": False}), "off") is None
+        assert temporal_interceptors(Settings().updated({"tracing.enabled": False})) == []
+        settings = Settings().updated(
+            {
+                "tracing.enabled": True,
+                "tracing.exporter_otlp_endpoint": f"http://127.0.0.1:{port}/v1/traces",
+            }
         )
         provider = configure_tracing(settings, "payments-test")
         assert provider is not None

@@ -118,19 +118,19 @@ async def serve(app: Any, *, lifespan: Literal["on", "off"] = "on") -> AsyncIter
         sock.close()
 
 
-def make_settings(tmp_path: Path, receiver_url: str, **overrides: Any) -> Settings:
+def make_settings(tmp_path: Path, receiver_url: str) -> Settings:
     """Settings pointing every callback at the receiver, with fast retries."""
-    values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "banksim_callback_url": f"{receiver_url}{SEPA_PATH}",
-        "banksim_ach_callback_url": f"{receiver_url}{ACH_PATH}",
-        "banksim_ach_returns_url": f"{receiver_url}{RETURNS_PATH}",
-        "banksim_settle_delay_seconds": 5.0,
-        "banksim_callback_backoff_seconds": 0.2,
-        "rail_callback_secret": SECRET,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    return Settings().updated(
+        {
+            "data_dir": tmp_path / "data",
+            "banksim.callback_url": f"{receiver_url}{SEPA_PATH}",
+            "banksim.ach_callback_url": f"{receiver_url}{ACH_PATH}",
+            "banksim.ach_returns_url": f"{receiver_url}{RETURNS_PATH}",
+            "banksim.settle_delay_seconds": 5.0,
+            "banksim.callback_backoff_seconds": 0.2,
+            "rails.callback_secret": SECRET,
+        }
+    )
 
 
 @dataclass

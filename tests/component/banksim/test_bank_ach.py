@@ -193,7 +193,7 @@ async def test_returns_arrive_after_settlement_as_a_nacha_return_file(bank: Bank
         ("settled", "R03"),
         ("settled", "R01"),
     ]
-    await bank.advance(seconds=bank.settings.banksim_ach_return_delay_seconds - 1)
+    await bank.advance(seconds=bank.settings.banksim.ach_return_delay_seconds - 1)
     await asyncio.sleep(0.2)
     assert bank.receiver.on(RETURNS_PATH) == []
 

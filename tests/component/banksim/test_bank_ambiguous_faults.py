@@ -112,7 +112,7 @@ async def test_error_after_store_keeps_the_sepa_message(bank: BankClient) -> Non
     await bank.set_faults(error_after_store_rate=1)
     assert (await bank.submit(pacs008("MSG-EAS", amount_minor=1))).status_code == 409
 
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
     await bank.receiver.wait_for(2, SEPA_PATH)
     booked = await bookings(bank)
     assert [(b["message_id"], b["end_to_end_id"]) for b in booked] == [("MSG-EAS", "e2e-MSG-EAS")]
@@ -151,7 +151,7 @@ async def test_dropped_final_sepa_status_is_never_delivered(bank: BankClient) ->
     assert (await bank.submit(pacs008("MSG-DROP"))).status_code == 202
     assert (await bank.submit(pacs008("MSG-DROP-RT", creditor_iban=SEPA_RETURN_IBAN))).is_success
     await bank.receiver.wait_for(2, SEPA_PATH)
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
     await asyncio.sleep(0.4)
     kinds = [parse_pacs002(c.body).transactions[0].status for c in bank.receiver.on(SEPA_PATH)]
     assert kinds == ["ACCP", "ACCP"]  # no ACSC callback
@@ -160,7 +160,7 @@ async def test_dropped_final_sepa_status_is_never_delivered(bank: BankClient) ->
     assert parse_pacs002(status.content).transactions[0].status == "ACSC"
     assert len(await bookings(bank, rail="sepa")) == 2
     # the stream goes on past the dropped callback: the later return is delivered
-    await bank.advance(seconds=bank.settings.banksim_sepa_return_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.sepa_return_delay_seconds)
     calls = await bank.receiver.wait_for(3, SEPA_PATH)
     assert calls[-1].headers["banksim-message-id"] == "MSG-DROP-RT"
     assert b"pacs.004" in calls[-1].body
@@ -171,7 +171,7 @@ async def test_dropped_final_sepa_status_under_out_of_order_releases_the_accp(
 ) -> None:
     await bank.set_faults(drop_final_callback_rate=1, out_of_order_callbacks=True)
     assert (await bank.submit(pacs008("MSG-DROP-OOO"))).status_code == 202
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
     [accp] = await bank.receiver.wait_for(1, SEPA_PATH)
     assert parse_pacs002(accp.body).transactions[0].status == "ACCP"
     await asyncio.sleep(0.3)
@@ -188,7 +188,7 @@ async def test_dropped_ach_settlement_notice_is_never_delivered(bank: BankClient
     assert bank.receiver.on(ACH_PATH) == []
     assert (await bank.file(file_id()))["status"] == "settled"
     # the return file still follows
-    await bank.advance(seconds=bank.settings.banksim_ach_return_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.ach_return_delay_seconds)
     [returned] = await bank.receiver.wait_for(1, RETURNS_PATH)
     assert returned.headers["banksim-original-file-id"] == file_id()
     assert bank.receiver.on(ACH_PATH) == []

@@ -132,7 +132,7 @@ async def test_out_of_order_sepa_sends_the_final_status_before_accp(bank: BankCl
     assert (await bank.submit(pacs008("MSG-OOO"))).status_code == 202
     await asyncio.sleep(0.3)
     assert bank.receiver.calls == []  # the ACCP is held back
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
     calls = await bank.receiver.wait_for(2)
     assert statuses([c.body for c in calls]) == ["ACSC", "ACCP"]
     # polling still reports the latest step
@@ -150,6 +150,6 @@ async def test_out_of_order_ach_sends_the_return_before_the_settlement_notice(
     await bank.advance(to="next_ach_cutoff")
     await asyncio.sleep(0.3)
     assert bank.receiver.calls == []  # the notice waits for the return
-    await bank.advance(seconds=bank.settings.banksim_ach_return_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.ach_return_delay_seconds)
     calls = await bank.receiver.wait_for(2)
     assert [c.path for c in calls] == [RETURNS_PATH, ACH_PATH]

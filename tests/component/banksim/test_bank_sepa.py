@@ -34,7 +34,7 @@ def only_status(report: StatusReport) -> tuple[str, str | None]:
 
 async def settle(bank: BankClient) -> None:
     """Move the clock past the SEPA settlement delay."""
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
 
 
 async def test_healthz(bank: BankClient) -> None:
@@ -67,7 +67,7 @@ async def test_message_is_accepted_then_settled_with_two_signed_reports(bank: Ba
     # the clock is frozen: nothing settles until it moves
     await asyncio.sleep(0.3)
     assert len(bank.receiver.calls) == 1
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds - 0.5)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds - 0.5)
     await asyncio.sleep(0.2)
     assert len(bank.receiver.calls) == 1
 

@@ -67,8 +67,8 @@ async def test_statement_reports_settled_payments_and_returns(bank: BankClient) 
     statement = await fetch(bank, DAY)
     assert statement.date == DAY
     sepa, ach = statement.for_account("sepa"), statement.for_account("ach")
-    assert sepa.account == bank.settings.sepa_debtor_iban and sepa.currency == "EUR"
-    assert ach.account == bank.settings.banksim_ach_account_number and ach.currency == "USD"
+    assert sepa.account == bank.settings.sepa.debtor_iban and sepa.currency == "EUR"
+    assert ach.account == bank.settings.banksim.ach_account_number and ach.currency == "USD"
 
     assert [
         (e.direction, e.amount_minor, e.end_to_end_id, e.return_code) for e in sepa.entries
@@ -91,7 +91,7 @@ async def test_statement_reports_settled_payments_and_returns(bank: BankClient) 
 
     # the next day opens where this one closed, with no movements
     following = await fetch(bank, DAY + timedelta(days=1), "sepa")
-    assert following.account == bank.settings.sepa_debtor_iban
+    assert following.account == bank.settings.sepa.debtor_iban
     [next_sepa] = following.accounts
     assert next_sepa.opening_balance_minor == next_sepa.closing_balance_minor == -2_800
     assert next_sepa.entries == []

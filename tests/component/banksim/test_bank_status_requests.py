@@ -76,7 +76,7 @@ async def test_known_message_reports_its_current_status(bank: BankClient) -> Non
     await bank.receiver.wait_for(1, SEPA_PATH)
     assert await answer_of(bank, "MSG-ASK-1") == StatusAnswer(True, "ACCP", None)
 
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
     await bank.receiver.wait_for(2, SEPA_PATH)
     assert await answer_of(bank, "MSG-ASK-1") == StatusAnswer(True, "ACSC", None)
     # asking is read-only: no callback, no booking, the same answer again
@@ -89,7 +89,7 @@ async def test_known_message_reports_its_current_status(bank: BankClient) -> Non
 
 async def test_rejected_message_is_known_with_its_reason(bank: BankClient) -> None:
     assert (await bank.submit(pacs008("MSG-ASK-RJ", creditor_iban=BAD_CHECKSUM_IBAN))).is_success
-    await bank.advance(seconds=bank.settings.banksim_settle_delay_seconds)
+    await bank.advance(seconds=bank.settings.banksim.settle_delay_seconds)
     await bank.receiver.wait_for(2, SEPA_PATH)
     assert await answer_of(bank, "MSG-ASK-RJ") == StatusAnswer(True, "RJCT", "AC01")
 
