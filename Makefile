@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume
+.PHONY: risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,6 +18,13 @@ install: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/python -m ops.devstack
+
+# promtool and alertmanager (Debian packages, not on PyPI) for the alert-rule tests: installed
+# when missing (as root; otherwise it says what to install)
+prometheus-tools:
+	bash .ci/install-prometheus-tools.sh
+
+test component: prometheus-tools
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -80,3 +87,7 @@ record-histories: $(STAMP)
 
 clean:
 	rm -rf .data
+
+# docs/risk-register.md from docs/risk-register.yaml (a unit test fails when it is stale)
+risk-register: $(STAMP)
+	$(BIN)/python -m ops.risk_register

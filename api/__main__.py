@@ -14,7 +14,15 @@ if __name__ == "__main__":
     configure_logging()
     settings = get_settings()
     require_safe_secrets(
-        settings, "api", (Uses.TEMPORAL, Uses.RAIL_CALLBACKS, Uses.CODEC_SERVER, Uses.WEBHOOKS)
+        settings,
+        "api",
+        (
+            Uses.TEMPORAL,
+            Uses.RAIL_CALLBACKS,
+            Uses.CODEC_SERVER,
+            Uses.WEBHOOKS,
+            Uses.REVIEWS,
+        ),
     )
     uvicorn.run(
         create_app(settings),

@@ -108,6 +108,12 @@ WEBHOOK_ENDPOINT_LIMIT_REACHED = ProblemCode(
     409, "webhook_endpoint_limit_reached", "The tenant has its maximum of enabled endpoints."
 )
 FOUR_EYES_VIOLATION = ProblemCode(403, "four_eyes_violation", "The initiator may not review.")
+REVIEW_TOKEN_INVALID = ProblemCode(
+    403,
+    "review_token_invalid",
+    "The workers could not verify the review's token (their review secrets differ from the "
+    "API's); nothing was decided.",
+)
 PAYMENT_NOT_IN_REVIEW = ProblemCode(409, "payment_not_in_review", "The payment is not in review.")
 PAYMENT_NOT_CANCELABLE = ProblemCode(
     409, "payment_not_cancelable", "The payment has reached the rail, or the bank paid it."

@@ -13,7 +13,7 @@ from kernel.settings import get_settings
 def main() -> None:
     """Run the simulator until SIGINT/SIGTERM (uvicorn then runs the lifespan shutdown)."""
     settings = get_settings()
-    require_safe_secrets(settings, "banksim", (Uses.RAIL_CALLBACKS,))
+    require_safe_secrets(settings, "banksim", (Uses.RAIL_CALLBACKS, Uses.BANK_SUBMISSIONS))
     configure_logging()
     uvicorn.run(
         create_app(settings),

@@ -11,17 +11,19 @@ import asyncio
 from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from banksim import ach, sepa, statements
 from banksim.bank import Bank
 from banksim.faults import SubmissionFault
 from banksim.problems import problem
+from banksim.signing import PLATFORM_SIGNATURE_HEADER, PLATFORM_TIMESTAMP_HEADER, request_signed
 from banksim.store import Receipt
 from iso20022.pacs008 import parse_pacs008
 from iso20022.pacs028 import parse_pacs028
 from iso20022.schemas import SchemaError
+from kernel.settings import secret_list
 from nacha import NachaError
 
 XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})
@@ -30,13 +32,34 @@ MAX_MESSAGE_BYTES = 1_000_000
 # a NACHA file of ~100k records
 MAX_FILE_BYTES = 10_000_000
 
-router = APIRouter()
-
 
 def get_bank(request: Request) -> Bank:
     """The running simulator (built by the lifespan)."""
     bank: Bank = request.app.state.bank
     return bank
+
+
+async def require_platform_signature(request: Request) -> None:
+    """Refuse (401) a request the platform did not sign: only the holder of the shared
+    submission secret may send messages, files and questions, or read statements."""
+    settings = get_bank(request).settings
+    if not request_signed(
+        secret_list(settings.rails.submission_secret),
+        request.headers.get(PLATFORM_TIMESTAMP_HEADER),
+        request.headers.get(PLATFORM_SIGNATURE_HEADER),
+        request.method,
+        request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        await request.body(),
+        settings.rails.callback_tolerance_seconds,
+    ):
+        raise UnsignedRequestError
+
+
+class UnsignedRequestError(Exception):
+    """A request without a valid platform signature (answered 401 by the app)."""
+
+
+router = APIRouter(dependencies=[Depends(require_platform_signature)])
 
 
 def _media_type(request: Request) -> str:

@@ -97,6 +97,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = f"{where}: {first.get('msg', 'invalid request')}"
         return problem(422, "validation_error", "Invalid request", detail)
 
+    @app.exception_handler(api_rails.UnsignedRequestError)
+    async def unsigned(_: Request, __: api_rails.UnsignedRequestError) -> JSONResponse:
+        return problem(
+            401,
+            "invalid_signature",
+            "Unauthorized",
+            "the request carries no valid platform signature",
+        )
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness."""

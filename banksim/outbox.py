@@ -20,13 +20,17 @@ from functools import partial
 
 import httpx
 
-from banksim.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from banksim.signing import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+)
 from banksim.store import Store
-from kernel.settings import Settings
+from kernel.settings import Settings, secret_list
 
 logger = logging.getLogger("banksim")
 
-EVENT_ID_HEADER = "Banksim-Event-Id"
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -174,7 +178,12 @@ class Outbox:
                 "Content-Type": item.content_type,
                 EVENT_ID_HEADER: item.event_id,
                 TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: sign(self._settings.rails.callback_secret, timestamp, item.body),
+                SIGNATURE_HEADER: sign(
+                    secret_list(self._settings.rails.callback_secret),
+                    item.event_id,
+                    timestamp,
+                    item.body,
+                ),
             }
             try:
                 response = await self._client.post(url, content=item.body, headers=headers)

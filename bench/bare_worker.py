@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.codec import data_converter
 from kernel.settings import Settings
-from kernel.temporal_client import exit_without_finalizing
+from kernel.temporal_client import connect_options, exit_without_finalizing
 
 READY = "bare worker ready"
 
@@ -32,8 +32,7 @@ READY = "bare worker ready"
 async def bare_client(settings: Settings, codec: bool) -> Client:
     """A client with the SDK's defaults (or the platform's codec)."""
     return await Client.connect(
-        settings.temporal.address,
-        namespace=settings.temporal.namespace,
+        **connect_options(settings.temporal),
         data_converter=data_converter(settings) if codec else DataConverter.default,
     )
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from enum import StrEnum
 
-from kernel.settings import CodecSettings, RailSettings, Settings
+from kernel.settings import CodecSettings, RailSettings, ReviewSettings, Settings, secret_list
 
 # Secrets this repository publishes: the settings' defaults, docker-compose's and the
 # Kubernetes example's. Anyone can read them, so they protect nothing in production.
@@ -42,6 +42,8 @@ class Uses(StrEnum):
     RAIL_CALLBACKS = "rail_callbacks"  # signs or verifies the bank's callbacks
     CODEC_SERVER = "codec_server"  # serves decrypted payloads to the Web UI
     WEBHOOKS = "webhooks"  # registers or delivers to partners' URLs
+    REVIEWS = "reviews"  # mints or verifies four-eyes review tokens
+    BANK_SUBMISSIONS = "bank_submissions"  # signs (platform) or verifies (bank) our requests
 
 
 def _payload_key_problems(settings: Settings) -> list[str]:
@@ -71,11 +73,46 @@ def _payload_key_problems(settings: Settings) -> list[str]:
 
 
 def _callback_secret_problems(settings: Settings) -> list[str]:
-    secret = settings.rails.callback_secret
-    if secret in PUBLISHED_CALLBACK_SECRETS:
+    # comma-separated while a secret rotates: every one listed must be fit to use
+    secrets = secret_list(settings.rails.callback_secret)
+    if not secrets:
+        return ["PAYMENTS_RAIL_CALLBACK_SECRET: not set"]
+    if any(secret in PUBLISHED_CALLBACK_SECRETS for secret in secrets):
         return ["PAYMENTS_RAIL_CALLBACK_SECRET: the published dev secret; set your own"]
-    if len(secret) < MIN_SECRET_LENGTH:
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
         return [f"PAYMENTS_RAIL_CALLBACK_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
+    return []
+
+
+PUBLISHED_SUBMISSION_SECRETS = frozenset(
+    {str(RailSettings.model_fields["submission_secret"].default), "CHANGE-ME"}
+)
+
+
+def _submission_secret_problems(settings: Settings) -> list[str]:
+    secrets = secret_list(settings.rails.submission_secret)
+    if not secrets:
+        return ["PAYMENTS_RAIL_SUBMISSION_SECRET: not set"]
+    if any(secret in PUBLISHED_SUBMISSION_SECRETS for secret in secrets):
+        return ["PAYMENTS_RAIL_SUBMISSION_SECRET: the published dev secret; set your own"]
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
+        return [f"PAYMENTS_RAIL_SUBMISSION_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
+    return []
+
+
+PUBLISHED_REVIEW_SECRETS = frozenset(
+    {str(ReviewSettings.model_fields["token_secrets"].default), "CHANGE-ME"}
+)
+
+
+def _review_secret_problems(settings: Settings) -> list[str]:
+    secrets = secret_list(settings.reviews.token_secrets)
+    if not secrets:
+        return ["PAYMENTS_REVIEW_TOKEN_SECRETS: not set"]
+    if any(secret in PUBLISHED_REVIEW_SECRETS for secret in secrets):
+        return ["PAYMENTS_REVIEW_TOKEN_SECRETS: the published dev secret; set your own"]
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
+        return [f"PAYMENTS_REVIEW_TOKEN_SECRETS: shorter than {MIN_SECRET_LENGTH} characters"]
     return []
 
 
@@ -90,6 +127,10 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
         problems += _payload_key_problems(settings)
     if Uses.RAIL_CALLBACKS in wanted:
         problems += _callback_secret_problems(settings)
+    if Uses.BANK_SUBMISSIONS in wanted:
+        problems += _submission_secret_problems(settings)
+    if Uses.REVIEWS in wanted:
+        problems += _review_secret_problems(settings)
     if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:
         problems.append(
             "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"

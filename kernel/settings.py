@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,11 @@ DEV_MARKER = PROJECT_ROOT / ".data" / "dev.env"
 # `make dev` marks its checkout with DEV_MARKER, so that `payments` commands in a second shell
 # know they talk to the dev stack; the environment still overrides it
 _ENV_FILES = (".env", DEV_MARKER)
+
+
+def secret_list(configured: str) -> list[str]:
+    """A secret setting that takes several while one rotates: comma-separated, current first."""
+    return [part.strip() for part in configured.split(",") if part.strip()]
 
 
 def _var(default: Any, variable: str) -> Any:
@@ -65,7 +70,7 @@ class Section(BaseSettings):
             variable = alias if isinstance(alias, str) else f"{self.prefix}{name}".upper()
             yield variable, getattr(self, name)
 
-    def updated(self, changes: Mapping[str, Any]) -> Any:
+    def updated(self, changes: Mapping[str, Any]) -> Self:
         """A validated copy with `changes` applied (unknown names refused, not ignored)."""
         unknown = set(changes) - set(type(self).model_fields)
         if unknown:
@@ -99,6 +104,18 @@ class TemporalSettings(Section):
     namespace: str = "default"
     ui_port: int = 8233
     task_queue: str = _var("payments", "PAYMENTS_TASK_QUEUE")
+    # Transport security of every Temporal client (API, workers, CLI, benchmarks). The dev
+    # server speaks plain gRPC on loopback; a cluster anyone else can reach must not.
+    # `tls` encrypts and checks the server against `tls_ca_path` (system roots when empty);
+    # a client certificate and key (mTLS) prove who the client is; `tls_server_name`
+    # overrides the name checked in the server's certificate.
+    tls: bool = False
+    tls_ca_path: str = ""
+    tls_cert_path: str = ""
+    tls_key_path: str = ""
+    tls_server_name: str = ""
+    # an API key (Temporal Cloud, or a cluster with an authorizer), sent as a bearer token
+    api_key: str = ""
 
 
 class WorkerSettings(Section):
@@ -179,7 +196,12 @@ class RailSettings(Section):
 
     # where the bank's API is (the simulator in dev)
     bank_url: str = "http://127.0.0.1:8100"
+    # HMAC secrets of the bank's callbacks (rails/callback_auth.py), comma-separated while
+    # one rotates: the bank signs with each, any verifies
     callback_secret: str = "dev-rail-callback-secret"  # noqa: S105 (dev default)
+    # HMAC secrets that sign our requests to the bank (rails/bank_auth.py), comma-separated
+    # while one rotates; the bank refuses an unsigned submission, file or question
+    submission_secret: str = "dev-rail-submission-secret"  # noqa: S105 (dev default)
     # accepted clock skew between the bank's signature timestamp and ours
     callback_tolerance_seconds: int = 300
     # fallback poll of the rail when no callback arrives
@@ -315,11 +337,24 @@ class ScreeningSettings(Section):
     block_threshold: float = 0.98
     # POST /v1/screenings calls per API key per minute (every call is also audited)
     rate_limit_per_minute: int = 30
-    # a review (customer KYC or payment) left waiting this long is escalated (flagged; never
-    # decided by time)
-    review_escalation_seconds: float = _var(86400.0, "PAYMENTS_REVIEW_ESCALATION_SECONDS")
     # how long POST /v1/customers waits for the KYC decision before answering `pending`
     onboarding_wait_seconds: float = _var(5.0, "PAYMENTS_ONBOARDING_WAIT_SECONDS")
+
+
+class ReviewSettings(Section):
+    """Four-eyes reviews of payments and customers."""
+
+    prefix: ClassVar[str] = "PAYMENTS_REVIEW_"
+    model_config = _prefixed(prefix)
+
+    # a review left waiting this long is escalated (flagged; never decided by time)
+    escalation_seconds: float = 86400.0
+    # HMAC secrets of review tokens (kernel/review_tokens.py), comma-separated: the first
+    # mints, any verifies (rotation). The API and the workers must share them. The default is
+    # published: set your own outside dev.
+    token_secrets: str = "dev-review-token-secret"  # noqa: S105 (dev default)
+    # how long a minted token proves its decision (the API sends it at once)
+    token_ttl_seconds: int = 300
 
 
 class ListSettings(Section):
@@ -409,6 +444,7 @@ class Settings(Section):
     codec: CodecSettings = Field(default_factory=CodecSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     lists: ListSettings = Field(default_factory=ListSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
@@ -474,7 +510,16 @@ def setting_paths() -> dict[str, str]:
 
 
 # values `payments settings` never prints: secrets, and the database URL (it may carry a password)
-SECRET_PATHS = frozenset({"codec.payload_keys", "rails.callback_secret", "database.url"})
+SECRET_PATHS = frozenset(
+    {
+        "codec.payload_keys",
+        "rails.callback_secret",
+        "rails.submission_secret",
+        "reviews.token_secrets",
+        "database.url",
+        "temporal.api_key",
+    }
+)
 
 
 def describe(settings: Settings) -> Iterator[tuple[str, str, str]]:

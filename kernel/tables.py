@@ -142,6 +142,16 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True)),
 )
 
+# the bank's callbacks already acted on, by their signed event id: a replay of a captured
+# callback inside the signature's tolerance window is acknowledged and ignored (purged after
+# twice that window by `payments purge`)
+rail_callback_receipts = Table(
+    "rail_callback_receipts",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 webhook_endpoints = Table(
     "webhook_endpoints",
     metadata,

@@ -5,14 +5,68 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
 
 from kernel.codec import data_converter
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings, TemporalSettings, get_settings
 from kernel.tracing import temporal_interceptors
+
+
+def _read(path: str, setting: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise SystemExit(f"{setting}: cannot read {path!r} ({err.strerror})") from None
+
+
+def tls_config(settings: TemporalSettings) -> TLSConfig | bool:
+    """The TLS configuration the settings ask for: False for plain gRPC (the dev server),
+    True for TLS against the system's roots, else the CA, client pair and server name."""
+    if not settings.tls:
+        if settings.tls_cert_path or settings.tls_ca_path:
+            # a certificate configured but TLS off would send everything in clear: refuse
+            raise SystemExit("PAYMENTS_TEMPORAL_TLS: certificates are set but TLS is off")
+        return False
+    if bool(settings.tls_cert_path) != bool(settings.tls_key_path):
+        raise SystemExit(
+            "PAYMENTS_TEMPORAL_TLS_CERT_PATH and _KEY_PATH: set both (mTLS) or neither"
+        )
+    if not (settings.tls_ca_path or settings.tls_cert_path or settings.tls_server_name):
+        return True
+    return TLSConfig(
+        server_root_ca_cert=(
+            _read(settings.tls_ca_path, "PAYMENTS_TEMPORAL_TLS_CA_PATH")
+            if settings.tls_ca_path
+            else None
+        ),
+        client_cert=(
+            _read(settings.tls_cert_path, "PAYMENTS_TEMPORAL_TLS_CERT_PATH")
+            if settings.tls_cert_path
+            else None
+        ),
+        client_private_key=(
+            _read(settings.tls_key_path, "PAYMENTS_TEMPORAL_TLS_KEY_PATH")
+            if settings.tls_key_path
+            else None
+        ),
+        domain=settings.tls_server_name or None,
+    )
+
+
+def connect_options(settings: TemporalSettings) -> dict[str, Any]:
+    """Where and how every Temporal client of the platform connects (address, namespace,
+    TLS, API key); the codec and interceptors are added by `connect`."""
+    return {
+        "target_host": settings.address,
+        "namespace": settings.namespace,
+        "tls": tls_config(settings),
+        "api_key": settings.api_key or None,
+    }
 
 
 async def connect(
@@ -24,8 +78,7 @@ async def connect(
     while True:
         try:
             return await Client.connect(
-                settings.temporal.address,
-                namespace=settings.temporal.namespace,
+                **connect_options(settings.temporal),
                 runtime=runtime,
                 data_converter=data_converter(settings),
                 interceptors=temporal_interceptors(settings),

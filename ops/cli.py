@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command in TEMPORAL_COMMANDS:
-        require_safe_secrets(get_settings(), "payments", (Uses.TEMPORAL,))
+        uses = (Uses.TEMPORAL, Uses.REVIEWS) if args.command == "review" else (Uses.TEMPORAL,)
+        require_safe_secrets(get_settings(), "payments", uses)
     if args.command == "keys" and args.key_command == "list":
         for info in asyncio.run(_list_keys(args.tenant)):
             state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"

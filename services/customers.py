@@ -18,13 +18,13 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from kernel.ids import new_id
-from kernel.settings import Settings
+from kernel.settings import ReviewSettings, Settings
 from kernel.tables import customers
 from services.errors import ConflictError
-from services.reviews import send_review
+from services.reviews import Reviewer, send_review, signed_review
 from services.unit_of_work import UnitOfWork
 from workflows import search_attributes as sa
-from workflows.models import KycStatus, OnboardingInput, ReviewInput
+from workflows.models import KycStatus, OnboardingInput
 from workflows.onboarding import OnboardingWorkflow
 
 
@@ -76,7 +76,7 @@ async def onboard_customer(
                 customer_id=customer_id,
                 tenant_id=new.tenant_id,
                 created_by=new.created_by,
-                review_escalation_seconds=settings.screening.review_escalation_seconds,
+                review_escalation_seconds=settings.reviews.escalation_seconds,
             ),
             id=customer_id,
             task_queue=settings.temporal.task_queue,
@@ -101,7 +101,14 @@ async def onboard_customer(
 
 
 async def review_customer(
-    temporal: Client, customer_id: str, *, decision: str, reviewer: str, note: str, status: str
+    temporal: Client,
+    customer_id: str,
+    *,
+    decision: str,
+    reviewer: Reviewer,
+    settings: ReviewSettings,
+    note: str,
+    status: str,
 ) -> None:
     """Approve or reject a customer in KYC review (four-eyes: not whoever created it); the
     workflow records the decision with its audit record. `status` is the KYC status read."""
@@ -109,6 +116,6 @@ async def review_customer(
     await send_review(
         handle,
         OnboardingWorkflow.review,
-        ReviewInput(decision=decision, reviewer=reviewer, note=note),
+        signed_review(settings, customer_id, decision, reviewer, note),
         ConflictError("customer_not_in_review", f"Customer KYC is {status}."),
     )

@@ -20,6 +20,10 @@ from kernel.tables import payment_status_history, payments
 from kernel.temporal_client import connect
 from services import payments as payments_service
 from services.reconciliation import reconcile_now
+from services.reviews import Reviewer
+
+# the tenant under which `payments review` names its operators (four-eyes compares ids)
+OPS_CLI_TENANT = "ops-cli"
 
 
 @dataclass
@@ -136,7 +140,10 @@ async def review(
             client,
             payment_id,
             decision=decision,
-            reviewer=reviewer,
+            # the CLI runs inside the platform with its secrets; its operators are named
+            # under a tenant of their own, so no partner's principal shares their identity
+            reviewer=Reviewer(reviewer, OPS_CLI_TENANT),
+            settings=settings.reviews,
             note=note,
         )
     finally:

@@ -27,12 +27,12 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from kernel.settings import Settings
+from kernel.settings import ReviewSettings, Settings
 from kernel.tables import payment_status_history, payments
 from services.errors import ConflictError, NotFoundError
 from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
 from services.retention import refuse_expired_key
-from services.reviews import send_review
+from services.reviews import Reviewer, send_review, signed_review
 from services.unit_of_work import UnitOfWork
 from workflows import search_attributes as sa
 from workflows.models import (
@@ -41,7 +41,6 @@ from workflows.models import (
     PaymentInput,
     PaymentStatus,
     RetryInput,
-    ReviewInput,
 )
 from workflows.models.vocabulary import CANCELABLE_STATUSES, ActionReason, Rail
 from workflows.payment import PaymentWorkflow
@@ -163,7 +162,7 @@ async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOr
             initiated_by=order.initiated_by,
             remittance_info=order.remittance_info,
             rail_poll_interval_seconds=settings.rails.poll_interval_seconds,
-            review_escalation_seconds=settings.screening.review_escalation_seconds,
+            review_escalation_seconds=settings.reviews.escalation_seconds,
             return_window_seconds=settings.ach.return_window_seconds,
             sepa_return_window_seconds=settings.sepa.return_window_seconds,
             split_activity_queues=settings.worker.split_activity_queues,
@@ -212,7 +211,8 @@ async def review_payment(
     payment_id: str,
     *,
     decision: str,
-    reviewer: str,
+    reviewer: Reviewer,
+    settings: ReviewSettings,
     note: str = "",
     tenant_id: str | None = None,
 ) -> str:
@@ -223,7 +223,7 @@ async def review_payment(
     result = await send_review(
         handle,
         PaymentWorkflow.review,
-        ReviewInput(decision=decision, reviewer=reviewer, note=note),
+        signed_review(settings, payment_id, decision, reviewer, note),
         ConflictError("payment_not_in_review", f"Payment is {status}."),
     )
     return str(result.status)

@@ -25,6 +25,7 @@ from temporalio.client import (
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.bank_http import BankAuth
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
 from activities.limits import LimitActivities, tier_limits
@@ -35,10 +36,11 @@ from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
+from activities.reviews import ReviewActivities
 from activities.webhook_http import webhook_client
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.db import dispose_engines, get_engine
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings, secret_list
 from kernel.temporal_client import connect, metrics_runtime
 from kernel.tracing import configure_tracing
 from workers.activity_registry import activities_by_role
@@ -97,6 +99,7 @@ def activity_implementations(
     implementations: list[Callable[..., Any]] = [
         records.record_payment_status,
         records.record_review_escalation,
+        ReviewActivities(engine, secret_list(settings.reviews.token_secrets)).verify_review_token,
         WebhookActivities(engine, webhook_http, settings).deliver_webhook,
         ledger.hold_funds,
         ledger.post_hold,
@@ -268,7 +271,11 @@ async def run(settings: Settings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(5.0),
+            # requests to the bank carry our signature; list sources get none
+            auth=BankAuth(settings.rails.bank_url, settings.rails.submission_secret),
+        ) as http,
         webhook_client(settings) as webhook_http,
     ):
         workers = build_workers(client, settings, http, webhook_http, lists)

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         RecordKycInput,
     )
     from workflows.models.vocabulary import KycStatus, ReviewDecision
+    from workflows.patches import REVIEW_TOKENS_ONBOARDING, is_patched
+    from workflows.review_gate import pass_review_gate
     from workflows.steps import (
         EVALUATE_CUSTOMER_KYC,
         RECORD_KYC_DECISION,
@@ -53,6 +55,7 @@ class OnboardingWorkflow:
         # the current status is persisted (the API shows it)
         self._recorded = False
         self._review: ReviewInput | None = None
+        self._review_checking = False
         self._escalated = False
 
     @workflow.run
@@ -171,6 +174,14 @@ class OnboardingWorkflow:
     @workflow.update
     async def review(self, decision: ReviewInput) -> ReviewResult:
         """Approve or reject a customer in review (four-eyes: not its creator)."""
+        if is_patched(REVIEW_TOKENS_ONBOARDING):
+            self._review_checking = True
+            try:
+                await pass_review_gate(
+                    decision, tenant_id=self._request.tenant_id, initiator=self._request.created_by
+                )
+            finally:
+                self._review_checking = False
         self._review = decision
         await workflow.wait_condition(
             lambda: self._status != KycStatus.IN_REVIEW and self._recorded
@@ -179,6 +190,8 @@ class OnboardingWorkflow:
 
     @review.validator
     def _validate_review(self, decision: ReviewInput) -> None:
+        if self._review_checking:
+            raise ApplicationError("another review is being checked", type="invalid_state")
         if self._status != KycStatus.IN_REVIEW or self._review is not None:
             raise ApplicationError(
                 f"customer KYC is {self._status.value}, not in_review", type="invalid_state"

@@ -132,6 +132,32 @@ ASK_BANK_FOR_FILE = Patch(
     ),
 )
 
+REVIEW_TOKENS = Patch(
+    id="review-tokens",
+    workflow="Payment",
+    added=date(2026, 12, 7),
+    why=(
+        "a review sent straight to Temporal with a made-up reviewer settled a payment held "
+        "for a sanctions hit: now a review needs a token the API mints for the authenticated "
+        "principal, checked by an activity, and four-eyes compares principal ids"
+    ),
+    retire_when=(
+        "deprecate once no payment lacking the marker is in review (reviews wait for a "
+        'person: check `PaymentStatus="in_review"` before); delete with the next history '
+        "generation"
+    ),
+)
+REVIEW_TOKENS_ONBOARDING = Patch(
+    id="review-tokens-onboarding",
+    workflow="Onboarding",
+    added=date(2026, 12, 7),
+    why="as review-tokens, for a customer's KYC review",
+    retire_when=(
+        "deprecate once no onboarding workflow lacking the marker is in review; delete with "
+        "the next history generation"
+    ),
+)
+
 ALL: tuple[Patch, ...] = (
     RECHECK_KYC_AFTER_REVIEW,
     ADOPT_STATUS_BEFORE_PERSISTING,
@@ -140,6 +166,8 @@ ALL: tuple[Patch, ...] = (
     SEPA_RETURNS,
     ASK_BANK_BEFORE_RESEND,
     ASK_BANK_FOR_FILE,
+    REVIEW_TOKENS,
+    REVIEW_TOKENS_ONBOARDING,
 )
 
 

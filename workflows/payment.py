@@ -60,10 +60,12 @@ with workflow.unsafe.imports_passed_through():
         ASK_BANK_BEFORE_RESEND,
         LIMITS_AND_BLOCKING,
         LOCAL_STEPS,
+        REVIEW_TOKENS,
         SEPA_RETURNS,
         is_patched,
     )
     from workflows.payment_legacy import run_review_before_hold, submit_without_asking
+    from workflows.review_gate import pass_review_gate
     from workflows.steps import Step
 
 # activities/rails.py and api/routers/rails.py import it from here
@@ -98,6 +100,7 @@ class PaymentWorkflow:
         self._failure: Failure | None = None
         self._hits: list[ScreeningHit] = []
         self._review: ReviewInput | None = None
+        self._review_checking = False
         self._cancel: CancelInput | None = None
         self._retry_requested = False
         self._decisions: dict[str, OpsDecision] = {}
@@ -603,6 +606,17 @@ class PaymentWorkflow:
     @workflow.update
     async def review(self, decision: ReviewInput) -> ReviewResult:
         """Approve (false positive) or reject a payment held in review (four-eyes)."""
+        if is_patched(REVIEW_TOKENS):
+            # a second review waits in the validator's refusal while this one is checked
+            self._review_checking = True
+            try:
+                await pass_review_gate(
+                    decision,
+                    tenant_id=self._payment.tenant_id,
+                    initiator=self._payment.initiated_by,
+                )
+            finally:
+                self._review_checking = False
         self._review = decision
         self._decisions["review"] = OpsDecision(
             decision.reviewer, f"payment.review.{decision.decision}", {"note": decision.note}
@@ -612,6 +626,8 @@ class PaymentWorkflow:
 
     @review.validator
     def _validate_review(self, decision: ReviewInput) -> None:
+        if self._review_checking:
+            raise ApplicationError("another review is being checked", type="invalid_state")
         if self._status != PaymentStatus.IN_REVIEW or self._review is not None:
             raise ApplicationError(
                 f"payment is {self._status.value}, not in_review", type="invalid_state"

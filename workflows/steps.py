@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.ach import AchFileInput, AchFileResult
+    from workflows.models.common import ReviewTokenCheck, ReviewTokenInput
     from workflows.models.ledger_maintenance import (
         ExpireInput,
         ExpireResult,
@@ -226,6 +227,17 @@ RECORD_REVIEW_ESCALATION = Step(
     RETRY_TRANSIENT,
 )
 
+# a review's token is checked in the worker that runs the workflow (payments and customers)
+VERIFY_REVIEW_TOKEN = Step(
+    "verify_review_token",
+    ReviewTokenInput,
+    ReviewTokenCheck,
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+    local=True,
+)
+
 # --- ACH batch, reconciliation, webhooks, ledger maintenance ----------------------------
 
 # the file is retried for a while; past that, each payment goes to action_required (ops)
@@ -358,6 +370,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     ASK_RAIL_OUTCOME,
     RECORD_PAYMENT_STATUS,
     RECORD_REVIEW_ESCALATION,
+    VERIFY_REVIEW_TOKEN,
     SUBMIT_ACH_FILE,
     RECONCILE_STATEMENT,
     DELIVER_WEBHOOK,

@@ -33,6 +33,7 @@ from api.problems import (
     CUSTOMER_NOT_FOUND,
     CUSTOMER_NOT_IN_REVIEW,
     FOUR_EYES_VIOLATION,
+    REVIEW_TOKEN_INVALID,
     WITH_BODY,
     WITH_PARAMETERS,
     problems,
@@ -41,6 +42,7 @@ from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, Screenin
 from kernel.tables import customers
 from services import customers as customer_service
 from services.customers import NewCustomer, onboard_customer
+from services.reviews import Reviewer
 from workflows.onboarding import OnboardingWorkflow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -171,7 +173,12 @@ async def get_customer(
     "/{customer_id}/review",
     response_model=CustomerOut,
     responses=problems(
-        AUTHENTICATED, WITH_BODY, CUSTOMER_NOT_FOUND, FOUR_EYES_VIOLATION, CUSTOMER_NOT_IN_REVIEW
+        AUTHENTICATED,
+        WITH_BODY,
+        CUSTOMER_NOT_FOUND,
+        FOUR_EYES_VIOLATION,
+        REVIEW_TOKEN_INVALID,
+        CUSTOMER_NOT_IN_REVIEW,
     ),
 )
 async def review_customer(
@@ -180,6 +187,7 @@ async def review_customer(
     principal: Ops,
     engine: Engine,
     temporal: Temporal,
+    settings: AppSettings,
 ) -> CustomerOut:
     """Approve or reject a customer in KYC review; whoever created the customer may not."""
     row = await load_customer(engine, principal.tenant_id, customer_id)
@@ -187,7 +195,8 @@ async def review_customer(
         temporal,
         customer_id,
         decision=body.decision,
-        reviewer=principal.name,
+        reviewer=Reviewer(principal.name, principal.tenant_id),
+        settings=settings.reviews,
         note=body.note,
         status=row.kyc_status,
     )

@@ -38,6 +38,7 @@ from api.problems import (
     PAYMENT_NOT_IN_REVIEW,
     PAYMENT_NOT_RETRYABLE,
     REMITTANCE_INFO_TOO_LONG,
+    REVIEW_TOKEN_INVALID,
     ROUTING_AND_ACCOUNT_REQUIRED,
     TEXT_NOT_REPRESENTABLE,
     UNKNOWN_ACCOUNT,
@@ -73,6 +74,7 @@ from rails.charset import (
 )
 from services import payments as payments_service
 from services.payments import PaymentOrder, initiate_payment
+from services.reviews import Reviewer
 from workflows.models import PaymentStatus
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
@@ -425,6 +427,7 @@ async def list_payments(
         WITH_BODY,
         PAYMENT_NOT_FOUND,
         FOUR_EYES_VIOLATION,
+        REVIEW_TOKEN_INVALID,
         PAYMENT_NOT_IN_REVIEW,
     ),
 )
@@ -434,6 +437,7 @@ async def review_payment(
     principal: Ops,
     engine: Engine,
     temporal: Temporal,
+    settings: AppSettings,
 ) -> PaymentOut:
     """Approve (false positive) or reject a payment in review; the initiator may not review."""
     await payments_service.review_payment(
@@ -441,7 +445,8 @@ async def review_payment(
         temporal,
         payment_id,
         decision=body.decision,
-        reviewer=principal.name,
+        reviewer=Reviewer(principal.name, principal.tenant_id),
+        settings=settings.reviews,
         note=body.note,
         tenant_id=principal.tenant_id,
     )

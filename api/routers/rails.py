@@ -1,23 +1,25 @@
 """Rail callbacks: the bank's signed status messages become payment workflow signals.
 
 SEPA sends pacs.002 status reports and pacs.004 returns; ACH sends a settlement notice per
-file and NACHA return files. Every callback is signed (HMAC over timestamp and body);
-duplicates and out-of-order deliveries are harmless because the payment workflow keeps the
-first final status.
+file and NACHA return files. Every callback is signed (HMAC over event id, timestamp and
+body: rails/callback_auth.py), and a replay of one already acted on is acknowledged and
+ignored; duplicates and out-of-order deliveries are harmless anyway, because the payment
+workflow keeps the first final status.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
-from sqlalchemy import Select, select
+from sqlalchemy import Delete, Select, delete, select
+from sqlalchemy.dialects.postgresql import insert
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,8 +28,10 @@ from api.errors import ProblemError
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.schemas import PACS004, SchemaError, message_name
-from kernel.tables import ach_entries
+from kernel.settings import secret_list
+from kernel.tables import ach_entries, rail_callback_receipts
 from nacha import NachaError, parse_file
+from rails.callback_auth import callback_signature_valid
 from workflows.models import RailEvent
 from workflows.payment import RETURNED, PaymentWorkflow
 
@@ -35,39 +39,76 @@ router = APIRouter(prefix="/v1/rails", tags=["rails"])
 log = structlog.get_logger()
 
 
-def signature_valid(
-    secret: str, timestamp: str | None, signature: str | None, body: bytes, tolerance: int
-) -> bool:
-    """HMAC-SHA256 over `<timestamp>.<body>`, within `tolerance` seconds of now."""
-    # isdigit() alone admits "²" and other digits int() refuses: ASCII digits only
-    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
-        return False
-    if abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return hmac.compare_digest(f"v1={expected.hexdigest()}", signature)
+@dataclass(frozen=True)
+class Callback:
+    """A callback whose signature verified; `duplicate` when its event was acted on before."""
+
+    event_id: str
+    body: bytes
+    duplicate: bool
 
 
-async def verified_body(
+async def verified_callback(
     request: Request,
     settings: AppSettings,
+    engine: Engine,
+    banksim_event_id: Annotated[str | None, Header()] = None,
     banksim_timestamp: Annotated[str | None, Header()] = None,
     banksim_signature: Annotated[str | None, Header()] = None,
-) -> bytes:
-    """The callback's body, once the bank's signature over it verifies (401 otherwise)."""
+) -> AsyncIterator[Callback]:
+    """The callback, once the bank's signature over its event id, timestamp and body verifies
+    (401 otherwise); its receipt is recorded once the route has acted on it, so the bank's
+    retry of a callback that failed here is acted on, and a replay of one that succeeded is
+    not."""
     body = await request.body()
-    if not signature_valid(
-        settings.rails.callback_secret,
+    if not callback_signature_valid(
+        secret_list(settings.rails.callback_secret),
+        banksim_event_id,
         banksim_timestamp,
         banksim_signature,
         body,
-        settings.rails.callback_tolerance_seconds,
+        tolerance_seconds=settings.rails.callback_tolerance_seconds,
+        now=time.time(),
     ):
         raise ProblemError(401, "invalid_signature", "The callback signature does not verify.")
-    return body
+    assert banksim_event_id is not None  # the signature covers it
+    async with engine.connect() as conn:
+        seen = (
+            await conn.execute(
+                select(rail_callback_receipts.c.event_id).where(
+                    rail_callback_receipts.c.event_id == banksim_event_id
+                )
+            )
+        ).first() is not None
+    if seen:
+        log.warning("rail callback replayed", event_id=banksim_event_id)
+    yield Callback(banksim_event_id, body, seen)
+    if not seen:
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(rail_callback_receipts)
+                .values(event_id=banksim_event_id, received_at=now)
+                .on_conflict_do_nothing()
+            )
+            # a receipt outlives the tolerance window twice over: older signatures no longer
+            # verify, so their receipts can go (a bounded batch per callback keeps it small)
+            await conn.execute(expired_receipts(now, settings.rails.callback_tolerance_seconds))
 
 
-VerifiedBody = Annotated[bytes, Depends(verified_body)]
+def expired_receipts(now: datetime, tolerance_seconds: float) -> Delete:
+    """Delete up to 100 receipts older than twice the signature tolerance."""
+    cutoff = now - timedelta(seconds=2 * tolerance_seconds)
+    oldest = (
+        select(rail_callback_receipts.c.event_id)
+        .where(rail_callback_receipts.c.received_at < cutoff)
+        .limit(100)
+    )
+    return delete(rail_callback_receipts).where(rail_callback_receipts.c.event_id.in_(oldest))
+
+
+VerifiedCallback = Annotated[Callback, Depends(verified_callback)]
+DUPLICATE = {"signaled": 0, "duplicate": 1}
 
 
 async def signal_payment(temporal: Client, payment_id: str, event: RailEvent) -> bool:
@@ -85,8 +126,11 @@ async def signal_payment(temporal: Client, payment_id: str, event: RailEvent) ->
 
 
 @router.post("/sepa/callbacks", status_code=200, include_in_schema=False)
-async def sepa_callback(body: VerifiedBody, temporal: Temporal) -> dict[str, int]:
+async def sepa_callback(callback: VerifiedCallback, temporal: Temporal) -> dict[str, int]:
     """Signal each payment named in the bank's signed pacs.002 (status) or pacs.004 (return)."""
+    if callback.duplicate:
+        return DUPLICATE
+    body = callback.body
     try:
         if message_name(body) == PACS004:
             returned = parse_pacs004(body)
@@ -170,10 +214,14 @@ def returned_entries(rows: Sequence[Any], individual_ids: Mapping[str, str]) -> 
 
 
 @router.post("/ach/callbacks", status_code=200, include_in_schema=False)
-async def ach_settlement(body: VerifiedBody, temporal: Temporal, engine: Engine) -> dict[str, int]:
+async def ach_settlement(
+    callback: VerifiedCallback, temporal: Temporal, engine: Engine
+) -> dict[str, int]:
     """A settled file: every payment in it is settled (duplicates are harmless)."""
+    if callback.duplicate:
+        return DUPLICATE
     try:
-        notice = AchSettlementNotice.model_validate_json(body)
+        notice = AchSettlementNotice.model_validate_json(callback.body)
     except ValueError as err:
         raise ProblemError(400, "invalid_notice", str(err)) from err
     if notice.type != "ach.file.settled":
@@ -186,10 +234,14 @@ async def ach_settlement(body: VerifiedBody, temporal: Temporal, engine: Engine)
 
 
 @router.post("/ach/returns", status_code=200, include_in_schema=False)
-async def ach_returns(body: VerifiedBody, temporal: Temporal, engine: Engine) -> dict[str, int]:
+async def ach_returns(
+    callback: VerifiedCallback, temporal: Temporal, engine: Engine
+) -> dict[str, int]:
     """A NACHA return file: each return names our original trace number and the R-code."""
+    if callback.duplicate:
+        return DUPLICATE
     try:
-        returned = parse_file(body.decode("ascii"))
+        returned = parse_file(callback.body.decode("ascii"))
     except (NachaError, UnicodeDecodeError) as err:
         raise ProblemError(400, "invalid_return_file", str(err)) from err
     returns: dict[str, tuple[str, str | None]] = {}

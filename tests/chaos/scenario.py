@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 
 RETRYABLE = (httpx.TransportError,)
 SEPA_REJECT_IBAN = "FR1420041010050500013M02606"
@@ -378,9 +379,7 @@ class Chaos:
         """Half of the final callbacks (SEPA ACSC/RJCT, ACH settlement notices) are never
         sent; the ACH cut-off passes meanwhile, so settlement notices are among them. The
         payment must learn the outcome by asking."""
-        async with httpx.AsyncClient(
-            base_url=self.stack.settings.rails.bank_url, timeout=30
-        ) as bank:
+        async with bank_client(self.stack.settings) as bank:
             window = asyncio.create_task(
                 self.faults.window({"drop_final_callback_rate": 0.5}, 10.0)
             )
@@ -390,9 +389,7 @@ class Chaos:
 
     async def bank_ach_cutoff(self) -> None:
         """The bank's clock moves to the next ACH cut-off: the files it holds settle."""
-        async with httpx.AsyncClient(
-            base_url=self.stack.settings.rails.bank_url, timeout=30
-        ) as bank:
+        async with bank_client(self.stack.settings) as bank:
             await self._ach_cutoff(bank)
 
     async def _ach_cutoff(self, bank: httpx.AsyncClient) -> None:

@@ -26,6 +26,7 @@ from kernel.db import dispose_engines, get_engine
 from kernel.temporal_client import connect
 from ledger import verify_ledger
 from ops.devstack import Stack, free_port
+from tests.bank_client import bank_client
 from tests.chaos.scenario import (
     CLIENT_RETRIES,
     SEPA_REJECT_IBAN,
@@ -78,7 +79,7 @@ async def drive_to_the_end(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + END_SECONDS
     last_cutoff = 0.0
-    async with httpx.AsyncClient(base_url=chaos.stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(chaos.stack.settings) as bank:
         while len(finals) < len(sent) and loop.time() < deadline:
             ach_waiting = False
             for payment in sent:
@@ -127,7 +128,7 @@ def payment_of(booking: dict[str, Any], ids: set[str], by_suffix: dict[str, str]
 async def bank_books(stack: Stack) -> tuple[list[dict[str, Any]], list[Any]]:
     """Every booking the bank made, and the camt.053 entries of each day it booked on
     (statements as the bank issues them, one per rail account)."""
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         response = await bank.get("/v1/admin/bookings", params={"direction": "all"})
         assert response.status_code == 200, response.text
         bookings: list[dict[str, Any]] = response.json()["data"]
@@ -159,7 +160,7 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {ops_key}"}, timeout=30
         ) as ops,
-        httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank,
+        bank_client(stack.settings) as bank,
     ):
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         rule = {"creditor_iban": SEPA_REJECT_IBAN, "reject_code": "AC04"}

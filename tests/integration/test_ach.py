@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from kernel.db import dispose_engines, get_engine
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 from tests.integration.helpers import Tenant, balances, funded_account, pay, wait_for_status
 
 ROUTING = "021000021"
@@ -60,7 +61,7 @@ async def test_ach_payment_settles_at_the_cutoff_in_one_file(tenant: Tenant, sta
     second = await pay(tenant.partner, ach_body(account["id"], 750, fresh_account_number()))
     for payment in (first, second):
         await wait_for_status(tenant.partner, payment["id"], {"submitted"})
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         moved = await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
         assert moved.status_code == 200, moved.text
         for payment in (first, second):
@@ -81,7 +82,7 @@ async def test_ach_return_after_settlement_restores_the_balance(
 ) -> None:
     account = await funded_account(tenant, 10_000, "USD")
     creditor_account = fresh_account_number()
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         rule = await bank.post(
             "/v1/admin/rules",
             json={
@@ -124,7 +125,7 @@ async def test_trace_numbers_come_round_and_returns_still_match(
         last = (await conn.execute(text("SELECT last_value FROM ach_trace_seq"))).scalar_one()
         past_the_end = (last // 10_000_000 + 1) * 10_000_000  # its trace number ends 0000000
         await conn.execute(text("SELECT setval('ach_trace_seq', :v)"), {"v": past_the_end - 2})
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         rule = await bank.post(
             "/v1/admin/rules",
             json={"rail": "ach", "account_number": returning, "action": "return", "code": "R03"},

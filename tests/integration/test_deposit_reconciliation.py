@@ -15,6 +15,7 @@ import httpx
 from iso20022.camt053 import parse_camt053
 from ops.devstack import Stack
 from rails.windows import ACH_TIMEZONE
+from tests.bank_client import bank_client
 from tests.integration.helpers import Tenant, funded_account
 
 
@@ -61,7 +62,7 @@ async def test_deposits_and_incoming_credits_reconcile_and_every_gap_is_a_discre
     matched, unreceived, unbooked, short = (
         _reference(label) for label in ("OK", "NOCREDIT", "NODEPOSIT", "SHORT")
     )
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         # other tests move the bank's clock forward; book today's credits on today's date
         clock = await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         assert clock.status_code == 200, clock.text
@@ -127,7 +128,7 @@ async def test_a_usd_deposit_matches_its_incoming_credit_on_the_ach_account(
     tenant: Tenant, stack: Stack
 ) -> None:
     matched, unbooked = _reference("ACHOK"), _reference("ACHNODEP")
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         clock = await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         assert clock.status_code == 200, clock.text
         day = await _credit(bank, "ach", 12_345, matched)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
-
 from kernel.temporal_client import connect
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 from tests.integration.helpers import Tenant, funded_account, pay, payment_body, wait_for_status
 
 
 async def test_sigterm_drains_the_running_activity(tenant: Tenant, stack: Stack) -> None:
     account = await funded_account(tenant, 1_000)
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url) as bank:
+    async with bank_client(stack.settings) as bank:
         await bank.put("/v1/admin/faults", json={"latency_seconds": 3})
         try:
             payment = await pay(tenant.partner, payment_body(account["id"], 10))

@@ -23,6 +23,7 @@ from kernel.db import dispose_engines, get_engine
 from kernel.temporal_client import connect
 from ledger import Transfer, TransferKind, create_transfer
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
     balances,
@@ -42,7 +43,7 @@ TERMINAL = {"settled", "failed", "canceled", "rejected", "returned"}
 @contextlib.asynccontextmanager
 async def bank_faults(stack: Stack, **faults: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The bank simulator with `faults` until the block ends (then none)."""
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         response = await bank.put("/v1/admin/faults", json={"seed": 15, **faults})
         assert response.status_code == 200, response.text
         try:
@@ -53,7 +54,7 @@ async def bank_faults(stack: Stack, **faults: Any) -> AsyncIterator[httpx.AsyncC
 
 async def bank_debits(stack: Stack, rail: str, amount: int) -> list[dict[str, Any]]:
     """The debits the bank booked on `rail` for `amount` (each test pays a unique amount)."""
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         response = await bank.get("/v1/admin/bookings", params={"rail": rail})
     assert response.status_code == 200, response.text
     return [b for b in response.json()["data"] if b["amount"] == amount]
@@ -146,7 +147,7 @@ async def test_ach_file_stored_but_unanswered_is_paid_once(tenant: Tenant, stack
         if seen["status"] == "action_required":  # as ops would, on the old code
             await tenant.ops.post(f"/v1/payments/{payment['id']}/retry", json={})
             await asyncio.sleep(8)
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
     final = await wait_for_status(tenant.partner, payment["id"], TERMINAL, timeout=90)
     assert final["status"] == "settled", final
@@ -177,7 +178,7 @@ async def test_ach_file_never_received_rejoins_with_a_new_trace_number(
     assert retried.status_code == 202, retried.text
     await wait_for_status(tenant.partner, payment["id"], {"submitted"}, timeout=60)
     await asyncio.sleep(6)  # the later window's file goes out
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
     final = await wait_for_status(tenant.partner, payment["id"], TERMINAL, timeout=90)
     assert final["status"] == "settled", final
@@ -262,7 +263,7 @@ async def test_a_ledger_refusal_after_the_bank_paid_waits_for_ops(
     gauge the alert watches counts it. Before: the workflow failed on the refusal."""
     amount = unique_amount()
     account = await funded_account(tenant, 100_000)
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         # other tests move the bank's clock: book this payment on today's statement
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
     payment = await pay(

@@ -14,6 +14,7 @@ from activities.limits import LimitActivities, PaymentNotCommittedError, tier_li
 from kernel.api_keys import create_key
 from kernel.db import dispose_engines, get_engine
 from ops.devstack import Stack, binary
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,
@@ -83,7 +84,7 @@ async def test_rail_rejection_fails_with_the_reason_code_and_releases_funds(
     tenant: Tenant, stack: Stack
 ) -> None:
     closed_iban = "FR1420041010050500013M02606"
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url) as bank:
+    async with bank_client(stack.settings) as bank:
         rule = await bank.post(
             "/v1/admin/rules", json={"creditor_iban": closed_iban, "reject_code": "AC04"}
         )

@@ -20,6 +20,7 @@ from kernel.ids import new_id
 from kernel.temporal_client import connect
 from ops.devstack import Stack
 from services.payments import PaymentOrder, initiate_payment
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
     balances,
@@ -201,7 +202,7 @@ async def test_an_entry_invalid_in_the_file_is_refused_alone_and_the_window_sett
             if together:
                 break
         assert together, "the three payments never joined one window"
-        async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+        async with bank_client(stack.settings) as bank:
             moved = await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
             assert moved.status_code == 200, moved.text
             for zoe_id, ordinary_id, bad_id in tries:

@@ -14,6 +14,7 @@ import httpx
 from activities.rails import SepaAdapter
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
     balances,
@@ -43,7 +44,7 @@ async def test_resubmission_after_a_crash_is_recognised_as_the_same_message(
     stack: Stack,
 ) -> None:
     payment_id = f"pay_{uuid.uuid4().hex[:20]}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with bank_client(stack.settings, timeout=10) as client:
         rails = SepaAdapter(client, stack.settings)
         first = await rails.submit(submit_input(payment_id))
         again = await rails.submit(submit_input(payment_id))
@@ -59,12 +60,15 @@ async def test_resubmission_after_a_crash_is_recognised_as_the_same_message(
     assert (result.event.status, result.event.reason_code) == ("ACSC", None)
 
 
-def signed(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def signed(secret: str, body: bytes, event_id: str, timestamp: int | None = None) -> dict[str, str]:
+    """The bank's headers, computed here from the documented scheme (rails/callback_auth.py)."""
     ts = str(timestamp if timestamp is not None else int(time.time()))
-    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    message = f"{event_id}.{ts}.".encode() + body
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     return {
+        "Banksim-Event-Id": event_id,
         "Banksim-Timestamp": ts,
-        "Banksim-Signature": f"v1={mac}",
+        "Banksim-Signature": f"v2={mac}",
         "Content-Type": "application/xml",
     }
 
@@ -80,21 +84,38 @@ async def test_callback_signature_is_enforced(stack: Stack) -> None:
     )
     url = f"{stack.settings.api.url}/v1/rails/sepa/callbacks"
     secret = stack.settings.rails.callback_secret
+    event = f"evt-{uuid.uuid4().hex}"
     async with httpx.AsyncClient() as client:
-        forged = await client.post(url, content=report, headers=signed("wrong-secret", report))
+        forged = await client.post(
+            url, content=report, headers=signed("wrong-secret", report, event)
+        )
         stale = await client.post(
-            url, content=report, headers=signed(secret, report, int(time.time()) - 3600)
+            url, content=report, headers=signed(secret, report, event, int(time.time()) - 3600)
         )
         tampered = await client.post(
-            url, content=report.replace(b"ACSC", b"RJCT"), headers=signed(secret, report)
+            url, content=report.replace(b"ACSC", b"RJCT"), headers=signed(secret, report, event)
         )
-        genuine = await client.post(url, content=report, headers=signed(secret, report))
-    for refused in (forged, stale, tampered):
+        # a capture relabelled with another event id, to slip past the replay cache
+        relabelled = await client.post(
+            url,
+            content=report,
+            headers={**signed(secret, report, event), "Banksim-Event-Id": f"{event}-again"},
+        )
+        genuine = await client.post(url, content=report, headers=signed(secret, report, event))
+        replayed = await client.post(url, content=report, headers=signed(secret, report, event))
+        # during the bank's rotation it signs with its old and new secret: one we know suffices
+        rotating = signed(secret, report, f"{event}-rotating")
+        rotating["Banksim-Signature"] = f"v2={'0' * 64} {rotating['Banksim-Signature']}"
+        rotated = await client.post(url, content=report, headers=rotating)
+    for refused in (forged, stale, tampered, relabelled):
         assert refused.status_code == 401
         assert refused.json()["code"] == "invalid_signature"
     # a genuine report about a payment we do not know is acknowledged, and signals nothing
     assert genuine.status_code == 200
     assert genuine.json() == {"signaled": 0}
+    # the same event again (a capture replayed within the window): acknowledged, ignored
+    assert (replayed.status_code, replayed.json()) == (200, {"signaled": 0, "duplicate": 1})
+    assert (rotated.status_code, rotated.json()) == (200, {"signaled": 0})
 
 
 async def test_sepa_return_after_settlement_restores_the_balance(
@@ -102,7 +123,7 @@ async def test_sepa_return_after_settlement_restores_the_balance(
 ) -> None:
     account = await funded_account(tenant, 10_000)
     iban = fresh_iban()
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         rule = await bank.post(
             "/v1/admin/rules",
             json={"rail": "sepa", "creditor_iban": iban, "action": "return", "code": "AC06"},
@@ -121,7 +142,7 @@ async def test_sepa_return_after_settlement_restores_the_balance(
     after = await balances(tenant.partner, account["id"])
     assert (after["posted"], after["pending"], after["available"]) == (10_000, 0, 10_000)
     # a lost callback is caught by the poll at the end of the return window
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with bank_client(stack.settings, timeout=10) as client:
         polled = await SepaAdapter(client, stack.settings).poll(
             PollInput("sepa", payment["id"], payment["id"])
         )

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
-
 from ops.devstack import Stack
 from services import payment_actions as ops
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
     fresh_iban,
@@ -20,7 +19,7 @@ from tests.integration.helpers import (
 
 
 async def test_reconciliation_finds_planted_discrepancies(tenant: Tenant, stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         # other tests move the bank's clock forward; book today's payments on today's date
         clock = await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         assert clock.status_code == 200, clock.text

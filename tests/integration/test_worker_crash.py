@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import httpx
 from sqlalchemy import select
 
 from iso20022.camt053 import parse_camt053
 from kernel.db import dispose_engines, get_engine
 from ledger.tables import ledger_transfers
 from ops.devstack import Stack
+from tests.bank_client import bank_client
 from tests.integration.helpers import (
     TERMINAL,
     Tenant,
@@ -73,7 +73,7 @@ async def test_worker_killed_during_submission_bank_books_each_payment_once(
     tenant: Tenant, stack: Stack
 ) -> None:
     account = await funded_account(tenant, 10_000)
-    async with httpx.AsyncClient(base_url=stack.settings.rails.bank_url, timeout=30) as bank:
+    async with bank_client(stack.settings) as bank:
         await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
         # the bank stores each submission but does not answer: the worker dies waiting
         faults = {"seed": 7, "timeout_rate": 1.0, "timeout_seconds": 4.0}

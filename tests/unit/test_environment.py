@@ -19,6 +19,8 @@ GOOD = {
     "codec.payload_keys": f"prod-2026-12:{RANDOM_KEY}",
     "codec.payload_key_id": "prod-2026-12",
     "rails.callback_secret": "s3cr3t-from-the-vault-0123456789abcdef",
+    "reviews.token_secrets": "review-s3cr3t-from-the-vault-0123456789",
+    "rails.submission_secret": "submission-s3cr3t-from-the-vault-01234",
 }
 
 
@@ -30,7 +32,7 @@ def test_defaults_are_refused_in_production_naming_each_setting() -> None:
     problems = production_problems(settings(), ALL_USES)
     named = {problem.split(":")[0] for problem in problems}
     assert {"PAYMENTS_PAYLOAD_KEYS", "PAYMENTS_PAYLOAD_KEY_ID"} <= named
-    assert "PAYMENTS_RAIL_CALLBACK_SECRET" in named
+    assert {"PAYMENTS_RAIL_CALLBACK_SECRET", "PAYMENTS_REVIEW_TOKEN_SECRETS"} <= named
 
 
 def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
@@ -61,8 +63,27 @@ def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
             "PAYMENTS_RAIL_CALLBACK_SECRET",
         ),
         ("rails.callback_secret", "CHANGE-ME", "PAYMENTS_RAIL_CALLBACK_SECRET"),
+        # mid-rotation, the published secret is still one of the two
+        (
+            "rails.callback_secret",
+            "s3cr3t-from-the-vault-0123456789abcdef,dev-rail-callback-secret",
+            "PAYMENTS_RAIL_CALLBACK_SECRET",
+        ),
         ("rails.callback_secret", "too-short", "PAYMENTS_RAIL_CALLBACK_SECRET"),
         ("codec.allow_loopback", True, "PAYMENTS_CODEC_ALLOW_LOOPBACK"),
+        ("reviews.token_secrets", "dev-review-token-secret", "PAYMENTS_REVIEW_TOKEN_SECRETS"),
+        (
+            "reviews.token_secrets",
+            "a-long-enough-new-secret-0123456789,short",
+            "PAYMENTS_REVIEW_TOKEN_SECRETS",
+        ),
+        ("reviews.token_secrets", " , ", "PAYMENTS_REVIEW_TOKEN_SECRETS"),
+        (
+            "rails.submission_secret",
+            "dev-rail-submission-secret",
+            "PAYMENTS_RAIL_SUBMISSION_SECRET",
+        ),
+        ("rails.submission_secret", "short", "PAYMENTS_RAIL_SUBMISSION_SECRET"),
         ("webhooks.allow_private_networks", True, "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
     ],
 )

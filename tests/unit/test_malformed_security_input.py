@@ -10,8 +10,8 @@ import time
 import pytest
 from temporalio.api.common.v1 import Payload
 
-from api.routers.rails import signature_valid
 from kernel.codec import KEY_ID, EncryptionCodec
+from rails.callback_auth import callback_signature_valid
 
 KEY = bytes(range(32))
 
@@ -45,8 +45,16 @@ async def test_an_encrypted_payload_without_a_key_id_is_refused() -> None:
 
 
 def _signed(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"v1={digest.hexdigest()}"
+    digest = hmac.new(secret.encode(), f"evt.{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v2={digest.hexdigest()}"
+
+
+def signature_valid(
+    secret: str, timestamp: str, signature: str, body: bytes, tolerance: int
+) -> bool:
+    return callback_signature_valid(
+        [secret], "evt", timestamp, signature, body, tolerance_seconds=tolerance, now=time.time()
+    )
 
 
 @pytest.mark.parametrize("timestamp", ["²", "١٢٣", "12 ", "-5", ""])

@@ -27,6 +27,7 @@ from activities.onboarding import list_matches
 from compliance.kyc import CustomerFacts, evaluate, review_date_for
 from ops.devstack import binary
 from tests.workflows.recording import HistoryRecorder
+from tests.workflows.support import signed, verify_review_token
 from workflows import steps
 from workflows.models import (
     CustomerRef,
@@ -101,7 +102,7 @@ class FakeCompliance:
         async def escalate(request: KycEscalationInput) -> None:
             self.escalations.append(request.waited_seconds)
 
-        return [screen, evaluate_kyc, record, escalate]
+        return [screen, evaluate_kyc, record, escalate, verify_review_token]
 
 
 # recorded for tests/replay with RECORD_HISTORIES=1 (make record-histories)
@@ -239,16 +240,27 @@ async def test_pep_waits_for_a_four_eyes_review_then_approval(env: WorkflowEnvir
         # four-eyes: whoever created the customer cannot review it
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
-                OnboardingWorkflow.review, ReviewInput("approve", "partner-app")
+                OnboardingWorkflow.review, signed(handle.id, "approve", "partner-app")
             )
         assert isinstance(refused.value.cause, ApplicationError)
         assert refused.value.cause.type == "four_eyes_violation"
         with pytest.raises(WorkflowUpdateFailedError) as invalid:
-            await handle.execute_update(OnboardingWorkflow.review, ReviewInput("maybe", "bob"))
+            await handle.execute_update(
+                OnboardingWorkflow.review, signed(handle.id, "maybe", "bob")
+            )
         assert isinstance(invalid.value.cause, ApplicationError)
         assert invalid.value.cause.type == "invalid_decision"
+        # straight to Temporal, without the API's token: refused, still in review
+        with pytest.raises(WorkflowUpdateFailedError) as forged:
+            await handle.execute_update(
+                OnboardingWorkflow.review, ReviewInput("approve", "mallory")
+            )
+        assert isinstance(forged.value.cause, ApplicationError)
+        assert forged.value.cause.type == "review_token_invalid"
+        assert (await handle.query(OnboardingWorkflow.status)).status == "in_review"
         result = await handle.execute_update(
-            OnboardingWorkflow.review, ReviewInput("approve", "ops-olga", "known PEP, EDD done")
+            OnboardingWorkflow.review,
+            signed(handle.id, "approve", "ops-olga", "known PEP, EDD done"),
         )
         assert result.status == "approved"
         view = await handle.result()
@@ -270,7 +282,7 @@ async def test_review_rejection_rejects_the_customer(env: WorkflowEnvironment) -
         handle = await start(env)
         await wait_status(handle, "in_review")
         result = await handle.execute_update(
-            OnboardingWorkflow.review, ReviewInput("reject", "bob")
+            OnboardingWorkflow.review, signed(handle.id, "reject", "bob")
         )
         view = await handle.result()
     assert result.status == view.status == "rejected"
@@ -295,7 +307,7 @@ async def test_stale_review_is_escalated_never_decided(env: WorkflowEnvironment)
         view = await handle.query(OnboardingWorkflow.status)
         assert (view.status, view.escalated) == ("in_review", True)
         assert fake.decisions == [("rules", "in_review", "kyc-rules")]
-        await handle.execute_update(OnboardingWorkflow.review, ReviewInput("approve", "bob"))
+        await handle.execute_update(OnboardingWorkflow.review, signed(handle.id, "approve", "bob"))
         view = await handle.result()
     assert view.status == "approved"
     assert fake.escalations == [3600]

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from ops.devstack import binary
 from ops.histories import activity_steps
 from tests.workflows.recording import HistoryRecorder
+from tests.workflows.support import signed, verify_review_token
 from workflows import steps
 from workflows.models import (
     CancelInput,
@@ -174,6 +175,7 @@ class FakeBank:
             block,
             reverse,
             escalate,
+            verify_review_token,
         ]
 
 
@@ -322,10 +324,14 @@ async def test_screening_hit_waits_for_review_then_approval_settles(
         assert view.screening_hits[0].entity_id == "306"
         # four-eyes: the initiator cannot review their own payment
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "alice"))
+            await handle.execute_update(
+                PaymentWorkflow.review, signed(handle.id, "approve", "alice")
+            )
         assert isinstance(refused.value.cause, ApplicationError)
         assert refused.value.cause.type == "four_eyes_violation"
-        result = await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        result = await handle.execute_update(
+            PaymentWorkflow.review, signed(handle.id, "approve", "bob")
+        )
         assert result.status == "processing"
         await wait_status(handle, "submitted")
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
@@ -336,6 +342,42 @@ async def test_screening_hit_waits_for_review_then_approval_settles(
     assert bank.calls == ["kyc", "screen", "limits", "hold", "kyc", "submit", "post"]
 
 
+async def test_a_review_without_the_apis_token_is_refused_and_the_money_stays_held(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank(hits=[HIT])
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker)
+        await wait_status(handle, "in_review")
+        forged = [
+            # straight to Temporal, a made-up reviewer and no token
+            ReviewInput("approve", "mallory"),
+            # a token the API minted for a rejection, replayed as an approval
+            replace(signed(handle.id, "reject", "bob"), decision="approve"),
+            # a token minted for another payment
+            signed("pay_other", "approve", "bob"),
+            # bob's token claimed by someone else
+            replace(signed(handle.id, "approve", "bob"), reviewer_id="ten_test:mallory"),
+            # the initiator's own token: four-eyes compares who the token names
+            replace(signed(handle.id, "approve", "alice"), reviewer="alice2"),
+        ]
+        refusals = []
+        for review in forged:
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(PaymentWorkflow.review, review)
+            assert isinstance(refused.value.cause, ApplicationError)
+            refusals.append(refused.value.cause.type)
+        assert refusals == ["review_token_invalid"] * 4 + ["four_eyes_violation"]
+        view = await handle.query(PaymentWorkflow.status)
+        assert view.status == "in_review"
+        # nothing moved: the money is held, nothing was submitted
+        assert bank.calls == ["kyc", "screen", "limits", "hold"]
+        result = await handle.execute_update(
+            PaymentWorkflow.review, signed(handle.id, "reject", "bob", "true match")
+        )
+        assert result.status == "rejected"
+
+
 async def test_review_rejection_of_a_hit_blocks_the_funds(
     env: WorkflowEnvironment,
 ) -> None:
@@ -344,7 +386,7 @@ async def test_review_rejection_of_a_hit_blocks_the_funds(
         handle = await start(env, bank, worker)
         await wait_status(handle, "in_review")
         result = await handle.execute_update(
-            PaymentWorkflow.review, ReviewInput("reject", "bob", "true match")
+            PaymentWorkflow.review, signed(handle.id, "reject", "bob", "true match")
         )
         view = await handle.result()
     assert result.status == "rejected"
@@ -359,7 +401,7 @@ async def test_review_outside_in_review_is_refused(env: WorkflowEnvironment) -> 
         handle = await start(env, bank, worker)
         await wait_status(handle, "submitted")
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+            await handle.execute_update(PaymentWorkflow.review, signed(handle.id, "approve", "bob"))
         assert isinstance(refused.value.cause, ApplicationError)
         assert refused.value.cause.type == "invalid_state"
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
@@ -416,7 +458,7 @@ async def test_kyc_lapsed_during_review_rejects_after_approval(env: WorkflowEnvi
         handle = await start(env, bank, worker)
         await wait_status(handle, "in_review")
         bank.kyc_approved = False  # e.g. the customer's KYC review date passed
-        await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        await handle.execute_update(PaymentWorkflow.review, signed(handle.id, "approve", "bob"))
         view = await handle.result()
     assert view.status == "rejected"
     assert view.failure is not None and view.failure.code == "kyc_not_approved"
@@ -430,7 +472,7 @@ async def test_velocity_limit_sends_to_review_and_rejection_releases_the_hold(
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker)
         await wait_status(handle, "in_review")
-        await handle.execute_update(PaymentWorkflow.review, ReviewInput("reject", "bob"))
+        await handle.execute_update(PaymentWorkflow.review, signed(handle.id, "reject", "bob"))
         view = await handle.result()
     assert view.status == "rejected"
     assert view.failure is not None and view.failure.code == "limit_exceeded"
@@ -451,7 +493,7 @@ async def test_stale_review_is_escalated_never_decided(env: WorkflowEnvironment)
         description = await handle.describe()
         assert description.typed_search_attributes.get(REVIEW_ESCALATED) is True
         assert (await handle.query(PaymentWorkflow.status)).status == "in_review"
-        await handle.execute_update(PaymentWorkflow.review, ReviewInput("approve", "bob"))
+        await handle.execute_update(PaymentWorkflow.review, signed(handle.id, "approve", "bob"))
         await wait_status(handle, "submitted")
         await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
         view = await handle.result()
@@ -717,7 +759,9 @@ async def test_no_cancel_during_a_sanctions_review(env: WorkflowEnvironment) -> 
         handle = await start(env, bank, worker)
         await wait_status(handle, "in_review")
         await handle.signal(PaymentWorkflow.cancel, CancelInput("alice", "never mind"))
-        await handle.execute_update(PaymentWorkflow.review, ReviewInput("reject", "carol", ""))
+        await handle.execute_update(
+            PaymentWorkflow.review, signed(handle.id, "reject", "carol", "")
+        )
         view = await handle.result()
     assert view.status == "rejected"
     assert view.failure is not None and view.failure.code == "sanctions_rejected"

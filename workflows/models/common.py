@@ -26,6 +26,30 @@ class ReviewInput:
     decision: str  # "approve" | "reject"
     reviewer: str
     note: str = ""
+    # who decided, as the API authenticated them (tenant:name), and the token it minted for
+    # this decision (kernel/review_tokens.py); empty in reviews sent before tokens existed
+    reviewer_id: str = ""
+    token: str = ""
+
+
+@dataclass
+class ReviewTokenInput:
+    """A review to check before the workflow accepts it."""
+
+    subject: str  # the workflow id
+    decision: str
+    reviewer: str
+    reviewer_id: str
+    token: str
+    tenant_id: str = ""
+
+
+@dataclass
+class ReviewTokenCheck:
+    """Whether the review came through the platform's door; why not, when it did not."""
+
+    valid: bool
+    reason: str = ""
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 import uvicorn
 
+from activities.bank_http import BankAuth
 from banksim.app import create_app
 from banksim.signing import verify
 from iso20022 import CreditTransfer, build_pacs008
@@ -207,7 +208,11 @@ async def running_bank(
     settings: Settings, receiver: Receiver, *, start: datetime | None = TUESDAY_0900_NY
 ) -> AsyncIterator[BankClient]:
     """The simulator on a free port; its clock frozen at `start` unless None (then untouched)."""
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(timeout=10) as http:
+    async with (
+        serve(create_app(settings)) as url,
+        # the rail routes take requests the platform signed (activities/bank_http.py)
+        httpx.AsyncClient(timeout=10, auth=BankAuth(url, settings.rails.submission_secret)) as http,
+    ):
         client = BankClient(url, http, receiver, settings)
         if start is not None:
             await client.set_clock(now=start, speed=0)
@@ -215,15 +220,17 @@ async def running_bank(
 
 
 def assert_signed(callback: Callback) -> None:
-    """The callback carries a fresh, valid `v1=` HMAC-SHA256 signature of its body."""
+    """The callback carries a fresh, valid `v2=` HMAC-SHA256 signature of its event id,
+    timestamp and body."""
+    event_id = callback.headers["banksim-event-id"]
     timestamp = callback.headers["banksim-timestamp"]
     signature = callback.headers["banksim-signature"]
-    assert verify(SECRET, timestamp, signature, callback.body, tolerance_seconds=60)
+    assert verify([SECRET], event_id, timestamp, signature, callback.body, tolerance_seconds=60)
     # independent of banksim.signing: the documented scheme, computed here from scratch
     expected = hmac.new(
-        SECRET.encode(), f"{timestamp}.".encode() + callback.body, hashlib.sha256
+        SECRET.encode(), f"{event_id}.{timestamp}.".encode() + callback.body, hashlib.sha256
     ).hexdigest()
-    assert signature == f"v1={expected}"
+    assert signature == f"v2={expected}"
     assert abs(int(timestamp) - time.time()) < 60
 
 

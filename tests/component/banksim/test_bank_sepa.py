@@ -7,17 +7,21 @@ with the admin API instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from banksim.signing import sign, verify
 from iso20022 import StatusReport, parse_pacs002
+from rails.bank_auth import request_headers
 from tests.component.banksim.support import (
     BAD_CHECKSUM_IBAN,
     OTHER_VALID_IBAN,
     SEPA_PATH,
     TUESDAY_0900_NY,
+    XML,
     BankClient,
     Receiver,
     assert_signed,
@@ -41,6 +45,52 @@ async def test_healthz(bank: BankClient) -> None:
     response = await bank.http.get(f"{bank.url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_the_bank_takes_only_requests_the_platform_signed(bank: BankClient) -> None:
+    body = pacs008("MSG-SIGNED")
+    submit = f"{bank.url}/v1/sepa/messages"
+    secret = bank.settings.rails.submission_secret
+    async with httpx.AsyncClient(timeout=10) as anyone:
+        unsigned = await anyone.post(submit, content=body, headers=XML)
+        wrong = await anyone.post(
+            submit,
+            content=body,
+            headers={
+                **XML,
+                **request_headers(
+                    ["not-the-secret"], int(time.time()), "POST", "/v1/sepa/messages", body
+                ),
+            },
+        )
+        stale = await anyone.post(
+            submit,
+            content=body,
+            headers={
+                **XML,
+                **request_headers(
+                    [secret], int(time.time()) - 3600, "POST", "/v1/sepa/messages", body
+                ),
+            },
+        )
+        # a signature covers its method and target: one for a statement reads no other day
+        headers = request_headers(
+            [secret], int(time.time()), "GET", "/v1/statements/2026-03-10?account=sepa", b""
+        )
+        moved = await anyone.get(
+            f"{bank.url}/v1/statements/2026-03-11?account=sepa", headers=headers
+        )
+        allowed = await anyone.get(
+            f"{bank.url}/v1/statements/2026-03-10?account=sepa", headers=headers
+        )
+    for refused in (unsigned, wrong, stale, moved):
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["code"] == "invalid_signature"
+    assert allowed.status_code == 200, allowed.text
+    # nothing refused was stored: the signed submission is the first of its id
+    signed = await bank.submit(body)
+    assert signed.status_code == 202, signed.text
+    assert signed.json()["duplicate"] is False
 
 
 async def test_message_is_accepted_then_settled_with_two_signed_reports(bank: BankClient) -> None:
@@ -284,21 +334,34 @@ async def test_restart_resumes_pending_settlements_and_undelivered_callbacks(
     assert len(recv.calls) == delivered_before + 1
 
 
-def test_signing_verify_rejects_tampering_and_staleness() -> None:
+def test_signing_verify_rejects_tampering_staleness_and_relabelling() -> None:
     body = b"<Document/>"
     now = 1_700_000_000
-    signature = sign("s3cret", now, body)
-    assert signature.startswith("v1=")
-    assert verify("s3cret", str(now), signature, body, 300, now=now + 10)
-    assert verify("s3cret", str(now), f"v1=deadbeef, {signature}", body, 300, now=now)
-    assert not verify("s3cret", str(now), signature, body + b" ", 300, now=now)
-    assert not verify("other", str(now), signature, body, 300, now=now)
-    assert not verify("s3cret", str(now), signature, body, 300, now=now + 301)
-    assert not verify("s3cret", str(now + 1), signature, body, 300, now=now)
-    assert not verify("s3cret", "not-a-number", signature, body, 300, now=now)
-    assert not verify("s3cret", None, signature, body, 300, now=now)
-    assert not verify("s3cret", str(now), None, body, 300, now=now)
-    assert not verify("s3cret", str(now), signature.removeprefix("v1="), body, 300, now=now)
+    signature = sign(["s3cret"], "evt-1", now, body)
+    assert signature.startswith("v2=")
+    assert verify(["s3cret"], "evt-1", str(now), signature, body, 300, now=now + 10)
+    assert verify(["s3cret"], "evt-1", str(now), f"v2=deadbeef, {signature}", body, 300, now=now)
+    assert not verify(["s3cret"], "evt-1", str(now), signature, body + b" ", 300, now=now)
+    assert not verify(["other"], "evt-1", str(now), signature, body, 300, now=now)
+    assert not verify(["s3cret"], "evt-1", str(now), signature, body, 300, now=now + 301)
+    assert not verify(["s3cret"], "evt-1", str(now + 1), signature, body, 300, now=now)
+    # the event id is signed: a capture relabelled to dodge the replay cache does not verify
+    assert not verify(["s3cret"], "evt-2", str(now), signature, body, 300, now=now)
+    assert not verify(["s3cret"], None, str(now), signature, body, 300, now=now)
+    assert not verify(["s3cret"], "evt-1", "not-a-number", signature, body, 300, now=now)
+    assert not verify(["s3cret"], "evt-1", None, signature, body, 300, now=now)
+    assert not verify(["s3cret"], "evt-1", str(now), None, body, 300, now=now)
+    bare = signature.removeprefix("v2=")
+    assert not verify(["s3cret"], "evt-1", str(now), bare, body, 300, now=now)
+
+
+def test_during_a_rotation_both_secrets_sign_and_either_verifies() -> None:
+    body, now = b"{}", 1_700_000_000
+    both = sign(["new-secret", "old-secret"], "evt-1", now, body)
+    assert len(both.split()) == 2
+    assert verify(["old-secret"], "evt-1", str(now), both, body, 300, now=now)
+    assert verify(["new-secret"], "evt-1", str(now), both, body, 300, now=now)
+    assert not verify(["another"], "evt-1", str(now), both, body, 300, now=now)
 
 
 @pytest.mark.parametrize("speed", [-1, "fast"])
