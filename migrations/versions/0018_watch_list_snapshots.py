@@ -7,14 +7,17 @@ started after the refusal. Also the evidence of exactly what screening ran again
 Append-only like the versions; PostgreSQL compresses the contents (TOAST) by itself.
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0021
 Create Date: 2026-12-07
+
+(Numbered 0018 when it was written on 0017; 0021 reached main first, so it follows 0021:
+one line of revisions, no second head.)
 """
 
 from alembic import op
 
 revision = "0018"
-down_revision = "0017"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
