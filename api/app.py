@@ -40,7 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = get_engine(settings)
-        app.state.temporal = await connect(settings)
+        # calls give up after a few seconds (503 + Retry-After, api/errors.py), and an API
+        # started while Temporal is down still serves reads: it connects on first use
+        app.state.temporal = await connect(
+            settings,
+            wait_seconds=10.0,
+            retry_seconds=settings.api.temporal_retry_seconds,
+            lazy_after_wait=True,
+        )
         # the same versioned lists as the workers, reloaded when a refresh records new ones
         app.state.lists = await WatchLists.load(app.state.engine, settings)
         yield
@@ -52,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Durable, regulated payments: every payment a Temporal workflow.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, retry_after_seconds=settings.api.outage_retry_after_seconds)
     if configure_tracing(settings, "payments-api") is not None:
         FastAPIInstrumentor.instrument_app(app)
     app.state.rate_limiter = RateLimiter(settings.api.rate_limit_per_second)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
+from kernel.outages import database_unavailable, orchestrator_unavailable
 from services.errors import (
     ConflictError,
     ForbiddenError,
@@ -146,8 +151,60 @@ def service_error_status(error: ServiceError) -> int:
     return 422
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every error to a problem document; nothing internal ever leaks."""
+# the exception types an outage surfaces as (kernel/outages.py says which instances count);
+# registered by type so Starlette's ExceptionMiddleware answers them like any other problem
+_OUTAGE_TYPES: tuple[type[Exception], ...] = (
+    RPCError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    RuntimeError,
+    sa_exc.SQLAlchemyError,
+    psycopg.Error,
+)
+
+
+def outage_response(exc: BaseException, retry_after_seconds: int) -> JSONResponse | None:
+    """503 + `Retry-After` when `exc` says Temporal or PostgreSQL is down, else None.
+
+    PostgreSQL is named first: a request that failed on the database may have touched
+    Temporal on the way, but it cannot succeed before the database is back.
+    """
+    headers = {"Retry-After": str(max(1, retry_after_seconds))}
+    if database_unavailable(exc):
+        return problem_response(
+            503,
+            "database_unavailable",
+            "The database is unavailable. Retry after `Retry-After` seconds, with the same"
+            " Idempotency-Key: what took effect is replayed, what did not runs once.",
+            headers=headers,
+        )
+    if orchestrator_unavailable(exc):
+        return problem_response(
+            503,
+            "orchestrator_unavailable",
+            "The workflow service is unavailable. Retry after `Retry-After` seconds, with the"
+            " same Idempotency-Key: what took effect is replayed, what did not runs once.",
+            headers=headers,
+        )
+    return None
+
+
+def install_error_handlers(app: FastAPI, *, retry_after_seconds: int = 5) -> None:
+    """Map every error to a problem document; nothing internal ever leaks.
+
+    A dependency that is down answers 503 with `Retry-After` (issue #24): the request can
+    succeed unchanged later, which a 500 would not tell the client.
+    """
+
+    async def _outage(request: Request, exc: Exception) -> JSONResponse:
+        response = outage_response(exc, retry_after_seconds)
+        if response is not None:
+            log.warning("dependency unavailable", path=request.url.path, error=repr(exc)[:300])
+            return response
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "internal_error", "An internal error occurred.")
+
+    for kind in _OUTAGE_TYPES:
+        app.add_exception_handler(kind, _outage)
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -185,5 +242,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return problem_response(500, "internal_error", "An internal error occurred.")
+        # an outage raised from inside another exception (its cause or context)
+        return await _outage(request, exc)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.errors import ProblemError
 from kernel.api_keys import Principal
+from kernel.outages import dependency_unavailable
 from kernel.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 255
@@ -210,13 +211,24 @@ async def run_idempotently(
         )
     try:
         status, response = await handler()
-    except BaseException:
-        # release the key so the client can retry with it, unless the handler's own
-        # transaction answered it: then its change committed, and a retry must replay it
+    except BaseException as failure:
+        unanswered = (*where, idempotency_keys.c.response_status.is_(None))
         async with engine.begin() as conn:
-            await conn.execute(
-                delete(idempotency_keys).where(*where, idempotency_keys.c.response_status.is_(None))
-            )
+            if dependency_unavailable(failure):
+                # Temporal or PostgreSQL is down (503): the key stays bound to this request,
+                # free at once for the same body and refused (422) for another. A start that
+                # timed out may have reached Temporal; the retry joins that workflow, and a
+                # different body must never be joined to it under the same payment id.
+                await conn.execute(
+                    update(idempotency_keys)
+                    .where(*unanswered)
+                    .values(created_at=func.now() - timedelta(seconds=takeover_after + 1))
+                )
+            else:
+                # release the key so the client can retry with it, unless the handler's own
+                # transaction answered it: then its change committed, and a retry must
+                # replay it
+                await conn.execute(delete(idempotency_keys).where(*unanswered))
         raise
     async with engine.begin() as conn:
         # a handler that answered in its own transaction (answer_in) left nothing to store

@@ -30,6 +30,19 @@ class ProblemCode:
 INVALID_CHARACTERS = ProblemCode(400, "invalid_characters", "NUL in the path or query.")
 INTERNAL_ERROR = ProblemCode(500, "internal_error", "An unexpected error (logged, not shown).")
 
+# --- outages (issue #24): send the same request again after `Retry-After` ----------------
+DATABASE_UNAVAILABLE = ProblemCode(
+    503,
+    "database_unavailable",
+    "PostgreSQL is down; retry after `Retry-After` with the same Idempotency-Key.",
+)
+ORCHESTRATOR_UNAVAILABLE = ProblemCode(
+    503,
+    "orchestrator_unavailable",
+    "Temporal is down; retry after `Retry-After` with the same Idempotency-Key. No payment"
+    " was created.",
+)
+
 # --- authentication and rate limits: every operation with a key ---------------------------
 UNAUTHENTICATED = ProblemCode(401, "unauthenticated", "No `Authorization: Bearer` key.")
 INVALID_API_KEY = ProblemCode(401, "invalid_api_key", "The key is unknown or revoked.")
@@ -143,7 +156,10 @@ AUTHENTICATED = (
     INSUFFICIENT_SCOPE,
     RATE_LIMITED,
     INTERNAL_ERROR,
+    DATABASE_UNAVAILABLE,
 )
+# what an operation that starts, signals or updates a workflow can answer about Temporal
+ORCHESTRATED = (ORCHESTRATOR_UNAVAILABLE,)
 # what an operation with a JSON body can answer before its handler runs
 WITH_BODY = (VALIDATION_ERROR, INVALID_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)
 # what an operation with constrained path or query parameters can answer
@@ -196,7 +212,7 @@ def problems(*groups: ProblemCode | tuple[ProblemCode, ...]) -> dict[int | str, 
                 }
             },
         }
-        if status == 429:
+        if status in (429, 503):
             response["headers"] = _RETRY_AFTER
         responses[status] = response
     return responses

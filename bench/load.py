@@ -486,7 +486,7 @@ async def prepare(
         # ACH may fall back to SEPA: the EUR pool is sized for every payment
         sized_for = int(expected if currency == "EUR" else expected * share)
         accounts.funded[currency] = await _stack.open_accounts(
-            partner, ops, _stack.accounts_needed(sized_for, 4), currency, 100_000_000
+            partner, ops, _stack.accounts_needed(sized_for, 4), currency, 5_000_000
         )
         empty = _stack.accounts_needed(int(expected * args.insufficient) + 1, 2)
         accounts.empty[currency] = await _stack.open_accounts(partner, ops, empty, currency, 0)

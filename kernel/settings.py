@@ -158,6 +158,17 @@ class ApiSettings(Section):
     # an idempotent request still "in flight" after this long is taken to have crashed
     idempotency_takeover_seconds: float = _var(60.0, "PAYMENTS_IDEMPOTENCY_TAKEOVER_SECONDS")
 
+    # --- outages (issue #24, item 5; docs/runbooks/temporal-down.md, postgres-down.md) ----
+    # What a 503 tells the client to wait (`Retry-After`, whole seconds) before sending the
+    # request again while Temporal or PostgreSQL is down.
+    outage_retry_after_seconds: int = 5
+    # The API's Temporal calls: how long the client keeps retrying an unreachable server, and
+    # how long one start may take on a server that hangs, before the request is answered 503
+    # (the SDK's default retries for 10 s, and waits on a hung server until the keep-alive
+    # notices). Webhook delivery starts from workers use the same bound.
+    temporal_retry_seconds: float = 3.0
+    temporal_rpc_timeout_seconds: float = 5.0
+
     @property
     def url(self) -> str:
         """Base URL of the API as the other local processes reach it."""

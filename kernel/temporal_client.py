@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import structlog
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import TLSConfig
+from temporalio.service import RetryConfig, TLSConfig
 
 from kernel.codec import data_converter
 from kernel.settings import Settings, TemporalSettings, get_settings
 from kernel.tracing import temporal_interceptors
+
+log = structlog.get_logger()
 
 
 def _read(path: str, setting: str) -> bytes:
@@ -70,21 +73,41 @@ def connect_options(settings: TemporalSettings) -> dict[str, Any]:
 
 
 async def connect(
-    settings: Settings | None = None, *, wait_seconds: float = 60.0, runtime: Runtime | None = None
+    settings: Settings | None = None,
+    *,
+    wait_seconds: float = 60.0,
+    runtime: Runtime | None = None,
+    retry_seconds: float | None = None,
+    lazy_after_wait: bool = False,
 ) -> Client:
-    """Connect, retrying while the server is still starting (dev stack, restarts)."""
+    """Connect, retrying while the server is still starting (dev stack, restarts).
+
+    `retry_seconds` bounds how long each call keeps retrying an unreachable server (the
+    SDK's default is 10 s): the API answers 503 sooner instead of holding its client. With
+    `lazy_after_wait`, a server still unreachable after `wait_seconds` gives a client that
+    connects on its first call instead of an error: the API then starts and serves what
+    PostgreSQL alone answers while Temporal is down (its calls fail until it is back).
+    """
     settings = settings or get_settings()
+    retry = None
+    if retry_seconds is not None:
+        retry = RetryConfig(max_elapsed_time_millis=max(1, int(retry_seconds * 1000)))
+    options: dict[str, Any] = {
+        **connect_options(settings.temporal),
+        "runtime": runtime,
+        "data_converter": data_converter(settings),
+        "interceptors": temporal_interceptors(settings),
+        "retry_config": retry,
+    }
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
-            return await Client.connect(
-                **connect_options(settings.temporal),
-                runtime=runtime,
-                data_converter=data_converter(settings),
-                interceptors=temporal_interceptors(settings),
-            )
+            return await Client.connect(**options)
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
+                if lazy_after_wait:
+                    log.warning("temporal unreachable; connecting on first use")
+                    return await Client.connect(**options, lazy=True)
                 raise
             await asyncio.sleep(0.5)
 

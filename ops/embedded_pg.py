@@ -59,6 +59,11 @@ class EmbeddedPostgres:
         self.user = _run_as()
 
     @property
+    def bin_dir(self) -> Path:
+        """Where the server's binaries and client tools (`pg_isready`, `psql`) are."""
+        return Path(POSTGRES_BIN_PATH)
+
+    @property
     def url(self) -> str:
         """SQLAlchemy URL of the application database."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"

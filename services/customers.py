@@ -10,7 +10,7 @@ workflow's decisions (rules, then a four-eyes review) are persisted and audited 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,6 +80,7 @@ async def onboard_customer(
             ),
             id=customer_id,
             task_queue=settings.temporal.task_queue,
+            rpc_timeout=timedelta(seconds=settings.api.temporal_rpc_timeout_seconds),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [

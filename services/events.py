@@ -12,7 +12,7 @@ import base64
 import contextlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import any_, literal, or_, select
@@ -122,6 +122,7 @@ class DeliveryStarter:
                     ),
                     id=delivery_workflow_id(event_id, endpoint_id),
                     task_queue=self.settings.temporal.task_queue,
+                    rpc_timeout=timedelta(seconds=self.settings.api.temporal_rpc_timeout_seconds),
                     # a retried activity or API request finds the delivery already started,
                     # or already done: a healed start never delivers an event twice
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

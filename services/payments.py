@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -129,7 +130,7 @@ async def initiate_payment(
         # Started inside the transaction: if Temporal refuses, the payment row rolls back
         # and nothing exists; the workflow id is the payment id, so it can start only once.
         with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
-            await _start_workflow(temporal, settings, order)
+            await start_payment_workflow(temporal, settings, order)
         uow.audit(
             actor=order.initiated_by,
             action="payment.initiated",
@@ -147,7 +148,8 @@ async def initiate_payment(
     return Initiated(row, first_time)
 
 
-async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
+async def start_payment_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
+    """Start the payment's workflow (id = payment id; joins one already running)."""
     await temporal.start_workflow(
         PaymentWorkflow.run,
         PaymentInput(
@@ -169,6 +171,9 @@ async def _start_workflow(temporal: Client, settings: Settings, order: PaymentOr
         ),
         id=order.payment_id,
         task_queue=settings.temporal.task_queue,
+        # a hung server answers 503 (the caller's transaction rolls back) instead of holding
+        # the request; a start that did reach it is joined by the retry (USE_EXISTING)
+        rpc_timeout=timedelta(seconds=settings.api.temporal_rpc_timeout_seconds),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(

@@ -33,6 +33,7 @@ from api.problems import (
     CUSTOMER_NOT_FOUND,
     CUSTOMER_NOT_IN_REVIEW,
     FOUR_EYES_VIOLATION,
+    ORCHESTRATED,
     REVIEW_TOKEN_INVALID,
     WITH_BODY,
     WITH_PARAMETERS,
@@ -124,7 +125,7 @@ async def _await_decision(temporal: Client, customer_id: str, seconds: float) ->
     "",
     status_code=201,
     response_model=CustomerOut,
-    responses=problems(AUTHENTICATED, WITH_BODY),
+    responses=problems(AUTHENTICATED, ORCHESTRATED, WITH_BODY),
 )
 async def create_customer(
     body: CustomerCreate,
@@ -174,6 +175,7 @@ async def get_customer(
     response_model=CustomerOut,
     responses=problems(
         AUTHENTICATED,
+        ORCHESTRATED,
         WITH_BODY,
         CUSTOMER_NOT_FOUND,
         FOUR_EYES_VIOLATION,

@@ -31,6 +31,7 @@ from api.problems import (
     IDEMPOTENT,
     INVALID_CURSOR,
     LEDGER_REFUSED,
+    ORCHESTRATED,
     UNKNOWN_ACCOUNT,
     WITH_BODY,
     WITH_PARAMETERS,
@@ -91,6 +92,7 @@ def deposit_out(row: Any) -> DepositOut:
     responses=replayable(201)
     | problems(
         AUTHENTICATED,
+        ORCHESTRATED,
         WITH_BODY,
         IDEMPOTENT,
         UNKNOWN_ACCOUNT,
@@ -226,6 +228,7 @@ async def get_deposit(deposit_id: DepositIdPath, principal: Reader, engine: Engi
     response_model=DepositOut,
     responses=problems(
         AUTHENTICATED,
+        ORCHESTRATED,
         WITH_BODY,
         DEPOSIT_NOT_FOUND,
         FOUR_EYES_VIOLATION,

@@ -32,6 +32,7 @@ from api.problems import (
     INVALID_CURSOR,
     INVALID_IBAN,
     INVALID_ROUTING_NUMBER,
+    ORCHESTRATED,
     PAYMENT_IN_SANCTIONS_REVIEW,
     PAYMENT_NOT_CANCELABLE,
     PAYMENT_NOT_FOUND,
@@ -324,6 +325,7 @@ async def _start_payment(
     responses=replayable(202)
     | problems(
         AUTHENTICATED,
+        ORCHESTRATED,
         WITH_BODY,
         IDEMPOTENT,
         UNKNOWN_ACCOUNT,
@@ -424,6 +426,7 @@ async def list_payments(
     response_model=PaymentOut,
     responses=problems(
         AUTHENTICATED,
+        ORCHESTRATED,
         WITH_BODY,
         PAYMENT_NOT_FOUND,
         FOUR_EYES_VIOLATION,
@@ -459,6 +462,7 @@ async def review_payment(
     response_model=PaymentOut,
     responses=problems(
         AUTHENTICATED,
+        ORCHESTRATED,
         WITH_BODY,
         PAYMENT_NOT_FOUND,
         PAYMENT_NOT_CANCELABLE,
@@ -491,7 +495,9 @@ async def cancel_payment(
     "/{payment_id}/retry",
     status_code=202,
     response_model=PaymentOut,
-    responses=problems(AUTHENTICATED, WITH_BODY, PAYMENT_NOT_FOUND, PAYMENT_NOT_RETRYABLE),
+    responses=problems(
+        AUTHENTICATED, ORCHESTRATED, WITH_BODY, PAYMENT_NOT_FOUND, PAYMENT_NOT_RETRYABLE
+    ),
 )
 async def retry_payment(
     payment_id: PaymentIdPath, principal: Ops, engine: Engine, temporal: Temporal

@@ -18,6 +18,7 @@ from api.errors import ProblemError
 from api.fields import RECONCILIATION_ID, IsoDate
 from api.problems import (
     AUTHENTICATED,
+    ORCHESTRATED,
     RECONCILIATION_NOT_FOUND,
     WITH_BODY,
     WITH_PARAMETERS,
@@ -87,7 +88,7 @@ async def _load(engine: Engine, run_ids: list[str]) -> list[ReconciliationOut]:
     "",
     status_code=200,
     response_model=ReconciliationList,
-    responses=problems(AUTHENTICATED, WITH_BODY),
+    responses=problems(AUTHENTICATED, ORCHESTRATED, WITH_BODY),
 )
 async def run_reconciliation(
     body: ReconciliationCreate,
