@@ -3,8 +3,9 @@
 The lists themselves (sources, versions, a process's loaded matchers) are
 services/watch_lists.py, shared with the API.
 
-* `ListRefreshActivities.refresh_watch_lists` loads the sources, records versions that changed
-  (the refresh workflow then starts a re-screening), and `rescreen_customers_page` screens a
+* `ListRefreshActivities.refresh_watch_lists` loads the configured sources, records versions
+  that changed and pass the guards (the refresh workflow then starts a re-screening), refuses
+  (audits, logs, counts) those that do not, and `rescreen_customers_page` screens a
   page of customers again, flagging hits they did not have before.
 * `ReloadingScreening` serves the payment screening activity with the current lists.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,17 +39,25 @@ from temporalio.client import (
 
 from activities.metrics import count
 from activities.screening import ScreeningActivities
+from compliance.lists import StaticWatchList
 from kernel.settings import Settings
 from kernel.tables import customers, watch_list_versions
 from services.events import DeliveryStarter
 from services.unit_of_work import UnitOfWork
 from services.watch_lists import (
+    ListGuards,
+    ListRefusedError,
     ListSources,
     LoadedLists,
+    Published,
+    RefusalReason,
+    StoredVersion,
     WatchLists,
-    read_pep,
-    read_sanctions,
+    fetch_pep,
+    fetch_sanctions,
+    has_snapshot,
     screen_customer_row,
+    store_snapshot,
     stored_versions,
 )
 from workflows.list_refresh import SCHEDULE_ID, ListRefreshWorkflow
@@ -95,6 +105,74 @@ def _hit_keys(hits: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(hit["list_name"], hit["entity_id"]) for hit in hits}
 
 
+def _read_or_refusal(
+    fetch: Callable[[str], Published], source: str
+) -> tuple[Published, StaticWatchList] | ListRefusedError:
+    """The files at `source` and the list they hold, or the refusal their download ran into
+    (a cross-host redirect); other errors propagate and the activity is retried."""
+    try:
+        published = fetch(source)
+    except ListRefusedError as error:
+        return error
+    return published, published.load()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A list version (or source) a refresh refused, and what it would have replaced."""
+
+    kind: str
+    source: str
+    reason: RefusalReason
+    detail: str
+    found: StaticWatchList | None = None
+    current: StoredVersion | None = None
+
+    def audit(self, uow: UnitOfWork, refresh_id: str) -> None:
+        """Record the refusal in the audit chain, with the refresh it belongs to."""
+        uow.audit(
+            actor="list-refresh",
+            action="watch_lists.refused",
+            subject=None,
+            detail={
+                "kind": self.kind,
+                "source": self.source,
+                "reason": self.reason.value,
+                "detail": self.detail,
+                "refresh_id": refresh_id,
+                "found": None
+                if self.found is None
+                else {
+                    "list": self.found.name,
+                    "version": self.found.version,
+                    "sha256": self.found.digest,
+                    "entities": len(self.found.entities),
+                },
+                "current": None
+                if self.current is None
+                else {"version": self.current.version, "entities": self.current.entities},
+            },
+            idempotency_key=f"{refresh_id}:refused:{self.kind}",
+        )
+
+    def announce(self) -> None:
+        """Log it and count it: `payments_list_refresh_refused{kind,reason}` drives the
+        ListRefreshRefused alert (deploy/prometheus/alerts.yml)."""
+        log.error(
+            "watch list refresh refused a new version; screening stays on the current one",
+            kind=self.kind,
+            reason=self.reason.value,
+            detail=self.detail,
+            current=None if self.current is None else self.current.version,
+        )
+        count(
+            "payments_list_refresh_refused",
+            "New watch-list versions refused by the refresh guards",
+            kind=self.kind,
+            reason=self.reason.value,
+        )
+
+
 class ListRefreshActivities:
     """Refreshes the lists from their sources and re-screens customers against them."""
 
@@ -108,47 +186,84 @@ class ListRefreshActivities:
 
     @activity.defn(name="refresh_watch_lists")
     async def refresh_watch_lists(self, request: ListRefreshInput) -> ListRefreshResult:
-        """Load the sources; record every list whose version differs from the current one.
+        """Load the configured sources; record every list whose version differs from the
+        current one and passes the guards (`ListGuards`); audit and count every refusal.
 
-        Idempotent per refresh (workflow run): a retry finds the rows it already recorded.
+        A refused version is not recorded, so every worker and the API keep screening with
+        the current one. Idempotent per refresh (workflow run): a retry finds the rows it
+        already recorded, and a refusal's audit record once.
         """
         info = activity.info()
         refresh_id = f"{info.workflow_id}/{info.workflow_run_id}"
-        sources = ListSources.configured(self._settings).override(request)
+        sources = ListSources.configured(self._settings)
+        if request.sanctions_source or request.pep_source:
+            return await self._refuse_source_override(request, refresh_id)
         sanctions, pep = await asyncio.gather(
-            asyncio.to_thread(read_sanctions, sources.sanctions),
-            asyncio.to_thread(read_pep, sources.pep),
+            asyncio.to_thread(_read_or_refusal, fetch_sanctions, sources.sanctions),
+            asyncio.to_thread(_read_or_refusal, fetch_pep, sources.pep),
         )
         found = [("sanctions", sanctions, sources.sanctions), ("pep", pep, sources.pep)]
-        versions = {lst.name: lst.version for _, lst, _ in found}
+        versions: dict[str, str] = {}
+        read: dict[str, StaticWatchList] = {}
+        refused: dict[str, Refusal] = {}
         async with UnitOfWork(self._engine) as uow:
             conn = uow.conn
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _REFRESH_LOCK})
-            already = (
-                await conn.execute(
-                    select(watch_list_versions.c.list_name).where(
-                        watch_list_versions.c.refresh_id == refresh_id
-                    )
-                )
-            ).scalars()
-            changed = sorted(set(already))
-            if not changed:
-                stored = await stored_versions(conn)
-                for kind, lst, source in found:
-                    entry = stored.get(lst.name)
-                    if entry is not None and entry.version == lst.version:
-                        continue
-                    changed.append(lst.name)
+            already = set(
+                (
                     await conn.execute(
-                        insert(watch_list_versions).values(
-                            list_name=lst.name,
-                            kind=kind,
-                            version=lst.version,
-                            source=source,
-                            entities=len(lst.entities),
-                            refresh_id=refresh_id,
+                        select(watch_list_versions.c.list_name).where(
+                            watch_list_versions.c.refresh_id == refresh_id
                         )
                     )
+                ).scalars()
+            )
+            stored = await stored_versions(conn)
+            changed: list[str] = []
+            for kind, fetched, source in found:
+                if isinstance(fetched, ListRefusedError):
+                    refused[kind] = Refusal(kind, source, fetched.reason, fetched.detail)
+                    continue
+                published, lst = fetched
+                read[kind] = lst
+                entry = stored.get(lst.name)
+                if lst.name in already:  # this refresh recorded it before a retry
+                    changed.append(lst.name)
+                    versions[lst.name] = lst.version
+                    continue
+                if entry is not None and entry.version == lst.version:
+                    versions[lst.name] = lst.version
+                    # versions recorded before snapshots existed (0018) get theirs now
+                    if not await has_snapshot(conn, lst.name, lst.version):
+                        await store_snapshot(conn, lst, published)
+                    continue
+                try:
+                    ListGuards.configured(self._settings, kind).check(
+                        lst, entry.entities if entry is not None else None
+                    )
+                except ListRefusedError as error:
+                    refused[kind] = Refusal(kind, source, error.reason, error.detail, lst, entry)
+                    continue
+                changed.append(lst.name)
+                versions[lst.name] = lst.version
+                await conn.execute(
+                    insert(watch_list_versions).values(
+                        list_name=lst.name,
+                        kind=kind,
+                        version=lst.version,
+                        source=source,
+                        entities=len(lst.entities),
+                        refresh_id=refresh_id,
+                    )
+                )
+                # every process loads the recorded version from these, never from a source
+                # that may have moved on (to a refused version, say)
+                await store_snapshot(conn, lst, published)
+            # a refused list stays on its current version: that is what screening uses
+            for entry_name, entry in stored.items():
+                if entry.kind in refused:
+                    versions.setdefault(entry_name, entry.version)
+            changed.sort()
             if changed:
                 uow.audit(
                     actor="list-refresh",
@@ -157,15 +272,52 @@ class ListRefreshActivities:
                     detail={"versions": versions, "changed": changed, "sources": asdict(sources)},
                     idempotency_key=f"{refresh_id}:watch_lists",
                 )
+            for refusal in refused.values():
+                refusal.audit(uow, refresh_id)
+        for refusal in refused.values():
+            refusal.announce()
         if changed:
             # this worker has the lists in hand: screen with them now, not at the next check
-            if self._lists.loaded.versions != versions:
+            # (with a refusal, the next check reconciles list by list instead)
+            if not refused and self._lists.loaded.versions != versions:
                 self._lists.adopt(
-                    await asyncio.to_thread(LoadedLists.build, sanctions, pep, sources)
+                    await asyncio.to_thread(
+                        LoadedLists.build, read["sanctions"], read["pep"], sources
+                    )
                 )
             log.info("watch lists updated", versions=versions, changed=changed)
             count("watch_list_updates", "Watch-list versions adopted")
-        return ListRefreshResult(versions, changed)
+        return ListRefreshResult(
+            versions, changed, refused={kind: r.reason.value for kind, r in refused.items()}
+        )
+
+    async def _refuse_source_override(
+        self, request: ListRefreshInput, refresh_id: str
+    ) -> ListRefreshResult:
+        """A refresh whose input names a source loads nothing: sources are settings."""
+        named = {"sanctions": request.sanctions_source, "pep": request.pep_source}
+        refused = {
+            kind: Refusal(
+                kind,
+                source,
+                RefusalReason.SOURCE_OVERRIDE,
+                "the workflow input named a source; sources are settings"
+                " (PAYMENTS_SANCTIONS_SOURCE, PAYMENTS_PEP_SOURCE)",
+            )
+            for kind, source in named.items()
+            if source
+        }
+        async with UnitOfWork(self._engine) as uow:
+            stored = await stored_versions(uow.conn)
+            for refusal in refused.values():
+                refusal.audit(uow, refresh_id)
+        for refusal in refused.values():
+            refusal.announce()
+        return ListRefreshResult(
+            {name: entry.version for name, entry in stored.items()},
+            [],
+            refused={kind: r.reason.value for kind, r in refused.items()},
+        )
 
     @activity.defn(name="rescreen_customers_page")
     async def rescreen_customers_page(self, request: RescreenPageInput) -> RescreenPageResult:

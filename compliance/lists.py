@@ -104,6 +104,9 @@ class StaticWatchList:
     name: str
     version: str
     entities: tuple[ListEntity, ...]
+    # SHA-256 (hex) of the published bytes the list was read from: what an operator pins
+    # (PAYMENTS_LIST_SANCTIONS_SHA256); `version` carries only a prefix of it
+    digest: str = field(default="", compare=False)
     _by_id: dict[str, ListEntity] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -220,7 +223,9 @@ def _entity_type(raw: str) -> EntityType:
 def load_ofac(directory: Path, *, name: str = "OFAC-SDN") -> StaticWatchList:
     """Load an OFAC SDN edition from `directory` (sdn.csv required; alt.csv, add.csv optional).
 
-    The version is "<directory name>:<sha256 prefix of the files read>".
+    The version is "<directory name>:<sha256 prefix of the files read>"; the full digest is
+    that of sdn.csv, alt.csv and add.csv concatenated in this order (those present), i.e.
+    `cat sdn.csv alt.csv add.csv | sha256sum`.
     """
     digest = hashlib.sha256()
     sdn_path = directory / "sdn.csv"
@@ -266,7 +271,8 @@ def load_ofac(directory: Path, *, name: str = "OFAC-SDN") -> StaticWatchList:
                 remarks=remarks,
             )
         )
-    return StaticWatchList(name, f"{directory.name}:{digest.hexdigest()[:12]}", tuple(entities))
+    full = digest.hexdigest()
+    return StaticWatchList(name, f"{directory.name}:{full[:12]}", tuple(entities), full)
 
 
 def load_pep_csv(path: Path = DEFAULT_PEP_PATH, *, name: str = "PEP") -> StaticWatchList:
@@ -292,6 +298,5 @@ def load_pep_csv(path: Path = DEFAULT_PEP_PATH, *, name: str = "PEP") -> StaticW
                     remarks=(row.get("position") or "").strip(),
                 )
             )
-    return StaticWatchList(
-        name, f"{path.stem}:{hashlib.sha256(data).hexdigest()[:12]}", tuple(entities)
-    )
+    full = hashlib.sha256(data).hexdigest()
+    return StaticWatchList(name, f"{path.stem}:{full[:12]}", tuple(entities), full)

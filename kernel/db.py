@@ -14,8 +14,17 @@ def get_engine(settings: Settings | None = None) -> AsyncEngine:
     url = (settings or get_settings()).database.url
     engine = _engines.get(url)
     if engine is None:
-        # pre-ping: PostgreSQL restarts (chaos, failover) must not surface as errors
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            # pre-ping: PostgreSQL restarts (chaos, failover) must not surface as errors
+            pool_pre_ping=True,
+            # statement parameters are names, IBANs, addresses: never in a log line or an
+            # exception message (SQLAlchemy's echo/DEBUG logging and its StatementError
+            # text both print them otherwise), whatever a logger's level is set to
+            hide_parameters=True,
+        )
         _engines[url] = engine
     return engine
 

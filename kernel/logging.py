@@ -21,6 +21,16 @@ _SHARED: list[structlog.typing.Processor] = [
 ]
 
 
+def _no_result_rows(record: logging.LogRecord) -> bool:
+    """Drop SQLAlchemy's DEBUG records: they print result rows (names, IBANs, addresses).
+
+    Statement parameters are hidden by the engines themselves (`hide_parameters`, kernel/db.py);
+    rows have no such switch, so they never pass the platform's handler, whatever level the
+    `sqlalchemy.engine` logger is turned to.
+    """
+    return not (record.name.startswith("sqlalchemy.engine") and record.levelno < logging.INFO)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log JSON lines to stderr, from structlog and stdlib loggers alike."""
     structlog.configure(
@@ -42,6 +52,7 @@ def configure_logging(level: int = logging.INFO) -> None:
             ],
         )
     )
+    handler.addFilter(_no_result_rows)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -415,6 +415,25 @@ class ListSettings(Section):
     # customers per page (activity) when every customer is screened again after a list update
     rescreen_page_size: int = _var(200, "PAYMENTS_RESCREEN_PAGE_SIZE")
 
+    # --- refresh guards (#17 item 5; owned by list refresh) ---
+    # A refresh refuses a new list version that fails any guard: the current version stays
+    # loaded everywhere, the refusal is audited and counted (payments_list_refresh_refused,
+    # alert ListRefreshRefused). The sources are the settings above, never a workflow input.
+    # A new version with fewer entities than (1 - share) x the current one's is refused: a
+    # publisher's list does not lose a fifth of its entries in one edition, a truncated
+    # download or a tampered mirror does. (PAYMENTS_LIST_MAX_SHRINK_SHARE)
+    max_shrink_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    # fewer entities than this is refused whatever the current version had (the bundled OFAC
+    # editions have 7,379 and 8,976; the live SDN list well over 10,000)
+    sanctions_min_entities: int = Field(default=1000, ge=1)
+    # an empty PEP list is refused; production sets its provider's size
+    pep_min_entities: int = Field(default=1, ge=1)
+    # when set, the SHA-256 (hex) a new version's bytes must have (sanctions: sdn.csv, alt.csv
+    # and add.csv concatenated, `cat sdn.csv alt.csv add.csv | sha256sum`; PEP: the CSV file)
+    sanctions_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    pep_sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
+    # --- end refresh guards ---
+
 
 class LimitSettings(Section):
     """Payment velocity limits: minor units and payments per rolling 24 h, by KYC risk tier."""

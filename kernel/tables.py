@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -232,6 +233,18 @@ watch_list_versions = Table(
     Column("source", Text, nullable=False),
     Column("entities", Integer, nullable=False),
     Column("refresh_id", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# the published files of each adopted list version, so every process loads exactly the
+# recorded version (migration 0018)
+watch_list_snapshots = Table(
+    "watch_list_snapshots",
+    metadata,
+    Column("list_name", Text, primary_key=True),
+    Column("version", Text, primary_key=True),
+    Column("file_name", Text, primary_key=True),
+    Column("content", LargeBinary, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -102,6 +102,9 @@ class EmbeddedPostgres:
         if not self.is_running():
             options = (
                 f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} -c max_connections=200 -c fsync=on"
+                # the server's log never prints bind parameters (names, IBANs), not even for a
+                # failed or slow statement, whatever else turns statement logging on
+                " -c log_parameter_max_length=0 -c log_parameter_max_length_on_error=0"
             )
             self._bin(
                 "pg_ctl",

@@ -44,6 +44,7 @@ class FakeLists:
     """A refresh that reports `changed`, and 23 customers paged by the fake page activity."""
 
     changed: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
     customers: list[str] = field(default_factory=lambda: [f"cus_{i:03d}" for i in range(23)])
     flagged: set[str] = field(default_factory=lambda: {"cus_004", "cus_017"})
     pages: list[RescreenPageInput] = field(default_factory=list)
@@ -52,7 +53,7 @@ class FakeLists:
     def activities(self) -> list[Callable[..., Any]]:
         @implements(steps.REFRESH_WATCH_LISTS)
         async def refresh(_: ListRefreshInput) -> ListRefreshResult:
-            return ListRefreshResult(dict(VERSIONS), list(self.changed))
+            return ListRefreshResult(dict(VERSIONS), list(self.changed), refused=dict(self.refused))
 
         @implements(steps.RESCREEN_CUSTOMERS_PAGE)
         async def page(request: RescreenPageInput) -> RescreenPageResult:
@@ -113,6 +114,17 @@ async def test_unchanged_lists_start_no_rescreening(env: WorkflowEnvironment) ->
     async with worker_for(env, fake):
         result = await refresh(env, ListRefreshInput())
     assert result.changed == []
+    assert result.rescreen_workflow_id == ""
+    assert fake.pages == []
+
+
+async def test_a_refused_version_starts_no_rescreening(env: WorkflowEnvironment) -> None:
+    # the activity refused the new sanctions version (#17): the current one stays, so there
+    # is nothing to re-screen against
+    fake = FakeLists(changed=[], refused={"sanctions": "shrink"})
+    async with worker_for(env, fake):
+        result = await refresh(env, ListRefreshInput())
+    assert (result.changed, result.refused) == ([], {"sanctions": "shrink"})
     assert result.rescreen_workflow_id == ""
     assert fake.pages == []
 

@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ListRefreshInput:
-    """Load the watch lists from their sources (empty: the worker's configured source)."""
+    """Load the watch lists from the sources the worker's settings name."""
 
+    # Since 2026-12-07 (#17) a source is a setting only: whoever can start a workflow must
+    # not choose the list everyone is screened against. A refresh naming one here is
+    # refused (audited, alerted) and loads nothing. The fields stay so that histories and
+    # schedules written before decode unchanged (docs/versioning.md: never remove a field).
     sanctions_source: str = ""
     pep_source: str = ""
     # customers per page of the re-screening a version change starts
@@ -17,11 +21,15 @@ class ListRefreshInput:
 
 @dataclass
 class ListRefreshResult:
-    """The versions found, which lists changed, and the re-screening started for them."""
+    """The current versions, which lists changed, the re-screening started for them, and
+    the new versions refused."""
 
     versions: dict[str, str] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
     rescreen_workflow_id: str = ""
+    # list kind ("sanctions", "pep") -> why its new version was refused (RefusalReason); a
+    # refused list keeps its current version, which `versions` reports
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
