@@ -3,14 +3,14 @@
 A small table of event ids kept for twice the signature tolerance window, so a replayed
 callback is recognised; an index on `received_at` keeps the purge a range scan.
 
-Revision ID: 0021
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0021"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None

@@ -6,8 +6,8 @@ at the time it starts or reloads: a version the refresh refused stays out even f
 started after the refusal. Also the evidence of exactly what screening ran against.
 Append-only like the versions; PostgreSQL compresses the contents (TOAST) by itself.
 
-Revision ID: 0018
-Revises: 0021
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 
 (Numbered 0018 when it was written on 0017; 0021 reached main first, so it follows 0021:
@@ -16,8 +16,8 @@ one line of revisions, no second head.)
 
 from alembic import op
 
-revision = "0018"
-down_revision = "0021"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
