@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 
 from api.app import create_app
 from kernel.environment import Uses, require_safe_secrets
 from kernel.logging import configure_logging
-from kernel.settings import get_settings
+from kernel.settings import Settings, get_settings
 from kernel.temporal_client import exit_without_finalizing
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def listening_sockets(settings: Settings) -> list[socket.socket]:
+    """The public listener, and the internal one unless it is the same port."""
+    sockets = [_listen(settings.api.host, settings.api.port)]
+    if settings.api.internal_port != settings.api.port:
+        sockets.append(_listen(settings.api.internal_host, settings.api.internal_port))
+    return sockets
+
 
 if __name__ == "__main__":
     configure_logging()
@@ -22,13 +42,13 @@ if __name__ == "__main__":
             Uses.CODEC_SERVER,
             Uses.WEBHOOKS,
             Uses.REVIEWS,
+            Uses.LISTENERS,
         ),
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api.host,
-        port=settings.api.port,
-        log_config=None,
-        access_log=False,
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), log_config=None, access_log=False)
     )
+    # one application on two listeners (api/listeners.py): partners reach the public one,
+    # only the bank (and Prometheus) the internal one
+    server.run(sockets=listening_sockets(settings))
     exit_without_finalizing(0)

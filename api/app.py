@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from api.errors import install_error_handlers
 from api.limits import RateLimiter, RequestLimitsMiddleware
+from api.listeners import ListenerSplitMiddleware
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.openapi import install_openapi
 from api.routers import (
@@ -69,6 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.screening.rate_limit_per_minute, per_seconds=60.0
     )
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api.max_body_bytes)
+    # the bank's callbacks and /metrics on the internal port only, the rest on the public one
+    app.add_middleware(
+        ListenerSplitMiddleware,
+        public_port=settings.api.port,
+        internal_port=settings.api.internal_port,
+    )
     app.add_middleware(MetricsMiddleware)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # only the Temporal Web UI calls us from a browser (the codec server)

@@ -44,6 +44,7 @@ class Uses(StrEnum):
     WEBHOOKS = "webhooks"  # registers or delivers to partners' URLs
     REVIEWS = "reviews"  # mints or verifies four-eyes review tokens
     BANK_SUBMISSIONS = "bank_submissions"  # signs (platform) or verifies (bank) our requests
+    LISTENERS = "listeners"  # serves partners on one port and the bank on another
 
 
 def _payload_key_problems(settings: Settings) -> list[str]:
@@ -129,6 +130,11 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
         problems += _callback_secret_problems(settings)
     if Uses.BANK_SUBMISSIONS in wanted:
         problems += _submission_secret_problems(settings)
+    if Uses.LISTENERS in wanted and settings.api.internal_port == settings.api.port:
+        problems.append(
+            "PAYMENTS_API_INTERNAL_PORT: must differ from PAYMENTS_API_PORT (the bank's "
+            "callbacks and /metrics would be served where partners connect)"
+        )
     if Uses.REVIEWS in wanted:
         problems += _review_secret_problems(settings)
     if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:

@@ -179,6 +179,11 @@ class ApiSettings(Section):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # the internal listener: the bank's callbacks and /metrics, on a port partners never
+    # reach (only the public port is published); the same port as `port` serves everything
+    # on one listener (a development convenience, refused in production)
+    internal_host: str = "127.0.0.1"
+    internal_port: int = 8001
     max_body_bytes: int = 64 * 1024
     # default per-key limit; a key may carry its own
     rate_limit_per_second: int = 100
@@ -200,6 +205,11 @@ class ApiSettings(Section):
     def url(self) -> str:
         """Base URL of the API as the other local processes reach it."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        """Base URL of the internal listener (the bank's callbacks, metrics)."""
+        return f"http://{self.internal_host}:{self.internal_port}"
 
 
 class RetentionSettings(Section):
@@ -292,9 +302,9 @@ class BankSimSettings(Section):
     port: int = 8100
     # where the simulator posts SEPA status reports and returns, ACH settlement notices
     # (JSON) and return files (NACHA)
-    callback_url: str = "http://127.0.0.1:8000/v1/rails/sepa/callbacks"
-    ach_callback_url: str = "http://127.0.0.1:8000/v1/rails/ach/callbacks"
-    ach_returns_url: str = "http://127.0.0.1:8000/v1/rails/ach/returns"
+    callback_url: str = "http://127.0.0.1:8001/v1/rails/sepa/callbacks"
+    ach_callback_url: str = "http://127.0.0.1:8001/v1/rails/ach/callbacks"
+    ach_returns_url: str = "http://127.0.0.1:8001/v1/rails/ach/returns"
     settle_delay_seconds: float = 1.0
     # The simulated bank's FedACH cut-offs (HH:MM,… local time of ach_timezone, Fed business
     # days). The bank's own schedule, apart from `ach.cutoffs` (the platform's knowledge of

@@ -57,6 +57,7 @@ def isolated_settings(data_dir: Path, changes: Mapping[str, Any] | None = None) 
     (`{"section.field": value}`) add to or override them, validated (so "200" becomes an int
     where the field is one)."""
     pg, temporal, api, bank = free_port(), free_port(), free_port(), free_port()
+    internal = free_port()
     base: dict[str, Any] = {
         "data_dir": data_dir,
         "env": "dev",
@@ -66,9 +67,10 @@ def isolated_settings(data_dir: Path, changes: Mapping[str, Any] | None = None) 
         "api.port": api,
         "banksim.port": bank,
         "rails.bank_url": f"http://127.0.0.1:{bank}",
-        "banksim.callback_url": f"http://127.0.0.1:{api}/v1/rails/sepa/callbacks",
-        "banksim.ach_callback_url": f"http://127.0.0.1:{api}/v1/rails/ach/callbacks",
-        "banksim.ach_returns_url": f"http://127.0.0.1:{api}/v1/rails/ach/returns",
+        "api.internal_port": internal,
+        "banksim.callback_url": f"http://127.0.0.1:{internal}/v1/rails/sepa/callbacks",
+        "banksim.ach_callback_url": f"http://127.0.0.1:{internal}/v1/rails/ach/callbacks",
+        "banksim.ach_returns_url": f"http://127.0.0.1:{internal}/v1/rails/ach/returns",
         "worker.metrics_port": free_port(),
         "codec.allow_loopback": False,
         # test and benchmark webhook receivers listen on loopback
@@ -368,6 +370,7 @@ def main() -> None:
 Payments platform is running (data in {settings.data_dir}, logs in {stack.log_dir}).
 
   API            {settings.api.url}        (docs: {settings.api.url}/docs)
+  API internal   {settings.api.internal_url}        (the bank's callbacks, /metrics)
   Temporal UI    http://{host}:{settings.temporal.ui_port}
   Temporal gRPC  {settings.temporal.address}
   Bank simulator {settings.rails.bank_url}

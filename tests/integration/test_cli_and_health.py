@@ -119,7 +119,7 @@ async def test_metrics_carry_business_and_request_series(tenant: Tenant, stack: 
     assert 'status="settled"' in worker and 'rail="sepa"' in worker
     assert "payments_ledger_transfers" in worker and 'step="post"' in worker
     assert "temporal_activity_execution_latency" in worker  # step latencies, per activity
-    api = httpx.get(f"{stack.settings.api.url}/metrics").text
+    api = httpx.get(f"{stack.settings.api.internal_url}/metrics").text
     assert 'api_requests_total{method="POST",route="/v1/payments",status="202"}' in api
     assert 'route="/v1/payments/{payment_id}"' in api  # templates, never raw ids
     assert payment["id"] not in api

@@ -82,7 +82,7 @@ async def test_callback_signature_is_enforced(stack: Stack) -> None:
             transactions=[TransactionStatus("pay_unknown", "ACSC")],
         )
     )
-    url = f"{stack.settings.api.url}/v1/rails/sepa/callbacks"
+    url = f"{stack.settings.api.internal_url}/v1/rails/sepa/callbacks"
     secret = stack.settings.rails.callback_secret
     event = f"evt-{uuid.uuid4().hex}"
     async with httpx.AsyncClient() as client:
@@ -107,6 +107,17 @@ async def test_callback_signature_is_enforced(stack: Stack) -> None:
         rotating = signed(secret, report, f"{event}-rotating")
         rotating["Banksim-Signature"] = f"v2={'0' * 64} {rotating['Banksim-Signature']}"
         rotated = await client.post(url, content=report, headers=rotating)
+    # partners' port: the route does not exist there, however well signed
+    async with httpx.AsyncClient() as client:
+        public = await client.post(
+            f"{stack.settings.api.url}/v1/rails/sepa/callbacks",
+            content=report,
+            headers=signed(secret, report, f"{event}-public"),
+        )
+        public_metrics = await client.get(f"{stack.settings.api.url}/metrics")
+        internal_payments = await client.get(f"{stack.settings.api.internal_url}/v1/payments")
+    for hidden in (public, public_metrics, internal_payments):
+        assert (hidden.status_code, hidden.json()["code"]) == (404, "not_found")
     for refused in (forged, stale, tampered, relabelled):
         assert refused.status_code == 401
         assert refused.json()["code"] == "invalid_signature"

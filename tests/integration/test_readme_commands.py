@@ -58,9 +58,10 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "`make dev` starts the stack this test starts itself (ops.devstack.Stack, the same "
         "code); `make test` runs this test"
     ),
-    ("docs/compose.md", "cat > .env <<ENV"): (
-        "writes docker compose's production secrets; no Docker on the test machine "
-        "(tests/unit checks the compose file statically)"
+    ("docs/compose.md", "sh deploy/compose/make-secrets.sh"): (
+        "writes docker compose's production secrets beside the checkout; "
+        "tests/unit/test_deploy.py runs the script in a temporary directory and checks "
+        "what it writes against the production checks"
     ),
     ("docs/compose.md", "docker compose up --build -d"): "needs Docker",
     (

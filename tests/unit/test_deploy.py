@@ -64,6 +64,8 @@ NEEDS: dict[str, set[str]] = {
         "task_queue",
         "api_host",
         "api_port",
+        "api_internal_host",
+        "api_internal_port",
         "sanctions_dir",
         "rail_callback_secret",
     },
@@ -336,6 +338,11 @@ def port_setting(role: str) -> str:
     return {"api": "api_port", "banksim": "banksim_port", "worker": "worker_metrics_port"}[role]
 
 
+def metrics_port_setting(role: str) -> str:
+    """Where Prometheus scrapes a role: the API's internal listener (api/listeners.py)."""
+    return "api_internal_port" if role == "api" else port_setting(role)
+
+
 def image_is_pinned(image: str) -> bool:
     name, _, tag = image.rpartition(":")
     if not name or "/" in tag or "$" in image:
@@ -448,7 +455,10 @@ def test_each_compose_service_gets_the_settings_it_needs(made: Path) -> None:
     assert str(bank.port) == by_role["banksim"][env_name("banksim_port")]
     callback = urlsplit(by_role["banksim"][env_name("banksim_callback_url")])
     assert callback.hostname in compose and app_services()[callback.hostname][0] == "api"
-    assert str(callback.port) == by_role["api"][env_name("api_port")]
+    # the bank calls back on the API's internal listener, which is not published
+    assert str(callback.port) == by_role["api"][env_name("api_internal_port")]
+    assert by_role["api"][env_name("api_internal_port")] != by_role["api"][env_name("api_port")]
+    assert by_role["api"][env_name("api_internal_host")] == ALL_INTERFACES
     assert callback.path in routes_of("api"), "the bank calls back a route the API serves"
 
     # shared values agree across processes
@@ -490,7 +500,9 @@ def test_compose_healthchecks_and_ports_point_at_real_endpoints() -> None:
     worker_sd = jobs["payments-worker"]["dns_sd_configs"][0]
     assert worker_sd["names"] == ["worker"]
     assert str(worker_sd["port"]) == worker_env[env_name("worker_metrics_port")]
-    assert jobs["payments-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    api_env = compose_env(services()["api"])
+    internal = api_env[env_name("api_internal_port")]
+    assert jobs["payments-api"]["static_configs"][0]["targets"] == [f"api:{internal}"]
     assert "/metrics" in routes_of("api")
 
 
@@ -690,7 +702,9 @@ def test_k8s_manifests_parse_and_every_deployment_is_complete() -> None:
                 assert str(ports[get["port"]]) == env[env_name(port_setting(role))]
             annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
             if annotations.get("prometheus.io/scrape") == "true":
-                assert annotations["prometheus.io/port"] == env[env_name(port_setting(role))]
+                assert (
+                    annotations["prometheus.io/port"] == env[env_name(metrics_port_setting(role))]
+                )
                 assert annotations["prometheus.io/path"] in routes_of(role)
     assert roles == {"api", "worker", "banksim"}
     if any(role_of(c["command"]) == "api" for d in k8s_of("Deployment") for c in containers(d)):
@@ -1090,9 +1104,10 @@ def workload_named(name: str) -> dict[str, Any]:
     return workload
 
 
-def container_port(workload: dict[str, Any]) -> int:
+def container_port(workload: dict[str, Any], name: str | None = None) -> int:
     (container,) = pod_spec(workload)["containers"]
-    (port,) = container.get("ports", [{"containerPort": None}])
+    ports = container.get("ports", [{"containerPort": None}])
+    (port,) = [p for p in ports if name is None or p.get("name") == name]
     return int(port["containerPort"])
 
 
@@ -1116,7 +1131,8 @@ def test_network_policies_deny_by_default_and_allow_only_the_ports_in_use() -> N
     bank = urlsplit(config[env_name("rail_bank_url")])
     callback = urlsplit(config[env_name("banksim_callback_url")])
     api, banksim = workload_named("api"), workload_named("banksim")
-    assert bank.port == container_port(banksim) and callback.port == container_port(api)
+    assert bank.port == container_port(banksim)
+    assert callback.port == container_port(api, "internal") != container_port(api, "http")
     assert bank.hostname is not None and bank.hostname.split(".")[0] == "banksim"
     metrics_port = WorkerSettings.model_fields["metrics_port"].default
     monitoring = "monitoring"
@@ -1173,9 +1189,13 @@ def test_network_policies_deny_by_default_and_allow_only_the_ports_in_use() -> N
     assert allowed(
         rules_for(pod_labels(banksim), "Egress"), callback.port, "payments", pod_labels(api)
     )
-    # the API: partners through the ingress controller, the bank's callbacks, the scrape
+    # the API: partners through the ingress controller on the public listener only; the
+    # bank's callbacks and the scrape on the internal one (api/listeners.py)
     api_in = rules_for(pod_labels(api), "Ingress")
-    assert allowed(api_in, callback.port, "ingress-nginx", {"app": "controller"})
+    public = container_port(api, "http")
+    assert allowed(api_in, public, "ingress-nginx", {"app": "controller"})
+    assert not allowed(api_in, callback.port, "ingress-nginx", {"app": "controller"})
+    assert not allowed(api_in, public, "payments", pod_labels(banksim))
     assert allowed(api_in, callback.port, "payments", pod_labels(banksim))
     assert not allowed(api_in, callback.port, "payments", rails)
     assert not allowed(api_in, callback.port, *anywhere)

@@ -71,6 +71,7 @@ def test_real_secrets_pass_and_dev_accepts_the_published_ones() -> None:
         ),
         ("rails.callback_secret", "too-short", "PAYMENTS_RAIL_CALLBACK_SECRET"),
         ("codec.allow_loopback", True, "PAYMENTS_CODEC_ALLOW_LOOPBACK"),
+        ("api.internal_port", 8000, "PAYMENTS_API_INTERNAL_PORT"),
         ("reviews.token_secrets", "dev-review-token-secret", "PAYMENTS_REVIEW_TOKEN_SECRETS"),
         (
             "reviews.token_secrets",
