@@ -45,9 +45,7 @@ if __name__ == "__main__":
             Uses.LISTENERS,
         ),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_config=None, access_log=False)
-    )
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, access_log=False))
     # one application on two listeners (api/listeners.py): partners reach the public one,
     # only the bank (and Prometheus) the internal one
     server.run(sockets=listening_sockets(settings))
