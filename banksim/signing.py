@@ -21,6 +21,18 @@ SIGNATURE_HEADER = "Banksim-Signature"
 SCHEME = "v2"
 
 
+def _one_matches(signature_header: str, scheme: str, expected: Sequence[str]) -> bool:
+    """Whether one `<scheme>=<hex>` of the header is one of the `expected` digests."""
+    valid = False
+    for candidate in signature_header.replace(",", " ").split():
+        got_scheme, _, value = candidate.partition("=")
+        for digest in expected:
+            # compare every candidate (no early exit): timing says nothing about which matched
+            if got_scheme == scheme and hmac.compare_digest(value.encode(), digest.encode()):
+                valid = True
+    return valid
+
+
 def _digest(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
     message = f"{event_id}.{timestamp}.".encode() + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
@@ -52,15 +64,8 @@ def verify(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_seconds:
         return False
-    expected = [_digest(s, event_id, timestamp, body).encode() for s in secrets]
-    valid = False
-    for candidate in signature_header.replace(",", " ").split():
-        scheme, _, value = candidate.partition("=")
-        for digest in expected:
-            # compare every candidate (no early exit): timing says nothing about which matched
-            if scheme == SCHEME and hmac.compare_digest(value.encode(), digest):
-                valid = True
-    return valid
+    expected = [_digest(s, event_id, timestamp, body) for s in secrets]
+    return _one_matches(signature_header, SCHEME, expected)
 
 
 # --- the platform's submissions, as the bank checks them --------------------------------------
@@ -97,11 +102,5 @@ def request_signed(
     current = time.time() if now is None else now
     if abs(current - int(stamp)) > tolerance_seconds:
         return False
-    expected = [_request_digest(s, stamp, method, target, body).encode() for s in secrets]
-    valid = False
-    for candidate in signature_header.replace(",", " ").split():
-        scheme, _, value = candidate.partition("=")
-        for digest in expected:
-            if scheme == PLATFORM_SCHEME and hmac.compare_digest(value.encode(), digest):
-                valid = True
-    return valid
+    expected = [_request_digest(s, stamp, method, target, body) for s in secrets]
+    return _one_matches(signature_header, PLATFORM_SCHEME, expected)

@@ -73,48 +73,25 @@ def _payload_key_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _callback_secret_problems(settings: Settings) -> list[str]:
-    # comma-separated while a secret rotates: every one listed must be fit to use
-    secrets = secret_list(settings.rails.callback_secret)
+def _shared_secret_problems(variable: str, configured: str, published: frozenset[str]) -> list[str]:
+    """What is wrong with an HMAC secret setting; comma-separated while a secret rotates,
+    every one listed must be fit to use."""
+    secrets = secret_list(configured)
     if not secrets:
-        return ["PAYMENTS_RAIL_CALLBACK_SECRET: not set"]
-    if any(secret in PUBLISHED_CALLBACK_SECRETS for secret in secrets):
-        return ["PAYMENTS_RAIL_CALLBACK_SECRET: the published dev secret; set your own"]
+        return [f"{variable}: not set"]
+    if any(secret in published for secret in secrets):
+        return [f"{variable}: the published dev secret; set your own"]
     if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
-        return [f"PAYMENTS_RAIL_CALLBACK_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
+        return [f"{variable}: shorter than {MIN_SECRET_LENGTH} characters"]
     return []
 
 
 PUBLISHED_SUBMISSION_SECRETS = frozenset(
     {str(RailSettings.model_fields["submission_secret"].default), "CHANGE-ME"}
 )
-
-
-def _submission_secret_problems(settings: Settings) -> list[str]:
-    secrets = secret_list(settings.rails.submission_secret)
-    if not secrets:
-        return ["PAYMENTS_RAIL_SUBMISSION_SECRET: not set"]
-    if any(secret in PUBLISHED_SUBMISSION_SECRETS for secret in secrets):
-        return ["PAYMENTS_RAIL_SUBMISSION_SECRET: the published dev secret; set your own"]
-    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
-        return [f"PAYMENTS_RAIL_SUBMISSION_SECRET: shorter than {MIN_SECRET_LENGTH} characters"]
-    return []
-
-
 PUBLISHED_REVIEW_SECRETS = frozenset(
     {str(ReviewSettings.model_fields["token_secrets"].default), "CHANGE-ME"}
 )
-
-
-def _review_secret_problems(settings: Settings) -> list[str]:
-    secrets = secret_list(settings.reviews.token_secrets)
-    if not secrets:
-        return ["PAYMENTS_REVIEW_TOKEN_SECRETS: not set"]
-    if any(secret in PUBLISHED_REVIEW_SECRETS for secret in secrets):
-        return ["PAYMENTS_REVIEW_TOKEN_SECRETS: the published dev secret; set your own"]
-    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets):
-        return [f"PAYMENTS_REVIEW_TOKEN_SECRETS: shorter than {MIN_SECRET_LENGTH} characters"]
-    return []
 
 
 def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
@@ -127,16 +104,28 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
     if Uses.TEMPORAL in wanted:
         problems += _payload_key_problems(settings)
     if Uses.RAIL_CALLBACKS in wanted:
-        problems += _callback_secret_problems(settings)
+        problems += _shared_secret_problems(
+            "PAYMENTS_RAIL_CALLBACK_SECRET",
+            settings.rails.callback_secret,
+            PUBLISHED_CALLBACK_SECRETS,
+        )
     if Uses.BANK_SUBMISSIONS in wanted:
-        problems += _submission_secret_problems(settings)
+        problems += _shared_secret_problems(
+            "PAYMENTS_RAIL_SUBMISSION_SECRET",
+            settings.rails.submission_secret,
+            PUBLISHED_SUBMISSION_SECRETS,
+        )
     if Uses.LISTENERS in wanted and settings.api.internal_port == settings.api.port:
         problems.append(
             "PAYMENTS_API_INTERNAL_PORT: must differ from PAYMENTS_API_PORT (the bank's "
             "callbacks and /metrics would be served where partners connect)"
         )
     if Uses.REVIEWS in wanted:
-        problems += _review_secret_problems(settings)
+        problems += _shared_secret_problems(
+            "PAYMENTS_REVIEW_TOKEN_SECRETS",
+            settings.reviews.token_secrets,
+            PUBLISHED_REVIEW_SECRETS,
+        )
     if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:
         problems.append(
             "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"
