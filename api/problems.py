@@ -147,6 +147,14 @@ BANK_REFERENCE_IN_USE = ProblemCode(
 CUSTOMER_NOT_IN_REVIEW = ProblemCode(
     409, "customer_not_in_review", "The customer's KYC is not in review."
 )
+CUSTOMER_HAS_OPEN_PAYMENTS = ProblemCode(
+    409,
+    "customer_has_open_payments",
+    "A payment or workflow of the customer is not over yet (a return window included).",
+)
+CUSTOMER_HAS_BALANCE = ProblemCode(
+    409, "customer_has_balance", "An account of the customer holds money; pay it out first."
+)
 
 # what every authenticated operation can answer, whatever it does
 AUTHENTICATED = (
