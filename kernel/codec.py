@@ -293,7 +293,8 @@ class FieldSealer:
         text as it is (fields written before sealing)."""
         if not text.startswith(SEALED_PREFIX):
             return text
-        subject, _, encoded = text[len(SEALED_PREFIX) :].partition(":")
+        # base64 has no colon; a subject may (`hold:cus_…`)
+        subject, _, encoded = text[len(SEALED_PREFIX) :].rpartition(":")
         key = await self._data_keys.get(subject)
         if key is None:
             return ERASED

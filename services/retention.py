@@ -183,7 +183,7 @@ async def _purge_payment_details(
             return erased
 
 
-async def _purge_holds(engine: AsyncEngine, settings: Settings, now: datetime) -> int:
+async def purge_ended_holds(engine: AsyncEngine, settings: Settings, now: datetime) -> int:
     """Shred the legal holds that have ended (the hold row and its key)."""
     batch = settings.retention.purge_batch_size
     ended = 0
@@ -224,5 +224,5 @@ async def purge_expired(
         now - timedelta(seconds=settings.retention.payment_details_seconds),
         now,
     )
-    report.legal_holds = await _purge_holds(engine, settings, now)
+    report.legal_holds = await purge_ended_holds(engine, settings, now)
     return report
