@@ -8,7 +8,7 @@ import os
 
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.api.failure.v1 import Failure
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.converter import (
     ActivitySerializationContext,
     DataConverter,
@@ -183,7 +183,7 @@ async def test_failure_messages_are_encrypted_under_the_subjects_key() -> None:
     decoded = await converter.decode_failure(failure)
     assert "Zebulon Quixote" in str(decoded)
     # an old failure (message in clear, no encoded attributes) decodes as it was
-    old = Failure(message="rail refused", application_failure_info={"type": "x"})
+    old = Failure(message="rail refused", application_failure_info=ApplicationFailureInfo(type="x"))
     decoded_old = await converter.decode_failure(old)
     assert isinstance(decoded_old, ApplicationError)
     assert decoded_old.message == "rail refused"
