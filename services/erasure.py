@@ -65,6 +65,8 @@ from services.errors import ConflictError, NotFoundError
 from services.unit_of_work import UnitOfWork
 from workflows.models import TERMINAL_STATUSES
 
+# the list name of review reasons found in the screened input itself (activities/screening.py)
+INPUT_CHECKS = "input-checks"
 # strings shorter than this are not searched for inside other text: a 2-letter country code
 # or a short postal fragment would blank unrelated values
 _MIN_SECRET = 4
@@ -125,6 +127,24 @@ def scrub(value: Any, secrets: set[str]) -> Any:
     if isinstance(value, list):
         return [scrub(v, secrets) for v in value]
     return value
+
+
+async def sealed_hits(
+    sealer: FieldSealer, subject: str, hits: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Screening hits as the audit chain keeps them: the explanation (it quotes the screened
+    name's words) and an input check's detail (the name itself) sealed under the subject's
+    data key. The chain's hash covers the sealed text, so shredding the key erases them and
+    the chain still verifies; list, entity, score and decision stay readable."""
+    out = []
+    for hit in hits:
+        hit = dict(hit)
+        if hit.get("explanation"):
+            hit["explanation"] = await sealer.seal(subject, str(hit["explanation"]))
+        if hit.get("list_name") == INPUT_CHECKS and hit.get("matched_name"):
+            hit["matched_name"] = await sealer.seal(subject, str(hit["matched_name"]))
+        out.append(hit)
+    return out
 
 
 def _json(value: Any) -> Any:

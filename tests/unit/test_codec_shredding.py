@@ -32,6 +32,7 @@ from kernel.codec import (
     wrap_data_key,
 )
 from kernel.settings import Settings
+from services.erasure import sealed_hits
 
 MASTER = os.urandom(32)
 NAME = b'{"name": "Zebulon Quixote", "iban": "GB33BUKB20201555555555"}'
@@ -187,3 +188,31 @@ async def test_failure_messages_are_encrypted_under_the_subjects_key() -> None:
     decoded_old = await converter.decode_failure(old)
     assert isinstance(decoded_old, ApplicationError)
     assert decoded_old.message == "rail refused"
+
+
+async def test_audit_explanations_are_sealed_and_list_facts_stay_readable() -> None:
+    store = MemoryKeyStore()
+    sealer = FieldSealer(store)
+    hits = [
+        {
+            "list_name": "sdn",
+            "entity_id": "22790",
+            "matched_name": "MADURO MOROS, Nicolas",
+            "score": 0.97,
+            "explanation": "name 0.970: nicolas~nicolas=1.00; query only: zebulon",
+        },
+        {
+            "list_name": "input-checks",
+            "entity_id": "mixed_script",
+            "matched_name": "Zebulon Quixοte",
+            "score": 0.0,
+            "explanation": "mixed_script: Zebulon Quixοte",
+        },
+    ]
+    sealed = await sealed_hits(sealer, "pay_a", hits)
+    assert "zebulon" not in str(sealed).lower()
+    assert sealed[0]["matched_name"] == "MADURO MOROS, Nicolas"  # the list's, public
+    assert [h["entity_id"] for h in sealed] == ["22790", "mixed_script"]
+    assert await sealer.open(sealed[1]["matched_name"]) == "Zebulon Quixοte"
+    await store.shred(["pay_a"])
+    assert await sealer.open(sealed[0]["explanation"]) == ERASED
