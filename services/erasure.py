@@ -38,6 +38,7 @@ back: `customer_erasures` (ids only) lists what to erase again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -152,6 +153,9 @@ def _json(value: Any) -> Any:
 
 
 async def _load(conn: AsyncConnection, customer_id: str, tenant_id: str | None) -> Any:
+    # the id also goes into a Temporal visibility query: only an id's own shape gets there
+    if not re.fullmatch(r"cus_[0-9A-Za-z]{1,64}", customer_id):
+        raise NotFoundError("customer_not_found", f"No customer {customer_id!r}.")
     query = select(customers).where(customers.c.id == customer_id).with_for_update()
     if tenant_id is not None:
         query = query.where(customers.c.tenant_id == tenant_id)

@@ -88,7 +88,8 @@ def due_payment_details_query(cutoff: datetime, limit: int) -> Select[Any]:
         select(payments)
         .where(
             payments.c.details_erased_at.is_(None),
-            payments.c.status.in_([str(s) for s in TERMINAL_STATUSES]),
+            # the index's own list, in its order (migration 0019)
+            payments.c.status.in_(sorted(str(s) for s in TERMINAL_STATUSES)),
             payments.c.updated_at < cutoff,
         )
         .order_by(payments.c.updated_at)

@@ -56,7 +56,7 @@ ALTER TABLE customers ADD COLUMN erased_at timestamptz;
 ALTER TABLE payments ADD COLUMN details_erased_at timestamptz;
 CREATE INDEX payments_details_due_idx ON payments (updated_at)
     WHERE details_erased_at IS NULL
-      AND status IN ('settled', 'failed', 'rejected', 'canceled', 'returned');
+      AND status IN ('canceled', 'failed', 'rejected', 'returned', 'settled');
 """
     )
 
