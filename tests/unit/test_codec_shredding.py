@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import os
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.client import Client
 from temporalio.converter import (
     ActivitySerializationContext,
     DataConverter,
@@ -33,6 +36,7 @@ from kernel.codec import (
 )
 from kernel.settings import Settings
 from services.erasure import sealed_hits
+from services.payment_actions import _decode_failure
 
 MASTER = os.urandom(32)
 NAME = b'{"name": "Zebulon Quixote", "iban": "GB33BUKB20201555555555"}'
@@ -216,3 +220,23 @@ async def test_audit_explanations_are_sealed_and_list_facts_stay_readable() -> N
     assert await sealer.open(sealed[1]["matched_name"]) == "Zebulon Quix\u03bfte"
     await store.shred(["pay_a"])
     assert await sealer.open(sealed[0]["explanation"]) == ERASED
+
+
+async def test_payments_show_reads_failure_messages_in_clear_until_shredded() -> None:
+    store = MemoryKeyStore()
+    converter = DataConverter(
+        payload_codec=EncryptionCodec({"m1": MASTER}, "m1", store),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+    client = cast(Client, SimpleNamespace(data_converter=converter))
+    failure = Failure()
+    await converter.with_context(_activity_context("pay_a")).encode_failure(
+        ApplicationError("bank unreachable", type="x"), failure
+    )
+    shown = Failure()
+    shown.CopyFrom(failure)
+    await _decode_failure(client, shown)
+    assert shown.message == "bank unreachable"
+    await store.shred(["pay_a"])
+    await _decode_failure(client, failure)
+    assert failure.message == ERASED
