@@ -155,6 +155,10 @@ CUSTOMER_HAS_OPEN_PAYMENTS = ProblemCode(
 CUSTOMER_HAS_BALANCE = ProblemCode(
     409, "customer_has_balance", "An account of the customer holds money; pay it out first."
 )
+# raised by services/erasure.py for `payments customers hold` (no API operation reads holds)
+LEGAL_HOLD_NOT_FOUND = ProblemCode(
+    404, "legal_hold_not_found", "No legal hold of this customer, or it has ended."
+)
 
 # what every authenticated operation can answer, whatever it does
 AUTHENTICATED = (

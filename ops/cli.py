@@ -197,6 +197,30 @@ async def _erase(customer_id: str, operator: str, reason: str | None) -> int:
     return 0
 
 
+async def _read_hold(customer_id: str, operator: str, purpose: str) -> int:
+    import json
+
+    from services.erasure import read_legal_hold
+    from services.errors import ServiceError
+
+    settings = get_settings()
+    try:
+        record = await read_legal_hold(
+            get_engine(settings),
+            settings,
+            customer_id=customer_id,
+            actor=operator,
+            purpose=purpose,
+        )
+    except ServiceError as err:
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await dispose_engines()
+    print(json.dumps(record, indent=2, sort_keys=True))
+    return 0
+
+
 # the commands that talk to Temporal, and so encrypt or decrypt its payloads
 TEMPORAL_COMMANDS = frozenset({"show", "retry", "cancel", "review", "reconcile", "customers"})
 
@@ -281,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     erase.add_argument(
         "--reason", default=None, help="a reference (ticket id), never personal data"
     )
+    hold = customer_commands.add_parser(
+        "hold",
+        help="print an erased customer's legal hold (AML records) for compliance; audited",
+    )
+    hold.add_argument("customer_id")
+    hold.add_argument("--operator", required=True, help="who reads it (audited)")
+    hold.add_argument("--purpose", required=True, help="why: a case or request reference")
 
     recon = commands.add_parser(
         "reconcile", help="reconcile a day's bank statements with the ledger; exit 1 on any gap"
@@ -330,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_verify(args.command, args.full))
     if args.command == "purge":
         return asyncio.run(_purge())
+    if args.command == "customers" and args.customer_command == "hold":
+        return asyncio.run(_read_hold(args.customer_id, args.operator, args.purpose))
     if args.command == "customers":
         exit_without_finalizing(asyncio.run(_erase(args.customer_id, args.operator, args.reason)))
     if args.command == "settings":

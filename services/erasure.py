@@ -491,3 +491,30 @@ async def _scrub_related(
                 )
                 .values(response_body=cleaned)
             )
+
+
+async def read_legal_hold(
+    engine: AsyncEngine, settings: Settings, *, customer_id: str, actor: str, purpose: str
+) -> dict[str, Any]:
+    """An erased customer's legal hold in clear, for compliance (a regulator's or law
+    enforcement's request); every read is audited with who read it and why."""
+    async with engine.connect() as conn:
+        hold = (
+            await conn.execute(select(legal_holds).where(legal_holds.c.customer_id == customer_id))
+        ).first()
+    if hold is None:
+        raise NotFoundError("legal_hold_not_found", f"No legal hold of {customer_id}.")
+    opened = await FieldSealer(data_key_store(settings)).open(hold.sealed)
+    if opened == ERASED:
+        raise NotFoundError("legal_hold_not_found", f"The legal hold of {customer_id} ended.")
+    async with UnitOfWork(engine) as uow:
+        uow.audit(
+            actor=actor,
+            action="legal_hold.read",
+            subject=customer_id,
+            tenant_id=hold.tenant_id,
+            # the purpose is a reference (a case number), like an erasure's reason
+            detail={"purpose": purpose},
+        )
+    record: dict[str, Any] = json.loads(opened)
+    return record

@@ -7,6 +7,7 @@ purge of closed payments' details."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import string
 import subprocess
@@ -29,7 +30,7 @@ from kernel.data_keys import PostgresKeyStore
 from kernel.db import dispose_engines, get_engine
 from kernel.ids import new_id
 from kernel.settings import Settings
-from kernel.tables import customer_erasures, legal_holds, payload_data_keys, payments
+from kernel.tables import audit_log, customer_erasures, legal_holds, payload_data_keys, payments
 from kernel.temporal_client import connect
 from ops.devstack import Stack, settings_env
 from services.payments import PaymentOrder, initiate_payment
@@ -342,8 +343,35 @@ async def test_an_erased_customer_is_nowhere_readable_and_the_books_still_verify
             )
         ).one()
     assert register.reason == "DSR-0042" and register.keys_shredded == 3
-    opened_hold = await FieldSealer(PostgresKeyStore(stack.settings)).open(hold.sealed)
-    assert name in opened_hold and ibans[1] in opened_hold
+    assert name not in hold.sealed
+    # compliance reads it through the CLI, audited with who and why
+    read = _cli(
+        stack,
+        "customers",
+        "hold",
+        customer["id"],
+        "--operator",
+        "compliance-carl",
+        "--purpose",
+        "FIU-2026-17",
+    )
+    assert read.returncode == 0, read.stderr
+    record = json.loads(read.stdout)
+    assert record["customer"]["name"] == name
+    assert {p["creditor"]["iban"] for p in record["payments"]} == set(ibans)
+    async with engine.connect() as conn:
+        audited = (
+            await conn.execute(
+                select(audit_log).where(
+                    audit_log.c.subject == customer["id"],
+                    audit_log.c.action.in_(["customer.erased", "legal_hold.read"]),
+                )
+            )
+        ).all()
+    assert {(r.action, r.actor) for r in audited} == {
+        ("customer.erased", "ops-olga"),
+        ("legal_hold.read", "compliance-carl"),
+    }
     # the purge shreds it once it has ended, not before (the payment-details purge is not
     # run with a future clock here: it would reach other tests' payments)
     assert await purge_ended_holds(engine, stack.settings, hold.hold_until) >= 0
@@ -351,6 +379,8 @@ async def test_an_erased_customer_is_nowhere_readable_and_the_books_still_verify
     later = hold.hold_until + timedelta(seconds=1)
     assert await purge_ended_holds(engine, stack.settings, later) >= 1
     assert await FieldSealer(PostgresKeyStore(stack.settings)).open(hold.sealed) == "[erased]"
+    gone = _cli(stack, "customers", "hold", customer["id"], "--operator", "c", "--purpose", "p")
+    assert gone.returncode == 1 and "legal_hold_not_found" in gone.stderr
     async with engine.connect() as conn:
         assert (
             await conn.execute(
