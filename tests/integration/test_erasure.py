@@ -41,6 +41,7 @@ from tests.integration.helpers import (
     create_customer,
     fresh_iban,
     funded_account,
+    make_keys,
     pay,
     payment_body,
     wait_for_status,
@@ -524,3 +525,17 @@ async def test_an_ach_window_holds_its_entries_sealed_under_each_payments_key(
     assert payment["id"].encode() in clear
     assert creditor.encode() not in clear and number.encode() not in clear
     assert f"sealed:v1:{payment['id']}:".encode() in clear
+
+
+async def test_a_tenant_erases_only_its_own_customers(tenant: Tenant, stack: Stack) -> None:
+    customer = await create_customer(tenant.partner, name=f"Wilhelmina {_letters()} Grout")
+    other = f"ten_{uuid.uuid4().hex[:12]}"
+    _, other_ops = await make_keys(stack, other)
+    async with httpx.AsyncClient(
+        base_url=stack.settings.api.url, headers={"Authorization": f"Bearer {other_ops}"}
+    ) as intruder:
+        refused = await intruder.post(f"/v1/customers/{customer['id']}/erase", json={})
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["code"] == "customer_not_found"
+    shown = (await tenant.partner.get(f"/v1/customers/{customer['id']}")).json()
+    assert shown["name"] == customer["name"] and shown["erased_at"] is None
