@@ -1,4 +1,4 @@
-"""The data keys of the payload codec in PostgreSQL (`payload_data_keys`, migration 0022).
+"""The data keys of the payload codec in PostgreSQL (`payload_data_keys`, migration 0020).
 
 Each row is one subject's random AES-256 key, wrapped (AES-GCM, bound to the subject) under
 the master key current when it was made; the row names that master key, so master keys

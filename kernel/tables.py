@@ -73,7 +73,7 @@ customers = Table(
     Column("screening_list_versions", JSONB, nullable=False),
     Column("screened_at", DateTime(timezone=True)),
     Column("watchlist_flagged_at", DateTime(timezone=True)),
-    # erasure (migration 0022): personal fields are blanked, the row and its ids stay
+    # erasure (migration 0020): personal fields are blanked, the row and its ids stay
     Column("erased_at", DateTime(timezone=True)),
 )
 
@@ -100,7 +100,7 @@ payments = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("action_reason", Text),
     Column("updated_at", DateTime(timezone=True)),
-    # migration 0022: when its personal details were erased (customer erasure, retention)
+    # migration 0020: when its personal details were erased (customer erasure, retention)
     Column("details_erased_at", DateTime(timezone=True)),
 )
 
@@ -295,7 +295,7 @@ reconciliation_discrepancies = Table(
     Column("deposit_id", Text),  # migration 0016
 )
 
-# the payload codec's data keys (kernel/data_keys.py, migration 0022): one per subject (a
+# the payload codec's data keys (kernel/data_keys.py, migration 0020): one per subject (a
 # payment's or an onboarding's workflow id, or `hold:<customer>`), wrapped under a master key;
 # deleting a row shreds every payload and sealed field encrypted under it
 payload_data_keys = Table(

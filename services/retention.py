@@ -83,12 +83,12 @@ def deliveries_of_statement(event_ids: list[str]) -> Delete:
 
 def due_payment_details_query(cutoff: datetime, limit: int) -> Select[Any]:
     """The oldest `limit` payments closed before `cutoff` whose details are still there
-    (the partial index of migration 0022: erased ones leave it)."""
+    (the partial index of migration 0020: erased ones leave it)."""
     return (
         select(payments)
         .where(
             payments.c.details_erased_at.is_(None),
-            # the index's own list, in its order (migration 0022)
+            # the index's own list, in its order (migration 0020)
             payments.c.status.in_(sorted(str(s) for s in TERMINAL_STATUSES)),
             payments.c.updated_at < cutoff,
         )

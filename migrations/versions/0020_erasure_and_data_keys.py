@@ -11,15 +11,15 @@ legal holds, and the markers the retention purge of closed payments' details use
   (no table rewrite); a partial index finds closed payments whose details are still there,
   oldest first, so the retention purge never scans the table.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
