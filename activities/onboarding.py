@@ -21,8 +21,10 @@ from activities.list_refresh import ListRefreshActivities
 from activities.metrics import count
 from compliance.kyc import CustomerFacts, ListMatch, evaluate
 from kernel import audit
+from kernel.codec import FieldSealer, data_key_store
 from kernel.settings import Settings
 from kernel.tables import customers
+from services.erasure import sealed_hits
 from services.events import DeliveryStarter
 from services.unit_of_work import UnitOfWork
 from services.watch_lists import WatchLists, screen_customer_row
@@ -85,6 +87,8 @@ class OnboardingActivities:
         self._engine = engine
         self._lists = lists
         self._deliveries = DeliveryStarter(client, settings)
+        # the audit record's explanations quote the customer's name: sealed under its key
+        self._sealer = FieldSealer(data_key_store(settings))
 
     async def _customer(self, ref: CustomerRef) -> Any:
         async with self._engine.connect() as conn:
@@ -121,7 +125,10 @@ class OnboardingActivities:
                 action="screening.completed",
                 subject=ref.customer_id,
                 tenant_id=ref.tenant_id,
-                detail={"list_versions": result.list_versions, "hits": hits},
+                detail={
+                    "list_versions": result.list_versions,
+                    "hits": await sealed_hits(self._sealer, ref.customer_id, hits),
+                },
                 idempotency_key=f"{ref.customer_id}:screening",
             )
         for hit in hits:

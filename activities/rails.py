@@ -32,6 +32,7 @@ from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.pacs008 import CreditTransfer, build_pacs008
 from iso20022.pacs028 import StatusRequest, build_pacs028, parse_status_answer
+from kernel.codec import FieldSealer, data_key_store
 from kernel.settings import Settings
 from nacha import NachaError
 from rails.ach_file import (
@@ -238,6 +239,10 @@ class AchAdapter:
         self._engine = engine
         self._temporal = temporal
         self._settings = settings
+        # an entry's name and account number travel through the window's batch workflow,
+        # whose history holds every payment of the window: sealed under the payment's own
+        # data key, so erasing one customer shreds its entries there too (issue #17)
+        self._sealer = FieldSealer(data_key_store(settings))
 
     def window(self, now: datetime) -> AchWindow:
         """The window a payment arriving at `now` goes out in."""
@@ -277,9 +282,9 @@ class AchAdapter:
             payment_id,
             trace,
             request.amount,
-            creditor.name,
+            await self._sealer.seal(payment_id, creditor.name),
             creditor.routing_number,
-            creditor.account_number,
+            await self._sealer.seal(payment_id, creditor.account_number),
         )
         window = self.window(datetime.now(UTC))
         for _ in range(_MAX_WINDOWS_TRIED):
@@ -428,7 +433,13 @@ class AchAdapter:
         effective = effective_entry_date(created)
         refused: list[RefusedEntry] = []
         entries: list[AchEntryInput] = []
-        for entry in request.entries:
+        for sealed in request.entries:
+            # the same plain text on every attempt: a retried activity sends the same bytes
+            entry = replace(
+                sealed,
+                creditor_name=await self._sealer.open(sealed.creditor_name),
+                account_number=await self._sealer.open(sealed.account_number),
+            )
             try:
                 check_credit(origin, created, batch.file_id_modifier, effective, entry)
             except NachaError as err:

@@ -11,11 +11,14 @@ from activities.metrics import count
 from compliance.free_text import screen_free_text
 from compliance.matcher import Flag, Matcher
 from kernel import audit
+from kernel.codec import FieldSealer, data_key_store
+from kernel.settings import get_settings
+from services import erasure
 from services.watch_lists import screening_hit
 from workflows.models import ScreeningHit, ScreeningInput, ScreeningResult
 
 # hits that come from the screened input itself, not from a list
-INPUT_CHECKS = "input-checks"
+INPUT_CHECKS = erasure.INPUT_CHECKS
 
 
 def flag_hit(party: str, flag: Flag) -> ScreeningHit:
@@ -36,9 +39,13 @@ def flag_hit(party: str, flag: Flag) -> ScreeningHit:
 class ScreeningActivities:
     """Screens debtor and creditor; every hit records the list version it matched."""
 
-    def __init__(self, matcher: Matcher, engine: AsyncEngine) -> None:
+    def __init__(
+        self, matcher: Matcher, engine: AsyncEngine, sealer: FieldSealer | None = None
+    ) -> None:
         self._matcher = matcher
         self._engine = engine
+        # the audit record's explanations quote the names: sealed under the payment's key
+        self._sealer = sealer or FieldSealer(data_key_store(get_settings()))
 
     def _party_hits(self, party: str, name: str, country: str, iban: str) -> list[ScreeningHit]:
         """List hits at or above review, and the input's own review reasons (a word mixing
@@ -80,7 +87,12 @@ class ScreeningActivities:
             actor="screening",
             action="screening.completed",
             subject=request.payment_id,
-            detail={"list_versions": versions, "hits": [asdict(hit) for hit in hits]},
+            detail={
+                "list_versions": versions,
+                "hits": await erasure.sealed_hits(
+                    self._sealer, request.payment_id, [asdict(hit) for hit in hits]
+                ),
+            },
             idempotency_key=f"{request.payment_id}:screening",
         )
         return ScreeningResult(versions, hits)

@@ -26,6 +26,7 @@ from api.schemas import (
     DepositOut,
     EntryList,
     EntryOut,
+    ErasureOut,
     EventList,
     EventOut,
     Kyc,
@@ -151,6 +152,14 @@ def _examples() -> dict[str, BaseModel]:
     )
     return {
         "CustomerOut": CUSTOMER,
+        "ErasureOut": ErasureOut(
+            customer_id=EXAMPLE_CUSTOMER_ID,
+            erased_at=datetime(2026, 12, 7, 14, 30, tzinfo=UTC),
+            payments=2,
+            keys_shredded=3,
+            legal_hold_until=datetime(2031, 12, 6, 14, 30, tzinfo=UTC),
+            already_erased=False,
+        ),
         "AccountOut": ACCOUNT,
         "DepositOut": DEPOSIT,
         "DepositList": DepositList(data=[DEPOSIT], has_more=False),

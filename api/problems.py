@@ -147,6 +147,18 @@ BANK_REFERENCE_IN_USE = ProblemCode(
 CUSTOMER_NOT_IN_REVIEW = ProblemCode(
     409, "customer_not_in_review", "The customer's KYC is not in review."
 )
+CUSTOMER_HAS_OPEN_PAYMENTS = ProblemCode(
+    409,
+    "customer_has_open_payments",
+    "A payment or workflow of the customer is not over yet (a return window included).",
+)
+CUSTOMER_HAS_BALANCE = ProblemCode(
+    409, "customer_has_balance", "An account of the customer holds money; pay it out first."
+)
+# raised by services/erasure.py for `payments customers hold` (no API operation reads holds)
+LEGAL_HOLD_NOT_FOUND = ProblemCode(
+    404, "legal_hold_not_found", "No legal hold of this customer, or it has ended."
+)
 
 # what every authenticated operation can answer, whatever it does
 AUTHENTICATED = (

@@ -145,6 +145,8 @@ class CustomerOut(BaseModel):
     date_of_birth: date | None
     kyc: Kyc
     created_at: datetime
+    # set once the customer's personal data was erased (its fields then read `[erased]`)
+    erased_at: datetime | None = None
 
 
 class AccountCreate(Strict):
@@ -431,6 +433,33 @@ class ReviewCreate(Strict):
 
     decision: Literal["approve", "reject"]
     note: Text1000 = ""
+
+
+class ErasureCreate(Strict):
+    """An erasure request (GDPR Art. 17)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "DSR-2026-0042"}]}
+    )
+
+    reason: Annotated[
+        Text500,
+        Field(description="A reference for the request (a ticket id); never personal data."),
+    ] = ""
+
+
+class ErasureOut(BaseModel):
+    """What an erasure did. Personal data is gone from the platform and from Temporal's
+    histories (their data keys are shredded); what AML record-keeping requires is kept
+    sealed until `legal_hold_until`, then shredded too."""
+
+    object: Literal["customer_erasure"] = "customer_erasure"
+    customer_id: str
+    erased_at: datetime
+    payments: int = Field(description="The customer's payments whose details were erased.")
+    keys_shredded: int = Field(description="Temporal payload data keys destroyed.")
+    legal_hold_until: datetime | None
+    already_erased: bool = Field(description="True when an earlier request had erased it.")
 
 
 class PaymentList(BaseModel):

@@ -223,6 +223,17 @@ class RetentionSettings(Section):
     event_seconds: float = _var(30 * 24 * 3600.0, "PAYMENTS_EVENT_RETENTION_SECONDS")
     # rows deleted per purge transaction: short transactions, short locks
     purge_batch_size: int = _var(1_000, "PAYMENTS_PURGE_BATCH_SIZE")
+    # the personal details of a payment (creditor name, IBAN or account number, remittance
+    # text) are erased this long after it closed, and its Temporal payloads' data key shred.
+    # AML record-keeping (EU AMLD Art. 40, US BSA 31 CFR 1010.430) asks for 5 years: the
+    # default; amount, currency, dates, status and the ledger stay (no personal data).
+    payment_details_seconds: float = _var(
+        5 * 365 * 86400.0, "PAYMENTS_RETENTION_PAYMENT_DETAILS_SECONDS"
+    )
+    # what an erasure must keep for AML (the customer's identity and transaction records)
+    # is sealed under a legal-hold key of its own and shred this long after the erasure;
+    # 0 keeps nothing (a jurisdiction without the obligation)
+    legal_hold_seconds: float = _var(5 * 365 * 86400.0, "PAYMENTS_RETENTION_LEGAL_HOLD_SECONDS")
 
 
 class DepositSettings(Section):
@@ -360,6 +371,9 @@ class CodecSettings(Section):
     # dev convenience: the codec server trusts callers on this machine without a key (the
     # dev stack turns it on; production refuses it)
     allow_loopback: bool = False
+    # how long a process keeps a customer's data key after reading it: an erasure elsewhere
+    # (API, CLI) is complete in every worker within this time
+    data_key_cache_seconds: float = 60.0
 
 
 class TracingSettings(Section):

@@ -73,6 +73,8 @@ customers = Table(
     Column("screening_list_versions", JSONB, nullable=False),
     Column("screened_at", DateTime(timezone=True)),
     Column("watchlist_flagged_at", DateTime(timezone=True)),
+    # erasure (migration 0020): personal fields are blanked, the row and its ids stay
+    Column("erased_at", DateTime(timezone=True)),
 )
 
 payments = Table(
@@ -98,6 +100,8 @@ payments = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("action_reason", Text),
     Column("updated_at", DateTime(timezone=True)),
+    # migration 0020: when its personal details were erased (customer erasure, retention)
+    Column("details_erased_at", DateTime(timezone=True)),
 )
 
 payment_status_history = Table(
@@ -289,4 +293,43 @@ reconciliation_discrepancies = Table(
     Column("ledger_amount", BigInteger),
     Column("statement_amount", BigInteger),
     Column("deposit_id", Text),  # migration 0016
+)
+
+# the payload codec's data keys (kernel/data_keys.py, migration 0020): one per subject (a
+# payment's or an onboarding's workflow id, or `hold:<customer>`), wrapped under a master key;
+# deleting a row shreds every payload and sealed field encrypted under it
+payload_data_keys = Table(
+    "payload_data_keys",
+    metadata,
+    Column("subject", Text, primary_key=True),
+    Column("master_key_id", Text, nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+)
+
+# one row per erased customer (services/erasure.py): the pseudonymous register that proves
+# the erasure and lets a restored backup replay it; ids only, no personal data
+customer_erasures = Table(
+    "customer_erasures",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("erased_by", Text, nullable=False),
+    Column("reason", Text),
+    Column("payments", Integer, nullable=False),
+    Column("keys_shredded", Integer, nullable=False),
+    Column("legal_hold_until", DateTime(timezone=True)),
+)
+
+# what AML record-keeping requires of an erased customer, sealed under the data key of
+# `hold:<customer>`: readable by compliance until `hold_until`, then the purge shreds it
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("sealed", Text, nullable=False),
+    Column("hold_until", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True)),
 )

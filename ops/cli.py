@@ -1,5 +1,5 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
-ledger and audit verification, retention purge, database migrations."""
+customer erasure, ledger and audit verification, retention purge, database migrations."""
 
 from __future__ import annotations
 
@@ -163,8 +163,66 @@ async def _purge() -> int:
     return 0
 
 
+async def _erase(customer_id: str, operator: str, reason: str | None) -> int:
+    from kernel.temporal_client import connect
+    from services.erasure import erase_customer
+    from services.errors import ServiceError
+
+    settings = get_settings()
+    try:
+        temporal = await connect(settings, wait_seconds=10)
+        report = await erase_customer(
+            get_engine(settings),
+            temporal,
+            settings,
+            customer_id=customer_id,
+            actor=operator,
+            reason=reason,
+        )
+    except ServiceError as err:
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await dispose_engines()
+    hold = (
+        f"legal hold until {report.legal_hold_until:%Y-%m-%d}"
+        if report.legal_hold_until
+        else "no legal hold"
+    )
+    what = "was already erased" if report.already else "erased"
+    print(
+        f"{customer_id} {what} at {report.erased_at:%Y-%m-%d %H:%M:%S}: {report.payments} "
+        f"payment(s), {report.keys_shredded} data key(s) shredded, {hold}"
+    )
+    return 0
+
+
+async def _read_hold(customer_id: str, operator: str, purpose: str) -> int:
+    import json
+
+    from services.erasure import read_legal_hold
+    from services.errors import ServiceError
+
+    settings = get_settings()
+    try:
+        record = await read_legal_hold(
+            get_engine(settings),
+            settings,
+            customer_id=customer_id,
+            actor=operator,
+            purpose=purpose,
+        )
+    except ServiceError as err:
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await dispose_engines()
+    print(json.dumps(record, indent=2, sort_keys=True))
+    return 0
+
+
 # the commands that talk to Temporal, and so encrypt or decrypt its payloads
-TEMPORAL_COMMANDS = frozenset({"show", "retry", "cancel", "review", "reconcile"})
+TEMPORAL_COMMANDS = frozenset({"show", "retry", "cancel", "review", "reconcile", "customers"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +289,29 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser(
         "purge",
-        help="delete idempotency records, events and webhook deliveries past their retention",
+        help="delete idempotency records, events and webhook deliveries past their retention;"
+        " erase closed payments' details past theirs; shred ended legal holds",
     )
+
+    customers_p = commands.add_parser("customers", help="customers")
+    customer_commands = customers_p.add_subparsers(dest="customer_command", required=True)
+    erase = customer_commands.add_parser(
+        "erase",
+        help="erase a customer's personal data (refused while it has open payments or a"
+        " balance); what AML law requires is kept sealed until its legal hold ends",
+    )
+    erase.add_argument("customer_id")
+    erase.add_argument("--operator", default="ops-cli", help="who asks (audited)")
+    erase.add_argument(
+        "--reason", default=None, help="a reference (ticket id), never personal data"
+    )
+    hold = customer_commands.add_parser(
+        "hold",
+        help="print an erased customer's legal hold (AML records) for compliance; audited",
+    )
+    hold.add_argument("customer_id")
+    hold.add_argument("--operator", required=True, help="who reads it (audited)")
+    hold.add_argument("--purpose", required=True, help="why: a case or request reference")
 
     recon = commands.add_parser(
         "reconcile", help="reconcile a day's bank statements with the ledger; exit 1 on any gap"
@@ -282,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_verify(args.command, args.full))
     if args.command == "purge":
         return asyncio.run(_purge())
+    if args.command == "customers" and args.customer_command == "hold":
+        return asyncio.run(_read_hold(args.customer_id, args.operator, args.purpose))
+    if args.command == "customers":
+        exit_without_finalizing(asyncio.run(_erase(args.customer_id, args.operator, args.reason)))
     if args.command == "settings":
         for variable, path, value in describe(get_settings()):
             print(f"{variable:<48} {path:<40} {value}")

@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select, text
+from temporalio.api.failure.v1 import Failure
+from temporalio.client import Client
 
+from kernel.codec import ERASED
 from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
@@ -84,11 +87,24 @@ async def timeline(settings: Settings, payment_id: str) -> Timeline | None:
     client = await connect(settings)
     steps: list[str] = []
     async for event in client.get_workflow_handle(payment_id).fetch_history_events():
+        if event.HasField("activity_task_failed_event_attributes"):
+            await _decode_failure(client, event.activity_task_failed_event_attributes.failure)
         line = _describe(event)
         if line:
             when = event.event_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
             steps.append(f"{when}  {line}")
     return Timeline(row, history, steps)
+
+
+async def _decode_failure(client: Client, failure: Failure) -> None:
+    """Put a failure's message back in clear: it is stored encrypted (kernel/codec.py), and
+    unreadable for good once its payment's data key was shredded."""
+    try:
+        error = await client.data_converter.decode_failure(failure)
+    except ValueError:
+        failure.message = ERASED
+        return
+    failure.message = getattr(error, "message", None) or str(error)
 
 
 def _describe(event: Any) -> str | None:

@@ -1,5 +1,8 @@
-"""Retention (issue #23): idempotency records expire after a day, events and their webhook
-deliveries after 30 days; `payments purge` and the maintenance activity delete them.
+"""Retention (issues #23, #17): idempotency records expire after a day, events and their
+webhook deliveries after 30 days; `payments purge` and the maintenance activity delete them.
+The personal details of a payment closed longer than `retention.payment_details_seconds`
+(5 years, for AML) are erased and its payloads' data key shredded (services/erasure.py), and
+legal holds of erased customers are shredded when they end.
 
 Deletion goes in bounded batches, oldest first, through an index on the creation time
 (migrations 0013, 0014), each batch its own short transaction, so a purge never scans a
@@ -20,9 +23,19 @@ from typing import Any
 from sqlalchemy import Delete, Select, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kernel.codec import data_key_store
 from kernel.settings import Settings
-from kernel.tables import events, idempotency_keys, webhook_deliveries
+from kernel.tables import (
+    events,
+    idempotency_keys,
+    legal_holds,
+    payload_data_keys,
+    payments,
+    webhook_deliveries,
+)
+from services.erasure import erase_payment_details, hold_subject, personal_strings
 from services.errors import ConflictError
+from workflows.models import TERMINAL_STATUSES
 
 
 def refuse_expired_key(created_at: datetime, object_id: str, retention_seconds: float) -> None:
@@ -68,13 +81,41 @@ def deliveries_of_statement(event_ids: list[str]) -> Delete:
     return delete(webhook_deliveries).where(webhook_deliveries.c.event_id.in_(event_ids))
 
 
+def due_payment_details_query(cutoff: datetime, limit: int) -> Select[Any]:
+    """The oldest `limit` payments closed before `cutoff` whose details are still there
+    (the partial index of migration 0020: erased ones leave it)."""
+    return (
+        select(payments)
+        .where(
+            payments.c.details_erased_at.is_(None),
+            # the index's own list, in its order (migration 0020)
+            payments.c.status.in_(sorted(str(s) for s in TERMINAL_STATUSES)),
+            payments.c.updated_at < cutoff,
+        )
+        .order_by(payments.c.updated_at)
+        .limit(limit)
+    )
+
+
+def ended_holds_query(now: datetime, limit: int) -> Select[Any]:
+    """The oldest `limit` legal holds that have ended."""
+    return (
+        select(legal_holds.c.customer_id)
+        .where(legal_holds.c.hold_until < now)
+        .order_by(legal_holds.c.hold_until)
+        .limit(limit)
+    )
+
+
 @dataclass
 class PurgeReport:
-    """Rows deleted per table."""
+    """Rows deleted (or, for payment details, erased) per table."""
 
     idempotency_keys: int = 0
     events: int = 0
     webhook_deliveries: int = 0
+    payment_details: int = 0
+    legal_holds: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Counts by table name (the activity's result, the CLI's output)."""
@@ -82,6 +123,8 @@ class PurgeReport:
             "idempotency_keys": self.idempotency_keys,
             "events": self.events,
             "webhook_deliveries": self.webhook_deliveries,
+            "payment_details": self.payment_details,
+            "legal_holds": self.legal_holds,
         }
 
 
@@ -117,10 +160,56 @@ async def _purge_events(engine: AsyncEngine, cutoff: datetime, batch: int) -> tu
             return purged, deliveries
 
 
+async def _purge_payment_details(
+    engine: AsyncEngine, settings: Settings, cutoff: datetime, now: datetime
+) -> int:
+    """Erase the details of payments closed before `cutoff` and shred their payloads' keys."""
+    batch = settings.retention.purge_batch_size
+    erased = 0
+    while True:
+        async with engine.begin() as conn:
+            doomed = due_payment_details_query(cutoff, batch).with_for_update(skip_locked=True)
+            rows = (await conn.execute(doomed)).all()
+            for row in rows:
+                # only the payment's own values: its customer may still be a customer
+                await erase_payment_details(conn, row, personal_strings(None, [row]), now)
+            ids = [row.id for row in rows]
+            if ids:
+                await conn.execute(
+                    delete(payload_data_keys).where(payload_data_keys.c.subject.in_(ids))
+                )
+        await data_key_store(settings).shred(ids)
+        erased += len(ids)
+        if len(ids) < batch:
+            return erased
+
+
+async def purge_ended_holds(engine: AsyncEngine, settings: Settings, now: datetime) -> int:
+    """Shred the legal holds that have ended (the hold row and its key)."""
+    batch = settings.retention.purge_batch_size
+    ended = 0
+    while True:
+        async with engine.begin() as conn:
+            doomed = ended_holds_query(now, batch).with_for_update(skip_locked=True)
+            ids = [row.customer_id for row in await conn.execute(doomed)]
+            if ids:
+                await conn.execute(delete(legal_holds).where(legal_holds.c.customer_id.in_(ids)))
+                await conn.execute(
+                    delete(payload_data_keys).where(
+                        payload_data_keys.c.subject.in_([hold_subject(i) for i in ids])
+                    )
+                )
+        await data_key_store(settings).shred([hold_subject(i) for i in ids])
+        ended += len(ids)
+        if len(ids) < batch:
+            return ended
+
+
 async def purge_expired(
     engine: AsyncEngine, settings: Settings, *, now: datetime | None = None
 ) -> PurgeReport:
-    """Delete every idempotency record, event and webhook delivery past its retention."""
+    """Delete every idempotency record, event and webhook delivery past its retention;
+    erase closed payments' details past theirs; shred ended legal holds."""
     now = now or datetime.now(UTC)
     batch = settings.retention.purge_batch_size
     report = PurgeReport()
@@ -130,4 +219,11 @@ async def purge_expired(
     report.events, report.webhook_deliveries = await _purge_events(
         engine, now - timedelta(seconds=settings.retention.event_seconds), batch
     )
+    report.payment_details = await _purge_payment_details(
+        engine,
+        settings,
+        now - timedelta(seconds=settings.retention.payment_details_seconds),
+        now,
+    )
+    report.legal_holds = await purge_ended_holds(engine, settings, now)
     return report

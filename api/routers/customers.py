@@ -30,6 +30,8 @@ from api.errors import ProblemError
 from api.fields import CUSTOMER_ID, EXAMPLE_CUSTOMER_ID
 from api.problems import (
     AUTHENTICATED,
+    CUSTOMER_HAS_BALANCE,
+    CUSTOMER_HAS_OPEN_PAYMENTS,
     CUSTOMER_NOT_FOUND,
     CUSTOMER_NOT_IN_REVIEW,
     FOUR_EYES_VIOLATION,
@@ -39,10 +41,19 @@ from api.problems import (
     WITH_PARAMETERS,
     problems,
 )
-from api.schemas import CustomerCreate, CustomerOut, Kyc, ReviewCreate, ScreeningHitOut
+from api.schemas import (
+    CustomerCreate,
+    CustomerOut,
+    ErasureCreate,
+    ErasureOut,
+    Kyc,
+    ReviewCreate,
+    ScreeningHitOut,
+)
 from kernel.tables import customers
 from services import customers as customer_service
 from services.customers import NewCustomer, onboard_customer
+from services.erasure import erase_customer
 from services.reviews import Reviewer
 from workflows.onboarding import OnboardingWorkflow
 
@@ -87,6 +98,7 @@ def customer_out(row: Any) -> CustomerOut:
             review_note=row.kyc_review_note,
         ),
         created_at=row.created_at,
+        erased_at=row.erased_at,
     )
 
 
@@ -204,3 +216,47 @@ async def review_customer(
     )
     # the workflow records the decision (customer row, audit entry with the reviewer)
     return customer_out(await load_customer(engine, principal.tenant_id, customer_id))
+
+
+@router.post(
+    "/{customer_id}/erase",
+    response_model=ErasureOut,
+    responses=problems(
+        AUTHENTICATED,
+        WITH_BODY,
+        CUSTOMER_NOT_FOUND,
+        CUSTOMER_HAS_OPEN_PAYMENTS,
+        CUSTOMER_HAS_BALANCE,
+    ),
+)
+async def erase(
+    customer_id: CustomerIdPath,
+    body: ErasureCreate,
+    principal: Ops,
+    engine: Engine,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> ErasureOut:
+    """Erase the customer's personal data (scope `ops`): from every table, event, webhook
+    log and stored response, and from Temporal's histories by shredding their data keys.
+    Refused while a payment is not over (409 `customer_has_open_payments`) or an account
+    holds money (409 `customer_has_balance`). Ids, amounts, the ledger and the audit chain
+    stay; what AML law requires is kept sealed until the legal hold ends. Repeating it
+    answers the first erasure."""
+    report = await erase_customer(
+        engine,
+        temporal,
+        settings,
+        customer_id=customer_id,
+        tenant_id=principal.tenant_id,
+        actor=principal.name,
+        reason=body.reason or None,
+    )
+    return ErasureOut(
+        customer_id=report.customer_id,
+        erased_at=report.erased_at,
+        payments=report.payments,
+        keys_shredded=report.keys_shredded,
+        legal_hold_until=report.legal_hold_until,
+        already_erased=report.already,
+    )

@@ -57,6 +57,7 @@ from ops.migrate import upgrade
 from services.payment_actions import payments_list_query
 from services.retention import (
     deliveries_of_statement,
+    due_payment_details_query,
     expired_events_query,
     expired_keys_query,
 )
@@ -380,6 +381,10 @@ PROBES: dict[str, Probe] = {
     ),
     "purge: a batch of expired events": lambda c: (
         expired_events_query(NOW - timedelta(days=30), PURGE_BATCH),
+        {},
+    ),
+    "purge: a batch of closed payments past their details' retention": lambda c: (
+        due_payment_details_query(NOW - timedelta(days=5 * 365), PURGE_BATCH),
         {},
     ),
     "purge: the deliveries of a batch of events": lambda c: (

@@ -111,7 +111,13 @@ INLINE_NOT_RUN: dict[str, str] = {
     "temporal server start-dev": "the stack starts it (ops.devstack)",
     "docker compose exec api payments <command>": "needs Docker",
     "payments backup create|list|verify|restore --to TIME": "not built yet (DESIGN §11)",
-    "payments customers erase": "not built yet (the risk register names it a planned control)",
+    "payments customers erase": "test_erasure.py runs it (the risk register names the command)",
+    "payments customers erase cus_… [--reason DSR-42]": (
+        "needs a customer with no open payment and no balance: test_erasure.py runs it"
+    ),
+    "payments customers hold cus_… --operator O --purpose CASE": (
+        "needs an erased customer: test_erasure.py runs it"
+    ),
     ".venv/bin/python bench/workflow_bench.py --rounds 4 --payments 160": (
         "a benchmark (minutes of both cores): `make bench` runs it"
     ),

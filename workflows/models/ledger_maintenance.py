@@ -42,3 +42,6 @@ class PurgeResult:
     idempotency_keys: int = 0
     events: int = 0
     webhook_deliveries: int = 0
+    # issue #17 (defaults: results recorded before them decode as they were)
+    payment_details: int = 0
+    legal_holds: int = 0

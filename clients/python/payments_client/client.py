@@ -33,6 +33,8 @@ from payments_client.models import (
     DepositOut,
     DepositReviewCreate,
     EntryOut,
+    ErasureCreate,
+    ErasureOut,
     EventOut,
     Liveness,
     PaymentCreate,
@@ -61,6 +63,7 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "create_customer": ("POST", "/v1/customers"),
     "get_customer": ("GET", "/v1/customers/{customer_id}"),
     "review_customer": ("POST", "/v1/customers/{customer_id}/review"),
+    "erase_customer": ("POST", "/v1/customers/{customer_id}/erase"),
     "create_account": ("POST", "/v1/accounts"),
     "get_account": ("GET", "/v1/accounts/{account_id}"),
     "list_entries": ("GET", "/v1/accounts/{account_id}/entries"),
@@ -249,6 +252,21 @@ class PaymentsClient:
             CustomerOut,
             self.request(
                 "review_customer",
+                path={"customer_id": customer_id},
+                json=body,
+                idempotency_key=idempotency_key,
+            ),
+        )
+
+    def erase_customer(
+        self, customer_id: str, body: ErasureCreate, *, idempotency_key: str | None = None
+    ) -> ErasureOut:
+        """Erase a customer's personal data (ops); 409 while a payment is open or an
+        account holds money. Repeating it answers the first erasure."""
+        return cast(
+            ErasureOut,
+            self.request(
+                "erase_customer",
                 path={"customer_id": customer_id},
                 json=body,
                 idempotency_key=idempotency_key,

@@ -104,6 +104,7 @@ class CustomerOut(TypedDict):
     date_of_birth: str | None
     kyc: Kyc
     created_at: str
+    erased_at: NotRequired[str | None]
 
 
 class DepositCreate(TypedDict):
@@ -190,6 +191,26 @@ class EntryOut(TypedDict):
     pending_change: int
     balances_after: Balances
     created_at: str | None
+
+
+class ErasureCreate(TypedDict):
+    """An erasure request (GDPR Art. 17)."""
+
+    reason: NotRequired[str]
+
+
+class ErasureOut(TypedDict):
+    """What an erasure did. Personal data is gone from the platform and from Temporal's
+    histories (their data keys are shredded); what AML record-keeping requires is kept sealed
+    until `legal_hold_until`, then shredded too."""
+
+    object: NotRequired[Literal["customer_erasure"]]
+    customer_id: str
+    erased_at: str
+    payments: int
+    keys_shredded: int
+    legal_hold_until: str | None
+    already_erased: bool
 
 
 class EventList(TypedDict):
