@@ -13,6 +13,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import problem_response
+from api.problems import ROUTE_NOT_FOUND
 
 INTERNAL_PREFIXES = ("/v1/rails/", "/metrics")
 BOTH = frozenset({"/healthz", "/readyz"})
@@ -44,5 +45,5 @@ class ListenerSplitMiddleware:
             await self.app(scope, receive, send)
             return
         # the same answer as for a route that does not exist: nothing to learn from it
-        response = problem_response(404, "not_found", "Not Found")
+        response = problem_response(ROUTE_NOT_FOUND.status, ROUTE_NOT_FOUND.code, "Not Found")
         await response(scope, receive, send)

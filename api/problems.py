@@ -72,6 +72,8 @@ UNKNOWN_CUSTOMER = ProblemCode(422, "customer_not_found", "`customer_id` names n
 ACCOUNT_NOT_FOUND = ProblemCode(404, "account_not_found", "No such account of yours.")
 UNKNOWN_ACCOUNT = ProblemCode(422, "account_not_found", "`account_id` names no account.")
 PAYMENT_NOT_FOUND = ProblemCode(404, "payment_not_found", "No such payment of yours.")
+# no such route (or a route of the other listener: api/listeners.py), as Starlette answers
+ROUTE_NOT_FOUND = ProblemCode(404, "not_found", "No such route.")
 WEBHOOK_ENDPOINT_NOT_FOUND = ProblemCode(
     404, "webhook_endpoint_not_found", "No such webhook endpoint of yours."
 )

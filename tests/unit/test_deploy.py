@@ -297,11 +297,13 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def validate_settings(env: dict[str, str] | dict[str, str | None]) -> Settings:
-    """The values parse as the settings' types (secrets, None here, keep their defaults)."""
+    """The values parse as the settings' types (secrets, None here, keep their defaults). A
+    container has no `make dev` marker: unless the values say otherwise it is production,
+    whatever this checkout's .data/dev.env says."""
     values = {
         PATHS[field_of(k)]: v for k, v in env.items() if v is not None and k.startswith(ENV_PREFIX)
     }
-    return Settings().updated(values)
+    return Settings().updated({"env": "production", **values})
 
 
 def route_paths(app: FastAPI) -> set[str]:
