@@ -70,6 +70,7 @@ _JW_PREFIX_LEN = 4  # rapidfuzz's Jaro-Winkler looks at a common prefix of at mo
 _SHORT_TOKEN = 3  # tokens this short ("al", "bin", "kim") are too common to look up cheaply
 _MAX_RELAXED_TOKENS = 8  # the relaxed-floor bound enumerates 2**n splits
 _LOOKUP_CACHE = 4096  # token lookups kept across queries
+_RELAXED_WORTH = 100  # names to score that outweigh a second lookup of the long tokens
 
 
 JOINED_SPELLING_FLOOR = 0.8
@@ -331,24 +332,67 @@ def _pair_tokens(
     return score, chosen
 
 
-def _query_orders(query: Sequence[str]) -> tuple[str, ...]:
+_Order = tuple[str, tuple[str, ...]]
+"""A concatenated spelling of the query and the tokens it joins, in that order."""
+
+
+def _query_orders(query: Sequence[str]) -> tuple[_Order, ...]:
     """The concatenated spellings of the query that the joined-spelling score tries: every
     word order (names have few tokens; beyond four, the sorted order only)."""
     orders = permutations(query) if len(query) <= 4 else [tuple(sorted(query))]
-    return tuple(dict.fromkeys("".join(order) for order in orders))
+    return tuple(("".join(order), order) for order in dict.fromkeys(orders))
 
 
-def _joined_score(orders: Sequence[str], listed_joined: str, settings: MatcherSettings) -> float:
+def _start(spelling: str, parts: Sequence[str], apart: frozenset[str]) -> str:
+    """Where a spelling starts for the onset check: its first letters once the tokens that
+    share no letter with the listed spelling (`apart`) are left out."""
+    if apart:
+        spelling = "".join(part for part in parts if part not in apart)
+    return spelling[:3]  # an onset is read from at most three letters ("sch")
+
+
+def _joined_onsets(orders: Sequence[_Order]) -> int:
+    """Every onset class `_joined_score` can accept a spelling of `orders` under, whichever
+    tokens a listed spelling shares no letter with (for the candidate index)."""
+    mask = 0
+    for _, parts in orders:
+        mask |= _onsets_after("", parts)
+    return mask
+
+
+def _onsets_after(prefix: str, parts: Sequence[str]) -> int:
+    """Onset masks of `prefix` followed by any subsequence of `parts`, read as far as the
+    three letters an onset needs."""
+    mask = 0
+    for i, part in enumerate(parts):
+        start = prefix + part
+        mask |= onset_mask(start[:3])
+        if len(start) < 3:  # "d" + "zh..." reads as "dzh": the next kept token counts too
+            mask |= _onsets_after(start, parts[i + 1 :])
+    return mask
+
+
+def _joined_score(
+    query: Sequence[str], orders: Sequence[_Order], listed_joined: str, settings: MatcherSettings
+) -> float:
     """The concatenated-spelling score ("ALQAEDA" vs "AL QAEDA"), 0.0 unless close.
 
     Only word orders that start with the same sound as the listed spelling count: a spacing
-    difference keeps the start ("ALI MOHAMMED" is no spacing variant of "WALI MOHAMMED")."""
+    difference keeps the start ("ALI MOHAMMED" is no spacing variant of "WALI MOHAMMED").
+    The start is judged on the tokens that share a letter with the listed spelling: a token
+    made only of letters the listed spelling lacks adds nothing to the match, so it must not
+    be what lets a spelling in - "F" in front of "ELINVESTMENT" makes "FELINVESTMENT" sound
+    like "VELINVESTMENT", and an unrelated extra token would lift the score above the
+    query's without it. Left out of the onset, such a token still counts in the length, so
+    it only ever lowers the similarity."""
+    letters = set(listed_joined)
+    apart = frozenset(t for t in query if letters.isdisjoint(t))
     onset = onset_mask(listed_joined)
     best = max(
         (
-            Indel.normalized_similarity(order, listed_joined)
-            for order in orders
-            if onset_mask(order) & onset
+            Indel.normalized_similarity(spelling, listed_joined)
+            for spelling, parts in orders
+            if onset_mask(_start(spelling, parts, apart)) & onset
         ),
         default=0.0,
     )
@@ -377,7 +421,7 @@ def score_tokens(
     used_l = {j for _, j, _ in chosen}
     if score < 1.0:
         # "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN", "AB DULLAH" vs "ABDUL LAH"
-        joined = _joined_score(_query_orders(query), "".join(listed), settings)
+        joined = _joined_score(query, _query_orders(query), "".join(listed), settings)
         if joined > score:
             whole = TokenMatch(" ".join(query), " ".join(listed), round(joined, 4))
             return NameScore(joined, query, listed, (whole,), joined_spelling=True)
@@ -554,6 +598,15 @@ class Matcher:
             high += 1
         return range(low, high + 1)
 
+    def _cross_floor(self, floor: float) -> float:
+        """The raw Jaro-Winkler a token of another onset class needs to reach `floor`: its
+        first letter differs, and `token_similarity` multiplies by the different-letter
+        penalty (and a length factor <= 1); above 1.0 when none can."""
+        penalty = self.settings.different_letter_penalty
+        if floor <= 0.0:
+            return 0.0
+        return floor / penalty if penalty > 0.0 else 2.0
+
     def _lookup(self, query: _Query, position: int, floor: float) -> frozenset[int]:
         """Names holding a vocabulary token that scores at least `floor` against the query
         token at `position`."""
@@ -569,6 +622,7 @@ class Matcher:
             self._lengths(len(token), floor),
             lambda _, token_id: query.similarity(position, token_id),
             self.settings.prefix_weight,
+            self._cross_floor(floor),
         )
         found = frozenset(self._index.names_with(token_id for token_id, _ in similar))
         # payment names repeat their parts ("mohammed", "smith"): the lookup of a token at a
@@ -662,7 +716,10 @@ class Matcher:
         if relaxed_floor < floor:
             # the short tokens' postings are huge: look them up only when unavoidable
             with_short = found.union(*(self._lookup(query, i, floor) for i in short))
-            if relaxed_floor > 0.0:
+            # the relaxed lookups find a superset of `found`, so they can spare at most the
+            # names the short tokens added: below a few dozen, scoring those costs less than
+            # looking the long tokens up again at a lower floor
+            if relaxed_floor > 0.0 and len(with_short) - len(found) > _RELAXED_WORTH:
                 relaxed = set().union(*(self._lookup(query, i, relaxed_floor) for i in long))
                 # both sets hold every name that can reach the floor; score the smaller
                 with_short = min(relaxed, with_short, key=len)
@@ -670,7 +727,7 @@ class Matcher:
         cutoff = max(floor, JOINED_SPELLING_FLOOR) / self.settings.joined_spelling_factor
         joined: set[int] = set()
         if cutoff <= 1.0:
-            joined = self._index.similar_joined(query.tokens, cutoff)
+            joined = self._index.similar_joined(query.tokens, cutoff, _joined_onsets(query.orders))
         return found, joined
 
     def _reachable(
@@ -729,7 +786,7 @@ class Matcher:
             name = names[name_id]
             joined = 0.0
             if name_id in by_joined:
-                joined = _joined_score(query.orders, name.joined, self.settings)
+                joined = _joined_score(tokens, query.orders, name.joined, self.settings)
             best = joined
             target = max(floor, joined)
             # cheap bound on raw Jaro-Winkler first, the exact similarities only if it passes
