@@ -18,7 +18,9 @@ Scoring follows moov-io/watchman's approach, with a few deliberate changes:
   average down because they do get paired ("VLADIMIR PUTIN" vs "VLADIMIR BILIY").
 * Names whose parts are split or joined differently are compared as concatenated spellings
   too (Indel similarity over every word order of the query, slightly discounted, counted only
-  when close): "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN".
+  when close): "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN". A spelling counts
+  only when it starts with the listed spelling's sound, judged without the query tokens
+  that share no letter with it: an unrelated token never makes a spelling count.
 * Every name of an entity (primary and aliases) is scored; the best one wins.
 * Optional adjustments when the caller knows more: country match/mismatch, party type
   mismatch (individual vs organisation), birth year match/mismatch. A country mismatch never
@@ -29,23 +31,26 @@ Scoring follows moov-io/watchman's approach, with a few deliberate changes:
 Speed: a query never scores the whole list.
 
 1. Candidates (`compliance.name_index`): each query token is compared in bulk (rapidfuzz's C
-   Jaro-Winkler) only with the vocabulary tokens of its onset class and of the lengths that
-   can still reach the candidate floor; names holding a token that does are the candidates.
+   Jaro-Winkler) with the vocabulary tokens of its onset class and of the lengths that can
+   still reach the candidate floor; names holding a token that does are the candidates.
    A name's score never exceeds its best token-pair score (a weighted average of pair
    scores, times penalties <= 1), so no name that could reach the reporting threshold is
-   missed - provided its best token shares an onset class with the query token (across
-   classes the first-letter penalty makes that very unlikely). Short tokens ("al", "bin")
-   hold huge postings: when the long tokens alone can decide, they are looked up at a
-   relaxed floor instead (see `_relaxed_floor`). Concatenated spellings are found through
-   one bulk Indel pass over letter-sorted spellings (an upper bound for every word order).
+   missed. Tokens of other onset classes score at most the different-letter penalty times
+   their Jaro similarity ("HAMMOUD" for "MAHMOUD": 0.857), so they are compared too, at the
+   floor divided by that penalty, in the first letters and lengths where Jaro can reach it.
+   Short tokens ("al", "bin") hold huge postings: when the long tokens alone can decide,
+   they are looked up at a relaxed floor instead (see `_relaxed_floor`). Concatenated
+   spellings are found through one bulk Indel pass over letter-sorted spellings (an upper
+   bound for every word order), in every onset class a spelling can be accepted under.
 2. Bounds: for each candidate, the best similarity of each query token to any of its tokens
    (raw Jaro-Winkler in bulk first, then the exact penalised value) bounds the name score
    (`_reachable`); most candidates stop there. Only the rest go through best pairs.
 3. Explanations: the winning name of each hit is re-scored by `score_tokens`, the reference
    scorer, which gives the same score and says which tokens matched.
 
-The index is exact with respect to the reference scorer under the onset-class assumption;
-tests/unit/test_matcher.py checks it against a brute-force matcher.
+The index is exact with respect to the reference scorer: every bound above is an upper bound
+of the score, with no assumption about the names. tests/unit/test_matcher.py checks it
+against a brute-force matcher.
 """
 
 from __future__ import annotations

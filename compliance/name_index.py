@@ -303,7 +303,10 @@ class NameIndex:
         chosen = [(self._all_tokens, jaro_length_window(size, cutoff, longest, not own, False))]
         reach = set(token[1 : jaro_reach(size, widest[-1]) + 1]) - {token[0]}
         window = jaro_length_window(size, cutoff, longest, not own, True)
-        chosen.extend((self._letter_blocks[letter], window) for letter in sorted(reach))
+        for letter in sorted(reach):
+            block = self._letter_blocks.get(letter)
+            if block is not None:
+                chosen.append((block, window))
         held = self._reach_blocks.get(token[0])
         if own and held is not None:
             chosen.append((held, widest))
