@@ -298,6 +298,13 @@ def _pair_tokens(
     `sims[j][i]` is the similarity of query token i and list token j. Pairs are taken greedily
     by similarity, each token at most once; ties break on the tokens, not their positions, so
     word order never matters.
+
+    Tokens left with similarity 0 to everything left on the other side (no letter in common)
+    resemble nothing: each may be read as half of a conflicting pair or as a leftover, and
+    with any partner, and no reading is more right than another. Greedy pairing would pick
+    one by spelling, and an extra token of other letters could then take a conflict off a
+    longer token ("B" instead of "ELA" against the "C" of "FRONTERA ... S EN C") and lift
+    the score. So the least favourable reading to a match counts (see `_zero_pairs`).
     """
     pairs = sorted(
         (-row[i], query[i], listed[j], i, j)
@@ -311,6 +318,8 @@ def _pair_tokens(
     paired_q = paired_l = 0
     target = min(len(query), len(listed))
     for neg_score, q, t, i, j in pairs:
+        if len(chosen) == target or neg_score == 0.0:
+            break  # the rest resemble nothing across: `_zero_pairs` reads them
         if i in used_q or j in used_l:
             continue
         used_q.add(i)
@@ -325,16 +334,65 @@ def _pair_tokens(
         weight += pair_weight
         paired_q += len(q)
         paired_l += len(t)
-        if len(chosen) == target:
-            break
+    score, zeros = _zero_pairs(
+        query,
+        listed,
+        [i for i in range(len(query)) if i not in used_q],
+        [j for j in range(len(listed)) if j not in used_l],
+        (weighted, weight, paired_q, paired_l),
+        settings,
+    )
+    chosen.extend(zeros)
+    return score, chosen
+
+
+def _zero_pairs(
+    query: Sequence[str],
+    listed: Sequence[str],
+    rest_q: list[int],
+    rest_l: list[int],
+    paired: tuple[float, float, int, int],
+    settings: MatcherSettings,
+) -> tuple[float, list[tuple[int, int, float]]]:
+    """The lowest name score over the readings of the tokens left unpaired (`rest_q`,
+    `rest_l`, which resemble nothing across), and its zero-similarity pairs.
+
+    `paired` is (weighted sum, weight, query letters, list letters) of the pairs taken. A
+    reading pairs k of the leftovers on each side; the score depends only on k and the total
+    length of the tokens paired on each side, and for fixed k and one side's total it is a
+    ratio of two linear functions of the other side's total, so monotone in it: its least
+    value is at the k longest or the k shortest tokens of each side. Four readings per k.
+    """
+    weighted, weight, paired_q, paired_l = paired
     q_len = sum(map(len, query))
     l_len = sum(map(len, listed))
-    score = weighted / weight
-    score *= 1.0 - settings.unmatched_query_weight * (q_len - paired_q) / q_len
-    score *= 1.0 - settings.unmatched_list_weight * (l_len - paired_l) / l_len
-    if len(listed) == 1 and len(query) > 1:
-        score *= settings.single_pair_factor
-    return score, chosen
+    factor = settings.single_pair_factor if len(listed) == 1 and len(query) > 1 else 1.0
+    # a zero pair is a clearly different token: it counts as conflicting evidence
+    zero_weight = settings.conflict_weight if settings.conflict_cutoff > 0.0 else 1.0
+
+    def score(extra_q: int, extra_l: int) -> float:
+        total = weight + zero_weight * (extra_q + extra_l)
+        if total <= 0.0:
+            return 0.0  # nothing paired: nothing matches
+        result = weighted / total
+        result *= 1.0 - settings.unmatched_query_weight * (q_len - paired_q - extra_q) / q_len
+        result *= 1.0 - settings.unmatched_list_weight * (l_len - paired_l - extra_l) / l_len
+        return result * factor
+
+    longest_q = sorted(rest_q, key=lambda i: (-len(query[i]), query[i], i))
+    longest_l = sorted(rest_l, key=lambda j: (-len(listed[j]), listed[j], j))
+    best: tuple[float, list[tuple[int, int, float]]] | None = None
+    # most pairs first: on a tie the reading that pairs the most tokens is the one explained
+    for k in range(min(len(rest_q), len(rest_l)), -1, -1):
+        for side_q in (longest_q[:k], longest_q[len(longest_q) - k :]):
+            for side_l in (longest_l[:k], longest_l[len(longest_l) - k :]):
+                value = score(
+                    sum(len(query[i]) for i in side_q), sum(len(listed[j]) for j in side_l)
+                )
+                if best is None or value < best[0]:
+                    best = (value, [(i, j, 0.0) for i, j in zip(side_q, side_l, strict=True)])
+    assert best is not None  # k = 0 always gives a reading
+    return best
 
 
 _Order = tuple[str, tuple[str, ...]]

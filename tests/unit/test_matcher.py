@@ -491,6 +491,16 @@ def test_a_letter_the_listed_name_lacks_cannot_make_a_joined_spelling() -> None:
         assert result.joined_spelling and result.score >= DEFAULTS.review_threshold, query
 
 
+def test_an_unrelated_token_cannot_take_a_conflict_off_a_listed_one() -> None:
+    listed = "LA FRONTERA UNION GALVEZ Y CIA S EN C"
+    query = "eLA FRONTERA UNION GALVEZ Y CIA S EN"
+    # "ela" resembles nothing left in the listed name ("c"): a conflict, or two leftovers;
+    # "b" resembles nothing either, and greedy pairing once let it take the conflict instead
+    assert score_names("b " + query, listed).score <= score_names(query, listed).score
+    # a token resembling nothing still counts against: "xyz" conflicts with "putin"
+    assert score_names("VLADIMIR XYZ", "VLADIMIR PUTIN").score < 0.6
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
