@@ -8,9 +8,9 @@ Two blocked dictionaries, both built once per process from the normalised list n
   the lengths that can still reach the floor; the names holding a token that does are the
   candidates. Postings are kept per token, so common tokens ("muhammad") cost one set update.
   Tokens of other onset classes are scored lower by the matcher (a first-letter penalty), but
-  can still reach the floor ("HAMMOUD" for "MAHMOUD"): they are found through a second
-  blocking, by first letter, at the floor raised by that penalty, and only in the first
-  letters and lengths where Jaro similarity can reach it (`jaro_length_window`).
+  can still reach the floor ("HAMMOUD" for "MAHMOUD"): they are compared at the floor raised
+  by that penalty, through blocks by first letter and by the letters next to it, in the
+  lengths where Jaro similarity can still reach it (`NameIndex._cross_blocks`).
 * the concatenated spellings ("alqaeda" for "AL QAEDA"), blocked the same way and searched with
   rapidfuzz's Indel similarity, for queries that split or join name parts differently.
 
@@ -90,7 +90,8 @@ def indel_length_window(length: int, cutoff: float, longest: int) -> range:
 
 # float rounding: a C-side cut-off or a bound computed here must never drop a token whose
 # similarity, computed elsewhere in another order of operations, lands exactly on the floor
-_JARO_SLACK = 1e-6  # rapidfuzz rejects a score that lands on its cut-off within 1e-9
+# (rapidfuzz drops a Jaro-Winkler of exactly 0.6 at a cut-off of 0.6 - 1e-9)
+_JARO_SLACK = 1e-6
 
 
 _OWN_REACH = 3
