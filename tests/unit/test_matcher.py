@@ -544,7 +544,7 @@ def test_calibration_agreement_stays_above_the_measured_floor() -> None:
     pairs = calibration.load_pairs()
     ours = calibration.agreement(pairs, calibration.matcher_scorer(DEFAULTS))
     baseline = calibration.agreement(pairs, calibration.baseline_scorer)
-    # measured with the defaults: spearman 0.737, pearson 0.634, MAE 15.5 (baseline 0.483)
+    # measured with the defaults: spearman 0.735, pearson 0.627, MAE 15.6 (baseline 0.483)
     assert ours.spearman >= 0.70
     assert ours.pearson >= 0.58
     assert ours.mae_points <= 17.5
