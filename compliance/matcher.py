@@ -334,15 +334,24 @@ def _pair_tokens(
         weight += pair_weight
         paired_q += len(q)
         paired_l += len(t)
-    score, zeros = _zero_pairs(
-        query,
-        listed,
-        [i for i in range(len(query)) if i not in used_q],
-        [j for j in range(len(listed)) if j not in used_l],
-        (weighted, weight, paired_q, paired_l),
-        settings,
-    )
-    chosen.extend(zeros)
+    if len(chosen) < target:  # tokens left on both sides, resembling nothing across
+        score, zeros = _zero_pairs(
+            query,
+            listed,
+            [i for i in range(len(query)) if i not in used_q],
+            [j for j in range(len(listed)) if j not in used_l],
+            (weighted, weight, paired_q, paired_l),
+            settings,
+        )
+        chosen.extend(zeros)
+        return score, chosen
+    q_len = sum(map(len, query))
+    l_len = sum(map(len, listed))
+    score = weighted / weight
+    score *= 1.0 - settings.unmatched_query_weight * (q_len - paired_q) / q_len
+    score *= 1.0 - settings.unmatched_list_weight * (l_len - paired_l) / l_len
+    if len(listed) == 1 and len(query) > 1:
+        score *= settings.single_pair_factor
     return score, chosen
 
 

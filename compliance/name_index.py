@@ -302,12 +302,18 @@ class NameIndex:
             return []
         own = jaro_reach(size, size) <= _OWN_REACH
         chosen = [(self._all_tokens, jaro_length_window(size, cutoff, longest, not own, False))]
-        reach = set(token[1 : jaro_reach(size, widest[-1]) + 1]) - {token[0]}
         window = jaro_length_window(size, cutoff, longest, not own, True)
-        for letter in sorted(reach):
+        reached: dict[str, int] = {}
+        for position, letter in enumerate(token[1 : jaro_reach(size, widest[-1]) + 1], 1):
+            reached.setdefault(letter, position)
+        for letter, position in sorted(reached.items()):
             block = self._letter_blocks.get(letter)
-            if block is not None:
-                chosen.append((block, window))
+            if block is None or letter == token[0]:
+                continue
+            # a letter at `position` is within the window around position 0 only when the
+            # longer of the two strings is at least 2 * (position + 1) long
+            shortest = 2 * (position + 1) if jaro_reach(size, size) < position else 0
+            chosen.append((block, range(max(window.start, shortest), window.stop)))
         held = self._reach_blocks.get(token[0])
         if own and held is not None:
             chosen.append((held, widest))
