@@ -18,7 +18,9 @@ Scoring follows moov-io/watchman's approach, with a few deliberate changes:
   average down because they do get paired ("VLADIMIR PUTIN" vs "VLADIMIR BILIY").
 * Names whose parts are split or joined differently are compared as concatenated spellings
   too (Indel similarity over every word order of the query, slightly discounted, counted only
-  when close): "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN".
+  when close): "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN". A spelling counts
+  only when it starts with the listed spelling's sound, judged without the query tokens
+  that share no letter with it: an unrelated token never makes a spelling count.
 * Every name of an entity (primary and aliases) is scored; the best one wins.
 * Optional adjustments when the caller knows more: country match/mismatch, party type
   mismatch (individual vs organisation), birth year match/mismatch. A country mismatch never
@@ -29,23 +31,26 @@ Scoring follows moov-io/watchman's approach, with a few deliberate changes:
 Speed: a query never scores the whole list.
 
 1. Candidates (`compliance.name_index`): each query token is compared in bulk (rapidfuzz's C
-   Jaro-Winkler) only with the vocabulary tokens of its onset class and of the lengths that
-   can still reach the candidate floor; names holding a token that does are the candidates.
+   Jaro-Winkler) with the vocabulary tokens of its onset class and of the lengths that can
+   still reach the candidate floor; names holding a token that does are the candidates.
    A name's score never exceeds its best token-pair score (a weighted average of pair
    scores, times penalties <= 1), so no name that could reach the reporting threshold is
-   missed - provided its best token shares an onset class with the query token (across
-   classes the first-letter penalty makes that very unlikely). Short tokens ("al", "bin")
-   hold huge postings: when the long tokens alone can decide, they are looked up at a
-   relaxed floor instead (see `_relaxed_floor`). Concatenated spellings are found through
-   one bulk Indel pass over letter-sorted spellings (an upper bound for every word order).
+   missed. Tokens of other onset classes score at most the different-letter penalty times
+   their Jaro similarity ("HAMMOUD" for "MAHMOUD": 0.857), so they are compared too, at the
+   floor divided by that penalty, in the first letters and lengths where Jaro can reach it.
+   Short tokens ("al", "bin") hold huge postings: when the long tokens alone can decide,
+   they are looked up at a relaxed floor instead (see `_relaxed_floor`). Concatenated
+   spellings are found through one bulk Indel pass over letter-sorted spellings (an upper
+   bound for every word order), in every onset class a spelling can be accepted under.
 2. Bounds: for each candidate, the best similarity of each query token to any of its tokens
    (raw Jaro-Winkler in bulk first, then the exact penalised value) bounds the name score
    (`_reachable`); most candidates stop there. Only the rest go through best pairs.
 3. Explanations: the winning name of each hit is re-scored by `score_tokens`, the reference
    scorer, which gives the same score and says which tokens matched.
 
-The index is exact with respect to the reference scorer under the onset-class assumption;
-tests/unit/test_matcher.py checks it against a brute-force matcher.
+The index is exact with respect to the reference scorer: every bound above is an upper bound
+of the score, with no assumption about the names. tests/unit/test_matcher.py checks it
+against a brute-force matcher.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ _JW_PREFIX_LEN = 4  # rapidfuzz's Jaro-Winkler looks at a common prefix of at mo
 _SHORT_TOKEN = 3  # tokens this short ("al", "bin", "kim") are too common to look up cheaply
 _MAX_RELAXED_TOKENS = 8  # the relaxed-floor bound enumerates 2**n splits
 _LOOKUP_CACHE = 4096  # token lookups kept across queries
+_RELAXED_WORTH = 100  # names to score that outweigh a second lookup of the long tokens
 
 
 JOINED_SPELLING_FLOOR = 0.8
@@ -292,6 +298,13 @@ def _pair_tokens(
     `sims[j][i]` is the similarity of query token i and list token j. Pairs are taken greedily
     by similarity, each token at most once; ties break on the tokens, not their positions, so
     word order never matters.
+
+    Tokens left with similarity 0 to everything left on the other side (no letter in common)
+    resemble nothing: each may be read as half of a conflicting pair or as a leftover, and
+    with any partner, and no reading is more right than another. Greedy pairing would pick
+    one by spelling, and an extra token of other letters could then take a conflict off a
+    longer token ("B" instead of "ELA" against the "C" of "FRONTERA ... S EN C") and lift
+    the score. So the least favourable reading to a match counts (see `_zero_pairs`).
     """
     pairs = sorted(
         (-row[i], query[i], listed[j], i, j)
@@ -305,6 +318,8 @@ def _pair_tokens(
     paired_q = paired_l = 0
     target = min(len(query), len(listed))
     for neg_score, q, t, i, j in pairs:
+        if len(chosen) == target or neg_score == 0.0:
+            break  # the rest resemble nothing across: `_zero_pairs` reads them
         if i in used_q or j in used_l:
             continue
         used_q.add(i)
@@ -319,8 +334,17 @@ def _pair_tokens(
         weight += pair_weight
         paired_q += len(q)
         paired_l += len(t)
-        if len(chosen) == target:
-            break
+    if len(chosen) < target:  # tokens left on both sides, resembling nothing across
+        score, zeros = _zero_pairs(
+            query,
+            listed,
+            [i for i in range(len(query)) if i not in used_q],
+            [j for j in range(len(listed)) if j not in used_l],
+            (weighted, weight, paired_q, paired_l),
+            settings,
+        )
+        chosen.extend(zeros)
+        return score, chosen
     q_len = sum(map(len, query))
     l_len = sum(map(len, listed))
     score = weighted / weight
@@ -331,24 +355,116 @@ def _pair_tokens(
     return score, chosen
 
 
-def _query_orders(query: Sequence[str]) -> tuple[str, ...]:
+def _zero_pairs(
+    query: Sequence[str],
+    listed: Sequence[str],
+    rest_q: list[int],
+    rest_l: list[int],
+    paired: tuple[float, float, int, int],
+    settings: MatcherSettings,
+) -> tuple[float, list[tuple[int, int, float]]]:
+    """The lowest name score over the readings of the tokens left unpaired (`rest_q`,
+    `rest_l`, which resemble nothing across), and its zero-similarity pairs.
+
+    `paired` is (weighted sum, weight, query letters, list letters) of the pairs taken. A
+    reading pairs k of the leftovers on each side; the score depends only on k and the total
+    length of the tokens paired on each side, and for fixed k and one side's total it is a
+    ratio of two linear functions of the other side's total, so monotone in it: its least
+    value is at the k longest or the k shortest tokens of each side. Four readings per k.
+    """
+    weighted, weight, paired_q, paired_l = paired
+    q_len = sum(map(len, query))
+    l_len = sum(map(len, listed))
+    factor = settings.single_pair_factor if len(listed) == 1 and len(query) > 1 else 1.0
+    # a zero pair is a clearly different token: it counts as conflicting evidence
+    zero_weight = settings.conflict_weight if settings.conflict_cutoff > 0.0 else 1.0
+
+    def score(extra_q: int, extra_l: int) -> float:
+        total = weight + zero_weight * (extra_q + extra_l)
+        if total <= 0.0:
+            return 0.0  # nothing paired: nothing matches
+        result = weighted / total
+        result *= 1.0 - settings.unmatched_query_weight * (q_len - paired_q - extra_q) / q_len
+        result *= 1.0 - settings.unmatched_list_weight * (l_len - paired_l - extra_l) / l_len
+        return result * factor
+
+    longest_q = sorted(rest_q, key=lambda i: (-len(query[i]), query[i], i))
+    longest_l = sorted(rest_l, key=lambda j: (-len(listed[j]), listed[j], j))
+    best: tuple[float, list[tuple[int, int, float]]] | None = None
+    # most pairs first: on a tie the reading that pairs the most tokens is the one explained
+    for k in range(min(len(rest_q), len(rest_l)), -1, -1):
+        for side_q in (longest_q[:k], longest_q[len(longest_q) - k :]):
+            for side_l in (longest_l[:k], longest_l[len(longest_l) - k :]):
+                value = score(
+                    sum(len(query[i]) for i in side_q), sum(len(listed[j]) for j in side_l)
+                )
+                if best is None or value < best[0]:
+                    best = (value, [(i, j, 0.0) for i, j in zip(side_q, side_l, strict=True)])
+    assert best is not None  # k = 0 always gives a reading
+    return best
+
+
+_Order = tuple[str, tuple[str, ...]]
+"""A concatenated spelling of the query and the tokens it joins, in that order."""
+
+
+def _query_orders(query: Sequence[str]) -> tuple[_Order, ...]:
     """The concatenated spellings of the query that the joined-spelling score tries: every
     word order (names have few tokens; beyond four, the sorted order only)."""
     orders = permutations(query) if len(query) <= 4 else [tuple(sorted(query))]
-    return tuple(dict.fromkeys("".join(order) for order in orders))
+    return tuple(("".join(order), order) for order in dict.fromkeys(orders))
 
 
-def _joined_score(orders: Sequence[str], listed_joined: str, settings: MatcherSettings) -> float:
+def _start(spelling: str, parts: Sequence[str], apart: frozenset[str]) -> str:
+    """Where a spelling starts for the onset check: its first letters once the tokens that
+    share no letter with the listed spelling (`apart`) are left out."""
+    if apart:
+        spelling = "".join(part for part in parts if part not in apart)
+    return spelling[:3]  # an onset is read from at most three letters ("sch")
+
+
+def _joined_onsets(orders: Sequence[_Order]) -> int:
+    """Every onset class `_joined_score` can accept a spelling of `orders` under, whichever
+    tokens a listed spelling shares no letter with (for the candidate index)."""
+    mask = 0
+    for _, parts in orders:
+        mask |= _onsets_after("", parts)
+    return mask
+
+
+def _onsets_after(prefix: str, parts: Sequence[str]) -> int:
+    """Onset masks of `prefix` followed by any subsequence of `parts`, read as far as the
+    three letters an onset needs."""
+    mask = 0
+    for i, part in enumerate(parts):
+        start = prefix + part
+        mask |= onset_mask(start[:3])
+        if len(start) < 3:  # "d" + "zh..." reads as "dzh": the next kept token counts too
+            mask |= _onsets_after(start, parts[i + 1 :])
+    return mask
+
+
+def _joined_score(
+    query: Sequence[str], orders: Sequence[_Order], listed_joined: str, settings: MatcherSettings
+) -> float:
     """The concatenated-spelling score ("ALQAEDA" vs "AL QAEDA"), 0.0 unless close.
 
     Only word orders that start with the same sound as the listed spelling count: a spacing
-    difference keeps the start ("ALI MOHAMMED" is no spacing variant of "WALI MOHAMMED")."""
+    difference keeps the start ("ALI MOHAMMED" is no spacing variant of "WALI MOHAMMED").
+    The start is judged on the tokens that share a letter with the listed spelling: a token
+    made only of letters the listed spelling lacks adds nothing to the match, so it must not
+    be what lets a spelling in - "F" in front of "ELINVESTMENT" makes "FELINVESTMENT" sound
+    like "VELINVESTMENT", and an unrelated extra token would lift the score above the
+    query's without it. Left out of the onset, such a token still counts in the length, so
+    it only ever lowers the similarity."""
+    letters = set(listed_joined)
+    apart = frozenset(t for t in query if letters.isdisjoint(t))
     onset = onset_mask(listed_joined)
     best = max(
         (
-            Indel.normalized_similarity(order, listed_joined)
-            for order in orders
-            if onset_mask(order) & onset
+            Indel.normalized_similarity(spelling, listed_joined)
+            for spelling, parts in orders
+            if onset_mask(_start(spelling, parts, apart)) & onset
         ),
         default=0.0,
     )
@@ -377,7 +493,7 @@ def score_tokens(
     used_l = {j for _, j, _ in chosen}
     if score < 1.0:
         # "ALQAEDA" vs "AL QAEDA", "BASHIRUDDIN" vs "BASHIR-UD-DIN", "AB DULLAH" vs "ABDUL LAH"
-        joined = _joined_score(_query_orders(query), "".join(listed), settings)
+        joined = _joined_score(query, _query_orders(query), "".join(listed), settings)
         if joined > score:
             whole = TokenMatch(" ".join(query), " ".join(listed), round(joined, 4))
             return NameScore(joined, query, listed, (whole,), joined_spelling=True)
@@ -554,6 +670,15 @@ class Matcher:
             high += 1
         return range(low, high + 1)
 
+    def _cross_floor(self, floor: float) -> float:
+        """The raw Jaro-Winkler a token of another onset class needs to reach `floor`: its
+        first letter differs, and `token_similarity` multiplies by the different-letter
+        penalty (and a length factor <= 1); above 1.0 when none can."""
+        penalty = self.settings.different_letter_penalty
+        if floor <= 0.0:
+            return 0.0
+        return floor / penalty if penalty > 0.0 else 2.0
+
     def _lookup(self, query: _Query, position: int, floor: float) -> frozenset[int]:
         """Names holding a vocabulary token that scores at least `floor` against the query
         token at `position`."""
@@ -569,6 +694,7 @@ class Matcher:
             self._lengths(len(token), floor),
             lambda _, token_id: query.similarity(position, token_id),
             self.settings.prefix_weight,
+            self._cross_floor(floor),
         )
         found = frozenset(self._index.names_with(token_id for token_id, _ in similar))
         # payment names repeat their parts ("mohammed", "smith"): the lookup of a token at a
@@ -662,7 +788,10 @@ class Matcher:
         if relaxed_floor < floor:
             # the short tokens' postings are huge: look them up only when unavoidable
             with_short = found.union(*(self._lookup(query, i, floor) for i in short))
-            if relaxed_floor > 0.0:
+            # the relaxed lookups find a superset of `found`, so they can spare at most the
+            # names the short tokens added: below a few dozen, scoring those costs less than
+            # looking the long tokens up again at a lower floor
+            if relaxed_floor > 0.0 and len(with_short) - len(found) > _RELAXED_WORTH:
                 relaxed = set().union(*(self._lookup(query, i, relaxed_floor) for i in long))
                 # both sets hold every name that can reach the floor; score the smaller
                 with_short = min(relaxed, with_short, key=len)
@@ -670,7 +799,7 @@ class Matcher:
         cutoff = max(floor, JOINED_SPELLING_FLOOR) / self.settings.joined_spelling_factor
         joined: set[int] = set()
         if cutoff <= 1.0:
-            joined = self._index.similar_joined(query.tokens, cutoff)
+            joined = self._index.similar_joined(query.tokens, cutoff, _joined_onsets(query.orders))
         return found, joined
 
     def _reachable(
@@ -729,7 +858,7 @@ class Matcher:
             name = names[name_id]
             joined = 0.0
             if name_id in by_joined:
-                joined = _joined_score(query.orders, name.joined, self.settings)
+                joined = _joined_score(tokens, query.orders, name.joined, self.settings)
             best = joined
             target = max(floor, joined)
             # cheap bound on raw Jaro-Winkler first, the exact similarities only if it passes
