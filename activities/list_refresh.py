@@ -40,8 +40,10 @@ from temporalio.client import (
 from activities.metrics import count
 from activities.screening import ScreeningActivities
 from compliance.lists import StaticWatchList
+from kernel.codec import FieldSealer, data_key_store
 from kernel.settings import Settings
 from kernel.tables import customers, watch_list_versions
+from services.erasure import sealed_hits
 from services.events import DeliveryStarter
 from services.unit_of_work import UnitOfWork
 from services.watch_lists import (
@@ -183,6 +185,9 @@ class ListRefreshActivities:
         self._lists = lists
         self._settings = settings
         self._deliveries = DeliveryStarter(client, settings)
+        # a hit's explanation quotes the customer's name: sealed under its data key, so an
+        # erasure shreds it and the audit chain still verifies
+        self._sealer = FieldSealer(data_key_store(settings))
 
     @activity.defn(name="refresh_watch_lists")
     async def refresh_watch_lists(self, request: ListRefreshInput) -> ListRefreshResult:
@@ -361,7 +366,9 @@ class ListRefreshActivities:
                         tenant_id=row.tenant_id,
                         detail={
                             "list_versions": screening.list_versions,
-                            "new_hits": [asdict(hit) for hit in new],
+                            "new_hits": await sealed_hits(
+                                self._sealer, row.id, [asdict(hit) for hit in new]
+                            ),
                         },
                         idempotency_key=f"{request.run_key}:{row.id}:watchlist_hit",
                     )

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -422,7 +423,7 @@ async def stored_versions(conn: AsyncConnection) -> dict[str, StoredVersion]:
             watch_list_versions.c.source,
             watch_list_versions.c.entities,
         )
-        .distinct(watch_list_versions.c.list_name)
+        .ext(distinct_on(watch_list_versions.c.list_name))
         .order_by(watch_list_versions.c.list_name, watch_list_versions.c.id.desc())
     )
     return {
