@@ -53,7 +53,9 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        # header bytes are Latin-1 (RFC 9110, as Starlette reads them): a byte that is not
+        # UTF-8 is a value to refuse or ignore, never a crash
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # the codec server receives whole batches of history payloads
         limit = CODEC_MAX_BODY_BYTES if scope["path"].startswith("/codec/") else self.max_body_bytes
         declared = headers.get("content-length", "")
