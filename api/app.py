@@ -64,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if configure_tracing(settings, "payments-api") is not None:
         FastAPIInstrumentor.instrument_app(app)
     app.state.rate_limiter = RateLimiter(settings.api.rate_limit_per_second)
+    app.state.auth_failure_limiter = RateLimiter(
+        settings.api.auth_failures_per_minute, per_seconds=60.0
+    )
     # ad-hoc screening answers whether a name is listed: without a tight limit it is an
     # oracle for tuning a disguise, so each key gets few calls a minute (and each is audited)
     app.state.screening_limiter = RateLimiter(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.errors import ProblemError
-from api.limits import RateLimiter, take_or_refuse
+from api.limits import RateLimiter, retry_after_header, take_or_refuse
 from kernel.api_keys import Principal, authenticate
 from kernel.settings import Settings
 
@@ -49,12 +49,25 @@ async def get_principal(
     engine: Engine,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Authenticate the bearer API key."""
+    """Authenticate the bearer API key; a source address with too many failures is refused
+    (429) before its key is even looked at."""
+    failures: RateLimiter = request.app.state.auth_failure_limiter
+    source = request.client.host if request.client else "unknown"
+    wait = failures.peek(source)
+    if wait is not None:
+        raise ProblemError(
+            429,
+            "rate_limited",
+            "Too many failed authentications from this address; slow down.",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
     if credentials is None or credentials.scheme.lower() != "bearer":
+        failures.check(source, None)
         raise ProblemError(401, "unauthenticated", "Send an API key as `Authorization: Bearer`.")
     async with engine.connect() as conn:
         principal = await authenticate(conn, credentials.credentials.strip())
     if principal is None:
+        failures.check(source, None)
         raise ProblemError(401, "invalid_api_key", "The API key is invalid or revoked.")
     # every log line of this request names who made it
     structlog.contextvars.bind_contextvars(

@@ -132,6 +132,13 @@ class RateLimiter:
 
     def check(self, key_id: str, rate: int | None) -> float | None:
         """Take a token; None if allowed, else the seconds to wait before retrying."""
+        return self._take(key_id, rate, take=True)
+
+    def peek(self, key_id: str, rate: int | None = None) -> float | None:
+        """None while `key_id` has a token left (none is taken), else the seconds to wait."""
+        return self._take(key_id, rate, take=False)
+
+    def _take(self, key_id: str, rate: int | None, *, take: bool) -> float | None:
         rate = rate or self.default_rate
         refill = rate / self._per_seconds  # tokens per second
         now = time.monotonic()
@@ -141,7 +148,8 @@ class RateLimiter:
         bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.updated) * refill)
         bucket.updated = now
         if bucket.tokens >= 1:
-            bucket.tokens -= 1
+            if take:
+                bucket.tokens -= 1
             return None
         return (1 - bucket.tokens) / refill
 

@@ -187,6 +187,11 @@ class ApiSettings(Section):
     max_body_bytes: int = 64 * 1024
     # default per-key limit; a key may carry its own
     rate_limit_per_second: int = 100
+    # failed authentications (no key, a wrong or revoked one) per source address per minute
+    # in one API process; past it the address is refused (429) until its bucket refills,
+    # valid key or not: guessing keys costs time. Behind a proxy the source is the proxy's
+    # address unless uvicorn is told to trust its X-Forwarded-For.
+    auth_failures_per_minute: int = 30
     # an idempotent request still "in flight" after this long is taken to have crashed
     idempotency_takeover_seconds: float = _var(60.0, "PAYMENTS_IDEMPOTENCY_TAKEOVER_SECONDS")
 

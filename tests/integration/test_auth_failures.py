@@ -1,0 +1,69 @@
+"""Guessing API keys costs time: past a few failed authentications a source address is
+refused (429 with Retry-After), valid key or not, while other addresses carry on (#16 item 8).
+
+The API runs in-process (httpx's ASGI transport, which names the client address) on the
+real PostgreSQL, so two addresses can be told apart without any network."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from kernel.api_keys import create_key, ensure_tenant
+from kernel.db import dispose_engines, get_engine
+from ops.devstack import Stack
+
+LIMIT = 3
+
+
+@pytest.fixture
+async def app(database: Stack) -> AsyncIterator[FastAPI]:
+    settings = database.settings.updated({"api.auth_failures_per_minute": LIMIT})
+    app = create_app(settings)
+    # the routes under test read only the database: the lifespan's other resources
+    # (Temporal, watch lists) are not needed
+    app.state.engine = get_engine(settings)
+    yield app
+    await dispose_engines()
+
+
+async def partner_key(database: Stack) -> str:
+    tenant = f"ten_{uuid.uuid4().hex[:12]}"
+    async with get_engine(database.settings).begin() as conn:
+        await ensure_tenant(conn, tenant)
+        return await create_key(
+            conn, tenant_id=tenant, principal="partner-app", scopes=["payments:read"]
+        )
+
+
+def client_from(app: FastAPI, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://api.test")
+
+
+async def test_an_address_that_keeps_failing_is_refused_and_others_are_not(
+    app: FastAPI, database: Stack
+) -> None:
+    good = {"Authorization": f"Bearer {await partner_key(database)}"}
+    wrong = {"Authorization": "Bearer psk_000000000000_guess"}
+    async with (
+        client_from(app, "203.0.113.7") as guesser,
+        client_from(app, "198.51.100.9") as other,
+    ):
+        failed = [await guesser.get("/v1/payments", headers=wrong) for _ in range(LIMIT)]
+        assert [r.status_code for r in failed] == [401] * LIMIT
+        # the address is out of attempts: refused before its key is looked at, even a valid one
+        for headers in (wrong, good, {}):
+            refused = await guesser.get("/v1/payments", headers=headers)
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["code"] == "rate_limited"
+            assert int(refused.headers["Retry-After"]) >= 1
+        # another address is untouched, and a valid key never counts as a failure
+        assert (await other.get("/v1/payments", headers=wrong)).status_code == 401
+        for _ in range(LIMIT + 2):
+            assert (await other.get("/v1/payments", headers=good)).status_code == 200
