@@ -44,16 +44,15 @@ AppSettings = Annotated[Settings, Depends(get_app_settings)]
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer psk_…`")
 
 
-async def get_principal(
-    request: Request,
-    engine: Engine,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """Authenticate the bearer API key; a source address with too many failures is refused
-    (429) before its key is even looked at."""
-    failures: RateLimiter = request.app.state.auth_failure_limiter
-    source = request.client.host if request.client else "unknown"
-    wait = failures.peek(source)
+def _failures(request: Request) -> tuple[RateLimiter, str]:
+    limiter: RateLimiter = request.app.state.auth_failure_limiter
+    return limiter, request.client.host if request.client else "unknown"
+
+
+def refuse_while_failing(request: Request) -> None:
+    """429 for a source address that used up its failed authentications (any key it sends)."""
+    limiter, source = _failures(request)
+    wait = limiter.peek(source)
     if wait is not None:
         raise ProblemError(
             429,
@@ -61,13 +60,29 @@ async def get_principal(
             "Too many failed authentications from this address; slow down.",
             headers={"Retry-After": retry_after_header(wait)},
         )
+
+
+def count_failed_authentication(request: Request) -> None:
+    """One failed authentication against the request's source address."""
+    limiter, source = _failures(request)
+    limiter.check(source, None)
+
+
+async def get_principal(
+    request: Request,
+    engine: Engine,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """Authenticate the bearer API key; a source address with too many failures is refused
+    (429) before its key is even looked at."""
+    refuse_while_failing(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
-        failures.check(source, None)
+        count_failed_authentication(request)
         raise ProblemError(401, "unauthenticated", "Send an API key as `Authorization: Bearer`.")
     async with engine.connect() as conn:
         principal = await authenticate(conn, credentials.credentials.strip())
     if principal is None:
-        failures.check(source, None)
+        count_failed_authentication(request)
         raise ProblemError(401, "invalid_api_key", "The API key is invalid or revoked.")
     # every log line of this request names who made it
     structlog.contextvars.bind_contextvars(

@@ -15,7 +15,13 @@ from fastapi.security import HTTPAuthorizationCredentials
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from api.deps import AppSettings, Engine, bearer
+from api.deps import (
+    AppSettings,
+    Engine,
+    bearer,
+    count_failed_authentication,
+    refuse_while_failing,
+)
 from api.errors import ProblemError
 from kernel.api_keys import authenticate
 from kernel.codec import codec_for
@@ -30,10 +36,12 @@ async def authorize_ops(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """An `ops` key, or (dev only) a loopback caller."""
+    refuse_while_failing(request)
     if credentials is not None:
         async with engine.connect() as conn:
             principal = await authenticate(conn, credentials.credentials)
         if principal is None:
+            count_failed_authentication(request)
             raise ProblemError(401, "invalid_api_key", "The API key is invalid or revoked.")
         if "ops" not in principal.scopes:
             raise ProblemError(403, "insufficient_scope", "Decoding payloads needs `ops`.")
@@ -41,6 +49,7 @@ async def authorize_ops(
     host = request.client.host if request.client else ""
     if settings.codec.allow_loopback and host and ipaddress.ip_address(host).is_loopback:
         return
+    count_failed_authentication(request)
     raise ProblemError(401, "unauthenticated", "Send an ops API key as `Authorization: Bearer`.")
 
 

@@ -28,6 +28,7 @@ async def app(database: Stack) -> AsyncIterator[FastAPI]:
     # the routes under test read only the database: the lifespan's other resources
     # (Temporal, watch lists) are not needed
     app.state.engine = get_engine(settings)
+    app.state.settings = settings
     yield app
     await dispose_engines()
 
@@ -63,6 +64,9 @@ async def test_an_address_that_keeps_failing_is_refused_and_others_are_not(
             assert refused.status_code == 429, refused.text
             assert refused.json()["code"] == "rate_limited"
             assert int(refused.headers["Retry-After"]) >= 1
+        # the codec server's door counts the same failures
+        codec = await guesser.post("/codec/decode", json={"payloads": []}, headers=wrong)
+        assert codec.status_code == 429, codec.text
         # another address is untouched, and a valid key never counts as a failure
         assert (await other.get("/v1/payments", headers=wrong)).status_code == 401
         for _ in range(LIMIT + 2):
