@@ -125,6 +125,10 @@ class RateLimiter:
     A key may make `rate` requests per `per_seconds` on average, with bursts of up to `rate`.
     """
 
+    # beyond this many buckets, idle ones are dropped: keyed by source address (failed
+    # authentications), the map would otherwise grow with every address that ever knocked
+    MAX_BUCKETS = 10_000
+
     def __init__(self, default_rate: int, *, per_seconds: float = 1.0) -> None:
         self.default_rate = default_rate
         self._per_seconds = per_seconds
@@ -144,6 +148,8 @@ class RateLimiter:
         now = time.monotonic()
         bucket = self._buckets.get(key_id)
         if bucket is None:
+            if len(self._buckets) >= self.MAX_BUCKETS:
+                self._drop_idle(now)
             bucket = self._buckets[key_id] = _Bucket(float(rate), now)
         bucket.tokens = min(float(rate), bucket.tokens + (now - bucket.updated) * refill)
         bucket.updated = now
@@ -152,6 +158,13 @@ class RateLimiter:
                 bucket.tokens -= 1
             return None
         return (1 - bucket.tokens) / refill
+
+    def _drop_idle(self, now: float) -> None:
+        # a bucket untouched for `per_seconds` has refilled whole, whatever its rate: forgetting
+        # it changes nothing its owner could observe
+        idle = [k for k, b in self._buckets.items() if now - b.updated >= self._per_seconds]
+        for key in idle:
+            del self._buckets[key]
 
 
 def retry_after_header(wait_seconds: float) -> str:

@@ -22,3 +22,21 @@ def test_a_per_second_limit_refills_within_a_second() -> None:
     assert limiter.check("key", None) is None and limiter.check("key", None) is None
     wait = limiter.check("key", None)
     assert wait is not None and wait <= 0.5 + 1e-6
+
+
+def test_idle_buckets_are_forgotten_so_many_addresses_do_not_grow_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("api.limits.time.monotonic", lambda: now[0])
+    limiter = RateLimiter(3, per_seconds=60.0)
+    monkeypatch.setattr(RateLimiter, "MAX_BUCKETS", 4)
+    for address in ("a", "b", "c"):
+        limiter.check(address, None)
+    for _ in range(3):
+        limiter.check("busy", None)
+    assert limiter.peek("busy") is not None  # out of tokens
+    now[0] += 61.0  # a, b, c and busy have all refilled
+    limiter.check("new", None)
+    assert set(limiter._buckets) == {"new"}
+    assert limiter.peek("busy") is None  # forgetting a full bucket changed nothing
