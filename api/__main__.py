@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from api.app import create_app
 from kernel.environment import Uses, require_safe_secrets
@@ -20,6 +21,20 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.listen(2048)
     return sock
+
+
+def server_config(settings: Settings, app: ASGIApp) -> uvicorn.Config:
+    """uvicorn's configuration for the API: X-Forwarded-For is believed only from the proxies
+    `PAYMENTS_API_FORWARDED_ALLOW_IPS` names (uvicorn's own default trusts loopback, and a
+    process reading its FORWARDED_ALLOW_IPS variable would trust whatever that says)."""
+    trusted = [part.strip() for part in settings.api.forwarded_allow_ips.split(",") if part.strip()]
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or [],
+    )
 
 
 def listening_sockets(settings: Settings) -> list[socket.socket]:
@@ -45,7 +60,7 @@ if __name__ == "__main__":
             Uses.LISTENERS,
         ),
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, access_log=False))
+    server = uvicorn.Server(server_config(settings, create_app(settings)))
     # one application on two listeners (api/listeners.py): partners reach the public one,
     # only the bank (and Prometheus) the internal one
     server.run(sockets=listening_sockets(settings))

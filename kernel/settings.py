@@ -190,8 +190,15 @@ class ApiSettings(Section):
     # failed authentications (no key, a wrong or revoked one) per source address per minute
     # in one API process; past it the address is refused (429) until its bucket refills,
     # valid key or not: guessing keys costs time. Behind a proxy the source is the proxy's
-    # address unless uvicorn is told to trust its X-Forwarded-For.
+    # address unless uvicorn is told to trust its X-Forwarded-For (`forwarded_allow_ips`).
     auth_failures_per_minute: int = 30
+    # The proxies (ingress controller, load balancer) whose X-Forwarded-For / -Proto this
+    # process believes: comma-separated addresses or networks ("10.0.0.0/8"), "*" for any
+    # peer (only when nothing but the proxy can reach the port). Empty (the default): no
+    # peer is believed, so the source address is the TCP peer's and a client cannot forge
+    # another address to escape the failed-authentication limit. Behind an ingress, name it:
+    # otherwise every client shares the ingress's address (and its limit).
+    forwarded_allow_ips: str = ""
     # an idempotent request still "in flight" after this long is taken to have crashed
     idempotency_takeover_seconds: float = _var(60.0, "PAYMENTS_IDEMPOTENCY_TAKEOVER_SECONDS")
 
