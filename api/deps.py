@@ -109,3 +109,5 @@ def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
 Reader = Annotated[Principal, Depends(require("payments:read"))]
 Writer = Annotated[Principal, Depends(require("payments:write"))]
 Ops = Annotated[Principal, Depends(require("ops"))]
+# cross-tenant work: a tenant's `ops` key is refused it (403 insufficient_scope)
+Platform = Annotated[Principal, Depends(require("platform"))]

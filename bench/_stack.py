@@ -170,7 +170,8 @@ async def new_tenant(settings: Settings, label: str) -> BenchTenant:
             conn,
             tenant_id=tenant_id,
             principal=f"{label}-ops",
-            scopes=["ops", "payments:read"],
+            # it funds the run's accounts: deposits are platform work
+            scopes=["ops", "payments:read", "platform"],
             rate_limit_per_second=BENCH_RATE_LIMIT,
         )
     await dispose_engines()

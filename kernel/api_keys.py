@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kernel.ids import new_id
 from kernel.tables import api_keys, tenants
 
-SCOPES = frozenset({"payments:write", "payments:read", "ops"})
+# `ops` acts on its own tenant (reviews, retries, cancels, erasure, its own payloads);
+# `platform` on the platform's own business across tenants (deposits into any account,
+# reconciliation of the bank accounts, any tenant's payloads in the codec server)
+SCOPES = frozenset({"payments:write", "payments:read", "ops", "platform"})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,20 @@ Two kinds of key:
   subject from Temporal's serialization context (the workflow id), so no workflow changes.
 
 A subject payload names its subject in clear (a pseudonymous id, never personal data) so that
-decoding needs no context: the codec server decodes what the Web UI sends it as before.
+decoding needs no context: the codec server decodes what the Web UI sends it as before. It
+names its subject's tenant too (`encryption-tenant`, authenticated with the subject): the
+codec server decodes a tenant's payloads only for that tenant's `ops` principals (issue #16
+item 3). Payloads written before carry no tenant and decode as before; the codec server
+looks their subject's tenant up.
+
+Every payload the codec is given to decode must be encrypted (#16 item 2): one that is not
+(plaintext JSON sent straight to Temporal, around the API) becomes a payload of the encoding
+`binary/unencrypted-refused`, which `PayloadConverter` refuses with a non-retryable
+`ApplicationError` of type `UnencryptedPayload`. Refusing in the payload converter, not in
+the codec, is deliberate: the Python SDK decodes a whole activation before running it, and
+a codec error there fails the workflow task again on every retry (a poison pill that wedges
+the workflow), whereas a conversion error rejects an update, drops a signal (with a
+warning) and fails a workflow whose start input it is, visibly.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Sequence
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,11 +52,14 @@ from temporalio.converter import (
     ActivitySerializationContext,
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    EncodingPayloadConverter,
     PayloadCodec,
     SerializationContext,
     WithSerializationContext,
     WorkflowSerializationContext,
 )
+from temporalio.exceptions import ApplicationError
 
 from kernel.settings import Settings
 
@@ -51,6 +67,11 @@ ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 # present on payloads encrypted under a subject's data key: the subject (a workflow id)
 SUBJECT = "encryption-subject"
+# and its tenant, when known (payloads written since #16 item 3)
+TENANT = "encryption-tenant"
+# what a payload that should have been encrypted and was not decodes to (refused on conversion)
+REFUSED = b"binary/unencrypted-refused"
+UNENCRYPTED_PAYLOAD = "UnencryptedPayload"
 # the prefixes of workflow ids that are about one customer and get a data key of their own
 SUBJECT_PREFIXES = ("pay_", "cus_")
 # a sealed field (`seal_field`): "sealed:v1:<subject>:<base64 nonce + ciphertext>"
@@ -60,6 +81,41 @@ ERASED = "[erased]"
 
 class ErasedPayloadError(ValueError):
     """The payload's data key was shredded: its subject was erased or its retention ended."""
+
+
+class ForeignPayloadError(PermissionError):
+    """The payload belongs to another tenant (or to the platform) than the caller's."""
+
+
+class RefusedPayloadConverter(EncodingPayloadConverter):
+    """Refuses what the codec marked as sent unencrypted; converts nothing to a payload."""
+
+    @property
+    def encoding(self) -> str:
+        """The marker encoding."""
+        return REFUSED.decode()
+
+    def to_payload(self, value: Any) -> Payload | None:
+        """Never chosen for a value."""
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        """A non-retryable failure: an update is rejected, a start input fails the workflow."""
+        raise ApplicationError(
+            "payload was not encrypted: send it through the API or the payments CLI",
+            type=UNENCRYPTED_PAYLOAD,
+            non_retryable=True,
+        )
+
+
+class PayloadConverter(DefaultPayloadConverter):
+    """Temporal's default converters, plus the refusal of unencrypted payloads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set_converters(
+            RefusedPayloadConverter(), *DefaultPayloadConverter.default_encoding_payload_converters
+        )
 
 
 def parse_keys(spec: str) -> dict[str, bytes]:
@@ -100,12 +156,17 @@ class DataKeyStore(Protocol):
         """Delete these subjects' keys for good; answers how many existed."""
         ...
 
+    async def tenant_of(self, subject: str) -> str | None:
+        """The tenant the subject (a payment, a customer) belongs to, None when unknown."""
+        ...
+
 
 class MemoryKeyStore:
     """Data keys in a dict: unit tests, and processes that never see a subject."""
 
     def __init__(self) -> None:
         self.keys: dict[str, bytes] = {}
+        self.tenants: dict[str, str] = {}
 
     async def get(self, subject: str) -> bytes | None:
         """The key, if any."""
@@ -119,6 +180,10 @@ class MemoryKeyStore:
         """Forget these keys."""
         return sum(self.keys.pop(subject, None) is not None for subject in subjects)
 
+    async def tenant_of(self, subject: str) -> str | None:
+        """The tenant a test set for the subject."""
+        return self.tenants.get(subject)
+
 
 class CachedKeyStore:
     """A process's cache in front of the key table: one look-up per subject and process,
@@ -130,6 +195,8 @@ class CachedKeyStore:
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[str, tuple[float, bytes]] = {}
+        # a subject's tenant never changes: kept without expiry, up to `max_entries`
+        self._tenants: dict[str, str] = {}
 
     def _cached(self, subject: str) -> bytes | None:
         entry = self._entries.get(subject)
@@ -168,6 +235,15 @@ class CachedKeyStore:
             self._entries.pop(subject, None)
         return await self._inner.shred(subjects)
 
+    async def tenant_of(self, subject: str) -> str | None:
+        """The subject's tenant, looked up once per process (an unknown one every time)."""
+        tenant = self._tenants.get(subject)
+        if tenant is None and (tenant := await self._inner.tenant_of(subject)) is not None:
+            if len(self._tenants) >= self._max:
+                self._tenants.clear()
+            self._tenants[subject] = tenant
+        return tenant
+
 
 def _seal(key: bytes, plain: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(12)
@@ -182,9 +258,11 @@ def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
         raise ValueError("encrypted payload fails authentication") from None
 
 
-def _subject_aad(subject: str) -> bytes:
-    # the subject is authenticated: a payload cannot be re-labelled to another subject's key
-    return b"subject:" + subject.encode()
+def _subject_aad(subject: str, tenant: str | None = None) -> bytes:
+    # the subject (and its tenant) are authenticated: a payload cannot be re-labelled to
+    # another subject's key or another tenant; payloads from before the tenant have none
+    aad = b"subject:" + subject.encode()
+    return aad if tenant is None else aad + b"|tenant:" + tenant.encode()
 
 
 class EncryptionCodec(PayloadCodec, WithSerializationContext):
@@ -217,12 +295,13 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         """Encrypt each payload (metadata and data) as one opaque payload."""
         if self._subject is not None and self._data_keys is not None:
             key = await self._data_keys.get_or_create(self._subject)
-            aad = _subject_aad(self._subject)
+            tenant = await self._data_keys.tenant_of(self._subject)
+            aad = _subject_aad(self._subject, tenant)
+            metadata = {"encoding": ENCODING, SUBJECT: self._subject.encode()}
+            if tenant is not None:
+                metadata[TENANT] = tenant.encode()
             return [
-                Payload(
-                    metadata={"encoding": ENCODING, SUBJECT: self._subject.encode()},
-                    data=_seal(key, payload.SerializeToString(), aad),
-                )
+                Payload(metadata=metadata, data=_seal(key, payload.SerializeToString(), aad))
                 for payload in payloads
             ]
         cipher = self._ciphers[self._current]
@@ -240,24 +319,62 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         return out
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Decrypt encrypted payloads; pass others through (e.g. written before encryption).
-        A payload whose data key was shredded raises `ErasedPayloadError`."""
+        """Decrypt encrypted payloads; one that is not encrypted becomes a `REFUSED` payload
+        (refused on conversion, see the module's docstring). A payload whose data key was
+        shredded raises `ErasedPayloadError`."""
         out = []
         for payload in payloads:
             if payload.metadata.get("encoding") != ENCODING:
-                out.append(payload)
+                out.append(Payload(metadata={"encoding": REFUSED}))
             elif SUBJECT in payload.metadata:
                 out.append(await self._decode_subject(payload))
             else:
                 out.append(self._decode_master(payload))
         return out
 
+    async def decode_for(self, payloads: Sequence[Payload], tenant: str | None) -> list[Payload]:
+        """The codec server's decoding for a caller: `tenant` None is the platform (any
+        payload); a tenant's caller gets only payloads of that tenant's subjects, else
+        `ForeignPayloadError` (the platform's own workflows are no tenant's). Unencrypted
+        payloads come back as they are: the Web UI shows them, they hide nothing."""
+        if tenant is not None:
+            for payload in payloads:
+                if payload.metadata.get("encoding") == ENCODING:
+                    owner = await self._owner(payload)
+                    if owner != tenant:
+                        raise ForeignPayloadError(
+                            "a payload belongs to "
+                            + ("the platform" if owner is None else "another tenant")
+                        )
+        out = []
+        for payload in payloads:
+            if payload.metadata.get("encoding") != ENCODING:
+                out.append(payload)
+            else:
+                out.extend(await self.decode([payload]))
+        return out
+
+    async def _owner(self, payload: Payload) -> str | None:
+        # the label is checked against the ciphertext when it is decrypted (it is in the
+        # AAD), so a payload re-labelled with the caller's tenant fails authentication
+        if TENANT in payload.metadata:
+            return payload.metadata[TENANT].decode(errors="replace")
+        if SUBJECT in payload.metadata and self._data_keys is not None:
+            # written before the label: the subject is authenticated, its tenant is on record
+            return await self._data_keys.tenant_of(payload.metadata[SUBJECT].decode())
+        return None
+
     async def _decode_subject(self, payload: Payload) -> Payload:
         subject = payload.metadata[SUBJECT].decode(errors="replace")
+        tenant = (
+            payload.metadata[TENANT].decode(errors="replace")
+            if TENANT in payload.metadata
+            else None
+        )
         key = await self._data_keys.get(subject) if self._data_keys is not None else None
         if key is None:
             raise ErasedPayloadError(f"the data key of {subject} was shredded (erased)")
-        return Payload.FromString(_open(key, payload.data, _subject_aad(subject)))
+        return Payload.FromString(_open(key, payload.data, _subject_aad(subject, tenant)))
 
     def _decode_master(self, payload: Payload) -> Payload:
         if KEY_ID not in payload.metadata:
@@ -345,6 +462,7 @@ def data_converter(settings: Settings) -> DataConverter:
     """
     return dataclasses.replace(
         DataConverter.default,
+        payload_converter_class=PayloadConverter,
         payload_codec=codec_for(settings),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

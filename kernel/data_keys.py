@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from kernel.codec import parse_keys, unwrap_data_key, wrap_data_key
 from kernel.db import get_engine
 from kernel.settings import Settings
-from kernel.tables import payload_data_keys
+from kernel.tables import customers, payload_data_keys, payments
 
 
 class PostgresKeyStore:
@@ -82,3 +82,14 @@ class PostgresKeyStore:
                 delete(payload_data_keys).where(payload_data_keys.c.subject.in_(list(subjects)))
             )
         return int(result.rowcount)
+
+    async def tenant_of(self, subject: str) -> str | None:
+        """The tenant of the payment (`pay_…`) or customer (`cus_…`) the subject names."""
+        table = payments if subject.startswith("pay_") else customers
+        if not subject.startswith(("pay_", "cus_")):
+            return None
+        async with get_engine(self._settings).connect() as conn:
+            tenant: str | None = (
+                await conn.execute(select(table.c.tenant_id).where(table.c.id == subject))
+            ).scalar()
+        return tenant

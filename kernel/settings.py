@@ -383,6 +383,17 @@ class CodecSettings(Section):
     # dev convenience: the codec server trusts callers on this machine without a key (the
     # dev stack turns it on; production refuses it)
     allow_loopback: bool = False
+    # The Web UI's users, in production: the UI passes the access token of its OIDC login
+    # (`Authorization: Bearer <JWT>`) with every codec call. The codec server checks its
+    # signature against the identity provider's keys (`oidc_jwks`: a JWKS file path or an
+    # https URL; empty turns JWTs off, leaving API keys), its issuer and audience, then maps
+    # claims: `oidc_roles_claim` (a list or a space-separated string) must hold `platform`
+    # (any tenant's payloads) or `ops` (the tenant `oidc_tenant_claim` names).
+    oidc_jwks: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_tenant_claim: str = "payments_tenant"
+    oidc_roles_claim: str = "payments_roles"
     # how long a process keeps a customer's data key after reading it: an erasure elsewhere
     # (API, CLI) is complete in every worker within this time
     data_key_cache_seconds: float = 60.0

@@ -29,6 +29,9 @@ from workers.payments_worker import READY_MESSAGE
 from workflows.search_attributes import cli_create_args, cli_flags
 
 DEV_TENANT = "ten_dev"
+# the platform operator's own "tenant": its principals fund any tenant's accounts and
+# reconcile the bank accounts (scope `platform`), and own no customers
+PLATFORM_TENANT = "ten_platform"
 
 
 def binary(name: str) -> str:
@@ -291,27 +294,36 @@ class Stack:
 
 
 async def ensure_dev_keys(settings: Settings) -> dict[str, str]:
-    """A partner key and an ops key for the dev tenant, created once and kept in .data."""
+    """A partner key and an ops key for the dev tenant, and a platform key, created once and
+    kept in .data (a file from before the platform key gets one added)."""
     path = settings.data_dir / "dev-keys.json"
-    if path.exists():
-        keys: dict[str, str] = json.loads(path.read_text())
+    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if {"partner", "ops", "platform"} <= set(keys):
         return keys
     from kernel.db import dispose_engines, get_engine
 
     engine = get_engine(settings)
     async with engine.begin() as conn:
         await ensure_tenant(conn, DEV_TENANT, "Dev tenant")
-        keys = {
-            "partner": await create_key(
+        await ensure_tenant(conn, PLATFORM_TENANT, "Platform operator")
+        if "partner" not in keys:
+            keys["partner"] = await create_key(
                 conn,
                 tenant_id=DEV_TENANT,
                 principal="dev-partner",
                 scopes=["payments:write", "payments:read"],
-            ),
-            "ops": await create_key(
+            )
+        if "ops" not in keys:
+            keys["ops"] = await create_key(
                 conn, tenant_id=DEV_TENANT, principal="dev-ops", scopes=["ops", "payments:read"]
-            ),
-        }
+            )
+        if "platform" not in keys:
+            keys["platform"] = await create_key(
+                conn,
+                tenant_id=PLATFORM_TENANT,
+                principal="dev-platform",
+                scopes=["platform", "payments:read"],
+            )
     await dispose_engines()
     path.write_text(json.dumps(keys, indent=2))
     path.chmod(0o600)
@@ -381,8 +393,10 @@ Payments platform is running (data in {settings.data_dir}, logs in {stack.log_di
 
   Dev partner API key (payments:write, payments:read):
     export API_KEY={keys["partner"]}
-  Dev ops API key (ops, payments:read):
+  Dev ops API key of that tenant (ops, payments:read: reviews, retries, its own payloads):
     export OPS_KEY={keys["ops"]}
+  Dev platform API key (platform: deposits into any account, reconciliation, any payload):
+    export PLATFORM_KEY={keys["platform"]}
 
 Press Ctrl-C to stop everything.""",
             flush=True,

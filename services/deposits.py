@@ -210,14 +210,14 @@ async def review_deposit(
     deliveries: DeliveryStarter,
     deposit_id: str,
     *,
-    tenant_id: str,
+    tenant_id: str | None,
     decision: Literal["approve", "reject"],
     reviewer: str,
     reviewer_key_id: str,
     note: str = "",
 ) -> Any:
     """Approve (credit the ledger, once) or reject (credit nothing) a deposit in review;
-    returns the deposit row after the decision.
+    returns the deposit row after the decision. `tenant_id` None: any tenant's deposit.
 
     Refusals: `deposit_not_found` (`NotFoundError`); `four_eyes_violation`
     (`ForbiddenError`) when the reviewer is the creator's principal or uses its key;
@@ -225,13 +225,10 @@ async def review_deposit(
     async with UnitOfWork(engine, deliveries) as uow:
         conn = uow.conn
         # the row lock orders concurrent decisions: the second one sees the first's status
-        row = (
-            await conn.execute(
-                select(deposits)
-                .where(deposits.c.id == deposit_id, deposits.c.tenant_id == tenant_id)
-                .with_for_update()
-            )
-        ).first()
+        query = select(deposits).where(deposits.c.id == deposit_id)
+        if tenant_id is not None:
+            query = query.where(deposits.c.tenant_id == tenant_id)
+        row = (await conn.execute(query.with_for_update())).first()
         if row is None:
             raise NotFoundError("deposit_not_found", f"No deposit {deposit_id}.")
         if row.status != PENDING_REVIEW:
@@ -262,7 +259,7 @@ async def review_deposit(
             actor=reviewer,
             action="deposit.approved" if approved else "deposit.rejected",
             subject=deposit_id,
-            tenant_id=tenant_id,
+            tenant_id=row.tenant_id,
             detail={
                 "note": note,
                 "key_id": reviewer_key_id,

@@ -94,18 +94,16 @@ async def _created_at(conn: Any, account_id: str) -> Any:
     ).scalar_one()
 
 
-async def load_customer_account(engine: Engine, tenant_id: str, account_id: str) -> Any:
-    """The tenant's customer account row, or None (another tenant's id is simply not found)."""
+async def load_customer_account(engine: Engine, tenant_id: str | None, account_id: str) -> Any:
+    """The tenant's customer account row, or None (another tenant's id is simply not found);
+    `tenant_id` None: any tenant's (platform work: deposits)."""
+    query = select(ledger_accounts).where(
+        ledger_accounts.c.id == account_id, ledger_accounts.c.kind == "customer"
+    )
+    if tenant_id is not None:
+        query = query.where(ledger_accounts.c.tenant_id == tenant_id)
     async with engine.connect() as conn:
-        return (
-            await conn.execute(
-                select(ledger_accounts).where(
-                    ledger_accounts.c.id == account_id,
-                    ledger_accounts.c.tenant_id == tenant_id,
-                    ledger_accounts.c.kind == "customer",
-                )
-            )
-        ).first()
+        return (await conn.execute(query)).first()
 
 
 @router.get(

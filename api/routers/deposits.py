@@ -1,5 +1,7 @@
-"""Deposits: ops credit incoming funds to a customer account; a second ops principal reviews
-those above the review threshold."""
+"""Deposits: the platform credits incoming funds to any tenant's customer account (scope
+`platform`: the money comes from the platform's funding account, so a tenant's `ops` key may
+not); a second platform principal reviews those above the review threshold. The deposit
+belongs to the account's tenant, whose read keys list it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.deps import AppSettings, Engine, Ops, Reader, Temporal
+from api.deps import AppSettings, Engine, Platform, Reader, Temporal
 from api.errors import ProblemError
 from api.fields import DEPOSIT_ID, EXAMPLE_DEPOSIT_ID
 from api.idempotency import (
@@ -103,7 +105,7 @@ def deposit_out(row: Any) -> DepositOut:
 )
 async def create_deposit(
     body: DepositCreate,
-    principal: Ops,
+    principal: Platform,
     engine: Engine,
     temporal: Temporal,
     settings: AppSettings,
@@ -112,7 +114,7 @@ async def create_deposit(
     """Credit `amount` to the account from the funding account (needs `Idempotency-Key`).
 
     Above the review threshold (`PAYMENTS_DEPOSIT_REVIEW_THRESHOLD`, minor units) the deposit
-    is made `pending_review` and nothing is credited until another ops principal approves it
+    is made `pending_review` and nothing is credited until another platform principal approves it
     (`POST /v1/deposits/{deposit_id}/review`). The deposit and the answer to this request
     commit together: a retry after any failure replays this answer, never credits twice."""
     claim = IdempotencyClaim.of(principal.tenant_id, idempotency_key, METHOD_PATH, body)
@@ -122,7 +124,9 @@ async def create_deposit(
         await answer_in(conn, claim, 201, deposit_out(row).model_dump(mode="json"))
 
     async def handler() -> tuple[int, dict[str, Any]]:
-        account = await load_customer_account(engine, principal.tenant_id, body.account_id)
+        # money from the platform's funding account into any tenant's account: the deposit
+        # belongs to the account's tenant (its partner sees it and gets its webhooks)
+        account = await load_customer_account(engine, None, body.account_id)
         if account is None:
             raise ProblemError(
                 422, "account_not_found", f"No account {body.account_id}.", param="account_id"
@@ -138,7 +142,7 @@ async def create_deposit(
             engine,
             DeliveryStarter(temporal, settings),
             DepositOrder(
-                tenant_id=principal.tenant_id,
+                tenant_id=account.tenant_id,
                 created_by=principal.name,
                 key_id=principal.key_id,
                 idempotency_key=idempotency_key,
@@ -239,7 +243,7 @@ async def get_deposit(deposit_id: DepositIdPath, principal: Reader, engine: Engi
 async def review(
     deposit_id: DepositIdPath,
     body: DepositReviewCreate,
-    principal: Ops,
+    principal: Platform,
     engine: Engine,
     temporal: Temporal,
     settings: AppSettings,
@@ -250,7 +254,8 @@ async def review(
         engine,
         DeliveryStarter(temporal, settings),
         deposit_id,
-        tenant_id=principal.tenant_id,
+        # a platform decision, whichever tenant's account the deposit credits
+        tenant_id=None,
         decision=body.decision,
         reviewer=principal.name,
         reviewer_key_id=principal.key_id,

@@ -1,7 +1,8 @@
 """Reconciliation runs (ops): run one now, list the runs, read a run's discrepancies.
 
-Reconciliation is of the platform's own accounts at the bank, so it spans tenants; only
-`ops` keys see it, and it shows references and amounts, never customer details.
+Reconciliation is of the platform's own accounts at the bank, so it spans tenants: only
+`platform` keys run or see it (a tenant's `ops` key is refused, 403), and it shows
+references and amounts, never customer details.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import AppSettings, Engine, Ops, Temporal
+from api.deps import AppSettings, Engine, Platform, Temporal
 from api.errors import ProblemError
 from api.fields import RECONCILIATION_ID, IsoDate
 from api.problems import (
@@ -92,7 +93,7 @@ async def _load(engine: Engine, run_ids: list[str]) -> list[ReconciliationOut]:
 )
 async def run_reconciliation(
     body: ReconciliationCreate,
-    _: Ops,
+    _: Platform,
     engine: Engine,
     temporal: Temporal,
     settings: AppSettings,
@@ -116,7 +117,7 @@ async def run_reconciliation(
     responses=problems(AUTHENTICATED, WITH_PARAMETERS),
 )
 async def list_reconciliations(
-    _: Ops,
+    _: Platform,
     engine: Engine,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> ReconciliationList:
@@ -144,7 +145,7 @@ async def list_reconciliations(
     responses=problems(AUTHENTICATED, WITH_PARAMETERS, RECONCILIATION_NOT_FOUND),
 )
 async def get_reconciliation(
-    run_id: Annotated[str, Path(pattern=RECONCILIATION_ID)], _: Ops, engine: Engine
+    run_id: Annotated[str, Path(pattern=RECONCILIATION_ID)], _: Platform, engine: Engine
 ) -> ReconciliationOut:
     """One run and every discrepancy it found."""
     runs = await _load(engine, [run_id])

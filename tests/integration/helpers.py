@@ -39,8 +39,13 @@ async def make_keys(stack: Stack, tenant_id: str) -> tuple[str, str]:
             principal="partner-app",
             scopes=["payments:write", "payments:read"],
         )
+        # the tests fund accounts and reconcile with this key, so it is the platform's too;
+        # test_platform_scope.py checks what a tenant's ops key alone may do
         ops = await create_key(
-            conn, tenant_id=tenant_id, principal="ops-olga", scopes=["ops", "payments:read"]
+            conn,
+            tenant_id=tenant_id,
+            principal="ops-olga",
+            scopes=["ops", "payments:read", "platform"],
         )
     await dispose_engines()
     return partner, ops

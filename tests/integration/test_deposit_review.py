@@ -27,7 +27,10 @@ async def _key(stack: Stack, tenant_id: str, principal: str) -> str:
     engine = get_engine(stack.settings)
     async with engine.begin() as conn:
         key = await create_key(
-            conn, tenant_id=tenant_id, principal=principal, scopes=["ops", "payments:read"]
+            conn,
+            tenant_id=tenant_id,
+            principal=principal,
+            scopes=["platform", "payments:read"],
         )
     await dispose_engines()
     return key

@@ -309,6 +309,7 @@ def setup(tour: Tour, answer: Answer) -> None:
     assert answer.text.strip() == "", answer.text
     assert tour.shell.var("API_KEY") == tour.keys["partner"]
     assert tour.shell.var("OPS_KEY") == tour.keys["ops"]
+    assert tour.shell.var("PLATFORM_KEY") == tour.keys["platform"]
 
 
 def onboarded(tour: Tour, answer: Answer) -> None:
@@ -587,12 +588,14 @@ def tour(stack: Stack) -> Iterator[Tour]:
     env = settings_env(stack.settings)
     cli = str(Path(sys.executable).parent / "payments")
     keys = {}
-    for role, name, scopes in (
-        ("partner", "partner-app", "payments:write,payments:read"),
-        ("ops", "ops-olga", "ops,payments:read"),
+    for role, owner, name, scopes in (
+        ("partner", tenant, "partner-app", "payments:write,payments:read"),
+        ("ops", tenant, "ops-olga", "ops,payments:read"),
+        # the platform operator funds the tenant's accounts (`make dev`'s ten_platform)
+        ("platform", f"{tenant}_platform", "platform-pat", "platform,payments:read"),
     ):
         made = subprocess.run(
-            [cli, "keys", "create", "--tenant", tenant, "--name", name, "--scopes", scopes],
+            [cli, "keys", "create", "--tenant", owner, "--name", name, "--scopes", scopes],
             env=env,
             capture_output=True,
             text=True,

@@ -105,8 +105,8 @@ async def test_payloads_from_before_data_keys_still_decode() -> None:
     assert legacy.metadata[KEY_ID] == b"m1"
     codec = EncryptionCodec({"m1": MASTER}, "m1", MemoryKeyStore())
     assert await codec.with_context(_payment_context()).decode([legacy]) == [_plain()]
-    # unencrypted payloads pass through as before
-    assert await codec.decode([_plain()]) == [_plain()]
+    # unencrypted payloads do not pass (tests/unit/test_codec_tenants.py)
+    assert await codec.decode([_plain()]) != [_plain()]
 
 
 async def test_a_subject_payload_cannot_be_relabelled_to_another_subject() -> None:
