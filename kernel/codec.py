@@ -235,13 +235,18 @@ class CachedKeyStore:
             self._entries.pop(subject, None)
         return await self._inner.shred(subjects)
 
+    def note_tenant(self, subject: str, tenant: str) -> None:
+        """Tell the cache a subject's tenant before its row is committed (the API starts a
+        payment's workflow inside the transaction that inserts the payment)."""
+        if len(self._tenants) >= self._max:
+            self._tenants.clear()
+        self._tenants[subject] = tenant
+
     async def tenant_of(self, subject: str) -> str | None:
         """The subject's tenant, looked up once per process (an unknown one every time)."""
         tenant = self._tenants.get(subject)
         if tenant is None and (tenant := await self._inner.tenant_of(subject)) is not None:
-            if len(self._tenants) >= self._max:
-                self._tenants.clear()
-            self._tenants[subject] = tenant
+            self.note_tenant(subject, tenant)
         return tenant
 
 
@@ -428,10 +433,10 @@ def unwrap_data_key(master: bytes, subject: str, wrapped: bytes) -> bytes:
     return _open(master, wrapped, b"data-key:" + subject.encode())
 
 
-_stores: dict[tuple[str, str, str], DataKeyStore] = {}
+_stores: dict[tuple[str, str, str], CachedKeyStore] = {}
 
 
-def data_key_store(settings: Settings) -> DataKeyStore:
+def data_key_store(settings: Settings) -> CachedKeyStore:
     """The process's (cached) data-key store for the configured database and master keys."""
     from kernel.data_keys import PostgresKeyStore
 
@@ -441,6 +446,12 @@ def data_key_store(settings: Settings) -> DataKeyStore:
         store = CachedKeyStore(PostgresKeyStore(settings), settings.codec.data_key_cache_seconds)
         _stores[ident] = store
     return store
+
+
+def note_tenant(settings: Settings, subject: str, tenant: str) -> None:
+    """Before starting a subject's workflow in the transaction that creates the subject: its
+    payloads are labelled with `tenant` although the row is not visible yet."""
+    data_key_store(settings).note_tenant(subject, tenant)
 
 
 def codec_for(settings: Settings, *, data_keys: bool = True) -> EncryptionCodec:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
+from kernel.codec import note_tenant
 from kernel.ids import new_id
 from kernel.settings import ReviewSettings, Settings
 from kernel.tables import customers
@@ -69,7 +70,9 @@ async def onboard_customer(
             )
         )
         # Started inside the transaction: if Temporal refuses, the customer rolls back and
-        # nothing exists (the first activity retries until the insert is visible).
+        # nothing exists (the first activity retries until the insert is visible). The codec
+        # labels the payloads with the tenant the row is not yet visible with.
+        note_tenant(settings, customer_id, new.tenant_id)
         await temporal.start_workflow(
             OnboardingWorkflow.run,
             OnboardingInput(

@@ -28,6 +28,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from kernel.codec import note_tenant
 from kernel.settings import ReviewSettings, Settings
 from kernel.tables import payment_status_history, payments
 from services.errors import ConflictError, NotFoundError
@@ -150,6 +151,8 @@ async def initiate_payment(
 
 async def start_payment_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
     """Start the payment's workflow (id = payment id; joins one already running)."""
+    # the payment row is not committed yet: the codec labels the input with its tenant
+    note_tenant(settings, order.payment_id, order.tenant_id)
     await temporal.start_workflow(
         PaymentWorkflow.run,
         PaymentInput(

@@ -29,7 +29,10 @@ class Tenant:
     ops: httpx.AsyncClient
 
 
-async def make_keys(stack: Stack, tenant_id: str) -> tuple[str, str]:
+async def make_keys(stack: Stack, tenant_id: str, *, platform: bool = True) -> tuple[str, str]:
+    """A partner key and an ops key of the tenant. The tests fund accounts and reconcile
+    with the ops key, so it is the platform's too unless `platform` is False (a tenant's
+    ops alone: test_platform_scope.py)."""
     engine = get_engine(stack.settings)
     async with engine.begin() as conn:
         await ensure_tenant(conn, tenant_id)
@@ -39,13 +42,11 @@ async def make_keys(stack: Stack, tenant_id: str) -> tuple[str, str]:
             principal="partner-app",
             scopes=["payments:write", "payments:read"],
         )
-        # the tests fund accounts and reconcile with this key, so it is the platform's too;
-        # test_platform_scope.py checks what a tenant's ops key alone may do
         ops = await create_key(
             conn,
             tenant_id=tenant_id,
             principal="ops-olga",
-            scopes=["ops", "payments:read", "platform"],
+            scopes=["ops", "payments:read", *(["platform"] if platform else [])],
         )
     await dispose_engines()
     return partner, ops

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
+from temporalio.common import RawValue
+from temporalio.converter import PayloadConverter
 
 from ops.devstack import Stack
 from tests.integration.helpers import (
@@ -65,13 +69,26 @@ async def test_a_cancel_signalled_straight_through_temporal_is_audited(
     tenant: Tenant, stack: Stack
 ) -> None:
     payment = await in_review(tenant, hit=False)
-    # as the Web UI sends it: plain JSON, no codec, no API in between
+    # a client without the codec (plain JSON, as the temporal CLI sends it): the signal is
+    # dropped, the codec refusing unencrypted payloads (kernel/codec.py)
     client = await Client.connect(
         stack.settings.temporal.address, namespace=stack.settings.temporal.namespace
     )
-    await client.get_workflow_handle(payment["id"]).signal(
-        "cancel", {"requested_by": "ops-ulrich", "reason": "asked by phone"}
+    handle = client.get_workflow_handle(payment["id"])
+    await handle.signal("cancel", {"requested_by": "mallory", "reason": "plaintext"})
+    # as the Web UI sends it: the arguments encrypted by the codec server (its /codec/encode,
+    # with the ops user's credentials), no API in between
+    plain = PayloadConverter.default.to_payloads(
+        [{"requested_by": "ops-ulrich", "reason": "asked by phone"}]
     )
+    encoded = await tenant.ops.post(
+        "/codec/encode",
+        content=json_format.MessageToJson(Payloads(payloads=plain)),
+        headers={"Content-Type": "application/json"},
+    )
+    assert encoded.status_code == 200, encoded.text
+    [sealed] = json_format.Parse(encoded.text, Payloads()).payloads
+    await handle.signal("cancel", RawValue(sealed))
     final = await wait_for_status(tenant.partner, payment["id"], TERMINAL)
     assert final["status"] == "canceled"
     record, change = await decision_and_effect(stack, payment["id"], "payment.cancel")
