@@ -94,6 +94,26 @@ PUBLISHED_REVIEW_SECRETS = frozenset(
 )
 
 
+def _codec_server_problems(settings: Settings) -> list[str]:
+    codec = settings.codec
+    problems = []
+    if codec.allow_loopback:
+        problems.append(
+            "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"
+        )
+    if codec.oidc_jwks:
+        # the keys that vouch for every Web UI user: fetched over plain HTTP, anyone on the
+        # path could swap them; without issuer and audience, any token of the provider's
+        # (for another application) would do
+        if codec.oidc_jwks.startswith("http://"):
+            problems.append("PAYMENTS_CODEC_OIDC_JWKS: must be an https URL or a file path")
+        if not codec.oidc_issuer:
+            problems.append("PAYMENTS_CODEC_OIDC_ISSUER: not set (required with OIDC_JWKS)")
+        if not codec.oidc_audience:
+            problems.append("PAYMENTS_CODEC_OIDC_AUDIENCE: not set (required with OIDC_JWKS)")
+    return problems
+
+
 def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
     """One line per setting this process must be given before it may run in production;
     empty in dev."""
@@ -126,10 +146,8 @@ def production_problems(settings: Settings, uses: Iterable[Uses]) -> list[str]:
             settings.reviews.token_secrets,
             PUBLISHED_REVIEW_SECRETS,
         )
-    if Uses.CODEC_SERVER in wanted and settings.codec.allow_loopback:
-        problems.append(
-            "PAYMENTS_CODEC_ALLOW_LOOPBACK: must be false (every codec caller authenticates)"
-        )
+    if Uses.CODEC_SERVER in wanted:
+        problems += _codec_server_problems(settings)
     if Uses.WEBHOOKS in wanted and settings.webhooks.allow_private_networks:
         problems.append(
             "PAYMENTS_WEBHOOK_ALLOW_PRIVATE_NETWORKS: must be false (webhooks would reach inside)"

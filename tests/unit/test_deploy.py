@@ -1259,3 +1259,33 @@ def test_webhook_and_list_egress_reaches_public_addresses_only() -> None:
     for name in ("worker-ledger", "worker-rails"):
         rules = rules_for(pod_labels(workload_named(name)), "Egress")
         assert not any("ipBlock" in p for r in rules for p in r.get("to", [])), name
+
+
+def test_the_mtls_component_mounts_client_certificates_into_every_temporal_client() -> None:
+    component = yaml.safe_load((K8S_DIR / "temporal-mtls" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    [config_patch, mount_patch] = component["patches"]
+    settings = {
+        op["path"].removeprefix("/data/"): op["value"]
+        for op in yaml.safe_load(config_patch["patch"])
+    }
+    assert settings["PAYMENTS_TEMPORAL_TLS"] == "true"
+    ops = yaml.safe_load(mount_patch["patch"])
+    [volume] = [op["value"] for op in ops if op["path"].endswith("/volumes/-")]
+    [mount] = [op["value"] for op in ops if op["path"].endswith("/volumeMounts/-")]
+    assert mount["readOnly"] and mount["name"] == volume["name"]
+    files = {item["path"] for item in volume["secret"]["items"]}
+    for name in ("CA", "CERT", "KEY"):
+        path = PurePosixPath(settings[f"PAYMENTS_TEMPORAL_TLS_{name}_PATH"])
+        assert path.parent == PurePosixPath(mount["mountPath"]) and path.name in files
+    # every Deployment that runs a Temporal client, and only those (the bank simulator not)
+    pattern = re.compile(mount_patch["target"]["name"])
+    patched = {
+        d["metadata"]["name"] for d in k8s_of("Deployment") if pattern.search(d["metadata"]["name"])
+    }
+    clients = {
+        d["metadata"]["name"]
+        for d in k8s_of("Deployment")
+        if d["spec"]["template"]["spec"]["containers"][0]["command"][-1] in ("api", "workers")
+    }
+    assert patched == clients and {"api", "worker-payments"} <= clients

@@ -119,3 +119,19 @@ def test_a_process_with_nothing_set_exits_naming_the_settings(module: str) -> No
     assert "Traceback" not in finished.stderr
     expected = "PAYMENTS_RAIL_CALLBACK_SECRET" if module == "banksim" else "PAYMENTS_PAYLOAD_KEYS"
     assert expected in finished.stderr
+
+
+def test_the_web_uis_identity_provider_must_be_pinned_in_production() -> None:
+    oidc = {
+        "codec.oidc_jwks": "https://id.example.com/certs",
+        "codec.oidc_issuer": "https://id.example.com",
+        "codec.oidc_audience": "temporal-ui",
+    }
+    assert production_problems(settings({**GOOD, **oidc}), ALL_USES) == []
+    for change, setting in (
+        ({"codec.oidc_jwks": "http://id.example.com/certs"}, "PAYMENTS_CODEC_OIDC_JWKS"),
+        ({"codec.oidc_issuer": ""}, "PAYMENTS_CODEC_OIDC_ISSUER"),
+        ({"codec.oidc_audience": ""}, "PAYMENTS_CODEC_OIDC_AUDIENCE"),
+    ):
+        problems = production_problems(settings({**GOOD, **oidc, **change}), ALL_USES)
+        assert [problem.split(":")[0] for problem in problems] == [setting]
