@@ -582,7 +582,7 @@ def assert_steps_match(chunks: list[str]) -> None:
 
 @pytest.fixture
 def tour(stack: Stack) -> Iterator[Tour]:
-    """A fresh tenant with the two keys the tour reads, made by the documented CLI, and a
+    """A fresh tenant with the three keys the tour reads, made by the documented CLI, and a
     shell whose curl reports each answer's status."""
     tenant = f"ten_{uuid.uuid4().hex[:12]}"
     env = settings_env(stack.settings)
