@@ -29,10 +29,12 @@ Every payload the codec is given to decode must be encrypted (#16 item 2): one t
 (plaintext JSON sent straight to Temporal, around the API) becomes a payload of the encoding
 `binary/unencrypted-refused`, which `PayloadConverter` refuses with a non-retryable
 `ApplicationError` of type `UnencryptedPayload`. Refusing in the payload converter, not in
-the codec, is deliberate: the Python SDK decodes a whole activation before running it, and
-a codec error there fails the workflow task again on every retry (a poison pill that wedges
-the workflow), whereas a conversion error rejects an update, drops a signal (with a
-warning) and fails a workflow whose start input it is, visibly.
+the codec, is deliberate. The Python SDK (1.35, temporalio/worker/_workflow.py) decodes a
+whole activation before running it: an ordinary codec error there fails the workflow task
+again on every retry (a poison pill that wedges the workflow), and a non-retryable
+`ApplicationError` fails the whole workflow (one plaintext signal from anyone with Temporal
+access would end a payment holding money). A conversion error instead rejects an update,
+drops a signal (with a warning), and fails a workflow whose start input it is, visibly.
 """
 
 from __future__ import annotations

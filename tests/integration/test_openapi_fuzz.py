@@ -40,7 +40,7 @@ def fuzz_key(stack: Stack) -> str:
             "--name",
             "fuzzer",
             "--scopes",
-            "payments:read,payments:write,ops",
+            "payments:read,payments:write,ops,platform",
             "--rate-limit",
             "100000",
         ],
