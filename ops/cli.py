@@ -1,11 +1,14 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
-customer erasure, ledger and audit verification, retention purge, database migrations."""
+customer erasure, ledger and audit verification, retention purge, database migrations,
+backups and point-in-time restore, and the heal that follows a restore."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
+from typing import Any
 
 from kernel.api_keys import (
     SCOPES,
@@ -221,8 +224,94 @@ async def _read_hold(customer_id: str, operator: str, purpose: str) -> int:
     return 0
 
 
+def _backups() -> Any:
+    from ops.backup import Backups
+    from ops.embedded_pg import EmbeddedPostgres
+
+    settings = get_settings()
+    postgres = EmbeddedPostgres(settings.data_dir / "postgres", settings.database.embedded_port)
+    return Backups(settings.data_dir / "backups", postgres)
+
+
+def _utc(value: str) -> datetime:
+    """An ISO 8601 time; one without a zone is UTC."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _record_restore(detail: dict[str, Any]) -> None:
+    from kernel import audit
+
+    try:
+        await audit.append(
+            get_engine(get_settings()),
+            actor="ops-cli",
+            action="database.restored",
+            subject=detail["base_backup"],
+            detail=detail,
+        )
+    finally:
+        await dispose_engines()
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from ops.backup import BackupError, restore_record
+    from ops.devstack import free_port
+
+    backups = _backups()
+    try:
+        if args.backup_command == "create":
+            made = backups.create()
+            print(f"created {made.id} ({made.size_bytes / 1e6:.1f} MB) at {made.finished_at}")
+        elif args.backup_command == "list":
+            for backup in backups.list():
+                print(
+                    f"{backup.id}  finished {backup.finished_at}  {backup.size_bytes / 1e6:.1f} MB"
+                )
+            print(f"WAL archive: {backups.wal_dir}")
+        elif args.backup_command == "verify":
+            chosen = [b for b in backups.list() if args.id in (None, b.id)]
+            if not chosen:
+                print("error: no such backup", file=sys.stderr)
+                return 1
+            for backup in chosen:
+                print(f"{backup.id}: {backups.verify(backup)}")
+        else:
+            restored = backups.restore(_utc(args.to), probe_port=free_port())
+            detail = restore_record(restored)
+            # the chain goes on from the restored head; this record names both heads
+            asyncio.run(_record_restore(detail))
+            print(
+                f"restored {restored.backup.id} to {restored.target.isoformat()} in"
+                f" {restored.seconds:.1f}s; audit head {detail['restored_head_seq']}"
+                f" (lost head: {detail['lost_head_seq']}); last commit kept"
+                f" {detail['last_commit_kept']}, last commit lost {detail['last_commit_lost']}"
+            )
+            print(f"next: payments heal --since {restored.target.isoformat()}")
+    except BackupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _heal(since: str) -> int:
+    from kernel.temporal_client import connect
+    from ops.heal import heal
+
+    settings = get_settings()
+    try:
+        temporal = await connect(settings, wait_seconds=10)
+        report = await heal(get_engine(settings), temporal, settings, _utc(since))
+    finally:
+        await dispose_engines()
+    print("\n".join(report.lines()))
+    return 0
+
+
 # the commands that talk to Temporal, and so encrypt or decrypt its payloads
-TEMPORAL_COMMANDS = frozenset({"show", "retry", "cancel", "review", "reconcile", "customers"})
+TEMPORAL_COMMANDS = frozenset(
+    {"show", "retry", "cancel", "review", "reconcile", "customers", "heal"}
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +408,29 @@ def main(argv: list[str] | None = None) -> int:
     recon.add_argument("--date", required=True, help="statement date, YYYY-MM-DD")
     recon.add_argument("--rail", action="append", choices=["sepa", "ach"], help="default: both")
 
+    backup = commands.add_parser(
+        "backup", help="base backups and point-in-time restore (docs/backups.md)"
+    )
+    backup_commands = backup.add_subparsers(dest="backup_command", required=True)
+    backup_commands.add_parser("create", help="take a base backup now")
+    backup_commands.add_parser("list", help="the base backups, oldest first")
+    verify_backup = backup_commands.add_parser(
+        "verify", help="check backups against their manifests (pg_verifybackup)"
+    )
+    verify_backup.add_argument("id", nargs="?", default=None, help="default: every backup")
+    restore = backup_commands.add_parser(
+        "restore",
+        help="replace the database with its state at --to (the current data directory is"
+        " kept beside it); appends a database.restored audit record; then run `payments heal`",
+    )
+    restore.add_argument("--to", required=True, help="ISO 8601 time (UTC when no zone)")
+    heal_p = commands.add_parser(
+        "heal",
+        help="after a restore: re-drive every payment Temporal knows better than the"
+        " database, or mark it action_required (ledger_out_of_sync) (docs/runbooks/restore.md)",
+    )
+    heal_p.add_argument("--since", required=True, help="the restore point (ISO 8601)")
+
     commands.add_parser(
         "settings", help="every setting: its environment variable, section path and value"
     )
@@ -365,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_read_hold(args.customer_id, args.operator, args.purpose))
     if args.command == "customers":
         exit_without_finalizing(asyncio.run(_erase(args.customer_id, args.operator, args.reason)))
+    if args.command == "backup":
+        return _backup(args)
+    if args.command == "heal":
+        exit_without_finalizing(asyncio.run(_heal(args.since)))
     if args.command == "settings":
         for variable, path, value in describe(get_settings()):
             print(f"{variable:<48} {path:<40} {value}")
