@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel.api_keys import (
     SCOPES,
@@ -22,6 +22,9 @@ from kernel.db import dispose_engines, get_engine
 from kernel.environment import Uses, require_safe_secrets
 from kernel.settings import describe, get_settings
 from kernel.temporal_client import exit_without_finalizing
+
+if TYPE_CHECKING:
+    from ops.backup import Backups
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
@@ -224,7 +227,7 @@ async def _read_hold(customer_id: str, operator: str, purpose: str) -> int:
     return 0
 
 
-def _backups() -> Any:
+def _backups() -> Backups:
     from ops.backup import Backups
     from ops.embedded_pg import EmbeddedPostgres
 
@@ -234,8 +237,11 @@ def _backups() -> Any:
 
 
 def _utc(value: str) -> datetime:
-    """An ISO 8601 time; one without a zone is UTC."""
-    moment = datetime.fromisoformat(value)
+    """An ISO 8601 time; one without a zone is UTC (argparse reports a bad one)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -277,7 +283,7 @@ def _backup(args: argparse.Namespace) -> int:
             for backup in chosen:
                 print(f"{backup.id}: {backups.verify(backup)}")
         else:
-            restored = backups.restore(_utc(args.to), probe_port=free_port())
+            restored = backups.restore(args.to, probe_port=free_port())
             detail = restore_record(restored)
             # the chain goes on from the restored head; this record names both heads
             asyncio.run(_record_restore(detail))
@@ -294,14 +300,14 @@ def _backup(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _heal(since: str) -> int:
+async def _heal(since: datetime) -> int:
     from kernel.temporal_client import connect
     from ops.heal import heal
 
     settings = get_settings()
     try:
         temporal = await connect(settings, wait_seconds=10)
-        report = await heal(get_engine(settings), temporal, settings, _utc(since))
+        report = await heal(get_engine(settings), temporal, settings, since)
     finally:
         await dispose_engines()
     print("\n".join(report.lines()))
@@ -423,13 +429,13 @@ def main(argv: list[str] | None = None) -> int:
         help="replace the database with its state at --to (the current data directory is"
         " kept beside it); appends a database.restored audit record; then run `payments heal`",
     )
-    restore.add_argument("--to", required=True, help="ISO 8601 time (UTC when no zone)")
+    restore.add_argument("--to", required=True, type=_utc, help="ISO 8601 time (UTC when no zone)")
     heal_p = commands.add_parser(
         "heal",
         help="after a restore: re-drive every payment Temporal knows better than the"
         " database, or mark it action_required (ledger_out_of_sync) (docs/runbooks/restore.md)",
     )
-    heal_p.add_argument("--since", required=True, help="the restore point (ISO 8601)")
+    heal_p.add_argument("--since", required=True, type=_utc, help="the restore point (ISO 8601)")
 
     commands.add_parser(
         "settings", help="every setting: its environment variable, section path and value"
