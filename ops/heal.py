@@ -25,6 +25,7 @@ for ops (docs/runbooks/PaymentsLedgerOutOfSync.md). Each healed payment gets an 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,10 @@ LEDGER_STEPS = ("hold_funds", "block_funds", "post_hold", "void_hold", "reverse_
 # a hold the ledger refused for want of funds was never placed: nothing to replay
 NOT_HELD = "exceeds_credits"
 HEALER = "payments-heal"
+# a payment whose workflow could not be queried: its row is back and it resumes by itself
+RESUMING = "resuming"
+# how long the heal waits for those to answer again (a guard: they retry every 10 s or less)
+RESUME_GUARD_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,17 @@ async def _mark_out_of_sync(engine: AsyncEngine, payment_id: str, note: str) -> 
         )
 
 
+async def _waits_for_a_restored_hold(engine: AsyncEngine, view: PaymentView) -> bool:
+    """Whether the workflow waits in ledger_out_of_sync while its hold is in the ledger."""
+    if view.action_reason != ActionReason.LEDGER_OUT_OF_SYNC:
+        return False
+    async with engine.connect() as conn:
+        held = await conn.execute(
+            select(ledger_transfers.c.id).where(ledger_transfers.c.id == hold_id(view.payment_id))
+        )
+        return held.first() is not None
+
+
 async def _unmark(engine: AsyncEngine, payment_id: str, view: PaymentView) -> None:
     """Give a payment an earlier heal marked back the status its workflow reached."""
     failure = view.failure
@@ -310,6 +326,13 @@ async def _heal_one(
         and view.action_reason != ActionReason.LEDGER_OUT_OF_SYNC
     )
     if row is not None and row.status_seq >= latest and not marked:
+        if running and view is not None and await _waits_for_a_restored_hold(engine, view):
+            # its post found no hold (the restore lost it) before the heal put it back
+            await handle.signal(PaymentWorkflow.retry, RetryInput(requested_by=HEALER))
+            return HealedPayment(
+                payment_id, f"{row.status}#{row.status_seq}", "retried", "re-driven", [],
+                "its hold is back: the workflow posts again",
+            )  # fmt: skip
         return None  # the database is level with the workflow
     before = "missing" if row is None else f"{row.status}#{row.status_seq}"
     history = await _history(client, payment_id)
@@ -318,9 +341,7 @@ async def _heal_one(
     transfers, problem = await _replay_ledger(engine, history, _booked(booked, history.order))
     await _ensure_row(engine, history)
     if view is None:
-        healed = HealedPayment(
-            payment_id, before, "its workflow's", "re-driven", transfers, "workflow resumes"
-        )
+        healed = HealedPayment(payment_id, before, RESUMING, "re-driven", transfers)
         await _audit_healed(engine, history, healed, booked)
         return healed
     records = PaymentRecordActivities(engine, client, settings)
@@ -384,10 +405,30 @@ async def heal(
         "WorkflowType = 'Payment' AND (ExecutionStatus = 'Running'"
         f" OR CloseTime >= '{since.astimezone(UTC).isoformat()}')"
     )
+    resuming: list[str] = []
     async for execution in client.list_workflows(query):
         report.examined += 1
         running = execution.status == WorkflowExecutionStatus.RUNNING
         healed = await _heal_one(engine, client, settings, execution.id, running, booked)
         if healed is not None:
             report.healed.append(healed)
+            if healed.after == RESUMING:
+                resuming.append(healed.payment_id)
+    # Those that could not be queried resume once their row is back (their next status
+    # record is retried at most 10 s apart). Look again when they answer: one whose post
+    # found no hold waits in ledger_out_of_sync and is retried now that its hold is back.
+    deadline = asyncio.get_running_loop().time() + RESUME_GUARD_SECONDS
+    for payment_id in resuming:
+        handle = client.get_workflow_handle_for(PaymentWorkflow.run, payment_id)
+        while True:
+            try:
+                await handle.query(PaymentWorkflow.status)
+                break
+            except RPCError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        again = await _heal_one(engine, client, settings, payment_id, True, booked)
+        if again is not None:
+            report.healed = [h for h in report.healed if h.payment_id != payment_id] + [again]
     return report
