@@ -49,6 +49,7 @@ from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from ledger.engine import get_account
 from ledger.tables import ledger_transfers
+from services.payments import new_payment_values
 from workflows.models import LedgerInput, LedgerResult, PaymentInput, RecordStatusInput
 from workflows.models.payment import PaymentView, RetryInput
 from workflows.models.vocabulary import ActionReason, PaymentStatus
@@ -174,26 +175,17 @@ async def _history(client: Client, payment_id: str) -> _History:
 async def _ensure_row(engine: AsyncEngine, history: _History) -> None:
     """Recreate the payment's row as it was when initiated (its later statuses follow)."""
     order = history.order
+    creditor = {k: v for k, v in vars(order.creditor).items() if v is not None}
     async with engine.begin() as conn:
         created = await conn.execute(
             insert(payments)
             .values(
-                id=order.payment_id,
-                tenant_id=order.tenant_id,
-                account_id=order.account_id,
-                customer_id=order.customer_id,
-                amount=order.amount,
-                currency=order.currency,
-                rail=order.rail,
-                creditor={k: v for k, v in vars(order.creditor).items() if v is not None},
-                remittance_info=order.remittance_info,
-                metadata={},
-                screening_hits=[],
-                initiated_by=order.initiated_by,
-                status=PaymentStatus.PROCESSING.value,
-                status_seq=0,
-                created_at=history.started_at,
-                updated_at=history.started_at,
+                {
+                    **new_payment_values(order, creditor, {}),
+                    "screening_hits": [],
+                    "created_at": history.started_at,
+                    "updated_at": history.started_at,
+                }
             )
             .on_conflict_do_nothing()
         )

@@ -39,13 +39,11 @@ import pytest
 from kernel.settings import PROJECT_ROOT
 from ops.backup import Backups
 from ops.devstack import Stack, http_ok, settings_env
-from tests.bank_client import bank_client
-from tests.chaos.test_outages import ach_body, transfers_of
+from tests.chaos.test_outages import ach_body, game_day, transfers_of
 from tests.conftest import make_settings
 from tests.integration.helpers import (
     Tenant,
     funded_account,
-    make_keys,
     pay,
     payment_body,
     wait_for_status,
@@ -146,20 +144,11 @@ async def test_restore_drill_loses_no_payment(drill_stack: Stack) -> None:
     are sent; then the database is deleted.
     """
     stack = drill_stack
-    tenant_id = f"ten_drill_{uuid.uuid4().hex[:8]}"
-    partner_key, ops_key = await make_keys(stack, tenant_id)
     base = stack.settings.api.url
-    async with (
-        httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {partner_key}"}, timeout=60
-        ) as partner,
-        httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {ops_key}"}, timeout=60
-        ) as ops,
-        bank_client(stack.settings) as bank,
-    ):
-        await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
-        tenant = Tenant(tenant_id, partner, ops)
+    # a game day's tenant and clients (the bank's clock set to now), with restore.md's name
+    async with game_day(stack, "restore.md") as day:
+        partner, ops, bank = day.partner, day.ops, day.bank
+        tenant = Tenant(day.tenant_id, partner, ops)
         funding = 10 * AMOUNT * (3 * PER_PHASE + IN_FLIGHT)
         account = await funded_account(tenant, funding)
         usd = await funded_account(tenant, funding, "USD")
