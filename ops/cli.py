@@ -264,6 +264,16 @@ def _backup(args: argparse.Namespace) -> int:
     from ops.backup import BackupError, restore_record
     from ops.devstack import free_port
 
+    if get_settings().env != "dev":
+        # it drives the local server of `make dev` and the tests; a production database is
+        # backed up and restored by its platform (CloudNativePG, a managed service)
+        print(
+            "error: `payments backup` drives the embedded PostgreSQL of `make dev`; in"
+            " production use the database platform's PITR (docs/backups.md), then"
+            " `payments heal`",
+            file=sys.stderr,
+        )
+        return 2
     backups = _backups()
     try:
         if args.backup_command == "create":
@@ -445,7 +455,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command in TEMPORAL_COMMANDS:
-        uses = (Uses.TEMPORAL, Uses.REVIEWS) if args.command == "review" else (Uses.TEMPORAL,)
+        uses: tuple[Uses, ...] = (Uses.TEMPORAL,)
+        if args.command == "review":
+            uses = (Uses.TEMPORAL, Uses.REVIEWS)
+        elif args.command == "heal":  # it also reads the bank's statements, signed
+            uses = (Uses.TEMPORAL, Uses.BANK_SUBMISSIONS)
         require_safe_secrets(get_settings(), "payments", uses)
     if args.command == "keys" and args.key_command == "list":
         for info in asyncio.run(_list_keys(args.tenant)):

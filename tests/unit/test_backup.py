@@ -37,3 +37,18 @@ def test_a_time_that_is_not_iso_8601_is_refused_before_anything_runs(
         main(argv)
     assert exited.value.code == 2
     assert "not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_backup_refuses_outside_dev(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In production the database platform restores; the command touches nothing."""
+    from kernel.settings import get_settings
+
+    monkeypatch.setenv("PAYMENTS_ENV", "production")
+    get_settings.cache_clear()
+    try:
+        assert main(["backup", "list"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "database platform's PITR" in capsys.readouterr().err
