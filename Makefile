@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy
+.PHONY: drill-restore client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -67,6 +67,12 @@ fmt: $(STAMP)
 # failing; CHAOS_SEED=<seed> replays a run (a short version runs inside `make test`)
 chaos: $(STAMP)
 	CHAOS_PAYMENTS=$${CHAOS_PAYMENTS:-300} $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/chaos
+
+# the restore drill at full size (docs/runbooks/restore.md): payments flowing, a base backup,
+# more payments, the database deleted, restored to a point before the last ones, healed;
+# prints RPO and RTO (a short version runs inside `make test`)
+drill-restore: $(STAMP)
+	DRILL_PAYMENTS=$${DRILL_PAYMENTS:-40} $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/chaos/test_restore_drill.py
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py

@@ -1,11 +1,14 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
-customer erasure, ledger and audit verification, retention purge, database migrations."""
+customer erasure, ledger and audit verification, retention purge, database migrations,
+backups and point-in-time restore, and the heal that follows a restore."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from kernel.api_keys import (
     SCOPES,
@@ -19,6 +22,9 @@ from kernel.db import dispose_engines, get_engine
 from kernel.environment import Uses, require_safe_secrets
 from kernel.settings import describe, get_settings
 from kernel.temporal_client import exit_without_finalizing
+
+if TYPE_CHECKING:
+    from ops.backup import Backups
 
 
 async def _create_key(tenant: str, name: str, scopes: list[str], rate: int | None) -> str:
@@ -221,8 +227,107 @@ async def _read_hold(customer_id: str, operator: str, purpose: str) -> int:
     return 0
 
 
+def _backups() -> Backups:
+    from ops.backup import Backups
+    from ops.embedded_pg import EmbeddedPostgres
+
+    settings = get_settings()
+    postgres = EmbeddedPostgres(settings.data_dir / "postgres", settings.database.embedded_port)
+    return Backups(settings.data_dir / "backups", postgres)
+
+
+def _utc(value: str) -> datetime:
+    """An ISO 8601 time; one without a zone is UTC (argparse reports a bad one)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _record_restore(detail: dict[str, Any]) -> None:
+    from kernel import audit
+
+    try:
+        await audit.append(
+            get_engine(get_settings()),
+            actor="ops-cli",
+            action="database.restored",
+            subject=detail["base_backup"],
+            detail=detail,
+        )
+    finally:
+        await dispose_engines()
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from ops.backup import BackupError, restore_record
+    from ops.devstack import free_port
+
+    if get_settings().env != "dev":
+        # it drives the local server of `make dev` and the tests; a production database is
+        # backed up and restored by its platform (CloudNativePG, a managed service)
+        print(
+            "error: `payments backup` drives the embedded PostgreSQL of `make dev`; in"
+            " production use the database platform's PITR (docs/backups.md), then"
+            " `payments heal`",
+            file=sys.stderr,
+        )
+        return 2
+    backups = _backups()
+    try:
+        if args.backup_command == "create":
+            made = backups.create()
+            print(f"created {made.id} ({made.size_bytes / 1e6:.1f} MB) at {made.finished_at}")
+        elif args.backup_command == "list":
+            for backup in backups.list():
+                print(
+                    f"{backup.id}  finished {backup.finished_at}  {backup.size_bytes / 1e6:.1f} MB"
+                )
+            print(f"WAL archive: {backups.wal_dir}")
+        elif args.backup_command == "verify":
+            chosen = [b for b in backups.list() if args.id in (None, b.id)]
+            if not chosen:
+                print("error: no such backup", file=sys.stderr)
+                return 1
+            for backup in chosen:
+                print(f"{backup.id}: {backups.verify(backup)}")
+        else:
+            restored = backups.restore(args.to, probe_port=free_port())
+            detail = restore_record(restored)
+            # the chain goes on from the restored head; this record names both heads
+            asyncio.run(_record_restore(detail))
+            print(
+                f"restored {restored.backup.id} to {restored.target.isoformat()} in"
+                f" {restored.seconds:.1f}s; audit head {detail['restored_head_seq']}"
+                f" (lost head: {detail['lost_head_seq']}); last commit kept"
+                f" {detail['last_commit_kept']}, last commit lost {detail['last_commit_lost']}"
+            )
+            print(f"next: payments heal --since {restored.target.isoformat()}")
+    except BackupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _heal(since: datetime) -> int:
+    from kernel.temporal_client import connect
+    from ops.heal import heal
+
+    settings = get_settings()
+    try:
+        temporal = await connect(settings, wait_seconds=10)
+        report = await heal(get_engine(settings), temporal, settings, since)
+    finally:
+        await dispose_engines()
+    print("\n".join(report.lines()))
+    return 0
+
+
 # the commands that talk to Temporal, and so encrypt or decrypt its payloads
-TEMPORAL_COMMANDS = frozenset({"show", "retry", "cancel", "review", "reconcile", "customers"})
+TEMPORAL_COMMANDS = frozenset(
+    {"show", "retry", "cancel", "review", "reconcile", "customers", "heal"}
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +424,29 @@ def main(argv: list[str] | None = None) -> int:
     recon.add_argument("--date", required=True, help="statement date, YYYY-MM-DD")
     recon.add_argument("--rail", action="append", choices=["sepa", "ach"], help="default: both")
 
+    backup = commands.add_parser(
+        "backup", help="base backups and point-in-time restore (docs/backups.md)"
+    )
+    backup_commands = backup.add_subparsers(dest="backup_command", required=True)
+    backup_commands.add_parser("create", help="take a base backup now")
+    backup_commands.add_parser("list", help="the base backups, oldest first")
+    verify_backup = backup_commands.add_parser(
+        "verify", help="check backups against their manifests (pg_verifybackup)"
+    )
+    verify_backup.add_argument("id", nargs="?", default=None, help="default: every backup")
+    restore = backup_commands.add_parser(
+        "restore",
+        help="replace the database with its state at --to (the current data directory is"
+        " kept beside it); appends a database.restored audit record; then run `payments heal`",
+    )
+    restore.add_argument("--to", required=True, type=_utc, help="ISO 8601 time (UTC when no zone)")
+    heal_p = commands.add_parser(
+        "heal",
+        help="after a restore: re-drive every payment Temporal knows better than the"
+        " database, or mark it action_required (ledger_out_of_sync) (docs/runbooks/restore.md)",
+    )
+    heal_p.add_argument("--since", required=True, type=_utc, help="the restore point (ISO 8601)")
+
     commands.add_parser(
         "settings", help="every setting: its environment variable, section path and value"
     )
@@ -327,7 +455,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command in TEMPORAL_COMMANDS:
-        uses = (Uses.TEMPORAL, Uses.REVIEWS) if args.command == "review" else (Uses.TEMPORAL,)
+        uses: tuple[Uses, ...] = (Uses.TEMPORAL,)
+        if args.command == "review":
+            uses = (Uses.TEMPORAL, Uses.REVIEWS)
+        elif args.command == "heal":  # it also reads the bank's statements, signed
+            uses = (Uses.TEMPORAL, Uses.BANK_SUBMISSIONS)
         require_safe_secrets(get_settings(), "payments", uses)
     if args.command == "keys" and args.key_command == "list":
         for info in asyncio.run(_list_keys(args.tenant)):
@@ -365,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_read_hold(args.customer_id, args.operator, args.purpose))
     if args.command == "customers":
         exit_without_finalizing(asyncio.run(_erase(args.customer_id, args.operator, args.reason)))
+    if args.command == "backup":
+        return _backup(args)
+    if args.command == "heal":
+        exit_without_finalizing(asyncio.run(_heal(args.since)))
     if args.command == "settings":
         for variable, path, value in describe(get_settings()):
             print(f"{variable:<48} {path:<40} {value}")

@@ -1,6 +1,7 @@
 """The whole platform on one machine: what `make dev` runs and what the integration tests use.
 
-Starts, in order: embedded PostgreSQL (+ migrations), the Temporal dev server (SQLite file,
+Starts, in order: embedded PostgreSQL (+ migrations), its WAL archiver (`pg_receivewal`,
+when `archive_wal`: `make dev`, the restore drill), the Temporal dev server (SQLite file,
 Web UI, search attributes registered), the bank simulator, one worker and the API — each
 an ordinary process started the way production would start it — and stops them all again.
 """
@@ -23,6 +24,7 @@ import httpx
 
 from kernel.api_keys import create_key, ensure_tenant
 from kernel.settings import BUNDLED_SANCTIONS, DEV_MARKER, PROJECT_ROOT, Settings
+from ops.backup import Backups
 from ops.embedded_pg import EmbeddedPostgres
 from ops.migrate import upgrade
 from workers.payments_worker import READY_MESSAGE
@@ -127,9 +129,12 @@ def http_ok(url: str) -> bool:
 class Stack:
     """Starts and stops the platform's processes for one `Settings`."""
 
-    def __init__(self, settings: Settings, *, web_ui: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, web_ui: bool = True, archive_wal: bool = False
+    ) -> None:
         self.settings = settings
         self.web_ui = web_ui
+        self.archive_wal = archive_wal
         self.log_dir = settings.data_dir / "logs"
         self.postgres = EmbeddedPostgres(
             settings.data_dir / "postgres", settings.database.embedded_port
@@ -144,6 +149,17 @@ class Stack:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
         upgrade(self.settings)
+
+    @property
+    def backups(self) -> Backups:
+        """This stack's base backups and WAL archive (`<data_dir>/backups`)."""
+        return Backups(self.settings.data_dir / "backups", self.postgres)
+
+    def start_wal_archive(self) -> None:
+        """Continuous WAL archiving: `pg_receivewal` streams every commit into the archive
+        (restarted by its supervisor whenever PostgreSQL restarts or is restored)."""
+        self._spawn("walarchive", [sys.executable, "-m", "ops.backup", "stream"])
+        self._await_ready("walarchive", lambda: self.backups.flushed_to() is not None)
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -255,6 +271,8 @@ class Stack:
     def start_all(self) -> None:
         """Everything, in dependency order."""
         self.start_postgres()
+        if self.archive_wal:
+            self.start_wal_archive()
         self.start_temporal()
         self.start_banksim()
         self.start_worker()
@@ -360,7 +378,7 @@ def main() -> None:
     if "PAYMENTS_SPLIT_ACTIVITY_QUEUES" not in os.environ:
         # one all-in-one worker: activities on the payment's own queue (no second hop)
         settings = settings.updated({"worker.split_activity_queues": False})
-    stack = Stack(settings)
+    stack = Stack(settings, archive_wal=True)
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -390,6 +408,7 @@ Payments platform is running (data in {settings.data_dir}, logs in {stack.log_di
   Temporal gRPC  {settings.temporal.address}
   Bank simulator {settings.rails.bank_url}
   PostgreSQL     {settings.database.url}
+  WAL archive    {stack.backups.wal_dir}   (payments backup create|list|verify|restore)
 
   Dev partner API key (payments:write, payments:read):
     export API_KEY={keys["partner"]}

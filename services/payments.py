@@ -74,6 +74,28 @@ class Initiated:
     first_time: bool
 
 
+def new_payment_values(
+    order: PaymentOrder | PaymentInput, creditor: dict[str, Any], metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """A payment row as it is initiated (`processing`, sequence 0), from the API's order or,
+    when a restore lost the row, from its workflow's input (ops/heal.py)."""
+    return {
+        "id": order.payment_id,
+        "tenant_id": order.tenant_id,
+        "account_id": order.account_id,
+        "customer_id": order.customer_id,
+        "amount": order.amount,
+        "currency": order.currency,
+        "rail": order.rail,
+        "creditor": creditor,
+        "remittance_info": order.remittance_info,
+        "metadata": metadata,
+        "initiated_by": order.initiated_by,
+        "status": PaymentStatus.PROCESSING.value,
+        "status_seq": 0,
+    }
+
+
 async def initiate_payment(
     engine: AsyncEngine, temporal: Client, settings: Settings, order: PaymentOrder
 ) -> Initiated:
@@ -84,21 +106,7 @@ async def initiate_payment(
         row = (
             await conn.execute(
                 insert(payments)
-                .values(
-                    id=order.payment_id,
-                    tenant_id=order.tenant_id,
-                    account_id=order.account_id,
-                    customer_id=order.customer_id,
-                    amount=order.amount,
-                    currency=order.currency,
-                    rail=order.rail,
-                    creditor=order.creditor,
-                    remittance_info=order.remittance_info,
-                    metadata=order.metadata,
-                    initiated_by=order.initiated_by,
-                    status=PaymentStatus.PROCESSING.value,
-                    status_seq=0,
-                )
+                .values(new_payment_values(order, order.creditor, order.metadata))
                 .on_conflict_do_nothing()
                 .returning(*payments.c)
             )

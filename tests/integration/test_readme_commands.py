@@ -65,6 +65,18 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ),
     ("docs/compose.md", "docker compose up --build -d"): "needs Docker",
     (
+        "docs/backups.md",
+        "payments backup create                      # a base backup now (seconds for a dev "
+        "database)",
+    ): (
+        "a restore replaces the database under the shared stack: "
+        "tests/chaos/test_restore_drill.py runs create, verify, restore and heal on a stack "
+        "of its own, and `backup list` is the listing `verify` walks"
+    ),
+    ("docs/backups.md", "docker compose run --rm --entrypoint sh wal-archive -c \\"): (
+        "needs Docker"
+    ),
+    (
         "clients/python/README.md",
         "pip install ./clients/python   # from a checkout; `make install` does this",
     ): ("`make install` installs the client the same way (the tests import it)"),
@@ -110,8 +122,17 @@ INLINE_NOT_RUN: dict[str, str] = {
     "payments db upgrade": "the stack's start runs the migrations",
     "temporal server start-dev": "the stack starts it (ops.devstack)",
     "docker compose exec api payments <command>": "needs Docker",
-    "payments backup create|list|verify|restore --to TIME": "not built yet (DESIGN §11)",
+    "payments backup create|list|verify|restore --to TIME": (
+        "DESIGN's synopsis; tests/chaos/test_restore_drill.py runs each"
+    ),
     "payments customers erase": "test_erasure.py runs it (the risk register names the command)",
+    "payments customers erase cus_…": "needs a customer to erase: test_erasure.py runs it",
+    "payments heal": "tests/chaos/test_restore_drill.py runs it after a restore",
+    "payments heal --since TIME": "tests/chaos/test_restore_drill.py runs it after a restore",
+    "payments backup create|list|verify": "tests/chaos/test_restore_drill.py runs them",
+    "payments backup restore --to TIME": (
+        "replaces the database: tests/chaos/test_restore_drill.py runs it on a stack of its own"
+    ),
     "payments customers erase cus_… [--reason DSR-42]": (
         "needs a customer with no open payment and no balance: test_erasure.py runs it"
     ),
