@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 
 from kernel.api_keys import (
@@ -150,6 +151,63 @@ async def _verify(kind: str, full: bool) -> int:
     return 1
 
 
+def progress_bar(done: int, total: int, what: str, width: int = 30) -> str:
+    """`[#####.....]  50% ledger: 1000/2000 rows` (a total of 0 reads as complete)."""
+    share = 1.0 if total <= 0 else min(done / total, 1.0)
+    filled = round(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%} {what}: {done}/{total} rows"
+
+
+async def _verify_full(kind: str, chunk_size: int) -> int:
+    """Start the full verification of `kind` as a workflow (or attach to the one running)
+    and draw its progress until it ends."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from kernel.temporal_client import connect
+    from workflows.full_verification import FullVerificationWorkflow, full_verification_id
+    from workflows.models import FullVerifyInput
+
+    settings = get_settings()
+    client = await connect(settings, wait_seconds=10)
+    handle = await client.start_workflow(
+        FullVerificationWorkflow.run,
+        FullVerifyInput(kind=kind, chunk_size=chunk_size, actor="ops-cli"),
+        id=full_verification_id(kind),
+        task_queue=settings.temporal.task_queue,
+        # one at a time: a second command follows the run already going
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    outcome = asyncio.ensure_future(handle.result())
+    interactive = sys.stdout.isatty()
+    shown, done, total, phase = "", 0, 0, ""
+    while not outcome.done():
+        with contextlib.suppress(Exception):  # between runs (continue-as-new) it may not answer
+            state = await handle.query(FullVerificationWorkflow.progress)
+            done, total, phase = state.rows_done, state.rows_total, state.phase or "starting"
+        line = progress_bar(done, total, f"{kind} {phase}")
+        if line != shown:
+            # a terminal redraws one line; a log gets a line per change
+            print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)
+            shown = line
+        await asyncio.wait([outcome], timeout=0.5)
+    result = outcome.result()
+    final = progress_bar(total if result.ok else done, total, f"{kind} done")
+    print(f"\r{final}" if interactive else final)
+    what = "ledger" if kind == "ledger" else "audit trail"
+    if result.ok:
+        sound = "every currency sums to zero" if kind == "ledger" else "hash chain intact"
+        print(
+            f"OK: {what} verified, full ({result.checked}); {sound}; "
+            f"checkpoint {result.checkpoint_id}"
+        )
+        return 0
+    print(f"FAIL: {result.problems[0]}")
+    for problem in result.problems[1:]:
+        print(f"also: {problem}")
+    print(f"checked full: {result.checked}")
+    return 1
+
+
 async def _purge() -> int:
     from services.retention import purge_expired
 
@@ -254,7 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         " from all entries); write a checkpoint when sound, exit 1 on any discrepancy",
     )
     ledger_verify.add_argument(
-        "--full", action="store_true", help="recompute the whole ledger, not just what is new"
+        "--full",
+        action="store_true",
+        help="recompute the whole ledger, not just what is new: a resumable workflow that"
+        " reads it in chunks (attaches to the one running), with a progress bar",
+    )
+    ledger_verify.add_argument(
+        "--chunk-size", type=int, default=5_000, help="with --full: rows per chunk"
     )
 
     listing_p = commands.add_parser("list", help="payments, newest first (find stuck ones)")
@@ -284,7 +348,13 @@ def main(argv: list[str] | None = None) -> int:
         " write a checkpoint when intact, exit 1 on any break",
     )
     audit_verify.add_argument(
-        "--full", action="store_true", help="recompute the whole chain, not just what is new"
+        "--full",
+        action="store_true",
+        help="recompute the whole chain, not just what is new: a resumable workflow that"
+        " reads it in chunks (attaches to the one running), with a progress bar",
+    )
+    audit_verify.add_argument(
+        "--chunk-size", type=int, default=5_000, help="with --full: records per chunk"
     )
 
     commands.add_parser(
@@ -326,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
-    if args.command in TEMPORAL_COMMANDS:
+    full_verify = args.command in ("audit", "ledger") and args.full
+    if args.command in TEMPORAL_COMMANDS or full_verify:
         uses = (Uses.TEMPORAL, Uses.REVIEWS) if args.command == "review" else (Uses.TEMPORAL,)
         require_safe_secrets(get_settings(), "payments", uses)
     if args.command == "keys" and args.key_command == "list":
@@ -357,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         exit_without_finalizing(asyncio.run(_ops(args)))
     if args.command == "reconcile":
         exit_without_finalizing(asyncio.run(_reconcile(args.date, args.rail or ["sepa", "ach"])))
+    if full_verify:
+        if args.chunk_size < 1:
+            print("error: --chunk-size must be at least 1", file=sys.stderr)
+            return 2
+        exit_without_finalizing(asyncio.run(_verify_full(args.command, args.chunk_size)))
     if args.command in ("audit", "ledger"):
         return asyncio.run(_verify(args.command, args.full))
     if args.command == "purge":
