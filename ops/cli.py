@@ -136,18 +136,22 @@ async def _verify(kind: str, full: bool) -> int:
         outcome = await run(get_engine(get_settings()), full=full, actor="ops-cli")
     finally:
         await dispose_engines()
+    return _verdict(kind, outcome.mode, outcome.checked, outcome.problems, outcome.checkpoint_id)
+
+
+def _verdict(
+    kind: str, mode: str, checked: str, problems: list[str], checkpoint_id: int | None
+) -> int:
+    """Print a verification's outcome (OK, or FAIL naming the first problem); exit status."""
     what = "ledger" if kind == "ledger" else "audit trail"
-    if outcome.ok:
+    if not problems:
         sound = "every currency sums to zero" if kind == "ledger" else "hash chain intact"
-        print(
-            f"OK: {what} verified, {outcome.mode} ({outcome.checked}); {sound}; "
-            f"checkpoint {outcome.checkpoint_id}"
-        )
+        print(f"OK: {what} verified, {mode} ({checked}); {sound}; checkpoint {checkpoint_id}")
         return 0
-    print(f"FAIL: {outcome.problems[0]}")
-    for problem in outcome.problems[1:]:
+    print(f"FAIL: {problems[0]}")
+    for problem in problems[1:]:
         print(f"also: {problem}")
-    print(f"checked {outcome.mode}: {outcome.checked}")
+    print(f"checked {mode}: {checked}")
     return 1
 
 
@@ -178,7 +182,8 @@ async def _verify_full(kind: str, chunk_size: int) -> int:
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
     outcome = asyncio.ensure_future(handle.result())
-    interactive = sys.stdout.isatty()
+    # the bar goes to stderr: stdout carries the verdict alone, as without --full
+    interactive = sys.stderr.isatty()
     shown, done, total, phase = "", 0, 0, ""
     while not outcome.done():
         with contextlib.suppress(Exception):  # between runs (continue-as-new) it may not answer
@@ -187,25 +192,18 @@ async def _verify_full(kind: str, chunk_size: int) -> int:
         line = progress_bar(done, total, f"{kind} {phase}")
         if line != shown:
             # a terminal redraws one line; a log gets a line per change
-            print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)
+            print(
+                f"\r{line}" if interactive else line,
+                end="" if interactive else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
             shown = line
         await asyncio.wait([outcome], timeout=0.5)
     result = outcome.result()
     final = progress_bar(total if result.ok else done, total, f"{kind} done")
-    print(f"\r{final}" if interactive else final)
-    what = "ledger" if kind == "ledger" else "audit trail"
-    if result.ok:
-        sound = "every currency sums to zero" if kind == "ledger" else "hash chain intact"
-        print(
-            f"OK: {what} verified, full ({result.checked}); {sound}; "
-            f"checkpoint {result.checkpoint_id}"
-        )
-        return 0
-    print(f"FAIL: {result.problems[0]}")
-    for problem in result.problems[1:]:
-        print(f"also: {problem}")
-    print(f"checked full: {result.checked}")
-    return 1
+    print(f"\r{final}" if interactive else final, file=sys.stderr)
+    return _verdict(kind, "full", result.checked, result.problems, result.checkpoint_id)
 
 
 async def _purge() -> int:
