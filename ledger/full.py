@@ -155,6 +155,37 @@ TRANSFERS_REST = text(_TRANSFERS.format(upper="", entries_upper=""))
 SIZES = text("SELECT coalesce(sum(version), 0) FROM ledger_accounts")
 
 
+# The state a chunk verified for the accounts whose entries ended in it, kept for the run's
+# checkpoint (migration 0023); a chunk read again after a retry writes the same again.
+STAGE_STATES = text("""
+    INSERT INTO ledger_full_verified_accounts (run_key, account_id, version, debits_pending,
+                                               debits_posted, credits_pending, credits_posted)
+    SELECT :run_key, * FROM unnest(CAST(:ids AS text[]), CAST(:versions AS bigint[]),
+                                   CAST(:dps AS bigint[]), CAST(:dpos AS bigint[]),
+                                   CAST(:cps AS bigint[]), CAST(:cpos AS bigint[]))
+    ON CONFLICT (run_key, account_id) DO UPDATE SET
+        version = excluded.version, debits_pending = excluded.debits_pending,
+        debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending,
+        credits_posted = excluded.credits_posted
+""")
+
+# A sound run's states become the accounts' verified state (never replacing a newer one that
+# an incremental run recorded meanwhile), with its checkpoint; then the run's rows go.
+ADOPT_STATES = text("""
+    INSERT INTO ledger_verified_accounts (account_id, version, debits_pending, debits_posted,
+                                          credits_pending, credits_posted, checkpoint_id)
+    SELECT account_id, version, debits_pending, debits_posted, credits_pending, credits_posted,
+           :checkpoint_id
+      FROM ledger_full_verified_accounts WHERE run_key = :run_key
+    ON CONFLICT (account_id) DO UPDATE SET
+        version = excluded.version, debits_pending = excluded.debits_pending,
+        debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending,
+        credits_posted = excluded.credits_posted, checkpoint_id = excluded.checkpoint_id
+     WHERE ledger_verified_accounts.version <= excluded.version
+""")
+DISCARD_STATES = text("DELETE FROM ledger_full_verified_accounts WHERE run_key = :run_key")
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where the full check stands: the phase, the last entry checked and its account's
@@ -180,6 +211,8 @@ class Chunk:
     cursor: Cursor
     rows: int = 0
     problems: list[str] = field(default_factory=list)
+    # the accounts whose entries ended in the chunk, as arrays (ids, versions, balances)
+    ends: dict[str, list[Any]] = field(default_factory=dict)
 
 
 async def sizes(engine: AsyncEngine) -> tuple[int, int]:
@@ -190,18 +223,36 @@ async def sizes(engine: AsyncEngine) -> tuple[int, int]:
     return entries, entries // 2
 
 
-async def verify_chunk(engine: AsyncEngine, cursor: Cursor, n: int) -> Chunk:
+async def verify_chunk(engine: AsyncEngine, cursor: Cursor, n: int, run_key: str = "") -> Chunk:
     """Check the next chunk of `n` entries, or of `n` transfers once the entries are done,
-    in one snapshot."""
+    in one snapshot; a sound chunk of entries keeps the states it verified under `run_key`
+    (for the run's checkpoint)."""
+    chunk = Chunk(cursor)
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             await conn.execute(text("SET TRANSACTION READ ONLY"))
             if cursor.phase == "entries":
-                return await _entries_chunk(conn, cursor, n)
-            if cursor.phase == "transfers":
-                return await _transfers_chunk(conn, cursor, n)
-    return Chunk(cursor)
+                chunk = await _entries_chunk(conn, cursor, n)
+            elif cursor.phase == "transfers":
+                chunk = await _transfers_chunk(conn, cursor, n)
+    if run_key and chunk.ends.get("ids") and not chunk.problems:
+        async with engine.begin() as conn:
+            await conn.execute(STAGE_STATES, {**chunk.ends, "run_key": run_key})
+    return chunk
+
+
+async def adopt_states(conn: AsyncConnection, run_key: str, checkpoint_id: int) -> None:
+    """Make the states the run `run_key` verified the accounts' verified state, with its
+    checkpoint (inside the caller's transaction)."""
+    await conn.execute(ADOPT_STATES, {"run_key": run_key, "checkpoint_id": checkpoint_id})
+    await conn.execute(DISCARD_STATES, {"run_key": run_key})
+
+
+async def discard_states(engine: AsyncEngine, run_key: str) -> None:
+    """Forget what the run `run_key` verified (it found a problem)."""
+    async with engine.begin() as conn:
+        await conn.execute(DISCARD_STATES, {"run_key": run_key})
 
 
 def _account_problem(row: Any) -> str:
@@ -265,11 +316,11 @@ async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk
                 cursor.credits_posted,
             ),
         )
-    params: dict[str, Any] = {
+    arrays: dict[str, list[Any]] = {
         name: [end[i] for end in ends]
         for i, name in enumerate(("ids", "versions", "dps", "dpos", "cps", "cpos"))
     }
-    params["low"] = cursor.account_id
+    params: dict[str, Any] = {**arrays, "low": cursor.account_id}
     if done:
         checked = (await conn.execute(ACCOUNTS_REST, params)).one()
     else:
@@ -278,6 +329,7 @@ async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk
         ).one()
     if checked.id is not None:
         chunk.problems.append(_account_problem(checked))
+    chunk.ends = arrays
     accounts = cursor.accounts + checked.accounts
     if done:
         chunk.cursor = replace(

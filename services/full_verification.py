@@ -9,6 +9,7 @@ hash. A chunk reads a keyset range after it and returns the next state.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields, replace
 
@@ -53,7 +54,7 @@ async def next_chunk(
             problems=list(report.problems),
         )
     cursor = full.Cursor(**{name: getattr(state, name) for name in _CURSOR_FIELDS})
-    chunk = await full.verify_chunk(engine, cursor, chunk_size)
+    chunk = await full.verify_chunk(engine, cursor, chunk_size, state.run_key)
     return replace(
         state,
         **asdict(chunk.cursor),
@@ -82,14 +83,16 @@ async def verify_chunks(
 
 
 async def finish(engine: AsyncEngine, state: FullVerifyState, actor: str) -> FullVerifyResult:
-    """After the last chunk: the ledger's zero-sum check; then a `full` checkpoint, as the
-    one-snapshot verification writes (the audit one anchors the chain's head verified).
-
-    The ledger checkpoint records the per-currency totals but not each account's verified
-    state: the chunks verified the accounts in snapshots of their own, so the incremental
-    check keeps reading from the states its own runs recorded."""
-    result = FullVerifyResult(kind=state.kind, checked=state.describe(), rows=state.rows_done)
+    """After the last chunk (or the first problem): the ledger's zero-sum check; then a
+    `full` checkpoint, as the one-snapshot verification writes (the audit one anchors the
+    chain's head verified; the ledger one records the totals and makes the states the chunks
+    verified the accounts' verified state). A run with a problem writes none."""
+    result = FullVerifyResult(
+        kind=state.kind, checked=state.describe(), rows=state.rows_done, problems=state.problems
+    )
     if state.kind == "audit":
+        if result.problems:
+            return result
         async with engine.begin() as conn:
             result.checkpoint_id = await checkpoints.record(
                 conn,
@@ -102,10 +105,17 @@ async def finish(engine: AsyncEngine, state: FullVerifyState, actor: str) -> Ful
             )
         result.ok = True
         return result
-    result.problems, totals = await full.verify_totals(engine)
+    totals: dict[str, list[int]] = {}
+    if not result.problems:
+        result.problems, totals = await full.verify_totals(engine)
     if result.problems:
+        await full.discard_states(engine, state.run_key)
         return result
     async with engine.begin() as conn:
+
+        async def with_id(checkpoint_id: int) -> None:
+            await full.adopt_states(conn, state.run_key, checkpoint_id)
+
         result.checkpoint_id = await checkpoints.record(
             conn,
             kind="ledger",
@@ -113,6 +123,7 @@ async def finish(engine: AsyncEngine, state: FullVerifyState, actor: str) -> Ful
             checked_rows=state.entries,
             actor=actor,
             ledger_totals=totals,
+            with_id=with_id,
         )
     result.ok = True
     return result
@@ -122,11 +133,7 @@ async def run_to_end(
     engine: AsyncEngine, kind: str, chunk_size: int, actor: str
 ) -> FullVerifyResult:
     """The whole verification in this process, without Temporal (the bench times it)."""
-    state = FullVerifyState(kind=kind)
+    state = FullVerifyState(kind=kind, run_key=f"local/{uuid.uuid4().hex}")
     while not state.finished:
         state = await next_chunk(engine, state, chunk_size)
-    if state.problems:
-        return FullVerifyResult(
-            kind=kind, checked=state.describe(), rows=state.rows_done, problems=state.problems
-        )
     return await finish(engine, state, actor)

@@ -8,7 +8,8 @@ chunks, each a keyset range in a snapshot of its own, and heartbeats the state a
 resumes from the last chunk reported; the workflow keeps the state between activities and
 continues as new every few of them, so its history stays small however long the ledger is.
 The `progress` query answers where it stands. One runs at a time per kind: its id is fixed.
-When every chunk passes, the last activity makes the final checks and writes a checkpoint.
+When every chunk passes, the last activity makes the final checks and writes a checkpoint;
+at the first problem it reports the row and writes none.
 """
 
 from __future__ import annotations
@@ -48,23 +49,19 @@ class FullVerificationWorkflow:
 
     @workflow.run
     async def run(self, request: FullVerifyInput) -> FullVerifyResult:
-        """Read chunks until the end or a problem; then finish (checkpoint when sound)."""
-        self._state = request.state or FullVerifyState(kind=request.kind)
+        """Read chunks until the end or a problem; then finish (a checkpoint when sound)."""
+        info = workflow.info()
+        self._state = request.state or FullVerifyState(
+            kind=request.kind, run_key=f"{info.workflow_id}/{info.run_id}"
+        )
         for _ in range(max(1, request.activities_per_run)):
             self._state = await VERIFY_FULL_CHUNKS.run(
                 FullVerifyChunksInput(
                     self._state, request.chunk_size, max(1, request.chunks_per_activity)
                 )
             )
-            if self._state.problems:
-                return FullVerifyResult(
-                    kind=self._state.kind,
-                    ok=False,
-                    checked=self._state.describe(),
-                    rows=self._state.rows_done,
-                    problems=list(self._state.problems),
-                )
             if self._state.finished:
+                # the checkpoint when sound; either way what the chunks kept is cleared
                 return await FINISH_FULL_VERIFICATION.run(
                     FullVerifyFinishInput(self._state, request.actor)
                 )

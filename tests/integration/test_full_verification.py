@@ -30,6 +30,7 @@ from kernel.temporal_client import connect
 from ledger import TransferKind, create_transfer, verify_ledger
 from ops.devstack import Stack, settings_env
 from services.full_verification import run_to_end
+from services.verification import verify_books
 from tests.integration.test_ledger import deposit, hold, new_customer_account, resolve
 from tests.integration.test_verification_checkpoints import as_superuser, record
 from workflows.full_verification import FullVerificationWorkflow
@@ -40,6 +41,7 @@ ACCOUNTS = 6
 PAYMENTS_PER_ACCOUNT = 3
 RECORDS = 40
 CHUNK = 7
+STAGED = "SELECT count(*) FROM ledger_full_verified_accounts"
 
 
 @pytest.fixture
@@ -156,6 +158,9 @@ async def test_chunks_name_the_tampered_row(
     result = await run_to_end(seeded, "ledger", CHUNK, actor="test")
     assert not result.ok and result.checkpoint_id is None
     assert result.problems[0].startswith(expected.format(a=account)), result.problems
+    async with seeded.connect() as conn:
+        assert (await conn.execute(text(STAGED))).scalar_one() == 0
+        assert await checkpoints.latest(conn, "ledger") is None
 
 
 async def test_the_workflow_resumes_where_a_stopped_worker_left_off(
@@ -204,7 +209,12 @@ async def test_the_workflow_resumes_where_a_stopped_worker_left_off(
     assert resumed[-1] > 2 * 3
     async with seeded.connect() as conn:
         last = await checkpoints.latest(conn, "ledger")
+        kept = (await conn.execute(text(STAGED))).scalar_one()
     assert last is not None and (last.id, last.mode) == (result.checkpoint_id, "full")
+    assert kept == 0  # the run's verified states went to its checkpoint
+    # the checkpoint is one the incremental check continues from: nothing is new since
+    after = await verify_books(seeded, full=False, actor="test")
+    assert after.ok and after.mode == "incremental" and after.rows == 0
 
 
 async def test_the_workflow_names_a_tampered_audit_record_and_writes_no_checkpoint(

@@ -469,6 +469,14 @@ PROBES: dict[str, Probe] = {
         full.TRANSFERS_REST,
         {"after": _transfer_from_end(c, CHUNK - 1)},
     ),
+    "full verify: keep the states a chunk verified": lambda c: (
+        full.STAGE_STATES,
+        {**_ends(["acc_a_7", "acc_a_70"]), "run_key": "full-verification-ledger/r1"},
+    ),
+    "full verify: the run's states become the verified ones": lambda c: (
+        full.ADOPT_STATES,
+        {"run_key": "full-verification-ledger/r1", "checkpoint_id": 1},
+    ),
     "full verify: a chunk of audit records": lambda c: (
         records_chunk_query(PAYMENTS // 2, CHUNK),
         {},

@@ -1,6 +1,6 @@
 """The full verification's orchestration on the time-skipping test server (fake activities):
-chunks until the end, the state carried across activities and continue-as-new, the finish
-only when every chunk passed, and a stop at the first problem.
+chunks until the end, the state carried across activities and continue-as-new, then the
+finish; a stop at the first problem.
 """
 
 from __future__ import annotations
@@ -72,12 +72,14 @@ class FakeChunks:
         @implements(steps.FINISH_FULL_VERIFICATION)
         async def finish(request: FullVerifyFinishInput) -> FullVerifyResult:
             self.finished.append(request.state)
+            sound = not request.state.problems
             return FullVerifyResult(
                 kind=request.state.kind,
-                ok=True,
+                ok=sound,
                 checked=request.state.describe(),
                 rows=request.state.rows_done,
-                checkpoint_id=7,
+                problems=list(request.state.problems),
+                checkpoint_id=7 if sound else None,
             )
 
         return [chunks, finish]
@@ -134,6 +136,9 @@ async def test_every_chunk_is_read_once_across_runs_then_the_checkpoint(
     assert [call.state.chunks for call in fake.calls] == [0, 2, 4, 6, 8, 10]
     assert len(set(fake.run_ids)) == 3
     assert [state.chunks for state in fake.finished] == [12]
+    # one run key for the whole chain of runs: the first run's
+    assert len({call.state.run_key for call in fake.calls}) == 1
+    assert fake.calls[0].state.run_key.endswith(fake.run_ids[0])
 
 
 async def test_a_problem_stops_the_verification_without_a_checkpoint(
@@ -144,4 +149,5 @@ async def test_a_problem_stops_the_verification_without_a_checkpoint(
     assert not result.ok and result.checkpoint_id is None
     assert result.problems == ["account acc_x: entry chain broken at version 5"]
     assert [call.state.chunks for call in fake.calls] == [0, 2, 4]
-    assert fake.finished == []
+    # the finish clears what the chunks kept, and writes no checkpoint
+    assert [state.chunks for state in fake.finished] == [5]

@@ -14,6 +14,8 @@ class FullVerifyState:
     much, and the problems it found (it stops at the first chunk with any)."""
 
     kind: str = "ledger"  # ledger or audit
+    # the run (its first workflow run): what its chunks verified is kept under it
+    run_key: str = ""
     # ledger: entries, then transfers, then done; audit: chain, then done
     phase: str = ""
     # ledger entries: the last entry checked and its account's balances after it
