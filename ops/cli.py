@@ -165,6 +165,7 @@ def progress_bar(done: int, total: int, what: str, width: int = 30) -> str:
 async def _verify_full(kind: str, chunk_size: int) -> int:
     """Start the full verification of `kind` as a workflow (or attach to the one running)
     and draw its progress until it ends."""
+    from temporalio.client import WorkflowFailureError
     from temporalio.common import WorkflowIDConflictPolicy
 
     from kernel.temporal_client import connect
@@ -200,7 +201,11 @@ async def _verify_full(kind: str, chunk_size: int) -> int:
             )
             shown = line
         await asyncio.wait([outcome], timeout=0.5)
-    result = outcome.result()
+    try:
+        result = outcome.result()
+    except WorkflowFailureError as err:
+        print(f"\nerror: the full verification failed: {err.cause}", file=sys.stderr)
+        return 2
     final = progress_bar(total if result.ok else done, total, f"{kind} done")
     print(f"\r{final}" if interactive else final, file=sys.stderr)
     return _verdict(kind, "full", result.checked, result.problems, result.checkpoint_id)
