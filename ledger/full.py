@@ -37,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ledger.incremental import totals
 from ledger.verify import ZERO_SUM
 
-# Per account of the chunk: its entry count, the first entry that breaks its chain, and its
-# last entry (version and balances). The chunk is the next `n` entries after the cursor, a
-# range of the primary key; an account's first entry in the chunk continues the state the
-# cursor carries for it (the cursor's account), or starts from zero (any other account).
+# Per account of the chunk: its entry count, the first entry that breaks its chain, its last
+# entry (version and balances), and whether its entry at the run's start cut differs from
+# the state that cut recorded. The chunk is the next `n` entries after the cursor, a range of
+# the primary key; an account's first entry in the chunk continues the state the cursor
+# carries for it (the cursor's account), or starts from zero (any other account). The cut's
+# rows are a range of their primary key too (the chunk's accounts).
 ENTRIES_CHUNK = text("""
     WITH chunk AS MATERIALIZED (
         SELECT account_id, version, debits_pending_delta, debits_posted_delta,
@@ -68,14 +70,25 @@ ENTRIES_CHUNK = text("""
                             CASE WHEN account_id = :account THEN :cpo ELSE 0 END)
                    + credits_posted_delta) AS broken
           FROM chunk
-        WINDOW w AS (PARTITION BY account_id ORDER BY version))
-    SELECT account_id, count(*) AS n, min(version) FILTER (WHERE broken) AS broken_at,
-           max(version) AS version,
-           (array_agg(debits_pending ORDER BY version DESC))[1] AS debits_pending,
-           (array_agg(debits_posted ORDER BY version DESC))[1] AS debits_posted,
-           (array_agg(credits_pending ORDER BY version DESC))[1] AS credits_pending,
-           (array_agg(credits_posted ORDER BY version DESC))[1] AS credits_posted
-      FROM steps GROUP BY account_id ORDER BY account_id
+        WINDOW w AS (PARTITION BY account_id ORDER BY version)),
+    cut AS (
+        SELECT account_id, version, debits_pending, debits_posted, credits_pending,
+               credits_posted
+          FROM ledger_full_verified_accounts
+         WHERE run_key = :run_key AND account_id >= (SELECT min(account_id) FROM chunk)
+           AND account_id <= (SELECT max(account_id) FROM chunk))
+    SELECT s.account_id, count(*) AS n, min(s.version) FILTER (WHERE s.broken) AS broken_at,
+           max(s.version) AS version,
+           (array_agg(s.debits_pending ORDER BY s.version DESC))[1] AS debits_pending,
+           (array_agg(s.debits_posted ORDER BY s.version DESC))[1] AS debits_posted,
+           (array_agg(s.credits_pending ORDER BY s.version DESC))[1] AS credits_pending,
+           (array_agg(s.credits_posted ORDER BY s.version DESC))[1] AS credits_posted,
+           min(c.version) FILTER (
+               WHERE (s.debits_pending, s.debits_posted, s.credits_pending, s.credits_posted)
+                     IS DISTINCT FROM (c.debits_pending, c.debits_posted, c.credits_pending,
+                                       c.credits_posted)) AS off_cut
+      FROM steps s LEFT JOIN cut c ON c.account_id = s.account_id AND c.version = s.version
+     GROUP BY s.account_id ORDER BY s.account_id
 """)
 
 # The accounts of a chunk's id range against the end states its entries gave them (passed as
@@ -155,22 +168,24 @@ TRANSFERS_REST = text(_TRANSFERS.format(upper="", entries_upper=""))
 SIZES = text("SELECT coalesce(sum(version), 0) FROM ledger_accounts")
 
 
-# The state a chunk verified for the accounts whose entries ended in it, kept for the run's
-# checkpoint (migration 0023); a chunk read again after a retry writes the same again.
-STAGE_STATES = text("""
+# The run's start: every account's version and balances in one snapshot (a consistent cut of
+# the ledger: a transfer's two legs are on both sides of it or on neither). The chunks
+# verify each account's entries up to at least that version, and that its entry at that
+# version has those balances; when all pass, the cut is what the run verified, and becomes
+# the incremental check's starting point (states of later snapshots, one per chunk, would
+# split transfers written meanwhile). A retried start keeps the first cut.
+START_CUT = text("""
     INSERT INTO ledger_full_verified_accounts (run_key, account_id, version, debits_pending,
                                                debits_posted, credits_pending, credits_posted)
-    SELECT :run_key, * FROM unnest(CAST(:ids AS text[]), CAST(:versions AS bigint[]),
-                                   CAST(:dps AS bigint[]), CAST(:dpos AS bigint[]),
-                                   CAST(:cps AS bigint[]), CAST(:cpos AS bigint[]))
-    ON CONFLICT (run_key, account_id) DO UPDATE SET
-        version = excluded.version, debits_pending = excluded.debits_pending,
-        debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending,
-        credits_posted = excluded.credits_posted
+    SELECT :run_key, id, version, debits_pending, debits_posted, credits_pending,
+           credits_posted
+      FROM ledger_accounts WHERE version > 0
+    ON CONFLICT (run_key, account_id) DO NOTHING
 """)
 
-# A sound run's states become the accounts' verified state (never replacing a newer one that
-# an incremental run recorded meanwhile), with its checkpoint; then the run's rows go.
+# A sound run's cut becomes the accounts' verified state (never replacing a newer one that an
+# incremental run recorded meanwhile: a later consistent cut), with its checkpoint; then the
+# run's rows go.
 ADOPT_STATES = text("""
     INSERT INTO ledger_verified_accounts (account_id, version, debits_pending, debits_posted,
                                           credits_pending, credits_posted, checkpoint_id)
@@ -211,8 +226,6 @@ class Chunk:
     cursor: Cursor
     rows: int = 0
     problems: list[str] = field(default_factory=list)
-    # the accounts whose entries ended in the chunk, as arrays (ids, versions, balances)
-    ends: dict[str, list[Any]] = field(default_factory=dict)
 
 
 async def sizes(engine: AsyncEngine) -> tuple[int, int]:
@@ -223,28 +236,29 @@ async def sizes(engine: AsyncEngine) -> tuple[int, int]:
     return entries, entries // 2
 
 
-async def verify_chunk(engine: AsyncEngine, cursor: Cursor, n: int, run_key: str = "") -> Chunk:
+async def start(engine: AsyncEngine, run_key: str) -> None:
+    """Record the run's start cut (every account's state now) under `run_key`."""
+    async with engine.begin() as conn:
+        await conn.execute(START_CUT, {"run_key": run_key})
+
+
+async def verify_chunk(engine: AsyncEngine, cursor: Cursor, n: int, run_key: str) -> Chunk:
     """Check the next chunk of `n` entries, or of `n` transfers once the entries are done,
-    in one snapshot; a sound chunk of entries keeps the states it verified under `run_key`
-    (for the run's checkpoint)."""
-    chunk = Chunk(cursor)
+    in one snapshot (against the start cut recorded under `run_key`)."""
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             await conn.execute(text("SET TRANSACTION READ ONLY"))
             if cursor.phase == "entries":
-                chunk = await _entries_chunk(conn, cursor, n)
-            elif cursor.phase == "transfers":
-                chunk = await _transfers_chunk(conn, cursor, n)
-    if run_key and chunk.ends.get("ids") and not chunk.problems:
-        async with engine.begin() as conn:
-            await conn.execute(STAGE_STATES, {**chunk.ends, "run_key": run_key})
-    return chunk
+                return await _entries_chunk(conn, cursor, n, run_key)
+            if cursor.phase == "transfers":
+                return await _transfers_chunk(conn, cursor, n)
+    return Chunk(cursor)
 
 
 async def adopt_states(conn: AsyncConnection, run_key: str, checkpoint_id: int) -> None:
-    """Make the states the run `run_key` verified the accounts' verified state, with its
-    checkpoint (inside the caller's transaction)."""
+    """Make the start cut of the run `run_key` (all of it verified) the accounts' verified
+    state, with its checkpoint (inside the caller's transaction)."""
     await conn.execute(ADOPT_STATES, {"run_key": run_key, "checkpoint_id": checkpoint_id})
     await conn.execute(DISCARD_STATES, {"run_key": run_key})
 
@@ -266,7 +280,7 @@ def _account_problem(row: Any) -> str:
     )
 
 
-async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk:
+async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int, run_key: str) -> Chunk:
     found = (
         await conn.execute(
             ENTRIES_CHUNK,
@@ -278,6 +292,7 @@ async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk
                 "cp": cursor.credits_pending,
                 "cpo": cursor.credits_posted,
                 "n": n,
+                "run_key": run_key,
             },
         )
     ).all()
@@ -289,6 +304,7 @@ async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk
         chunk.problems.append(
             f"account {broken[0].account_id}: entry chain broken at version {broken[0].broken_at}"
         )
+
     # the accounts whose entries end in this chunk: all but the last one, which may go on
     # (all of them in the last chunk); and the cursor's account when its entries ended with
     # the previous chunk
@@ -316,11 +332,11 @@ async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk
                 cursor.credits_posted,
             ),
         )
-    arrays: dict[str, list[Any]] = {
+    params: dict[str, Any] = {
         name: [end[i] for end in ends]
         for i, name in enumerate(("ids", "versions", "dps", "dpos", "cps", "cpos"))
     }
-    params: dict[str, Any] = {**arrays, "low": cursor.account_id}
+    params["low"] = cursor.account_id
     if done:
         checked = (await conn.execute(ACCOUNTS_REST, params)).one()
     else:
@@ -329,7 +345,14 @@ async def _entries_chunk(conn: AsyncConnection, cursor: Cursor, n: int) -> Chunk
         ).one()
     if checked.id is not None:
         chunk.problems.append(_account_problem(checked))
-    chunk.ends = arrays
+    # the entry at the start cut's version against the state the cut recorded: an account
+    # row changed behind the ledger's back before the run started shows here first
+    moved = [row for row in found if row.off_cut is not None]
+    if moved:
+        chunk.problems.append(
+            f"account {moved[0].account_id}: its balances when the verification started"
+            f" differ from its entry {moved[0].off_cut}"
+        )
     accounts = cursor.accounts + checked.accounts
     if done:
         chunk.cursor = replace(

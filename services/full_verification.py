@@ -30,6 +30,7 @@ async def _start(engine: AsyncEngine, state: FullVerifyState) -> FullVerifyState
             head = (await conn.execute(audit.LAST_LINK)).first()
         return replace(state, phase="chain", rows_total=head.seq if head else 0)
     entries, transfers = await full.sizes(engine)
+    await full.start(engine, state.run_key)
     return replace(state, phase="entries", rows_total=entries + transfers)
 
 
@@ -85,8 +86,9 @@ async def verify_chunks(
 async def finish(engine: AsyncEngine, state: FullVerifyState, actor: str) -> FullVerifyResult:
     """After the last chunk (or the first problem): the ledger's zero-sum check; then a
     `full` checkpoint, as the one-snapshot verification writes (the audit one anchors the
-    chain's head verified; the ledger one records the totals and makes the states the chunks
-    verified the accounts' verified state). A run with a problem writes none."""
+    chain's head verified; the ledger one records the totals and makes the run's start cut,
+    which the chunks verified, the accounts' verified state). A run with a problem writes
+    none."""
     result = FullVerifyResult(
         kind=state.kind, checked=state.describe(), rows=state.rows_done, problems=state.problems
     )

@@ -1,12 +1,13 @@
-"""The full verification's verified account states, per run (issue #23).
+"""The full verification's start cut, per run (issue #23).
 
-`ledger_full_verified_accounts`: each account's version and four balances as a chunk of a
-full verification (the FullVerification workflow) verified them, in that chunk's snapshot,
-keyed by the run. When every chunk passed, the run's checkpoint makes them the accounts'
-verified state (`ledger_verified_accounts`, never replacing a newer one) and deletes them; a
-run that found a problem deletes them without a checkpoint. The chunks verify the accounts
-in snapshots of their own, so only the state each one saw may be called verified: not the
-accounts' state when the run ends.
+`ledger_full_verified_accounts`: every account's version and four balances when a full
+verification (the FullVerification workflow) started, in one snapshot, keyed by the run. Its
+chunks verify each account's entries up to at least that version and that the entry at that
+version has those balances. When every chunk passed, the run's checkpoint makes this cut the
+accounts' verified state (`ledger_verified_accounts`, never replacing a newer one), where the
+incremental check continues from, and deletes it; a run that found a problem deletes it
+without a checkpoint. A cut of one snapshot, not the states each chunk saw: those come from
+different snapshots and would split a transfer written meanwhile between verified and new.
 
 Revision ID: 0023
 Revises: 0020

@@ -29,7 +29,7 @@ from kernel import audit, checkpoints
 from kernel.temporal_client import connect
 from ledger import TransferKind, create_transfer, verify_ledger
 from ops.devstack import Stack, settings_env
-from services.full_verification import run_to_end
+from services.full_verification import finish, run_to_end, verify_chunks
 from services.verification import verify_books
 from tests.integration.test_ledger import deposit, hold, new_customer_account, resolve
 from tests.integration.test_verification_checkpoints import as_superuser, record
@@ -117,6 +117,69 @@ async def test_chunks_of_any_size_agree_with_the_one_snapshot_check(seeded: Asyn
     assert trail.rows > RECORDS  # the seed's records and the ledger checkpoints above
 
 
+async def test_a_ledger_in_use_verifies_and_the_incremental_check_takes_over(
+    seeded: AsyncEngine,
+) -> None:
+    """Money moves between every two chunks, on accounts before, at and after the cursor:
+    each chunk compares accounts and entries in its own snapshot, so the run passes, and
+    what moved behind the cursor is the next incremental run's."""
+    async with seeded.connect() as conn:
+        accounts = list(
+            (
+                await conn.execute(
+                    text("SELECT id FROM ledger_accounts WHERE kind = 'customer' ORDER BY id")
+                )
+            ).scalars()
+        )
+    moved = 0
+
+    async def pay_after_each_chunk(state: FullVerifyState) -> None:
+        nonlocal moved
+        account = accounts[state.chunks % len(accounts)]
+        await create_transfer(seeded, hold(f"pay_live_{state.chunks}", account, 1))
+        moved += 1
+
+    state = FullVerifyState(kind="ledger", run_key="test/live")
+    while not state.finished:
+        state = await verify_chunks(seeded, state, 3, 1, pay_after_each_chunk)
+    result = await finish(seeded, state, "test")
+    assert result.ok, result.problems
+    assert moved > 2 * len(accounts)  # every account was written during the run, more than once
+    after = await verify_books(seeded, full=False, actor="test")
+    assert after.ok and after.mode == "incremental", after.problems
+    assert 0 < after.rows <= 2 * moved
+
+
+async def test_the_start_cut_the_checkpoint_adopts_is_itself_verified(
+    seeded: AsyncEngine,
+) -> None:
+    """The state recorded at the start is what a sound run hands to the incremental check:
+    a chunk that finds an account's entry differ from it fails the run."""
+    async with seeded.connect() as conn:
+        last = (
+            await conn.execute(text("SELECT max(id) FROM ledger_accounts WHERE kind = 'customer'"))
+        ).scalar_one()
+
+    async def corrupt_the_cut_after_the_first_chunk(state: FullVerifyState) -> None:
+        if state.chunks == 1:
+            await as_superuser(
+                seeded,
+                "UPDATE ledger_full_verified_accounts SET credits_posted = credits_posted + 1"
+                " WHERE account_id = :a",
+                a=last,
+            )
+
+    state = FullVerifyState(kind="ledger", run_key="test/cut")
+    while not state.finished:
+        state = await verify_chunks(seeded, state, CHUNK, 1, corrupt_the_cut_after_the_first_chunk)
+    result = await finish(seeded, state, "test")
+    assert not result.ok and result.checkpoint_id is None
+    assert result.problems == [
+        f"account {last}: its balances when the verification started differ from its entry"
+        f" {1 + 2 * PAYMENTS_PER_ACCOUNT}"
+    ]
+
+
 @pytest.mark.parametrize(
     ("tamper", "expected"),
     [
@@ -126,7 +189,7 @@ async def test_chunks_of_any_size_agree_with_the_one_snapshot_check(seeded: Asyn
         ),
         (
             "UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE id = :a",
-            "account {a}: balances (dp=0, dP=",
+            "account {a}: its balances when the verification started differ from its entry 7",
         ),
         (
             "DELETE FROM ledger_entries WHERE account_id = :a AND version = 7",

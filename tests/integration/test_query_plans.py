@@ -443,7 +443,16 @@ PROBES: dict[str, Probe] = {
     "full verify: the progress total": lambda c: (full.SIZES, {}),
     "full verify: a chunk of entries": lambda c: (
         full.ENTRIES_CHUNK,
-        {"account": "acc_a_7", "version": 1, "dp": 0, "dpo": 0, "cp": 0, "cpo": 0, "n": CHUNK},
+        {
+            "account": "acc_a_7",
+            "version": 1,
+            "dp": 0,
+            "dpo": 0,
+            "cp": 0,
+            "cpo": 0,
+            "n": CHUNK,
+            "run_key": "full-verification-ledger/r1",
+        },
     ),
     "full verify: the accounts of a chunk": lambda c: (
         full.ACCOUNTS_RANGE,
@@ -469,9 +478,9 @@ PROBES: dict[str, Probe] = {
         full.TRANSFERS_REST,
         {"after": _transfer_from_end(c, CHUNK - 1)},
     ),
-    "full verify: keep the states a chunk verified": lambda c: (
-        full.STAGE_STATES,
-        {**_ends(["acc_a_7", "acc_a_70"]), "run_key": "full-verification-ledger/r1"},
+    "full verify: the run's start cut": lambda c: (
+        full.START_CUT,
+        {"run_key": "full-verification-ledger/r1"},
     ),
     "full verify: the run's states become the verified ones": lambda c: (
         full.ADOPT_STATES,
