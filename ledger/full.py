@@ -199,6 +199,7 @@ ADOPT_STATES = text("""
      WHERE ledger_verified_accounts.version <= excluded.version
 """)
 DISCARD_STATES = text("DELETE FROM ledger_full_verified_accounts WHERE run_key = :run_key")
+DISCARD_OTHER_CUTS = text("DELETE FROM ledger_full_verified_accounts WHERE run_key <> :run_key")
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,9 @@ async def sizes(engine: AsyncEngine) -> tuple[int, int]:
 async def start(engine: AsyncEngine, run_key: str) -> None:
     """Record the run's start cut (every account's state now) under `run_key`."""
     async with engine.begin() as conn:
+        # one full verification of the ledger runs at a time (its workflow id is fixed): a
+        # cut under another key was left by a run that was terminated
+        await conn.execute(DISCARD_OTHER_CUTS, {"run_key": run_key})
         await conn.execute(START_CUT, {"run_key": run_key})
 
 
