@@ -19,7 +19,10 @@ the last account's running balances) starts the next one. The checks are those o
    same id range: exactly two entries, a debit leg on the transfer's debit account and a
    credit leg on its credit account, with equal movements; an entry of a missing transfer
    is found in the range its transfer id falls in;
-4. per currency, the accounts' balances sum to zero (one pass over the accounts, at the end).
+4. per currency, the accounts' balances sum to zero (one pass over the accounts, at the end);
+5. the run's start cut (every account's state when it started, in one snapshot): each
+   account's entry at that version has that state. A sound run's checkpoint makes the cut
+   the incremental check's starting point (a consistent one, unlike the chunks' states).
 
 Every statement reads one range of an index and joins it with another range (or with the
 few rows the chunk returned): a healthy ledger costs one pass over each table, never a probe
