@@ -145,9 +145,47 @@ def records_after_query(seq: int) -> Select[Any]:
     return select(audit_log).where(audit_log.c.seq > seq).order_by(audit_log.c.seq)
 
 
+def records_chunk_query(seq: int, limit: int) -> Select[Any]:
+    """The next `limit` records after `seq` (a bounded range of the primary key)."""
+    return records_after_query(seq).limit(limit)
+
+
 def link_query(seq: int) -> Select[Any]:
     """The hash of record `seq`."""
     return select(audit_log.c.hash).where(audit_log.c.seq == seq)
+
+
+def follow(report: AuditReport, row: Any) -> bool:
+    """Check that `row` extends the chain at the report's head and advance the head to it;
+    False (with the problem recorded) when it does not."""
+    report.entries += 1
+    expected_seq = report.head_seq + 1
+    if row.seq != expected_seq:
+        report.problems.append(f"entry {expected_seq} is missing (found {row.seq})")
+        return False
+    if row.prev_hash != report.head_hash:
+        report.problems.append(f"entry {row.seq} does not link to entry {row.seq - 1}")
+        return False
+    if row.hash != entry_hash(report.head_hash, _entry(row)):
+        report.problems.append(f"entry {row.seq} ({row.action}) was altered")
+        return False
+    report.head_seq, report.head_hash = row.seq, row.hash
+    return True
+
+
+async def verify_chunk(
+    engine: AsyncEngine, seq: int, hash_: str, limit: int
+) -> tuple[AuditReport, bool]:
+    """One chunk of a full verification: the next `limit` records after record `seq`, which
+    the previous chunk verified with hash `hash_` (0 and GENESIS: the start). Returns the
+    report (its head is where the next chunk starts) and whether the chain ended here."""
+    report = AuditReport(head_seq=seq, head_hash=hash_)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(records_chunk_query(seq, limit))).all()
+    for row in rows:
+        if not follow(report, row):
+            break
+    return report, len(rows) < limit
 
 
 async def verify(engine: AsyncEngine) -> AuditReport:
@@ -160,7 +198,6 @@ async def verify_after(engine: AsyncEngine, seq: int, hash_: str) -> AuditReport
     `hash_` when a checkpoint verified it. The anchor must still carry that hash, and every
     later record must link to it; costs the records after the anchor only."""
     report = AuditReport(head_seq=seq, head_hash=hash_)
-    prev = hash_
     async with engine.connect() as conn:
         if seq > 0:
             found = (await conn.execute(link_query(seq))).scalar_one_or_none()
@@ -171,19 +208,7 @@ async def verify_after(engine: AsyncEngine, seq: int, hash_: str) -> AuditReport
                 )
                 return report
         result = await conn.stream(records_after_query(seq))
-        expected_seq = seq + 1
         async for row in result:
-            report.entries += 1
-            if row.seq != expected_seq:
-                report.problems.append(f"entry {expected_seq} is missing (found {row.seq})")
+            if not follow(report, row):
                 break
-            if row.prev_hash != prev:
-                report.problems.append(f"entry {row.seq} does not link to entry {row.seq - 1}")
-                break
-            if row.hash != entry_hash(prev, _entry(row)):
-                report.problems.append(f"entry {row.seq} ({row.action}) was altered")
-                break
-            prev = row.hash
-            report.head_seq, report.head_hash = row.seq, row.hash
-            expected_seq += 1
     return report

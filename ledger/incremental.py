@@ -233,11 +233,12 @@ async def verify_since_checkpoint(engine: AsyncEngine) -> IncrementalReport:
             report.problems = await _problems(conn)
             if report.ok:
                 report.states = [AccountState(*row) for row in await conn.execute(_STATES)]
-                report.totals = await _totals(conn)
+                report.totals = await totals(conn)
     return report
 
 
-async def _totals(conn: AsyncConnection) -> dict[str, list[int]]:
+async def totals(conn: AsyncConnection) -> dict[str, list[int]]:
+    """Per currency: the sums of the accounts' four balances (what a checkpoint records)."""
     return {row[0]: [int(v) for v in row[1:]] for row in await conn.execute(_TOTALS)}
 
 
@@ -250,7 +251,7 @@ async def current_states(conn: AsyncConnection) -> tuple[list[AccountState], dic
             " credits_posted FROM ledger_accounts ORDER BY id"
         )
     )
-    return [AccountState(*row) for row in rows], await _totals(conn)
+    return [AccountState(*row) for row in rows], await totals(conn)
 
 
 async def record_verified_states(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -141,19 +142,79 @@ async def _verify(kind: str, full: bool) -> int:
         outcome = await run(get_engine(get_settings()), full=full, actor="ops-cli")
     finally:
         await dispose_engines()
+    return _verdict(kind, outcome.mode, outcome.checked, outcome.problems, outcome.checkpoint_id)
+
+
+def _verdict(
+    kind: str, mode: str, checked: str, problems: list[str], checkpoint_id: int | None
+) -> int:
+    """Print a verification's outcome (OK, or FAIL naming the first problem); exit status."""
     what = "ledger" if kind == "ledger" else "audit trail"
-    if outcome.ok:
+    if not problems:
         sound = "every currency sums to zero" if kind == "ledger" else "hash chain intact"
-        print(
-            f"OK: {what} verified, {outcome.mode} ({outcome.checked}); {sound}; "
-            f"checkpoint {outcome.checkpoint_id}"
-        )
+        print(f"OK: {what} verified, {mode} ({checked}); {sound}; checkpoint {checkpoint_id}")
         return 0
-    print(f"FAIL: {outcome.problems[0]}")
-    for problem in outcome.problems[1:]:
+    print(f"FAIL: {problems[0]}")
+    for problem in problems[1:]:
         print(f"also: {problem}")
-    print(f"checked {outcome.mode}: {outcome.checked}")
+    print(f"checked {mode}: {checked}")
     return 1
+
+
+def progress_bar(done: int, total: int, what: str, width: int = 30) -> str:
+    """`[#####.....]  50% ledger: 1000/2000 rows` (a total of 0 reads as complete)."""
+    share = 1.0 if total <= 0 else min(done / total, 1.0)
+    filled = round(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%} {what}: {done}/{total} rows"
+
+
+async def _verify_full(kind: str, chunk_size: int) -> int:
+    """Start the full verification of `kind` as a workflow (or attach to the one running)
+    and draw its progress until it ends."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from kernel.temporal_client import connect
+    from workflows.full_verification import FullVerificationWorkflow, full_verification_id
+    from workflows.models import FullVerifyInput
+
+    settings = get_settings()
+    client = await connect(settings, wait_seconds=10)
+    handle = await client.start_workflow(
+        FullVerificationWorkflow.run,
+        FullVerifyInput(kind=kind, chunk_size=chunk_size, actor="ops-cli"),
+        id=full_verification_id(kind),
+        task_queue=settings.temporal.task_queue,
+        # one at a time: a second command follows the run already going
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    outcome = asyncio.ensure_future(handle.result())
+    # the bar goes to stderr: stdout carries the verdict alone, as without --full
+    interactive = sys.stderr.isatty()
+    shown, done, total, phase = "", 0, 0, ""
+    while not outcome.done():
+        with contextlib.suppress(Exception):  # between runs (continue-as-new) it may not answer
+            state = await handle.query(FullVerificationWorkflow.progress)
+            done, total, phase = state.rows_done, state.rows_total, state.phase or "starting"
+        line = progress_bar(done, total, f"{kind} {phase}")
+        if line != shown:
+            # a terminal redraws one line; a log gets a line per change
+            print(
+                f"\r{line}" if interactive else line,
+                end="" if interactive else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+            shown = line
+        await asyncio.wait([outcome], timeout=0.5)
+    try:
+        result = outcome.result()
+    except WorkflowFailureError as err:
+        print(f"\nerror: the full verification failed: {err.cause}", file=sys.stderr)
+        return 2
+    final = progress_bar(total if result.ok else done, total, f"{kind} done")
+    print(f"\r{final}" if interactive else final, file=sys.stderr)
+    return _verdict(kind, "full", result.checked, result.problems, result.checkpoint_id)
 
 
 async def _purge() -> int:
@@ -359,7 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         " from all entries); write a checkpoint when sound, exit 1 on any discrepancy",
     )
     ledger_verify.add_argument(
-        "--full", action="store_true", help="recompute the whole ledger, not just what is new"
+        "--full",
+        action="store_true",
+        help="recompute the whole ledger, not just what is new: a resumable workflow that"
+        " reads it in chunks (attaches to the one running), with a progress bar",
+    )
+    ledger_verify.add_argument(
+        "--chunk-size", type=int, default=5_000, help="with --full: rows per chunk"
     )
 
     listing_p = commands.add_parser("list", help="payments, newest first (find stuck ones)")
@@ -389,7 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         " write a checkpoint when intact, exit 1 on any break",
     )
     audit_verify.add_argument(
-        "--full", action="store_true", help="recompute the whole chain, not just what is new"
+        "--full",
+        action="store_true",
+        help="recompute the whole chain, not just what is new: a resumable workflow that"
+        " reads it in chunks (attaches to the one running), with a progress bar",
+    )
+    audit_verify.add_argument(
+        "--chunk-size", type=int, default=5_000, help="with --full: records per chunk"
     )
 
     commands.add_parser(
@@ -454,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
-    if args.command in TEMPORAL_COMMANDS:
+    full_verify = args.command in ("audit", "ledger") and args.full
+    if args.command in TEMPORAL_COMMANDS or full_verify:
         uses: tuple[Uses, ...] = (Uses.TEMPORAL,)
         if args.command == "review":
             uses = (Uses.TEMPORAL, Uses.REVIEWS)
@@ -489,6 +563,11 @@ def main(argv: list[str] | None = None) -> int:
         exit_without_finalizing(asyncio.run(_ops(args)))
     if args.command == "reconcile":
         exit_without_finalizing(asyncio.run(_reconcile(args.date, args.rail or ["sepa", "ach"])))
+    if full_verify:
+        if args.chunk_size < 1:
+            print("error: --chunk-size must be at least 1", file=sys.stderr)
+            return 2
+        exit_without_finalizing(asyncio.run(_verify_full(args.command, args.chunk_size)))
     if args.command in ("audit", "ledger"):
         return asyncio.run(_verify(args.command, args.full))
     if args.command == "purge":

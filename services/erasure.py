@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, cast, false, func, or_, select, update
+from sqlalchemy import Select, Text, cast, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 
@@ -165,19 +165,22 @@ async def _load(conn: AsyncConnection, customer_id: str, tenant_id: str | None) 
     return row
 
 
+def open_payments_query(customer_id: str) -> Select[Any]:
+    """How many of the customer's payments are not final yet."""
+    return (
+        select(func.count())
+        .select_from(payments)
+        .where(
+            payments.c.customer_id == customer_id,
+            payments.c.status.not_in([str(s) for s in TERMINAL_STATUSES]),
+        )
+    )
+
+
 async def _refuse_open_payments(
     conn: AsyncConnection, temporal: Client | None, customer_id: str
 ) -> None:
-    open_ = (
-        await conn.execute(
-            select(func.count())
-            .select_from(payments)
-            .where(
-                payments.c.customer_id == customer_id,
-                payments.c.status.not_in([str(s) for s in TERMINAL_STATUSES]),
-            )
-        )
-    ).scalar_one()
+    open_ = (await conn.execute(open_payments_query(customer_id))).scalar_one()
     running = 0
     if temporal is not None:
         # a settled payment still waiting out its return window, an onboarding in review:

@@ -37,6 +37,7 @@ from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
 from activities.reviews import ReviewActivities
+from activities.verification import VerificationActivities
 from activities.webhook_http import webhook_client
 from kernel.bytecode_cache import cache_bytecode_under
 from kernel.db import dispose_engines, get_engine
@@ -95,6 +96,7 @@ def activity_implementations(
     engine = get_engine(settings)
     records = PaymentRecordActivities(engine, client, settings)
     ledger = LedgerActivities(engine)
+    verification = VerificationActivities(engine)
     rails = RailActivities(SepaAdapter(http, settings), AchAdapter(http, engine, client, settings))
     implementations: list[Callable[..., Any]] = [
         records.record_payment_status,
@@ -108,6 +110,8 @@ def activity_implementations(
         ledger.reverse_payment,
         ledger.expire_pending,
         ledger.observe_platform,
+        verification.verify_full_chunks,
+        verification.finish_full_verification,
         RetentionActivities(engine, settings).purge_expired_records,
         rails.submit_to_rail,
         rails.poll_rail_status,

@@ -61,6 +61,12 @@ with workflow.unsafe.imports_passed_through():
         SubmitResult,
     )
     from workflows.models.reconciliation import ReconcileRailInput, ReconcileResult
+    from workflows.models.verification import (
+        FullVerifyChunksInput,
+        FullVerifyFinishInput,
+        FullVerifyResult,
+        FullVerifyState,
+    )
     from workflows.models.webhooks import DeliveryInput, DeliveryResult
     from workflows.queues import Role, queue_for
 
@@ -81,6 +87,8 @@ class Step(Generic[InputT, ResultT]):
     # short, idempotent and safe to run in the workflow's own worker when the workflow allows
     local: bool = False
     schedule_to_close: timedelta | None = None
+    # a long step reports progress this often at least, or its attempt is retried elsewhere
+    heartbeat: timedelta | None = None
 
     def queue(self, base_queue: str) -> str:
         """The task queue of this step's role, next to the workflow's `base_queue`."""
@@ -113,6 +121,7 @@ class Step(Generic[InputT, ResultT]):
             task_queue=task_queue or self.queue(workflow.info().task_queue),
             start_to_close_timeout=self.start_to_close,
             schedule_to_close_timeout=self.schedule_to_close,
+            heartbeat_timeout=self.heartbeat,
             retry_policy=retry or self.retry,
             result_type=self.result_type,
         )
@@ -303,6 +312,27 @@ PURGE_EXPIRED_RECORDS = Step(
     RetryPolicy(maximum_interval=timedelta(minutes=1)),
 )
 
+# a few chunks of a full verification (ledger or audit chain), a heartbeat after each: a
+# worker lost mid-way is noticed within the heartbeat timeout, and the retry resumes from the
+# last chunk it reported. Transient faults are retried without limit (the state is durable).
+VERIFY_FULL_CHUNKS = Step(
+    "verify_full_chunks",
+    FullVerifyChunksInput,
+    FullVerifyState,
+    "ledger",
+    timedelta(minutes=10),
+    RetryPolicy(maximum_interval=timedelta(seconds=30)),
+    heartbeat=timedelta(seconds=60),
+)
+FINISH_FULL_VERIFICATION = Step(
+    "finish_full_verification",
+    FullVerifyFinishInput,
+    FullVerifyResult,
+    "ledger",
+    timedelta(minutes=2),
+    RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)
+
 # --- onboarding and watch lists ---------------------------------------------------------
 
 SCREEN_CUSTOMER = Step(
@@ -377,6 +407,8 @@ ALL: tuple[Step[Any, Any], ...] = (
     EXPIRE_PENDING_TRANSFERS,
     OBSERVE_PLATFORM,
     PURGE_EXPIRED_RECORDS,
+    VERIFY_FULL_CHUNKS,
+    FINISH_FULL_VERIFICATION,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

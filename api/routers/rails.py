@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy import Delete, Select, delete, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -73,27 +73,33 @@ async def verified_callback(
         raise ProblemError(401, "invalid_signature", "The callback signature does not verify.")
     assert banksim_event_id is not None  # the signature covers it
     async with engine.connect() as conn:
-        seen = (
-            await conn.execute(
-                select(rail_callback_receipts.c.event_id).where(
-                    rail_callback_receipts.c.event_id == banksim_event_id
-                )
-            )
-        ).first() is not None
+        seen = (await conn.execute(receipt_query(banksim_event_id))).first() is not None
     if seen:
         log.warning("rail callback replayed", event_id=banksim_event_id)
     yield Callback(banksim_event_id, body, seen)
     if not seen:
         now = datetime.now(UTC)
         async with engine.begin() as conn:
-            await conn.execute(
-                insert(rail_callback_receipts)
-                .values(event_id=banksim_event_id, received_at=now)
-                .on_conflict_do_nothing()
-            )
+            await conn.execute(receipt_statement(banksim_event_id, now))
             # a receipt outlives the tolerance window twice over: older signatures no longer
             # verify, so their receipts can go (a bounded batch per callback keeps it small)
             await conn.execute(expired_receipts(now, settings.rails.callback_tolerance_seconds))
+
+
+def receipt_query(event_id: str) -> Select[Any]:
+    """The receipt of the bank's callback `event_id`, if it was acted on already."""
+    return select(rail_callback_receipts.c.event_id).where(
+        rail_callback_receipts.c.event_id == event_id
+    )
+
+
+def receipt_statement(event_id: str, now: datetime) -> Insert:
+    """Record that the callback `event_id` was acted on (once)."""
+    return (
+        insert(rail_callback_receipts)
+        .values(event_id=event_id, received_at=now)
+        .on_conflict_do_nothing()
+    )
 
 
 def expired_receipts(now: datetime, tolerance_seconds: float) -> Delete:

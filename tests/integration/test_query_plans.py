@@ -9,11 +9,13 @@ seed gives every history-dependent plan thousands of rows to read, and every
 history-independent one a few dozen at most.
 
 The statements come from the modules that run them (query constants and query builders),
-so the test checks what really runs. Not covered here: the ledger's PL/pgSQL functions
-(their statements look transfers up by primary key or by the unique `pending_id`), the
-full verifications (`payments ledger verify --full`, `payments audit verify --full`), which
-read everything by design, and the incremental ledger check's queries over its temporary
-tables (measured by bench/volume.py instead).
+so the test checks what really runs. The full verifications (`payments ledger verify --full`,
+`payments audit verify --full`) read everything, but a chunk at a time: each chunk's queries
+are here, and must read their chunk, not history. Not covered here: the ledger's PL/pgSQL
+functions (their statements look transfers up by primary key or by the unique
+`pending_id`), the one-snapshot verifications (`services.verification` with `full`), and
+the incremental ledger check's queries over its temporary tables (measured by
+bench/volume.py instead).
 """
 
 from __future__ import annotations
@@ -46,14 +48,28 @@ from api.routers.payments import (
     payment_query,
     payments_page_query,
 )
-from api.routers.rails import file_entries_query, trace_entries_query
+from api.routers.rails import (
+    expired_receipts,
+    file_entries_query,
+    receipt_query,
+    receipt_statement,
+    trace_entries_query,
+)
 from api.routers.webhooks import event_cursor_query, events_page_query
-from kernel.audit import LAST_LINK, link_query, recorded_query, records_after_query
+from kernel.audit import (
+    LAST_LINK,
+    link_query,
+    recorded_query,
+    records_after_query,
+    records_chunk_query,
+)
 from kernel.checkpoints import latest_query
 from kernel.tables import deposits
+from ledger import full
 from ledger.engine import account_entries_query
 from ops.devstack import Stack
 from ops.migrate import upgrade
+from services.erasure import open_payments_query
 from services.payment_actions import payments_list_query
 from services.retention import (
     deliveries_of_statement,
@@ -74,6 +90,8 @@ WHOLE_TABLE_STRATEGIES = ("enable_seqscan", "enable_mergejoin", "enable_hashjoin
 PAYMENTS = 6000
 # rows a purge deletes per transaction here (a fraction of the budget)
 PURGE_BATCH = 100
+# rows per chunk of a full verification here (a chunk's transfers read twice as many entries)
+CHUNK = 50
 PROBE = "pay_probe_00001"  # the probe customer's newest payment
 PROBE_CUSTOMER = "cus_a_probe"
 PROBE_ACCOUNT = "acc_a_probe"
@@ -174,6 +192,10 @@ INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, idemp
 SELECT row_number() OVER (ORDER BY created_at, id), created_at, tenant_id, 'seed',
        'payment.initiated', id, '{{}}', id || ':initiated', 'h' || id, 'h' || id || '+'
 FROM payments;
+
+-- the bank's callbacks acted on, one per payment, over the two months (most past pruning)
+INSERT INTO rail_callback_receipts (event_id, received_at)
+SELECT 'evt_bank_' || id, updated_at FROM payments;
 """  # noqa: S608 (constants of this module, no input)
 
 
@@ -199,6 +221,45 @@ def seeded(database: Stack) -> Iterator[Callable[[], Connection]]:
     engine.dispose()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _transfer_from_end(conn: Connection, back: int) -> str:
+    """The id of the transfer `back` places before the last (a final chunk's cursor)."""
+    return str(
+        conn.execute(
+            text("SELECT id FROM ledger_transfers ORDER BY id DESC OFFSET :n LIMIT 1"), {"n": back}
+        ).scalar_one()
+    )
+
+
+def _chunk_end(conn: Connection, after: str) -> str:
+    """The last transfer of the chunk after `after`."""
+    return str(conn.execute(full.TRANSFERS_BOUND, {"after": after, "n": CHUNK}).one().last)
+
+
+def _chunk_accounts(conn: Connection, after: str) -> tuple[str, str]:
+    """The account a chunk of entries after (`after`, 1) ends on (its upper bound)."""
+    return after, str(
+        conn.execute(
+            text(
+                "SELECT account_id FROM ledger_entries WHERE (account_id, version) > (:a, 1)"
+                " ORDER BY account_id, version OFFSET :n LIMIT 1"
+            ),
+            {"a": after, "n": CHUNK - 1},
+        ).scalar_one()
+    )
+
+
+def _ends(ids: list[str]) -> dict[str, Any]:
+    """A chunk's account end states, as the full check passes them (arrays)."""
+    return {
+        "ids": ids,
+        "versions": [1] * len(ids),
+        "dps": [0] * len(ids),
+        "dpos": [0] * len(ids),
+        "cps": [0] * len(ids),
+        "cpos": [0] * len(ids),
+    }
 
 
 def _day_bounds(days_ago: int) -> dict[str, datetime]:
@@ -262,6 +323,9 @@ PROBES: dict[str, Probe] = {
         trace_entries_query(["021000020000007", "021000020000008"]),
         {},
     ),
+    "rails callback: receipt seen": lambda c: (receipt_query("evt_bank_pay_00000000007"), {}),
+    "rails callback: receipt recorded": lambda c: (receipt_statement("evt_bank_new", NOW), {}),
+    "rails callback: expired receipts pruned": lambda c: (expired_receipts(NOW, 300.0), {}),
     "idempotency: key record": lambda c: (key_query("ten_a", "key-pay_00000000007"), {}),
     "idempotency: takeover": lambda c: (
         takeover_statement("ten_a", "key-pay_00000000007", "f", 60.0),
@@ -374,6 +438,60 @@ PROBES: dict[str, Probe] = {
         records_after_query(PAYMENTS - 10),
         {},
     ),
+    # full verification, a chunk at a time (the ledger's cursor mid-way through the entries
+    # and the transfers; the last chunks, open-ended, from near the end)
+    "full verify: the progress total": lambda c: (full.SIZES, {}),
+    "full verify: a chunk of entries": lambda c: (
+        full.ENTRIES_CHUNK,
+        {
+            "account": "acc_a_7",
+            "version": 1,
+            "dp": 0,
+            "dpo": 0,
+            "cp": 0,
+            "cpo": 0,
+            "n": CHUNK,
+            "run_key": "full-verification-ledger/r1",
+        },
+    ),
+    "full verify: the accounts of a chunk": lambda c: (
+        full.ACCOUNTS_RANGE,
+        {
+            **_ends(["acc_a_7", "acc_a_70"]),
+            "low": _chunk_accounts(c, "acc_a_7")[0],
+            "high": _chunk_accounts(c, "acc_a_7")[1],
+        },
+    ),
+    "full verify: the accounts after the last chunk": lambda c: (
+        full.ACCOUNTS_REST,
+        {**_ends(["acc_sys_settlement_ach_usd"]), "low": "acc_b_99"},
+    ),
+    "full verify: a chunk's transfers": lambda c: (
+        full.TRANSFERS_BOUND,
+        {"after": "pay_00000003001:hold", "n": CHUNK},
+    ),
+    "full verify: a chunk of transfers and their legs": lambda c: (
+        full.TRANSFERS_RANGE,
+        {"after": "pay_00000003001:hold", "high": _chunk_end(c, "pay_00000003001:hold")},
+    ),
+    "full verify: the last chunk of transfers": lambda c: (
+        full.TRANSFERS_REST,
+        {"after": _transfer_from_end(c, CHUNK - 1)},
+    ),
+    "full verify: the run's start cut": lambda c: (
+        full.START_CUT,
+        {"run_key": "full-verification-ledger/r1"},
+    ),
+    "full verify: the run's states become the verified ones": lambda c: (
+        full.ADOPT_STATES,
+        {"run_key": "full-verification-ledger/r1", "checkpoint_id": 1},
+    ),
+    "full verify: a chunk of audit records": lambda c: (
+        records_chunk_query(PAYMENTS // 2, CHUNK),
+        {},
+    ),
+    # erasure: a customer's payments that are not final yet
+    "erasure: open payments of the customer": lambda c: (open_payments_query(PROBE_CUSTOMER), {}),
     # retention: one batch of the purge, oldest first (most of the seed has expired)
     "purge: a batch of expired idempotency records": lambda c: (
         expired_keys_query(NOW - timedelta(days=1), PURGE_BATCH),

@@ -117,7 +117,7 @@ INLINE_NOT_RUN: dict[str, str] = {
         "a benchmark at a million payments (hours of both cores)"
     ),
     "payments keys revoke KEY_ID": "test_partner_api.py revokes a key",
-    "payments ledger verify --full": "test_verification_checkpoints.py runs --full",
+    "payments ledger verify --full": "test_full_verification.py runs --full",
     "payments purge": "test_retention.py runs it",
     "payments db upgrade": "the stack's start runs the migrations",
     "temporal server start-dev": "the stack starts it (ops.devstack)",

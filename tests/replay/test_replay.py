@@ -33,6 +33,8 @@ LONG_RUNNING = {
     "ListRefresh",
     "RescreenCustomers",
     "Reconciliation",
+    # reads the whole ledger or audit chain over hours, across deploys
+    "FullVerification",
 }
 
 

@@ -81,6 +81,13 @@ from workflows.models.reconciliation import (
     ReconcileRailInput,
     ReconcileResult,
 )
+from workflows.models.verification import (
+    FullVerifyChunksInput,
+    FullVerifyFinishInput,
+    FullVerifyInput,
+    FullVerifyResult,
+    FullVerifyState,
+)
 from workflows.models.vocabulary import (
     CANCELABLE_STATUSES,
     FINAL_RAIL_STATUSES,
@@ -124,6 +131,11 @@ __all__ = [
     "ExpireResult",
     "Failure",
     "FailureCode",
+    "FullVerifyChunksInput",
+    "FullVerifyFinishInput",
+    "FullVerifyInput",
+    "FullVerifyResult",
+    "FullVerifyState",
     "KycCheckInput",
     "KycCheckResult",
     "KycEscalationInput",
