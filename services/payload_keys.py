@@ -1,0 +1,193 @@
+"""Retiring a payload master key (docs/runbooks/breach-payload-key.md).
+
+A master key (`PAYMENTS_PAYLOAD_KEYS`) protects two things: the data keys wrapped under it
+in `payload_data_keys`, and the payloads encrypted under it directly (workflows about
+nobody in particular, the schedules' stored inputs, payloads older than data keys). Once a
+new master key is current everywhere, `rewrap` moves the first and the schedules to it;
+`usage` says what still needs the old key (data keys, schedules, open workflows whose
+histories hold a payload under it), so the old key is removed only when nothing does and no
+running payment loses its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.common.v1 import Payload
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from kernel.codec import KEY_ID, codec_for, parse_keys, unwrap_data_key, wrap_data_key
+from kernel.settings import Settings
+from kernel.tables import payload_data_keys
+from services.unit_of_work import UnitOfWork
+
+# data keys re-wrapped per transaction: a crash loses at most one batch's work, which the
+# next run redoes (a row is re-wrapped only while it still names an old key)
+REWRAP_BATCH = 500
+
+
+@dataclass
+class RewrapReport:
+    """What `rewrap` moved to the current master key."""
+
+    data_keys: int = 0
+    schedules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KeyUsage:
+    """What still needs a master key: nothing of it, and it can be removed."""
+
+    key_id: str
+    data_keys: int = 0
+    schedules: list[str] = field(default_factory=list)
+    workflows: list[str] = field(default_factory=list)
+
+    @property
+    def unused(self) -> bool:
+        """True when removing the key loses nothing."""
+        return not (self.data_keys or self.schedules or self.workflows)
+
+
+async def rewrap_data_keys(engine: AsyncEngine, settings: Settings) -> int:
+    """Wrap every data key that names another master key under the current one; returns how
+    many. Each row is updated only while it still holds what was read (a key shredded or
+    re-wrapped meanwhile is left alone)."""
+    masters = parse_keys(settings.codec.payload_keys)
+    current = settings.codec.payload_key_id
+    done = 0
+    while True:
+        async with engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(payload_data_keys)
+                    .where(payload_data_keys.c.master_key_id != current)
+                    .order_by(payload_data_keys.c.subject)
+                    .limit(REWRAP_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                master = masters.get(row.master_key_id)
+                if master is None:
+                    raise ValueError(
+                        f"data key of {row.subject} is wrapped under {row.master_key_id!r},"
+                        " which PAYMENTS_PAYLOAD_KEYS no longer lists: add it back to rewrap"
+                    )
+                key = unwrap_data_key(master, row.subject, row.wrapped)
+                await conn.execute(
+                    update(payload_data_keys)
+                    .where(payload_data_keys.c.subject == row.subject)
+                    .values(
+                        master_key_id=current,
+                        wrapped=wrap_data_key(masters[current], row.subject, key),
+                    )
+                )
+        done += len(rows)
+        if len(rows) < REWRAP_BATCH:
+            return done
+
+
+def key_ids_of(message: Message) -> Iterator[str]:
+    """The master key ids of every payload in a Temporal message (a history event, a
+    schedule), read from their metadata: nothing is decrypted."""
+    if isinstance(message, Payload):
+        if KEY_ID in message.metadata:
+            yield message.metadata[KEY_ID].decode(errors="replace")
+        return
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.message_type.GetOptions().map_entry:
+            items: list[Any] = list(value.values())
+        elif descriptor.is_repeated:
+            items = list(value)
+        else:
+            items = [value]
+        for item in items:
+            if isinstance(item, Message):
+                yield from key_ids_of(item)
+
+
+async def _schedule_payloads(client: Client, schedule_id: str) -> list[Payload]:
+    action = (await client.get_schedule_handle(schedule_id).describe()).schedule.action
+    if not isinstance(action, ScheduleActionStartWorkflow):
+        return []
+    return [arg for arg in action.args if isinstance(arg, Payload)]
+
+
+async def rewrap_schedules(client: Client, settings: Settings) -> list[str]:
+    """Re-encrypt the stored input of every schedule that holds a payload under another
+    master key than the current one; returns their ids."""
+    codec = codec_for(settings, data_keys=False)
+    current = settings.codec.payload_key_id
+    moved = []
+    async for listed in await client.list_schedules():
+        payloads = await _schedule_payloads(client, listed.id)
+        if not any(k != current for p in payloads for k in key_ids_of(p)):
+            continue
+
+        async def reencrypt(update_input: ScheduleUpdateInput) -> ScheduleUpdate:
+            schedule = update_input.description.schedule
+            action = schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            raw = [arg for arg in action.args if isinstance(arg, Payload)]
+            # payload to payload: no type is needed, and whatever the input holds survives
+            action.args = await codec.encode(await codec.decode(raw))
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(listed.id).update(reencrypt)
+        moved.append(listed.id)
+    return moved
+
+
+async def rewrap(
+    engine: AsyncEngine, client: Client, settings: Settings, *, actor: str
+) -> RewrapReport:
+    """Move data keys and schedules to the current master key; audited."""
+    report = RewrapReport(
+        data_keys=await rewrap_data_keys(engine, settings),
+        schedules=await rewrap_schedules(client, settings),
+    )
+    async with UnitOfWork(engine) as uow:
+        uow.audit(
+            actor=actor,
+            action="payload_keys.rewrapped",
+            subject=settings.codec.payload_key_id,
+            detail={"data_keys": report.data_keys, "schedules": report.schedules},
+        )
+    return report
+
+
+async def usage(engine: AsyncEngine, client: Client, key_id: str) -> KeyUsage:
+    """What still needs master key `key_id`: data keys wrapped under it, schedules whose
+    input is encrypted under it, and open workflows with a payload under it in their
+    histories (a worker replaying one would fail without the key)."""
+    found = KeyUsage(key_id)
+    async with engine.connect() as conn:
+        found.data_keys = (
+            await conn.execute(
+                select(func.count()).where(payload_data_keys.c.master_key_id == key_id)
+            )
+        ).scalar_one()
+    async for listed in await client.list_schedules():
+        payloads = await _schedule_payloads(client, listed.id)
+        if any(k == key_id for p in payloads for k in key_ids_of(p)):
+            found.schedules.append(listed.id)
+    async for execution in client.list_workflows('ExecutionStatus="Running"'):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        if any(k == key_id for event in history.events for k in key_ids_of(event)):
+            found.workflows.append(execution.id)
+    found.workflows.sort()
+    return found
