@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import shutil
 import tempfile
 import uuid
@@ -97,7 +98,8 @@ class Drill:
         for command in commands:
             env = operator_environment(self.stack, self.variables)
             done = await run_command(command, env)
-            print(f"[{self.runbook}] {phase}$ {command} -> {done.returncode}", flush=True)
+            last = (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]
+            print(f"[{self.runbook}] {phase}$ {command} -> {done.returncode}: {last[0][:120]}")
             assert done.returncode == 0, f"{phase}: {command}\n{done.stdout}\n{done.stderr}"
             outputs.append(done.stdout)
         return outputs
@@ -315,20 +317,11 @@ async def test_compromised_tenant(breach_stack: Stack) -> None:
         delivered = len(receiver.requests)
         day.variables.update(PRINCIPAL="partner-app", SCOPES="payments:write,payments:read")
         restored = (await day.run_phase("restore"))[-1].strip().splitlines()[-1]
-        after = await start_traffic_with(day, restored)
+        after = Traffic(breach_stack, traffic.account_id, restored).start()
+        await after.until(2)
         await nothing_lost(breach_stack, await after.stop())
         assert len(receiver.requests) == delivered
         assert await audited(breach_stack, "webhook_endpoint.disabled", intruder.json()["id"])
-
-
-async def start_traffic_with(day: Drill, key: str) -> Traffic:
-    """Payments from an account funded before, with another key of the tenant."""
-    async with httpx.AsyncClient(base_url=day.stack.settings.api.url, timeout=30) as client:
-        listed = await client.get("/v1/accounts", headers={"Authorization": f"Bearer {key}"})
-    assert listed.status_code == 200, listed.text
-    traffic = Traffic(day.stack, listed.json()["data"][0]["id"], key).start()
-    await traffic.until(2)
-    return traffic
 
 
 async def test_compromised_ops_principal(breach_stack: Stack) -> None:
@@ -484,8 +477,16 @@ async def test_leaked_payload_key(breach_stack: Stack) -> None:
             ("worker", "api"),
         )
         await traffic.until(len(traffic.ids) + 2)
+        # before the re-wrap the check refuses: data keys and schedules still need the old key
+        early = await run_command(
+            f"payments payload-keys check {old_id}", operator_environment(breach_stack)
+        )
+        assert early.returncode == 1, early.stdout + early.stderr
+        assert re.search(r"still needed: [1-9]\d* data key\(s\), schedules \[.+\]", early.stdout)
         # 2. re-wrap, and wait until nothing needs the old key (payments keep coming)
-        await day.run_phase("rewrap")
+        rewrapped = await day.run_phase("rewrap")
+        # the data keys made before the rotation, and the four schedules' stored inputs
+        assert re.search(r": [1-9]\d* data key\(s\) re-wrapped, 4 schedule", rewrapped[0])
         assert await master_keys_in_use(breach_stack.settings) == {"breach-2026-12"}
         # 3. every process: the new key only
         restart(breach_stack, {"codec.payload_keys": new_entry}, ("worker", "api"))
