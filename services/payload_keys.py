@@ -59,22 +59,29 @@ class KeyUsage:
         return not (self.data_keys or self.schedules or self.workflows)
 
 
-async def rewrap_data_keys(engine: AsyncEngine, settings: Settings) -> int:
+async def rewrap_data_keys(
+    engine: AsyncEngine, settings: Settings, *, batch: int = REWRAP_BATCH
+) -> int:
     """Wrap every data key that names another master key under the current one; returns how
-    many. Each row is updated only while it still holds what was read (a key shredded or
-    re-wrapped meanwhile is left alone)."""
+    many. Rows are locked while re-wrapped: a key shredded meanwhile waits for the batch,
+    then is deleted as usual; one made meanwhile is made under the current key already."""
     masters = parse_keys(settings.codec.payload_keys)
     current = settings.codec.payload_key_id
-    done = 0
+    done, after = 0, ""
     while True:
         async with engine.begin() as conn:
+            # keyset pagination along the primary key: each batch reads its own range, not
+            # the whole table again
             rows = (
                 await conn.execute(
                     select(payload_data_keys)
-                    .where(payload_data_keys.c.master_key_id != current)
+                    .where(
+                        payload_data_keys.c.subject > after,
+                        payload_data_keys.c.master_key_id != current,
+                    )
                     .order_by(payload_data_keys.c.subject)
-                    .limit(REWRAP_BATCH)
-                    .with_for_update(skip_locked=True)
+                    .limit(batch)
+                    .with_for_update()
                 )
             ).all()
             for row in rows:
@@ -94,8 +101,9 @@ async def rewrap_data_keys(engine: AsyncEngine, settings: Settings) -> int:
                     )
                 )
         done += len(rows)
-        if len(rows) < REWRAP_BATCH:
+        if len(rows) < batch:
             return done
+        after = rows[-1].subject
 
 
 def key_ids_of(message: Message) -> Iterator[str]:
