@@ -127,36 +127,47 @@ def key_ids_of(message: Message) -> Iterator[str]:
                 yield from key_ids_of(item)
 
 
-async def _schedule_payloads(client: Client, schedule_id: str) -> list[Payload]:
-    action = (await client.get_schedule_handle(schedule_id).describe()).schedule.action
-    if not isinstance(action, ScheduleActionStartWorkflow):
-        return []
-    return [arg for arg in action.args if isinstance(arg, Payload)]
+async def _schedule_key_ids(client: Client, schedule_id: str) -> set[str]:
+    """The master keys of every payload a schedule stores (its input, headers, memo)."""
+    described = await client.get_schedule_handle(schedule_id).describe()
+    return set(key_ids_of(described.raw_description))
 
 
 async def rewrap_schedules(client: Client, settings: Settings) -> list[str]:
-    """Re-encrypt the stored input of every schedule that holds a payload under another
-    master key than the current one; returns their ids."""
+    """Re-encrypt every payload a schedule stores under another master key than the current
+    one (its input, and the headers and memo its creator's interceptors added, which the
+    workflows it starts copy into their histories); returns the schedules' ids."""
     codec = codec_for(settings, data_keys=False)
     current = settings.codec.payload_key_id
-    moved = []
+
+    async def moved(payload: Any) -> Any:
+        # payload to payload: no type is needed; a payload in clear (or not a payload) stays
+        # as it is, so nothing is encrypted that a reader expects in clear
+        if not isinstance(payload, Payload) or KEY_ID not in payload.metadata:
+            return payload
+        if payload.metadata[KEY_ID].decode(errors="replace") == current:
+            return payload
+        return (await codec.encode(await codec.decode([payload])))[0]
+
+    async def reencrypt(update_input: ScheduleUpdateInput) -> ScheduleUpdate:
+        schedule = update_input.description.schedule
+        action = schedule.action
+        if isinstance(action, ScheduleActionStartWorkflow):
+            action.args = [await moved(arg) for arg in action.args]
+            if action.headers:
+                action.headers = {k: await moved(v) for k, v in action.headers.items()}
+            if action.memo:
+                action.memo = {k: await moved(v) for k, v in action.memo.items()}
+            action.static_summary = await moved(action.static_summary)
+            action.static_details = await moved(action.static_details)
+        return ScheduleUpdate(schedule=schedule)
+
+    rewrapped = []
     async for listed in await client.list_schedules():
-        payloads = await _schedule_payloads(client, listed.id)
-        if not any(k != current for p in payloads for k in key_ids_of(p)):
-            continue
-
-        async def reencrypt(update_input: ScheduleUpdateInput) -> ScheduleUpdate:
-            schedule = update_input.description.schedule
-            action = schedule.action
-            assert isinstance(action, ScheduleActionStartWorkflow)
-            raw = [arg for arg in action.args if isinstance(arg, Payload)]
-            # payload to payload: no type is needed, and whatever the input holds survives
-            action.args = await codec.encode(await codec.decode(raw))
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(listed.id).update(reencrypt)
-        moved.append(listed.id)
-    return moved
+        if await _schedule_key_ids(client, listed.id) - {current}:
+            await client.get_schedule_handle(listed.id).update(reencrypt)
+            rewrapped.append(listed.id)
+    return rewrapped
 
 
 async def rewrap(
@@ -189,8 +200,7 @@ async def usage(engine: AsyncEngine, client: Client, key_id: str) -> KeyUsage:
             )
         ).scalar_one()
     async for listed in await client.list_schedules():
-        payloads = await _schedule_payloads(client, listed.id)
-        if any(k == key_id for p in payloads for k in key_ids_of(p)):
+        if key_id in await _schedule_key_ids(client, listed.id):
             found.schedules.append(listed.id)
     async for execution in client.list_workflows('ExecutionStatus="Running"'):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)

@@ -38,6 +38,7 @@ from kernel.settings import Settings
 from kernel.tables import api_keys, audit_log, payload_data_keys, payments
 from kernel.temporal_client import connect
 from ops.devstack import Stack
+from services.payload_keys import key_ids_of
 from services.verification import verify_books
 from tests.chaos.runbooks import operator_environment, run_command, runbook_commands
 from tests.conftest import make_settings
@@ -142,6 +143,7 @@ class Traffic:
     async def _send(self, client: httpx.AsyncClient, n: int) -> httpx.Response:
         body = payment_body(self.account_id, 100 + n)
         headers = {"Idempotency-Key": str(uuid.uuid4())}
+        gave_up = asyncio.get_running_loop().time() + SETTLE_GUARD_SECONDS
         while True:
             headers["Authorization"] = f"Bearer {self.key}"
             try:
@@ -150,6 +152,8 @@ class Traffic:
                 response = None  # the API is restarting
             if response is not None and response.status_code != 503:
                 return response
+            # a guard, not a timed assertion: an API that never comes back fails the drill
+            assert asyncio.get_running_loop().time() < gave_up, "the API did not come back"
             await asyncio.sleep(0.5)
 
     async def _run(self) -> None:
@@ -170,10 +174,13 @@ class Traffic:
         self.task = asyncio.create_task(self._run())
         return self
 
-    async def until(self, count: int) -> None:
-        """Wait until at least `count` payments were accepted (in flight)."""
-        while len(self.ids) < count:
-            assert self.task is not None and not self.task.done(), "traffic stopped"
+    async def until(self, count: int, refused: int = 0) -> None:
+        """Wait until at least `count` payments were accepted (in flight) and `refused`
+        requests refused."""
+        while len(self.ids) < count or self.refused < refused:
+            if self.task is not None and self.task.done():
+                self.task.result()  # its failure, if any
+                raise AssertionError("the partner stopped sending")
             await asyncio.sleep(0.2)
 
     async def stop(self) -> list[str]:
@@ -305,8 +312,7 @@ async def test_compromised_tenant(breach_stack: Stack) -> None:
         day.variables["ENDPOINT_ID"] = intruder.json()["id"]
         await day.run_phase("endpoints")
         # the partner's traffic is refused from the revocation on
-        while traffic.refused == 0:
-            await asyncio.sleep(0.2)
+        await traffic.until(0, refused=1)
         ids = await traffic.stop()
         for key in (day.partner_key, day.ops_key):
             assert await answers(breach_stack, key) == 401
@@ -457,6 +463,25 @@ async def master_keys_in_use(settings: Settings) -> set[str]:
     return {row.master_key_id for row in rows}
 
 
+async def scheduled_run_key_ids(settings: Settings, schedule_id: str, since: datetime) -> set[str]:
+    """Trigger the schedule, wait until a run of it started after `since` completed (a run
+    whose start the worker cannot decode never does), and answer the master keys of the
+    payloads in its history."""
+    client = await connect(settings, wait_seconds=10)
+    await client.get_schedule_handle(schedule_id).trigger()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_GUARD_SECONDS
+    query = f'ExecutionStatus="Completed" AND StartTime > "{since.isoformat()}"'
+    while loop.time() < deadline:
+        async for run in client.list_workflows(query):
+            if run.id.startswith(f"{schedule_id}-"):
+                handle = client.get_workflow_handle(run.id, run_id=run.run_id)
+                history = await handle.fetch_history()
+                return {key for event in history.events for key in key_ids_of(event)}
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no run of {schedule_id} completed after the old key was removed")
+
+
 async def test_leaked_payload_key(breach_stack: Stack) -> None:
     async with drill(breach_stack, "breach-payload-key.md") as day:
         old_keys = breach_stack.settings.codec.payload_keys
@@ -489,8 +514,14 @@ async def test_leaked_payload_key(breach_stack: Stack) -> None:
         assert re.search(r": [1-9]\d* data key\(s\) re-wrapped, 4 schedule", rewrapped[0])
         assert await master_keys_in_use(breach_stack.settings) == {"breach-2026-12"}
         # 3. every process: the new key only
+        retired_at = datetime.now(UTC)
         restart(breach_stack, {"codec.payload_keys": new_entry}, ("worker", "api"))
         await traffic.until(len(traffic.ids) + 2)
+        # the schedules' next runs start from what they store (input and headers) and run
+        # (its headers included: the tracing interceptor's header is encrypted too)
+        assert await scheduled_run_key_ids(
+            breach_stack.settings, "ledger-maintenance", retired_at
+        ) == {"breach-2026-12"}
         await day.run_phase("verify")
         ids = await traffic.stop()
         assert await audited(breach_stack, "payload_keys.rewrapped", "breach-2026-12")
