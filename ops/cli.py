@@ -1,6 +1,7 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
 customer erasure, ledger and audit verification, retention purge, database migrations,
-backups and point-in-time restore, and the heal that follows a restore."""
+backups and point-in-time restore, the heal that follows a restore, and breach containment
+(key rotation and revocation, webhook secrets, payload master keys)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from kernel.api_keys import (
     create_key,
     ensure_tenant,
     list_keys,
-    revoke_key,
 )
 from kernel.db import dispose_engines, get_engine
 from kernel.environment import Uses, require_safe_secrets
 from kernel.settings import describe, get_settings
 from kernel.temporal_client import exit_without_finalizing
+from ops import containment
 
 if TYPE_CHECKING:
     from ops.backup import Backups
@@ -63,19 +64,6 @@ async def _list_keys(tenant: str) -> list[KeyInfo]:
     try:
         async with get_engine(get_settings()).connect() as conn:
             return await list_keys(conn, tenant)
-    finally:
-        await dispose_engines()
-
-
-async def _revoke_key(key_id: str) -> bool:
-    from services.unit_of_work import UnitOfWork
-
-    try:
-        async with UnitOfWork(get_engine(get_settings())) as uow:
-            revoked = await revoke_key(uow.conn, key_id)
-            if revoked:  # audited with the revocation, like the creation
-                uow.audit(actor="ops-cli", action="api_key.revoked", subject=key_id)
-        return revoked
     finally:
         await dispose_engines()
 
@@ -405,8 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--rate-limit", type=int, default=None, help="requests per second")
     listing = key_commands.add_parser("list", help="a tenant's keys (never their secrets)")
     listing.add_argument("--tenant", required=True)
-    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("key_id")
+    containment.add_key_commands(key_commands)
 
     db = commands.add_parser("db", help="database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -524,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings", help="every setting: its environment variable, section path and value"
     )
 
+    containment.add_commands(commands)
+
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
     args = parser.parse_args(argv)
@@ -543,12 +532,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{','.join(info.scopes):<40} {state}"
             )
         return 0
-    if args.command == "keys" and args.key_command == "revoke":
-        if asyncio.run(_revoke_key(args.key_id)):
-            print(f"revoked {args.key_id}")
-            return 0
-        print(f"error: no active key {args.key_id}", file=sys.stderr)
-        return 1
+    if args.command == "payload-keys" and args.payload_command in ("rewrap", "check"):
+        # they decrypt and encrypt Temporal's payloads; `generate` needs no secret at all
+        require_safe_secrets(get_settings(), "payments", (Uses.TEMPORAL,))
+        exit_without_finalizing(containment.run(args) or 0)
+    contained = containment.run(args)
+    if contained is not None:
+        return contained
     if args.command == "keys":
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
         try:

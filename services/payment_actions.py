@@ -61,7 +61,9 @@ def payments_list_query(
     if older_than_minutes is not None:
         query = query.where(
             payments.c.updated_at
-            < func.now() - text("make_interval(mins => :m)").bindparams(m=older_than_minutes)
+            # make_interval takes whole minutes only; seconds may be fractional (`--older-than
+            # 0.5`), and a float bound to `mins` matched no function at all
+            < func.now() - text("make_interval(secs => :s)").bindparams(s=older_than_minutes * 60.0)
         )
     return query
 

@@ -103,15 +103,23 @@ async def _insert_within_limit(
 
 
 async def rotate_secret(
-    conn: AsyncConnection, settings: Settings, *, tenant_id: str, endpoint_id: str
+    conn: AsyncConnection,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    endpoint_id: str,
+    overlap_seconds: float | None = None,
 ) -> Any:
     """Give the endpoint a new secret and return its row; the current one becomes the
-    previous secret, still signed with for `webhook_secret_rotation_overlap_seconds`.
+    previous secret, still signed with for `overlap_seconds` (default
+    `webhook_secret_rotation_overlap_seconds`).
 
     At most two secrets are valid at once: rotating again within the overlap drops the
     oldest right away. NotFoundError if the tenant has no such endpoint.
     """
-    overlap = timedelta(seconds=settings.webhooks.secret_rotation_overlap_seconds)
+    if overlap_seconds is None:
+        overlap_seconds = settings.webhooks.secret_rotation_overlap_seconds
+    overlap = timedelta(seconds=overlap_seconds)
     row = (
         await conn.execute(
             update(webhook_endpoints)

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,7 +27,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,21 +36,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from kernel.db import dispose_engines, get_engine
 from kernel.ids import derived_id
-from kernel.settings import PROJECT_ROOT
 from kernel.tables import payments
 from kernel.temporal_client import connect
-from ops.devstack import Stack, settings_env
+from ops.devstack import Stack
 from rails.charset import epc_text
 from services.payments import PaymentOrder, start_payment_workflow
 from services.verification import verify_books
 from tests.bank_client import bank_client
-from tests.chaos.runbooks import runbook_commands
+from tests.chaos.runbooks import operator_environment, run_command, runbook_commands
 from tests.integration.helpers import Tenant, funded_account, make_keys, pay
 
 OUTAGE_SECONDS = float(os.environ.get("GAMEDAY_OUTAGE_SECONDS", "15"))
-# guards, not timed assertions: how long a runbook command or the drive to the end may take
-# before the game day is declared stuck
-COMMAND_GUARD_SECONDS = 330.0
+# a guard, not a timed assertion: how long the drive to the end may take before the game day
+# is declared stuck
 SETTLE_GUARD_SECONDS = 180.0
 # in flight when the dependency goes: SEPA ones caught wherever they are, ACH ones waiting
 # for the bank's cut-off (the test moves the bank's clock only after the recovery)
@@ -94,38 +89,12 @@ class GameDay:
         """Everything noted so far (carried in every assertion message)."""
         return "\n".join(self.log)
 
-    def _environment(self) -> dict[str, str]:
-        settings = self.stack.settings
-        host, port = settings.temporal.address.rsplit(":", 1)
-        env = settings_env(settings)
-        # the operator's shell: the platform's CLIs, PostgreSQL's client tools
-        tools = [str(Path(sys.executable).parent), str(self.stack.postgres.bin_dir)]
-        env.update(
-            PATH=os.pathsep.join([*tools, env.get("PATH", "")]),
-            API_URL=settings.api.url,
-            TEMPORAL_ADDRESS=f"{host}:{port}",
-            TEMPORAL_NAMESPACE=settings.temporal.namespace,
-            PGHOST="127.0.0.1",
-            PGPORT=str(settings.database.embedded_port),
-            USER="gameday",
-        )
-        return env
-
     async def run_phase(self, phase: str) -> None:
         """Run the runbook's commands of `phase` in order; each must exit 0."""
         commands = runbook_commands(self.runbook)[phase]
         assert commands, f"{self.runbook} has no `sh phase={phase}` block"
         for command in commands:
-            done = await asyncio.to_thread(
-                subprocess.run,
-                ["bash", "-o", "pipefail", "-c", command],
-                env=self._environment(),
-                cwd=PROJECT_ROOT,
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_GUARD_SECONDS,
-                check=False,
-            )
+            done = await run_command(command, operator_environment(self.stack))
             output = (done.stdout + done.stderr).strip().splitlines()
             self.note(f"{phase}$ {command[:110]} -> exit {done.returncode}")
             for line in output[-3:]:

@@ -118,6 +118,32 @@ INLINE_NOT_RUN: dict[str, str] = {
     ),
     "payments keys revoke KEY_ID": "test_partner_api.py revokes a key",
     "payments ledger verify --full": "test_full_verification.py runs --full",
+    "payments keys rotate KEY_ID": "test_breach_runbooks.py runs it (a tenant API key leaked)",
+    "payments keys revoke --tenant T [--principal P]": (
+        "test_breach_runbooks.py runs both (a compromised tenant, a compromised ops principal)"
+    ),
+    "payments webhooks rotate-secret|end-overlap|disable ENDPOINT_ID --tenant T": (
+        "test_breach_runbooks.py runs each (a leaked webhook secret, a compromised tenant)"
+    ),
+    "payments payload-keys generate|rewrap|check": (
+        "test_breach_runbooks.py runs each (a payload master key leaked), restarting the"
+        " stack's processes in between"
+    ),
+    "payments secrets generate": "test_breach_runbooks.py runs it (the callback secret leaked)",
+    # the risk register names the breach commands (SEC-11 to SEC-13) in their short forms
+    **{
+        command: "the risk register names it; test_breach_runbooks.py runs it"
+        for command in (
+            "payments keys rotate",
+            "payments keys revoke",
+            "payments keys revoke --tenant T",
+            "payments keys revoke --tenant T --principal P",
+            "payments webhooks rotate-secret",
+            "payments webhooks disable",
+            "payments payload-keys rewrap",
+            "payments payload-keys check",
+        )
+    },
     "payments purge": "test_retention.py runs it",
     "payments db upgrade": "the stack's start runs the migrations",
     "temporal server start-dev": "the stack starts it (ops.devstack)",

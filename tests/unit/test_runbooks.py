@@ -89,7 +89,8 @@ def cited_payments_commands(text: str) -> list[str]:
         stripped = line.strip()
         if stripped.startswith("```"):
             language = stripped[3:] if language is None else None
-        elif language in ("sh", "bash", ""):
+        elif language is not None and (language.split() or [""])[0] in ("sh", "bash", ""):
+            # `sh phase=recover`: a runbook's executable block (tests/chaos/runbooks.py)
             if stripped.startswith("payments "):
                 commands.append(stripped)
         elif language is None:
@@ -128,6 +129,29 @@ def test_runbooks_cite_only_payments_commands_the_cli_has(
         for command in cited_payments_commands(runbook_of(name).read_text(encoding="utf-8")):
             argv = shlex.split(command, comments=True)[1:]
             assert cli_accepts(argv), f"{name}.md: `{command}` is not a payments command"
+            checked += 1
+    capsys.readouterr()
+    assert checked >= 30
+
+
+def test_breach_runbooks_are_indexed_drilled_and_cite_real_commands(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    index = (RUNBOOKS / "breach.md").read_text(encoding="utf-8")
+    drills = (PROJECT_ROOT / "tests" / "integration" / "test_breach_runbooks.py").read_text()
+    runbooks = sorted(RUNBOOKS.glob("breach-*.md"))
+    assert len(runbooks) == 6
+    checked = 0
+    for path in [RUNBOOKS / "breach.md", *runbooks]:
+        text = path.read_text(encoding="utf-8")
+        if path.name != "breach.md":
+            assert f"]({path.name})" in index, f"breach.md does not list {path.name}"
+            # its drill runs its phases: the test names the runbook
+            assert re.search(r"^```sh phase=\w+$", text, re.MULTILINE), path.name
+            assert f'"{path.name}"' in drills, f"{path.name}: no drill"
+        for command in cited_payments_commands(text):
+            argv = shlex.split(command, comments=True)[1:]
+            assert cli_accepts(argv), f"{path.name}: `{command}` is not a payments command"
             checked += 1
     capsys.readouterr()
     assert checked >= 30
