@@ -161,6 +161,8 @@ CUSTOMER_HAS_BALANCE = ProblemCode(
 LEGAL_HOLD_NOT_FOUND = ProblemCode(
     404, "legal_hold_not_found", "No legal hold of this customer, or it has ended."
 )
+# raised by services/credentials.py for `payments keys rotate` (keys are managed from the CLI)
+API_KEY_NOT_FOUND = ProblemCode(404, "api_key_not_found", "No active API key with this id.")
 
 # what every authenticated operation can answer, whatever it does
 AUTHENTICATED = (
