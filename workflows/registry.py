@@ -9,6 +9,7 @@ from workflows.ach_batch import AchBatchWorkflow
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
 from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.partition_maintenance import PartitionMaintenanceWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -18,6 +19,7 @@ WORKFLOWS: tuple[type[Any], ...] = (
     AchBatchWorkflow,
     ReconciliationWorkflow,
     LedgerMaintenanceWorkflow,
+    PartitionMaintenanceWorkflow,
     WebhookDeliveryWorkflow,
     OnboardingWorkflow,
     ListRefreshWorkflow,

@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         ExpireInput,
         ExpireResult,
         ObserveResult,
+        PartitionInput,
+        PartitionResult,
         PurgeInput,
         PurgeResult,
     )
@@ -303,6 +305,15 @@ PURGE_EXPIRED_RECORDS = Step(
     RetryPolicy(maximum_interval=timedelta(minutes=1)),
 )
 
+ENSURE_PARTITIONS = Step(
+    "ensure_partitions",
+    PartitionInput,
+    PartitionResult,
+    "ledger",
+    timedelta(minutes=5),
+    RetryPolicy(maximum_interval=timedelta(minutes=5)),
+)
+
 # --- onboarding and watch lists ---------------------------------------------------------
 
 SCREEN_CUSTOMER = Step(
@@ -377,6 +388,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     EXPIRE_PENDING_TRANSFERS,
     OBSERVE_PLATFORM,
     PURGE_EXPIRED_RECORDS,
+    ENSURE_PARTITIONS,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

@@ -28,6 +28,8 @@ from workflows.models.ledger_maintenance import (
     ExpireInput,
     ExpireResult,
     ObserveResult,
+    PartitionInput,
+    PartitionResult,
     PurgeInput,
     PurgeResult,
 )
@@ -143,6 +145,8 @@ __all__ = [
     "OpsDecision",
     "OutcomeAnswer",
     "OutcomeInput",
+    "PartitionInput",
+    "PartitionResult",
     "PaymentInput",
     "PaymentStatus",
     "PaymentView",
