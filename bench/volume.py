@@ -692,8 +692,9 @@ async def measure_storage(engine: AsyncEngine, n: int) -> dict[str, float]:
                 await conn.execute(
                     # a partitioned table's size is its partitions'
                     text(
-                        "SELECT sum(pg_total_relation_size(relid))"
-                        " FROM pg_partition_tree(CAST(:t AS regclass))"
+                        "SELECT coalesce((SELECT sum(pg_total_relation_size(relid))"
+                        " FROM pg_partition_tree(CAST(:t AS regclass))),"
+                        " pg_total_relation_size(CAST(:t AS regclass)))"
                     ),
                     {"t": table},
                 )

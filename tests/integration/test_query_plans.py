@@ -48,7 +48,13 @@ from api.routers.payments import (
 )
 from api.routers.rails import file_entries_query, trace_entries_query
 from api.routers.webhooks import event_cursor_query, events_page_query
-from kernel.audit import LAST_LINK, link_query, recorded_query, records_after_query
+from kernel.audit import (
+    ARCHIVE_ANCHOR,
+    LAST_LINK,
+    link_query,
+    recorded_query,
+    records_after_query,
+)
 from kernel.checkpoints import latest_query
 from kernel.tables import deposits
 from ledger.engine import account_entries_query
@@ -80,6 +86,8 @@ PROBE_ACCOUNT = "acc_a_probe"
 EMPTY_ACCOUNT = "acc_a_empty"  # an account of the tenant without payments
 
 SEED = f"""
+-- the months of the seed's past (the migration made only the current one and those ahead)
+SELECT partitions_ensure(now() - interval '4 months', now());
 INSERT INTO tenants (id, name) VALUES ('ten_a', 'A'), ('ten_b', 'B');
 INSERT INTO customers (id, tenant_id, type, name, country, kyc_status, kyc_risk_tier)
 SELECT 'cus_' || t || '_' || c, 'ten_' || t, 'individual', 'Customer ' || c, 'US',
@@ -374,6 +382,28 @@ PROBES: dict[str, Probe] = {
         records_after_query(PAYMENTS - 10),
         {},
     ),
+    # the lookups the ledger's functions and checks make of the partitioned tables (0022):
+    # one index probe per live month, none reads the months' rows
+    "ledger function: a transfer by id, across the months": lambda c: (
+        text("SELECT * FROM ledger_transfers WHERE id = :id"),
+        {"id": "pay_00000000007:hold"},
+    ),
+    "ledger function: a hold's resolution, across the months": lambda c: (
+        text("SELECT kind FROM ledger_transfers WHERE pending_id = :id"),
+        {"id": "pay_00000000007:hold"},
+    ),
+    "ledger check: an account's newest entry, across the months": lambda c: (
+        text(
+            "SELECT version FROM ledger_entries WHERE account_id = :a ORDER BY version DESC LIMIT 1"
+        ),
+        {"a": "acc_a_7"},
+    ),
+    "ledger check: an entry's predecessor, across the months": lambda c: (
+        text("SELECT * FROM ledger_entries WHERE account_id = :a AND version = :v"),
+        {"a": "acc_a_7", "v": 3},
+    ),
+    # archives (migration 0022): where the full audit verification starts
+    "audit verify --full: the archive's anchor": lambda c: (ARCHIVE_ANCHOR, {}),
     # retention: one batch of the purge, oldest first (most of the seed has expired)
     "purge: a batch of expired idempotency records": lambda c: (
         expired_keys_query(NOW - timedelta(days=1), PURGE_BATCH),
