@@ -156,12 +156,11 @@ async def _archive(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from services import archive
-    from services.partitions import PARTITIONED, ensure_partitions, live_partitions
+    from services.partitions import PARTITIONED, live_partitions
 
     engine = get_engine(get_settings())
     try:
         if args.archive_command == "list":
-            await ensure_partitions(engine, get_settings().retention.partition_months_ahead)
             async with engine.connect() as conn:
                 for table in PARTITIONED:
                     months = await live_partitions(conn, table)
