@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from kernel import audit
 from kernel.tables import audit_log
 from ledger import Transfer, TransferResult, create_transfer
 from ledger.verify import verify_ledger
-from ops.devstack import Stack
+from ops.devstack import Stack, settings_env
 from ops.migrate import alembic_config
 from services import archive
 from services.partitions import add_months, ensure_partitions, live_partitions, month_start
@@ -327,3 +329,46 @@ async def _counts(engine: AsyncEngine) -> tuple[int, ...]:
             )
         ).one()
     return tuple(row)
+
+
+async def test_the_archive_commands(
+    isolated: AsyncEngine, isolated_database_url: str, database: Stack, tmp_path: Path
+) -> None:
+    # two months back: its end is more than the default day before any run of this test
+    old = add_months(THIS_MONTH, -2)
+    at = datetime(old.year, old.month, 15, tzinfo=UTC)
+    async with isolated.begin() as conn:
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:a AS timestamptz))"),
+            {"a": at},
+        )
+    account = await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_cli_1", account, 40, at)
+    await backdated_audit(isolated, 3, at)
+    await audit.append(isolated, actor=ACTOR, action="test.decided", subject="new")
+    env = settings_env(database.settings.updated({"database.url": isolated_database_url}))
+    cli = str(Path(sys.executable).parent / "payments")
+
+    def run(*args: str, code: int = 0) -> str:
+        done = subprocess.run([cli, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    month = f"{old:%Y-%m}"
+    run("ledger", "verify", "--full")
+    run("audit", "verify", "--full")
+    # months go oldest first
+    later = f"{LAST_MONTH:%Y-%m}"
+    refused = run("archive", "ledger", "--month", later, "--dir", str(tmp_path), code=1)
+    assert "oldest first" in refused
+    assert "wrote ledger_entries" in run(
+        "archive", "ledger", "--month", month, "--dir", str(tmp_path)
+    )
+    assert "wrote audit_log" in run("archive", "audit", "--month", month, "--dir", str(tmp_path))
+    listed = dict(line.split(maxsplit=1) for line in run("archive", "list").splitlines())
+    assert listed["ledger_entries"].startswith(later)
+    assert listed["audit_log"].startswith(later)
+    assert listed["events"].startswith(month)  # events expire; they are not archived
+    assert run("archive", "verify", "--dir", str(tmp_path)).startswith("OK")
+    (tmp_path / f"ledger_entries-{month}.jsonl.gz").unlink()
+    assert "missing" in run("archive", "verify", "--dir", str(tmp_path), code=1)
