@@ -181,13 +181,16 @@ END $$;
 
 -- An event id is written once whatever its month (ids are derived: a retry carries the same
 -- id); the row is skipped, as ON CONFLICT DO NOTHING skipped it on the old primary key.
-CREATE FUNCTION events_once() RETURNS trigger LANGUAGE plpgsql AS $$
+-- (generic plans: see ledger/sql/0022_partitions.sql, 4)
+CREATE FUNCTION events_once() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF EXISTS (SELECT FROM events e WHERE e.id = NEW.id) THEN RETURN NULL; END IF;
     RETURN NEW;
 END $$;
 
-CREATE FUNCTION payment_status_history_once() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION payment_status_history_once() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF EXISTS (SELECT FROM payment_status_history h
                 WHERE h.payment_id = NEW.payment_id AND h.seq = NEW.seq) THEN
@@ -328,6 +331,12 @@ ALTER TABLE webhook_deliveries ADD FOREIGN KEY (event_id) REFERENCES events(id);
 ALTER TABLE payment_status_history ADD PRIMARY KEY (payment_id, seq),
     ADD FOREIGN KEY (payment_id) REFERENCES payments(id);
 
+ALTER FUNCTION ledger_create_transfer(text, text, text, text, bigint, text, text, text, integer,
+    boolean, timestamptz) RESET plan_cache_mode;
+ALTER FUNCTION ledger_create_transfer_locked(text, text, text, text, bigint, text, text, text,
+    integer, boolean, timestamptz) RESET plan_cache_mode;
+ALTER FUNCTION ledger_create_transfers(jsonb, timestamptz) RESET plan_cache_mode;
+ALTER FUNCTION ledger_expire_pending(timestamptz) RESET plan_cache_mode;
 DROP FUNCTION partitions_ensure(timestamptz, timestamptz);
 DROP FUNCTION events_once();
 DROP FUNCTION payment_status_history_once();
