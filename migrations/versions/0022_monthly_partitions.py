@@ -225,9 +225,13 @@ CREATE TABLE ledger_archived_accounts (
 
 CREATE TABLE ledger_transfer_ids (
     id          text PRIMARY KEY,
-    pending_id  text UNIQUE REFERENCES ledger_transfer_ids(id),
+    pending_id  text REFERENCES ledger_transfer_ids(id),
     created_at  timestamptz NOT NULL
 );
+-- a hold is resolved (posted, voided or expired) at most once; partial: only resolutions
+-- carry a pending id, so holds and single transfers add no entry to this index
+CREATE UNIQUE INDEX ledger_transfer_ids_one_resolution ON ledger_transfer_ids (pending_id)
+    WHERE pending_id IS NOT NULL;
 """
 
 
