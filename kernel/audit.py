@@ -17,7 +17,7 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kernel.tables import audit_log
+from kernel.tables import archived_partitions, audit_log
 
 GENESIS = "0" * 64
 # one appender at a time extends the chain (a transaction-scoped advisory lock)
@@ -40,6 +40,11 @@ def _entry(row: Any) -> dict[str, Any]:
         "subject": row.subject,
         "detail": row.detail,
     }
+
+
+def entry_of(row: Any) -> dict[str, Any]:
+    """What a record's hash covers, from a row of the log (or of an archived month)."""
+    return _entry(row)
 
 
 async def append(
@@ -188,18 +193,45 @@ async def verify_chunk(
     return report, len(rows) < limit
 
 
+# The newest archived month of the chain (services/archive.py): its last record's sequence
+# number and hash are where the records still in the database continue from.
+ARCHIVE_ANCHOR = (
+    select(archived_partitions.c.anchors)
+    .where(archived_partitions.c.table_name == "audit_log")
+    .order_by(archived_partitions.c.month.desc())
+    .limit(1)
+)
+
+
+async def archive_anchor(conn: AsyncConnection) -> tuple[int, str]:
+    """(sequence number, hash) of the last archived record; (0, GENESIS) when none is."""
+    anchors = (await conn.execute(ARCHIVE_ANCHOR)).scalar_one_or_none()
+    if anchors is None:
+        return 0, GENESIS
+    return int(anchors["last_seq"]), str(anchors["last_hash"])
+
+
 async def verify(engine: AsyncEngine) -> AuditReport:
-    """Recompute the whole chain in order; report the first entry that does not match."""
-    return await verify_after(engine, 0, GENESIS)
+    """Recompute the whole chain in order; report the first entry that does not match.
+
+    Archived months are not in the database: the chain is recomputed from the last archived
+    record's hash, which the archive's manifest holds and `payments archive verify` checks
+    against the archived rows themselves."""
+    async with engine.connect() as conn:
+        seq, hash_ = await archive_anchor(conn)
+    return await verify_after(engine, seq, hash_, anchor_archived=seq > 0)
 
 
-async def verify_after(engine: AsyncEngine, seq: int, hash_: str) -> AuditReport:
+async def verify_after(
+    engine: AsyncEngine, seq: int, hash_: str, *, anchor_archived: bool = False
+) -> AuditReport:
     """Recompute the chain from an anchor: record `seq` (0: the start) whose hash was
-    `hash_` when a checkpoint verified it. The anchor must still carry that hash, and every
-    later record must link to it; costs the records after the anchor only."""
+    `hash_` when a checkpoint verified it. The anchor must still carry that hash (unless it
+    was archived: `anchor_archived`), and every later record must link to it; costs the
+    records after the anchor only."""
     report = AuditReport(head_seq=seq, head_hash=hash_)
     async with engine.connect() as conn:
-        if seq > 0:
+        if seq > 0 and not anchor_archived:
             found = (await conn.execute(link_query(seq))).scalar_one_or_none()
             if found != hash_:
                 report.problems.append(

@@ -233,6 +233,9 @@ class RetentionSettings(Section):
     # events and their webhook deliveries are purged this long after the event (webhooks
     # retry for 3 days, well within it)
     event_seconds: float = _var(30 * 24 * 3600.0, "PAYMENTS_EVENT_RETENTION_SECONDS")
+    # monthly partitions of the append-only tables are created this many months ahead by
+    # the daily partition-maintenance schedule (a month without one refuses its rows)
+    partition_months_ahead: int = _var(3, "PAYMENTS_PARTITION_MONTHS_AHEAD")
     # rows deleted per purge transaction: short transactions, short locks
     purge_batch_size: int = _var(1_000, "PAYMENTS_PURGE_BATCH_SIZE")
     # the personal details of a payment (creditor name, IBAN or account number, remittance

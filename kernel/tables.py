@@ -226,6 +226,22 @@ verification_checkpoints = Table(
     Column("checked_rows", BigInteger, nullable=False),
 )
 
+# months of the ledger and the audit log detached and written to archive files (migration
+# 0022, services/archive.py): the file's checksum and row count, and the chain's anchors at
+# the boundary (audit: the first and last sequence numbers and hashes; ledger: accounts)
+archived_partitions = Table(
+    "archived_partitions",
+    metadata,
+    Column("partition_name", Text, primary_key=True),
+    Column("table_name", Text, nullable=False),
+    Column("month", Date, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("anchors", JSONB, nullable=False),
+    Column("archived_at", DateTime(timezone=True)),
+)
+
 # every watch-list version the platform adopted; a list's current version is its newest row
 watch_list_versions = Table(
     "watch_list_versions",

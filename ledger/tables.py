@@ -8,7 +8,7 @@ table of the platform's.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -86,4 +86,18 @@ ledger_verified_accounts = Table(
     Column("credits_pending", BigInteger, nullable=False),
     Column("credits_posted", BigInteger, nullable=False),
     Column("checkpoint_id", BigInteger, nullable=False),
+)
+
+# Each account's version and balances after its last entry in an archived month (migration
+# 0022): where its next entry's chain, and the full verification, continue from.
+ledger_archived_accounts = Table(
+    "ledger_archived_accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("month", Date, nullable=False),
 )

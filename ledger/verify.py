@@ -21,30 +21,46 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 if TYPE_CHECKING:
     from ledger.incremental import AccountState
 
+# Entries of archived months are no longer in the database (services/archive.py): each
+# account's chain continues from its state at the archive's boundary, `ledger_archived_accounts`
+# (zeros for an account without archived entries), which the archive verified against the
+# archived rows and `payments archive verify` checks against the files.
 _RECOMPUTED = text("""
     SELECT a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
-           a.version, coalesce(s.dpe, 0), coalesce(s.dpo, 0), coalesce(s.cpe, 0),
-           coalesce(s.cpo, 0), coalesce(s.n, 0)
+           a.version, coalesce(z.debits_pending, 0) + coalesce(s.dpe, 0),
+           coalesce(z.debits_posted, 0) + coalesce(s.dpo, 0),
+           coalesce(z.credits_pending, 0) + coalesce(s.cpe, 0),
+           coalesce(z.credits_posted, 0) + coalesce(s.cpo, 0),
+           coalesce(z.version, 0) + coalesce(s.n, 0)
       FROM ledger_accounts a
+      LEFT JOIN ledger_archived_accounts z ON z.account_id = a.id
       LEFT JOIN (SELECT account_id, sum(debits_pending_delta) dpe, sum(debits_posted_delta) dpo,
                         sum(credits_pending_delta) cpe, sum(credits_posted_delta) cpo,
                         count(*) n
                    FROM ledger_entries GROUP BY account_id) s ON s.account_id = a.id
      WHERE (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.version)
-           IS DISTINCT FROM (coalesce(s.dpe, 0), coalesce(s.dpo, 0), coalesce(s.cpe, 0),
-                             coalesce(s.cpo, 0), coalesce(s.n, 0))
+           IS DISTINCT FROM (coalesce(z.debits_pending, 0) + coalesce(s.dpe, 0),
+                             coalesce(z.debits_posted, 0) + coalesce(s.dpo, 0),
+                             coalesce(z.credits_pending, 0) + coalesce(s.cpe, 0),
+                             coalesce(z.credits_posted, 0) + coalesce(s.cpo, 0),
+                             coalesce(z.version, 0) + coalesce(s.n, 0))
      ORDER BY a.id LIMIT 1
 """)
 
 _CHAIN = text("""
     SELECT account_id, version FROM (
-        SELECT e.*, row_number() OVER w AS expected_version,
-               coalesce(lag(debits_pending) OVER w, 0) + debits_pending_delta AS dpe,
-               coalesce(lag(debits_posted) OVER w, 0) + debits_posted_delta AS dpo,
-               coalesce(lag(credits_pending) OVER w, 0) + credits_pending_delta AS cpe,
-               coalesce(lag(credits_posted) OVER w, 0) + credits_posted_delta AS cpo
+        SELECT e.*, coalesce(z.version, 0) + row_number() OVER w AS expected_version,
+               coalesce(lag(e.debits_pending) OVER w, z.debits_pending, 0)
+                   + debits_pending_delta AS dpe,
+               coalesce(lag(e.debits_posted) OVER w, z.debits_posted, 0)
+                   + debits_posted_delta AS dpo,
+               coalesce(lag(e.credits_pending) OVER w, z.credits_pending, 0)
+                   + credits_pending_delta AS cpe,
+               coalesce(lag(e.credits_posted) OVER w, z.credits_posted, 0)
+                   + credits_posted_delta AS cpo
           FROM ledger_entries e
-        WINDOW w AS (PARTITION BY account_id ORDER BY version)) x
+          LEFT JOIN ledger_archived_accounts z ON z.account_id = e.account_id
+        WINDOW w AS (PARTITION BY e.account_id ORDER BY e.version)) x
      WHERE version <> expected_version
         OR (debits_pending, debits_posted, credits_pending, credits_posted)
            <> (dpe, dpo, cpe, cpo)

@@ -1,7 +1,7 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
-customer erasure, ledger and audit verification, retention purge, database migrations,
-backups and point-in-time restore, the heal that follows a restore, and breach containment
-(key rotation and revocation, webhook secrets, payload master keys)."""
+customer erasure, ledger and audit verification, retention purge, archives of old months,
+database migrations, backups and point-in-time restore, the heal that follows a restore, and
+breach containment (key rotation and revocation, webhook secrets, payload master keys)."""
 
 from __future__ import annotations
 
@@ -203,6 +203,49 @@ async def _verify_full(kind: str, chunk_size: int) -> int:
     final = progress_bar(total if result.ok else done, total, f"{kind} done")
     print(f"\r{final}" if interactive else final, file=sys.stderr)
     return _verdict(kind, "full", result.checked, result.problems, result.checkpoint_id)
+
+
+async def _archive(args: argparse.Namespace) -> int:
+    from datetime import date
+    from pathlib import Path
+
+    from services import archive
+    from services.partitions import PARTITIONED, live_partitions
+
+    engine = get_engine(get_settings())
+    try:
+        if args.archive_command == "list":
+            async with engine.connect() as conn:
+                for table in PARTITIONED:
+                    months = await live_partitions(conn, table)
+                    listed = ", ".join(f"{p.month:%Y-%m} (~{p.estimated_rows})" for p in months)
+                    print(f"{table:<24} {listed}")
+            return 0
+        directory = Path(args.dir)
+        if args.archive_command == "verify":
+            problems = await archive.verify_archive(engine, directory)
+            for problem in problems:
+                print(f"FAIL: {problem}")
+            if not problems:
+                print(f"OK: every archived month in {directory} matches its manifest and chains")
+            return 1 if problems else 0
+        year, month = (int(part) for part in args.month.split("-"))
+        run = (
+            archive.archive_ledger_month
+            if args.archive_command == "ledger"
+            else archive.archive_audit_month
+        )
+        try:
+            result = await run(engine, date(year, month, 1), directory)
+        except archive.ArchiveRefusedError as refused:
+            print(f"refused: {refused}", file=sys.stderr)
+            return 1
+        for written in result.files:
+            print(f"wrote {written.name}: {written.rows} rows, sha256 {written.sha256}")
+        print(f"manifest {result.manifest}; {args.archive_command} {args.month} detached")
+        return 0
+    finally:
+        await dispose_engines()
 
 
 async def _purge() -> int:
@@ -452,6 +495,30 @@ def main(argv: list[str] | None = None) -> int:
         "--chunk-size", type=int, default=5_000, help="with --full: records per chunk"
     )
 
+    archive_p = commands.add_parser(
+        "archive", help="monthly partitions: list them, archive old months, verify archives"
+    )
+    archive_commands = archive_p.add_subparsers(dest="archive_command", required=True)
+    archive_commands.add_parser("list", help="the months still in the database, per table")
+    for what, about in (
+        ("ledger", "the ledger's transfers and entries"),
+        ("audit", "the audit log's records"),
+    ):
+        archived = archive_commands.add_parser(
+            what,
+            help=f"write a month of {about} to compressed files with a manifest (row counts,"
+            " checksums, chain anchors), then detach it from the database (oldest month first,"
+            " once verified)",
+        )
+        archived.add_argument("--month", required=True, help="YYYY-MM")
+        archived.add_argument("--dir", required=True, help="where the archive files go")
+    archive_verify = archive_commands.add_parser(
+        "verify",
+        help="read archive files back: checksums, row counts, and the chains across them to"
+        " the database's anchors; exit 1 on any difference",
+    )
+    archive_verify.add_argument("--dir", required=True)
+
     commands.add_parser(
         "purge",
         help="delete idempotency records, events and webhook deliveries past their retention;"
@@ -560,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         exit_without_finalizing(asyncio.run(_verify_full(args.command, args.chunk_size)))
     if args.command in ("audit", "ledger"):
         return asyncio.run(_verify(args.command, args.full))
+    if args.command == "archive":
+        return asyncio.run(_archive(args))
     if args.command == "purge":
         return asyncio.run(_purge())
     if args.command == "customers" and args.customer_command == "hold":

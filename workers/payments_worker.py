@@ -32,6 +32,7 @@ from activities.limits import LimitActivities, tier_limits
 from activities.list_refresh import ReloadingScreening, WatchLists, ensure_list_refresh_schedule
 from activities.notify import WebhookActivities
 from activities.onboarding import compliance_list_activities
+from activities.partitions import PartitionActivities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.reconciliation import ReconciliationActivities
@@ -55,7 +56,10 @@ from workflows.ledger_maintenance import (
     VERIFY_SCHEDULE_ID,
     LedgerMaintenanceWorkflow,
 )
-from workflows.models import ExpireInput, ReconcileInput
+from workflows.models import ExpireInput, PartitionInput, ReconcileInput
+from workflows.partition_maintenance import INTERVAL as PARTITION_INTERVAL
+from workflows.partition_maintenance import SCHEDULE_ID as PARTITION_SCHEDULE_ID
+from workflows.partition_maintenance import PartitionMaintenanceWorkflow
 from workflows.queues import ROLES, Role, queue_for
 from workflows.reconciliation import SCHEDULE_ID as RECONCILIATION_SCHEDULE_ID
 from workflows.reconciliation import ReconciliationWorkflow
@@ -113,6 +117,7 @@ def activity_implementations(
         verification.verify_full_chunks,
         verification.finish_full_verification,
         RetentionActivities(engine, settings).purge_expired_records,
+        PartitionActivities(engine, settings).ensure_partitions,
         rails.submit_to_rail,
         rails.poll_rail_status,
         rails.ask_rail_outcome,
@@ -204,6 +209,26 @@ async def ensure_maintenance_schedule(client: Client, settings: Settings) -> Non
             )
 
 
+async def ensure_partition_schedule(client: Client, settings: Settings) -> None:
+    """Create the months ahead's partitions daily (every worker tries; the first wins)."""
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(
+            PARTITION_SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    PartitionMaintenanceWorkflow.run,
+                    PartitionInput(),
+                    id=PARTITION_SCHEDULE_ID,
+                    task_queue=settings.temporal.task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=PARTITION_INTERVAL)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+            # the first pass at once, not a day after the worker first starts
+            trigger_immediately=True,
+        )
+
+
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
     """Reconcile yesterday's statements every morning (after the banks' end of day)."""
     with contextlib.suppress(ScheduleAlreadyRunningError):
@@ -268,6 +293,7 @@ async def run(settings: Settings | None = None) -> None:
         )
     client = await connect(settings, runtime=metrics_runtime(settings))
     await ensure_maintenance_schedule(client, settings)
+    await ensure_partition_schedule(client, settings)
     await ensure_list_refresh_schedule(client, settings)
     await ensure_reconciliation_schedule(client, settings)
     stop = asyncio.Event()

@@ -10,6 +10,7 @@ from workflows.full_verification import FullVerificationWorkflow
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
 from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.partition_maintenance import PartitionMaintenanceWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -19,6 +20,7 @@ WORKFLOWS: tuple[type[Any], ...] = (
     AchBatchWorkflow,
     ReconciliationWorkflow,
     LedgerMaintenanceWorkflow,
+    PartitionMaintenanceWorkflow,
     WebhookDeliveryWorkflow,
     OnboardingWorkflow,
     ListRefreshWorkflow,

@@ -25,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         ExpireInput,
         ExpireResult,
         ObserveResult,
+        PartitionInput,
+        PartitionResult,
         PurgeInput,
         PurgeResult,
     )
@@ -332,6 +334,14 @@ FINISH_FULL_VERIFICATION = Step(
     timedelta(minutes=2),
     RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
+ENSURE_PARTITIONS = Step(
+    "ensure_partitions",
+    PartitionInput,
+    PartitionResult,
+    "ledger",
+    timedelta(minutes=5),
+    RetryPolicy(maximum_interval=timedelta(minutes=5)),
+)
 
 # --- onboarding and watch lists ---------------------------------------------------------
 
@@ -409,6 +419,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     PURGE_EXPIRED_RECORDS,
     VERIFY_FULL_CHUNKS,
     FINISH_FULL_VERIFICATION,
+    ENSURE_PARTITIONS,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

@@ -17,7 +17,7 @@ Create Date: 2026-12-07
 from alembic import op
 
 revision = "0023"
-down_revision = "0020"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

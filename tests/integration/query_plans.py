@@ -9,6 +9,7 @@ or order. A Seq Scan, or an index scan that filters away the past, reads history
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,17 @@ GROWING_TABLES = frozenset(
         "ach_entries",
         # pruned past twice the callback signature's tolerance, but as busy as the bank
         "rail_callback_receipts",
+        "ledger_transfer_ids",
     }
 )
+# a month's partition of a partitioned table (migration 0022) counts as the table
+_PARTITION = re.compile(r"^(?P<table>.+)_p\d{6}$")
+
+
+def table_of(relation: str) -> str:
+    """The table a scanned relation belongs to: itself, or the table it is a month of."""
+    month = _PARTITION.match(relation)
+    return month["table"] if month else relation
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,7 @@ def scans(plan: dict[str, Any]) -> Iterator[Scan]:
             + float(plan.get("Rows Removed by Index Recheck", 0))
         )
         yield Scan(
-            plan["Relation Name"],
+            table_of(plan["Relation Name"]),
             plan["Node Type"],
             plan.get("Index Name"),
             round(per_loop * loops),

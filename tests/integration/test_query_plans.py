@@ -57,6 +57,7 @@ from api.routers.rails import (
 )
 from api.routers.webhooks import event_cursor_query, events_page_query
 from kernel.audit import (
+    ARCHIVE_ANCHOR,
     LAST_LINK,
     link_query,
     recorded_query,
@@ -98,6 +99,8 @@ PROBE_ACCOUNT = "acc_a_probe"
 EMPTY_ACCOUNT = "acc_a_empty"  # an account of the tenant without payments
 
 SEED = f"""
+-- the months of the seed's past (the migration made only the current one and those ahead)
+SELECT partitions_ensure(now() - interval '4 months', now());
 INSERT INTO tenants (id, name) VALUES ('ten_a', 'A'), ('ten_b', 'B');
 INSERT INTO customers (id, tenant_id, type, name, country, kyc_status, kyc_risk_tier)
 SELECT 'cus_' || t || '_' || c, 'ten_' || t, 'individual', 'Customer ' || c, 'US',
@@ -492,6 +495,28 @@ PROBES: dict[str, Probe] = {
     ),
     # erasure: a customer's payments that are not final yet
     "erasure: open payments of the customer": lambda c: (open_payments_query(PROBE_CUSTOMER), {}),
+    # the lookups the ledger's functions and checks make of the partitioned tables (0022):
+    # one index probe per live month, none reads the months' rows
+    "ledger function: a transfer by id, across the months": lambda c: (
+        text("SELECT * FROM ledger_transfers WHERE id = :id"),
+        {"id": "pay_00000000007:hold"},
+    ),
+    "ledger function: a hold's resolution, across the months": lambda c: (
+        text("SELECT kind FROM ledger_transfers WHERE pending_id = :id"),
+        {"id": "pay_00000000007:hold"},
+    ),
+    "ledger check: an account's newest entry, across the months": lambda c: (
+        text(
+            "SELECT version FROM ledger_entries WHERE account_id = :a ORDER BY version DESC LIMIT 1"
+        ),
+        {"a": "acc_a_7"},
+    ),
+    "ledger check: an entry's predecessor, across the months": lambda c: (
+        text("SELECT * FROM ledger_entries WHERE account_id = :a AND version = :v"),
+        {"a": "acc_a_7", "v": 3},
+    ),
+    # archives (migration 0022): where the full audit verification starts
+    "audit verify --full: the archive's anchor": lambda c: (ARCHIVE_ANCHOR, {}),
     # retention: one batch of the purge, oldest first (most of the seed has expired)
     "purge: a batch of expired idempotency records": lambda c: (
         expired_keys_query(NOW - timedelta(days=1), PURGE_BATCH),

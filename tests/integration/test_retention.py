@@ -131,6 +131,11 @@ async def test_purge_deletes_only_what_expired_in_batches(
             ),
             {"e": f"we_{tag}", "t": f"ten_{tag}"},
         )
+        # the months of these backdated events (the migration makes only the current ones)
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:b AS timestamptz))"),
+            {"a": now - timedelta(days=40), "b": now},
+        )
         for i, age in enumerate([timedelta(days=40)] * 5 + [timedelta(days=20)]):
             await conn.execute(
                 text(

@@ -28,6 +28,8 @@ from workflows.models.ledger_maintenance import (
     ExpireInput,
     ExpireResult,
     ObserveResult,
+    PartitionInput,
+    PartitionResult,
     PurgeInput,
     PurgeResult,
 )
@@ -155,6 +157,8 @@ __all__ = [
     "OpsDecision",
     "OutcomeAnswer",
     "OutcomeInput",
+    "PartitionInput",
+    "PartitionResult",
     "PaymentInput",
     "PaymentStatus",
     "PaymentView",

@@ -45,3 +45,15 @@ class PurgeResult:
     # issue #17 (defaults: results recorded before them decode as they were)
     payment_details: int = 0
     legal_holds: int = 0
+
+
+@dataclass
+class PartitionInput:
+    """A partition maintenance pass: create the months ahead that are missing."""
+
+
+@dataclass
+class PartitionResult:
+    """How many partitions the pass created (0 when every month ahead had its own)."""
+
+    created: int = 0

@@ -1,0 +1,374 @@
+"""Monthly partitions and archives (issue #23 item 4): transfers stay exactly-once across a
+month boundary, partitions are created ahead, and an archived month leaves the ledger and
+the audit chain verifiable (from its anchors, and from its files) and writable.
+
+Rows of a past month are written as the ledger and the audit chain would have written them
+then (the database's integrity triggers on, so they check these rows as they check the
+code's), with the month's timestamp: `now()` cannot be moved back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from kernel import audit
+from kernel.tables import audit_log
+from ledger import Transfer, TransferResult, create_transfer
+from ledger.verify import verify_ledger
+from ops.devstack import Stack, settings_env
+from ops.migrate import alembic_config
+from services import archive
+from services.partitions import add_months, ensure_partitions, live_partitions, month_start
+from services.verification import verify_audit_trail, verify_books
+from tests.integration.test_ledger import FUNDING, balances, new_customer_account
+
+ACTOR = "test"
+NOW = datetime.now(UTC)
+THIS_MONTH = month_start(NOW)
+LAST_MONTH = add_months(THIS_MONTH, -1)
+# the last second of last month
+# (the default margin between a month's end and the verification that may archive it is a
+# day: on the 1st of a month, last month could not be archived yet)
+SETTLE = timedelta(0)
+BOUNDARY = datetime(THIS_MONTH.year, THIS_MONTH.month, 1, tzinfo=UTC) - timedelta(seconds=1)
+
+
+@pytest.fixture
+async def isolated(isolated_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database of this test's own, with last month's partitions."""
+    engine = create_async_engine(isolated_database_url, pool_size=2, max_overflow=2)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:a AS timestamptz))"),
+            {"a": BOUNDARY},
+        )
+    yield engine
+    await engine.dispose()
+
+
+# one transfer as the ledger writes it: the transfer, its two entries continuing each
+# account's chain, the balances, in one statement
+_BACKDATED = text("""
+    WITH d AS (SELECT * FROM ledger_accounts WHERE id = :debit),
+         c AS (SELECT * FROM ledger_accounts WHERE id = :credit),
+    t AS (INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency,
+                                        code, kind, created_at)
+          VALUES (:id, :debit, :credit, :amount, 'EUR', 'deposit', 'single', :at)),
+    e AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+              debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+              debits_posted, credits_pending, credits_posted, created_at)
+          SELECT d.id, d.version + 1, :id, 'debit', 0, :amount, 0, 0, d.debits_pending,
+                 d.debits_posted + :amount, d.credits_pending, d.credits_posted, :at FROM d
+          UNION ALL
+          SELECT c.id, c.version + 1, :id, 'credit', 0, 0, 0, :amount, c.debits_pending,
+                 c.debits_posted, c.credits_pending, c.credits_posted + :amount, :at FROM c)
+    UPDATE ledger_accounts a
+       SET debits_posted = a.debits_posted + CASE WHEN a.id = :debit THEN :amount ELSE 0 END,
+           credits_posted = a.credits_posted + CASE WHEN a.id = :credit THEN :amount ELSE 0 END,
+           version = a.version + 1
+     WHERE a.id IN (:debit, :credit)
+""")
+
+
+async def backdated_deposit(
+    engine: AsyncEngine, transfer_id: str, account: str, amount: int, at: datetime
+) -> None:
+    """A deposit of `amount` to `account` written at `at` (a past month)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            _BACKDATED,
+            {"id": transfer_id, "debit": FUNDING, "credit": account, "amount": amount, "at": at},
+        )
+
+
+async def backdated_audit(engine: AsyncEngine, n: int, at: datetime) -> None:
+    """`n` decisions appended to the chain at `at`, hashed as `audit.append_in` hashes."""
+    async with engine.begin() as conn:
+        last = (await conn.execute(audit.LAST_LINK)).first()
+        seq, prev = (last.seq, last.hash) if last else (0, audit.GENESIS)
+        for i in range(n):
+            seq += 1
+            entry: dict[str, Any] = {
+                "seq": seq,
+                "at": at.isoformat(),
+                "tenant_id": None,
+                "actor": ACTOR,
+                "action": "test.decided",
+                "subject": f"old{i}",
+                "detail": {},
+            }
+            digest = audit.entry_hash(prev, entry)
+            await conn.execute(
+                audit_log.insert().values(
+                    seq=seq,
+                    at=at,
+                    actor=ACTOR,
+                    action="test.decided",
+                    subject=f"old{i}",
+                    detail={},
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+            prev = digest
+
+
+def deposit_of(transfer_id: str, account: str, amount: int) -> Transfer:
+    """The deposit `backdated_deposit` writes, as a caller would send it (again)."""
+    return Transfer(transfer_id, FUNDING, account, amount, "EUR", "deposit")
+
+
+async def test_a_retried_transfer_is_exactly_once_across_a_month_boundary(
+    isolated: AsyncEngine,
+) -> None:
+    account = await new_customer_account(isolated)
+    # written in the last second of last month; retried now, in this month's partition
+    await backdated_deposit(isolated, "dep_boundary", account, 500, BOUNDARY)
+    retried = await create_transfer(isolated, deposit_of("dep_boundary", account, 500))
+    assert retried is TransferResult.EXISTS
+    different = await create_transfer(isolated, deposit_of("dep_boundary", account, 501))
+    assert different is TransferResult.EXISTS_WITH_DIFFERENT_AMOUNT
+    assert (await balances(isolated, account))[3] == 500
+    async with isolated.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT count(*) FROM ledger_transfers WHERE id = 'dep_boundary'")
+            )
+        ).scalar_one()
+    assert rows == 1
+    # even a writer that skips the lookup (a racing retry) cannot write the id in another
+    # month: the unpartitioned id table refuses it, as the old primary key did
+    with pytest.raises(IntegrityError, match="ledger_transfer_ids_pkey"):
+        await backdated_deposit(isolated, "dep_boundary", account, 500, NOW)
+    assert (await verify_ledger(isolated)).ok
+
+
+async def test_partitions_are_created_ahead_once(isolated: AsyncEngine) -> None:
+    created = await ensure_partitions(isolated, 5)
+    # the migration made this month and three ahead for each of the five tables
+    assert created == 2 * 5
+    assert await ensure_partitions(isolated, 5) == 0
+    async with isolated.connect() as conn:
+        months = [p.month for p in await live_partitions(conn, "ledger_entries")]
+    assert months == [add_months(THIS_MONTH, k) for k in range(-1, 6)]
+
+
+async def test_an_archived_month_leaves_everything_verifiable_and_writable(
+    isolated: AsyncEngine, tmp_path: Path
+) -> None:
+    account, idle = await new_customer_account(isolated), await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_old_1", account, 700, BOUNDARY - timedelta(days=3))
+    await backdated_deposit(isolated, "dep_old_2", idle, 300, BOUNDARY)
+    await backdated_audit(isolated, 5, BOUNDARY)
+    await create_transfer(isolated, deposit_of("dep_new_1", account, 50))
+    await audit.append(isolated, actor=ACTOR, action="test.decided", subject="new")
+    month = LAST_MONTH
+
+    # nothing is archived before a verification has checked it
+    with pytest.raises(archive.ArchiveRefusedError, match="ledger verify"):
+        await archive.archive_ledger_month(isolated, month, tmp_path, settle=SETTLE)
+    assert (await verify_books(isolated, full=True, actor=ACTOR)).ok
+    assert (await verify_audit_trail(isolated, full=True, actor=ACTOR)).ok
+
+    ledger = await archive.archive_ledger_month(isolated, month, tmp_path, settle=SETTLE)
+    assert [f.rows for f in ledger.files] == [2, 4]
+    audited = await archive.archive_audit_month(isolated, month, tmp_path, settle=SETTLE)
+    assert audited.anchors["first_seq"] == 1 and audited.anchors["last_seq"] == 5
+    async with isolated.connect() as conn:
+        left = (await conn.execute(text("SELECT count(*) FROM ledger_entries"))).scalar_one()
+        oldest = (await live_partitions(conn, "audit_log"))[0]
+    assert oldest.month == THIS_MONTH
+    assert left == 2  # this month's deposit only
+
+    # balances are the accounts' own; an account idle since the archived month takes a new
+    # transfer (its chain continues from its anchor), and an archived id is still taken
+    assert (await balances(isolated, idle))[3] == 300
+    assert (await create_transfer(isolated, deposit_of("dep_new_2", idle, 20))) is TransferResult.OK
+    assert (await balances(isolated, idle))[3] == 320
+    with pytest.raises(IntegrityError):
+        await create_transfer(isolated, deposit_of("dep_old_2", idle, 300))
+
+    # both verifications, full and incremental, still pass across the archive
+    full_ledger = await verify_books(isolated, full=True, actor=ACTOR)
+    assert full_ledger.ok, full_ledger.problems
+    assert (await verify_books(isolated, full=False, actor=ACTOR)).ok
+    full_audit = await verify_audit_trail(isolated, full=True, actor=ACTOR)
+    assert full_audit.ok, full_audit.problems
+    assert (await verify_audit_trail(isolated, full=False, actor=ACTOR)).ok
+    assert await archive.verify_archive(isolated, tmp_path) == []
+
+    # an altered archive file is found
+    path = tmp_path / f"audit_log-{month:%Y-%m}.jsonl.gz"
+    lines = gzip.decompress(path.read_bytes()).decode().replace('"old3"', '"forged"')
+    path.write_bytes(gzip.compress(lines.encode()))
+    problems = await archive.verify_archive(isolated, tmp_path)
+    assert any("checksum" in problem for problem in problems), problems
+
+
+async def test_a_month_with_an_unresolved_hold_is_not_archived(
+    isolated: AsyncEngine, tmp_path: Path
+) -> None:
+    account = await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_hold_1", account, 700, BOUNDARY)
+    async with isolated.begin() as conn:
+        # a hold written last month (as the pending path writes one), never resolved
+        await conn.execute(
+            text("""
+            WITH d AS (SELECT * FROM ledger_accounts WHERE id = :a),
+                 c AS (SELECT * FROM ledger_accounts WHERE id = 'acc_sys_settlement_sepa_eur'),
+            t AS (INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount,
+                      currency, code, kind, created_at)
+                  VALUES ('pay_x:hold', :a, 'acc_sys_settlement_sepa_eur', 100, 'EUR',
+                          'payment_hold', 'pending', :at)),
+            e AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg,
+                      debits_pending_delta, debits_posted_delta, credits_pending_delta,
+                      credits_posted_delta, debits_pending, debits_posted, credits_pending,
+                      credits_posted, created_at)
+                  SELECT d.id, d.version + 1, 'pay_x:hold', 'debit', 100, 0, 0, 0,
+                         d.debits_pending + 100, d.debits_posted, d.credits_pending,
+                         d.credits_posted, :at FROM d
+                  UNION ALL
+                  SELECT c.id, c.version + 1, 'pay_x:hold', 'credit', 0, 0, 100, 0,
+                         c.debits_pending, c.debits_posted, c.credits_pending + 100,
+                         c.credits_posted, :at FROM c)
+            UPDATE ledger_accounts a
+               SET debits_pending = a.debits_pending + CASE WHEN a.id = :a THEN 100 ELSE 0 END,
+                   credits_pending = a.credits_pending
+                       + CASE WHEN a.id = :a THEN 0 ELSE 100 END,
+                   version = a.version + 1
+             WHERE a.id IN (:a, 'acc_sys_settlement_sepa_eur')
+            """),
+            {"a": account, "at": BOUNDARY},
+        )
+    assert (await verify_books(isolated, full=True, actor=ACTOR)).ok
+    with pytest.raises(archive.ArchiveRefusedError, match="pay_x:hold"):
+        await archive.archive_ledger_month(isolated, LAST_MONTH, tmp_path, settle=SETTLE)
+
+
+async def test_the_migration_keeps_every_row_and_its_guarantees(
+    isolated_database_url: str, database: Stack
+) -> None:
+    settings = database.settings.updated({"database.url": isolated_database_url})
+    await asyncio.to_thread(command.downgrade, alembic_config(settings), "0020")
+    engine = create_async_engine(isolated_database_url, pool_size=2, max_overflow=2)
+    try:
+        account = await new_customer_account(engine)
+        for i in range(3):
+            await create_transfer(engine, deposit_of(f"dep_before_{i}", account, 10))
+            await audit.append(engine, actor=ACTOR, action="test.decided", subject=f"s{i}")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (id, tenant_id, type, data)"
+                    " VALUES ('evt_before', 'ten_ledger_tests', 'test.kept', '{}')"
+                )
+            )
+        counts = await _counts(engine)
+        await asyncio.to_thread(command.upgrade, alembic_config(settings), "head")
+        assert await _counts(engine) == counts
+        assert counts == (3, 6, 3, 1)
+        async with engine.connect() as conn:
+            kind = (
+                await conn.execute(
+                    text("SELECT relkind FROM pg_class WHERE relname = 'ledger_entries'")
+                )
+            ).scalar_one()
+        assert kind == "p"
+        # what was written before is still exactly-once, and both chains still verify
+        retried = await create_transfer(engine, deposit_of("dep_before_1", account, 10))
+        assert retried is TransferResult.EXISTS
+        assert (await verify_ledger(engine)).ok
+        assert (await audit.verify(engine)).ok
+        # an event id written before the migration is not written twice
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (id, tenant_id, type, data, created_at)"
+                    " VALUES ('evt_before', 'ten_ledger_tests', 'test.kept', '{}', :at)"
+                    " ON CONFLICT DO NOTHING"
+                ),
+                {"at": add_months_at(NOW, 1)},
+            )
+        assert await _counts(engine) == counts
+        # and back: plain tables with the same rows
+        await asyncio.to_thread(command.downgrade, alembic_config(settings), "0020")
+        assert await _counts(engine) == counts
+        await asyncio.to_thread(command.upgrade, alembic_config(settings), "head")
+    finally:
+        await engine.dispose()
+
+
+def add_months_at(at: datetime, months: int) -> datetime:
+    """`at` moved to the first day of the month `months` later."""
+    month = add_months(month_start(at), months)
+    return datetime(month.year, month.month, 1, tzinfo=UTC)
+
+
+async def _counts(engine: AsyncEngine) -> tuple[int, ...]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM ledger_transfers),"
+                    " (SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM audit_log),"
+                    " (SELECT count(*) FROM events)"
+                )
+            )
+        ).one()
+    return tuple(row)
+
+
+async def test_the_archive_commands(
+    isolated: AsyncEngine, isolated_database_url: str, database: Stack, tmp_path: Path
+) -> None:
+    # two months back: its end is more than the default day before any run of this test
+    old = add_months(THIS_MONTH, -2)
+    at = datetime(old.year, old.month, 15, tzinfo=UTC)
+    async with isolated.begin() as conn:
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:a AS timestamptz))"),
+            {"a": at},
+        )
+    account = await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_cli_1", account, 40, at)
+    await backdated_audit(isolated, 3, at)
+    await audit.append(isolated, actor=ACTOR, action="test.decided", subject="new")
+    env = settings_env(database.settings.updated({"database.url": isolated_database_url}))
+    cli = str(Path(sys.executable).parent / "payments")
+
+    def run(*args: str, code: int = 0) -> str:
+        done = subprocess.run([cli, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == code, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    month = f"{old:%Y-%m}"
+    run("ledger", "verify", "--full")
+    run("audit", "verify", "--full")
+    # months go oldest first
+    later = f"{LAST_MONTH:%Y-%m}"
+    refused = run("archive", "ledger", "--month", later, "--dir", str(tmp_path), code=1)
+    assert "oldest first" in refused
+    assert "wrote ledger_entries" in run(
+        "archive", "ledger", "--month", month, "--dir", str(tmp_path)
+    )
+    assert "wrote audit_log" in run("archive", "audit", "--month", month, "--dir", str(tmp_path))
+    listed = dict(line.split(maxsplit=1) for line in run("archive", "list").splitlines())
+    assert listed["ledger_entries"].startswith(later)
+    assert listed["audit_log"].startswith(later)
+    assert listed["events"].startswith(month)  # events expire; they are not archived
+    assert run("archive", "verify", "--dir", str(tmp_path)).startswith("OK")
+    (tmp_path / f"ledger_entries-{month}.jsonl.gz").unlink()
+    assert "missing" in run("archive", "verify", "--dir", str(tmp_path), code=1)
