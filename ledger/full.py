@@ -48,29 +48,33 @@ from ledger.verify import ZERO_SUM
 # rows are a range of their primary key too (the chunk's accounts).
 ENTRIES_CHUNK = text("""
     WITH chunk AS MATERIALIZED (
-        SELECT account_id, version, debits_pending_delta, debits_posted_delta,
-               credits_pending_delta, credits_posted_delta, debits_pending, debits_posted,
-               credits_pending, credits_posted
-          FROM ledger_entries
-         WHERE (account_id, version) > (:account, :version)
-         ORDER BY account_id, version LIMIT :n),
+        SELECT e.*, coalesce(z.version, 0) AS zv, coalesce(z.debits_pending, 0) AS zdp,
+               coalesce(z.debits_posted, 0) AS zdpo, coalesce(z.credits_pending, 0) AS zcp,
+               coalesce(z.credits_posted, 0) AS zcpo
+          FROM (SELECT account_id, version, debits_pending_delta, debits_posted_delta,
+                       credits_pending_delta, credits_posted_delta, debits_pending,
+                       debits_posted, credits_pending, credits_posted
+                  FROM ledger_entries
+                 WHERE (account_id, version) > (:account, :version)
+                 ORDER BY account_id, version LIMIT :n) e
+          LEFT JOIN ledger_archived_accounts z ON z.account_id = e.account_id),
     steps AS (
         SELECT account_id, version, debits_pending, debits_posted, credits_pending,
                credits_posted,
                version <> coalesce(lag(version) OVER w,
-                                   CASE WHEN account_id = :account THEN :version ELSE 0 END) + 1
+                                   CASE WHEN account_id = :account THEN :version ELSE zv END) + 1
                OR (debits_pending, debits_posted, credits_pending, credits_posted) <> (
                    coalesce(lag(debits_pending) OVER w,
-                            CASE WHEN account_id = :account THEN :dp ELSE 0 END)
+                            CASE WHEN account_id = :account THEN :dp ELSE zdp END)
                    + debits_pending_delta,
                    coalesce(lag(debits_posted) OVER w,
-                            CASE WHEN account_id = :account THEN :dpo ELSE 0 END)
+                            CASE WHEN account_id = :account THEN :dpo ELSE zdpo END)
                    + debits_posted_delta,
                    coalesce(lag(credits_pending) OVER w,
-                            CASE WHEN account_id = :account THEN :cp ELSE 0 END)
+                            CASE WHEN account_id = :account THEN :cp ELSE zcp END)
                    + credits_pending_delta,
                    coalesce(lag(credits_posted) OVER w,
-                            CASE WHEN account_id = :account THEN :cpo ELSE 0 END)
+                            CASE WHEN account_id = :account THEN :cpo ELSE zcpo END)
                    + credits_posted_delta) AS broken
           FROM chunk
         WINDOW w AS (PARTITION BY account_id ORDER BY version)),
@@ -106,21 +110,28 @@ _ACCOUNTS = """
                  AS e(account_id, version, debits_pending, debits_posted, credits_pending,
                       credits_posted)),
     accounts AS (
-        SELECT id, version, debits_pending, debits_posted, credits_pending, credits_posted
-          FROM ledger_accounts WHERE id >= :low {upper}),
+        SELECT a.id, a.version, a.debits_pending, a.debits_posted, a.credits_pending,
+               a.credits_posted, z.version AS zv, z.debits_pending AS zdp,
+               z.debits_posted AS zdpo, z.credits_pending AS zcp, z.credits_posted AS zcpo
+          FROM ledger_accounts a LEFT JOIN ledger_archived_accounts z ON z.account_id = a.id
+         WHERE a.id >= :low {upper}),
     problems AS MATERIALIZED (
         SELECT coalesce(a.id, e.account_id) AS id, a.id IS NULL AS missing,
                a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
-               a.version, coalesce(e.debits_pending, 0) AS dpe,
-               coalesce(e.debits_posted, 0) AS dpoe, coalesce(e.credits_pending, 0) AS cpe,
-               coalesce(e.credits_posted, 0) AS cpoe, coalesce(e.version, 0) AS ve
+               a.version, coalesce(e.debits_pending, a.zdp, 0) AS dpe,
+               coalesce(e.debits_posted, a.zdpo, 0) AS dpoe,
+               coalesce(e.credits_pending, a.zcp, 0) AS cpe,
+               coalesce(e.credits_posted, a.zcpo, 0) AS cpoe,
+               coalesce(e.version, a.zv, 0) AS ve
           FROM accounts a FULL JOIN ends e ON e.account_id = a.id
          WHERE a.id IS NULL
             OR (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
                 a.version)
-               IS DISTINCT FROM (coalesce(e.debits_pending, 0), coalesce(e.debits_posted, 0),
-                                 coalesce(e.credits_pending, 0), coalesce(e.credits_posted, 0),
-                                 coalesce(e.version, 0)))
+               IS DISTINCT FROM (coalesce(e.debits_pending, a.zdp, 0),
+                                 coalesce(e.debits_posted, a.zdpo, 0),
+                                 coalesce(e.credits_pending, a.zcp, 0),
+                                 coalesce(e.credits_posted, a.zcpo, 0),
+                                 coalesce(e.version, a.zv, 0)))
     SELECT (SELECT count(*) FROM accounts) AS accounts, p.*
       FROM (SELECT 1) one LEFT JOIN (SELECT * FROM problems ORDER BY id LIMIT 1) p ON true
 """
@@ -168,7 +179,10 @@ TRANSFERS_REST = text(_TRANSFERS.format(upper="", entries_upper=""))
 # what the progress is measured against, read once at the start without reading history:
 # an account's version counts its entries, and a transfer has two of them (exact on a sound
 # ledger; an estimate is all a progress bar needs otherwise)
-SIZES = text("SELECT coalesce(sum(version), 0) FROM ledger_accounts")
+SIZES = text(
+    "SELECT coalesce(sum(version), 0)"
+    " - (SELECT coalesce(sum(version), 0) FROM ledger_archived_accounts) FROM ledger_accounts"
+)
 
 
 # The run's start: every account's version and balances in one snapshot (a consistent cut of

@@ -26,9 +26,18 @@ _CURSOR_FIELDS = [f.name for f in fields(full.Cursor)]
 async def _start(engine: AsyncEngine, state: FullVerifyState) -> FullVerifyState:
     """The first state of a verification: its phase and how many rows there are to read."""
     if state.kind == "audit":
+        # archived months are not in the database: the chain continues from the last
+        # archived record (`payments archive verify` checks the archive up to it)
         async with engine.connect() as conn:
             head = (await conn.execute(audit.LAST_LINK)).first()
-        return replace(state, phase="chain", rows_total=head.seq if head else 0)
+            seq, hash_ = await audit.archive_anchor(conn)
+        return replace(
+            state,
+            phase="chain",
+            audit_seq=seq,
+            audit_hash=hash_,
+            rows_total=(head.seq if head else 0) - seq,
+        )
     entries, transfers = await full.sizes(engine)
     await full.start(engine, state.run_key)
     return replace(state, phase="entries", rows_total=entries + transfers)
