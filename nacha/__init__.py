@@ -5,6 +5,7 @@ Rules; money is integer cents throughout.
 """
 
 from nacha.builder import build_file, trace_number
+from nacha.changes import CHANGE_CODES, Correction, read_corrected_data
 from nacha.errors import ErrorCode, NachaError
 from nacha.parser import parse_file
 from nacha.records import (
@@ -36,6 +37,7 @@ from nacha.routing import routing_check_digit, routing_number_valid
 
 __all__ = [
     "BLOCKING_FACTOR",
+    "CHANGE_CODES",
     "CREDITS_ONLY",
     "DEBITS_ONLY",
     "MAX_AMOUNT_CENTS",
@@ -45,6 +47,7 @@ __all__ = [
     "SEC_CODES",
     "TRANSACTION_CODES",
     "Batch",
+    "Correction",
     "EntryDetail",
     "ErrorCode",
     "FileHeader",
@@ -59,6 +62,7 @@ __all__ = [
     "is_prenote",
     "is_return",
     "parse_file",
+    "read_corrected_data",
     "return_transaction_code",
     "routing_check_digit",
     "routing_number_valid",

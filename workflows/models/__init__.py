@@ -24,6 +24,13 @@ from workflows.models.common import (
     ReviewResult,
     ScreeningHit,
 )
+from workflows.models.counterparty import (
+    CounterpartyRef,
+    PayeeCheckResult,
+    PrenoteResult,
+    VerificationOutcome,
+    VerifyCounterpartyInput,
+)
 from workflows.models.ledger_maintenance import (
     ExpireInput,
     ExpireResult,
@@ -114,6 +121,7 @@ __all__ = [
     "ActionReason",
     "BankRecord",
     "CancelInput",
+    "CounterpartyRef",
     "Creditor",
     "CustomerRef",
     "CustomerScreeningResult",
@@ -143,11 +151,13 @@ __all__ = [
     "OpsDecision",
     "OutcomeAnswer",
     "OutcomeInput",
+    "PayeeCheckResult",
     "PaymentInput",
     "PaymentStatus",
     "PaymentView",
     "PollInput",
     "PollResult",
+    "PrenoteResult",
     "PurgeInput",
     "PurgeResult",
     "Rail",
@@ -173,4 +183,6 @@ __all__ = [
     "StatusChange",
     "SubmitInput",
     "SubmitResult",
+    "VerificationOutcome",
+    "VerifyCounterpartyInput",
 ]
