@@ -28,6 +28,7 @@ from nacha import (
     EntryDetail,
     FileHeader,
     NachaFile,
+    build_change_entry,
     build_file,
     build_return_batch,
     build_return_entry,
@@ -41,6 +42,7 @@ logger = logging.getLogger("banksim")
 
 SETTLE_JOB = "ach.settle"
 RETURN_JOB = "ach.return"
+CHANGE_JOB = "ach.noc"
 RAIL = "ach"
 ACH_CURRENCY = "USD"
 FILE_ID_HEADER = "Banksim-File-Id"
@@ -163,10 +165,14 @@ def settle(bank: Bank, job: Job) -> None:
         return
     entries = bank.store.ach_entries(file.file_id)
     returns = 0
+    changes: dict[str, list[str]] = {}
     for entry in entries:
         rule = bank.store.rule_for(RAIL, entry.account_number)
         code = rule.code if rule is not None and rule.action == "return" else None
         returns += code is not None
+        if rule is not None and rule.action == "noc":
+            # the entry posts; the RDFI tells the originator what to correct next time
+            changes[entry.trace_number] = [rule.code, rule.detail or ""]
         bank.store.set_ach_entry(file.file_id, entry.seq, "settled", code)
         if not is_prenote(entry.transaction_code):
             bank.store.add_booking(_booking(entry, file.file_id, file.settlement_date, job.due_at))
@@ -196,6 +202,13 @@ def settle(bank: Bank, job: Job) -> None:
     if returns:
         bank.scheduler.schedule(
             RETURN_JOB, file.file_id, job.due_at + bank.settings.banksim.ach_return_delay_seconds
+        )
+    if changes:
+        bank.scheduler.schedule(
+            CHANGE_JOB,
+            file.file_id,
+            job.due_at + bank.settings.banksim.ach_return_delay_seconds,
+            {"changes": changes},
         )
     logger.info(
         "settled ACH file %s (%d entries, %d to return)", file.file_id, len(entries), returns
@@ -281,7 +294,70 @@ def send_returns(bank: Bank, job: Job) -> None:
     logger.info("returned %d entries of ACH file %s in %s", len(pending), file.file_id, return_id)
 
 
+def _change_batches(
+    bank: Bank, original: NachaFile, changes: dict[str, list[str]], effective: date
+) -> list[Batch]:
+    batches: list[Batch] = []
+    for batch in original.batches:
+        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
+        for entry in batch.entries:
+            change = changes.get(entry.trace_number)
+            if change is None:
+                continue
+            by_rdfi[entry.receiving_dfi_routing[:8]].append(
+                build_change_entry(
+                    entry,
+                    change[0],
+                    change[1],
+                    trace_sequence=bank.store.next_value("ach_return_trace") % 10_000_000,
+                )
+            )
+        for corrected in by_rdfi.values():
+            cor = build_return_batch(
+                batch, corrected, batch_number=len(batches) + 1, effective_entry_date=effective
+            )
+            batches.append(replace(cor, sec_code="COR"))
+    return batches
+
+
+def send_changes(bank: Bank, job: Job) -> None:
+    """Job: send the notifications of change (COR entries, addenda 98) for a settled file's
+    entries a `noc` rule named, in one NACHA file on the returns channel (as RDFIs do)."""
+    file = bank.store.get_ach_file(job.ref)
+    changes: dict[str, list[str]] = (job.payload or {}).get("changes", {})
+    if file is None or not changes:
+        return
+    original = parse_file(file.body)
+    local = to_datetime(job.due_at).astimezone(bank.calendar.zone).replace(tzinfo=None)
+    sequence = bank.store.next_value("ach_return_file")
+    header = replace(
+        original.header,
+        immediate_destination=original.header.immediate_origin,
+        immediate_origin=original.header.immediate_destination,
+        destination_name=original.header.origin_name,
+        origin_name=original.header.destination_name,
+        file_creation=local,
+        file_id_modifier=FILE_ID_MODIFIERS[(sequence - 1) % len(FILE_ID_MODIFIERS)],
+        reference_code="NOC",
+    )
+    text = build_file(header, _change_batches(bank, original, changes, local.date()))
+    bank.outbox.enqueue(
+        kind=CallbackKind.ACH_RETURN,
+        stream=f"ach:{file.file_id}",
+        body=text.encode("ascii"),
+        content_type="text/plain",
+        headers={
+            FILE_ID_HEADER: file_id_of(parse_file(text).header),
+            ORIGINAL_FILE_ID_HEADER: file.file_id,
+        },
+        copies=bank.faults.callback_copies(),
+        created_at=job.due_at,
+    )
+    logger.info("sent %d notifications of change for ACH file %s", len(changes), file.file_id)
+
+
 def register(bank: Bank) -> None:
     """Register the ACH job handlers."""
     bank.scheduler.register(SETTLE_JOB, lambda job: settle(bank, job))
     bank.scheduler.register(RETURN_JOB, lambda job: send_returns(bank, job))
+    bank.scheduler.register(CHANGE_JOB, lambda job: send_changes(bank, job))

@@ -5,7 +5,7 @@ Rules; money is integer cents throughout.
 """
 
 from nacha.builder import build_file, trace_number
-from nacha.changes import CHANGE_CODES, Correction, read_corrected_data
+from nacha.changes import CHANGE_CODES, Correction, build_change_entry, read_corrected_data
 from nacha.errors import ErrorCode, NachaError
 from nacha.parser import parse_file
 from nacha.records import (
@@ -18,6 +18,7 @@ from nacha.records import (
     SEC_CODES,
     TRANSACTION_CODES,
     Batch,
+    ChangeAddenda,
     EntryDetail,
     FileHeader,
     NachaFile,
@@ -47,6 +48,7 @@ __all__ = [
     "SEC_CODES",
     "TRANSACTION_CODES",
     "Batch",
+    "ChangeAddenda",
     "Correction",
     "EntryDetail",
     "ErrorCode",
@@ -54,6 +56,7 @@ __all__ = [
     "NachaError",
     "NachaFile",
     "ReturnAddenda",
+    "build_change_entry",
     "build_file",
     "build_return_batch",
     "build_return_entry",

@@ -3,7 +3,11 @@ receiver's details for future entries (addenda type 98, change codes C01-C07).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from nacha.errors import ErrorCode, NachaError
+from nacha.records import ChangeAddenda, EntryDetail
+from nacha.returns import build_return_entry
 
 # the change codes of the NACHA Operating Rules (Appendix Five), with what they correct
 CHANGE_CODES: dict[str, str] = {
@@ -57,3 +61,26 @@ def read_corrected_data(change_code: str, data: str) -> Correction:
             transaction_code=_code(data[26:28]),
         )
     raise ValueError(f"unknown change code {change_code!r}")
+
+
+def build_change_entry(
+    original: EntryDetail, change_code: str, corrected_data: str, *, trace_sequence: int
+) -> EntryDetail:
+    """The COR entry an RDFI sends for `original`: zero amount, the return transaction code
+    of the original's account type (21 for 22/23, 31 for 32/33, ...), travelling back to the
+    ODFI like a return, with a type 98 addenda carrying the change."""
+    if change_code not in CHANGE_CODES:
+        raise NachaError(ErrorCode.INVALID_CHANGE_CODE, f"unknown change code {change_code!r}")
+    # a return entry's routing, trace and transaction code, with the change instead of the R-code
+    returned = build_return_entry(original, "R01", trace_sequence=trace_sequence)
+    return replace(
+        returned,
+        amount_cents=0,
+        return_addenda=None,
+        change_addenda=ChangeAddenda(
+            change_code=change_code,
+            original_entry_trace_number=original.trace_number,
+            original_receiving_dfi=original.receiving_dfi_routing[:8],
+            corrected_data=corrected_data[:29],
+        ),
+    )

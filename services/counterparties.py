@@ -22,7 +22,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from kernel.ids import new_id
 from kernel.settings import Settings
-from kernel.tables import counterparties
+from kernel.tables import counterparties, payments
 from nacha import CHANGE_CODES, read_corrected_data
 from rails.charset import epc_text, nacha_text
 from services.errors import InvalidRequestError, NotFoundError
@@ -317,6 +317,20 @@ async def apply_change_notice(
             idempotency_key=f"{row.id}:noc:{source}",
         )
     return True
+
+
+async def owner_counterparty(engine: AsyncEngine, entry: Any) -> str | None:
+    """The saved counterparty an ACH entry (`ach_entries` row) was for: the counterparty of
+    a prenote (its entry id is the counterparty id), or the one its payment named."""
+    if entry.payment_id.startswith("cpt_"):
+        return str(entry.payment_id)
+    async with engine.connect() as conn:
+        named = (
+            await conn.execute(
+                select(payments.c.counterparty_id).where(payments.c.id == entry.payment_id)
+            )
+        ).scalar_one_or_none()
+    return None if named is None else str(named)
 
 
 def _masked(column: str, value: Any) -> Any:

@@ -277,3 +277,62 @@ async def test_payment_naming_a_bad_counterparty_is_refused(tenant: Tenant, stac
         assert response.json()["code"] == code
     listed = (await tenant.partner.get("/v1/payments")).json()
     assert listed["data"] == []
+
+
+async def test_notification_of_change_corrects_the_saved_counterparty(
+    tenant: Tenant, stack: Stack
+) -> None:
+    """The receiving bank answers the prenote with a COR entry (C01, corrected account
+    number): the counterparty takes it, with a `counterparty.updated` event and an audit
+    record naming the bank's notice; a payment made before keeps the creditor it had."""
+    old_account = fresh_account_number()
+    async with bank_client(stack.settings) as bank:
+        rule = await bank.post(
+            "/v1/admin/rules",
+            json={
+                "rail": "ach",
+                "account_number": old_account,
+                "action": "noc",
+                "code": "C01",
+                "corrected_data": "99887766",
+            },
+        )
+        assert rule.status_code == 201, rule.text
+        created = await create(tenant.partner, ach_counterparty(old_account))
+        account = await funded_account(tenant, 10_000, "USD")
+        body = {
+            "account_id": account["id"],
+            "amount": 1_000,
+            "currency": "USD",
+            "rail": "ach",
+            "counterparty_id": created["id"],
+        }
+        earlier = await pay(tenant.partner, body)
+        await file_at_bank(stack, bank, created["id"])
+        await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
+        await bank.post("/v1/admin/clock/advance", json={"seconds": 2 * 3600})
+        for _ in range(300):
+            now = (await tenant.partner.get(f"/v1/counterparties/{created['id']}")).json()
+            if now["account_number"] != old_account:
+                break
+            await asyncio.sleep(0.1)
+    assert now["account_number"] == "99887766"
+    events = await events_of(stack, tenant.tenant_id, created["id"])
+    updated = [e["data"] for e in events if e["type"] == "counterparty.updated"]
+    assert [(u["changed"], u["change_code"]) for u in updated] == [(["account_number"], "C01")]
+    async with get_engine(stack.settings).connect() as conn:
+        audit = (
+            await conn.execute(
+                text(
+                    "SELECT actor, detail FROM audit_log WHERE subject = :s"
+                    " AND action = 'counterparty.corrected'"
+                ),
+                {"s": created["id"]},
+            )
+        ).one()
+    await dispose_engines()
+    assert audit.actor == "bank:notification_of_change"
+    assert audit.detail["after"] == {"account_number": "…7766"}
+    # the payment made before the notice keeps the account it was made to
+    kept = (await tenant.partner.get(f"/v1/payments/{earlier['id']}")).json()
+    assert kept["creditor"]["account_number"] == old_account
