@@ -192,6 +192,42 @@ async def test_ach_prenote_verifies_when_not_returned(tenant: Tenant, stack: Sta
     # the bank holds one zero-amount entry with the prenote's trace number, settled
     entries = [e for e in at_bank["entries"] if e["trace_number"] == entry.trace_number]
     assert [(e["amount"], e["status"]) for e in entries] == [(0, "settled")]
+    events = await events_of(stack, tenant.tenant_id, created["id"])
+    assert [e["type"] for e in events] == ["counterparty.verified"]
+
+
+async def test_reconciliation_matches_a_prenote_the_statement_lists(
+    tenant: Tenant, stack: Stack
+) -> None:
+    """A statement that lists the prenote (zero amount, its trace) matches it: the ledger
+    explains it, as nothing moved; another zero-amount entry nobody sent stays a gap."""
+    created = await create(tenant.partner, ach_counterparty(fresh_account_number()))
+    async with bank_client(stack.settings) as bank:
+        entry = await file_at_bank(stack, bank, created["id"])
+        day = (await bank.get(f"/v1/ach/files/{entry.file_id}")).json()["settlement_date"]
+        unknown = f"ZERO-{uuid.uuid4().hex[:8]}"
+        for reference in (entry.trace_number, unknown):
+            planted = await bank.post(
+                "/v1/admin/statement-adjustments",
+                json={
+                    "date": day,
+                    "rail": "ach",
+                    "action": "add",
+                    "reference": reference,
+                    "amount": 0,
+                    "currency": "USD",
+                },
+            )
+            assert planted.status_code == 201, planted.text
+    response = await tenant.ops.post(
+        "/v1/reconciliations", json={"statement_date": day, "rails": ["ach"]}
+    )
+    assert response.status_code == 200, response.text
+    (run,) = response.json()["data"]
+    found = {d["reference"]: d["kind"] for d in run["discrepancies"]}
+    assert entry.trace_number not in found
+    assert found[unknown] == "missing_in_ledger"
+    assert run["matched"] >= 1
 
 
 async def test_returned_prenote_fails_with_its_r_code(tenant: Tenant, stack: Stack) -> None:
