@@ -11,7 +11,7 @@ payment's start does: if Temporal refuses, nothing exists.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 
+from compliance.matcher import decision_for
 from kernel.ids import new_id
 from kernel.settings import Settings
 from kernel.tables import counterparties, payments
@@ -28,6 +29,7 @@ from rails.charset import epc_text, nacha_text
 from services.errors import InvalidRequestError, NotFoundError
 from services.events import DeliveryStarter
 from services.unit_of_work import UnitOfWork
+from services.watch_lists import LoadedLists, screening_hit
 from workflows.counterparty_verification import CounterpartyVerificationWorkflow
 from workflows.models import VerificationOutcome, VerifyCounterpartyInput
 
@@ -81,6 +83,98 @@ def event_data(row: Any) -> dict[str, Any]:
             "reason": row.verification_reason,
         },
     }
+
+
+def screen_counterparty(lists: LoadedLists, name: str, country: str, type: str) -> dict[str, Any]:
+    """The counterparty's screening against the sanctions and PEP lists, as its columns
+    (decision, hits at or above review, list versions, when)."""
+    party_type = "individual" if type == "individual" else "entity"
+    hits = [
+        hit
+        for matcher in (lists.sanctions, lists.pep)
+        for hit in matcher.screen(name, country=country, party_type=party_type)
+        if hit.decision != "clear"
+    ]
+    return {
+        "screening_decision": decision_for(hits),
+        "screening_hits": [asdict(screening_hit("counterparty", hit)) for hit in hits],
+        "screening_versions": [
+            lst.version for matcher in (lists.sanctions, lists.pep) for lst in matcher.lists
+        ],
+        "screened_at": datetime.now(UTC),
+    }
+
+
+async def rescreen_page(
+    engine: AsyncEngine,
+    deliveries: DeliveryStarter,
+    lists: LoadedLists,
+    *,
+    run_key: str,
+    after_id: str,
+    page_size: int,
+) -> tuple[list[str], list[str]]:
+    """Screen the next page of counterparties (ids after `after_id`) against `lists`;
+    returns (the ids screened, those with hits they did not have), each flagged one with a
+    `counterparty.updated` event and an audit record, all in one unit of work (a retry finds
+    the hits known and flags nothing twice)."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(counterparties)
+                .where(counterparties.c.id > after_id)
+                .order_by(counterparties.c.id)
+                .limit(page_size)
+            )
+        ).all()
+    flagged: list[str] = []
+    async with UnitOfWork(engine, deliveries) as uow:
+        for row in rows:
+            values = screen_counterparty(lists, row.name, row.country, row.type)
+            known = {(h["list_name"], h["entity_id"]) for h in row.screening_hits}
+            new = [
+                h for h in values["screening_hits"] if (h["list_name"], h["entity_id"]) not in known
+            ]
+            updated = (
+                await uow.conn.execute(
+                    update(counterparties)
+                    .where(counterparties.c.id == row.id)
+                    .values(**values, updated_at=values["screened_at"])
+                    .returning(*counterparties.c)
+                )
+            ).one()
+            if not new:
+                continue
+            flagged.append(row.id)
+            await uow.event(
+                event_id=counterparty_event_id(row.id, f"rescreen:{run_key}"),
+                tenant_id=row.tenant_id,
+                type="counterparty.updated",
+                data={
+                    **event_data(updated),
+                    "changed": ["screening"],
+                    "screening": {
+                        "decision": updated.screening_decision,
+                        "new_hits": [
+                            {k: h[k] for k in ("list_name", "entity_id", "matched_name", "score")}
+                            for h in new
+                        ],
+                    },
+                },
+                at=values["screened_at"],
+            )
+            uow.audit(
+                actor="list-refresh",
+                action="counterparty.watchlist_hit",
+                subject=row.id,
+                tenant_id=row.tenant_id,
+                detail={
+                    "list_versions": values["screening_versions"],
+                    "new_hits": [h["entity_id"] for h in new],
+                },
+                idempotency_key=f"{run_key}:{row.id}:watchlist_hit",
+            )
+    return [row.id for row in rows], flagged
 
 
 async def create_counterparty(

@@ -24,15 +24,19 @@ with workflow.unsafe.imports_passed_through():
         RescreenPageInput,
         RescreenResult,
     )
-    from workflows.steps import REFRESH_WATCH_LISTS, RESCREEN_CUSTOMERS_PAGE
+    from workflows.steps import (
+        REFRESH_WATCH_LISTS,
+        RESCREEN_COUNTERPARTIES_PAGE,
+        RESCREEN_CUSTOMERS_PAGE,
+    )
 
 SCHEDULE_ID = "watch-list-refresh"
 
 
-def rescreen_workflow_id(versions: dict[str, str]) -> str:
-    """The re-screening of one set of list versions."""
+def rescreen_workflow_id(versions: dict[str, str], what: str = "customers") -> str:
+    """The re-screening of one set of list versions (of customers, or of counterparties)."""
     digest = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()
-    return f"rescreen-customers-{digest[:16]}"
+    return f"rescreen-{what}-{digest[:16]}"
 
 
 @workflow.defn(name="ListRefresh")
@@ -81,6 +85,45 @@ class RescreenCustomersWorkflow:
             versions = page.list_versions or versions
             if page.done:
                 return RescreenResult(screened, flagged, versions)
+            if workflow.info().is_continue_as_new_suggested():
+                break
+        workflow.continue_as_new(
+            RescreenInput(
+                request.list_versions,
+                after_id=after,
+                page_size=request.page_size,
+                pages_per_run=request.pages_per_run,
+                screened=screened,
+                flagged=flagged,
+                run_key=run_key,
+            )
+        )
+
+
+@workflow.defn(name="RescreenCounterparties")
+class RescreenCounterpartiesWorkflow:
+    """Screens every saved counterparty again after a list update, a page per activity,
+    continuing as new every few pages. Started by the refresh step that recorded the new
+    versions (id from the versions: one update is re-screened once), so the refresh
+    workflow's own commands are unchanged."""
+
+    @workflow.run
+    async def run(self, request: RescreenInput) -> RescreenResult:
+        """Page through all counterparties in id order from `after_id`."""
+        info = workflow.info()
+        run_key = request.run_key or f"{info.workflow_id}/{info.run_id}"
+        after, screened, flagged = request.after_id, request.screened, request.flagged
+        for _ in range(max(1, request.pages_per_run)):
+            page = await RESCREEN_COUNTERPARTIES_PAGE.run(
+                RescreenPageInput(run_key, after, request.page_size)
+            )
+            after, screened, flagged = (
+                page.last_id,
+                screened + page.screened,
+                flagged + page.flagged,
+            )
+            if page.done:
+                return RescreenResult(screened, flagged, page.list_versions)
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(

@@ -8,7 +8,11 @@ from typing import Any
 from workflows.ach_batch import AchBatchWorkflow
 from workflows.counterparty_verification import CounterpartyVerificationWorkflow
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
-from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
+from workflows.list_refresh import (
+    ListRefreshWorkflow,
+    RescreenCounterpartiesWorkflow,
+    RescreenCustomersWorkflow,
+)
 from workflows.onboarding import OnboardingWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -24,4 +28,5 @@ WORKFLOWS: tuple[type[Any], ...] = (
     ListRefreshWorkflow,
     RescreenCustomersWorkflow,
     CounterpartyVerificationWorkflow,
+    RescreenCounterpartiesWorkflow,
 )

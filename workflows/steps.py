@@ -391,6 +391,15 @@ RECORD_VERIFICATION = Step(
     RETRY_TRANSIENT,
 )
 
+RESCREEN_COUNTERPARTIES_PAGE = Step(
+    "rescreen_counterparties_page",
+    RescreenPageInput,
+    RescreenPageResult,
+    "compliance",
+    timedelta(minutes=2),
+    RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+)
+
 ALL: tuple[Step[Any, Any], ...] = (
     CHECK_DEBTOR_KYC,
     SCREEN_PARTIES,
@@ -421,6 +430,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     CHECK_PAYEE,
     SEND_PRENOTE,
     RECORD_VERIFICATION,
+    RESCREEN_COUNTERPARTIES_PAGE,
 )
 BY_NAME: dict[str, Step[Any, Any]] = {step.name: step for step in ALL}
 # activity name → queue role (the benchmark's bare workflow routes its steps with this)

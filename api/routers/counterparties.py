@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -39,11 +37,10 @@ from api.schemas import (
     CounterpartyScreeningOut,
     VerificationOut,
 )
-from compliance.matcher import decision_for
 from kernel.tables import counterparties
 from rails.charset import epc_text, meaningful, nacha_text
 from services import counterparties as service
-from services.watch_lists import WatchLists, screening_hit
+from services.watch_lists import WatchLists
 
 router = APIRouter(prefix="/v1/counterparties", tags=["counterparties"])
 CounterpartyIdPath = Annotated[
@@ -106,20 +103,7 @@ async def _screen(request: Request, body: CounterpartyCreate) -> dict[str, Any]:
     """The counterparty's screening against the current sanctions and PEP lists."""
     lists: WatchLists = request.app.state.lists
     loaded = await lists.current()
-    matchers = (loaded.sanctions, loaded.pep)
-    party_type = {"individual": "individual", "business": "entity"}[body.type]
-    hits = [
-        hit
-        for matcher in matchers
-        for hit in matcher.screen(body.name, country=body.country, party_type=party_type)
-        if hit.decision != "clear"
-    ]
-    return {
-        "screening_decision": decision_for(hits),
-        "screening_hits": [asdict(screening_hit("counterparty", hit)) for hit in hits],
-        "screening_versions": [lst.version for matcher in matchers for lst in matcher.lists],
-        "screened_at": datetime.now(UTC),
-    }
+    return service.screen_counterparty(loaded, body.name, body.country, body.type)
 
 
 @router.post(
