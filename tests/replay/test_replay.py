@@ -33,6 +33,8 @@ LONG_RUNNING = {
     "ListRefresh",
     "RescreenCustomers",
     "Reconciliation",
+    "CounterpartyVerification",
+    "RescreenCounterparties",
 }
 
 
