@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -105,6 +105,16 @@ def screen_counterparty(lists: LoadedLists, name: str, country: str, type: str) 
     }
 
 
+def rescreen_page_query(after_id: str, page_size: int) -> Select[Any]:
+    """The next page of counterparties (every tenant's) in id order after `after_id`."""
+    return (
+        select(counterparties)
+        .where(counterparties.c.id > after_id)
+        .order_by(counterparties.c.id)
+        .limit(page_size)
+    )
+
+
 async def rescreen_page(
     engine: AsyncEngine,
     deliveries: DeliveryStarter,
@@ -119,14 +129,7 @@ async def rescreen_page(
     `counterparty.updated` event and an audit record, all in one unit of work (a retry finds
     the hits known and flags nothing twice)."""
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(counterparties)
-                .where(counterparties.c.id > after_id)
-                .order_by(counterparties.c.id)
-                .limit(page_size)
-            )
-        ).all()
+        rows = (await conn.execute(rescreen_page_query(after_id, page_size))).all()
     flagged: list[str] = []
     async with UnitOfWork(engine, deliveries) as uow:
         for row in rows:

@@ -28,6 +28,7 @@ GROWING_TABLES = frozenset(
         "idempotency_keys",
         "webhook_deliveries",
         "ach_entries",
+        "counterparties",
     }
 )
 
