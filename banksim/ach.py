@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -215,31 +216,44 @@ def settle(bank: Bank, job: Job) -> None:
     )
 
 
+def _batches_back(
+    original: NachaFile,
+    effective: date,
+    answer: Callable[[EntryDetail], EntryDetail | None],
+    sec_code: str | None = None,
+) -> list[Batch]:
+    """The batches travelling back for `original`: `answer` gives an entry's return or
+    notification of change (None: nothing to send for it); one batch per original batch and
+    RDFI (a batch back has one originator)."""
+    batches: list[Batch] = []
+    for batch in original.batches:
+        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
+        for entry in batch.entries:
+            back = answer(entry)
+            if back is not None:
+                by_rdfi[entry.receiving_dfi_routing[:8]].append(back)
+        for entries in by_rdfi.values():
+            built = build_return_batch(
+                batch, entries, batch_number=len(batches) + 1, effective_entry_date=effective
+            )
+            batches.append(built if sec_code is None else replace(built, sec_code=sec_code))
+    return batches
+
+
+def _trace_back(bank: Bank) -> int:
+    return bank.store.next_value("ach_return_trace") % 10_000_000
+
+
 def _return_batches(
     bank: Bank, original: NachaFile, codes: dict[str, str], effective: date
 ) -> list[Batch]:
-    batches: list[Batch] = []
-    for batch in original.batches:
-        # one return batch per original batch and RDFI (a return batch has one originator)
-        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
-        for entry in batch.entries:
-            code = codes.get(entry.trace_number)
-            if code is None:
-                continue
-            by_rdfi[entry.receiving_dfi_routing[:8]].append(
-                build_return_entry(
-                    entry,
-                    code,
-                    trace_sequence=bank.store.next_value("ach_return_trace") % 10_000_000,
-                )
-            )
-        for returned in by_rdfi.values():
-            batches.append(
-                build_return_batch(
-                    batch, returned, batch_number=len(batches) + 1, effective_entry_date=effective
-                )
-            )
-    return batches
+    def answer(entry: EntryDetail) -> EntryDetail | None:
+        code = codes.get(entry.trace_number)
+        if code is None:
+            return None
+        return build_return_entry(entry, code, trace_sequence=_trace_back(bank))
+
+    return _batches_back(original, effective, answer)
 
 
 def build_return_file(bank: Bank, file: AchFile, codes: dict[str, str], at: float) -> str:
@@ -297,27 +311,14 @@ def send_returns(bank: Bank, job: Job) -> None:
 def _change_batches(
     bank: Bank, original: NachaFile, changes: dict[str, list[str]], effective: date
 ) -> list[Batch]:
-    batches: list[Batch] = []
-    for batch in original.batches:
-        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
-        for entry in batch.entries:
-            change = changes.get(entry.trace_number)
-            if change is None:
-                continue
-            by_rdfi[entry.receiving_dfi_routing[:8]].append(
-                build_change_entry(
-                    entry,
-                    change[0],
-                    change[1],
-                    trace_sequence=bank.store.next_value("ach_return_trace") % 10_000_000,
-                )
-            )
-        for corrected in by_rdfi.values():
-            cor = build_return_batch(
-                batch, corrected, batch_number=len(batches) + 1, effective_entry_date=effective
-            )
-            batches.append(replace(cor, sec_code="COR"))
-    return batches
+    def answer(entry: EntryDetail) -> EntryDetail | None:
+        change = changes.get(entry.trace_number)
+        if change is None:
+            return None
+        code, data = change
+        return build_change_entry(entry, code, data, trace_sequence=_trace_back(bank))
+
+    return _batches_back(original, effective, answer, sec_code="COR")
 
 
 def send_changes(bank: Bank, job: Job) -> None:

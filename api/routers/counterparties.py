@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.deps import AppSettings, Engine, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.fields import COUNTERPARTY_ID, EXAMPLE_COUNTERPARTY_ID
-from api.pagination import cursor_query, page_query
+from api.pagination import keyset_after, page_query
 from api.problems import (
     ACCOUNT_DETAILS_REQUIRED,
     AUTHENTICATED,
@@ -211,22 +211,10 @@ async def list_counterparties(
 ) -> CounterpartyList:
     """The tenant's counterparties (disabled ones too), newest first; page with
     `starting_after=<last id>`."""
-    after = None
     async with engine.connect() as conn:
-        if starting_after is not None:
-            cursor = (
-                await conn.execute(
-                    cursor_query(counterparties, principal.tenant_id, starting_after)
-                )
-            ).scalar_one_or_none()
-            if cursor is None:
-                raise ProblemError(
-                    422,
-                    "invalid_cursor",
-                    "starting_after is not a counterparty of yours.",
-                    param="starting_after",
-                )
-            after = (cursor, starting_after)
+        after = await keyset_after(
+            conn, counterparties, principal.tenant_id, starting_after, "a counterparty"
+        )
         query = counterparties_page_query(principal.tenant_id, limit=limit, after=after, rail=rail)
         rows = (await conn.execute(query)).all()
     return CounterpartyList(
