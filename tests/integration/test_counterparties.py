@@ -320,7 +320,8 @@ async def test_notification_of_change_corrects_the_saved_counterparty(
 ) -> None:
     """The receiving bank answers the prenote with a COR entry (C01, corrected account
     number): the counterparty takes it, with a `counterparty.updated` event and an audit
-    record naming the bank's notice; a payment made before keeps the creditor it had."""
+    record naming the bank's notice; a payment made before (held in review: the
+    counterparty was not verified yet) keeps the creditor it had."""
     old_account = fresh_account_number()
     async with bank_client(stack.settings) as bank:
         rule = await bank.post(
@@ -344,6 +345,10 @@ async def test_notification_of_change_corrects_the_saved_counterparty(
             "counterparty_id": created["id"],
         }
         earlier = await pay(tenant.partner, body)
+        # its prenote has not been answered yet: the payment waits for a reviewer
+        held = await wait_for_status(tenant.partner, earlier["id"], {"in_review", "submitted"})
+        assert held["status"] == "in_review"
+        assert held["status_history"][-1]["reasons"] == ["counterparty not verified (pending)"]
         await file_at_bank(stack, bank, created["id"])
         await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
         await bank.post("/v1/admin/clock/advance", json={"seconds": 2 * 3600})
