@@ -421,6 +421,8 @@ class PaymentOut(BaseModel):
     action: ActionOut | None = None
     status_history: list[StatusChangeOut]
     created_at: datetime
+    # the saved counterparty the creditor was copied from (null: an inline creditor)
+    counterparty_id: str | None = None
 
 
 class CancelCreate(Strict):

@@ -279,6 +279,7 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         action=ActionOut(reason=row.action_reason) if row.action_reason else None,
         status_history=history,
         created_at=row.created_at,
+        counterparty_id=row.counterparty_id,
     )
 
 

@@ -270,6 +270,7 @@ async def test_payment_to_verified_counterparty_settles(tenant: Tenant, stack: S
     await wait_for_verification(tenant.partner, counterparty["id"])
     payment = await pay(tenant.partner, sepa_payment(account["id"], counterparty["id"]))
     assert payment["creditor"]["iban"] == iban
+    assert payment["counterparty_id"] == counterparty["id"]
     assert payment["creditor"]["name"] == "Erika Mustermann"
     settled = await wait_for_status(tenant.partner, payment["id"], {"settled", "in_review"})
     assert settled["status"] == "settled", settled

@@ -357,6 +357,7 @@ class PaymentOut(TypedDict):
     action: NotRequired[ActionOut | None]
     status_history: list[StatusChangeOut]
     created_at: str
+    counterparty_id: NotRequired[str | None]
 
 
 class Problem(TypedDict):
