@@ -288,6 +288,14 @@ async def test_payment_to_unmatched_counterparty_waits_in_review(
     held = await wait_for_status(tenant.partner, payment["id"], {"in_review", "settled"})
     assert held["status"] == "in_review"
     assert "counterparty not verified (no_match)" in held["status_history"][-1]["reasons"]
+    # a reviewer who checked the payee with the partner lets it go
+    approved = await tenant.ops.post(
+        f"/v1/payments/{payment['id']}/review",
+        json={"decision": "approve", "note": "payee confirmed by phone"},
+    )
+    assert approved.status_code == 200, approved.text
+    settled = await wait_for_status(tenant.partner, payment["id"], {"settled", "failed"})
+    assert settled["status"] == "settled"
 
 
 async def test_payment_naming_a_bad_counterparty_is_refused(tenant: Tenant, stack: Stack) -> None:
