@@ -1,4 +1,5 @@
-"""Velocity-limit activity: would this payment take its customer over a daily limit?"""
+"""Velocity-limit activity: would this payment take its customer over a daily limit? And is
+its saved counterparty (if it names one) verified and clear?"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from temporalio import activity
 from activities.metrics import count
 from compliance.limits import LimitsTable, TierLimits, exceeded_limits, limits_for
 from kernel.settings import LimitSettings
+from services.counterparties import review_reasons
 from workflows.models import LimitsInput, LimitsResult
 
 # The customer's tier, and what counts against the limit: payments of the last 24 h that may
@@ -17,7 +19,13 @@ RECENT_PAYMENTS = text(
     "SELECT coalesce(sum(amount), 0) AS total, count(*) AS n,"
     " EXISTS (SELECT 1 FROM payments WHERE id = :payment) AS committed,"
     " (SELECT kyc_risk_tier FROM customers WHERE tenant_id = :tenant AND id = :customer)"
-    " AS tier FROM payments"
+    " AS tier,"
+    # a payment to a saved counterparty: how far it is verified, and its screening
+    " (SELECT c.verification_status FROM payments p JOIN counterparties c"
+    " ON c.id = p.counterparty_id WHERE p.id = :payment) AS counterparty_verification,"
+    " (SELECT c.screening_decision FROM payments p JOIN counterparties c"
+    " ON c.id = p.counterparty_id WHERE p.id = :payment) AS counterparty_screening"
+    " FROM payments"
     " WHERE tenant_id = :tenant AND customer_id = :customer AND currency = :currency"
     " AND id <> :payment AND created_at > now() - interval '24 hours'"
     " AND status NOT IN ('failed', 'rejected', 'canceled', 'returned')"
@@ -73,4 +81,7 @@ class LimitActivities:
         )
         if reasons:
             count("payments_limit_reviews", "Payments sent to review by velocity limits", tier=tier)
+        # Review reasons of the counterparty ride with the limits' (no new workflow command:
+        # the payment goes to review with these reasons, and a reviewer decides).
+        reasons += review_reasons(recent.counterparty_verification, recent.counterparty_screening)
         return LimitsResult(reasons, tier)

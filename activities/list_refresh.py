@@ -13,6 +13,7 @@ services/watch_lists.py, shared with the API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +37,8 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.metrics import count
 from activities.screening import ScreeningActivities
@@ -43,6 +46,7 @@ from compliance.lists import StaticWatchList
 from kernel.codec import FieldSealer, data_key_store
 from kernel.settings import Settings
 from kernel.tables import customers, watch_list_versions
+from services.counterparties import rescreen_page
 from services.erasure import sealed_hits
 from services.events import DeliveryStarter
 from services.unit_of_work import UnitOfWork
@@ -62,11 +66,17 @@ from services.watch_lists import (
     store_snapshot,
     stored_versions,
 )
-from workflows.list_refresh import SCHEDULE_ID, ListRefreshWorkflow
+from workflows.list_refresh import (
+    SCHEDULE_ID,
+    ListRefreshWorkflow,
+    RescreenCounterpartiesWorkflow,
+    rescreen_workflow_id,
+)
 from workflows.models import (
     CustomerScreeningResult,
     ListRefreshInput,
     ListRefreshResult,
+    RescreenInput,
     RescreenPageInput,
     RescreenPageResult,
     ScreeningHit,
@@ -184,6 +194,7 @@ class ListRefreshActivities:
         self._engine = engine
         self._lists = lists
         self._settings = settings
+        self._client = client
         self._deliveries = DeliveryStarter(client, settings)
         # a hit's explanation quotes the customer's name: sealed under its data key, so an
         # erasure shreds it and the audit chain still verifies
@@ -292,6 +303,7 @@ class ListRefreshActivities:
                 )
             log.info("watch lists updated", versions=versions, changed=changed)
             count("watch_list_updates", "Watch-list versions adopted")
+            await self._start_counterparty_rescreen(versions)
         return ListRefreshResult(
             versions, changed, refused={kind: r.reason.value for kind, r in refused.items()}
         )
@@ -322,6 +334,41 @@ class ListRefreshActivities:
             {name: entry.version for name, entry in stored.items()},
             [],
             refused={kind: r.reason.value for kind, r in refused.items()},
+        )
+
+    async def _start_counterparty_rescreen(self, versions: dict[str, str]) -> None:
+        """Start the re-screening of every saved counterparty against these versions (its id
+        derives from them: a retry, or another refresh seeing the same update, joins it)."""
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self._client.start_workflow(
+                RescreenCounterpartiesWorkflow.run,
+                RescreenInput(versions),
+                id=rescreen_workflow_id(versions, "counterparties"),
+                task_queue=self._settings.temporal.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+
+    @activity.defn(name="rescreen_counterparties_page")
+    async def rescreen_counterparties_page(self, request: RescreenPageInput) -> RescreenPageResult:
+        """Screen the next page of counterparties again; flag those with new hits."""
+        lists = await self._lists.current(force=True)
+        screened, flagged = await rescreen_page(
+            self._engine,
+            self._deliveries,
+            lists,
+            run_key=request.run_key,
+            after_id=request.after_id,
+            page_size=request.page_size,
+        )
+        if flagged:
+            count("counterparties_watchlist_flagged", "Counterparties flagged by a list update")
+            log.warning("counterparties flagged by a list update", counterparties=flagged)
+        return RescreenPageResult(
+            last_id=screened[-1] if screened else request.after_id,
+            screened=len(screened),
+            flagged=len(flagged),
+            list_versions=lists.versions,
+            done=len(screened) < request.page_size,
         )
 
     @activity.defn(name="rescreen_customers_page")

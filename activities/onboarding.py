@@ -253,4 +253,5 @@ def compliance_list_activities(
         onboarding.record_kyc_escalation,
         refresh.refresh_watch_lists,
         refresh.rescreen_customers_page,
+        refresh.rescreen_counterparties_page,
     ]

@@ -36,6 +36,7 @@ from kernel.codec import FieldSealer, data_key_store
 from kernel.settings import Settings
 from nacha import NachaError
 from rails.ach_file import (
+    CHECKING_CREDIT,
     REASON_FORMAT,
     Origin,
     build_window_file,
@@ -263,28 +264,50 @@ class AchAdapter:
         creditor = request.creditor
         if creditor.routing_number is None or creditor.account_number is None:
             raise _refused("an ACH payment needs the creditor's routing and account number")
-        payment_id = request.payment_id
+        return await self.join_window(
+            request.payment_id,
+            request.amount,
+            creditor.name,
+            creditor.routing_number,
+            creditor.account_number,
+            not_in_file=request.not_in_file,
+        )
+
+    async def join_window(
+        self,
+        payment_id: str,
+        amount: int,
+        name: str,
+        routing_number: str,
+        account_number: str,
+        *,
+        not_in_file: str = "",
+        transaction_code: int = CHECKING_CREDIT,
+    ) -> SubmitResult:
+        """Put the entry `payment_id` (a payment, or a counterparty's prenote) in the open
+        window's file; see `submit`."""
         async with self._engine.connect() as conn:
             stored = (await conn.execute(ACH_ENTRY, {"p": payment_id})).first()
         if (
             stored is not None
-            and stored.file_id != request.not_in_file
+            and stored.file_id != not_in_file
             and payment_id in await self._entries_of(stored.window_id)
         ):
             return SubmitResult(stored.file_id, reference=stored.trace_number)
         # a trace number names one entry of one file: an entry that left a file (never
         # received by the bank) gets a new one, so no trace ever appears in two files
-        if stored is not None and stored.file_id != request.not_in_file:
+        if stored is not None and stored.file_id != not_in_file:
             trace = str(stored.trace_number)
         else:
             trace = await self._new_trace_number()
         entry = AchEntryInput(
             payment_id,
             trace,
-            request.amount,
-            await self._sealer.seal(payment_id, creditor.name),
-            creditor.routing_number,
-            await self._sealer.seal(payment_id, creditor.account_number),
+            amount,
+            await self._sealer.seal(payment_id, name),
+            routing_number,
+            await self._sealer.seal(payment_id, account_number),
+            transaction_code=transaction_code,
         )
         window = self.window(datetime.now(UTC))
         for _ in range(_MAX_WINDOWS_TRIED):

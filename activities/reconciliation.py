@@ -57,6 +57,14 @@ PAYMENTS_BY_REFERENCE = {
 }
 
 
+# the statement's zero-amount ACH entries that are prenotes (their entry id is a
+# counterparty's): the ledger explains them, since a prenote moves no money
+PRENOTES_BY_TRACE = text(
+    "SELECT trace_number FROM ach_entries WHERE trace_number = ANY(:refs)"
+    " AND payment_id LIKE 'cpt\\_%'"
+)
+
+
 def credited_deposits_query(currency: str, start: datetime, end: datetime) -> Select[Any]:
     """The deposits credited in `currency` in [start, end) (through `deposits_credited`)."""
     return select(
@@ -156,6 +164,26 @@ class ReconciliationActivities:
             ],
         )
 
+    async def _match_prenotes(self, outcome: Reconciliation, rail: str) -> Reconciliation:
+        """A prenote the statement lists (zero amount, the prenote's trace number) has no
+        ledger booking because it moves no money: it is matched, not a discrepancy."""
+        zero = [
+            found.reference
+            for found in outcome.discrepancies
+            if found.kind == "missing_in_ledger" and found.statement_amount == 0
+        ]
+        if rail != "ach" or not zero:
+            return outcome
+        async with self._engine.connect() as conn:
+            prenotes = set((await conn.execute(PRENOTES_BY_TRACE, {"refs": zero})).scalars())
+        left = [
+            found
+            for found in outcome.discrepancies
+            if not (found.statement_amount == 0 and found.reference in prenotes)
+        ]
+        matched = len(outcome.discrepancies) - len(left)
+        return Reconciliation(outcome.matched + matched, left)
+
     @activity.defn(name="reconcile_statement")
     async def reconcile_statement(self, request: ReconcileRailInput) -> ReconcileResult:
         """Match one rail's statement of one day; the run is stored (rerun replaces it)."""
@@ -163,6 +191,7 @@ class ReconciliationActivities:
         statement = await self._statement(day, rail)
         ledger = await self._ledger(day, rail)
         outcome = await self._name_unposted_payments(reconcile(ledger, statement), rail)
+        outcome = await self._match_prenotes(outcome, rail)
         run_id = f"rec_{rail}_{day}"
         values = {
             "statement_date": date.fromisoformat(day),

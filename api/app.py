@@ -17,6 +17,7 @@ from api.openapi import install_openapi
 from api.routers import (
     accounts,
     codec,
+    counterparties,
     customers,
     deposits,
     health,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts,
         deposits,
         payments,
+        counterparties,
         screenings,
         webhooks,
         rails,

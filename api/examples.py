@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from api.fields import (
     EXAMPLE_ACCOUNT_ID,
+    EXAMPLE_COUNTERPARTY_ID,
     EXAMPLE_CUSTOMER_ID,
     EXAMPLE_DEPOSIT_ID,
     EXAMPLE_PAYMENT_ID,
@@ -21,6 +22,9 @@ from api.schemas import (
     AccountOut,
     Address,
     Balances,
+    CounterpartyList,
+    CounterpartyOut,
+    CounterpartyScreeningOut,
     CustomerOut,
     DepositList,
     DepositOut,
@@ -35,6 +39,7 @@ from api.schemas import (
     ScreeningHitOut,
     ScreeningOut,
     StatusChangeOut,
+    VerificationOut,
     WebhookEndpointList,
     WebhookEndpointOut,
 )
@@ -137,6 +142,27 @@ SCREENING = ScreeningOut(
     list_versions=["2026-01-14"],
 )
 
+COUNTERPARTY = CounterpartyOut(
+    id=EXAMPLE_COUNTERPARTY_ID,
+    rail="sepa",
+    type="individual",
+    name="Erika Mustermann",
+    country="DE",
+    iban="DE89370400440532013000",
+    bic=None,
+    routing_number=None,
+    account_number=None,
+    account_type=None,
+    verification=VerificationOut(status="verified", method="vop", verified_at=AT),
+    screening=CounterpartyScreeningOut(
+        decision="clear", hits=[], list_versions=["2026-01-14"], screened_at=AT
+    ),
+    disabled=False,
+    disabled_at=None,
+    created_at=AT,
+    updated_at=AT,
+)
+
 
 def _examples() -> dict[str, BaseModel]:
     from api.routers.reconciliations import ReconciliationList, ReconciliationOut
@@ -172,6 +198,8 @@ def _examples() -> dict[str, BaseModel]:
         ),
         "EventList": EventList(data=[EVENT], has_more=False),
         "ScreeningOut": SCREENING,
+        "CounterpartyOut": COUNTERPARTY,
+        "CounterpartyList": CounterpartyList(data=[COUNTERPARTY], has_more=False),
         "ReconciliationOut": run,
         "ReconciliationList": ReconciliationList(data=[run], has_more=False),
     }

@@ -45,6 +45,7 @@ DEPOSIT_ID = _id_pattern("dep")
 EVENT_ID = _id_pattern("evt")
 WEBHOOK_ENDPOINT_ID = _id_pattern("we")
 RECONCILIATION_ID = _id_pattern("rec")
+COUNTERPARTY_ID = _id_pattern("cpt")
 # an entry is `<account id>:<version>` (the account's version right after it)
 ENTRY_ID = r"^acc_[0-9a-z_-]{1,80}:[0-9]{1,18}$"
 # event types are `<object>.<what happened>`, e.g. `payment.settled`
@@ -54,12 +55,16 @@ EXAMPLE_CUSTOMER_ID = "cus_01jdz3k5v8m2n4p6q8r0s2t4v6"
 EXAMPLE_ACCOUNT_ID = "acc_01jdz3k7b2c4d6e8f0g2h4j6k8"
 EXAMPLE_PAYMENT_ID = "pay_01jdz3m9x1y3z5a7b9c1d3e5f7"
 EXAMPLE_DEPOSIT_ID = "dep_01jdz3k9c2d4e6f8g0h2j4k6m8"
+EXAMPLE_COUNTERPARTY_ID = "cpt_01jdz3p2q4r6s8t0v2w4x6y8z0"
 # the bank's reference of an incoming credit, as camt.053 carries it (`EndToEndId`, ISO
 # Max35Text; the SWIFT character set, so every rail's statement can carry it)
 BANK_REFERENCE = r"^[A-Za-z0-9/?:().,'+ -]{1,35}$"
 
 CustomerId = Annotated[
     str, StringConstraints(pattern=CUSTOMER_ID), Field(examples=[EXAMPLE_CUSTOMER_ID])
+]
+CounterpartyId = Annotated[
+    str, StringConstraints(pattern=COUNTERPARTY_ID), Field(examples=[EXAMPLE_COUNTERPARTY_ID])
 ]
 AccountId = Annotated[
     str, StringConstraints(pattern=ACCOUNT_ID), Field(examples=[EXAMPLE_ACCOUNT_ID])

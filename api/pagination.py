@@ -11,11 +11,35 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Select, Table, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.errors import ProblemError
 
 
 def cursor_query(table: Table, tenant_id: str, object_id: str) -> Select[Any]:
     """The keyset position (created_at) of the tenant's object a page starts after."""
     return select(table.c.created_at).where(table.c.id == object_id, table.c.tenant_id == tenant_id)
+
+
+async def keyset_after(
+    conn: AsyncConnection, table: Table, tenant_id: str, starting_after: str | None, noun: str
+) -> tuple[Any, str] | None:
+    """The keyset position a page starts after (None: the first page); 422
+    `invalid_cursor` when `starting_after` is not one of the tenant's objects (`noun`: "a
+    deposit", ...)."""
+    if starting_after is None:
+        return None
+    cursor = (
+        await conn.execute(cursor_query(table, tenant_id, starting_after))
+    ).scalar_one_or_none()
+    if cursor is None:
+        raise ProblemError(
+            422,
+            "invalid_cursor",
+            f"starting_after is not {noun} of yours.",
+            param="starting_after",
+        )
+    return cursor, starting_after
 
 
 def page_query(

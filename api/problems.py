@@ -112,6 +112,26 @@ REMITTANCE_INFO_TOO_LONG = ProblemCode(
     "remittance_info_too_long",
     "Transliterated into the EPC character set, the remittance exceeds 140 characters.",
 )
+COUNTERPARTY_NOT_FOUND = ProblemCode(
+    404, "counterparty_not_found", "No such counterparty of yours."
+)
+UNKNOWN_COUNTERPARTY = ProblemCode(
+    422, "counterparty_not_found", "`counterparty_id` names no counterparty of yours."
+)
+COUNTERPARTY_DISABLED = ProblemCode(
+    422, "counterparty_disabled", "The counterparty was disabled: payments cannot name it."
+)
+COUNTERPARTY_RAIL_MISMATCH = ProblemCode(
+    422, "counterparty_rail_mismatch", "The counterparty's account is on the other rail."
+)
+CREDITOR_REQUIRED = ProblemCode(
+    422, "creditor_required", "Give exactly one of `creditor` and `counterparty_id`."
+)
+ACCOUNT_DETAILS_REQUIRED = ProblemCode(
+    422,
+    "account_details_required",
+    "Give `iban` (+`bic`) or `routing_number` and `account_number`, not both.",
+)
 LEDGER_REFUSED = ProblemCode(409, "ledger_refused", "The ledger refused the transfer.")
 WEBHOOK_URL_NOT_ALLOWED = ProblemCode(
     422, "webhook_url_not_allowed", "The URL's host is or resolves to a non-public address."

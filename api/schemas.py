@@ -17,6 +17,7 @@ from api.fields import (
     WEBHOOK_URL,
     AccountId,
     Amount,
+    CounterpartyId,
     Country,
     Currency,
     CustomerId,
@@ -339,7 +340,18 @@ class PaymentCreate(Strict):
     ]
     currency: Currency
     rail: Literal["sepa", "ach"]
-    creditor: CreditorIn
+    # exactly one of the two (422 `creditor_required` otherwise)
+    creditor: CreditorIn | None = None
+    counterparty_id: Annotated[
+        CounterpartyId | None,
+        Field(
+            description=(
+                "A saved counterparty of yours on this rail, instead of `creditor`: the payment"
+                " takes its creditor from it. One that is not `verified` (or whose screening was"
+                " not clear) sends the payment to review."
+            )
+        ),
+    ] = None
     remittance_info: Annotated[
         Text140 | None,
         Field(
@@ -409,6 +421,8 @@ class PaymentOut(BaseModel):
     action: ActionOut | None = None
     status_history: list[StatusChangeOut]
     created_at: datetime
+    # the saved counterparty the creditor was copied from (null: an inline creditor)
+    counterparty_id: str | None = None
 
 
 class CancelCreate(Strict):
@@ -602,3 +616,89 @@ class ScreeningOut(BaseModel):
     decision: Literal["clear", "review", "block"]
     hits: list[ScreeningHitOut]
     list_versions: list[str]
+
+
+class CounterpartyCreate(Strict):
+    """Save a beneficiary: `iban` (+`bic`) for SEPA, or `routing_number` + `account_number`
+    (+`account_type`) for ACH; never both. It is screened at once and verified before its
+    first use: a Verification-of-Payee name check at the bank (SEPA) or a prenote (ACH)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "individual",
+                    "name": "Erika Mustermann",
+                    "country": "DE",
+                    "iban": "DE89370400440532013000",
+                }
+            ]
+        },
+    )
+
+    type: Literal["individual", "business"]
+    name: Name
+    country: Country
+    iban: Annotated[str, StringConstraints(min_length=5, max_length=42, pattern=NO_NUL)] | None = (
+        None
+    )
+    bic: Annotated[str, StringConstraints(min_length=8, max_length=11, pattern=NO_NUL)] | None = (
+        None
+    )
+    routing_number: Annotated[str, Field(pattern=r"^[0-9]{9}$")] | None = None
+    account_number: Annotated[str, Field(pattern=r"^[0-9]{1,17}$")] | None = None
+    # ACH: the receiver's account type (the prenote's transaction code: 23 checking, 33 savings)
+    account_type: Literal["checking", "savings"] | None = None
+
+
+class VerificationOut(BaseModel):
+    """Whether the counterparty is who the partner says: `pending` until the bank answers;
+    `verified`, `close_match` (the bank holds `matched_name`), `no_match`, or `failed` (a
+    returned prenote, with its R-code as `reason`). Payments to a counterparty that is not
+    `verified` wait for review."""
+
+    status: Literal["pending", "verified", "close_match", "no_match", "failed"]
+    method: Literal["vop", "prenote"]
+    matched_name: str | None = None
+    reason: str | None = None
+    verified_at: datetime | None = None
+
+
+class CounterpartyScreeningOut(BaseModel):
+    """The counterparty's sanctions screening (at creation, and after each list update)."""
+
+    decision: Literal["clear", "review", "block"]
+    hits: list[ScreeningHitOut]
+    list_versions: list[str]
+    screened_at: datetime
+
+
+class CounterpartyOut(BaseModel):
+    """A saved beneficiary."""
+
+    id: str
+    object: Literal["counterparty"] = "counterparty"
+    rail: Literal["sepa", "ach"]
+    type: str
+    name: str
+    country: str
+    iban: str | None
+    bic: str | None
+    routing_number: str | None
+    account_number: str | None
+    account_type: str | None
+    verification: VerificationOut
+    screening: CounterpartyScreeningOut
+    disabled: bool
+    disabled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CounterpartyList(BaseModel):
+    """A page of counterparties, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[CounterpartyOut]
+    has_more: bool

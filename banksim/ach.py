@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -28,6 +29,7 @@ from nacha import (
     EntryDetail,
     FileHeader,
     NachaFile,
+    build_change_entry,
     build_file,
     build_return_batch,
     build_return_entry,
@@ -41,6 +43,7 @@ logger = logging.getLogger("banksim")
 
 SETTLE_JOB = "ach.settle"
 RETURN_JOB = "ach.return"
+CHANGE_JOB = "ach.noc"
 RAIL = "ach"
 ACH_CURRENCY = "USD"
 FILE_ID_HEADER = "Banksim-File-Id"
@@ -163,10 +166,14 @@ def settle(bank: Bank, job: Job) -> None:
         return
     entries = bank.store.ach_entries(file.file_id)
     returns = 0
+    changes: dict[str, list[str]] = {}
     for entry in entries:
         rule = bank.store.rule_for(RAIL, entry.account_number)
         code = rule.code if rule is not None and rule.action == "return" else None
         returns += code is not None
+        if rule is not None and rule.action == "noc":
+            # the entry posts; the RDFI tells the originator what to correct next time
+            changes[entry.trace_number] = [rule.code, rule.detail or ""]
         bank.store.set_ach_entry(file.file_id, entry.seq, "settled", code)
         if not is_prenote(entry.transaction_code):
             bank.store.add_booking(_booking(entry, file.file_id, file.settlement_date, job.due_at))
@@ -197,36 +204,56 @@ def settle(bank: Bank, job: Job) -> None:
         bank.scheduler.schedule(
             RETURN_JOB, file.file_id, job.due_at + bank.settings.banksim.ach_return_delay_seconds
         )
+    if changes:
+        bank.scheduler.schedule(
+            CHANGE_JOB,
+            file.file_id,
+            job.due_at + bank.settings.banksim.ach_return_delay_seconds,
+            {"changes": changes},
+        )
     logger.info(
         "settled ACH file %s (%d entries, %d to return)", file.file_id, len(entries), returns
     )
 
 
+def _batches_back(
+    original: NachaFile,
+    effective: date,
+    answer: Callable[[EntryDetail], EntryDetail | None],
+    sec_code: str | None = None,
+) -> list[Batch]:
+    """The batches travelling back for `original`: `answer` gives an entry's return or
+    notification of change (None: nothing to send for it); one batch per original batch and
+    RDFI (a batch back has one originator)."""
+    batches: list[Batch] = []
+    for batch in original.batches:
+        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
+        for entry in batch.entries:
+            back = answer(entry)
+            if back is not None:
+                by_rdfi[entry.receiving_dfi_routing[:8]].append(back)
+        for entries in by_rdfi.values():
+            built = build_return_batch(
+                batch, entries, batch_number=len(batches) + 1, effective_entry_date=effective
+            )
+            batches.append(built if sec_code is None else replace(built, sec_code=sec_code))
+    return batches
+
+
+def _trace_back(bank: Bank) -> int:
+    return bank.store.next_value("ach_return_trace") % 10_000_000
+
+
 def _return_batches(
     bank: Bank, original: NachaFile, codes: dict[str, str], effective: date
 ) -> list[Batch]:
-    batches: list[Batch] = []
-    for batch in original.batches:
-        # one return batch per original batch and RDFI (a return batch has one originator)
-        by_rdfi: dict[str, list[EntryDetail]] = defaultdict(list)
-        for entry in batch.entries:
-            code = codes.get(entry.trace_number)
-            if code is None:
-                continue
-            by_rdfi[entry.receiving_dfi_routing[:8]].append(
-                build_return_entry(
-                    entry,
-                    code,
-                    trace_sequence=bank.store.next_value("ach_return_trace") % 10_000_000,
-                )
-            )
-        for returned in by_rdfi.values():
-            batches.append(
-                build_return_batch(
-                    batch, returned, batch_number=len(batches) + 1, effective_entry_date=effective
-                )
-            )
-    return batches
+    def answer(entry: EntryDetail) -> EntryDetail | None:
+        code = codes.get(entry.trace_number)
+        if code is None:
+            return None
+        return build_return_entry(entry, code, trace_sequence=_trace_back(bank))
+
+    return _batches_back(original, effective, answer)
 
 
 def build_return_file(bank: Bank, file: AchFile, codes: dict[str, str], at: float) -> str:
@@ -281,7 +308,57 @@ def send_returns(bank: Bank, job: Job) -> None:
     logger.info("returned %d entries of ACH file %s in %s", len(pending), file.file_id, return_id)
 
 
+def _change_batches(
+    bank: Bank, original: NachaFile, changes: dict[str, list[str]], effective: date
+) -> list[Batch]:
+    def answer(entry: EntryDetail) -> EntryDetail | None:
+        change = changes.get(entry.trace_number)
+        if change is None:
+            return None
+        code, data = change
+        return build_change_entry(entry, code, data, trace_sequence=_trace_back(bank))
+
+    return _batches_back(original, effective, answer, sec_code="COR")
+
+
+def send_changes(bank: Bank, job: Job) -> None:
+    """Job: send the notifications of change (COR entries, addenda 98) for a settled file's
+    entries a `noc` rule named, in one NACHA file on the returns channel (as RDFIs do)."""
+    file = bank.store.get_ach_file(job.ref)
+    changes: dict[str, list[str]] = (job.payload or {}).get("changes", {})
+    if file is None or not changes:
+        return
+    original = parse_file(file.body)
+    local = to_datetime(job.due_at).astimezone(bank.calendar.zone).replace(tzinfo=None)
+    sequence = bank.store.next_value("ach_return_file")
+    header = replace(
+        original.header,
+        immediate_destination=original.header.immediate_origin,
+        immediate_origin=original.header.immediate_destination,
+        destination_name=original.header.origin_name,
+        origin_name=original.header.destination_name,
+        file_creation=local,
+        file_id_modifier=FILE_ID_MODIFIERS[(sequence - 1) % len(FILE_ID_MODIFIERS)],
+        reference_code="NOC",
+    )
+    text = build_file(header, _change_batches(bank, original, changes, local.date()))
+    bank.outbox.enqueue(
+        kind=CallbackKind.ACH_RETURN,
+        stream=f"ach:{file.file_id}",
+        body=text.encode("ascii"),
+        content_type="text/plain",
+        headers={
+            FILE_ID_HEADER: file_id_of(parse_file(text).header),
+            ORIGINAL_FILE_ID_HEADER: file.file_id,
+        },
+        copies=bank.faults.callback_copies(),
+        created_at=job.due_at,
+    )
+    logger.info("sent %d notifications of change for ACH file %s", len(changes), file.file_id)
+
+
 def register(bank: Bank) -> None:
     """Register the ACH job handlers."""
     bank.scheduler.register(SETTLE_JOB, lambda job: settle(bank, job))
     bank.scheduler.register(RETURN_JOB, lambda job: send_returns(bank, job))
+    bank.scheduler.register(CHANGE_JOB, lambda job: send_changes(bank, job))

@@ -17,7 +17,8 @@ from banksim.faults import FaultConfig
 from banksim.problems import problem
 from banksim.statements import CURRENCIES, book_incoming_credit
 from banksim.store import Rule, normalize_iban
-from nacha import RETURN_REASON_CODES
+from banksim.vop import VOP_CLOSE_MATCH, VOP_CODES, VOP_RULES
+from nacha import CHANGE_CODES, RETURN_REASON_CODES
 
 router = APIRouter(prefix="/v1/admin")
 
@@ -27,14 +28,22 @@ Rail = Literal["sepa", "ach"]
 
 class RuleIn(BaseModel):
     """A rule to inject: `{"creditor_iban", "reject_code"}` (SEPA reject, the original form)
-    or `{"rail", "creditor_iban" | "account_number", "action", "code"}`."""
+    or `{"rail", "creditor_iban" | "account_number", "action", "code"}`.
+
+    `action: "vop"` (SEPA) decides the bank's Verification-of-Payee answer for the IBAN:
+    code MTCH (match), CMTC (close match, with `registered_name`), NMTC (no match) or NOAP
+    (not possible: the service is unavailable). `action: "noc"` (ACH) settles entries to the
+    account and sends a notification of change (COR entry) with code C01-C07 and
+    `corrected_data` as NACHA lays it out for that code."""
 
     rail: Rail | None = None
     creditor_iban: Annotated[str | None, Field(min_length=5, max_length=42)] = None
     account_number: Annotated[str | None, Field(min_length=1, max_length=17)] = None
-    action: Literal["reject", "return"] | None = None
+    action: Literal["reject", "return", "vop", "noc"] | None = None
     code: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{3,4}$")] = None
     reject_code: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{4}$")] = None
+    registered_name: Annotated[str | None, Field(min_length=1, max_length=140)] = None
+    corrected_data: Annotated[str | None, Field(min_length=1, max_length=29)] = None
 
 
 class RuleOut(BaseModel):
@@ -48,18 +57,23 @@ class RuleOut(BaseModel):
     # the original form's field: the code of a reject rule
     reject_code: str | None
     created_at: datetime
+    registered_name: str | None = None
+    corrected_data: str | None = None
 
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
         """Build from the stored rule."""
+        sepa = rule.rail in ("sepa", VOP_RULES)
         return cls(
-            rail="ach" if rule.rail == "ach" else "sepa",
-            creditor_iban=rule.match_key if rule.rail == "sepa" else None,
-            account_number=rule.match_key if rule.rail == "ach" else None,
+            rail="sepa" if sepa else "ach",
+            creditor_iban=rule.match_key if sepa else None,
+            account_number=None if sepa else rule.match_key,
             action=rule.action,
             code=rule.code,
             reject_code=rule.code if rule.action == "reject" else None,
             created_at=rule.created_at,
+            registered_name=rule.detail if rule.action == "vop" else None,
+            corrected_data=rule.detail if rule.action == "noc" else None,
         )
 
 
@@ -74,10 +88,39 @@ def _rule_problem(detail: str) -> Response:
     return problem(400, "invalid_rule", "Invalid rule", detail)
 
 
+def _vop_or_noc_rule(rule: RuleIn) -> tuple[str, str, str] | Response:
+    """(rail, code, detail) of a Verification-of-Payee or notification-of-change rule, or
+    the problem that refuses it."""
+    if rule.action == "vop":
+        if rule.rail != "sepa" or rule.creditor_iban is None:
+            return _rule_problem("a vop rule is a SEPA rule with a creditor_iban")
+        if rule.code not in VOP_CODES:
+            return _rule_problem(f"a vop rule's code is one of {sorted(VOP_CODES)}")
+        if (rule.code == VOP_CLOSE_MATCH) != (rule.registered_name is not None):
+            return _rule_problem("registered_name goes with code CMTC, and only with it")
+        return VOP_RULES, rule.code, rule.registered_name or ""
+    if rule.rail != "ach" or rule.account_number is None:
+        return _rule_problem("a noc rule is an ACH rule with an account_number")
+    if rule.code not in CHANGE_CODES or rule.corrected_data is None:
+        return _rule_problem("a noc rule needs a change code C01-C07 and corrected_data")
+    return "ach", rule.code, rule.corrected_data
+
+
 @router.post("/rules", status_code=201, response_model=RuleOut)
 async def add_rule(rule: RuleIn, request: Request) -> Response:
     """Reject (SEPA) or return (SEPA, ACH) every future payment to an account with a code."""
     store = get_bank(request).store
+    if rule.action in ("vop", "noc"):
+        decided = _vop_or_noc_rule(rule)
+        if isinstance(decided, Response):
+            return decided
+        rail, code, detail = decided
+        assert rule.action is not None
+        key = rule.creditor_iban if rule.action == "vop" else rule.account_number
+        assert key is not None
+        key = normalize_iban(key) if rule.action == "vop" else key.strip()
+        stored = store.add_rule(rail, key, rule.action, code, detail or None)
+        return JSONResponse(RuleOut.of(stored).model_dump(mode="json"), 201)
     if rule.reject_code is not None:
         if rule.creditor_iban is None or rule.rail not in (None, "sepa"):
             return _rule_problem("reject_code applies to SEPA rules with a creditor_iban")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from banksim import ach, sepa, statements
 from banksim.bank import Bank
@@ -20,6 +21,7 @@ from banksim.faults import SubmissionFault
 from banksim.problems import problem
 from banksim.signing import PLATFORM_SIGNATURE_HEADER, PLATFORM_TIMESTAMP_HEADER, request_signed
 from banksim.store import Receipt
+from banksim.vop import VOP_NOT_POSSIBLE, verify_payee
 from iso20022.pacs008 import parse_pacs008
 from iso20022.pacs028 import parse_pacs028
 from iso20022.schemas import SchemaError
@@ -89,6 +91,28 @@ async def _hang_if_timeout(bank: Bank, fault: SubmissionFault) -> None:
 
 def _message_ack(message_id: str, *, duplicate: bool) -> dict[str, object]:
     return {"message_id": message_id, "status": "received", "duplicate": duplicate}
+
+
+class PayeeCheckIn(BaseModel):
+    """A Verification-of-Payee request: the IBAN and the name the payer gives."""
+
+    iban: Annotated[str, Field(min_length=5, max_length=42)]
+    name: Annotated[str, Field(min_length=1, max_length=140)]
+    bic: Annotated[str | None, Field(min_length=8, max_length=11)] = None
+
+
+@router.post(
+    "/v1/sepa/payee-verifications",
+    responses={503: {"description": "Injected fault"}},
+)
+async def check_payee(check: PayeeCheckIn, request: Request) -> dict[str, str | None]:
+    """Verification of Payee: `result` MTCH, CMTC (with the registered `name`), NMTC, or NOAP
+    when the bank cannot say."""
+    bank = get_bank(request)
+    if await _draw_fault(bank) is not SubmissionFault.NONE:
+        return {"result": VOP_NOT_POSSIBLE, "name": None}
+    answer = verify_payee(bank.store, check.iban, check.name)
+    return {"result": answer.result, "name": answer.name}
 
 
 @router.post(

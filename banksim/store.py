@@ -24,7 +24,7 @@ from banksim.clock import ClockState
 
 # bumped when the layout changes; an older simulator database is dropped, not migrated: it
 # only ever holds simulated traffic
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _ALL_TABLES = (
     "messages",
     "rejection_rules",
@@ -86,6 +86,7 @@ CREATE TABLE rules (
     action     TEXT NOT NULL,
     code       TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    detail     TEXT,
     PRIMARY KEY (rail, match_key)
 );
 CREATE TABLE jobs (
@@ -211,6 +212,9 @@ class Rule:
     action: str
     code: str
     created_at: datetime
+    # what the rule answers besides its code: the name a Verification-of-Payee close match
+    # gives, the corrected data of a notification of change
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,24 +490,27 @@ class Store:
 
     # rules -----------------------------------------------------------------------------------
 
-    def add_rule(self, rail: str, match_key: str, action: str, code: str) -> Rule:
+    def add_rule(
+        self, rail: str, match_key: str, action: str, code: str, detail: str | None = None
+    ) -> Rule:
         """Create or replace the rule for (`rail`, `match_key`)."""
-        rule = Rule(rail, match_key, action, code, datetime.now(UTC))
+        rule = Rule(rail, match_key, action, code, datetime.now(UTC), detail)
         self._run(
-            "INSERT INTO rules (rail, match_key, action, code, created_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (rail, match_key) DO UPDATE SET action = excluded.action, "
-            "code = excluded.code, created_at = excluded.created_at",
-            (rail, match_key, action, code, rule.created_at.isoformat()),
+            "INSERT INTO rules (rail, match_key, action, code, created_at, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rail, match_key) DO UPDATE SET"
+            " action = excluded.action, code = excluded.code, created_at = excluded.created_at,"
+            " detail = excluded.detail",
+            (rail, match_key, action, code, rule.created_at.isoformat(), detail),
         )
         return rule
 
     def list_rules(self) -> list[Rule]:
         """All rules, oldest first."""
         rows = self._all(
-            "SELECT rail, match_key, action, code, created_at FROM rules "
+            "SELECT rail, match_key, action, code, created_at, detail FROM rules "
             "ORDER BY created_at, rail, match_key"
         )
-        return [Rule(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows]
+        return [Rule(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), r[5]) for r in rows]
 
     def clear_rules(self) -> int:
         """Delete every rule; return how many there were."""
@@ -512,13 +519,13 @@ class Store:
     def rule_for(self, rail: str, match_key: str) -> Rule | None:
         """The rule matching `match_key` on `rail`, if any."""
         row = self._one(
-            "SELECT rail, match_key, action, code, created_at FROM rules "
+            "SELECT rail, match_key, action, code, created_at, detail FROM rules "
             "WHERE rail = ? AND match_key = ?",
             (rail, match_key),
         )
         if row is None:
             return None
-        return Rule(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]))
+        return Rule(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]), row[5])
 
     # jobs ------------------------------------------------------------------------------------
 

@@ -499,6 +499,17 @@ class LimitSettings(Section):
     daily_count_high: int = 10
 
 
+class CounterpartySettings(Section):
+    """Saved counterparties and their verification (issue #18)."""
+
+    prefix: ClassVar[str] = "PAYMENTS_COUNTERPARTIES_"
+    model_config = _prefixed(prefix)
+
+    # how long after its file was accepted a prenote may still be returned: NACHA has the
+    # originator wait three banking days (five calendar days cover weekends and holidays)
+    prenote_window_seconds: float = 5 * 86400.0
+
+
 class ReconciliationSettings(Section):
     """Reconciliation of yesterday's bank statements."""
 
@@ -536,6 +547,7 @@ class Settings(Section):
     lists: ListSettings = Field(default_factory=ListSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
+    counterparties: CounterpartySettings = Field(default_factory=CounterpartySettings)
 
     def sections(self) -> dict[str, Section]:
         """Every section by its name."""

@@ -102,6 +102,8 @@ payments = Table(
     Column("updated_at", DateTime(timezone=True)),
     # migration 0020: when its personal details were erased (customer erasure, retention)
     Column("details_erased_at", DateTime(timezone=True)),
+    # migration 0027: the saved counterparty its creditor was taken from
+    Column("counterparty_id", Text),
 )
 
 payment_status_history = Table(
@@ -348,4 +350,34 @@ legal_holds = Table(
     Column("sealed", Text, nullable=False),
     Column("hold_until", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True)),
+)
+
+# saved beneficiaries of a tenant, with their verification and screening (migration 0027)
+counterparties = Table(
+    "counterparties",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("rail", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("country", Text, nullable=False),
+    Column("iban", Text),
+    Column("bic", Text),
+    Column("routing_number", Text),
+    Column("account_number", Text),
+    Column("account_type", Text, nullable=False),
+    Column("verification_status", Text, nullable=False),
+    Column("verification_method", Text, nullable=False),
+    Column("matched_name", Text),
+    Column("verification_reason", Text),
+    Column("verified_at", DateTime(timezone=True)),
+    Column("screening_decision", Text, nullable=False),
+    Column("screening_hits", JSONB, nullable=False),
+    Column("screening_versions", JSONB, nullable=False),
+    Column("screened_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
 )

@@ -5,6 +5,7 @@ Rules; money is integer cents throughout.
 """
 
 from nacha.builder import build_file, trace_number
+from nacha.changes import CHANGE_CODES, Correction, build_change_entry, read_corrected_data
 from nacha.errors import ErrorCode, NachaError
 from nacha.parser import parse_file
 from nacha.records import (
@@ -17,6 +18,7 @@ from nacha.records import (
     SEC_CODES,
     TRANSACTION_CODES,
     Batch,
+    ChangeAddenda,
     EntryDetail,
     FileHeader,
     NachaFile,
@@ -36,6 +38,7 @@ from nacha.routing import routing_check_digit, routing_number_valid
 
 __all__ = [
     "BLOCKING_FACTOR",
+    "CHANGE_CODES",
     "CREDITS_ONLY",
     "DEBITS_ONLY",
     "MAX_AMOUNT_CENTS",
@@ -45,12 +48,15 @@ __all__ = [
     "SEC_CODES",
     "TRANSACTION_CODES",
     "Batch",
+    "ChangeAddenda",
+    "Correction",
     "EntryDetail",
     "ErrorCode",
     "FileHeader",
     "NachaError",
     "NachaFile",
     "ReturnAddenda",
+    "build_change_entry",
     "build_file",
     "build_return_batch",
     "build_return_entry",
@@ -59,6 +65,7 @@ __all__ = [
     "is_prenote",
     "is_return",
     "parse_file",
+    "read_corrected_data",
     "return_transaction_code",
     "routing_check_digit",
     "routing_number_valid",

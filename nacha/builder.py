@@ -9,11 +9,13 @@ from nacha.errors import ErrorCode, NachaError
 from nacha.parser import parse_file
 from nacha.records import (
     ADDENDA_LAYOUT,
+    ADDENDA_TYPE_CHANGE,
     ADDENDA_TYPE_PAYMENT,
     ADDENDA_TYPE_RETURN,
     BATCH_CONTROL_LAYOUT,
     BATCH_HEADER_LAYOUT,
     BLOCKING_FACTOR,
+    CHANGE_ADDENDA_LAYOUT,
     ENTRY_DETAIL_LAYOUT,
     ENTRY_HASH_MODULUS,
     FILE_CONTROL_LAYOUT,
@@ -167,10 +169,10 @@ def _write_batch(out: _Writer, batch: Batch) -> RunningTotals:
 
 
 def _write_entry(out: _Writer, entry: EntryDetail) -> None:
-    if entry.addenda is not None and entry.return_addenda is not None:
+    if entry.addenda_count > 1:
         raise NachaError(
             ErrorCode.ADDENDA_CONFLICT,
-            "an entry carries either a 05 addenda or a return addenda, not both",
+            "an entry carries one addenda: a 05, a return (99) or a change (98)",
             line=out.next_line,
             record_type="6",
         )
@@ -225,6 +227,19 @@ def _write_entry(out: _Writer, entry: EntryDetail) -> None:
                 ),
                 "original_receiving_dfi_identification": ret.original_receiving_dfi,
                 "addenda_information": ret.addenda_information,
+                "trace_number": entry.trace_number,
+            },
+        )
+    change = entry.change_addenda
+    if change is not None:
+        out.emit(
+            CHANGE_ADDENDA_LAYOUT,
+            {
+                "addenda_type_code": ADDENDA_TYPE_CHANGE,
+                "change_code": change.change_code,
+                "original_entry_trace_number": change.original_entry_trace_number,
+                "original_receiving_dfi_identification": change.original_receiving_dfi,
+                "corrected_data": change.corrected_data,
                 "trace_number": entry.trace_number,
             },
         )

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     INVALID_SEC_CODE = "invalid_sec_code"
     INVALID_TRANSACTION_CODE = "invalid_transaction_code"
     INVALID_ADDENDA_TYPE = "invalid_addenda_type"
+    INVALID_CHANGE_CODE = "invalid_change_code"
     INVALID_RETURN_CODE = "invalid_return_code"
     PRENOTE_AMOUNT = "prenote_amount"
     # consistency between records

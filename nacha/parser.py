@@ -11,10 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from enum import Enum
 
+from nacha.changes import CHANGE_CODES
 from nacha.errors import ErrorCode, NachaError
 from nacha.records import (
     ADDENDA,
     ADDENDA_LAYOUT,
+    ADDENDA_TYPE_CHANGE,
     ADDENDA_TYPE_PAYMENT,
     ADDENDA_TYPE_RETURN,
     BATCH_CONTROL,
@@ -22,6 +24,7 @@ from nacha.records import (
     BATCH_HEADER,
     BATCH_HEADER_LAYOUT,
     BLOCKING_FACTOR,
+    CHANGE_ADDENDA_LAYOUT,
     CREDITS_ONLY,
     DEBITS_ONLY,
     ENTRY_DETAIL,
@@ -39,6 +42,7 @@ from nacha.records import (
     SERVICE_CLASS_CODES,
     TRANSACTION_CODES,
     Batch,
+    ChangeAddenda,
     EntryDetail,
     FileHeader,
     NachaFile,
@@ -106,6 +110,7 @@ class _PendingEntry:
     indicator: str
     addenda: str | None = None
     return_addenda: ReturnAddenda | None = None
+    change_addenda: ChangeAddenda | None = None
 
 
 @dataclass(slots=True)
@@ -244,7 +249,7 @@ class _Parser:
         if sec_code not in SEC_CODES:
             raise rec.error(
                 ErrorCode.INVALID_SEC_CODE,
-                f"{sec_code!r} (PPD or CCD)",
+                f"{sec_code!r} (PPD, CCD or COR)",
                 "standard_entry_class_code",
             )
         description = rec.required_text("company_entry_description")
@@ -343,10 +348,10 @@ class _Parser:
         assert pending is not None  # only an entry detail leads to the ENTRY state
         entry = pending.entry
         addenda_type = record[1:3]
-        if addenda_type not in (ADDENDA_TYPE_PAYMENT, ADDENDA_TYPE_RETURN):
+        if addenda_type not in (ADDENDA_TYPE_PAYMENT, ADDENDA_TYPE_RETURN, ADDENDA_TYPE_CHANGE):
             raise NachaError(
                 ErrorCode.INVALID_ADDENDA_TYPE,
-                f"{addenda_type!r} (05 or 99)",
+                f"{addenda_type!r} (05, 98 or 99)",
                 line=number,
                 record_type=ADDENDA,
                 field="addenda_type_code",
@@ -358,7 +363,8 @@ class _Parser:
                 line=number,
                 record_type=ADDENDA,
             )
-        if (addenda_type == ADDENDA_TYPE_RETURN) != is_return(entry.transaction_code):
+        # returns (99) and notifications of change (98) ride on codes 21/26/31/36
+        if (addenda_type != ADDENDA_TYPE_PAYMENT) != is_return(entry.transaction_code):
             raise NachaError(
                 ErrorCode.ADDENDA_TYPE_MISMATCH,
                 f"addenda type {addenda_type} on transaction code {entry.transaction_code}",
@@ -379,6 +385,10 @@ class _Parser:
                     "entry_detail_sequence_number",
                 )
             pending.addenda = rec.text("payment_related_information")
+        elif addenda_type == ADDENDA_TYPE_CHANGE:
+            pending.change_addenda = _change_addenda(
+                RawRecord(CHANGE_ADDENDA_LAYOUT, record, number), entry
+            )
         else:
             rec = RawRecord(RETURN_ADDENDA_LAYOUT, record, number)
             reason = rec.text("return_reason_code")
@@ -561,7 +571,11 @@ class _Parser:
         pending = batch.pending
         if pending is None:
             return
-        has_addenda = pending.addenda is not None or pending.return_addenda is not None
+        has_addenda = (
+            pending.addenda is not None
+            or pending.return_addenda is not None
+            or pending.change_addenda is not None
+        )
         if pending.indicator == "1" and not has_addenda:
             raise NachaError(
                 ErrorCode.ADDENDA_INDICATOR_MISMATCH,
@@ -570,7 +584,9 @@ class _Parser:
                 record_type=ENTRY_DETAIL,
                 field="addenda_record_indicator",
             )
-        if is_return(pending.entry.transaction_code) and pending.return_addenda is None:
+        if is_return(pending.entry.transaction_code) and not (
+            pending.return_addenda or pending.change_addenda
+        ):
             raise NachaError(
                 ErrorCode.MISSING_RETURN_ADDENDA,
                 "a return entry must carry a type 99 addenda",
@@ -578,11 +594,31 @@ class _Parser:
                 record_type=ENTRY_DETAIL,
             )
         entry = replace(
-            pending.entry, addenda=pending.addenda, return_addenda=pending.return_addenda
+            pending.entry,
+            addenda=pending.addenda,
+            return_addenda=pending.return_addenda,
+            change_addenda=pending.change_addenda,
         )
         batch.entries.append(entry)
         batch.totals.add(entry)
         batch.pending = None
+
+
+def _change_addenda(rec: RawRecord, entry: EntryDetail) -> ChangeAddenda:
+    """A notification of change's addenda (98), its change code and trace checked."""
+    code = rec.text("change_code")
+    if code not in CHANGE_CODES:
+        raise rec.error(ErrorCode.INVALID_CHANGE_CODE, f"{code!r}", "change_code")
+    if rec.digits("trace_number") != entry.trace_number:
+        raise rec.error(
+            ErrorCode.ADDENDA_SEQUENCE, "does not match the entry's trace number", "trace_number"
+        )
+    return ChangeAddenda(
+        change_code=code,
+        original_entry_trace_number=rec.digits("original_entry_trace_number"),
+        original_receiving_dfi=rec.digits("original_receiving_dfi_identification"),
+        corrected_data=rec.text("corrected_data"),
+    )
 
 
 def _check_all(rec: RawRecord, checks: list[tuple[ErrorCode, str, object, object]]) -> None:

@@ -38,7 +38,8 @@ CREDITS_ONLY = 220
 DEBITS_ONLY = 225
 SERVICE_CLASS_CODES = frozenset({MIXED, CREDITS_ONLY, DEBITS_ONLY})
 
-SEC_CODES = frozenset({"PPD", "CCD"})
+# COR: an RDFI's notification of change (automated NOC entries, addenda type 98)
+SEC_CODES = frozenset({"PPD", "CCD", "COR"})
 
 # transaction codes: 2x checking (demand), 3x savings
 CHECKING_RETURN_CREDIT = 21
@@ -59,6 +60,7 @@ TRANSACTION_CODES = frozenset({22, 27, 32, 37}) | PRENOTE_CODES | RETURN_CODES
 
 ADDENDA_TYPE_PAYMENT = "05"
 ADDENDA_TYPE_RETURN = "99"
+ADDENDA_TYPE_CHANGE = "98"
 
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _FILE_ID_MODIFIER = re.compile(r"[A-Z0-9]")
@@ -126,6 +128,18 @@ class ReturnAddenda:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeAddenda:
+    """The Addenda Record of a notification of change (type 7, addenda type 98): what to
+    correct (`change_code` C01-C07, `corrected_data` laid out per code) in the entry with
+    `original_entry_trace_number`. Its own trace number is the COR entry's."""
+
+    change_code: str
+    original_entry_trace_number: str
+    original_receiving_dfi: str
+    corrected_data: str
+
+
+@dataclass(frozen=True, slots=True)
 class EntryDetail:
     """An Entry Detail Record (type 6) for PPD or CCD, with its optional addenda.
 
@@ -146,11 +160,17 @@ class EntryDetail:
     addenda: str | None
     trace_number: str
     return_addenda: ReturnAddenda | None = None
+    # set only on a notification of change (COR entry, codes 21/26/31/36 with amount 0)
+    change_addenda: ChangeAddenda | None = None
 
     @property
     def addenda_count(self) -> int:
         """How many addenda records follow this entry in the file (0 or 1)."""
-        return int(self.addenda is not None) + int(self.return_addenda is not None)
+        return (
+            int(self.addenda is not None)
+            + int(self.return_addenda is not None)
+            + int(self.change_addenda is not None)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +377,22 @@ RETURN_ADDENDA_LAYOUT = Layout(
     ),
 )
 
+CHANGE_ADDENDA_LAYOUT = Layout(
+    ADDENDA,
+    "change addenda (98)",
+    (
+        Field("record_type_code", 1, 1, D),
+        Field("addenda_type_code", 2, 3, D),
+        Field("change_code", 4, 6, A),
+        Field("original_entry_trace_number", 7, 21, D),
+        Field("reserved", 22, 27, B),
+        Field("original_receiving_dfi_identification", 28, 35, D),
+        Field("corrected_data", 36, 64, A),
+        Field("reserved_2", 65, 79, B),
+        Field("trace_number", 80, 94, D),
+    ),
+)
+
 BATCH_CONTROL_LAYOUT = Layout(
     BATCH_CONTROL,
     "batch control",
@@ -396,6 +432,7 @@ LAYOUTS: tuple[Layout, ...] = (
     ENTRY_DETAIL_LAYOUT,
     ADDENDA_LAYOUT,
     RETURN_ADDENDA_LAYOUT,
+    CHANGE_ADDENDA_LAYOUT,
     BATCH_CONTROL_LAYOUT,
     FILE_CONTROL_LAYOUT,
 )

@@ -16,6 +16,8 @@ from nacha.charset import meaningful, nacha_text
 from rails.business_days import is_fed_business_day
 
 CHECKING_CREDIT = 22
+# a counterparty's prenote, by its account type (NACHA: zero-amount credit prenotification)
+PRENOTE_CODES = {"checking": 23, "savings": 33}
 CREDITS_ONLY = 220
 
 
@@ -43,6 +45,8 @@ class AchCredit(Protocol):
     def routing_number(self) -> str: ...
     @property
     def account_number(self) -> str: ...
+    @property
+    def transaction_code(self) -> int: ...
 
 
 def trace_number_for(odfi_routing: str, sequence: int) -> str:
@@ -71,7 +75,8 @@ def build_window_file(
     """The file: one credits-only PPD batch with an entry per payment, in trace order."""
     entries = [
         EntryDetail(
-            transaction_code=CHECKING_CREDIT,
+            # a payment's credit (22), or a prenote (23/33, zero amount)
+            transaction_code=credit.transaction_code,
             receiving_dfi_routing=credit.routing_number,
             dfi_account_number=credit.account_number,
             amount_cents=credit.amount,

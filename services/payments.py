@@ -12,7 +12,7 @@ signal from the Temporal Web UI), so nothing here appends an audit record for th
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from kernel.codec import note_tenant
 from kernel.settings import ReviewSettings, Settings
 from kernel.tables import payment_status_history, payments
+from services.counterparties import counterparty_creditor
 from services.errors import ConflictError, NotFoundError
 from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
 from services.retention import refuse_expired_key
@@ -64,6 +65,8 @@ class PaymentOrder:
     creditor: dict[str, Any]
     remittance_info: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # a saved counterparty instead of `creditor`: resolved in the payment's transaction
+    counterparty_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ def new_payment_values(
         "remittance_info": order.remittance_info,
         "metadata": metadata,
         "initiated_by": order.initiated_by,
+        # a workflow's input does not carry it: a row the heal recreates names no counterparty
+        "counterparty_id": order.counterparty_id if isinstance(order, PaymentOrder) else None,
         "status": PaymentStatus.PROCESSING.value,
         "status_seq": 0,
     }
@@ -103,6 +108,15 @@ async def initiate_payment(
     payment id derives from the idempotency key, and the workflow id is the payment id)."""
     async with UnitOfWork(engine, DeliveryStarter(temporal, settings)) as uow:
         conn = uow.conn
+        if order.counterparty_id is not None:
+            # read in this transaction (a disable committed before it is seen, one after it
+            # waits for the payment to commit): the creditor the payment keeps for ever
+            order = replace(
+                order,
+                creditor=await counterparty_creditor(
+                    conn, order.tenant_id, order.counterparty_id, order.rail
+                ),
+            )
         row = (
             await conn.execute(
                 insert(payments)

@@ -26,6 +26,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.bank_http import BankAuth
+from activities.counterparties import CounterpartyActivities
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
 from activities.limits import LimitActivities, tier_limits
@@ -101,7 +102,9 @@ def activity_implementations(
     records = PaymentRecordActivities(engine, client, settings)
     ledger = LedgerActivities(engine)
     verification = VerificationActivities(engine)
-    rails = RailActivities(SepaAdapter(http, settings), AchAdapter(http, engine, client, settings))
+    ach = AchAdapter(http, engine, client, settings)
+    rails = RailActivities(SepaAdapter(http, settings), ach)
+    counterparties = CounterpartyActivities(engine, http, ach, client, settings)
     implementations: list[Callable[..., Any]] = [
         records.record_payment_status,
         records.record_review_escalation,
@@ -123,6 +126,9 @@ def activity_implementations(
         rails.ask_rail_outcome,
         rails.submit_ach_file,
         ReconciliationActivities(http, engine, settings).reconcile_statement,
+        counterparties.check_payee,
+        counterparties.send_prenote,
+        counterparties.record_counterparty_verification,
     ]
     if lists is not None:
         # payments screen against the current lists (reloaded when a refresh records new ones)

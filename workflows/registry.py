@@ -6,9 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.ach_batch import AchBatchWorkflow
+from workflows.counterparty_verification import CounterpartyVerificationWorkflow
 from workflows.full_verification import FullVerificationWorkflow
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
-from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
+from workflows.list_refresh import (
+    ListRefreshWorkflow,
+    RescreenCounterpartiesWorkflow,
+    RescreenCustomersWorkflow,
+)
 from workflows.onboarding import OnboardingWorkflow
 from workflows.partition_maintenance import PartitionMaintenanceWorkflow
 from workflows.payment import PaymentWorkflow
@@ -26,4 +31,6 @@ WORKFLOWS: tuple[type[Any], ...] = (
     ListRefreshWorkflow,
     RescreenCustomersWorkflow,
     FullVerificationWorkflow,
+    CounterpartyVerificationWorkflow,
+    RescreenCounterpartiesWorkflow,
 )

@@ -21,6 +21,12 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from workflows.models.ach import AchFileInput, AchFileResult
     from workflows.models.common import ReviewTokenCheck, ReviewTokenInput
+    from workflows.models.counterparty import (
+        CounterpartyRef,
+        PayeeCheckResult,
+        PrenoteResult,
+        VerificationOutcome,
+    )
     from workflows.models.ledger_maintenance import (
         ExpireInput,
         ExpireResult,
@@ -396,6 +402,44 @@ RESCREEN_CUSTOMERS_PAGE = Step(
     RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
 )
 
+# --- counterparty verification ---------------------------------------------------------
+
+# the bank's Verification-of-Payee service answers at once or says it cannot (retried a few
+# times; past that the counterparty stays `pending`, and payments to it go to review)
+CHECK_PAYEE = Step(
+    "check_payee",
+    CounterpartyRef,
+    PayeeCheckResult,
+    "rails",
+    PAYMENT_STEP_TIMEOUT,
+    RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=5,
+    ),
+)
+# joins the open ACH window's file, as a payment's entry does
+SEND_PRENOTE = Step(
+    "send_prenote", CounterpartyRef, PrenoteResult, "rails", PAYMENT_STEP_TIMEOUT, RETRY_TRANSIENT
+)
+RECORD_VERIFICATION = Step(
+    "record_counterparty_verification",
+    VerificationOutcome,
+    type(None),
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
+
+RESCREEN_COUNTERPARTIES_PAGE = Step(
+    "rescreen_counterparties_page",
+    RescreenPageInput,
+    RescreenPageResult,
+    "compliance",
+    timedelta(minutes=2),
+    RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+)
+
 ALL: tuple[Step[Any, Any], ...] = (
     CHECK_DEBTOR_KYC,
     SCREEN_PARTIES,
@@ -426,6 +470,10 @@ ALL: tuple[Step[Any, Any], ...] = (
     RECORD_KYC_ESCALATION,
     REFRESH_WATCH_LISTS,
     RESCREEN_CUSTOMERS_PAGE,
+    CHECK_PAYEE,
+    SEND_PRENOTE,
+    RECORD_VERIFICATION,
+    RESCREEN_COUNTERPARTIES_PAGE,
 )
 BY_NAME: dict[str, Step[Any, Any]] = {step.name: step for step in ALL}
 # activity name → queue role (the benchmark's bare workflow routes its steps with this)

@@ -22,7 +22,7 @@ from api.idempotency import (
     replayable,
     run_idempotently,
 )
-from api.pagination import cursor_query, page_query
+from api.pagination import keyset_after, page_query
 from api.problems import (
     AUTHENTICATED,
     BANK_REFERENCE_IN_USE,
@@ -198,20 +198,8 @@ async def list_deposits(
 ) -> DepositList:
     """The tenant's deposits, newest first (`?status=pending_review`: those waiting for a
     decision); page with `starting_after=<last id>`."""
-    after = None
     async with engine.connect() as conn:
-        if starting_after is not None:
-            cursor = (
-                await conn.execute(cursor_query(deposits, principal.tenant_id, starting_after))
-            ).scalar_one_or_none()
-            if cursor is None:
-                raise ProblemError(
-                    422,
-                    "invalid_cursor",
-                    "starting_after is not a deposit of yours.",
-                    param="starting_after",
-                )
-            after = (cursor, starting_after)
+        after = await keyset_after(conn, deposits, principal.tenant_id, starting_after, "a deposit")
         query = deposits_page_query(principal.tenant_id, limit=limit, after=after, status=status)
         rows = (await conn.execute(query)).all()
     return DepositList(data=[deposit_out(row) for row in rows[:limit]], has_more=len(rows) > limit)

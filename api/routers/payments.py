@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -22,6 +22,9 @@ from api.pagination import cursor_query, page_query
 from api.problems import (
     AMOUNT_EXCEEDS_RAIL_LIMIT,
     AUTHENTICATED,
+    COUNTERPARTY_DISABLED,
+    COUNTERPARTY_RAIL_MISMATCH,
+    CREDITOR_REQUIRED,
     CURRENCY_MISMATCH,
     CURRENCY_NOT_SUPPORTED_BY_RAIL,
     FOUR_EYES_VIOLATION,
@@ -43,6 +46,7 @@ from api.problems import (
     ROUTING_AND_ACCOUNT_REQUIRED,
     TEXT_NOT_REPRESENTABLE,
     UNKNOWN_ACCOUNT,
+    UNKNOWN_COUNTERPARTY,
     UNSUPPORTED_CURRENCY,
     WITH_BODY,
     WITH_PARAMETERS,
@@ -52,6 +56,7 @@ from api.routers.accounts import check_currency, load_customer_account
 from api.schemas import (
     ActionOut,
     CancelCreate,
+    CounterpartyCreate,
     CreditorIn,
     FailureOut,
     PaymentCreate,
@@ -88,10 +93,20 @@ ACH_ACCOUNT_NUMBER = re.compile(r"[0-9]{4,17}")
 
 def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
     """Rail-specific checks; returns the creditor with its account id in canonical form."""
+    return validate_account(rail, creditor, "creditor.")
+
+
+AccountDetails = TypeVar("AccountDetails", bound=CreditorIn | CounterpartyCreate)
+
+
+def validate_account(rail: str, creditor: AccountDetails, prefix: str) -> AccountDetails:
+    """The IBAN (schwifty) and BIC of a SEPA account, or the ABA routing number check digit
+    and account number of an ACH one; returns the details with the IBAN and BIC in their
+    canonical form. `prefix` names the fields in the problem's `param` and detail."""
     if rail == "sepa":
         if creditor.iban is None:
             raise ProblemError(
-                422, "iban_required", "SEPA needs creditor.iban.", param="creditor.iban"
+                422, "iban_required", f"SEPA needs {prefix}iban.", param=f"{prefix}iban"
             )
         try:
             iban = IBAN(creditor.iban)
@@ -99,8 +114,8 @@ def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
             raise ProblemError(
                 422,
                 "invalid_iban",
-                f"creditor.iban is not a valid IBAN: {err}",
-                param="creditor.iban",
+                f"{prefix}iban is not a valid IBAN: {err}",
+                param=f"{prefix}iban",
             ) from err
         bic = None
         if creditor.bic is not None:
@@ -110,32 +125,33 @@ def _validate_creditor(rail: str, creditor: CreditorIn) -> CreditorIn:
                 raise ProblemError(
                     422,
                     "invalid_bic",
-                    f"creditor.bic is not a valid BIC: {err}",
-                    param="creditor.bic",
+                    f"{prefix}bic is not a valid BIC: {err}",
+                    param=f"{prefix}bic",
                 ) from err
-        return creditor.model_copy(update={"iban": iban.compact, "bic": bic})
+        # model_copy keeps the type; mypy reads the bound's union instead
+        return cast(AccountDetails, creditor.model_copy(update={"iban": iban.compact, "bic": bic}))
     if creditor.routing_number is None or creditor.account_number is None:
         raise ProblemError(
             422,
             "routing_and_account_required",
-            "ACH needs creditor.routing_number and creditor.account_number.",
-            param="creditor.routing_number"
+            f"ACH needs {prefix}routing_number and {prefix}account_number.",
+            param=f"{prefix}routing_number"
             if creditor.routing_number is None
-            else "creditor.account_number",
+            else f"{prefix}account_number",
         )
     if not routing_number_valid(creditor.routing_number):
         raise ProblemError(
             422,
             "invalid_routing_number",
-            "creditor.routing_number fails the ABA check digit.",
-            param="creditor.routing_number",
+            f"{prefix}routing_number fails the ABA check digit.",
+            param=f"{prefix}routing_number",
         )
     if not ACH_ACCOUNT_NUMBER.fullmatch(creditor.account_number):
         raise ProblemError(
             422,
             "invalid_account_number",
-            "creditor.account_number must be 4 to 17 digits.",
-            param="creditor.account_number",
+            f"{prefix}account_number must be 4 to 17 digits.",
+            param=f"{prefix}account_number",
         )
     return creditor
 
@@ -153,8 +169,12 @@ def _rail_text(rail: str, body: PaymentCreate) -> str:
             f"amount must be at most {RAIL_MAX_AMOUNT[rail]} on rail {rail}.",
             param="amount",
         )
-    rail_name = nacha_text(body.creditor.name) if rail == "ach" else epc_text(body.creditor.name)
-    if not meaningful(rail_name):
+    if body.creditor is None:  # a saved counterparty: its name was checked when it was saved
+        rail_name = ""
+    else:
+        name = body.creditor.name
+        rail_name = nacha_text(name) if rail == "ach" else epc_text(name)
+    if body.creditor is not None and not meaningful(rail_name):
         raise ProblemError(
             422,
             "text_not_representable",
@@ -259,6 +279,7 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         action=ActionOut(reason=row.action_reason) if row.action_reason else None,
         status_history=history,
         created_at=row.created_at,
+        counterparty_id=row.counterparty_id,
     )
 
 
@@ -287,8 +308,18 @@ async def _start_payment(
             f"Rail {body.rail} carries {RAIL_CURRENCY[body.rail]} only.",
             param="currency",
         )
-    creditor = _validate_creditor(body.rail, body.creditor)
+    if (body.creditor is None) == (body.counterparty_id is None):
+        raise ProblemError(
+            422,
+            "creditor_required",
+            "Give exactly one of creditor and counterparty_id.",
+            param="creditor",
+        )
     rail_name = _rail_text(body.rail, body)
+    creditor: dict[str, Any] = {}  # from the counterparty, in the payment's transaction
+    if body.creditor is not None:
+        valid = _validate_creditor(body.rail, body.creditor)
+        creditor = {**valid.model_dump(exclude_none=True), "rail_name": rail_name}
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     initiated = await initiate_payment(
@@ -305,9 +336,10 @@ async def _start_payment(
             amount=body.amount,
             currency=body.currency,
             rail=body.rail,
-            creditor={**creditor.model_dump(exclude_none=True), "rail_name": rail_name},
+            creditor=creditor,
             remittance_info=body.remittance_info,
             metadata=body.metadata,
+            counterparty_id=body.counterparty_id,
         ),
     )
     row = initiated.row
@@ -341,6 +373,10 @@ async def _start_payment(
         AMOUNT_EXCEEDS_RAIL_LIMIT,
         TEXT_NOT_REPRESENTABLE,
         REMITTANCE_INFO_TOO_LONG,
+        CREDITOR_REQUIRED,
+        UNKNOWN_COUNTERPARTY,
+        COUNTERPARTY_DISABLED,
+        COUNTERPARTY_RAIL_MISMATCH,
     ),
 )
 async def create_payment(

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy import Delete, Select, delete, select
 from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -28,10 +29,12 @@ from api.errors import ProblemError
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.schemas import PACS004, SchemaError, message_name
-from kernel.settings import secret_list
+from kernel.settings import Settings, secret_list
 from kernel.tables import ach_entries, rail_callback_receipts
-from nacha import NachaError, parse_file
+from nacha import ChangeAddenda, NachaError, parse_file
 from rails.callback_auth import callback_signature_valid
+from services.counterparties import apply_change_notice, owner_counterparty
+from services.events import DeliveryStarter
 from workflows.models import RailEvent
 from workflows.payment import RETURNED, PaymentWorkflow
 
@@ -241,9 +244,10 @@ async def ach_settlement(
 
 @router.post("/ach/returns", status_code=200, include_in_schema=False)
 async def ach_returns(
-    callback: VerifiedCallback, temporal: Temporal, engine: Engine
+    callback: VerifiedCallback, temporal: Temporal, engine: Engine, settings: AppSettings
 ) -> dict[str, int]:
-    """A NACHA return file: each return names our original trace number and the R-code."""
+    """A NACHA return file: each return names our original trace number and the R-code; a
+    notification of change (COR entry) names it and what to correct."""
     if callback.duplicate:
         return DUPLICATE
     try:
@@ -252,14 +256,57 @@ async def ach_returns(
         raise ProblemError(400, "invalid_return_file", str(err)) from err
     returns: dict[str, tuple[str, str | None]] = {}
     individual_ids: dict[str, str] = {}
+    changes: dict[str, ChangeAddenda] = {}
+    cor_traces: dict[str, str] = {}
     for batch in returned.batches:
         for entry in batch.entries:
+            if entry.change_addenda is not None:
+                trace = entry.change_addenda.original_entry_trace_number
+                changes[trace] = entry.change_addenda
+                cor_traces[trace] = entry.trace_number
+                individual_ids[trace] = entry.individual_id.strip()
+                continue
             if entry.return_addenda is None:
                 continue
             trace = entry.return_addenda.original_entry_trace_number
             returns[trace] = (RETURNED, entry.return_addenda.return_reason_code)
             individual_ids[trace] = entry.individual_id.strip()
     async with engine.connect() as conn:
-        rows = (await conn.execute(trace_entries_query(list(returns)))).all()
+        rows = (await conn.execute(trace_entries_query([*returns, *changes]))).all()
     entries = returned_entries(rows, individual_ids)
-    return {"signaled": await _signal_entries(temporal, returns, entries)}
+    corrected = await _apply_changes(engine, temporal, settings, changes, cor_traces, entries)
+    signaled = await _signal_entries(
+        temporal, returns, {t: e for t, e in entries.items() if t in returns}
+    )
+    return {"signaled": signaled, "corrected": corrected}
+
+
+async def _apply_changes(
+    engine: AsyncEngine,
+    temporal: Client,
+    settings: Settings,
+    changes: Mapping[str, ChangeAddenda],
+    cor_traces: Mapping[str, str],
+    entries: Mapping[str, Any],
+) -> int:
+    """Apply each notification of change to the saved counterparty its original entry was
+    for (a prenote's, or a payment's that named one); never to the payment itself. Returns
+    how many counterparties changed."""
+    corrected = 0
+    deliveries = DeliveryStarter(temporal, settings)
+    for trace, change in changes.items():
+        entry = entries.get(trace)
+        counterparty_id = None if entry is None else await owner_counterparty(engine, entry)
+        if counterparty_id is None:
+            # an inline creditor: nothing saved to correct; the partner retypes it next time
+            log.warning("notification of change for no saved counterparty", trace=trace)
+            continue
+        corrected += await apply_change_notice(
+            engine,
+            deliveries,
+            counterparty_id=counterparty_id,
+            change_code=change.change_code,
+            corrected_data=change.corrected_data,
+            source=f"COR {cor_traces[trace]} of entry {trace}",
+        )
+    return corrected

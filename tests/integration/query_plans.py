@@ -32,6 +32,7 @@ GROWING_TABLES = frozenset(
         # pruned past twice the callback signature's tolerance, but as busy as the bank
         "rail_callback_receipts",
         "ledger_transfer_ids",
+        "counterparties",
     }
 )
 # a month's partition of a partitioned table (migration 0022) counts as the table

@@ -47,7 +47,12 @@ from tests.integration.helpers import (
     payment_body,
     wait_for_status,
 )
-from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
+from workflows.list_refresh import (
+    ListRefreshWorkflow,
+    RescreenCounterpartiesWorkflow,
+    RescreenCustomersWorkflow,
+    rescreen_workflow_id,
+)
 from workflows.models import ListRefreshInput, ListRefreshResult
 from workflows.queues import queue_for
 
@@ -127,6 +132,11 @@ class ListWorker:
             await self.client.get_workflow_handle_for(
                 RescreenCustomersWorkflow.run, result.rescreen_workflow_id
             ).result()
+            # the refresh step started the counterparties' re-screening too
+            await self.client.get_workflow_handle_for(
+                RescreenCounterpartiesWorkflow.run,
+                rescreen_workflow_id(result.versions, "counterparties"),
+            ).result()
         return result
 
 
@@ -153,12 +163,20 @@ async def list_worker(stack: Stack, runtime: Runtime, **changes: Any) -> AsyncIt
         Worker(
             client,
             task_queue=queue_for(queue, "payments"),
-            workflows=[ListRefreshWorkflow, RescreenCustomersWorkflow],
+            workflows=[
+                ListRefreshWorkflow,
+                RescreenCustomersWorkflow,
+                RescreenCounterpartiesWorkflow,
+            ],
         ),
         Worker(
             client,
             task_queue=queue_for(queue, "compliance"),
-            activities=[activities.refresh_watch_lists, activities.rescreen_customers_page],
+            activities=[
+                activities.refresh_watch_lists,
+                activities.rescreen_customers_page,
+                activities.rescreen_counterparties_page,
+            ],
         ),
     ):
         yield ListWorker(client, own, lists)
@@ -223,6 +241,19 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
         await stack_screens_with(tenant, v2019)
         karlov = await create_customer(tenant.partner, name=NEWLY_LISTED)
         ada = await create_customer(tenant.partner)
+        # a saved counterparty with the same name: clear when saved, flagged after the update
+        saved = await tenant.partner.post(
+            "/v1/counterparties",
+            json={
+                "type": "individual",
+                "name": NEWLY_LISTED,
+                "country": "RU",
+                "iban": "DE89370400440532013000",
+            },
+        )
+        assert saved.status_code == 201, saved.text
+        counterparty = saved.json()
+        assert counterparty["screening"]["decision"] == "clear"
         assert karlov["kyc"]["status"] == "approved"
         assert karlov["kyc"]["list_versions"]["OFAC-SDN"] == v2019
         assert karlov["kyc"]["hits"] == []
@@ -268,6 +299,24 @@ async def test_new_list_version_is_recorded_and_newly_listed_customers_are_flagg
         await dispose_engines()
         assert len(audited) == 1
         assert audited[0].detail["list_versions"]["OFAC-SDN"] == v2021
+        rescreened = (await tenant.partner.get(f"/v1/counterparties/{counterparty['id']}")).json()[
+            "screening"
+        ]
+        assert rescreened["decision"] != "clear"
+        assert [(h["list"], h["entity_id"]) for h in rescreened["hits"]] == [("OFAC-SDN", "23253")]
+        async with engine.connect() as conn:
+            updated = (
+                await conn.execute(
+                    select(events.c.data).where(
+                        events.c.tenant_id == tenant.tenant_id,
+                        events.c.type == "counterparty.updated",
+                    )
+                )
+            ).all()
+        await dispose_engines()
+        assert [(e.data["counterparty_id"], e.data["changed"]) for e in updated] == [
+            (counterparty["id"], ["screening"])
+        ]
         assert [event.data["customer_id"] for event in announced] == [karlov["id"]]
         assert announced[0].data["new_hits"][0]["entity_id"] == "23253"
 

@@ -37,10 +37,12 @@ from activities.rails import ACH_ENTRY, UPSERT_ACH_ENTRY
 from activities.reconciliation import (
     LEDGER_BOOKINGS,
     PAYMENTS_BY_REFERENCE,
+    PRENOTES_BY_TRACE,
     credited_deposits_query,
 )
 from api.idempotency import key_query, takeover_statement
 from api.pagination import cursor_query
+from api.routers.counterparties import counterparties_page_query
 from api.routers.deposits import deposits_page_query
 from api.routers.payments import (
     history_query,
@@ -70,6 +72,7 @@ from ledger import full
 from ledger.engine import account_entries_query
 from ops.devstack import Stack
 from ops.migrate import upgrade
+from services.counterparties import rescreen_page_query
 from services.erasure import open_payments_query
 from services.payment_actions import payments_list_query
 from services.retention import (
@@ -189,6 +192,26 @@ FROM (SELECT debit_account_id AS account_id, id, 'debit' AS leg, created_at
       FROM ledger_transfers
       UNION ALL
       SELECT credit_account_id, id, 'credit', created_at FROM ledger_transfers) legs;
+
+-- saved counterparties over the same two months, alternately SEPA and ACH
+INSERT INTO counterparties (id, tenant_id, rail, type, name, country, iban, routing_number,
+                            account_number, verification_method, screening_decision,
+                            screened_at, created_by, created_at, updated_at)
+SELECT 'cpt_' || lpad(i::text, 11, '0'), CASE WHEN i % 4 = 0 THEN 'ten_b' ELSE 'ten_a' END,
+       CASE WHEN i % 2 = 0 THEN 'sepa' ELSE 'ach' END, 'individual', 'Payee ' || i, 'US',
+       CASE WHEN i % 2 = 0 THEN 'DE89370400440532013000' END,
+       CASE WHEN i % 2 = 1 THEN '021000021' END, CASE WHEN i % 2 = 1 THEN '12345678' END,
+       CASE WHEN i % 2 = 0 THEN 'vop' ELSE 'prenote' END, 'clear',
+       now() - make_interval(mins => i * 20), 'seed',
+       now() - make_interval(mins => i * 20), now() - make_interval(mins => i * 20)
+FROM generate_series(1, {PAYMENTS // 2}) i;
+-- a prenote entry for a tenth of the ACH counterparties
+INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective_date,
+                         created_at)
+SELECT id, '09100001' || lpad(substr(id, 5)::bigint::text, 7, '0'),
+       to_char(created_at, 'YYYYMMDD'),
+       '091000019-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date, created_at
+FROM counterparties WHERE rail = 'ach' AND substr(id, 5)::bigint % 10 = 1;
 
 INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, idempotency_key,
                        prev_hash, hash)
@@ -349,6 +372,32 @@ PROBES: dict[str, Probe] = {
     "reconciliation: a day's bookings (LEDGER_BOOKINGS)": lambda c: (
         LEDGER_BOOKINGS,
         {"rail": "ach", **_day_bounds(10)},
+    ),
+    "reconciliation: prenotes among a statement's zero-amount entries": lambda c: (
+        PRENOTES_BY_TRACE,
+        {"refs": ["091000010000011", "091000010000021", "021000020000007"]},
+    ),
+    "re-screening: a page of counterparties": lambda c: (
+        rescreen_page_query("cpt_00000001000", 200),
+        {},
+    ),
+    "GET counterparties": lambda c: (counterparties_page_query("ten_a", limit=10), {}),
+    "GET counterparties?rail=ach": lambda c: (
+        counterparties_page_query("ten_a", limit=10, rail="ach"),
+        {},
+    ),
+    "GET counterparties: page after cursor": lambda c: (
+        counterparties_page_query(
+            "ten_a",
+            limit=10,
+            after=(
+                c.execute(
+                    text("SELECT created_at FROM counterparties WHERE id = 'cpt_00000001001'")
+                ).scalar_one(),
+                "cpt_00000001001",
+            ),
+        ),
+        {},
     ),
     "reconciliation: a day's credited deposits": lambda c: (
         credited_deposits_query("USD", **_day_bounds(10)),

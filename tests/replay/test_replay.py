@@ -35,6 +35,8 @@ LONG_RUNNING = {
     "Reconciliation",
     # reads the whole ledger or audit chain over hours, across deploys
     "FullVerification",
+    "CounterpartyVerification",
+    "RescreenCounterparties",
 }
 
 

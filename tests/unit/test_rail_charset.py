@@ -82,6 +82,7 @@ class Credit:
     creditor_name: str
     routing_number: str = "021000021"
     account_number: str = "12345678"
+    transaction_code: int = 22
 
 
 ORIGIN = Origin("091000019", "1234567890", "PAYMENTS PLATFORM")

@@ -24,6 +24,13 @@ from workflows.models.common import (
     ReviewResult,
     ScreeningHit,
 )
+from workflows.models.counterparty import (
+    CounterpartyRef,
+    PayeeCheckResult,
+    PrenoteResult,
+    VerificationOutcome,
+    VerifyCounterpartyInput,
+)
 from workflows.models.ledger_maintenance import (
     ExpireInput,
     ExpireResult,
@@ -123,6 +130,7 @@ __all__ = [
     "ActionReason",
     "BankRecord",
     "CancelInput",
+    "CounterpartyRef",
     "Creditor",
     "CustomerRef",
     "CustomerScreeningResult",
@@ -159,11 +167,13 @@ __all__ = [
     "OutcomeInput",
     "PartitionInput",
     "PartitionResult",
+    "PayeeCheckResult",
     "PaymentInput",
     "PaymentStatus",
     "PaymentView",
     "PollInput",
     "PollResult",
+    "PrenoteResult",
     "PurgeInput",
     "PurgeResult",
     "Rail",
@@ -189,4 +199,6 @@ __all__ = [
     "StatusChange",
     "SubmitInput",
     "SubmitResult",
+    "VerificationOutcome",
+    "VerifyCounterpartyInput",
 ]

@@ -28,6 +28,8 @@ class AchEntryInput:
     creditor_name: str
     routing_number: str
     account_number: str
+    # 22 (checking credit) for payments; 23/33 for a counterparty's prenote (zero amount)
+    transaction_code: int = 22
 
 
 @dataclass

@@ -27,6 +27,8 @@ from payments_client.models import (
     AccountCreate,
     AccountOut,
     CancelCreate,
+    CounterpartyCreate,
+    CounterpartyOut,
     CustomerCreate,
     CustomerOut,
     DepositCreate,
@@ -78,6 +80,10 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "cancel_payment": ("POST", "/v1/payments/{payment_id}/cancel"),
     "retry_payment": ("POST", "/v1/payments/{payment_id}/retry"),
     "screen": ("POST", "/v1/screenings"),
+    "create_counterparty": ("POST", "/v1/counterparties"),
+    "list_counterparties": ("GET", "/v1/counterparties"),
+    "get_counterparty": ("GET", "/v1/counterparties/{counterparty_id}"),
+    "disable_counterparty": ("DELETE", "/v1/counterparties/{counterparty_id}"),
     "list_webhook_endpoints": ("GET", "/v1/webhook-endpoints"),
     "create_webhook_endpoint": ("POST", "/v1/webhook-endpoints"),
     "rotate_webhook_secret": ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
@@ -400,6 +406,37 @@ class PaymentsClient:
         """Screen a name against the sanctions lists."""
         return cast(
             ScreeningOut, self.request("screen", json=body, idempotency_key=idempotency_key)
+        )
+
+    # ------------------------------------------------------------------ counterparties
+
+    def create_counterparty(
+        self, body: CounterpartyCreate, *, idempotency_key: str | None = None
+    ) -> CounterpartyOut:
+        """Save a beneficiary (201): screened now, verified at the bank before first use."""
+        return cast(
+            CounterpartyOut,
+            self.request("create_counterparty", json=body, idempotency_key=idempotency_key),
+        )
+
+    def list_counterparties(
+        self, *, rail: Literal["sepa", "ach"] | None = None, page_size: int = 100
+    ) -> Iterator[CounterpartyOut]:
+        """Every saved counterparty (disabled ones too), newest first, page by page."""
+        return self._pages("list_counterparties", {"limit": page_size, "rail": rail})
+
+    def get_counterparty(self, counterparty_id: str) -> CounterpartyOut:
+        """A counterparty with its verification and screening."""
+        return cast(
+            CounterpartyOut,
+            self.request("get_counterparty", path={"counterparty_id": counterparty_id}),
+        )
+
+    def disable_counterparty(self, counterparty_id: str) -> CounterpartyOut:
+        """Disable a counterparty: payments can no longer name it."""
+        return cast(
+            CounterpartyOut,
+            self.request("disable_counterparty", path={"counterparty_id": counterparty_id}),
         )
 
     # ------------------------------------------------------------------ webhooks, events

@@ -68,6 +68,60 @@ class CancelCreate(TypedDict):
     reason: NotRequired[str]
 
 
+class CounterpartyCreate(TypedDict):
+    """Save a beneficiary: `iban` (+`bic`) for SEPA, or `routing_number` + `account_number`
+    (+`account_type`) for ACH; never both. It is screened at once and verified before its first
+    use: a Verification-of-Payee name check at the bank (SEPA) or a prenote (ACH)."""
+
+    type: Literal["individual", "business"]
+    name: str
+    country: str
+    iban: NotRequired[str | None]
+    bic: NotRequired[str | None]
+    routing_number: NotRequired[str | None]
+    account_number: NotRequired[str | None]
+    account_type: NotRequired[Literal["checking", "savings"] | None]
+
+
+class CounterpartyList(TypedDict):
+    """A page of counterparties, newest first."""
+
+    object: NotRequired[Literal["list"]]
+    data: list[CounterpartyOut]
+    has_more: bool
+
+
+class CounterpartyOut(TypedDict):
+    """A saved beneficiary."""
+
+    id: str
+    object: NotRequired[Literal["counterparty"]]
+    rail: Literal["sepa", "ach"]
+    type: str
+    name: str
+    country: str
+    iban: str | None
+    bic: str | None
+    routing_number: str | None
+    account_number: str | None
+    account_type: str | None
+    verification: VerificationOut
+    screening: CounterpartyScreeningOut
+    disabled: bool
+    disabled_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class CounterpartyScreeningOut(TypedDict):
+    """The counterparty's sanctions screening (at creation, and after each list update)."""
+
+    decision: Literal["clear", "review", "block"]
+    hits: list[ScreeningHitOut]
+    list_versions: list[str]
+    screened_at: str
+
+
 class CreditorIn(TypedDict):
     """Who receives a payment: IBAN (+BIC) for SEPA, routing + account number for ACH."""
 
@@ -270,7 +324,8 @@ class PaymentCreate(TypedDict):
     amount: int
     currency: Literal["EUR", "USD"]
     rail: Literal["sepa", "ach"]
-    creditor: CreditorIn
+    creditor: NotRequired[CreditorIn | None]
+    counterparty_id: NotRequired[str | None]
     remittance_info: NotRequired[str | None]
     metadata: NotRequired[dict[str, str]]
 
@@ -302,6 +357,7 @@ class PaymentOut(TypedDict):
     action: NotRequired[ActionOut | None]
     status_history: list[StatusChangeOut]
     created_at: str
+    counterparty_id: NotRequired[str | None]
 
 
 class Problem(TypedDict):
@@ -394,6 +450,19 @@ class StatusChangeOut(TypedDict):
     status: str
     at: str
     reasons: NotRequired[list[str]]
+
+
+class VerificationOut(TypedDict):
+    """Whether the counterparty is who the partner says: `pending` until the bank answers;
+    `verified`, `close_match` (the bank holds `matched_name`), `no_match`, or `failed` (a
+    returned prenote, with its R-code as `reason`). Payments to a counterparty that is not
+    `verified` wait for review."""
+
+    status: Literal["pending", "verified", "close_match", "no_match", "failed"]
+    method: Literal["vop", "prenote"]
+    matched_name: NotRequired[str | None]
+    reason: NotRequired[str | None]
+    verified_at: NotRequired[str | None]
 
 
 class WebhookEndpointCreate(TypedDict):

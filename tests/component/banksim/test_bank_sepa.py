@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -153,6 +154,8 @@ async def test_reject_rules_reject_after_accp(bank: BankClient) -> None:
         "code": "AM04",
         "reject_code": "AM04",
         "created_at": None,
+        "registered_name": None,
+        "corrected_data": None,
     }
     rules = (await bank.http.get(f"{bank.url}/v1/admin/rules")).json()["data"]
     assert sorted((r["creditor_iban"], r["code"]) for r in rules) == [
@@ -372,3 +375,48 @@ async def test_clock_rejects_nonsense(bank: BankClient, speed: object) -> None:
         f"{bank.url}/v1/admin/clock/advance", json={"seconds": 1, "to": "next_ach_cutoff"}
     )
     assert both.status_code == 422
+
+
+async def test_payee_verification_answers_as_its_rule_says(bank: BankClient) -> None:
+    """Verification of Payee: an IBAN without a rule matches; a vop rule decides close match
+    (with the registered name), no match or not possible; a malformed rule is refused."""
+    url = f"{bank.url}/v1/sepa/payee-verifications"
+    close, none, down = "DE44500105175407324931", OTHER_VALID_IBAN, "DE89370400440532013000"
+    for iban, code, name in ((close, "CMTC", "Erika Musterfrau"), (none, "NMTC", None)):
+        rule: dict[str, Any] = {
+            "rail": "sepa",
+            "creditor_iban": iban,
+            "action": "vop",
+            "code": code,
+        }
+        if name:
+            rule["registered_name"] = name
+        added = await bank.add_rule(**rule)
+        assert added.status_code == 201, added.text
+    assert (
+        await bank.add_rule(rail="sepa", creditor_iban=down, action="vop", code="NOAP")
+    ).is_success
+    answers = {}
+    for iban in (close, none, down, "FR1420041010050500013M02606"):
+        response = await bank.http.post(url, json={"iban": iban, "name": "Erika Mustermann"})
+        assert response.status_code == 200, response.text
+        answers[iban] = (response.json()["result"], response.json()["name"])
+    assert answers == {
+        close: ("CMTC", "Erika Musterfrau"),
+        none: ("NMTC", None),
+        down: ("NOAP", None),
+        "FR1420041010050500013M02606": ("MTCH", None),
+    }
+    # a close match needs the name the bank holds; a vop rule is a SEPA rule
+    refused = await bank.add_rule(rail="sepa", creditor_iban=close, action="vop", code="CMTC")
+    assert refused.status_code == 400
+    assert (
+        await bank.add_rule(rail="ach", account_number="1234", action="vop", code="MTCH")
+    ).status_code == 400
+    # the IBAN's reject rule lives beside its vop rule
+    assert (await bank.add_rule(creditor_iban=close, reject_code="AC04")).status_code == 201
+    kinds = {
+        (r["creditor_iban"], r["action"])
+        for r in (await bank.http.get(f"{bank.url}/v1/admin/rules")).json()["data"]
+    }
+    assert {(close, "vop"), (close, "reject")} <= kinds
