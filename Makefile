@@ -50,7 +50,7 @@ $(CHECKOV):
 	$(SCAN_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
 
 scan-deploy: $(CHECKOV)
-	$(CHECKOV) --config-file deploy/checkov.yaml --framework kubernetes -d deploy/k8s
+	$(CHECKOV) --config-file deploy/checkov.yaml --framework kubernetes -d deploy/k8s -d deploy/k8s-without-keda
 	$(CHECKOV) --config-file deploy/checkov.yaml --framework dockerfile -f Dockerfile
 	$(CHECKOV) --config-file deploy/checkov.yaml --framework secrets -d deploy -f docker-compose.yml
 

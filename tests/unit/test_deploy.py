@@ -42,6 +42,10 @@ ROOT = PROJECT_ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 K8S_DIR = ROOT / "deploy" / "k8s"
+# the overlay for clusters without KEDA: a sibling of the base (kustomize refuses an overlay
+# inside the base it loads)
+NO_KEDA_DIR = ROOT / "deploy" / "k8s-without-keda"
+K8S_DIRS = (K8S_DIR, NO_KEDA_DIR)
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 OWN_IMAGE = "payments-platform"
@@ -188,7 +192,7 @@ def app_services() -> dict[str, tuple[str, dict[str, Any]]]:
 
 def k8s_docs() -> list[dict[str, Any]]:
     docs = []
-    for path in sorted(K8S_DIR.rglob("*.yaml")):
+    for path in sorted(p for d in K8S_DIRS for p in d.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc is not None:
                 assert isinstance(doc, dict) and "kind" in doc, path
@@ -423,7 +427,7 @@ def test_every_image_is_pinned() -> None:
 
 def test_every_payments_variable_is_a_settings_field() -> None:
     texts = [COMPOSE_FILE.read_text(), DOCKERFILE.read_text()]
-    texts += [path.read_text() for path in sorted(K8S_DIR.rglob("*.yaml"))]
+    texts += [path.read_text() for d in K8S_DIRS for path in sorted(d.rglob("*.yaml"))]
     texts += [path.read_text() for path in sorted((ROOT / "deploy" / "compose").rglob("*.*"))]
     mentioned = {name for text in texts for name in re.findall(r"\bPAYMENTS_[A-Z0-9_]+", text)}
     assert len(mentioned) > 10
@@ -760,13 +764,19 @@ def test_keda_scales_each_worker_deployment_on_its_task_queue_with_cpu_fallback(
         assert spec["maxReplicaCount"] > spec["minReplicaCount"]
     assert set(scaled) == {d["metadata"]["name"] for d in worker_deployments()}
     assert roles_deployed == set(ROLES)  # one Deployment per task queue
-    # without KEDA, a CPU HPA takes the same Deployment
-    (hpa,) = k8s_of("HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"]["name"] in scaled
-    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
-    without = yaml.safe_load((K8S_DIR / "without-keda" / "kustomization.yaml").read_text())
-    assert "../" in without["resources"]
-    assert "kind: ScaledObject" in without["patches"][0]["patch"]
+    # without KEDA, a CPU HPA takes each Deployment a ScaledObject scaled, and the overlay
+    # deletes every ScaledObject (the kind does not exist on such a cluster)
+    hpas = k8s_of("HorizontalPodAutoscaler")
+    assert {hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas} == set(scaled)
+    assert all(hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu" for hpa in hpas)
+    without = yaml.safe_load((NO_KEDA_DIR / "kustomization.yaml").read_text())
+    deleted = {yaml.safe_load(p["patch"])["metadata"]["name"] for p in without["patches"]}
+    assert deleted == set(scaled)
+    assert all("kind: ScaledObject" in p["patch"] for p in without["patches"])
+    # its base is a sibling folder: an overlay inside the base it loads is a kustomize cycle
+    bases = [(NO_KEDA_DIR / r).resolve() for r in without["resources"]]
+    assert K8S_DIR.resolve() in bases
+    assert all(not NO_KEDA_DIR.resolve().is_relative_to(base) for base in bases)
 
 
 def test_migration_job_runs_db_upgrade() -> None:
