@@ -511,8 +511,8 @@ async def test_leaked_payload_key(breach_stack: Stack) -> None:
         assert re.search(r"still needed: [1-9]\d* data key\(s\), schedules \[.+\]", early.stdout)
         # 2. re-wrap, and wait until nothing needs the old key (payments keep coming)
         rewrapped = await day.run_phase("rewrap")
-        # the data keys made before the rotation, and the four schedules' stored inputs
-        assert re.search(r": [1-9]\d* data key\(s\) re-wrapped, 4 schedule", rewrapped[0])
+        # the data keys made before the rotation, and every schedule's stored input
+        assert re.search(r": [1-9]\d* data key\(s\) re-wrapped, [1-9]\d* schedule", rewrapped[0])
         assert await master_keys_in_use(breach_stack.settings) == {"breach-2026-12"}
         # 3. every process: the new key only
         retired_at = datetime.now(UTC)

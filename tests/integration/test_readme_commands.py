@@ -118,6 +118,15 @@ INLINE_NOT_RUN: dict[str, str] = {
     ),
     "payments keys revoke KEY_ID": "test_partner_api.py revokes a key",
     "payments ledger verify --full": "test_full_verification.py runs --full",
+    **{
+        command: "test_partitions.py runs it (test_the_archive_commands, on a database of its own)"
+        for command in (
+            "payments archive list",
+            "payments archive ledger --month YYYY-MM --dir DIR",
+            "payments archive audit --month YYYY-MM --dir DIR",
+            "payments archive verify --dir DIR",
+        )
+    },
     "payments keys rotate KEY_ID": "test_breach_runbooks.py runs it (a tenant API key leaked)",
     "payments keys revoke --tenant T [--principal P]": (
         "test_breach_runbooks.py runs both (a compromised tenant, a compromised ops principal)"
