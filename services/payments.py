@@ -63,6 +63,8 @@ class PaymentOrder:
     creditor: dict[str, Any]
     remittance_info: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # the payment batch it is an item of (services/batches.py)
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ async def initiate_payment(
                     remittance_info=order.remittance_info,
                     metadata=order.metadata,
                     initiated_by=order.initiated_by,
+                    batch_id=order.batch_id,
                     status=PaymentStatus.PROCESSING.value,
                     status_seq=0,
                 )
@@ -142,6 +145,7 @@ async def initiate_payment(
                 "amount": order.amount,
                 "currency": order.currency,
                 "rail": order.rail,
+                **({"batch_id": order.batch_id} if order.batch_id else {}),
             },
             idempotency_key=f"{order.payment_id}:initiated",
         )
@@ -150,6 +154,17 @@ async def initiate_payment(
 
 async def start_payment_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
     """Start the payment's workflow (id = payment id; joins one already running)."""
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
+        SearchAttributePair(sa.PAYMENT_RAIL, order.rail),
+        SearchAttributePair(sa.TENANT_ID, order.tenant_id),
+        SearchAttributePair(sa.CUSTOMER_ID, order.customer_id),
+        SearchAttributePair(sa.AMOUNT_MINOR, order.amount),
+        SearchAttributePair(sa.CURRENCY, order.currency),
+    ]
+    if order.batch_id is not None:
+        # a batch's payments are one query away in the Web UI: BatchId = "bat_…"
+        attributes.append(SearchAttributePair(sa.BATCH_ID, order.batch_id))
     await temporal.start_workflow(
         PaymentWorkflow.run,
         PaymentInput(
@@ -176,16 +191,7 @@ async def start_payment_workflow(temporal: Client, settings: Settings, order: Pa
         rpc_timeout=timedelta(seconds=settings.api.temporal_rpc_timeout_seconds),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
-                SearchAttributePair(sa.PAYMENT_RAIL, order.rail),
-                SearchAttributePair(sa.TENANT_ID, order.tenant_id),
-                SearchAttributePair(sa.CUSTOMER_ID, order.customer_id),
-                SearchAttributePair(sa.AMOUNT_MINOR, order.amount),
-                SearchAttributePair(sa.CURRENCY, order.currency),
-            ]
-        ),
+        search_attributes=TypedSearchAttributes(attributes),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.ach_batch import AchBatchWorkflow
+from workflows.batch import PaymentBatchWorkflow
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
 from workflows.list_refresh import ListRefreshWorkflow, RescreenCustomersWorkflow
 from workflows.onboarding import OnboardingWorkflow
@@ -22,4 +23,5 @@ WORKFLOWS: tuple[type[Any], ...] = (
     OnboardingWorkflow,
     ListRefreshWorkflow,
     RescreenCustomersWorkflow,
+    PaymentBatchWorkflow,
 )

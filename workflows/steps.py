@@ -20,6 +20,14 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.ach import AchFileInput, AchFileResult
+    from workflows.models.batch import (
+        BatchCancelInput,
+        BatchCancelResult,
+        BatchPageResult,
+        BatchProgress,
+        BatchRef,
+        BatchStatusInput,
+    )
     from workflows.models.common import ReviewTokenCheck, ReviewTokenInput
     from workflows.models.ledger_maintenance import (
         ExpireInput,
@@ -303,6 +311,43 @@ PURGE_EXPIRED_RECORDS = Step(
     RetryPolicy(maximum_interval=timedelta(minutes=1)),
 )
 
+# --- payment batches ----------------------------------------------------------------------
+
+# a page of a batch's items becomes payments (each a transaction and a workflow start); a
+# worker lost mid-page is replaced after this long and the page re-runs (derived ids)
+START_BATCH_PAGE = Step(
+    "start_batch_page",
+    BatchRef,
+    BatchPageResult,
+    "payments",
+    timedelta(minutes=2),
+    RETRY_TRANSIENT,
+)
+READ_BATCH_PROGRESS = Step(
+    "read_batch_progress",
+    BatchRef,
+    BatchProgress,
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
+RECORD_BATCH_STATUS = Step(
+    "record_batch_status",
+    BatchStatusInput,
+    type(None),
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
+CANCEL_BATCH_ITEMS = Step(
+    "cancel_batch_items",
+    BatchCancelInput,
+    BatchCancelResult,
+    "payments",
+    timedelta(minutes=2),
+    RETRY_TRANSIENT,
+)
+
 # --- onboarding and watch lists ---------------------------------------------------------
 
 SCREEN_CUSTOMER = Step(
@@ -377,6 +422,10 @@ ALL: tuple[Step[Any, Any], ...] = (
     EXPIRE_PENDING_TRANSFERS,
     OBSERVE_PLATFORM,
     PURGE_EXPIRED_RECORDS,
+    START_BATCH_PAGE,
+    READ_BATCH_PROGRESS,
+    RECORD_BATCH_STATUS,
+    CANCEL_BATCH_ITEMS,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

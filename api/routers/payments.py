@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.fields import ACCOUNT_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
+from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
 from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.pagination import cursor_query, page_query
 from api.problems import (
@@ -222,9 +222,11 @@ def payments_page_query(
     after: tuple[Any, str] | None = None,
     status: str | None = None,
     account_id: str | None = None,
+    batch_id: str | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's payments, newest first, optionally by status and account."""
-    filters = {"status": status, "account_id": account_id}
+    """A page of the tenant's payments, newest first, optionally by status, account and
+    batch."""
+    filters = {"status": status, "account_id": account_id, "batch_id": batch_id}
     return page_query(payments, tenant_id, limit=limit, after=after, filters=filters)
 
 
@@ -275,20 +277,7 @@ async def _start_payment(
         raise ProblemError(
             422, "account_not_found", f"No account {body.account_id}.", param="account_id"
         )
-    check_currency(body.currency)
-    if account.currency != body.currency:
-        raise ProblemError(
-            422, "currency_mismatch", f"Account holds {account.currency}.", param="currency"
-        )
-    if RAIL_CURRENCY[body.rail] != body.currency:
-        raise ProblemError(
-            422,
-            "currency_not_supported_by_rail",
-            f"Rail {body.rail} carries {RAIL_CURRENCY[body.rail]} only.",
-            param="currency",
-        )
-    creditor = _validate_creditor(body.rail, body.creditor)
-    rail_name = _rail_text(body.rail, body)
+    creditor = checked_creditor(account, body)
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     initiated = await initiate_payment(
@@ -305,7 +294,7 @@ async def _start_payment(
             amount=body.amount,
             currency=body.currency,
             rail=body.rail,
-            creditor={**creditor.model_dump(exclude_none=True), "rail_name": rail_name},
+            creditor=creditor,
             remittance_info=body.remittance_info,
             metadata=body.metadata,
         ),
@@ -316,6 +305,27 @@ async def _start_payment(
     else:
         payment = await load_payment(engine, principal.tenant_id, row.id)
     return 202, payment.model_dump(mode="json")
+
+
+def checked_creditor(account: Any, body: PaymentCreate) -> dict[str, Any]:
+    """A payment request's checks against its account and rail (`ProblemError` naming the
+    field); returns the creditor as the payment keeps it (canonical, with its rail name).
+    `POST /v1/payments` and every item of a payment batch pass the same checks."""
+    check_currency(body.currency)
+    if account.currency != body.currency:
+        raise ProblemError(
+            422, "currency_mismatch", f"Account holds {account.currency}.", param="currency"
+        )
+    if RAIL_CURRENCY[body.rail] != body.currency:
+        raise ProblemError(
+            422,
+            "currency_not_supported_by_rail",
+            f"Rail {body.rail} carries {RAIL_CURRENCY[body.rail]} only.",
+            param="currency",
+        )
+    creditor = _validate_creditor(body.rail, body.creditor)
+    rail_name = _rail_text(body.rail, body)
+    return {**creditor.model_dump(exclude_none=True), "rail_name": rail_name}
 
 
 @router.post(
@@ -385,6 +395,7 @@ async def list_payments(
     starting_after: Annotated[str | None, Query(pattern=PAYMENT_ID)] = None,
     status: PaymentStatus | None = None,
     account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID)] = None,
+    batch_id: Annotated[str | None, Query(pattern=BATCH_ID)] = None,
 ) -> PaymentList:
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
     after = None
@@ -407,6 +418,7 @@ async def list_payments(
         after=after,
         status=status.value if status is not None else None,
         account_id=account_id,
+        batch_id=batch_id,
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
