@@ -6,7 +6,9 @@ cancel."""
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from iso20022 import pain001
 from kernel.api_keys import create_key
 from kernel.db import dispose_engines, get_engine
 from kernel.tables import idempotency_keys, payment_batches, payments
+from ops.batch_upload import submit as submit_file
 from ops.devstack import Stack
 from tests.integration.helpers import Tenant, balances, fresh_iban, funded_account
 
@@ -302,3 +305,38 @@ async def test_cancel_a_batch(stack: Stack, tenant: Tenant) -> None:
     assert late.json()["code"] == "payment_batch_not_cancelable"
     events = (await tenant.partner.get("/v1/events", params={"limit": 100})).json()["data"]
     assert {"payment_batch.in_review", "payment_batch.canceled"} <= {e["type"] for e in events}
+
+
+async def test_the_cli_submits_a_file_and_shows_progress_to_the_end(
+    stack: Stack, tenant: Tenant, tmp_path: Path
+) -> None:
+    account = await funded_account(tenant, 10_000)
+    path = tmp_path / "suppliers.csv"
+    path.write_bytes(csv_body(account["id"], [fresh_iban() for _ in range(3)]))
+    key = tenant.partner.headers["Authorization"]
+    out = io.StringIO()
+    status = await asyncio.to_thread(
+        submit_file,
+        path,
+        api_url=stack.settings.api.url,
+        api_key=key.removeprefix("Bearer "),
+        poll_seconds=0.3,
+        out=out,
+    )
+    text = out.getvalue()
+    assert status == 0, text
+    assert "3 items accepted" in text
+    assert text.rstrip().endswith("completed settled=3")
+    assert "[" + "#" * 30 + "] 3/3" in text
+    # the same file again: the first answer, not a second batch
+    again = io.StringIO()
+    await asyncio.to_thread(
+        submit_file,
+        path,
+        api_url=stack.settings.api.url,
+        api_key=key.removeprefix("Bearer "),
+        follow=False,
+        out=again,
+    )
+    assert again.getvalue().split(":")[0] == text.split(":")[0]
+    assert await batches_of(stack, tenant.tenant_id) == 1
