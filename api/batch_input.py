@@ -162,14 +162,17 @@ def _read_json(body: bytes, max_items: int) -> BatchRequest:
     canonical = json.dumps(items, sort_keys=True, separators=(",", ":"))
     return BatchRequest(
         source="json",
-        items=[
-            RawItem(index, None, item, item.get("reference") if isinstance(item, dict) else None)
-            for index, item in enumerate(items)
-        ],
+        items=[RawItem(index, None, item, _reference(item)) for index, item in enumerate(items)],
         reference=reference,
         on_invalid_item=mode,
         digest=hashlib.sha256(canonical.encode()).hexdigest(),
     )
+
+
+def _reference(item: Any) -> str | None:
+    """An item's reference to name it by in an error, when it has a usable one."""
+    reference = item.get("reference") if isinstance(item, dict) else None
+    return reference[:140] if isinstance(reference, str) else None
 
 
 def _read_csv(body: bytes, max_items: int) -> BatchRequest:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
@@ -316,10 +316,11 @@ async def start_batch_page(
     return BatchPageResult(started=len(items), more=len(items) == page_size)
 
 
-async def item_counts(conn: AsyncConnection, batch_id: str) -> dict[str, int]:
-    """The batch's items by status: their payment's, or `pending`/`canceled` before it."""
+def item_counts_query(batch_id: str) -> Select[Any]:
+    """The batch's items by status (reads the batch's items and their payments by key: the
+    batch's size, never history; tests/integration/test_query_plans.py checks the plan)."""
     status = func.coalesce(payments.c.status, payment_batch_items.c.state)
-    rows = await conn.execute(
+    return (
         select(status, func.count())
         .select_from(
             payment_batch_items.outerjoin(
@@ -331,6 +332,11 @@ async def item_counts(conn: AsyncConnection, batch_id: str) -> dict[str, int]:
         .where(payment_batch_items.c.batch_id == batch_id)
         .group_by(status)
     )
+
+
+async def item_counts(conn: AsyncConnection, batch_id: str) -> dict[str, int]:
+    """The batch's items by status: their payment's, or `pending`/`canceled` before it."""
+    rows = await conn.execute(item_counts_query(batch_id))
     return {str(name): int(count) for name, count in rows.all()}
 
 
