@@ -316,7 +316,7 @@ async def start_batch_page(
     return BatchPageResult(started=len(items), more=len(items) == page_size)
 
 
-def item_counts_query(batch_id: str) -> Select[Any]:
+def item_counts_query(batch_id: str) -> Select[Any, int]:
     """The batch's items by status (reads the batch's items and their payments by key: the
     batch's size, never history; tests/integration/test_query_plans.py checks the plan)."""
     status = func.coalesce(payments.c.status, payment_batch_items.c.state)
