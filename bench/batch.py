@@ -7,6 +7,11 @@ every one has finished. Each side pays from its own funded accounts (at most 80 
 customer, under the daily count limit). Printed: the batch's POST latency, payments/s of
 each side (first request sent → last payment finished), the outcome counts, and the event
 count of the largest run of the batch's workflow (it continues as new to stay bounded).
+
+`--accept-only` measures the request alone (for 10,000 items, whose payments take long on a
+small machine): one batch from one account, its POST latency, then a cancel, followed
+until the batch is `canceled` (the items not started are canceled, the payments not yet
+submitted too), and the event count of its largest run.
 """
 
 from __future__ import annotations
@@ -73,8 +78,41 @@ async def largest_run_events(settings: Settings, batch_id: str) -> tuple[int, in
     return len(lengths), max(lengths, default=0)
 
 
+async def accept_only(args: argparse.Namespace, platform: _stack.Platform) -> None:
+    """One batch of `--items` from one account: POST latency, then cancel it."""
+    n = args.items
+    settings = platform.settings
+    tenant = await _stack.new_tenant(settings, "batchaccept")
+    async with _stack.api_clients(platform.api_url, tenant, 4) as (partner, ops):
+        [account] = await _stack.open_accounts(partner, ops, 1, "EUR", FUNDING)
+        items = [{**body_of(account, i), "amount": 1, "reference": f"b{i}"} for i in range(n)]
+        started = time.monotonic()
+        response = await partner.post(
+            "/v1/payment-batches",
+            json={"reference": "bench", "items": items},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            timeout=600,
+        )
+        post_latency = time.monotonic() - started
+        batch = _stack._expect(response, 202)
+        await asyncio.sleep(args.run_before_cancel)
+        _stack._expect(
+            await partner.post(f"/v1/payment-batches/{batch['id']}/cancel", json={}), 202
+        )
+        while batch["status"] not in ("completed", "canceled"):
+            await asyncio.sleep(0.5)
+            batch = _stack._expect(await partner.get(f"/v1/payment-batches/{batch['id']}"), 200)
+        runs, largest = await largest_run_events(settings, batch["id"])
+    print(f"\n{n} items in one request: POST {post_latency:.2f}s -> {batch['status']}")
+    print(f"counts at the end: {batch['counts']}")
+    print(f"batch workflow: {runs} run(s), largest run {largest} events")
+
+
 async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
     """Both sides, then the report."""
+    if args.accept_only:
+        await accept_only(args, platform)
+        return
     n = args.items
     settings = platform.settings
     tenant = await _stack.new_tenant(settings, "batchbench")
@@ -146,6 +184,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1000, help="payments per side")
     parser.add_argument("--concurrency", type=int, default=16, help="individual POSTs in flight")
+    parser.add_argument(
+        "--accept-only", action="store_true", help="the batch's POST, then cancel (see above)"
+    )
+    parser.add_argument(
+        "--run-before-cancel", type=float, default=20.0, help="seconds (with --accept-only)"
+    )
     _stack.add_stack_arguments(parser)
     args = parser.parse_args()
     with _stack.platform(args) as platform:
