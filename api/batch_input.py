@@ -170,9 +170,12 @@ def _read_json(body: bytes, max_items: int) -> BatchRequest:
 
 
 def _reference(item: Any) -> str | None:
-    """An item's reference to name it by in an error, when it has a usable one."""
+    """An item's reference to name it by in an error, when it has a usable one (text
+    without NUL: the answer is stored in PostgreSQL, whose jsonb cannot hold it)."""
     reference = item.get("reference") if isinstance(item, dict) else None
-    return reference[:140] if isinstance(reference, str) else None
+    if not isinstance(reference, str) or "\x00" in reference:
+        return None
+    return reference[:140] or None
 
 
 def _read_csv(body: bytes, max_items: int) -> BatchRequest:
@@ -203,7 +206,7 @@ def _read_csv(body: bytes, max_items: int) -> BatchRequest:
             )
             continue
         cells = {name: cell.strip() for name, cell in zip(columns, row, strict=True)}
-        items.append(RawItem(index, line, _csv_item(cells), cells["reference"] or None))
+        items.append(RawItem(index, line, _csv_item(cells), _reference(cells)))
     return BatchRequest(
         source="csv",
         items=items,

@@ -136,3 +136,9 @@ def test_minor_units() -> None:
     assert minor_units("1.005", "EUR") is None
     assert minor_units("x", "EUR") is None
     assert minor_units("1", "JPY") is None
+
+
+def test_a_reference_that_cannot_be_stored_names_no_item() -> None:
+    body = json.dumps({"items": [{"reference": "a\x00b"}, {"reference": 5}]}).encode()
+    batch = read_batch(body, "application/json", max_items=3, reference=None, on_invalid_item=None)
+    assert [item.reference for item in batch.items] == [None, None]
