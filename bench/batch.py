@@ -1,12 +1,14 @@
 """`make bench-batch`: N payments as one batch against N individual POSTs, side by side.
 
-One run on one platform (a private stack unless `--connect`): first one
-`POST /v1/payment-batches` of N items, followed until the batch is `completed`; then the same
+One run on one platform (a private stack unless `--connect`): one
+`POST /v1/payment-batches` of N items, followed until the batch is `completed`, and the same
 N payments as individual `POST /v1/payments` (`--concurrency` in flight), followed until
-every one has finished. Each side pays from its own funded accounts (at most 80 payments a
-customer, under the daily count limit). Printed: the batch's POST latency, payments/s of
-each side (first request sent → last payment finished), the outcome counts, and the event
-count of the largest run of the batch's workflow (it continues as new to stay bounded).
+every one has finished; the batch first unless `--individual-first` (run both orders: a
+shared machine's load drifts within a run). Each side pays from its own funded accounts
+(at most 80 payments a customer, under the daily count limit). Printed: the batch's POST
+latency, payments/s of each side (first request sent → last payment finished), the outcome
+counts, and the event count of the largest run of the batch's workflow (it continues as new
+to stay bounded).
 
 `--accept-only` measures the request alone (for 10,000 items, whose payments take long on a
 small machine): one batch from one account, its POST latency, then a cancel, followed
@@ -125,47 +127,56 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
         batch_accounts = await _stack.open_accounts(partner, ops, per_side, "EUR", FUNDING)
         single_accounts = await _stack.open_accounts(partner, ops, per_side, "EUR", FUNDING)
 
-        # --- one batch
-        items = [
-            {**body_of(batch_accounts[i % per_side], i), "reference": f"b{i}"} for i in range(n)
-        ]
-        started = time.monotonic()
-        response = await partner.post(
-            "/v1/payment-batches",
-            json={"reference": "bench", "items": items},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            timeout=600,
-        )
-        post_latency = time.monotonic() - started
-        batch = _stack._expect(response, 202)
-        while batch["status"] not in ("completed", "canceled"):
-            await asyncio.sleep(0.5)
-            batch = _stack._expect(await partner.get(f"/v1/payment-batches/{batch['id']}"), 200)
-        batch_seconds = time.monotonic() - started
-        runs, largest = await largest_run_events(settings, batch["id"])
+        async def batch_side() -> tuple[float, float, dict[str, Any], int, int]:
+            items = [
+                {**body_of(batch_accounts[i % per_side], i), "reference": f"b{i}"} for i in range(n)
+            ]
+            started = time.monotonic()
+            response = await partner.post(
+                "/v1/payment-batches",
+                json={"reference": "bench", "items": items},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+                timeout=600,
+            )
+            post_latency = time.monotonic() - started
+            batch = _stack._expect(response, 202)
+            while batch["status"] not in ("completed", "canceled"):
+                await asyncio.sleep(0.5)
+                batch = _stack._expect(await partner.get(f"/v1/payment-batches/{batch['id']}"), 200)
+            batch_seconds = time.monotonic() - started
+            runs, largest = await largest_run_events(settings, batch["id"])
+            return post_latency, batch_seconds, batch, runs, largest
 
-        # --- the same number of individual POSTs
-        gate = asyncio.Semaphore(args.concurrency)
+        async def individual_side() -> tuple[float, float, dict[str, int]]:
+            gate = asyncio.Semaphore(args.concurrency)
 
-        async def one(index: int) -> None:
-            async with gate:
-                answer = await _stack.post_idempotent(
-                    partner,
-                    "/v1/payments",
-                    body_of(single_accounts[index % per_side], index),
-                    uuid.uuid4().hex,
-                )
-                _stack._expect(answer, 202)
+            async def one(index: int) -> None:
+                async with gate:
+                    answer = await _stack.post_idempotent(
+                        partner,
+                        "/v1/payments",
+                        body_of(single_accounts[index % per_side], index),
+                        uuid.uuid4().hex,
+                    )
+                    _stack._expect(answer, 202)
 
-        started = time.monotonic()
-        await asyncio.gather(*(one(i) for i in range(n)))
-        posts_seconds = time.monotonic() - started
-        while True:
-            counts = await finished(settings, single_accounts)
-            if sum(counts.values()) >= n and open_count(counts) == 0:
-                break
-            await asyncio.sleep(0.5)
-        single_seconds = time.monotonic() - started
+            started = time.monotonic()
+            await asyncio.gather(*(one(i) for i in range(n)))
+            posts_seconds = time.monotonic() - started
+            while True:
+                counts = await finished(settings, single_accounts)
+                if sum(counts.values()) >= n and open_count(counts) == 0:
+                    break
+                await asyncio.sleep(0.5)
+            single_seconds = time.monotonic() - started
+            return posts_seconds, single_seconds, counts
+
+        if args.individual_first:
+            posts_seconds, single_seconds, counts = await individual_side()
+            post_latency, batch_seconds, batch, runs, largest = await batch_side()
+        else:
+            post_latency, batch_seconds, batch, runs, largest = await batch_side()
+            posts_seconds, single_seconds, counts = await individual_side()
     await dispose_engines()
     print(f"\n{n} payments, SEPA, settle delay {settings.banksim.settle_delay_seconds}s")
     print(
@@ -184,6 +195,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1000, help="payments per side")
     parser.add_argument("--concurrency", type=int, default=16, help="individual POSTs in flight")
+    parser.add_argument(
+        "--individual-first", action="store_true", help="run the individual POSTs first"
+    )
     parser.add_argument(
         "--accept-only", action="store_true", help="the batch's POST, then cancel (see above)"
     )
