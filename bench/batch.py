@@ -71,13 +71,19 @@ def open_count(counts: dict[str, int]) -> int:
 
 
 async def largest_run_events(settings: Settings, batch_id: str) -> tuple[int, int]:
-    """(runs of the batch's workflow, events of its largest run)."""
+    """(runs of the batch's workflow, events of its largest run), from the histories
+    themselves (visibility's history length can lag behind a run that just closed): the
+    latest run, then each run it continued from."""
     client = await connect(settings)
-    lengths = [
-        execution.history_length
-        async for execution in client.list_workflows(f"WorkflowId = '{batch_id}'")
-    ]
-    return len(lengths), max(lengths, default=0)
+    sizes: list[int] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(batch_id, run_id=run_id).fetch_history()
+        sizes.append(len(history.events))
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id or None
+        if run_id is None:
+            return len(sizes), max(sizes)
 
 
 async def accept_only(args: argparse.Namespace, platform: _stack.Platform) -> None:

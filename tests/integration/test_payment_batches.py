@@ -18,7 +18,7 @@ from api.batch_input import CSV_COLUMNS
 from iso20022 import pain001
 from kernel.api_keys import create_key
 from kernel.db import dispose_engines, get_engine
-from kernel.tables import idempotency_keys, payment_batches, payments
+from kernel.tables import audit_log, idempotency_keys, payment_batches, payments
 from ops.batch_upload import submit as submit_file
 from ops.devstack import Stack
 from tests.integration.helpers import Tenant, balances, fresh_iban, funded_account
@@ -277,6 +277,20 @@ async def test_a_batch_above_the_threshold_waits_for_a_second_principal(
     assert done["status"] == "completed"
     assert done["counts"] == {"settled": 2}
     assert done["review"]["reviewed_by"] == "ops-olga"
+    engine = get_engine(stack.settings)
+    async with engine.connect() as conn:
+        audited = (
+            await conn.execute(
+                select(audit_log.c.action, audit_log.c.actor).where(
+                    audit_log.c.subject == batch["id"]
+                )
+            )
+        ).all()
+    await dispose_engines()
+    assert sorted(audited) == [
+        ("payment_batch.created", "partner-app"),
+        ("payment_batch.review.approve", "ops-olga"),
+    ]
     again = await tenant.ops.post(
         f"/v1/payment-batches/{batch['id']}/review", json={"decision": "approve"}
     )
@@ -305,6 +319,29 @@ async def test_cancel_a_batch(stack: Stack, tenant: Tenant) -> None:
     assert late.json()["code"] == "payment_batch_not_cancelable"
     events = (await tenant.partner.get("/v1/events", params={"limit": 100})).json()["data"]
     assert {"payment_batch.in_review", "payment_batch.canceled"} <= {e["type"] for e in events}
+
+    # while processing: what has not been submitted is canceled, the rest finishes; however
+    # the race goes, every item ends canceled or finished and only settled ones paid
+    before = (await balances(tenant.partner, account["id"]))["posted"]
+    running = (
+        await submit(tenant.partner, {"items": [item(account["id"], i) for i in range(30)]})
+    ).json()
+    assert running["status"] == "processing"
+    stop = await tenant.partner.post(f"/v1/payment-batches/{running['id']}/cancel", json={})
+    assert stop.status_code == 202, stop.text
+    ended = await wait_for_batch(tenant.partner, running["id"], {"completed", "canceled"})
+    assert ended["status"] == "canceled"
+    assert ended["counts"].get("canceled", 0) > 0
+    final: dict[str, int] = {}
+    for _ in range(240):  # payments asked to cancel finish on their own workflows' time
+        final = (await tenant.partner.get(f"/v1/payment-batches/{running['id']}")).json()["counts"]
+        if set(final) <= {"canceled", "settled", "failed", "rejected", "returned"}:
+            break
+        await asyncio.sleep(0.5)
+    assert set(final) <= {"canceled", "settled"}, final
+    assert sum(final.values()) == 30
+    settled = final.get("settled", 0)
+    assert (await balances(tenant.partner, account["id"]))["posted"] == before - 100 * settled
 
 
 async def test_the_cli_submits_a_file_and_shows_progress_to_the_end(
