@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: drill-restore client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy
+.PHONY: drill-restore client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy bench-batch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -92,6 +92,11 @@ bench-screening-disguise: $(STAMP)
 	$(BIN)/python bench/screening_disguise.py
 
 # payments through the API against bare Temporal, side by side (docs/performance.md);
+# N payments as one batch against N individual POSTs (issue #19);
+# e.g. make bench-batch BATCH_ARGS="--items 10000"
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch.py $(BATCH_ARGS)
+
 # e.g. make bench BENCH_ARGS="--payments 200 --concurrency 16"
 bench: $(STAMP)
 	$(BIN)/python bench/workflow_bench.py $(BENCH_ARGS)

@@ -16,6 +16,7 @@ from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.openapi import install_openapi
 from api.routers import (
     accounts,
+    batches,
     codec,
     counterparties,
     customers,
@@ -73,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.screening_limiter = RateLimiter(
         settings.screening.rate_limit_per_minute, per_seconds=60.0
     )
-    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.api.max_body_bytes,
+        batch_max_body_bytes=settings.batches.max_body_bytes,
+    )
     # the bank's callbacks and /metrics on the internal port only, the rest on the public one
     app.add_middleware(
         ListenerSplitMiddleware,
@@ -98,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deposits,
         payments,
         counterparties,
+        batches,
         screenings,
         webhooks,
         rails,

@@ -63,6 +63,7 @@ class ProblemError(Exception):
         *,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -70,9 +71,17 @@ class ProblemError(Exception):
         self.detail = detail
         self.param = param
         self.headers = headers
+        # one entry per refused item of a payment batch
+        self.errors = errors
 
 
-def problem_body(status: int, code: str, detail: str, param: str | None = None) -> dict[str, Any]:
+def problem_body(
+    status: int,
+    code: str,
+    detail: str,
+    param: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The problem document for an error."""
     body: dict[str, Any] = {
         "type": f"https://docs.payments.example/errors/{code}",
@@ -83,6 +92,8 @@ def problem_body(status: int, code: str, detail: str, param: str | None = None) 
     }
     if param is not None:
         body["param"] = param
+    if errors is not None:
+        body["errors"] = errors
     return body
 
 
@@ -92,10 +103,11 @@ def problem_response(
     detail: str,
     param: str | None = None,
     headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
     """A JSON response carrying a problem document."""
     return JSONResponse(
-        problem_body(status, code, detail, param),
+        problem_body(status, code, detail, param, errors),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -208,7 +220,9 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int = 5) -> Non
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.detail, exc.param, exc.headers)
+        return problem_response(
+            exc.status, exc.code, exc.detail, exc.param, exc.headers, exc.errors
+        )
 
     @app.exception_handler(ServiceError)
     async def _refused(_: Request, exc: ServiceError) -> JSONResponse:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from api.fields import (
     EXAMPLE_ACCOUNT_ID,
+    EXAMPLE_BATCH_ID,
     EXAMPLE_COUNTERPARTY_ID,
     EXAMPLE_CUSTOMER_ID,
     EXAMPLE_DEPOSIT_ID,
@@ -34,6 +35,9 @@ from api.schemas import (
     EventList,
     EventOut,
     Kyc,
+    PaymentBatchItemList,
+    PaymentBatchItemOut,
+    PaymentBatchOut,
     PaymentList,
     PaymentOut,
     ScreeningHitOut,
@@ -45,6 +49,28 @@ from api.schemas import (
 )
 
 AT = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+
+BATCH = PaymentBatchOut(
+    id=EXAMPLE_BATCH_ID,
+    status="processing",
+    reference="payroll-2026-12",
+    source="json",
+    item_count=3,
+    totals={"EUR": 750000},
+    counts={"pending": 1, "submitted": 1, "settled": 1},
+    needs_review=False,
+    created_at=AT,
+)
+BATCH_ITEM = PaymentBatchItemOut(
+    id=EXAMPLE_PAYMENT_ID,
+    index=0,
+    line=None,
+    reference="payroll-2026-12-0001",
+    status="settled",
+    amount=250000,
+    currency="EUR",
+    rail="sepa",
+)
 
 CUSTOMER = CustomerOut(
     id=EXAMPLE_CUSTOMER_ID,
@@ -201,6 +227,8 @@ def _examples() -> dict[str, BaseModel]:
         "CounterpartyOut": COUNTERPARTY,
         "CounterpartyList": CounterpartyList(data=[COUNTERPARTY], has_more=False),
         "ReconciliationOut": run,
+        "PaymentBatchOut": BATCH,
+        "PaymentBatchItemList": PaymentBatchItemList(data=[BATCH_ITEM], has_more=False),
         "ReconciliationList": ReconciliationList(data=[run], has_more=False),
     }
 

@@ -15,6 +15,9 @@ JSON_TYPES = ("application/json",)
 # the bank's callbacks are XML and verified by signature, not by API key
 NON_JSON_PREFIXES = ("/v1/rails/",)
 CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024
+# a payment batch may also come as CSV or pain.001 XML, and is larger than any other body
+BATCH_PATH = "/v1/payment-batches"
+BATCH_TYPES = ("text/csv", "application/xml", "text/xml")
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
@@ -39,9 +42,12 @@ class RequestLimitsMiddleware:
     instead of filling memory, then replayed to the application unchanged.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, batch_max_body_bytes: int = 16 * 1024 * 1024
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.batch_max_body_bytes = batch_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (
@@ -58,6 +64,9 @@ class RequestLimitsMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # the codec server receives whole batches of history payloads
         limit = CODEC_MAX_BODY_BYTES if scope["path"].startswith("/codec/") else self.max_body_bytes
+        batch = scope["path"] == BATCH_PATH
+        if batch:
+            limit = self.batch_max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _send_problem(
@@ -93,6 +102,7 @@ class RequestLimitsMiddleware:
             and not scope["path"].startswith(NON_JSON_PREFIXES)
             and media_type not in JSON_TYPES
             and not media_type.endswith("+json")
+            and not (batch and media_type in BATCH_TYPES)
         ):
             await _send_problem(
                 send,

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.examples import response_example
-from api.schemas import Problem
+from api.schemas import PaymentBatchCreate, Problem
 
 JSON = "application/json"
 REF_PREFIX = "#/components/schemas/"
@@ -48,6 +48,13 @@ LINKS: dict[tuple[str, str, str], dict[str, Target]] = {
         "ReviewPayment": ("post", "/v1/payments/{payment_id}/review", {"payment_id": ID}, None),
         "RetryPayment": ("post", "/v1/payments/{payment_id}/retry", {"payment_id": ID}, None),
         "PaymentEvents": ("get", "/v1/events", {"query.payment_id": ID}, None),
+    },
+    ("post", "/v1/payment-batches", "202"): {
+        "GetBatch": ("get", "/v1/payment-batches/{batch_id}", {"batch_id": ID}, None),
+        "ListBatchItems": ("get", "/v1/payment-batches/{batch_id}/items", {"batch_id": ID}, None),
+        "ReviewBatch": ("post", "/v1/payment-batches/{batch_id}/review", {"batch_id": ID}, None),
+        "CancelBatch": ("post", "/v1/payment-batches/{batch_id}/cancel", {"batch_id": ID}, None),
+        "ListBatchPayments": ("get", "/v1/payments", {"query.batch_id": ID}, None),
     },
     ("post", "/v1/deposits", "201"): {
         "GetDeposit": ("get", "/v1/deposits/{deposit_id}", {"deposit_id": ID}, None),
@@ -126,7 +133,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Problem"] = Problem.model_json_schema(ref_template=REF_PREFIX + "{model}")
+    # models a body names by reference only (`POST /v1/payment-batches` reads its body by
+    # hand: JSON, CSV or XML), with the models they use
+    for model in (Problem, PaymentBatchCreate):
+        schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas[model.__name__] = schema
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             _add_request_example(operation, schemas)

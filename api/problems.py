@@ -177,6 +177,30 @@ CUSTOMER_HAS_OPEN_PAYMENTS = ProblemCode(
 CUSTOMER_HAS_BALANCE = ProblemCode(
     409, "customer_has_balance", "An account of the customer holds money; pay it out first."
 )
+PAYMENT_BATCH_NOT_FOUND = ProblemCode(404, "payment_batch_not_found", "No such batch of yours.")
+PAYMENT_BATCH_INVALID = ProblemCode(
+    422,
+    "payment_batch_invalid",
+    "Items are invalid: each is listed in `errors` (index, line, field, code); nothing was"
+    " created. Fix them, or send again with `on_invalid_item: skip`.",
+)
+PAYMENT_BATCH_TOO_LARGE = ProblemCode(
+    422, "payment_batch_too_large", "More items than a batch holds (10,000 by default)."
+)
+PAYMENT_BATCH_EMPTY = ProblemCode(422, "payment_batch_empty", "The batch has no items.")
+INVALID_CSV = ProblemCode(
+    422, "invalid_csv", "The CSV is not UTF-8, unreadable, or lacks the documented header."
+)
+INVALID_PAIN001 = ProblemCode(
+    422, "invalid_pain001", "The XML is not a pain.001.001.09 the official schema accepts."
+)
+PAYMENT_BATCH_NOT_IN_REVIEW = ProblemCode(
+    409, "payment_batch_not_in_review", "The batch is not waiting for a review."
+)
+PAYMENT_BATCH_NOT_CANCELABLE = ProblemCode(
+    409, "payment_batch_not_cancelable", "The batch has completed or was canceled."
+)
+
 # raised by services/erasure.py for `payments customers hold` (no API operation reads holds)
 LEGAL_HOLD_NOT_FOUND = ProblemCode(
     404, "legal_hold_not_found", "No legal hold of this customer, or it has ended."

@@ -506,6 +506,19 @@ class EntryList(BaseModel):
     has_more: bool
 
 
+class ItemErrorOut(BaseModel):
+    """Why one item of a payment batch was refused: where it was and what was wrong."""
+
+    index: int = Field(description="The item's position in the batch, from 0.")
+    line: int | None = Field(
+        default=None, description="Its line in a CSV or pain.001 body (1 is the first line)."
+    )
+    reference: str | None = None
+    field: str = Field(description="The offending field (a CSV column for a CSV body).")
+    code: str = Field(description="A problem code, as `POST /v1/payments` would answer it.")
+    detail: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document; `code` is stable, `param` names the offending field."""
 
@@ -515,6 +528,8 @@ class Problem(BaseModel):
     detail: str
     code: str
     param: str | None = None
+    # a refused payment batch: every invalid item (`payment_batch_invalid`)
+    errors: list[ItemErrorOut] | None = None
 
 
 EventTypeFilter = Annotated[
@@ -701,4 +716,114 @@ class CounterpartyList(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[CounterpartyOut]
+    has_more: bool
+
+
+EXAMPLE_BATCH_ITEM: dict[str, Any] = {
+    "reference": "payroll-2026-12-0001",
+    "account_id": EXAMPLE_ACCOUNT_ID,
+    "amount": 250000,
+    "currency": "EUR",
+    "rail": "sepa",
+    "creditor": {"name": "Erika Mustermann", "country": "DE", "iban": "DE89370400440532013000"},
+    "remittance_info": "Salary December",
+}
+
+
+class PaymentBatchItemIn(PaymentCreate):
+    """One payment of a batch: the body of `POST /v1/payments` plus the item's reference."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_BATCH_ITEM]})
+
+    reference: Annotated[
+        str | None,
+        StringConstraints(min_length=1, max_length=140, pattern=NO_NUL),
+        Field(description="Your reference of the item (e.g. an invoice or employee number)."),
+    ] = None
+
+
+class PaymentBatchCreate(Strict):
+    """A batch of payments (JSON form; `text/csv` and pain.001.001.09 XML are accepted too)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"reference": "payroll-2026-12", "items": [EXAMPLE_BATCH_ITEM]},
+            ]
+        },
+    )
+
+    items: Annotated[list[PaymentBatchItemIn], Field(min_length=1, max_length=10_000)]
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=140, pattern=NO_NUL)] | (
+        None
+    ) = None
+    on_invalid_item: Annotated[
+        Literal["reject", "skip"],
+        Field(
+            description=(
+                "`reject` (default): one invalid item refuses the whole batch (422"
+                " `payment_batch_invalid`, every invalid item listed in `errors`); `skip`:"
+                " the valid items are accepted and the invalid ones listed in the answer's"
+                " `skipped_items`."
+            )
+        ),
+    ] = "reject"
+
+
+class BatchReviewOut(BaseModel):
+    """The four-eyes decision on a batch above the review threshold."""
+
+    decision: str
+    reviewed_by: str
+    note: str | None
+    reviewed_at: datetime
+
+
+class PaymentBatchOut(BaseModel):
+    """A payment batch: status, totals, its items' counts by status."""
+
+    id: str
+    object: Literal["payment_batch"] = "payment_batch"
+    status: Literal["validating", "in_review", "processing", "completed", "canceled"]
+    reference: str | None
+    source: Literal["json", "csv", "pain.001"]
+    item_count: int
+    totals: dict[str, int] = Field(description="Sum of the items' amounts by currency.")
+    counts: dict[str, int] = Field(
+        description=(
+            "Items by status: their payment's status once it exists, `pending` before,"
+            " `canceled` when the batch was canceled before it started."
+        )
+    )
+    needs_review: bool
+    review: BatchReviewOut | None = None
+    skipped_count: int = 0
+    skipped_items: list[ItemErrorOut] = Field(
+        default_factory=list,
+        description="Invalid items left out with `on_invalid_item: skip` (creation answer only).",
+    )
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class PaymentBatchItemOut(BaseModel):
+    """One item of a batch and the payment made of it."""
+
+    id: str = Field(description="The item's payment id (derived from the batch and the index).")
+    object: Literal["payment_batch_item"] = "payment_batch_item"
+    index: int
+    line: int | None
+    reference: str | None
+    status: str
+    amount: int
+    currency: str
+    rail: str
+
+
+class PaymentBatchItemList(BaseModel):
+    """A page of a batch's items, in order."""
+
+    object: Literal["list"] = "list"
+    data: list[PaymentBatchItemOut]
     has_more: bool

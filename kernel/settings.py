@@ -262,6 +262,28 @@ class DepositSettings(Section):
     review_threshold: int = 10_000_000
 
 
+class BatchSettings(Section):
+    """Payment batches (`POST /v1/payment-batches`, issue #19)."""
+
+    prefix: ClassVar[str] = "PAYMENTS_BATCH_"
+    model_config = _prefixed(prefix)
+
+    # a batch whose total in one currency is above this (minor units) waits in `in_review`
+    # for a second principal's approval before any of its payments starts (four-eyes).
+    # Each payment still passes its own screening and limits (PAYMENTS_LIMIT_*)
+    review_threshold: int = 1_000_000
+    # items per batch (JSON, CSV or pain.001)
+    max_items: int = 10_000
+    # a batch body may be this large (10,000 items of a few hundred bytes each)
+    max_body_bytes: int = 16 * 1024 * 1024
+    # items the batch workflow starts per activity (a page read from the database)
+    page_size: int = 250
+    # payments one page starts at a time (each is a transaction and a workflow start)
+    start_concurrency: int = 16
+    # how often the batch workflow reads its items' statuses while payments run
+    progress_interval_seconds: float = 2.0
+
+
 class RailSettings(Section):
     """The platform's side of the bank connection, every rail."""
 
@@ -535,6 +557,7 @@ class Settings(Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     deposits: DepositSettings = Field(default_factory=DepositSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
     rails: RailSettings = Field(default_factory=RailSettings)
     sepa: SepaSettings = Field(default_factory=SepaSettings)
     ach: AchSettings = Field(default_factory=AchSettings)

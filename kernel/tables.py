@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -104,6 +105,48 @@ payments = Table(
     Column("details_erased_at", DateTime(timezone=True)),
     # migration 0027: the saved counterparty its creditor was taken from
     Column("counterparty_id", Text),
+    # migration 0024: the batch it came from (POST /v1/payment-batches)
+    Column("batch_id", Text),
+)
+
+payment_batches = Table(
+    "payment_batches",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("reference", Text),
+    Column("source", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("status_seq", Integer, nullable=False),
+    Column("initiated_by", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("skipped_count", Integer, nullable=False),
+    Column("totals", JSONB, nullable=False),
+    Column("needs_review", Boolean, nullable=False),
+    Column("reviewed_by", Text),
+    Column("review_decision", Text),
+    Column("review_note", Text),
+    Column("reviewed_at", DateTime(timezone=True)),
+    Column("canceled_by", Text),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+payment_batch_items = Table(
+    "payment_batch_items",
+    metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("payment_id", Text, nullable=False),
+    Column("reference", Text),
+    Column("source_line", Integer),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("rail", Text, nullable=False),
+    Column("request", JSONB, nullable=False),
+    Column("state", Text, nullable=False),
 )
 
 payment_status_history = Table(

@@ -1,13 +1,15 @@
 """The `payments` command for ops: payments (find, show, retry, cancel, review), API keys,
 customer erasure, ledger and audit verification, retention purge, archives of old months,
 database migrations, backups and point-in-time restore, the heal that follows a restore, and
-breach containment (key rotation and revocation, webhook secrets, payload master keys)."""
+breach containment (key rotation and revocation, webhook secrets, payload master keys), and
+payment batch files sent through the API (`payments batches submit FILE`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -579,6 +581,27 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     containment.add_commands(commands)
+    batches_p = commands.add_parser("batches", help="payment batches through the API")
+    batch_commands = batches_p.add_subparsers(dest="batch_command", required=True)
+    submit = batch_commands.add_parser(
+        "submit",
+        help="send a batch file (.json, .csv or pain.001 .xml) and show its progress until"
+        " every item has finished",
+    )
+    submit.add_argument("file")
+    submit.add_argument(
+        "--api-key",
+        default=os.environ.get("API_KEY", ""),
+        help="a key with payments:write (default: $API_KEY)",
+    )
+    submit.add_argument("--api-url", default=None, help="default: the configured API URL")
+    submit.add_argument(
+        "--idempotency-key", default=None, help="default: a digest of the file (resend = replay)"
+    )
+    submit.add_argument(
+        "--skip-invalid", action="store_true", help="accept the valid items, list the others"
+    )
+    submit.add_argument("--no-follow", action="store_true", help="return once it is accepted")
 
     commands.add_parser("dev", help="run the whole platform locally (what `make dev` runs)")
 
@@ -639,6 +662,22 @@ def main(argv: list[str] | None = None) -> int:
         return _backup(args)
     if args.command == "heal":
         exit_without_finalizing(asyncio.run(_heal(args.since)))
+    if args.command == "batches":
+        from pathlib import Path
+
+        from ops.batch_upload import submit as submit_batch
+
+        if not args.api_key:
+            print("error: pass --api-key or set API_KEY", file=sys.stderr)
+            return 2
+        return submit_batch(
+            Path(args.file),
+            api_url=args.api_url or get_settings().api.url,
+            api_key=args.api_key,
+            idempotency_key=args.idempotency_key,
+            skip_invalid=args.skip_invalid,
+            follow=not args.no_follow,
+        )
     if args.command == "settings":
         for variable, path, value in describe(get_settings()):
             print(f"{variable:<48} {path:<40} {value}")

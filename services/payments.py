@@ -67,6 +67,8 @@ class PaymentOrder:
     metadata: dict[str, Any] = field(default_factory=dict)
     # a saved counterparty instead of `creditor`: resolved in the payment's transaction
     counterparty_id: str | None = None
+    # the payment batch it is an item of (services/batches.py)
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,10 @@ def new_payment_values(
         "remittance_info": order.remittance_info,
         "metadata": metadata,
         "initiated_by": order.initiated_by,
-        # a workflow's input does not carry it: a row the heal recreates names no counterparty
+        # a workflow's input does not carry them: a row the heal recreates names no counterparty
+        # and no batch (its BatchId search attribute still does)
         "counterparty_id": order.counterparty_id if isinstance(order, PaymentOrder) else None,
+        "batch_id": order.batch_id if isinstance(order, PaymentOrder) else None,
         "status": PaymentStatus.PROCESSING.value,
         "status_seq": 0,
     }
@@ -165,6 +169,7 @@ async def initiate_payment(
                 "amount": order.amount,
                 "currency": order.currency,
                 "rail": order.rail,
+                **({"batch_id": order.batch_id} if order.batch_id else {}),
             },
             idempotency_key=f"{order.payment_id}:initiated",
         )
@@ -175,6 +180,17 @@ async def start_payment_workflow(temporal: Client, settings: Settings, order: Pa
     """Start the payment's workflow (id = payment id; joins one already running)."""
     # the payment row is not committed yet: the codec labels the input with its tenant
     note_tenant(settings, order.payment_id, order.tenant_id)
+    attributes: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
+        SearchAttributePair(sa.PAYMENT_RAIL, order.rail),
+        SearchAttributePair(sa.TENANT_ID, order.tenant_id),
+        SearchAttributePair(sa.CUSTOMER_ID, order.customer_id),
+        SearchAttributePair(sa.AMOUNT_MINOR, order.amount),
+        SearchAttributePair(sa.CURRENCY, order.currency),
+    ]
+    if order.batch_id is not None:
+        # a batch's payments are one query away in the Web UI: BatchId = "bat_…"
+        attributes.append(SearchAttributePair(sa.BATCH_ID, order.batch_id))
     await temporal.start_workflow(
         PaymentWorkflow.run,
         PaymentInput(
@@ -201,16 +217,7 @@ async def start_payment_workflow(temporal: Client, settings: Settings, order: Pa
         rpc_timeout=timedelta(seconds=settings.api.temporal_rpc_timeout_seconds),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
-                SearchAttributePair(sa.PAYMENT_RAIL, order.rail),
-                SearchAttributePair(sa.TENANT_ID, order.tenant_id),
-                SearchAttributePair(sa.CUSTOMER_ID, order.customer_id),
-                SearchAttributePair(sa.AMOUNT_MINOR, order.amount),
-                SearchAttributePair(sa.CURRENCY, order.currency),
-            ]
-        ),
+        search_attributes=TypedSearchAttributes(attributes),
     )
 
 

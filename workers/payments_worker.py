@@ -26,6 +26,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.bank_http import BankAuth
+from activities.batches import BatchActivities
 from activities.counterparties import CounterpartyActivities
 from activities.kyc import KycActivities
 from activities.ledger import LedgerActivities
@@ -105,8 +106,13 @@ def activity_implementations(
     ach = AchAdapter(http, engine, client, settings)
     rails = RailActivities(SepaAdapter(http, settings), ach)
     counterparties = CounterpartyActivities(engine, http, ach, client, settings)
+    batches = BatchActivities(engine, client, settings)
     implementations: list[Callable[..., Any]] = [
         records.record_payment_status,
+        batches.start_batch_page,
+        batches.read_batch_progress,
+        batches.record_batch_status,
+        batches.cancel_batch_items,
         records.record_review_escalation,
         ReviewActivities(engine, secret_list(settings.reviews.token_secrets)).verify_review_token,
         WebhookActivities(engine, webhook_http, settings).deliver_webhook,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.ach_batch import AchBatchWorkflow
+from workflows.batch import PaymentBatchWorkflow
 from workflows.counterparty_verification import CounterpartyVerificationWorkflow
 from workflows.full_verification import FullVerificationWorkflow
 from workflows.ledger_maintenance import LedgerMaintenanceWorkflow
@@ -33,4 +34,5 @@ WORKFLOWS: tuple[type[Any], ...] = (
     FullVerificationWorkflow,
     CounterpartyVerificationWorkflow,
     RescreenCounterpartiesWorkflow,
+    PaymentBatchWorkflow,
 )

@@ -20,6 +20,8 @@ KYC_STATUS = SearchAttributeKey.for_keyword("KycStatus")
 # why a payment waits in action_required (outcome_unknown, rail_unreachable,
 # ledger_out_of_sync); unset otherwise
 ACTION_REASON = SearchAttributeKey.for_keyword("ActionReason")
+# the payment batch a workflow belongs to: the batch's own workflow and each of its payments
+BATCH_ID = SearchAttributeKey.for_keyword("BatchId")
 
 ALL = (
     PAYMENT_STATUS,
@@ -31,6 +33,7 @@ ALL = (
     REVIEW_ESCALATED,
     KYC_STATUS,
     ACTION_REASON,
+    BATCH_ID,
 )
 
 

@@ -20,6 +20,14 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.ach import AchFileInput, AchFileResult
+    from workflows.models.batch import (
+        BatchCancelInput,
+        BatchCancelResult,
+        BatchPageResult,
+        BatchProgress,
+        BatchRef,
+        BatchStatusInput,
+    )
     from workflows.models.common import ReviewTokenCheck, ReviewTokenInput
     from workflows.models.counterparty import (
         CounterpartyRef,
@@ -349,6 +357,43 @@ ENSURE_PARTITIONS = Step(
     RetryPolicy(maximum_interval=timedelta(minutes=5)),
 )
 
+# --- payment batches ----------------------------------------------------------------------
+
+# a page of a batch's items becomes payments (each a transaction and a workflow start); a
+# worker lost mid-page is replaced after this long and the page re-runs (derived ids)
+START_BATCH_PAGE = Step(
+    "start_batch_page",
+    BatchRef,
+    BatchPageResult,
+    "payments",
+    timedelta(minutes=2),
+    RETRY_TRANSIENT,
+)
+READ_BATCH_PROGRESS = Step(
+    "read_batch_progress",
+    BatchRef,
+    BatchProgress,
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
+RECORD_BATCH_STATUS = Step(
+    "record_batch_status",
+    BatchStatusInput,
+    type(None),
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
+CANCEL_BATCH_ITEMS = Step(
+    "cancel_batch_items",
+    BatchCancelInput,
+    BatchCancelResult,
+    "payments",
+    timedelta(minutes=2),
+    RETRY_TRANSIENT,
+)
+
 # --- onboarding and watch lists ---------------------------------------------------------
 
 SCREEN_CUSTOMER = Step(
@@ -464,6 +509,10 @@ ALL: tuple[Step[Any, Any], ...] = (
     VERIFY_FULL_CHUNKS,
     FINISH_FULL_VERIFICATION,
     ENSURE_PARTITIONS,
+    START_BATCH_PAGE,
+    READ_BATCH_PROGRESS,
+    RECORD_BATCH_STATUS,
+    CANCEL_BATCH_ITEMS,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

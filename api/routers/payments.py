@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.fields import ACCOUNT_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
+from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
 from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.pagination import cursor_query, page_query
 from api.problems import (
@@ -242,9 +242,11 @@ def payments_page_query(
     after: tuple[Any, str] | None = None,
     status: str | None = None,
     account_id: str | None = None,
+    batch_id: str | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's payments, newest first, optionally by status and account."""
-    filters = {"status": status, "account_id": account_id}
+    """A page of the tenant's payments, newest first, optionally by status, account and
+    batch."""
+    filters = {"status": status, "account_id": account_id, "batch_id": batch_id}
     return page_query(payments, tenant_id, limit=limit, after=after, filters=filters)
 
 
@@ -296,30 +298,7 @@ async def _start_payment(
         raise ProblemError(
             422, "account_not_found", f"No account {body.account_id}.", param="account_id"
         )
-    check_currency(body.currency)
-    if account.currency != body.currency:
-        raise ProblemError(
-            422, "currency_mismatch", f"Account holds {account.currency}.", param="currency"
-        )
-    if RAIL_CURRENCY[body.rail] != body.currency:
-        raise ProblemError(
-            422,
-            "currency_not_supported_by_rail",
-            f"Rail {body.rail} carries {RAIL_CURRENCY[body.rail]} only.",
-            param="currency",
-        )
-    if (body.creditor is None) == (body.counterparty_id is None):
-        raise ProblemError(
-            422,
-            "creditor_required",
-            "Give exactly one of creditor and counterparty_id.",
-            param="creditor",
-        )
-    rail_name = _rail_text(body.rail, body)
-    creditor: dict[str, Any] = {}  # from the counterparty, in the payment's transaction
-    if body.creditor is not None:
-        valid = _validate_creditor(body.rail, body.creditor)
-        creditor = {**valid.model_dump(exclude_none=True), "rail_name": rail_name}
+    creditor = checked_creditor(account, body)
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     initiated = await initiate_payment(
@@ -348,6 +327,36 @@ async def _start_payment(
     else:
         payment = await load_payment(engine, principal.tenant_id, row.id)
     return 202, payment.model_dump(mode="json")
+
+
+def checked_creditor(account: Any, body: PaymentCreate) -> dict[str, Any]:
+    """A payment request's checks against its account and rail (`ProblemError` naming the
+    field); returns the creditor as the payment keeps it (canonical, with its rail name).
+    `POST /v1/payments` and every item of a payment batch pass the same checks."""
+    check_currency(body.currency)
+    if account.currency != body.currency:
+        raise ProblemError(
+            422, "currency_mismatch", f"Account holds {account.currency}.", param="currency"
+        )
+    if RAIL_CURRENCY[body.rail] != body.currency:
+        raise ProblemError(
+            422,
+            "currency_not_supported_by_rail",
+            f"Rail {body.rail} carries {RAIL_CURRENCY[body.rail]} only.",
+            param="currency",
+        )
+    if (body.creditor is None) == (body.counterparty_id is None):
+        raise ProblemError(
+            422,
+            "creditor_required",
+            "Give exactly one of creditor and counterparty_id.",
+            param="creditor",
+        )
+    rail_name = _rail_text(body.rail, body)
+    if body.creditor is None:
+        return {}  # from the counterparty, in the payment's transaction
+    creditor = _validate_creditor(body.rail, body.creditor)
+    return {**creditor.model_dump(exclude_none=True), "rail_name": rail_name}
 
 
 @router.post(
@@ -421,6 +430,7 @@ async def list_payments(
     starting_after: Annotated[str | None, Query(pattern=PAYMENT_ID)] = None,
     status: PaymentStatus | None = None,
     account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID)] = None,
+    batch_id: Annotated[str | None, Query(pattern=BATCH_ID)] = None,
 ) -> PaymentList:
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
     after = None
@@ -443,6 +453,7 @@ async def list_payments(
         after=after,
         status=status.value if status is not None else None,
         account_id=account_id,
+        batch_id=batch_id,
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()

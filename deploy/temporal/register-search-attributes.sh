@@ -7,7 +7,7 @@ address="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
 namespace="${TEMPORAL_NAMESPACE:-default}"
 for attribute in PaymentStatus=Keyword PaymentRail=Keyword TenantId=Keyword CustomerId=Keyword \
                  Currency=Keyword AmountMinor=Int ReviewEscalated=Bool KycStatus=Keyword \
-                 ActionReason=Keyword; do
+                 ActionReason=Keyword BatchId=Keyword; do
   temporal operator search-attribute create --address "$address" --namespace "$namespace" \
     --name "${attribute%%=*}" --type "${attribute##*=}"
 done

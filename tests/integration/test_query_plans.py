@@ -42,6 +42,7 @@ from activities.reconciliation import (
 )
 from api.idempotency import key_query, takeover_statement
 from api.pagination import cursor_query
+from api.routers.batches import batch_query, items_page_query
 from api.routers.counterparties import counterparties_page_query
 from api.routers.deposits import deposits_page_query
 from api.routers.payments import (
@@ -72,6 +73,7 @@ from ledger import full
 from ledger.engine import account_entries_query
 from ops.devstack import Stack
 from ops.migrate import upgrade
+from services.batches import item_counts_query
 from services.counterparties import rescreen_page_query
 from services.erasure import open_payments_query
 from services.payment_actions import payments_list_query
@@ -438,6 +440,16 @@ PROBES: dict[str, Probe] = {
     ),
     "GET payments?account_id= (another tenant's)": lambda c: (
         payments_page_query("ten_a", limit=10, account_id="acc_b_4"),
+        {},
+    ),
+    "GET payments?batch_id=": lambda c: (
+        payments_page_query("ten_a", limit=10, batch_id="bat_probe"),
+        {},
+    ),
+    "GET payment batch": lambda c: (batch_query("ten_a", "bat_probe"), {}),
+    "GET payment batch: counts by status": lambda c: (item_counts_query("bat_probe"), {}),
+    "GET payment batch items: page after cursor": lambda c: (
+        items_page_query("bat_probe", limit=10, after_index=20),
         {},
     ),
     "GET deposits": lambda c: (deposits_page_query("ten_a", limit=10), {}),

@@ -57,7 +57,7 @@ def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
 
 
 def test_idempotency_key_is_required_where_design_says(document: dict[str, Any]) -> None:
-    for path in ("/v1/payments", "/v1/deposits"):
+    for path in ("/v1/payments", "/v1/deposits", "/v1/payment-batches"):
         headers = {
             p["name"]: p
             for p in document["paths"][path]["post"]["parameters"]

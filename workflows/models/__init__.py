@@ -19,6 +19,17 @@ from workflows.models.ach import (
     AchFileResult,
     RefusedEntry,
 )
+from workflows.models.batch import (
+    BatchCancelInput,
+    BatchCancelResult,
+    BatchInput,
+    BatchPageResult,
+    BatchProgress,
+    BatchRef,
+    BatchResult,
+    BatchStatus,
+    BatchStatusInput,
+)
 from workflows.models.common import (
     ReviewInput,
     ReviewResult,
@@ -129,6 +140,15 @@ __all__ = [
     "AchFileResult",
     "ActionReason",
     "BankRecord",
+    "BatchCancelInput",
+    "BatchCancelResult",
+    "BatchInput",
+    "BatchPageResult",
+    "BatchProgress",
+    "BatchRef",
+    "BatchResult",
+    "BatchStatus",
+    "BatchStatusInput",
     "CancelInput",
     "CounterpartyRef",
     "Creditor",

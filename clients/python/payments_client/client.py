@@ -39,6 +39,9 @@ from payments_client.models import (
     ErasureOut,
     EventOut,
     Liveness,
+    PaymentBatchCreate,
+    PaymentBatchItemOut,
+    PaymentBatchOut,
     PaymentCreate,
     PaymentOut,
     PaymentStatus,
@@ -79,6 +82,11 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "review_payment": ("POST", "/v1/payments/{payment_id}/review"),
     "cancel_payment": ("POST", "/v1/payments/{payment_id}/cancel"),
     "retry_payment": ("POST", "/v1/payments/{payment_id}/retry"),
+    "create_payment_batch": ("POST", "/v1/payment-batches"),
+    "get_payment_batch": ("GET", "/v1/payment-batches/{batch_id}"),
+    "list_payment_batch_items": ("GET", "/v1/payment-batches/{batch_id}/items"),
+    "review_payment_batch": ("POST", "/v1/payment-batches/{batch_id}/review"),
+    "cancel_payment_batch": ("POST", "/v1/payment-batches/{batch_id}/cancel"),
     "screen": ("POST", "/v1/screenings"),
     "create_counterparty": ("POST", "/v1/counterparties"),
     "list_counterparties": ("GET", "/v1/counterparties"),
@@ -348,11 +356,18 @@ class PaymentsClient:
         *,
         status: PaymentStatus | None = None,
         account_id: str | None = None,
+        batch_id: str | None = None,
         page_size: int = 100,
     ) -> Iterator[PaymentOut]:
-        """Every payment (optionally filtered), newest first, page by page."""
+        """Every payment (optionally filtered, e.g. a batch's), newest first, page by page."""
         return self._pages(
-            "list_payments", {"limit": page_size, "status": status, "account_id": account_id}
+            "list_payments",
+            {
+                "limit": page_size,
+                "status": status,
+                "account_id": account_id,
+                "batch_id": batch_id,
+            },
         )
 
     def get_payment(self, payment_id: str) -> PaymentOut:
@@ -397,6 +412,62 @@ class PaymentsClient:
             PaymentOut,
             self.request(
                 "retry_payment", path={"payment_id": payment_id}, idempotency_key=idempotency_key
+            ),
+        )
+
+    # ------------------------------------------------------------------ payment batches
+
+    def create_payment_batch(
+        self, body: PaymentBatchCreate, *, idempotency_key: str | None = None
+    ) -> PaymentBatchOut:
+        """Send up to 10,000 payments at once (202, `processing` or `in_review`); pass your
+        own `idempotency_key` (e.g. the payroll run's id) so a resend never pays twice."""
+        return cast(
+            PaymentBatchOut,
+            self.request("create_payment_batch", json=body, idempotency_key=idempotency_key),
+        )
+
+    def get_payment_batch(self, batch_id: str) -> PaymentBatchOut:
+        """A batch's status, totals and its items' counts by status."""
+        return cast(PaymentBatchOut, self.request("get_payment_batch", path={"batch_id": batch_id}))
+
+    def list_payment_batch_items(
+        self, batch_id: str, *, page_size: int = 100
+    ) -> Iterator[PaymentBatchItemOut]:
+        """Every item of a batch in order, with its payment's id and status, page by page."""
+        return self._pages(
+            "list_payment_batch_items", {"limit": page_size}, path={"batch_id": batch_id}
+        )
+
+    def review_payment_batch(
+        self, batch_id: str, body: ReviewCreate, *, idempotency_key: str | None = None
+    ) -> PaymentBatchOut:
+        """Approve or reject a batch in `in_review` (ops, four-eyes), once for all items."""
+        return cast(
+            PaymentBatchOut,
+            self.request(
+                "review_payment_batch",
+                path={"batch_id": batch_id},
+                json=body,
+                idempotency_key=idempotency_key,
+            ),
+        )
+
+    def cancel_payment_batch(
+        self,
+        batch_id: str,
+        body: CancelCreate | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> PaymentBatchOut:
+        """Cancel a batch: items not started and payments not yet submitted are canceled."""
+        return cast(
+            PaymentBatchOut,
+            self.request(
+                "cancel_payment_batch",
+                path={"batch_id": batch_id},
+                json=body or {},
+                idempotency_key=idempotency_key,
             ),
         )
 

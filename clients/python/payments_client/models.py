@@ -62,6 +62,15 @@ class Balances(TypedDict):
     available: int
 
 
+class BatchReviewOut(TypedDict):
+    """The four-eyes decision on a batch above the review threshold."""
+
+    decision: str
+    reviewed_by: str
+    note: str | None
+    reviewed_at: str
+
+
 class CancelCreate(TypedDict):
     """Why the payment is canceled."""
 
@@ -293,6 +302,17 @@ class FailureOut(TypedDict):
     reason_code: NotRequired[str | None]
 
 
+class ItemErrorOut(TypedDict):
+    """Why one item of a payment batch was refused: where it was and what was wrong."""
+
+    index: int
+    line: NotRequired[int | None]
+    reference: NotRequired[str | None]
+    field: str
+    code: str
+    detail: str
+
+
 class Kyc(TypedDict):
     """A customer's KYC outcome: `pending` until the onboarding workflow decides, then
     `approved`, `in_review` (a four-eyes review decides) or `rejected`."""
@@ -315,6 +335,69 @@ class Liveness(TypedDict):
     """The process answers."""
 
     status: Literal["ok"]
+
+
+class PaymentBatchCreate(TypedDict):
+    """A batch of payments (JSON form; `text/csv` and pain.001.001.09 XML are accepted too)."""
+
+    items: list[PaymentBatchItemIn]
+    reference: NotRequired[str | None]
+    on_invalid_item: NotRequired[Literal["reject", "skip"]]
+
+
+class PaymentBatchItemIn(TypedDict):
+    """One payment of a batch: the body of `POST /v1/payments` plus the item's reference."""
+
+    account_id: str
+    amount: int
+    currency: Literal["EUR", "USD"]
+    rail: Literal["sepa", "ach"]
+    creditor: NotRequired[CreditorIn | None]
+    counterparty_id: NotRequired[str | None]
+    remittance_info: NotRequired[str | None]
+    metadata: NotRequired[dict[str, str]]
+    reference: NotRequired[str | None]
+
+
+class PaymentBatchItemList(TypedDict):
+    """A page of a batch's items, in order."""
+
+    object: NotRequired[Literal["list"]]
+    data: list[PaymentBatchItemOut]
+    has_more: bool
+
+
+class PaymentBatchItemOut(TypedDict):
+    """One item of a batch and the payment made of it."""
+
+    id: str
+    object: NotRequired[Literal["payment_batch_item"]]
+    index: int
+    line: int | None
+    reference: str | None
+    status: str
+    amount: int
+    currency: str
+    rail: str
+
+
+class PaymentBatchOut(TypedDict):
+    """A payment batch: status, totals, its items' counts by status."""
+
+    id: str
+    object: NotRequired[Literal["payment_batch"]]
+    status: Literal["validating", "in_review", "processing", "completed", "canceled"]
+    reference: str | None
+    source: Literal["json", "csv", "pain.001"]
+    item_count: int
+    totals: dict[str, int]
+    counts: dict[str, int]
+    needs_review: bool
+    review: NotRequired[BatchReviewOut | None]
+    skipped_count: NotRequired[int]
+    skipped_items: NotRequired[list[ItemErrorOut]]
+    created_at: str
+    finished_at: NotRequired[str | None]
 
 
 class PaymentCreate(TypedDict):
@@ -369,6 +452,7 @@ class Problem(TypedDict):
     detail: str
     code: str
     param: NotRequired[str | None]
+    errors: NotRequired[list[ItemErrorOut] | None]
 
 
 class Readiness(TypedDict):
