@@ -138,6 +138,7 @@ async def payment_tenant(engine: AsyncEngine, payment_id: str) -> str | None:
     """The tenant of a payment (None if there is no such payment): the chain that a
     decision about it, recorded by a step that was not told its tenant, extends."""
     async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")  # one read, no BEGIN
         found: str | None = (
             await conn.execute(select(payments.c.tenant_id).where(payments.c.id == payment_id))
         ).scalar_one_or_none()

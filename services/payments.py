@@ -113,8 +113,10 @@ async def initiate_payment(
     commit, the workflow moves no money: its last step before the hold
     (`check_payment_limits`) waits, retried, for the row (PaymentNotCommittedError), and the
     client's retry under the same key commits it (the start joins the running workflow)."""
-    # what the workflow's input needs, read in a short transaction of its own
+    # what the workflow's input needs, each read a statement of its own (no transaction:
+    # the one that writes the payment reads the counterparty again under its lock)
     async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         if order.counterparty_id is not None:
             order = replace(
                 order,
