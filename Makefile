@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: drill-restore client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy bench-batch
+.PHONY: drill-restore client risk-register prometheus-tools chaos dev test install lint typecheck fmt unit component integration e2e clean bench-ledger record-histories bench load bench-screening bench-screening-disguise bench-volume scan-deploy bench-batch bench-audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -76,6 +76,11 @@ drill-restore: $(STAMP)
 
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
+
+# audit appends, 32 writers of 8 tenants: one chain for all against a chain per tenant
+# (issue #20); e.g. make bench-audit AUDIT_BENCH_ARGS="--rounds 6 --seconds 5"
+bench-audit: $(STAMP)
+	$(BIN)/python bench/audit_bench.py $(AUDIT_BENCH_ARGS)
 
 # reads, per-payment writes, verification and storage at 10k and 100k payments, and their
 # ratio (issue #23); e.g. make bench-volume VOLUME_ARGS="--sizes 10000,100000,1000000"

@@ -25,6 +25,7 @@ from ledger import (
     expire_pending_transfers,
     failure_of,
 )
+from ledger.batcher import TransferBatcher
 from ledger.models import blocked_funds_account_id, settlement_account_id, shard_of
 from services.verification import verify_audit_trail, verify_books
 from workflows.models import (
@@ -71,8 +72,16 @@ def _refused(transfer_id: str, result: TransferResult) -> ApplicationError:
 class LedgerActivities:
     """Moves a payment's money in the ledger."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, batcher: TransferBatcher | None = None) -> None:
         self._engine = engine
+        # the worker's micro-batcher: concurrent payments' holds and posts in one round trip
+        self._batcher = batcher
+
+    async def _create(self, transfer: Transfer) -> TransferResult:
+        """One unlinked transfer: in the next batch when batching, else alone."""
+        if self._batcher is not None:
+            return await self._batcher.create(transfer)
+        return await create_transfer(self._engine, transfer)
 
     @activity.defn(name="hold_funds")
     async def hold_funds(self, request: LedgerInput) -> LedgerResult:
@@ -88,7 +97,7 @@ class LedgerActivities:
             code="payment_hold",
             kind=TransferKind.PENDING,
         )
-        result = await create_transfer(self._engine, transfer)
+        result = await self._create(transfer)
         _count("hold", result)
         if result is TransferResult.ID_ALREADY_FAILED:
             # a retry after the first attempt was refused: report the original refusal
@@ -108,7 +117,7 @@ class LedgerActivities:
             kind=kind,
             pending_id=hold_id(request.payment_id),
         )
-        result = await create_transfer(self._engine, transfer)
+        result = await self._create(transfer)
         _count(step, result)
         if not result.succeeded:
             raise _refused(transfer.id, result)
@@ -172,7 +181,7 @@ class LedgerActivities:
             currency=request.currency,
             code="payment_return",
         )
-        result = await create_transfer(self._engine, transfer)
+        result = await self._create(transfer)
         _count("return", result)
         if not result.succeeded:
             raise _refused(transfer.id, result)

@@ -42,10 +42,11 @@ def tier_limits(limits: LimitSettings) -> LimitsTable:
 
 
 class PaymentNotCommittedError(Exception):
-    """The payment row is not visible: the API starts the workflow inside the transaction that
-    inserts it, so this step may run before the commit. Retried. This is the last step before
-    the hold, so if that transaction rolled back (the client's retry with the same key starts
-    it again and joins this workflow), no money moves for a payment that does not exist."""
+    """The payment row is not visible: the API starts the workflow before the transaction
+    that inserts it (services/payments.initiate_payment), so this step may run before the
+    commit. Retried. This is the last step before the hold, so if that transaction rolled
+    back (the client's retry with the same key joins this workflow and commits the row), no
+    money moves for a payment that does not exist."""
 
 
 class LimitActivities:

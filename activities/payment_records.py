@@ -150,6 +150,7 @@ class PaymentRecordActivities:
             actor="payments",
             action="payment.review_escalated",
             subject=request.payment_id,
+            tenant_id=await audit.payment_tenant(self._engine, request.payment_id),
             detail={"waited_seconds": request.waited_seconds, "reasons": request.reasons},
             idempotency_key=f"{request.payment_id}:review_escalated",
         )

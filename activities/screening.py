@@ -87,6 +87,9 @@ class ScreeningActivities:
             actor="screening",
             action="screening.completed",
             subject=request.payment_id,
+            # the payment's tenant's chain: a platform record per payment would make every
+            # payment wait on the platform chain's lock
+            tenant_id=await audit.payment_tenant(self._engine, request.payment_id),
             detail={
                 "list_versions": versions,
                 "hits": await erasure.sealed_hits(

@@ -11,6 +11,11 @@ moving money between 1,000 accounts picked with a Zipf-skewed hot set, at batch 
 - reference: the bare minimum for a transfer, as one statement per batch too: insert the
              transfers, add the amounts to the two balances; no checks, no entries.
 
+Many payments in flight (issue #20): 64 concurrent payments, each a hold then its post (one
+transfer per activity, as the payment workflow moves money), through a pool of 20
+connections (a worker's), each transfer sent alone (`create_transfer`) or through the
+worker's micro-batcher (ledger/batcher.py, 2 ms window), alternating slices in one run.
+
 Two ways of calling, each measured for both sides:
 - own transaction: `ledger.create_transfers`, which sends its one statement in autocommit
   (one round trip; the server commits as the statement ends); the reference statement alike.
@@ -44,11 +49,14 @@ from kernel.settings import Settings
 from ledger import (
     AccountSpec,
     Transfer,
+    TransferKind,
     create_accounts,
+    create_transfer,
     create_transfers,
     create_transfers_in,
     verify_ledger,
 )
+from ledger.batcher import TransferBatcher
 from ops.devstack import free_port
 from ops.embedded_pg import EmbeddedPostgres
 from ops.migrate import upgrade
@@ -286,7 +294,105 @@ def report(regime: str, results: list[tuple[Run, Run]]) -> str:
     return "\n".join(lines)
 
 
-async def main(seconds: float, rounds: int) -> None:
+IN_FLIGHT = 64
+WORKER_POOL = 20  # a worker process's connections (database.pool_size + overflow)
+SHARDS = 16  # settlement shards: the first accounts take every payment's credit leg
+IN_FLIGHT_MODES = ("alone", "batched")
+
+
+async def payments_in_flight(
+    engine: AsyncEngine, ids: list[str], mode: str, seconds: float, seed: int
+) -> tuple[Run, TransferBatcher | None]:
+    """IN_FLIGHT payments at once for `seconds`, each a hold then its post; the run (its
+    latencies are whole payments') and the batcher, when batching."""
+    batcher = TransferBatcher(engine, window=0.002) if mode == "batched" else None
+    latencies: list[float] = []
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def move(transfer: Transfer) -> None:
+        if batcher is not None:
+            result = await batcher.create(transfer)
+        else:
+            result = await create_transfer(engine, transfer)
+        if not result.succeeded:
+            raise RuntimeError(f"{transfer.id}: {result.value}")
+
+    async def payment_loop(index: int) -> None:
+        nonlocal done
+        rng = random.Random(seed * 1000 + index)
+        while time.perf_counter() < stop_at:
+            payment = f"pif-{mode}-{uuid.uuid4().hex}"
+            debit, credit = rng.choice(ids[SHARDS:]), ids[index % SHARDS]
+            started = time.perf_counter()
+            await move(
+                Transfer(
+                    f"{payment}:hold", debit, credit, 1, "EUR", "payment_hold", TransferKind.PENDING
+                )
+            )
+            await move(
+                Transfer(
+                    f"{payment}:post",
+                    None,
+                    None,
+                    None,
+                    None,
+                    "payment_post",
+                    TransferKind.POST_PENDING,
+                    pending_id=f"{payment}:hold",
+                )
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            done += 2
+
+    started = time.perf_counter()
+    await asyncio.gather(*(payment_loop(i) for i in range(IN_FLIGHT)))
+    return Run(mode, 1, done, time.perf_counter() - started, latencies), batcher
+
+
+async def in_flight_table(url: str, ids: list[str], seconds: float, rounds: int) -> str:
+    """Both modes in alternating slices (each first every other round); the table."""
+    engine = create_async_engine(url, pool_size=WORKER_POOL, max_overflow=0)
+    pooled: dict[str, list[Run]] = {mode: [] for mode in IN_FLIGHT_MODES}
+    sizes: list[float] = []
+    for r in range(rounds):
+        order = IN_FLIGHT_MODES if r % 2 == 0 else IN_FLIGHT_MODES[::-1]
+        for mode in order:
+            run, batcher = await payments_in_flight(engine, ids, mode, seconds, r)
+            pooled[mode].append(run)
+            if batcher is not None and batcher.batches:
+                sizes.append(batcher.transfers / batcher.batches)
+    await engine.dispose()
+    lines = [
+        f"\nmany payments in flight: {IN_FLIGHT} payments (hold, then post), a pool of"
+        f" {WORKER_POOL} connections",
+        f"{'mode':<9} {'transfers':>9} {'transfers/s':>12} {'payment p50 ms':>15} {'p99 ms':>8}",
+    ]
+    rate: dict[str, float] = {}
+    for mode, runs in pooled.items():
+        whole = Run(
+            mode,
+            1,
+            sum(x.transfers for x in runs),
+            sum(x.seconds for x in runs),
+            [v for x in runs for v in x.latencies_ms],
+        )
+        rate[mode] = whole.per_second
+        lines.append(
+            f"{mode:<9} {whole.transfers:>9,} {whole.per_second:>12,.0f}"
+            f" {whole.percentile(0.5):>15.1f} {whole.percentile(0.99):>8.1f}"
+        )
+    average = sum(sizes) / len(sizes) if sizes else 0.0
+    lines.append(
+        f"batched/alone: {rate['batched'] / rate['alone']:.2f}x"
+        f" (mean batch {average:.1f} transfers)"
+    )
+    return "\n".join(lines)
+
+
+async def main(
+    seconds: float, rounds: int, in_flight_rounds: int = 6, *, only_in_flight: bool = False
+) -> None:
     """Start a private PostgreSQL, benchmark, verify the ledger, print the tables."""
     data = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     postgres = EmbeddedPostgres(data / "postgres", free_port())
@@ -298,7 +404,9 @@ async def main(seconds: float, rounds: int) -> None:
         tables = [
             report(regime, await benchmark(engine, ids, regime, seconds, rounds))
             for regime in REGIMES
+            if not only_in_flight
         ]
+        tables.append(await in_flight_table(postgres.url, ids, seconds, in_flight_rounds))
         verified = await verify_ledger(engine)
         await engine.dispose()
         print(
@@ -318,5 +426,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per slice")
     parser.add_argument("--rounds", type=int, default=10, help="alternating slices per side")
+    parser.add_argument(
+        "--in-flight-rounds", type=int, default=6, help="alternating slices per in-flight mode"
+    )
+    parser.add_argument("--only-in-flight", action="store_true", help="skip the batch-size phases")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.seconds, arguments.rounds))
+    asyncio.run(
+        main(
+            arguments.seconds,
+            arguments.rounds,
+            arguments.in_flight_rounds,
+            only_in_flight=arguments.only_in_flight,
+        )
+    )

@@ -33,6 +33,8 @@ class Checkpoint:
     mode: str
     audit_seq: int | None
     audit_hash: str | None
+    # every chain's head (kernel/audit.AuditReport.heads); None before chains were split
+    audit_heads: dict[str, list[Any]] | None
     ledger_totals: dict[str, Any] | None
     checked_rows: int
 
@@ -58,6 +60,7 @@ async def latest(conn: AsyncConnection, kind: Kind) -> Checkpoint | None:
         mode=row.mode,
         audit_seq=row.audit_seq,
         audit_hash=row.audit_hash,
+        audit_heads=row.audit_heads,
         ledger_totals=row.ledger_totals,
         checked_rows=row.checked_rows,
     )
@@ -72,10 +75,11 @@ async def record(
     actor: str,
     audit_seq: int | None = None,
     audit_hash: str | None = None,
+    audit_heads: dict[str, list[Any]] | None = None,
     ledger_totals: dict[str, Any] | None = None,
     with_id: Callable[[int], Awaitable[None]] | None = None,
 ) -> int:
-    """Insert a checkpoint and append it to the audit chain, inside the caller's
+    """Insert a checkpoint and append it to the platform's audit chain, inside the caller's
     transaction (call it last: appending holds the chain's lock until commit). `with_id`
     runs between the two, with the new checkpoint's id (what it verified is written with
     it, before the chain's lock is taken)."""
@@ -87,6 +91,7 @@ async def record(
                 mode=mode,
                 audit_seq=audit_seq,
                 audit_hash=audit_hash,
+                audit_heads=audit_heads,
                 ledger_totals=ledger_totals,
                 checked_rows=checked_rows,
             )
@@ -106,6 +111,8 @@ async def record(
             "checked_rows": checked_rows,
             "audit_seq": audit_seq,
             "audit_hash": audit_hash,
+            # the tenants' chains' heads, anchored into the platform chain by this record
+            "audit_heads": audit_heads,
             "ledger_totals": ledger_totals,
         },
         idempotency_key=f"checkpoint:{checkpoint_id}",

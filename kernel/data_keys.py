@@ -41,6 +41,10 @@ class PostgresKeyStore:
         """The subject's key, or None when there is none (never made, or shredded)."""
         # the engine is looked up per call: tests and tools dispose engines between uses
         async with get_engine(self._settings).connect() as conn:
+            # one statement, no transaction around it: no BEGIN and ROLLBACK round trips,
+            # and no session idle in a transaction while this busy process gets back to it
+            # (every workflow start and payload read comes here)
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             row = (
                 await conn.execute(
                     select(payload_data_keys.c.master_key_id, payload_data_keys.c.wrapped).where(

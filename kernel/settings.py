@@ -166,6 +166,11 @@ class WorkerSettings(Section):
     # worker polls the role queues too), while off strands activities unless every worker
     # runs every role; the all-in-one stacks (make dev, compose, tests) switch it off.
     split_activity_queues: bool = _var(True, "PAYMENTS_SPLIT_ACTIVITY_QUEUES")
+    # ledger activities' micro-batcher (ledger/batcher.py): holds, posts, voids and returns
+    # arriving within this many milliseconds go to the ledger as one batch (at most
+    # `ledger_batch_max`); 0 sends each alone
+    ledger_batch_window_ms: float = 2.0
+    ledger_batch_max: int = 100
     # the worker's Prometheus endpoint (Temporal SDK metrics); 0 switches it off
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464

@@ -244,8 +244,10 @@ webhook_deliveries = Table(
 audit_log = Table(
     "audit_log",
     metadata,
+    # (chain, seq, at) is unique: each chain (a tenant's; '': the platform's) numbers its own
     Column("seq", BigInteger, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("chain", Text, nullable=False, server_default=""),
     Column("tenant_id", Text),
     Column("actor", Text, nullable=False),
     Column("action", Text, nullable=False),
@@ -267,6 +269,8 @@ verification_checkpoints = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("audit_seq", BigInteger),
     Column("audit_hash", Text),
+    # every chain's head it verified: {"": [seq, hash], "<tenant>": [seq, hash]}
+    Column("audit_heads", JSONB),
     Column("ledger_totals", JSONB),
     Column("checked_rows", BigInteger, nullable=False),
 )

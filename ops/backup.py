@@ -328,7 +328,8 @@ class Backups:
     def _head(self, server: EmbeddedPostgres) -> ArchiveHead:
         with psycopg.connect(server._dsn(server.database), autocommit=True) as conn:
             chain = conn.execute(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                # the platform chain's head (a checkpoint there anchors the tenants' chains)
+                "SELECT seq, hash FROM audit_log WHERE chain = '' ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             # the newest commit a restore keeps: payments change on every step, the audit
             # chain on every decision, the ledger on every transfer

@@ -13,8 +13,10 @@ continue from:
   `ledger verify` recomputes each account from its anchor plus its live entries. A month is
   archived only when every hold in it is resolved (a post or void must find its hold) and
   both legs of every transfer are in it (they are written in one statement).
-- audit: the month's first and last sequence numbers, the hash its first record links to,
-  and its last record's hash. The live chain must continue from that hash; the full
+- audit: the month's first and last sequence numbers of the platform chain, the hash its
+  first record links to, and its last record's hash; under "chains", every tenant chain's
+  last archived sequence number and hash (carried from month to month, so the newest
+  archive holds every chain's). Each live chain must continue from its hash; the full
   `audit verify` starts there.
 
 `payments archive verify DIR` reads the files back: every file's checksum and row count
@@ -374,8 +376,9 @@ def recompute(prev_hash: str, row: dict[str, Any]) -> str:
 async def archive_audit_month(
     engine: AsyncEngine, month: date, directory: Path, *, settle: timedelta = SETTLE
 ) -> ArchiveResult:
-    """Write the month's audit records to `directory` (checking that they chain), detach and
-    drop its partition; the live chain must continue from its last hash."""
+    """Write the month's audit records to `directory` (checking that each chain's records
+    chain), detach and drop its partition; each live chain must continue from its last
+    hash."""
     partition = partition_name("audit_log", month)
     directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (an ops command's only task)
     result = ArchiveResult(month, directory / f"{_stem('audit_log', month)}.manifest.json")
@@ -384,34 +387,65 @@ async def archive_audit_month(
         async with conn.begin():
             await _refuse_unless_oldest(conn, ("audit_log",), month)
             last = await _refuse_unless_verified(conn, "audit", month, settle)
-            seq, prev = await audit.archive_anchor(conn)
+            # every chain's head so far: its last archived record (carried month to month)
+            heads = await audit.archive_anchors(conn)
+            seq, prev = heads.get(audit.PLATFORM_KEY, (0, audit.GENESIS))
             first = {"first_seq": seq + 1, "prev_hash": prev}
+            touched: set[str] = set()
             writer = _Writer(directory, f"{_stem('audit_log', month)}.jsonl.gz")
-            async for row in _rows(conn, partition, "seq"):
+            async for row in _rows(conn, partition, "chain, seq"):
+                key = audit.chain_key(row.get("chain") or None)
+                seq, prev = heads.get(key, (0, audit.GENESIS))
+                name = _record_name(row)
                 if row["seq"] != seq + 1 or row["prev_hash"] != prev:
-                    raise ArchiveRefusedError(f"audit record {row['seq']} does not continue")
+                    raise ArchiveRefusedError(f"{name} does not continue")
                 if recompute(prev, row) != row["hash"]:
-                    raise ArchiveRefusedError(f"audit record {row['seq']} was altered")
-                seq, prev = row["seq"], row["hash"]
+                    raise ArchiveRefusedError(f"{name} was altered")
+                heads[key] = (row["seq"], row["hash"])
+                touched.add(key)
                 writer.write(row)
-            if last.audit_seq is None or last.audit_seq <= seq:
-                raise ArchiveRefusedError(
-                    "the last audit checkpoint is inside the month: run `payments audit verify`"
-                )
+            verified = last.audit_heads or {audit.PLATFORM_KEY: [last.audit_seq, None]}
+            for key in sorted(touched):
+                # the platform chain's checkpoint is a record after the month's: strictly
+                # later; a tenant's chain may have ended in the month, its head verified
+                checked = verified.get(key, [None])[0]
+                month_last = heads[key][0]
+                if checked is None or checked < month_last or (not key and checked == month_last):
+                    raise ArchiveRefusedError(
+                        "the last audit checkpoint is inside the month: run `payments audit verify`"
+                    )
             result.files.append(writer.close())
+    seq, prev = heads.get(audit.PLATFORM_KEY, (0, audit.GENESIS))
+    chains = {
+        key: {"last_seq": s, "last_hash": h}
+        for key, (s, h) in sorted(heads.items())
+        if key != audit.PLATFORM_KEY
+    }
     result.anchors = {**first, "last_seq": seq, "last_hash": prev}
+    if chains:
+        result.anchors["chains"] = chains
     async with engine.begin() as conn:
         await _record(conn, "audit_log", month, result.files[0], result.anchors)
         await _detach(conn, "audit_log", partition)
-        following = (
-            await conn.execute(
-                select(audit_log.c.seq, audit_log.c.prev_hash).order_by(audit_log.c.seq).limit(1)
-            )
-        ).first()
-        if following is not None and (following.seq, following.prev_hash) != (seq + 1, prev):
-            raise ArchiveRefusedError(
-                f"audit record {following.seq} of a later month does not continue the archive"
-            )
+        for key in sorted(touched | {audit.PLATFORM_KEY}):
+            chain = audit.key_chain(key)
+            following = (
+                await conn.execute(
+                    select(audit_log.c.seq, audit_log.c.prev_hash)
+                    .where(audit.in_chain(chain))
+                    .order_by(audit_log.c.seq)
+                    .limit(1)
+                )
+            ).first()
+            last_seq, last_hash = heads.get(key, (0, audit.GENESIS))
+            if following is not None and (following.seq, following.prev_hash) != (
+                last_seq + 1,
+                last_hash,
+            ):
+                raise ArchiveRefusedError(
+                    f"{audit.record_name(chain, following.seq)} of a later month does not "
+                    "continue the archive"
+                )
         _write_manifest(
             directory,
             "audit_log",
@@ -425,6 +459,12 @@ async def archive_audit_month(
         )
         await _audit_the_archive(conn, result, "audit")
     return result
+
+
+def _record_name(record: dict[str, Any]) -> str:
+    """How a problem names an archived audit record."""
+    name = audit.record_name(record.get("chain") or None, record["seq"])
+    return f"audit record {name.removeprefix('entry ')}"
 
 
 # --- reading an archive back --------------------------------------------------------------
@@ -448,9 +488,10 @@ async def verify_archive(engine: AsyncEngine, directory: Path) -> list[str]:
             )
         }
         anchors = await _anchors(conn)
-        live_seq, live_hash = await audit.archive_anchor(conn)
+        live = await audit.archive_anchors(conn)
     seen: set[str] = set()
-    prev_seq, prev_hash = 0, audit.GENESIS
+    # each audit chain's last archived record read so far
+    chains: dict[str, tuple[int, str]] = {}
     states: dict[str, Anchor] = {}
     # (an ops command: blocking file reads stall nothing else)
     for manifest_path in sorted(directory.glob("*.manifest.json")):  # noqa: ASYNC240
@@ -473,13 +514,15 @@ async def verify_archive(engine: AsyncEngine, directory: Path) -> list[str]:
             for record in _read(path):
                 count += 1
                 if row.table_name == "audit_log":
+                    key = audit.chain_key(record.get("chain") or None)
+                    prev_seq, prev_hash = chains.get(key, (0, audit.GENESIS))
                     if record["seq"] != prev_seq + 1 or record["prev_hash"] != prev_hash:
-                        problems.append(f"audit record {record['seq']}: the chain breaks")
+                        problems.append(f"{_record_name(record)}: the chain breaks")
                         break
                     if recompute(prev_hash, record) != record["hash"]:
-                        problems.append(f"audit record {record['seq']} was altered")
+                        problems.append(f"{_record_name(record)} was altered")
                         break
-                    prev_seq, prev_hash = record["seq"], record["hash"]
+                    chains[key] = (record["seq"], record["hash"])
                 elif row.table_name == "ledger_entries":
                     account = record["account_id"]
                     state = continue_chain(states.get(account), record)
@@ -492,11 +535,15 @@ async def verify_archive(engine: AsyncEngine, directory: Path) -> list[str]:
     for name in recorded:
         if name not in seen:
             problems.append(f"{name}: recorded as archived but not in {directory}")
-    if (prev_seq, prev_hash) != (live_seq, live_hash):
-        problems.append(
-            f"the archived audit chain ends at record {prev_seq}, the database continues "
-            f"from record {live_seq}"
-        )
+    for key in sorted({audit.PLATFORM_KEY, *chains, *live}):
+        read_seq, read_hash = chains.get(key, (0, audit.GENESIS))
+        live_seq, live_hash = live.get(key, (0, audit.GENESIS))
+        if (read_seq, read_hash) != (live_seq, live_hash):
+            which = "audit chain" if not key else f"audit chain of tenant {key}"
+            problems.append(
+                f"the archived {which} ends at record {read_seq}, the database continues "
+                f"from record {live_seq}"
+            )
     if states != anchors:
         differing = sorted(set(states.items()) ^ set(anchors.items()))
         problems.append(

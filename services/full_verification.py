@@ -26,21 +26,29 @@ _CURSOR_FIELDS = [f.name for f in fields(full.Cursor)]
 async def _start(engine: AsyncEngine, state: FullVerifyState) -> FullVerifyState:
     """The first state of a verification: its phase and how many rows there are to read."""
     if state.kind == "audit":
-        # archived months are not in the database: the chain continues from the last
-        # archived record (`payments archive verify` checks the archive up to it)
+        # archived months are not in the database: each chain continues from its last
+        # archived record (`payments archive verify` checks the archive up to it); the
+        # platform chain first, then each tenant's
         async with engine.connect() as conn:
-            head = (await conn.execute(audit.LAST_LINK)).first()
-            seq, hash_ = await audit.archive_anchor(conn)
-        return replace(
-            state,
-            phase="chain",
-            audit_seq=seq,
-            audit_hash=hash_,
-            rows_total=(head.seq if head else 0) - seq,
+            archived = await audit.archive_anchors(conn)
+            keys = sorted({audit.PLATFORM_KEY, *await audit.tenant_chains(conn), *archived})
+            total = 0
+            for key in keys:
+                head = (await conn.execute(audit.last_link_query(audit.key_chain(key)))).first()
+                total += max((head.seq if head else 0) - archived.get(key, (0, ""))[0], 0)
+        return _enter_chain(
+            replace(state, phase="chain", audit_chains=keys, rows_total=total), archived
         )
     entries, transfers = await full.sizes(engine)
     await full.start(engine, state.run_key)
     return replace(state, phase="entries", rows_total=entries + transfers)
+
+
+def _enter_chain(state: FullVerifyState, archived: dict[str, tuple[int, str]]) -> FullVerifyState:
+    """Start the next chain left in `state`, from its archive anchor."""
+    key, *rest = state.audit_chains
+    seq, hash_ = archived.get(key, (0, audit.GENESIS))
+    return replace(state, audit_chain=key, audit_chains=rest, audit_seq=seq, audit_hash=hash_)
 
 
 async def next_chunk(
@@ -51,18 +59,30 @@ async def next_chunk(
         state = await _start(engine, state)
     if state.kind == "audit":
         report, done = await audit.verify_chunk(
-            engine, state.audit_seq, state.audit_hash, chunk_size
+            engine,
+            state.audit_seq,
+            state.audit_hash,
+            chunk_size,
+            audit.key_chain(state.audit_chain),
         )
-        return replace(
+        heads = {**state.audit_heads, state.audit_chain: [report.head_seq, report.head_hash]}
+        after = replace(
             state,
-            phase="done" if done and report.ok else state.phase,
             audit_seq=report.head_seq,
             audit_hash=report.head_hash,
             records=state.records + report.entries,
             rows_done=state.rows_done + report.entries,
             chunks=state.chunks + 1,
             problems=list(report.problems),
+            audit_heads=heads,
         )
+        if not (done and report.ok):
+            return after
+        if not after.audit_chains:
+            return replace(after, phase="done")
+        async with engine.connect() as conn:
+            archived = await audit.archive_anchors(conn)
+        return _enter_chain(after, archived)
     cursor = full.Cursor(**{name: getattr(state, name) for name in _CURSOR_FIELDS})
     chunk = await full.verify_chunk(engine, cursor, chunk_size, state.run_key)
     return replace(
@@ -104,6 +124,7 @@ async def finish(engine: AsyncEngine, state: FullVerifyState, actor: str) -> Ful
     if state.kind == "audit":
         if result.problems:
             return result
+        platform = state.audit_heads[audit.PLATFORM_KEY]
         async with engine.begin() as conn:
             result.checkpoint_id = await checkpoints.record(
                 conn,
@@ -111,8 +132,9 @@ async def finish(engine: AsyncEngine, state: FullVerifyState, actor: str) -> Ful
                 mode="full",
                 checked_rows=state.records,
                 actor=actor,
-                audit_seq=state.audit_seq,
-                audit_hash=state.audit_hash,
+                audit_seq=int(platform[0]),
+                audit_hash=str(platform[1]),
+                audit_heads=state.audit_heads,
             )
         result.ok = True
         return result

@@ -109,12 +109,45 @@ async def initiate_payment(
     engine: AsyncEngine, temporal: Client, settings: Settings, order: PaymentOrder
 ) -> Initiated:
     """Create the payment and start its workflow; safe to re-run with the same order (the
-    payment id derives from the idempotency key, and the workflow id is the payment id)."""
+    payment id derives from the idempotency key, and the workflow id is the payment id).
+
+    No transaction is open while Temporal is called: the workflow is started first, then
+    the payment's row, first status, event and audit record commit in one short
+    transaction. If Temporal refuses, nothing was written; if the transaction does not
+    commit, the workflow moves no money: its last step before the hold
+    (`check_payment_limits`) waits, retried, for the row (PaymentNotCommittedError), and the
+    client's retry under the same key commits it (the start joins the running workflow)."""
+    # what the workflow's input needs, each read a statement of its own (no transaction:
+    # the one that writes the payment reads the counterparty again under its lock)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        if order.counterparty_id is not None:
+            order = replace(
+                order,
+                creditor=await counterparty_creditor(
+                    conn, order.tenant_id, order.counterparty_id, order.rail
+                ),
+            )
+        existing = (
+            await conn.execute(
+                select(payments.c.id, payments.c.created_at).where(
+                    payments.c.id == order.payment_id
+                )
+            )
+        ).first()
+    if existing is not None:
+        # a re-run after a crash, unless it is older than its key's record is kept: a new
+        # request reusing an expired key (nothing is started, emitted or audited again)
+        refuse_expired_key(existing.created_at, existing.id, settings.retention.idempotency_seconds)
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
+        await start_payment_workflow(temporal, settings, order)
     async with UnitOfWork(engine, DeliveryStarter(temporal, settings)) as uow:
         conn = uow.conn
         if order.counterparty_id is not None:
-            # read in this transaction (a disable committed before it is seen, one after it
-            # waits for the payment to commit): the creditor the payment keeps for ever
+            # read again in this transaction (a disable committed before it is seen, one
+            # after it waits for the payment to commit): the creditor the payment keeps for
+            # ever (if it was disabled since the read above, the request fails and the
+            # started workflow, finding no row, moves nothing)
             order = replace(
                 order,
                 creditor=await counterparty_creditor(
@@ -134,9 +167,6 @@ async def initiate_payment(
             row = (
                 await conn.execute(select(payments).where(payments.c.id == order.payment_id))
             ).one()
-            # ... unless it is older than its key's record is kept: a new request reusing
-            # an expired key (nothing is started, emitted or audited again)
-            refuse_expired_key(row.created_at, row.id, settings.retention.idempotency_seconds)
         else:
             await conn.execute(
                 payment_status_history.insert().values(
@@ -154,10 +184,6 @@ async def initiate_payment(
             at=row.created_at,
             payment_id=row.id,
         )
-        # Started inside the transaction: if Temporal refuses, the payment row rolls back
-        # and nothing exists; the workflow id is the payment id, so it can start only once.
-        with contextlib.suppress(WorkflowAlreadyStartedError):  # re-run after it finished
-            await start_payment_workflow(temporal, settings, order)
         uow.audit(
             actor=order.initiated_by,
             action="payment.initiated",
@@ -212,8 +238,8 @@ async def start_payment_workflow(temporal: Client, settings: Settings, order: Pa
         ),
         id=order.payment_id,
         task_queue=settings.temporal.task_queue,
-        # a hung server answers 503 (the caller's transaction rolls back) instead of holding
-        # the request; a start that did reach it is joined by the retry (USE_EXISTING)
+        # a hung server answers 503 (nothing was written yet) instead of holding the
+        # request; a start that did reach it is joined by the retry (USE_EXISTING)
         rpc_timeout=timedelta(seconds=settings.api.temporal_rpc_timeout_seconds),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -93,7 +93,12 @@ class UnitOfWork:
         assert transaction is not None
         try:
             if exc_type is None:
-                for record in self._audits:
+                # tenants' chains before the platform's, each chain's records in the order
+                # they were added: every transaction takes chain locks in one order, so two
+                # of them never wait on each other's (a deadlock)
+                for record in sorted(
+                    self._audits, key=lambda r: (r.tenant_id is None, r.tenant_id or "")
+                ):
                     await audit.append_in(
                         conn,
                         actor=record.actor,

@@ -35,7 +35,8 @@ class Verification:
 
 
 async def verify_audit_trail(engine: AsyncEngine, *, full: bool, actor: str) -> Verification:
-    """Recompute the audit chain after the last checkpoint's anchor (or from its start)."""
+    """Recompute every audit chain after the last checkpoint's anchors (or from its start);
+    the checkpoint it writes anchors every chain's head into the platform chain."""
     async with engine.connect() as conn:
         last = None if full else await checkpoints.latest(conn, "audit")
     if last is None or last.audit_seq is None or last.audit_hash is None:
@@ -43,10 +44,13 @@ async def verify_audit_trail(engine: AsyncEngine, *, full: bool, actor: str) -> 
         report = await audit.verify(engine)
     else:
         mode = "incremental"
-        report = await audit.verify_after(engine, last.audit_seq, last.audit_hash)
+        # a checkpoint from before the chains were split anchors the platform chain only
+        heads = last.audit_heads or {audit.PLATFORM_KEY: [last.audit_seq, last.audit_hash]}
+        report = await audit.verify_chains(engine, heads)
     outcome = Verification(
         mode,
-        f"{report.entries} entries up to entry {report.head_seq}",
+        f"{report.entries} entries up to entry {report.head_seq}"
+        + (f" and {len(report.heads) - 1} tenant chains" if len(report.heads) > 1 else ""),
         report.entries,
         report.problems,
     )
@@ -60,6 +64,7 @@ async def verify_audit_trail(engine: AsyncEngine, *, full: bool, actor: str) -> 
                 actor=actor,
                 audit_seq=report.head_seq,
                 audit_hash=report.head_hash,
+                audit_heads=report.heads,
             )
     return outcome
 

@@ -47,6 +47,7 @@ from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings, get_settings, secret_list
 from kernel.temporal_client import connect, metrics_runtime
 from kernel.tracing import configure_tracing
+from ledger.batcher import TransferBatcher
 from workers.activity_registry import activities_by_role
 from workers.log_context import LogContextInterceptor
 from workflows.ledger_maintenance import (
@@ -101,7 +102,13 @@ def activity_implementations(
     `webhook_http` calls partners' URLs, `http` the bank and the list sources."""
     engine = get_engine(settings)
     records = PaymentRecordActivities(engine, client, settings)
-    ledger = LedgerActivities(engine)
+    batch_window = settings.worker.ledger_batch_window_ms / 1000
+    ledger = LedgerActivities(
+        engine,
+        TransferBatcher(engine, window=batch_window, max_batch=settings.worker.ledger_batch_max)
+        if batch_window > 0
+        else None,
+    )
     verification = VerificationActivities(engine)
     ach = AchAdapter(http, engine, client, settings)
     rails = RailActivities(SepaAdapter(http, settings), ach)

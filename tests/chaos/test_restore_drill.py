@@ -233,14 +233,16 @@ async def test_restore_drill_loses_no_payment(drill_stack: Stack) -> None:
             assert record is not None
             seq, prev_hash, detail = record
             previous = conn.execute(
-                "SELECT hash FROM audit_log WHERE seq = %s", (seq - 1,)
+                "SELECT hash FROM audit_log WHERE chain = '' AND seq = %s", (seq - 1,)
             ).fetchone()
             heals = conn.execute(
                 "SELECT detail->>'outcome', count(DISTINCT subject) FROM audit_log"
                 " WHERE action = 'payment.healed' GROUP BY 1"
             ).fetchall()
         assert previous is not None and previous[0] == prev_hash == detail["restored_head_hash"]
-        assert detail["lost_head_seq"] >= truth_seq > detail["restored_head_seq"], detail
+        # the heads are the platform chain's: payments extend their tenants' chains, so the
+        # loss need not have advanced it
+        assert detail["lost_head_seq"] >= truth_seq >= detail["restored_head_seq"], detail
         outcomes: dict[str, int] = {str(k): int(n) for k, n in heals}
         healed = outcomes.get("re-driven", 0)
         # every payment that moved after the restore point was healed (the in-flight ones

@@ -33,7 +33,7 @@ async def test_decisions_are_chained_and_tampering_is_caught(tenant: Tenant, sta
             await conn.execute(
                 select(audit_log.c.action, audit_log.c.actor)
                 .where(audit_log.c.subject == payment["id"])
-                .order_by(audit_log.c.seq)
+                .order_by(audit_log.c.at)
             )
         ).all()
     assert [a for a, _ in actions] == [

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kernel import audit
+from kernel import audit, checkpoints
 from kernel.tables import audit_log
 from ledger import Transfer, TransferResult, create_transfer
 from ledger.verify import verify_ledger
@@ -94,27 +94,34 @@ async def backdated_deposit(
         )
 
 
-async def backdated_audit(engine: AsyncEngine, n: int, at: datetime) -> None:
-    """`n` decisions appended to the chain at `at`, hashed as `audit.append_in` hashes."""
+async def backdated_audit(
+    engine: AsyncEngine, n: int, at: datetime, tenant: str | None = None
+) -> None:
+    """`n` decisions appended to `tenant`'s chain (None: the platform's) at `at`, hashed as
+    `audit.append_in` hashes."""
     async with engine.begin() as conn:
-        last = (await conn.execute(audit.LAST_LINK)).first()
+        last = (await conn.execute(audit.last_link_query(tenant))).first()
         seq, prev = (last.seq, last.hash) if last else (0, audit.GENESIS)
         for i in range(n):
             seq += 1
             entry: dict[str, Any] = {
                 "seq": seq,
                 "at": at.isoformat(),
-                "tenant_id": None,
+                "tenant_id": tenant,
                 "actor": ACTOR,
                 "action": "test.decided",
                 "subject": f"old{i}",
                 "detail": {},
             }
+            if tenant is not None:
+                entry["chain"] = tenant
             digest = audit.entry_hash(prev, entry)
             await conn.execute(
                 audit_log.insert().values(
                     seq=seq,
                     at=at,
+                    chain=tenant or "",
+                    tenant_id=tenant,
                     actor=ACTOR,
                     action="test.decided",
                     subject=f"old{i}",
@@ -124,6 +131,42 @@ async def backdated_audit(engine: AsyncEngine, n: int, at: datetime) -> None:
                 )
             )
             prev = digest
+
+
+async def legacy_append(engine: AsyncEngine, subject: str, tenant_id: str | None) -> None:
+    """A decision appended as before the chains were split (migration 0029): one chain for
+    every tenant, no `chain` column."""
+    async with engine.begin() as conn:
+        last = (
+            await conn.execute(text("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"))
+        ).first()
+        seq, prev = (last.seq + 1, last.hash) if last else (1, audit.GENESIS)
+        at = datetime.now(UTC)
+        entry: dict[str, Any] = {
+            "seq": seq,
+            "at": at.isoformat(),
+            "tenant_id": tenant_id,
+            "actor": ACTOR,
+            "action": "test.decided",
+            "subject": subject,
+            "detail": {},
+        }
+        await conn.execute(
+            text(
+                "INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail,"
+                " prev_hash, hash) VALUES (:seq, :at, :t, :actor, 'test.decided', :s, '{}',"
+                " :prev, :hash)"
+            ),
+            {
+                "seq": seq,
+                "at": at,
+                "t": tenant_id,
+                "actor": ACTOR,
+                "s": subject,
+                "prev": prev,
+                "hash": audit.entry_hash(prev, entry),
+            },
+        )
 
 
 def deposit_of(transfer_id: str, account: str, amount: int) -> Transfer:
@@ -173,8 +216,14 @@ async def test_an_archived_month_leaves_everything_verifiable_and_writable(
     await backdated_deposit(isolated, "dep_old_1", account, 700, BOUNDARY - timedelta(days=3))
     await backdated_deposit(isolated, "dep_old_2", idle, 300, BOUNDARY)
     await backdated_audit(isolated, 5, BOUNDARY)
+    # a tenant's chain with records in the month and after it, one that ends in the month,
+    # and one that starts after it
+    await backdated_audit(isolated, 3, BOUNDARY, "ten_a")
+    await backdated_audit(isolated, 2, BOUNDARY, "ten_quiet")
     await create_transfer(isolated, deposit_of("dep_new_1", account, 50))
     await audit.append(isolated, actor=ACTOR, action="test.decided", subject="new")
+    await audit.append(isolated, actor=ACTOR, action="test.decided", subject="a", tenant_id="ten_a")
+    await audit.append(isolated, actor=ACTOR, action="test.decided", subject="b", tenant_id="ten_b")
     month = LAST_MONTH
 
     # nothing is archived before a verification has checked it
@@ -187,6 +236,10 @@ async def test_an_archived_month_leaves_everything_verifiable_and_writable(
     assert [f.rows for f in ledger.files] == [2, 4]
     audited = await archive.archive_audit_month(isolated, month, tmp_path, settle=SETTLE)
     assert audited.anchors["first_seq"] == 1 and audited.anchors["last_seq"] == 5
+    assert {k: v["last_seq"] for k, v in audited.anchors["chains"].items()} == {
+        "ten_a": 3,
+        "ten_quiet": 2,
+    }
     async with isolated.connect() as conn:
         left = (await conn.execute(text("SELECT count(*) FROM ledger_entries"))).scalar_one()
         oldest = (await live_partitions(conn, "audit_log"))[0]
@@ -208,6 +261,7 @@ async def test_an_archived_month_leaves_everything_verifiable_and_writable(
     full_audit = await verify_audit_trail(isolated, full=True, actor=ACTOR)
     assert full_audit.ok, full_audit.problems
     assert (await verify_audit_trail(isolated, full=False, actor=ACTOR)).ok
+    assert set(await checkpoint_heads(isolated)) == {"", "ten_a", "ten_b", "ten_quiet"}
     # and so does the full verification in chunks (the FullVerification workflow's steps),
     # chunks of two rows so that anchored accounts start and end chunks
     for kind in ("ledger", "audit"):
@@ -221,6 +275,29 @@ async def test_an_archived_month_leaves_everything_verifiable_and_writable(
     path.write_bytes(gzip.compress(lines.encode()))
     problems = await archive.verify_archive(isolated, tmp_path)
     assert any("checksum" in problem for problem in problems), problems
+
+
+async def checkpoint_heads(engine: AsyncEngine) -> dict[str, Any]:
+    """The chains' heads the last audit checkpoint recorded."""
+    async with engine.connect() as conn:
+        last = await checkpoints.latest(conn, "audit")
+    assert last is not None and last.audit_heads is not None
+    return last.audit_heads
+
+
+async def test_a_month_whose_tenant_chain_was_altered_is_not_archived(
+    isolated: AsyncEngine, tmp_path: Path
+) -> None:
+    await backdated_audit(isolated, 3, BOUNDARY, "ten_a")
+    await audit.append(isolated, actor=ACTOR, action="test.decided", subject="new")
+    assert (await verify_audit_trail(isolated, full=True, actor=ACTOR)).ok
+    async with isolated.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(
+            text("UPDATE audit_log SET subject = 'x' WHERE chain = 'ten_a' AND seq = 2")
+        )
+    with pytest.raises(archive.ArchiveRefusedError, match="record 2 of tenant ten_a's chain"):
+        await archive.archive_audit_month(isolated, LAST_MONTH, tmp_path, settle=SETTLE)
 
 
 async def test_a_month_with_an_unresolved_hold_is_not_archived(
@@ -273,7 +350,7 @@ async def test_the_migration_keeps_every_row_and_its_guarantees(
         account = await new_customer_account(engine)
         for i in range(3):
             await create_transfer(engine, deposit_of(f"dep_before_{i}", account, 10))
-            await audit.append(engine, actor=ACTOR, action="test.decided", subject=f"s{i}")
+            await legacy_append(engine, f"s{i}", "ten_ledger_tests" if i == 1 else None)
         async with engine.begin() as conn:
             await conn.execute(
                 text(
@@ -312,6 +389,30 @@ async def test_the_migration_keeps_every_row_and_its_guarantees(
         await asyncio.to_thread(command.downgrade, alembic_config(settings), "0020")
         assert await _counts(engine) == counts
         await asyncio.to_thread(command.upgrade, alembic_config(settings), "head")
+        # the records written before are the platform chain's (a tenant's among them); a
+        # tenant's next decision starts that tenant's chain, and every chain verifies
+        await audit.append(
+            engine, actor=ACTOR, action="test.decided", subject="s3", tenant_id="ten_ledger_tests"
+        )
+        await audit.append(engine, actor=ACTOR, action="test.decided", subject="s4")
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(audit_log.c.chain, audit_log.c.seq).order_by(audit_log.c.at)
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("", 1),
+            ("", 2),
+            ("", 3),
+            ("ten_ledger_tests", 1),
+            ("", 4),
+        ]
+        chained = await audit.verify(engine)
+        assert chained.ok and set(chained.heads) == {"", "ten_ledger_tests"}
+        # one chain again would number a tenant's records among the platform's: refused
+        with pytest.raises(Exception, match="tenant chains"):
+            await asyncio.to_thread(command.downgrade, alembic_config(settings), "0027")
     finally:
         await engine.dispose()
 

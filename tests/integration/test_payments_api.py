@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from dataclasses import replace
@@ -13,7 +14,9 @@ from sqlalchemy import text
 from activities.limits import LimitActivities, PaymentNotCommittedError, tier_limits
 from kernel.api_keys import create_key
 from kernel.db import dispose_engines, get_engine
+from kernel.temporal_client import connect
 from ops.devstack import Stack, binary
+from services.payments import PaymentOrder, initiate_payment, start_payment_workflow
 from tests.bank_client import bank_client
 from tests.integration.helpers import (
     TERMINAL,
@@ -409,3 +412,48 @@ async def test_no_money_moves_for_a_payment_whose_row_never_committed(
     finally:
         await dispose_engines()
     assert committed.exceeded == []
+
+
+async def test_a_workflow_started_before_its_row_commits_moves_no_money_until_it_does(
+    tenant: Tenant, stack: Stack
+) -> None:
+    # POST /v1/payments starts the workflow before the transaction that writes the payment
+    # (no transaction waits on Temporal): a workflow whose row is not there yet runs up to
+    # its limits check and holds nothing; the client's retry commits the row and it goes on
+    account = await funded_account(tenant, 1_000)
+    order = PaymentOrder(
+        payment_id=f"pay_{uuid.uuid4().hex[:20]}",
+        tenant_id=tenant.tenant_id,
+        initiated_by="test",
+        key_id="key_test",
+        account_id=account["id"],
+        customer_id=account["customer_id"],
+        amount=100,
+        currency="EUR",
+        rail="sepa",
+        creditor=payment_body(account["id"])["creditor"],
+    )
+    engine = get_engine(stack.settings)
+    client = await connect(stack.settings)
+    screened = text(
+        "SELECT count(*) FROM audit_log WHERE subject = :p AND action = 'screening.completed'"
+    )
+    held = text("SELECT count(*) FROM ledger_transfer_ids WHERE id = :h")
+    try:
+        await start_payment_workflow(client, stack.settings, order)
+        async with engine.connect() as conn:
+            # screening is the step before the limits check
+            while not (await conn.execute(screened, {"p": order.payment_id})).scalar_one():
+                await conn.commit()
+                await asyncio.sleep(0.05)
+            await conn.commit()
+        await asyncio.sleep(0.5)  # (room for a wrong hold to happen: not an assertion's time)
+        async with engine.connect() as conn:
+            assert (await conn.execute(held, {"h": f"{order.payment_id}:hold"})).scalar_one() == 0
+        initiated = await initiate_payment(engine, client, stack.settings, order)
+        assert initiated.first_time
+        await wait_for_status(tenant.partner, order.payment_id, {"settled"})
+        async with engine.connect() as conn:
+            assert (await conn.execute(held, {"h": f"{order.payment_id}:hold"})).scalar_one() == 1
+    finally:
+        await dispose_engines()

@@ -61,7 +61,9 @@ from api.routers.rails import (
 from api.routers.webhooks import event_cursor_query, events_page_query
 from kernel.audit import (
     ARCHIVE_ANCHOR,
+    CHAINS,
     LAST_LINK,
+    last_link_query,
     link_query,
     recorded_query,
     records_after_query,
@@ -220,6 +222,13 @@ INSERT INTO audit_log (seq, at, tenant_id, actor, action, subject, detail, idemp
 SELECT row_number() OVER (ORDER BY created_at, id), created_at, tenant_id, 'seed',
        'payment.initiated', id, '{{}}', id || ':initiated', 'h' || id, 'h' || id || '+'
 FROM payments;
+-- and each payment's screening in its tenant's chain (migration 0029)
+INSERT INTO audit_log (seq, at, chain, tenant_id, actor, action, subject, detail,
+                       idempotency_key, prev_hash, hash)
+SELECT row_number() OVER (PARTITION BY tenant_id ORDER BY created_at, id), created_at,
+       tenant_id, tenant_id, 'seed', 'screening.completed', id, '{{}}', id || ':screening',
+       's' || id, 's' || id || '+'
+FROM payments;
 
 -- the bank's callbacks acted on, one per payment, over the two months (most past pruning)
 INSERT INTO rail_callback_receipts (event_id, received_at)
@@ -360,6 +369,8 @@ PROBES: dict[str, Probe] = {
         {},
     ),
     "audit: last link": lambda c: (LAST_LINK, {}),
+    "audit: last link of a tenant's chain": lambda c: (last_link_query("ten_a"), {}),
+    "audit verify: the tenants' chains (skip scan)": lambda c: (CHAINS, {}),
     "audit: key recorded": lambda c: (recorded_query("pay_00000000007:initiated"), {}),
     "ledger gauge: open payments (OPEN_PAYMENTS)": lambda c: (OPEN_PAYMENTS, {}),
     "ledger gauge: waiting for ops, by reason (ACTION_REASONS)": lambda c: (ACTION_REASONS, {}),

@@ -3,6 +3,7 @@
 # no `from __future__ import annotations`: the workflow sandbox resolves string annotations
 # in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 from dataclasses import dataclass, field
+from typing import Any
 
 GENESIS_HASH = "0" * 64
 
@@ -27,9 +28,13 @@ class FullVerifyState:
     credits_posted: int = 0
     # ledger transfers: the last transfer checked
     transfer_id: str = ""
-    # audit: the last record verified and its hash
+    # audit: the chain being read ("" the platform's, else a tenant's), its last record
+    # verified and that record's hash; the chains still to read; every chain's head verified
+    audit_chain: str = ""
     audit_seq: int = 0
     audit_hash: str = GENESIS_HASH
+    audit_chains: list[str] = field(default_factory=list)
+    audit_heads: dict[str, list[Any]] = field(default_factory=dict)
     # what was read: entries, accounts, transfers (ledger) or records (audit)
     entries: int = 0
     accounts: int = 0
@@ -50,7 +55,10 @@ class FullVerifyState:
     def describe(self) -> str:
         """What was read, for the command's report."""
         if self.kind == "audit":
-            what = f"{self.records} entries up to entry {self.audit_seq}"
+            platform = self.audit_heads.get("", [self.audit_seq])[0]
+            what = f"{self.records} entries up to entry {platform}"
+            if len(self.audit_heads) > 1:
+                what += f" and {len(self.audit_heads) - 1} tenant chains"
         else:
             what = f"{self.accounts} accounts, {self.entries} entries, {self.transfers} transfers"
         return f"{what}, in {self.chunks} chunks"
