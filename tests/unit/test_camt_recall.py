@@ -60,7 +60,7 @@ def test_a_recall_outside_the_rulebook_reasons_is_refused() -> None:
 
 
 def test_an_id_too_long_for_the_schema_is_refused() -> None:
-    with pytest.raises(SchemaError, match="camt.056.001.12 schema violation"):
+    with pytest.raises(SchemaError, match=r"camt\.056\.001\.12 schema violation"):
         build_camt056(_request(assignment_id="x" * 36))
 
 
