@@ -104,6 +104,8 @@ payments = Table(
     Column("details_erased_at", DateTime(timezone=True)),
     # migration 0027: the saved counterparty its creditor was taken from
     Column("counterparty_id", Text),
+    # migration 0028: the sender's recall of the settled payment (services/recalls.py)
+    Column("recall", JSONB),
 )
 
 payment_status_history = Table(
