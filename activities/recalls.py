@@ -73,6 +73,7 @@ class RecallActivities:
                 str(creditor.get("routing_number") or ""),
                 str(creditor.get("account_number") or ""),
                 transaction_code=REVERSAL_CODE,
+                sealed_for=row.id,
             )
             return RecallSent(sent.message_id, sent.reference)
         sepa = self._settings.sepa
