@@ -43,6 +43,7 @@ from payments_client.models import (
     PaymentOut,
     PaymentStatus,
     Readiness,
+    RecallCreate,
     ReconciliationCreate,
     ReconciliationList,
     ReconciliationOut,
@@ -79,6 +80,7 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "review_payment": ("POST", "/v1/payments/{payment_id}/review"),
     "cancel_payment": ("POST", "/v1/payments/{payment_id}/cancel"),
     "retry_payment": ("POST", "/v1/payments/{payment_id}/retry"),
+    "recall_payment": ("POST", "/v1/payments/{payment_id}/recall"),
     "screen": ("POST", "/v1/screenings"),
     "create_counterparty": ("POST", "/v1/counterparties"),
     "list_counterparties": ("GET", "/v1/counterparties"),
@@ -397,6 +399,20 @@ class PaymentsClient:
             PaymentOut,
             self.request(
                 "retry_payment", path={"payment_id": payment_id}, idempotency_key=idempotency_key
+            ),
+        )
+
+    def recall_payment(
+        self, payment_id: str, body: RecallCreate, *, idempotency_key: str | None = None
+    ) -> PaymentOut:
+        """Ask for a settled payment's money back (SEPA recall, ACH reversal)."""
+        return cast(
+            PaymentOut,
+            self.request(
+                "recall_payment",
+                path={"payment_id": payment_id},
+                json=body,
+                idempotency_key=idempotency_key,
             ),
         )
 
