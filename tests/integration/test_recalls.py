@@ -157,6 +157,15 @@ async def test_ach_reversal_accepted_returns_the_funds(tenant: Tenant, stack: St
     assert (await balances(tenant.partner, account["id"]))["posted"] == 10_000
     reversal = [e for e in at_bank["entries"] if e["trace_number"] == row.trace_number]
     assert [(e["amount"], e["status"]) for e in reversal] == [(2_500, "settled")]
+    # the bank booked the reversal in under its own trace number, the ledger the return of
+    # the payment: reconciliation pairs them
+    day = at_bank["settlement_date"]
+    run = await tenant.ops.post(
+        "/v1/reconciliations", json={"statement_date": day, "rails": ["ach"]}
+    )
+    assert run.status_code == 200, run.text
+    (result,) = run.json()["data"]
+    assert [d for d in result["discrepancies"] if d["reference"] == row.trace_number] == [], result
 
 
 async def test_bad_recalls_are_refused_and_create_nothing(tenant: Tenant, stack: Stack) -> None:
