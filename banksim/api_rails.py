@@ -69,6 +69,23 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+async def _xml_body(request: Request, what: str) -> bytes | Response:
+    """The request's XML body, or the problem with it (not XML: 415; too large: 413)."""
+    if _media_type(request) not in XML_MEDIA_TYPES:
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            f"send the {what} with Content-Type: application/xml",
+        )
+    body = await request.body()
+    if len(body) > MAX_MESSAGE_BYTES:
+        return problem(
+            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
+        )
+    return body
+
+
 async def _draw_fault(bank: Bank) -> SubmissionFault:
     if bank.faults.config.latency_seconds > 0:
         await asyncio.sleep(bank.faults.config.latency_seconds)
@@ -138,18 +155,9 @@ async def receive_message(request: Request) -> Response:
     fault = await _draw_fault(bank)
     if fault is SubmissionFault.ERROR:
         return _unavailable()
-    if _media_type(request) not in XML_MEDIA_TYPES:
-        return problem(
-            415,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "send the pacs.008 with Content-Type: application/xml",
-        )
-    body = await request.body()
-    if len(body) > MAX_MESSAGE_BYTES:
-        return problem(
-            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
-        )
+    body = await _xml_body(request, "pacs.008")
+    if isinstance(body, Response):
+        return body
     try:
         message = parse_pacs008(body)
     except SchemaError as exc:
@@ -216,18 +224,9 @@ async def status_request(request: Request) -> Response:
     bank = get_bank(request)
     if bank.faults.status_request_fails():
         return _unavailable()
-    if _media_type(request) not in XML_MEDIA_TYPES:
-        return problem(
-            415,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "send the pacs.028 with Content-Type: application/xml",
-        )
-    body = await request.body()
-    if len(body) > MAX_MESSAGE_BYTES:
-        return problem(
-            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
-        )
+    body = await _xml_body(request, "pacs.028")
+    if isinstance(body, Response):
+        return body
     try:
         status_req = parse_pacs028(body)
     except SchemaError as exc:
@@ -373,15 +372,9 @@ async def receive_recall(request: Request) -> Response:
     fault = await _draw_fault(bank)
     if fault is not SubmissionFault.NONE:
         return _unavailable()
-    if _media_type(request) not in XML_MEDIA_TYPES:
-        return problem(
-            415, "unsupported_media_type", "Unsupported media type", "send application/xml"
-        )
-    body = await request.body()
-    if len(body) > MAX_MESSAGE_BYTES:
-        return problem(
-            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
-        )
+    body = await _xml_body(request, "camt.056")
+    if isinstance(body, Response):
+        return body
     try:
         recall = parse_camt056(body)
     except SchemaError as exc:

@@ -21,11 +21,11 @@ import logging
 from banksim.bank import Bank
 from banksim.clock import to_datetime
 from banksim.outbox import CallbackKind
-from banksim.sepa import MESSAGE_ID_HEADER, RAIL, _current_status, booking_date, report_id
-from banksim.store import Booking, Job, normalize_iban
+from banksim.sepa import MESSAGE_ID_HEADER, current_status, report_id, send_return
+from banksim.store import Job, normalize_iban
 from iso20022.camt029 import ACCEPTED, REJECTED, Resolution, build_camt029
 from iso20022.camt056 import CancellationRequest
-from iso20022.pacs004 import PaymentReturn, ReturnedTransaction, build_pacs004
+from iso20022.pacs004 import ReturnedTransaction
 from iso20022.pacs008 import parse_pacs008
 
 logger = logging.getLogger("banksim")
@@ -52,7 +52,7 @@ def _creditor_iban(bank: Bank, message_id: str, end_to_end_id: str) -> str | Non
 
 def receive_recall(bank: Bank, request: CancellationRequest) -> None:
     """Schedule the answer to a validated camt.056 (decided now, sent after the delay)."""
-    status = _current_status(bank, request.original_message_id, request.end_to_end_id)
+    status = current_status(bank, request.original_message_id, request.end_to_end_id)
     iban = _creditor_iban(bank, request.original_message_id, request.end_to_end_id)
     code, delay = ACCEPT_CODE, bank.settings.banksim.recall_answer_delay_seconds
     if status is None or status.status != "ACSC" or iban is None:
@@ -115,41 +115,12 @@ def _return_funds(bank: Bank, job: Job) -> None:
         str(payload["currency"]),
         FOLLOWING_CANCELLATION,
     )
-    bank.store.add_booking(
-        Booking(
-            RAIL,
-            booking_date(job.due_at),
-            job.due_at,
-            "CRDT",
-            returned.amount_minor,
-            returned.currency,
-            returned.end_to_end_id,
-            None,
-            returned.reason_code,
-            source_id=job.ref,
-        )
-    )
-    payment_return = PaymentReturn(
-        message_id=report_id(),
-        original_message_id=job.ref,
-        created_at=to_datetime(job.due_at),
-        transactions=[returned],
-    )
-    xml = build_pacs004(payment_return)
-    bank.store.save_report(job.ref, RECALL_RETURN_STEP, payment_return.message_id, xml, job.due_at)
-    _send(bank, job.ref, xml, job.due_at, kind=CallbackKind.SEPA_RETURN)
+    send_return(bank, job.ref, returned, job.due_at, step=RECALL_RETURN_STEP)
 
 
-def _send(
-    bank: Bank,
-    message_id: str,
-    body: bytes,
-    at: float,
-    *,
-    kind: CallbackKind = CallbackKind.SEPA_RECALL,
-) -> None:
+def _send(bank: Bank, message_id: str, body: bytes, at: float) -> None:
     bank.outbox.enqueue(
-        kind=kind,
+        kind=CallbackKind.SEPA_RECALL,
         stream=f"sepa:{message_id}",
         body=body,
         content_type="application/xml",

@@ -24,12 +24,13 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
-from iso20022.xmltools import serialize, sub, text_at
+from iso20022.xmltools import agent, serialize, sub, text_at
 
 NS = namespace(CAMT029)
 _NSMAP = {"d": NS}
 _sub = partial(sub, NS)
 _text = partial(text_at, _NSMAP)
+_agent = partial(agent, NS)
 ACCEPTED = "CNCL"  # cancelled as per request
 REJECTED = "RJCR"  # rejected cancellation request
 # the transaction's own status (CancellationIndividualStatus1Code) for each confirmation
@@ -61,10 +62,6 @@ class Resolution:
     def accepted(self) -> bool:
         """True when the recall is accepted (the funds come back)."""
         return self.status == ACCEPTED
-
-
-def _agent(parent: etree._Element, tag: str, bic: str) -> None:
-    _sub(_sub(_sub(_sub(parent, tag), "Agt"), "FinInstnId"), "BICFI", bic)
 
 
 def build_camt029(resolution: Resolution) -> bytes:

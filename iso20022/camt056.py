@@ -25,12 +25,13 @@ from iso20022.schemas import (
     validate,
     validated_root,
 )
-from iso20022.xmltools import serialize, sub, text_at
+from iso20022.xmltools import agent, serialize, sub, text_at
 
 NS = namespace(CAMT056)
 _NSMAP = {"d": NS}
 _sub = partial(sub, NS)
 _text = partial(text_at, _NSMAP)
+_agent = partial(agent, NS)
 # the SEPA rulebook's recall reasons (ExternalCancellationReason1Code)
 RECALL_REASONS = ("DUPL", "TECH", "FRAD", "CUST")
 
@@ -57,10 +58,6 @@ class CancellationRequest:
     def __post_init__(self) -> None:
         if self.reason_code not in RECALL_REASONS:
             raise ValueError(f"reason_code must be one of {', '.join(RECALL_REASONS)}")
-
-
-def _agent(parent: etree._Element, tag: str, bic: str) -> None:
-    _sub(_sub(_sub(_sub(parent, tag), "Agt"), "FinInstnId"), "BICFI", bic)
 
 
 def build_camt056(request: CancellationRequest) -> bytes:

@@ -6,19 +6,18 @@ its window and is rejected by a return or an undelivered file."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from ops.devstack import binary
 from tests.workflows.recording import HistoryRecorder
+from tests.workflows.support import role_workers, time_skipping_env
 from workflows import steps
 from workflows.models import (
     LedgerInput,
@@ -30,7 +29,6 @@ from workflows.models import (
     RecallRef,
     RecallSent,
 )
-from workflows.queues import ROLES, queue_for
 from workflows.recall import RecallWorkflow, recall_workflow_id
 from workflows.steps import implements
 
@@ -70,27 +68,12 @@ RECORDER = HistoryRecorder("recall")
 record_histories = RECORDER.fixture()
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server")
-    )
-    yield environment
-    await environment.shutdown()
+env = pytest.fixture(scope="module")(time_skipping_env)
 
 
-@contextlib.asynccontextmanager
-async def worker_for(env: WorkflowEnvironment, fake: FakeBank) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for role in ROLES:
-            worker = Worker(
-                env.client,
-                task_queue=queue_for(QUEUE, role),
-                workflows=[RecallWorkflow] if role == "payments" else [],
-                activities=fake.activities(),
-            )
-            await stack.enter_async_context(worker)
-        yield
+def worker_for(env: WorkflowEnvironment, fake: FakeBank) -> AbstractAsyncContextManager[None]:
+    """The recall workflow and the fake's activities, a worker per role queue."""
+    return role_workers(env, QUEUE, RecallWorkflow, fake.activities())
 
 
 async def start(
