@@ -24,6 +24,11 @@ from workflows.models import RecallOutcome, RecallRef, RecallSent
 from workflows.recall import recall_workflow_id
 
 
+class RecallNotCommittedError(Exception):
+    """The payment's recall is not visible yet: the API starts the workflow inside the
+    transaction that records it. Retried."""
+
+
 class RecallActivities:
     """Sends a payment's recall and records how it ended."""
 
@@ -63,7 +68,9 @@ class RecallActivities:
         debit of the amount, company entry description REVERSAL) in the open window's file,
         under the recall workflow's id, whose batch and callbacks then signal it."""
         row, settled = await self._payment(request.payment_id)
-        recall = row.recall or {}
+        recall = row.recall
+        if recall is None:
+            raise RecallNotCommittedError(request.payment_id)
         if row.rail == "ach":
             creditor = row.creditor
             sent = await self._ach.join_window(

@@ -68,7 +68,8 @@ async def _settled_at(conn: AsyncConnection, payment_id: str) -> datetime | None
     return at
 
 
-def _check_recallable(row: Any, reason: str, settled_at: datetime | None, now: datetime) -> None:
+def check_recallable(row: Any, reason: str, settled_at: datetime | None, now: datetime) -> None:
+    """Raise `ConflictError` unless the payment `row` may be recalled for `reason` at `now`."""
     if row.recall is not None:
         raise ConflictError("payment_already_recalled", f"Payment {row.id} was recalled already.")
     if row.status != PaymentStatus.SETTLED.value:
@@ -116,7 +117,7 @@ async def request_recall(
         ).first()
         if row is None:
             raise NotFoundError("payment_not_found", f"No payment {payment_id}.")
-        _check_recallable(row, reason, await _settled_at(conn, payment_id), now)
+        check_recallable(row, reason, await _settled_at(conn, payment_id), now)
         recall = {
             "status": "requested",
             "reason": reason,

@@ -127,6 +127,22 @@ async def test_sepa_recall_rejected_leaves_the_payment_settled(
     assert (await event_types(stack, payment["id"]))[-1] == "payment.recall_rejected"
 
 
+async def reversal_entry(stack: Stack, payment_id: str) -> Any:
+    """The reversal's ACH entry (file, trace number), once the recall workflow made it."""
+    while True:
+        async with get_engine(stack.settings).connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT file_id, trace_number FROM ach_entries WHERE payment_id = :p"),
+                    {"p": recall_workflow_id(payment_id)},
+                )
+            ).first()
+        await dispose_engines()
+        if row is not None:
+            return row
+        await asyncio.sleep(0.2)
+
+
 async def test_ach_reversal_accepted_returns_the_funds(tenant: Tenant, stack: Stack) -> None:
     account = await funded_account(tenant, 10_000, "USD")
     payment = await pay(tenant.partner, ach_body(account["id"], 2_500, fresh_account_number()))
@@ -137,18 +153,7 @@ async def test_ach_reversal_accepted_returns_the_funds(tenant: Tenant, stack: St
         response = await recall(tenant.partner, payment["id"], "TECH")
         assert response.status_code == 202, response.text
         # the reversal goes out in a later window's file, settled at the next cut-off
-        while True:
-            async with get_engine(stack.settings).connect() as conn:
-                row = (
-                    await conn.execute(
-                        text("SELECT file_id, trace_number FROM ach_entries WHERE payment_id = :p"),
-                        {"p": recall_workflow_id(payment["id"])},
-                    )
-                ).first()
-            if row is not None:
-                break
-            await asyncio.sleep(0.2)
-        await dispose_engines()
+        row = await reversal_entry(stack, payment["id"])
         await asyncio.sleep(3.0)  # the window's file goes out (ach.window_seconds is 2)
         await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
         returned = await wait_for_status(tenant.partner, payment["id"], {"returned"})
@@ -214,3 +219,38 @@ async def test_bad_recalls_are_refused_and_create_nothing(tenant: Tenant, stack:
     fraud = await recall(tenant.partner, ach["id"], "FRAD")
     assert (fraud.status_code, fraud.json()["code"]) == (409, "recall_not_allowed")
     assert (await tenant.partner.get(f"/v1/payments/{ach['id']}")).json()["recall"] is None
+
+
+async def test_ach_reversal_returned_rejects_the_recall(tenant: Tenant, stack: Stack) -> None:
+    account = await funded_account(tenant, 10_000, "USD")
+    receiver = fresh_account_number()
+    async with bank_client(stack.settings) as bank:
+        rule = await bank.post(
+            "/v1/admin/rules",
+            json={"rail": "ach", "account_number": receiver, "action": "recall", "code": "R10"},
+        )
+        assert rule.status_code == 201, rule.text
+        payment = await pay(tenant.partner, ach_body(account["id"], 1_500, receiver))
+        await wait_for_status(tenant.partner, payment["id"], {"submitted"})
+        await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
+        await wait_for_status(tenant.partner, payment["id"], {"settled"})
+        response = await recall(tenant.partner, payment["id"], "DUPL")
+        assert response.status_code == 202, response.text
+        row = await reversal_entry(stack, payment["id"])
+        await asyncio.sleep(3.0)  # the window's file goes out (ach.window_seconds is 2)
+        await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
+        # the receiving bank returns the reversal an hour (of bank time) after settling it,
+        # well inside the reversal's window (ach.reversal_return_window_seconds, 15 s)
+        await bank.post("/v1/admin/clock/advance", json={"seconds": 2 * 3600})
+        rejected = await wait_for_recall(tenant.partner, payment["id"], {"rejected"})
+        day = (await bank.get(f"/v1/ach/files/{row.file_id}")).json()["settlement_date"]
+    assert rejected["status"] == "settled"
+    assert rejected["recall"]["answer_reason"] == "R10"
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 8_500
+    # in and back out at the bank, nothing in the ledger: no discrepancy
+    run = await tenant.ops.post(
+        "/v1/reconciliations", json={"statement_date": day, "rails": ["ach"]}
+    )
+    assert run.status_code == 200, run.text
+    (result,) = run.json()["data"]
+    assert [d for d in result["discrepancies"] if d["reference"] == row.trace_number] == []
