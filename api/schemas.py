@@ -396,6 +396,21 @@ class RecallOut(BaseModel):
     """The sender's recall of a settled payment (SEPA camt.056, ACH reversal) and the bank's
     answer."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "rejected",
+                    "reason": "CUST",
+                    "note": "the customer changed their mind",
+                    "requested_at": "2026-12-07T10:00:00Z",
+                    "answered_at": "2026-12-08T09:12:00Z",
+                    "answer_reason": "LEGL",
+                }
+            ]
+        }
+    )
+
     status: Literal["requested", "accepted", "rejected"]
     reason: Literal["DUPL", "TECH", "FRAD", "CUST"]
     note: str = ""
