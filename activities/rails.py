@@ -283,9 +283,12 @@ class AchAdapter:
         *,
         not_in_file: str = "",
         transaction_code: int = CHECKING_CREDIT,
+        sealed_for: str = "",
     ) -> SubmitResult:
-        """Put the entry `payment_id` (a payment, or a counterparty's prenote) in the open
-        window's file; see `submit`."""
+        """Put the entry `payment_id` (a payment, a counterparty's prenote, a payment's
+        reversal) in the open window's file; see `submit`. Its name and account number are
+        sealed under `sealed_for`'s data key (default: the entry's own id), so a reversal's
+        go with its payment's when the customer is erased."""
         async with self._engine.connect() as conn:
             stored = (await conn.execute(ACH_ENTRY, {"p": payment_id})).first()
         if (
@@ -304,9 +307,9 @@ class AchAdapter:
             payment_id,
             trace,
             amount,
-            await self._sealer.seal(payment_id, name),
+            await self._sealer.seal(sealed_for or payment_id, name),
             routing_number,
-            await self._sealer.seal(payment_id, account_number),
+            await self._sealer.seal(sealed_for or payment_id, account_number),
             transaction_code=transaction_code,
         )
         window = self.window(datetime.now(UTC))

@@ -35,11 +35,17 @@ log = structlog.get_logger()
 BOOKING_ZONE = {"sepa": ZoneInfo("UTC"), "ach": ZoneInfo(ACH_TIMEZONE)}
 # the currency each rail's account at the bank holds: where a deposit's money arrives
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
+# an ACH payment's return booking is the bank's booking of its entry's return, or, when the
+# payment was recalled, of its reversal entry (its own trace number, `recall-<payment id>`)
 LEDGER_BOOKINGS = text(
-    "SELECT p.id AS payment_id, t.code, t.amount, t.currency, e.trace_number"
+    "SELECT p.id AS payment_id, t.code, t.amount, t.currency,"
+    " COALESCE(CASE WHEN t.code = 'payment_return' THEN r.trace_number END, e.trace_number)"
+    " AS trace_number"
     " FROM ledger_transfers t"
     " JOIN payments p ON p.id = split_part(t.id, ':', 1)"
     " LEFT JOIN ach_entries e ON e.payment_id = p.id"
+    " LEFT JOIN ach_entries r ON r.payment_id = 'recall-' || p.id"
+    " AND p.recall->>'status' = 'accepted'"
     " WHERE t.code IN ('payment_post', 'payment_return') AND p.rail = :rail"
     " AND t.created_at >= :start AND t.created_at < :end"
 )
@@ -62,6 +68,16 @@ PAYMENTS_BY_REFERENCE = {
 PRENOTES_BY_TRACE = text(
     "SELECT trace_number FROM ach_entries WHERE trace_number = ANY(:refs)"
     " AND payment_id LIKE 'cpt\\_%'"
+)
+
+
+# the statement's ACH entries that are reversals of payments whose recall was rejected (the
+# reversal was returned): booked in and out at the bank, nothing in the ledger
+REJECTED_REVERSALS_BY_TRACE = text(
+    "SELECT e.trace_number FROM ach_entries e"
+    " JOIN payments p ON p.id = substr(e.payment_id, 8)"
+    " WHERE e.trace_number = ANY(:refs) AND e.payment_id LIKE 'recall-%'"
+    " AND p.recall->>'status' = 'rejected'"
 )
 
 
@@ -164,6 +180,26 @@ class ReconciliationActivities:
             ],
         )
 
+    async def _match_rejected_reversals(self, outcome: Reconciliation, rail: str) -> Reconciliation:
+        """A reversal the receiver's bank returned (its recall rejected) is booked twice at the
+        bank, in and back out, and not at all in the ledger, which moved nothing: matched."""
+        unexplained = [
+            found.reference for found in outcome.discrepancies if found.kind == "missing_in_ledger"
+        ]
+        if rail != "ach" or not unexplained:
+            return outcome
+        async with self._engine.connect() as conn:
+            reversals = set(
+                (await conn.execute(REJECTED_REVERSALS_BY_TRACE, {"refs": unexplained})).scalars()
+            )
+        left = [
+            found
+            for found in outcome.discrepancies
+            if not (found.kind == "missing_in_ledger" and found.reference in reversals)
+        ]
+        matched = len(outcome.discrepancies) - len(left)
+        return Reconciliation(outcome.matched + matched, left)
+
     async def _match_prenotes(self, outcome: Reconciliation, rail: str) -> Reconciliation:
         """A prenote the statement lists (zero amount, the prenote's trace number) has no
         ledger booking because it moves no money: it is matched, not a discrepancy."""
@@ -192,6 +228,7 @@ class ReconciliationActivities:
         ledger = await self._ledger(day, rail)
         outcome = await self._name_unposted_payments(reconcile(ledger, statement), rail)
         outcome = await self._match_prenotes(outcome, rail)
+        outcome = await self._match_rejected_reversals(outcome, rail)
         run_id = f"rec_{rail}_{day}"
         values = {
             "statement_date": date.fromisoformat(day),

@@ -159,6 +159,18 @@ PAYMENT_IN_SANCTIONS_REVIEW = ProblemCode(
 PAYMENT_NOT_RETRYABLE = ProblemCode(
     409, "payment_not_retryable", "The payment is not in `action_required`."
 )
+PAYMENT_NOT_RECALLABLE = ProblemCode(
+    409, "payment_not_recallable", "Only a settled payment is recalled."
+)
+PAYMENT_ALREADY_RECALLED = ProblemCode(
+    409, "payment_already_recalled", "The payment has a recall already (one per payment)."
+)
+RECALL_NOT_ALLOWED = ProblemCode(
+    409,
+    "recall_not_allowed",
+    "The rail's rules refuse this recall: an ACH reversal corrects an erroneous entry only "
+    "(DUPL, TECH) within five banking days of settlement.",
+)
 DEPOSIT_NOT_FOUND = ProblemCode(404, "deposit_not_found", "No such deposit of yours.")
 DEPOSIT_NOT_IN_REVIEW = ProblemCode(
     409, "deposit_not_in_review", "The deposit is not in `pending_review`."

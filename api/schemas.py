@@ -392,6 +392,34 @@ class ActionOut(BaseModel):
     )
 
 
+class RecallOut(BaseModel):
+    """The sender's recall of a settled payment (SEPA camt.056, ACH reversal) and the bank's
+    answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "rejected",
+                    "reason": "CUST",
+                    "note": "the customer changed their mind",
+                    "requested_at": "2026-12-07T10:00:00Z",
+                    "answered_at": "2026-12-08T09:12:00Z",
+                    "answer_reason": "LEGL",
+                }
+            ]
+        }
+    )
+
+    status: Literal["requested", "accepted", "rejected"]
+    reason: Literal["DUPL", "TECH", "FRAD", "CUST"]
+    note: str = ""
+    requested_at: datetime
+    answered_at: datetime | None = None
+    # the bank's reason for a rejection (camt.029 code, ACH R-code; NOAS: no answer in time)
+    answer_reason: str | None = None
+
+
 class StatusChangeOut(BaseModel):
     """One step of a payment's status history."""
 
@@ -423,6 +451,8 @@ class PaymentOut(BaseModel):
     created_at: datetime
     # the saved counterparty the creditor was copied from (null: an inline creditor)
     counterparty_id: str | None = None
+    # the sender's recall of the settled payment (null: never recalled)
+    recall: RecallOut | None = None
 
 
 class CancelCreate(Strict):
@@ -433,6 +463,21 @@ class CancelCreate(Strict):
     )
 
     reason: Text500 = ""
+
+
+class RecallCreate(Strict):
+    """Ask for a settled payment's money back (SEPA rulebook reasons: DUPL duplicate, TECH
+    technical problem, FRAD fraud, CUST the customer's request; ACH reverses DUPL and TECH
+    only, within five banking days of settlement)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "DUPL", "note": "sent twice by mistake"}]},
+    )
+
+    reason: Literal["DUPL", "TECH", "FRAD", "CUST"]
+    # 105: what the camt.056's AddtlInf carries
+    note: Annotated[str, StringConstraints(max_length=105, pattern=NO_NUL)] = ""
 
 
 class ReviewCreate(Strict):

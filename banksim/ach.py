@@ -23,6 +23,7 @@ from typing import Any
 from banksim.bank import Bank
 from banksim.clock import to_datetime
 from banksim.outbox import CallbackKind
+from banksim.recalls import ACCEPT_CODE, ACH_RECALL_RULES
 from banksim.store import AchEntry, AchFile, Booking, Job, Receipt
 from nacha import (
     Batch,
@@ -37,6 +38,7 @@ from nacha import (
     is_prenote,
     parse_file,
 )
+from rails.ach_file import REVERSAL_CODE
 from rails.windows import FILE_ID_MODIFIERS, ach_file_id
 
 logger = logging.getLogger("banksim")
@@ -168,8 +170,14 @@ def settle(bank: Bank, job: Job) -> None:
     returns = 0
     changes: dict[str, list[str]] = {}
     for entry in entries:
-        rule = bank.store.rule_for(RAIL, entry.account_number)
-        code = rule.code if rule is not None and rule.action == "return" else None
+        if entry.transaction_code == REVERSAL_CODE:
+            # a reversal is decided by the account's recall rule alone (ACCP or none: it posts)
+            rule = bank.store.rule_for(ACH_RECALL_RULES, entry.account_number)
+            code = rule.code if rule is not None and rule.code != ACCEPT_CODE else None
+            rule = None
+        else:
+            rule = bank.store.rule_for(RAIL, entry.account_number)
+            code = rule.code if rule is not None and rule.action == "return" else None
         returns += code is not None
         if rule is not None and rule.action == "noc":
             # the entry posts; the RDFI tells the originator what to correct next time

@@ -15,6 +15,7 @@ from banksim.api_rails import get_bank
 from banksim.clock import to_datetime
 from banksim.faults import FaultConfig
 from banksim.problems import problem
+from banksim.recalls import ACCEPT_CODE, ACH_RECALL_RULES, RECALL_RULES
 from banksim.statements import CURRENCIES, book_incoming_credit
 from banksim.store import Rule, normalize_iban
 from banksim.vop import VOP_CLOSE_MATCH, VOP_CODES, VOP_RULES
@@ -34,16 +35,20 @@ class RuleIn(BaseModel):
     code MTCH (match), CMTC (close match, with `registered_name`), NMTC (no match) or NOAP
     (not possible: the service is unavailable). `action: "noc"` (ACH) settles entries to the
     account and sends a notification of change (COR entry) with code C01-C07 and
-    `corrected_data` as NACHA lays it out for that code."""
+    `corrected_data` as NACHA lays it out for that code. `action: "recall"` decides the
+    answer to a recall of a payment to the account: code ACCP accepts, any other code
+    rejects with it (SEPA: a camt.029 reason such as NOOR, CUST, LEGL, AC04; ACH: the
+    reversal entry is returned with that R-code), after `delay_seconds` (simulator seconds)."""
 
     rail: Rail | None = None
     creditor_iban: Annotated[str | None, Field(min_length=5, max_length=42)] = None
     account_number: Annotated[str | None, Field(min_length=1, max_length=17)] = None
-    action: Literal["reject", "return", "vop", "noc"] | None = None
+    action: Literal["reject", "return", "vop", "noc", "recall"] | None = None
     code: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{3,4}$")] = None
     reject_code: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{4}$")] = None
     registered_name: Annotated[str | None, Field(min_length=1, max_length=140)] = None
     corrected_data: Annotated[str | None, Field(min_length=1, max_length=29)] = None
+    delay_seconds: Annotated[float | None, Field(ge=0, le=30 * 86400)] = None
 
 
 class RuleOut(BaseModel):
@@ -58,12 +63,13 @@ class RuleOut(BaseModel):
     reject_code: str | None
     created_at: datetime
     registered_name: str | None = None
+    delay_seconds: float | None = None
     corrected_data: str | None = None
 
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
         """Build from the stored rule."""
-        sepa = rule.rail in ("sepa", VOP_RULES)
+        sepa = rule.rail in ("sepa", VOP_RULES, RECALL_RULES)
         return cls(
             rail="sepa" if sepa else "ach",
             creditor_iban=rule.match_key if sepa else None,
@@ -74,6 +80,7 @@ class RuleOut(BaseModel):
             created_at=rule.created_at,
             registered_name=rule.detail if rule.action == "vop" else None,
             corrected_data=rule.detail if rule.action == "noc" else None,
+            delay_seconds=float(rule.detail) if rule.action == "recall" and rule.detail else None,
         )
 
 
@@ -106,10 +113,32 @@ def _vop_or_noc_rule(rule: RuleIn) -> tuple[str, str, str] | Response:
     return "ach", rule.code, rule.corrected_data
 
 
+def _recall_rule(rule: RuleIn) -> tuple[str, str, str] | Response:
+    """(rail key, match key, code) of a recall rule, or the problem with it."""
+    code = rule.code or ""
+    if rule.rail == "sepa" and rule.creditor_iban is not None:
+        if code != ACCEPT_CODE and not ISO_REASON.fullmatch(code):
+            return _rule_problem("a SEPA recall rule's code is ACCP or a reason such as NOOR")
+        return RECALL_RULES, normalize_iban(rule.creditor_iban), code
+    if rule.rail == "ach" and rule.account_number is not None:
+        if code != ACCEPT_CODE and code not in RETURN_REASON_CODES:
+            return _rule_problem("an ACH recall rule's code is ACCP or a NACHA return code")
+        return ACH_RECALL_RULES, rule.account_number.strip(), code
+    return _rule_problem("a recall rule names a SEPA creditor_iban or an ACH account_number")
+
+
 @router.post("/rules", status_code=201, response_model=RuleOut)
 async def add_rule(rule: RuleIn, request: Request) -> Response:
     """Reject (SEPA) or return (SEPA, ACH) every future payment to an account with a code."""
     store = get_bank(request).store
+    if rule.action == "recall":
+        recall = _recall_rule(rule)
+        if isinstance(recall, Response):
+            return recall
+        recall_rail, recall_key, recall_code = recall
+        delay = None if rule.delay_seconds is None else str(rule.delay_seconds)
+        stored = store.add_rule(recall_rail, recall_key, "recall", recall_code, delay)
+        return JSONResponse(RuleOut.of(stored).model_dump(mode="json"), 201)
     if rule.action in ("vop", "noc"):
         decided = _vop_or_noc_rule(rule)
         if isinstance(decided, Response):

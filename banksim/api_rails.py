@@ -15,13 +15,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from banksim import ach, sepa, statements
+from banksim import ach, recalls, sepa, statements
 from banksim.bank import Bank
 from banksim.faults import SubmissionFault
 from banksim.problems import problem
 from banksim.signing import PLATFORM_SIGNATURE_HEADER, PLATFORM_TIMESTAMP_HEADER, request_signed
 from banksim.store import Receipt
 from banksim.vop import VOP_NOT_POSSIBLE, verify_payee
+from iso20022.camt056 import parse_camt056
 from iso20022.pacs008 import parse_pacs008
 from iso20022.pacs028 import parse_pacs028
 from iso20022.schemas import SchemaError
@@ -66,6 +67,23 @@ router = APIRouter(dependencies=[Depends(require_platform_signature)])
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _xml_body(request: Request, what: str) -> bytes | Response:
+    """The request's XML body, or the problem with it (not XML: 415; too large: 413)."""
+    if _media_type(request) not in XML_MEDIA_TYPES:
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            f"send the {what} with Content-Type: application/xml",
+        )
+    body = await request.body()
+    if len(body) > MAX_MESSAGE_BYTES:
+        return problem(
+            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
+        )
+    return body
 
 
 async def _draw_fault(bank: Bank) -> SubmissionFault:
@@ -137,18 +155,9 @@ async def receive_message(request: Request) -> Response:
     fault = await _draw_fault(bank)
     if fault is SubmissionFault.ERROR:
         return _unavailable()
-    if _media_type(request) not in XML_MEDIA_TYPES:
-        return problem(
-            415,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "send the pacs.008 with Content-Type: application/xml",
-        )
-    body = await request.body()
-    if len(body) > MAX_MESSAGE_BYTES:
-        return problem(
-            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
-        )
+    body = await _xml_body(request, "pacs.008")
+    if isinstance(body, Response):
+        return body
     try:
         message = parse_pacs008(body)
     except SchemaError as exc:
@@ -215,18 +224,9 @@ async def status_request(request: Request) -> Response:
     bank = get_bank(request)
     if bank.faults.status_request_fails():
         return _unavailable()
-    if _media_type(request) not in XML_MEDIA_TYPES:
-        return problem(
-            415,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "send the pacs.028 with Content-Type: application/xml",
-        )
-    body = await request.body()
-    if len(body) > MAX_MESSAGE_BYTES:
-        return problem(
-            413, "payload_too_large", "Payload too large", f"limit {MAX_MESSAGE_BYTES} bytes"
-        )
+    body = await _xml_body(request, "pacs.028")
+    if isinstance(body, Response):
+        return body
     try:
         status_req = parse_pacs028(body)
     except SchemaError as exc:
@@ -349,3 +349,35 @@ async def statement(
     rails = (account,) if account else statements.RAILS
     xml = statements.statement_xml(get_bank(request), day, rails)
     return Response(xml, media_type="application/xml")
+
+
+@router.post(
+    "/v1/sepa/recalls",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string"}}},
+        }
+    },
+    responses={
+        400: {"description": "Not a valid camt.056.001.12 (code schema_invalid)"},
+        503: {"description": "Injected fault"},
+    },
+)
+async def receive_recall(request: Request) -> Response:
+    """Accept a camt.056 recall; the camt.029 answer (and for an accepted one the pacs.004)
+    follow as signed callbacks."""
+    bank = get_bank(request)
+    fault = await _draw_fault(bank)
+    if fault is not SubmissionFault.NONE:
+        return _unavailable()
+    body = await _xml_body(request, "camt.056")
+    if isinstance(body, Response):
+        return body
+    try:
+        recall = parse_camt056(body)
+    except SchemaError as exc:
+        return problem(400, "schema_invalid", "Schema validation failed", str(exc))
+    recalls.receive_recall(bank, recall)
+    return JSONResponse({"case_id": recall.case_id, "status": "received"}, 202)

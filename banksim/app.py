@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from banksim import ach, api_admin, api_rails, sepa
+from banksim import ach, api_admin, api_rails, recalls, sepa
 from banksim.bank import Bank
 from banksim.clock import SimClock
 from banksim.faults import FaultInjector
@@ -55,6 +55,7 @@ async def running_bank(settings: Settings) -> AsyncIterator[Bank]:
                 scheduler=Scheduler(store, clock),
             )
             sepa.register(bank)
+            recalls.register(bank)
             ach.register(bank)
             # nothing is lost across restarts: due jobs run, undelivered callbacks go out
             bank.scheduler.start()

@@ -39,6 +39,7 @@ class CallbackKind(StrEnum):
 
     SEPA_STATUS = "sepa.status"  # pacs.002
     SEPA_RETURN = "sepa.return"  # pacs.004, to the same SEPA receiver
+    SEPA_RECALL = "sepa.recall"  # camt.029 answering a recall, to the same SEPA receiver
     ACH_SETTLEMENT = "ach.settlement"  # JSON settlement notice
     ACH_RETURN = "ach.return"  # NACHA return file
 
@@ -61,6 +62,7 @@ class Outbox:
         return {
             CallbackKind.SEPA_STATUS: self._settings.banksim.callback_url,
             CallbackKind.SEPA_RETURN: self._settings.banksim.callback_url,
+            CallbackKind.SEPA_RECALL: self._settings.banksim.callback_url,
             CallbackKind.ACH_SETTLEMENT: self._settings.banksim.ach_callback_url,
             CallbackKind.ACH_RETURN: self._settings.banksim.ach_returns_url,
         }[CallbackKind(kind)]

@@ -223,42 +223,52 @@ def book_return(bank: Bank, job: Job) -> None:
         str(payload["currency"]),
         str(payload["code"]),
     )
+    send_return(bank, job.ref, returned, job.due_at, step=RETURN_STEP)
+
+
+def send_return(
+    bank: Bank, message_id: str, returned: ReturnedTransaction, at: float, *, step: int
+) -> None:
+    """Book `returned` back on the platform's account (credit, with its reason code) and
+    report it by a pacs.004, kept as the message's report `step` and sent by callback."""
     bank.store.add_booking(
         Booking(
             RAIL,
-            booking_date(job.due_at),
-            job.due_at,
+            booking_date(at),
+            at,
             "CRDT",
             returned.amount_minor,
             returned.currency,
             returned.end_to_end_id,
             None,
             returned.reason_code,
-            source_id=job.ref,
+            source_id=message_id,
         )
     )
     payment_return = PaymentReturn(
         message_id=report_id(),
-        original_message_id=job.ref,
-        created_at=to_datetime(job.due_at),
+        original_message_id=message_id,
+        created_at=to_datetime(at),
         transactions=[returned],
     )
     xml = build_pacs004(payment_return)
-    bank.store.save_report(job.ref, RETURN_STEP, payment_return.message_id, xml, job.due_at)
+    bank.store.save_report(message_id, step, payment_return.message_id, xml, at)
     _send(
         bank,
-        job.ref,
+        message_id,
         xml,
-        job.due_at,
-        step=RETURN_STEP,
+        at,
+        step=step,
         hold=False,
         overtake=False,
         kind=CallbackKind.SEPA_RETURN,
     )
-    logger.info("message %s: %s returned %s", job.ref, returned.end_to_end_id, returned.reason_code)
+    logger.info(
+        "message %s: %s returned %s", message_id, returned.end_to_end_id, returned.reason_code
+    )
 
 
-def _current_status(bank: Bank, message_id: str, end_to_end_id: str) -> TransactionStatus | None:
+def current_status(bank: Bank, message_id: str, end_to_end_id: str) -> TransactionStatus | None:
     # the bank's books for one transaction: None if it never received it
     message = bank.store.get_message(message_id)
     if message is None:
@@ -281,7 +291,7 @@ def answer_status_request(bank: Bank, request: StatusRequest) -> bytes:
     status = None
     # the bank only ever receives pacs.008s: a request about any other message finds nothing
     if request.original_message_name == PACS008:
-        status = _current_status(bank, request.original_message_id, request.original_end_to_end_id)
+        status = current_status(bank, request.original_message_id, request.original_end_to_end_id)
     if status is None:
         status = TransactionStatus(
             request.original_end_to_end_id,

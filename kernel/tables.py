@@ -107,6 +107,8 @@ payments = Table(
     Column("counterparty_id", Text),
     # migration 0024: the batch it came from (POST /v1/payment-batches)
     Column("batch_id", Text),
+    # migration 0028: the sender's recall of the settled payment (services/recalls.py)
+    Column("recall", JSONB),
 )
 
 payment_batches = Table(

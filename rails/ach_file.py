@@ -19,6 +19,11 @@ CHECKING_CREDIT = 22
 # a counterparty's prenote, by its account type (NACHA: zero-amount credit prenotification)
 PRENOTE_CODES = {"checking": 23, "savings": 33}
 CREDITS_ONLY = 220
+DEBITS_ONLY = 225
+# a reversal of an erroneous credit: a debit of the receiver's checking account, in a batch
+# of its own whose company entry description is REVERSAL (NACHA rules)
+REVERSAL_CODE = 27
+REVERSAL_DESCRIPTION = "REVERSAL"
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,11 @@ def build_window_file(
     effective_date: date,
     credits: Sequence[AchCredit],
 ) -> str:
-    """The file: one credits-only PPD batch with an entry per payment, in trace order."""
+    """The file: a credits-only PPD batch with an entry per payment (and prenote), in trace
+    order; reversals (debits) follow in a debits-only batch described REVERSAL."""
     entries = [
         EntryDetail(
-            # a payment's credit (22), or a prenote (23/33, zero amount)
+            # a payment's credit (22), a prenote (23/33, zero amount), a reversal (27)
             transaction_code=credit.transaction_code,
             receiving_dfi_routing=credit.routing_number,
             dfi_account_number=credit.account_number,
@@ -98,18 +104,32 @@ def build_window_file(
         file_creation=created_at,
         file_id_modifier=file_id_modifier,
     )
-    batch = Batch(
-        service_class_code=CREDITS_ONLY,
-        company_name=origin.company_name[:16],
-        company_identification=origin.company_id,
-        sec_code="PPD",
-        company_entry_description="PAYMENT",
-        effective_entry_date=effective_date,
-        originating_dfi=origin.odfi_routing[:8],
-        batch_number=1,
-        entries=entries,
+    batches: list[Batch] = []
+    kinds = (
+        (CREDITS_ONLY, "PAYMENT", [e for e in entries if e.transaction_code != REVERSAL_CODE]),
+        (
+            DEBITS_ONLY,
+            REVERSAL_DESCRIPTION,
+            [e for e in entries if e.transaction_code == REVERSAL_CODE],
+        ),
     )
-    return build_file(header, [batch])
+    for service_class, description, batch_entries in kinds:
+        # a window without reversals keeps its one batch (and its bytes) as before
+        if batch_entries or (service_class == CREDITS_ONLY and not entries):
+            batches.append(
+                Batch(
+                    service_class_code=service_class,
+                    company_name=origin.company_name[:16],
+                    company_identification=origin.company_id,
+                    sec_code="PPD",
+                    company_entry_description=description,
+                    effective_entry_date=effective_date,
+                    originating_dfi=origin.odfi_routing[:8],
+                    batch_number=len(batches) + 1,
+                    entries=batch_entries,
+                )
+            )
+    return build_file(header, batches)
 
 
 # ISO 20022 status reasons for an entry refused before it reached the bank

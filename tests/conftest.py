@@ -33,6 +33,8 @@ def make_settings(data_dir: Path) -> Settings:
             "sepa.return_window_seconds": 60.0,
             # a prenote not returned this long after its file was accepted is verified
             "counterparties.prenote_window_seconds": 15.0,
+            # an ACH reversal not returned this long after its file was accepted stands
+            "ach.reversal_return_window_seconds": 15.0,
             # the creditor's bank returns a SEPA payment a second (bank time) after settlement
             "banksim.sepa_return_delay_seconds": 1.0,
             "banksim.settle_delay_seconds": 0.3,

@@ -37,6 +37,7 @@ from activities.onboarding import compliance_list_activities
 from activities.partitions import PartitionActivities
 from activities.payment_records import PaymentRecordActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
+from activities.recalls import RecallActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
 from activities.reviews import ReviewActivities
@@ -114,6 +115,7 @@ def activity_implementations(
     rails = RailActivities(SepaAdapter(http, settings), ach)
     counterparties = CounterpartyActivities(engine, http, ach, client, settings)
     batches = BatchActivities(engine, client, settings)
+    recalls = RecallActivities(engine, http, ach, client, settings)
     implementations: list[Callable[..., Any]] = [
         records.record_payment_status,
         batches.start_batch_page,
@@ -142,6 +144,8 @@ def activity_implementations(
         counterparties.check_payee,
         counterparties.send_prenote,
         counterparties.record_counterparty_verification,
+        recalls.send_recall,
+        recalls.record_recall_outcome,
     ]
     if lists is not None:
         # payments screen against the current lists (reloaded when a refresh records new ones)

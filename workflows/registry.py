@@ -18,6 +18,7 @@ from workflows.list_refresh import (
 from workflows.onboarding import OnboardingWorkflow
 from workflows.partition_maintenance import PartitionMaintenanceWorkflow
 from workflows.payment import PaymentWorkflow
+from workflows.recall import RecallWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -35,4 +36,5 @@ WORKFLOWS: tuple[type[Any], ...] = (
     CounterpartyVerificationWorkflow,
     RescreenCounterpartiesWorkflow,
     PaymentBatchWorkflow,
+    RecallWorkflow,
 )

@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitInput,
         SubmitResult,
     )
+    from workflows.models.recall import RecallOutcome, RecallRef, RecallSent
     from workflows.models.reconciliation import ReconcileRailInput, ReconcileResult
     from workflows.models.verification import (
         FullVerifyChunksInput,
@@ -467,6 +468,18 @@ CHECK_PAYEE = Step(
 SEND_PRENOTE = Step(
     "send_prenote", CounterpartyRef, PrenoteResult, "rails", PAYMENT_STEP_TIMEOUT, RETRY_TRANSIENT
 )
+# a recall: the camt.056 to the bank (SEPA) or the reversal entry in a window's file (ACH)
+SEND_RECALL = Step(
+    "send_recall", RecallRef, RecallSent, "rails", PAYMENT_STEP_TIMEOUT, RETRY_TRANSIENT
+)
+RECORD_RECALL_OUTCOME = Step(
+    "record_recall_outcome",
+    RecallOutcome,
+    type(None),
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
 RECORD_VERIFICATION = Step(
     "record_counterparty_verification",
     VerificationOutcome,
@@ -522,6 +535,8 @@ ALL: tuple[Step[Any, Any], ...] = (
     CHECK_PAYEE,
     SEND_PRENOTE,
     RECORD_VERIFICATION,
+    SEND_RECALL,
+    RECORD_RECALL_OUTCOME,
     RESCREEN_COUNTERPARTIES_PAGE,
 )
 BY_NAME: dict[str, Step[Any, Any]] = {step.name: step for step in ALL}

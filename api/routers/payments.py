@@ -36,11 +36,14 @@ from api.problems import (
     INVALID_IBAN,
     INVALID_ROUTING_NUMBER,
     ORCHESTRATED,
+    PAYMENT_ALREADY_RECALLED,
     PAYMENT_IN_SANCTIONS_REVIEW,
     PAYMENT_NOT_CANCELABLE,
     PAYMENT_NOT_FOUND,
     PAYMENT_NOT_IN_REVIEW,
+    PAYMENT_NOT_RECALLABLE,
     PAYMENT_NOT_RETRYABLE,
+    RECALL_NOT_ALLOWED,
     REMITTANCE_INFO_TOO_LONG,
     REVIEW_TOKEN_INVALID,
     ROUTING_AND_ACCOUNT_REQUIRED,
@@ -62,6 +65,8 @@ from api.schemas import (
     PaymentCreate,
     PaymentList,
     PaymentOut,
+    RecallCreate,
+    RecallOut,
     ReviewCreate,
     StatusChangeOut,
 )
@@ -79,6 +84,7 @@ from rails.charset import (
     nacha_text,
 )
 from services import payments as payments_service
+from services import recalls as recalls_service
 from services.payments import PaymentOrder, initiate_payment
 from services.reviews import Reviewer
 from workflows.models import PaymentStatus
@@ -282,6 +288,7 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         status_history=history,
         created_at=row.created_at,
         counterparty_id=row.counterparty_id,
+        recall=RecallOut.model_validate(row.recall) if row.recall else None,
     )
 
 
@@ -536,6 +543,46 @@ async def cancel_payment(
         tenant_id=principal.tenant_id,
     )
     return payment
+
+
+@router.post(
+    "/{payment_id}/recall",
+    status_code=202,
+    response_model=PaymentOut,
+    responses=problems(
+        AUTHENTICATED,
+        ORCHESTRATED,
+        WITH_BODY,
+        PAYMENT_NOT_FOUND,
+        PAYMENT_NOT_RECALLABLE,
+        PAYMENT_ALREADY_RECALLED,
+        RECALL_NOT_ALLOWED,
+    ),
+)
+async def recall_payment(
+    payment_id: PaymentIdPath,
+    body: RecallCreate,
+    principal: Writer,
+    engine: Engine,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> PaymentOut:
+    """Ask for a settled payment's money back: SEPA sends a camt.056 recall (accepted, the
+    funds come back as a pacs.004 and the payment ends `returned`; rejected, it stays
+    `settled` with the bank's reason in `recall.answer_reason`); ACH sends a reversal entry
+    in a later file (DUPL and TECH only, within five banking days of settlement). The
+    payment shows `recall.status: requested` until the bank answers."""
+    await recalls_service.request_recall(
+        engine,
+        temporal,
+        settings,
+        payment_id,
+        tenant_id=principal.tenant_id,
+        actor=principal.name,
+        reason=body.reason,
+        note=body.note,
+    )
+    return await load_payment(engine, principal.tenant_id, payment_id)
 
 
 @router.post(

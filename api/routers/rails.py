@@ -1,10 +1,10 @@
 """Rail callbacks: the bank's signed status messages become payment workflow signals.
 
-SEPA sends pacs.002 status reports and pacs.004 returns; ACH sends a settlement notice per
-file and NACHA return files. Every callback is signed (HMAC over event id, timestamp and
-body: rails/callback_auth.py), and a replay of one already acted on is acknowledged and
-ignored; duplicates and out-of-order deliveries are harmless anyway, because the payment
-workflow keeps the first final status.
+SEPA sends pacs.002 status reports, pacs.004 returns and camt.029 recall resolutions; ACH
+sends a settlement notice per file and NACHA return files. Every callback is signed (HMAC
+over event id, timestamp and body: rails/callback_auth.py), and a replay of one already
+acted on is acknowledged and ignored; duplicates and out-of-order deliveries are harmless
+anyway, because the payment workflow keeps the first final status.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AppSettings, Engine, Temporal
 from api.errors import ProblemError
+from iso20022.camt029 import parse_camt029
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
-from iso20022.schemas import PACS004, SchemaError, message_name
+from iso20022.schemas import CAMT029, PACS004, SchemaError, message_name
 from kernel.settings import Settings, secret_list
 from kernel.tables import ach_entries, rail_callback_receipts
 from nacha import ChangeAddenda, NachaError, parse_file
 from rails.callback_auth import callback_signature_valid
 from services.counterparties import apply_change_notice, owner_counterparty
 from services.events import DeliveryStarter
-from workflows.models import RailEvent
+from workflows.models import RailEvent, RecallAnswer
 from workflows.payment import RETURNED, PaymentWorkflow
+from workflows.recall import FOLLOWING_CANCELLATION, recall_workflow_id
 
 router = APIRouter(prefix="/v1/rails", tags=["rails"])
 log = structlog.get_logger()
@@ -134,20 +136,51 @@ async def signal_payment(temporal: Client, payment_id: str, event: RailEvent) ->
     return True
 
 
+async def signal_recall(temporal: Client, payment_id: str, signal: str, arg: object) -> bool:
+    """Tell a payment's recall workflow what the bank said; False if it is not running."""
+    handle = temporal.get_workflow_handle(recall_workflow_id(payment_id))
+    try:
+        await handle.signal(signal, arg)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        log.warning("recall answer for no running recall", payment_id=payment_id)
+        return False
+    return True
+
+
+async def _recall_answer(temporal: Client, body: bytes) -> dict[str, int]:
+    """A camt.029 resolving a recall: the `recall_answer` signal of the payment's recall."""
+    try:
+        resolution = parse_camt029(body)
+    except (SchemaError, ValueError) as err:
+        raise ProblemError(400, "invalid_status_report", str(err)) from err
+    answer = RecallAnswer(resolution.accepted, resolution.reason_code or None)
+    signaled = await signal_recall(temporal, resolution.end_to_end_id, "recall_answer", answer)
+    return {"signaled": int(signaled)}
+
+
 @router.post("/sepa/callbacks", status_code=200, include_in_schema=False)
 async def sepa_callback(callback: VerifiedCallback, temporal: Temporal) -> dict[str, int]:
-    """Signal each payment named in the bank's signed pacs.002 (status) or pacs.004 (return)."""
+    """Signal each payment named in the bank's signed pacs.002 (status) or pacs.004 (return);
+    a camt.029 (recall resolution), and a pacs.004 following a recall (reason FOCR), go to
+    the payment's recall workflow instead."""
     if callback.duplicate:
         return DUPLICATE
     body = callback.body
+    recalled: list[tuple[str, RailEvent]] = []
     try:
-        if message_name(body) == PACS004:
+        name = message_name(body)
+        if name == CAMT029:
+            return await _recall_answer(temporal, body)
+        if name == PACS004:
             returned = parse_pacs004(body)
             source = returned.original_message_id
-            events = [
-                (tx.end_to_end_id, RailEvent(source, RETURNED, tx.reason_code))
-                for tx in returned.transactions
-            ]
+            events: list[tuple[str, RailEvent]] = []
+            for tx in returned.transactions:
+                named = (tx.end_to_end_id, RailEvent(source, RETURNED, tx.reason_code))
+                # the funds of an accepted recall: the recall books them, not the payment
+                (recalled if tx.reason_code == FOLLOWING_CANCELLATION else events).append(named)
         else:
             report = parse_pacs002(body)
             events = [
@@ -159,6 +192,8 @@ async def sepa_callback(callback: VerifiedCallback, temporal: Temporal) -> dict[
     signaled = 0
     for payment_id, event in events:
         signaled += await signal_payment(temporal, payment_id, event)
+    for payment_id, event in recalled:
+        signaled += await signal_recall(temporal, payment_id, "rail_event", event)
     return {"signaled": signaled}
 
 

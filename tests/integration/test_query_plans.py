@@ -38,6 +38,7 @@ from activities.reconciliation import (
     LEDGER_BOOKINGS,
     PAYMENTS_BY_REFERENCE,
     PRENOTES_BY_TRACE,
+    REJECTED_REVERSALS_BY_TRACE,
     credited_deposits_query,
 )
 from api.idempotency import key_query, takeover_statement
@@ -388,6 +389,10 @@ PROBES: dict[str, Probe] = {
     ),
     "reconciliation: prenotes among a statement's zero-amount entries": lambda c: (
         PRENOTES_BY_TRACE,
+        {"refs": ["091000010000011", "091000010000021", "021000020000007"]},
+    ),
+    "reconciliation: rejected reversals among a statement's entries": lambda c: (
+        REJECTED_REVERSALS_BY_TRACE,
         {"refs": ["091000010000011", "091000010000021", "021000020000007"]},
     ),
     "re-screening: a page of counterparties": lambda c: (

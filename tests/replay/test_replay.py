@@ -37,6 +37,8 @@ LONG_RUNNING = {
     "FullVerification",
     "CounterpartyVerification",
     "RescreenCounterparties",
+    # waits for the bank's answer to a recall (SEPA) or out a reversal's return window (ACH)
+    "Recall",
 }
 
 

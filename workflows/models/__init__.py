@@ -96,6 +96,13 @@ from workflows.models.payment import (
     SubmitInput,
     SubmitResult,
 )
+from workflows.models.recall import (
+    RecallAnswer,
+    RecallInput,
+    RecallOutcome,
+    RecallRef,
+    RecallSent,
+)
 from workflows.models.reconciliation import (
     ReconcileInput,
     ReconcileRailInput,
@@ -199,6 +206,11 @@ __all__ = [
     "Rail",
     "RailEvent",
     "RailStatus",
+    "RecallAnswer",
+    "RecallInput",
+    "RecallOutcome",
+    "RecallRef",
+    "RecallSent",
     "ReconcileInput",
     "ReconcileRailInput",
     "ReconcileResult",

@@ -46,6 +46,7 @@ from payments_client.models import (
     PaymentOut,
     PaymentStatus,
     Readiness,
+    RecallCreate,
     ReconciliationCreate,
     ReconciliationList,
     ReconciliationOut,
@@ -82,6 +83,7 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "review_payment": ("POST", "/v1/payments/{payment_id}/review"),
     "cancel_payment": ("POST", "/v1/payments/{payment_id}/cancel"),
     "retry_payment": ("POST", "/v1/payments/{payment_id}/retry"),
+    "recall_payment": ("POST", "/v1/payments/{payment_id}/recall"),
     "create_payment_batch": ("POST", "/v1/payment-batches"),
     "get_payment_batch": ("GET", "/v1/payment-batches/{batch_id}"),
     "list_payment_batch_items": ("GET", "/v1/payment-batches/{batch_id}/items"),
@@ -467,6 +469,20 @@ class PaymentsClient:
                 "cancel_payment_batch",
                 path={"batch_id": batch_id},
                 json=body or {},
+                idempotency_key=idempotency_key,
+            ),
+        )
+
+    def recall_payment(
+        self, payment_id: str, body: RecallCreate, *, idempotency_key: str | None = None
+    ) -> PaymentOut:
+        """Ask for a settled payment's money back (SEPA recall, ACH reversal)."""
+        return cast(
+            PaymentOut,
+            self.request(
+                "recall_payment",
+                path={"payment_id": payment_id},
+                json=body,
                 idempotency_key=idempotency_key,
             ),
         )

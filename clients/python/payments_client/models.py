@@ -441,6 +441,7 @@ class PaymentOut(TypedDict):
     status_history: list[StatusChangeOut]
     created_at: str
     counterparty_id: NotRequired[str | None]
+    recall: NotRequired[RecallOut | None]
 
 
 class Problem(TypedDict):
@@ -460,6 +461,27 @@ class Readiness(TypedDict):
 
     status: Literal["ready", "degraded", "not_ready"]
     checks: dict[str, Literal["ok", "unavailable"]]
+
+
+class RecallCreate(TypedDict):
+    """Ask for a settled payment's money back (SEPA rulebook reasons: DUPL duplicate, TECH
+    technical problem, FRAD fraud, CUST the customer's request; ACH reverses DUPL and TECH only,
+    within five banking days of settlement)."""
+
+    reason: Literal["DUPL", "TECH", "FRAD", "CUST"]
+    note: NotRequired[str]
+
+
+class RecallOut(TypedDict):
+    """The sender's recall of a settled payment (SEPA camt.056, ACH reversal) and the bank's
+    answer."""
+
+    status: Literal["requested", "accepted", "rejected"]
+    reason: Literal["DUPL", "TECH", "FRAD", "CUST"]
+    note: NotRequired[str]
+    requested_at: str
+    answered_at: NotRequired[str | None]
+    answer_reason: NotRequired[str | None]
 
 
 class ReconciliationCreate(TypedDict):

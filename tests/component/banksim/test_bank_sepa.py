@@ -155,6 +155,7 @@ async def test_reject_rules_reject_after_accp(bank: BankClient) -> None:
         "reject_code": "AM04",
         "created_at": None,
         "registered_name": None,
+        "delay_seconds": None,
         "corrected_data": None,
     }
     rules = (await bank.http.get(f"{bank.url}/v1/admin/rules")).json()["data"]

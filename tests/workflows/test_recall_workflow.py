@@ -1,0 +1,181 @@
+"""The recall workflow on the time-skipping test server (fake activities): a SEPA recall the
+bank accepts books the return once the pacs.004 arrives; one it rejects, or leaves unanswered
+past the rail's deadline, books nothing; an ACH reversal stands when no return comes within
+its window and is rejected by a return or an undelivered file."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflows.recording import HistoryRecorder
+from tests.workflows.support import role_workers, time_skipping_env
+from workflows import steps
+from workflows.models import (
+    LedgerInput,
+    LedgerResult,
+    RailEvent,
+    RecallAnswer,
+    RecallInput,
+    RecallOutcome,
+    RecallRef,
+    RecallSent,
+)
+from workflows.recall import RecallWorkflow, recall_workflow_id
+from workflows.steps import implements
+
+QUEUE = "recall-test"
+DEADLINE = 21 * 86400.0
+WINDOW = 2 * 86400.0
+
+
+@dataclass
+class FakeBank:
+    """Recalls go out; the reversal transfer and the outcome are recorded."""
+
+    sent: list[str] = field(default_factory=list)
+    reversed: list[str] = field(default_factory=list)
+    recorded: list[RecallOutcome] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @implements(steps.SEND_RECALL)
+        async def send_recall(ref: RecallRef) -> RecallSent:
+            self.sent.append(ref.payment_id)
+            return RecallSent(ref.payment_id)
+
+        @implements(steps.REVERSE_PAYMENT)
+        async def reverse_payment(request: LedgerInput) -> LedgerResult:
+            self.reversed.append(request.payment_id)
+            return LedgerResult(f"{request.payment_id}:return", "ok")
+
+        @implements(steps.RECORD_RECALL_OUTCOME)
+        async def record(outcome: RecallOutcome) -> None:
+            self.recorded.append(outcome)
+
+        return [send_recall, reverse_payment, record]
+
+
+# recorded for tests/replay with RECORD_HISTORIES=1
+RECORDER = HistoryRecorder("recall")
+record_histories = RECORDER.fixture()
+
+
+env = pytest.fixture(scope="module")(time_skipping_env)
+
+
+def worker_for(env: WorkflowEnvironment, fake: FakeBank) -> AbstractAsyncContextManager[None]:
+    """The recall workflow and the fake's activities, a worker per role queue."""
+    return role_workers(env, QUEUE, RecallWorkflow, fake.activities())
+
+
+async def start(
+    env: WorkflowEnvironment, rail: str, reason: str = "DUPL"
+) -> WorkflowHandle[RecallWorkflow, RecallOutcome]:
+    payment_id = f"pay_{uuid.uuid4().hex[:12]}"
+    handle = await env.client.start_workflow(
+        RecallWorkflow.run,
+        RecallInput(
+            payment_id,
+            rail,
+            reason,
+            "acc_1",
+            2_500,
+            "EUR" if rail == "sepa" else "USD",
+            answer_deadline_seconds=DEADLINE,
+            reversal_window_seconds=WINDOW,
+        ),
+        id=recall_workflow_id(payment_id),
+        task_queue=QUEUE,
+    )
+    return RECORDER.track(handle)
+
+
+async def sent(fake: FakeBank) -> None:
+    for _ in range(200):
+        if fake.sent:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no recall sent")
+
+
+async def test_an_accepted_sepa_recall_books_the_return_once_the_funds_arrive(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBank()
+    async with worker_for(env, fake):
+        handle = await start(env, "sepa")
+        await sent(fake)
+        await handle.signal(RecallWorkflow.recall_answer, RecallAnswer(True))
+        await handle.signal(RecallWorkflow.rail_event, RailEvent("msg", "RTRN", "FOCR"))
+        outcome = await handle.result()
+    payment_id = fake.sent[0]
+    assert (outcome.status, outcome.reason, outcome.answer_reason) == ("accepted", "DUPL", None)
+    assert fake.reversed == [payment_id]
+    assert fake.recorded == [outcome]
+
+
+async def test_a_rejected_sepa_recall_books_nothing(env: WorkflowEnvironment) -> None:
+    fake = FakeBank()
+    async with worker_for(env, fake):
+        handle = await start(env, "sepa", "CUST")
+        await sent(fake)
+        await handle.signal(RecallWorkflow.recall_answer, RecallAnswer(False, "LEGL"))
+        # a second answer changes nothing: the first counts
+        await handle.signal(RecallWorkflow.recall_answer, RecallAnswer(True))
+        outcome = await handle.result()
+    assert (outcome.status, outcome.answer_reason) == ("rejected", "LEGL")
+    assert fake.reversed == []
+
+
+async def test_an_unanswered_sepa_recall_is_rejected_at_the_deadline(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBank()
+    async with worker_for(env, fake):
+        outcome = await (await start(env, "sepa")).result()
+    assert (outcome.status, outcome.answer_reason) == ("rejected", "NOAS")
+    assert fake.reversed == []
+
+
+async def test_an_ach_reversal_without_return_stands_after_its_window(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBank()
+    async with worker_for(env, fake):
+        handle = await start(env, "ach", "TECH")
+        await sent(fake)
+        await handle.signal(RecallWorkflow.rail_event, RailEvent("file-1", "ACCP"))
+        await handle.signal(RecallWorkflow.rail_event, RailEvent("file-1", "ACSC"))
+        outcome = await handle.result()
+    assert outcome.status == "accepted"
+    assert fake.reversed == fake.sent
+
+
+@pytest.mark.parametrize(
+    ("events", "code"),
+    [
+        ([RailEvent("file-1", "ACCP"), RailEvent("file-1", "RTRN", "R10")], "R10"),
+        ([RailEvent("file-1", "RJCT", "FF01")], "FF01"),
+        ([RailEvent("file-1", "NOTSENT")], "NOTSENT"),
+    ],
+)
+async def test_an_ach_reversal_returned_or_undelivered_is_rejected(
+    env: WorkflowEnvironment, events: list[RailEvent], code: str
+) -> None:
+    fake = FakeBank()
+    async with worker_for(env, fake):
+        handle = await start(env, "ach", "DUPL")
+        await sent(fake)
+        for event in events:
+            await handle.signal(RecallWorkflow.rail_event, event)
+        outcome = await handle.result()
+    assert (outcome.status, outcome.answer_reason) == ("rejected", code)
+    assert fake.reversed == []

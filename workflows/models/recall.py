@@ -1,0 +1,61 @@
+"""The recall workflow: the sender asks for a settled payment's money back (a SEPA camt.056
+recall, an ACH reversal entry) and waits for the bank's answer."""
+
+# no `from __future__ import annotations`: the workflow sandbox resolves string annotations
+# in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
+from dataclasses import dataclass
+
+
+@dataclass
+class RecallInput:
+    """A recall of the settled payment `payment_id`; the workflow id derives from it
+    (`recall_workflow_id`). The amount and account are the payment's, for the ledger."""
+
+    payment_id: str
+    rail: str
+    reason: str
+    account_id: str
+    amount: int
+    currency: str
+    # SEPA: the rail's deadline for the bank's answer (camt.029)
+    answer_deadline_seconds: float = 21 * 86400.0
+    # ACH: how long the reversal entry may still be returned once its file was accepted
+    reversal_window_seconds: float = 2 * 86400.0
+
+
+@dataclass
+class RecallRef:
+    """The recall of one payment, by the payment's id (activities read the rest)."""
+
+    payment_id: str
+
+
+@dataclass
+class RecallSent:
+    """Where the recall went: the camt.056's id (SEPA) or the reversal's file and trace
+    number (ACH)."""
+
+    message_id: str
+    reference: str = ""
+
+
+@dataclass
+class RecallAnswer:
+    """The bank's resolution of a SEPA recall (camt.029): accepted, or rejected with its
+    reason code."""
+
+    accepted: bool
+    reason_code: str | None = None
+
+
+@dataclass
+class RecallOutcome:
+    """How the recall ended: `accepted` (the funds came back: the payment is `returned`) or
+    `rejected` (with `answer_reason`: the bank's code, an ACH R-code, NOAS when no answer came
+    by the deadline)."""
+
+    payment_id: str
+    status: str
+    reason: str
+    answered_at: str
+    answer_reason: str | None = None

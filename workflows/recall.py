@@ -1,0 +1,138 @@
+"""The recall workflow: the sender of a settled payment asks for the money back (issue #18).
+
+One per payment, id `recall-<payment id>` (`recall_workflow_id`), started by the API, so a
+retried request starts it once. The payment workflow is not involved: its commands are
+unchanged, and a payment whose return window closed has no workflow left to tell.
+
+- SEPA: a camt.056 cancellation request (`send_recall`); the bank's camt.029 resolution comes
+  back by callback as the `recall_answer` signal, within the rail's deadline (none by then:
+  rejected, NOAS). Accepted, the funds follow as a pacs.004 (reason FOCR), the callback
+  signals `rail_event` RTRN here; rejected, the payment stays settled.
+- ACH: a reversal entry in a later window's file, under the workflow's id: the ACH batch
+  workflow and the bank's callbacks signal `rail_event` here as they signal a payment (as
+  for a prenote). A file refused or never sent, or a return of the reversal, rejects the
+  recall; no return within `reversal_window_seconds` after the file was accepted, and the
+  reversal stands.
+
+Accepted: the debtor is credited back with the ledger transfer of a return
+(`reverse_payment`, id `<payment id>:return`: exactly once, whichever of a return and a
+recall books it), then the outcome is recorded (`record_recall_outcome`: payment `returned`
+with the recall's reason, `recall.status`, events) in one unit of work.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.models.payment import LedgerInput, RailEvent
+    from workflows.models.recall import (
+        RecallAnswer,
+        RecallInput,
+        RecallOutcome,
+        RecallRef,
+    )
+    from workflows.models.vocabulary import RailStatus
+    from workflows.steps import RECORD_RECALL_OUTCOME, REVERSE_PAYMENT, SEND_RECALL
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+# the pacs.004 return reason of the funds of an accepted recall (following cancellation request)
+FOLLOWING_CANCELLATION = "FOCR"
+# ExternalPaymentCancellationRejection1Code: no answer (by the rail's deadline)
+NO_ANSWER = "NOAS"
+# a file status that ends a reversal before the bank could take it
+_NOT_DELIVERED = frozenset(
+    {RailStatus.REJECTED, RailStatus.NOT_SENT, RailStatus.UNKNOWN, RailStatus.EMPTY}
+)
+
+
+def recall_workflow_id(payment_id: str) -> str:
+    """The recall workflow's id: derived from the payment's, so a payment has one recall."""
+    return f"recall-{payment_id}"
+
+
+@workflow.defn(name="Recall")
+class RecallWorkflow:
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        self._answer: RecallAnswer | None = None
+        self._events: list[RailEvent] = []
+
+    @workflow.run
+    async def run(self, request: RecallInput) -> RecallOutcome:
+        """Send the recall, wait for the bank, book the funds back if they come."""
+        await SEND_RECALL.run(RecallRef(request.payment_id))
+        if request.rail == "sepa":
+            accepted, code = await self._sepa(request)
+        else:
+            accepted, code = await self._ach(request)
+        if accepted:
+            await REVERSE_PAYMENT.run(
+                LedgerInput(
+                    request.payment_id,
+                    request.account_id,
+                    request.amount,
+                    request.currency,
+                    request.rail,  # type: ignore[arg-type]
+                )
+            )
+        outcome = RecallOutcome(
+            request.payment_id,
+            ACCEPTED if accepted else REJECTED,
+            request.reason,
+            workflow.now().isoformat(),
+            answer_reason=code,
+        )
+        await RECORD_RECALL_OUTCOME.run(outcome)
+        return outcome
+
+    async def _sepa(self, request: RecallInput) -> tuple[bool, str | None]:
+        try:
+            await workflow.wait_condition(
+                lambda: self._answer is not None,
+                timeout=timedelta(seconds=request.answer_deadline_seconds),
+            )
+        except TimeoutError:
+            return False, NO_ANSWER
+        assert self._answer is not None
+        if not self._answer.accepted:
+            return False, self._answer.reason_code or None
+        # the bank accepted: the funds are on their way (pacs.004, FOCR)
+        await workflow.wait_condition(lambda: self._returned() is not None)
+        return True, None
+
+    async def _ach(self, request: RecallInput) -> tuple[bool, str | None]:
+        await workflow.wait_condition(
+            lambda: any(e.status != RailStatus.SETTLED for e in self._events)
+        )
+        first = next(e for e in self._events if e.status != RailStatus.SETTLED)
+        if first.status in _NOT_DELIVERED or first.status == RailStatus.RETURNED:
+            return False, first.reason_code or str(first.status)
+        try:
+            await workflow.wait_condition(
+                lambda: self._returned() is not None,
+                timeout=timedelta(seconds=request.reversal_window_seconds),
+            )
+        except TimeoutError:
+            return True, None
+        returned = self._returned()
+        assert returned is not None
+        return False, returned.reason_code or str(returned.status)
+
+    def _returned(self) -> RailEvent | None:
+        return next((e for e in self._events if e.status == RailStatus.RETURNED), None)
+
+    @workflow.signal(name="recall_answer")
+    def recall_answer(self, answer: RecallAnswer) -> None:
+        """The bank's camt.029 (the first answer counts)."""
+        self._answer = self._answer or answer
+
+    @workflow.signal(name="rail_event")
+    def rail_event(self, event: RailEvent) -> None:
+        """What the rail said: the pacs.004 of an accepted SEPA recall; the reversal's file
+        fate, settlement or return (ACH)."""
+        self._events.append(event)
