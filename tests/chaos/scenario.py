@@ -27,6 +27,7 @@ import httpx
 
 from ops.devstack import Stack
 from tests.bank_client import bank_client
+from tests.integration.helpers import TERMINAL, fresh_iban
 
 RETRYABLE = (httpx.TransportError,)
 SEPA_REJECT_IBAN = "FR1420041010050500013M02606"
@@ -71,6 +72,11 @@ SHORT_EVENTS = [
     "bank_ach_cutoff",
     "api_crash_mid_deposits",
 ]
+# the reasons a partner recalls a payment for, and the bank's reasons to reject a recall
+RECALL_REASONS = ("DUPL", "TECH")
+RECALL_REJECT_CODES = ("LEGL", "CUST", "NOOR")
+# the bank accepts a recall with this rule code
+RECALL_ACCEPT = "ACCP"
 # one round of faults per 150 payments, each round at least this long (the long windows
 # back to back, and a little room around them)
 ROUND_SECONDS = 100.0
@@ -97,7 +103,11 @@ class Plan:
     # a cancel (partner) or an ops retry sent while the payment is being submitted
     cancel_share: float = 0.08
     retry_share: float = 0.05
+    # SEPA payments the partner recalls once settled (at least one accepted, one rejected)
+    recall_share: float = 0.05
     events: list[tuple[float, str]] = field(default_factory=list)
+    # payment number -> (recall reason, the bank's answer: ACCP or the rejection's code)
+    recalls: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @staticmethod
     def rounds_for(payments: int) -> int:
@@ -134,7 +144,23 @@ class Plan:
             for kind in SHORT_EVENTS:
                 plan.events.append((start + rng.uniform(0.5, length), kind))
         plan.events.sort()
+        plan.recalls = cls.draw_recalls(seed, payments, plan.recall_share)
         return plan
+
+    @staticmethod
+    def draw_recalls(seed: int, payments: int, share: float) -> dict[int, tuple[str, str]]:
+        """Which payments are recalled, why, and what the bank answers: a generator of its
+        own, so a seed's faults and payments stay what they were before recalls."""
+        rng = random.Random(f"{seed}:recalls")
+        count = min(payments, max(2, round(payments * share)))
+        answers = [RECALL_ACCEPT, rng.choice(RECALL_REJECT_CODES)]
+        answers += [rng.choice((RECALL_ACCEPT, *RECALL_REJECT_CODES)) for _ in range(count - 2)]
+        rng.shuffle(answers)
+        chosen = sorted(rng.sample(range(payments), count))
+        return {
+            n: (rng.choice(RECALL_REASONS), answer)
+            for n, answer in zip(chosen, answers, strict=True)
+        }
 
 
 # why the client had to try again, for the report: a transport error, a 5xx, or a 409 while
@@ -176,6 +202,11 @@ class Sent:
     # a cancel the API accepted (202): the payment may end canceled instead, if the bank
     # confirmed it had no record of it
     cancel_accepted: bool = False
+    # a recall planned once it settles: its reason and the bank's answer (ACCP or a code)
+    recall_reason: str = ""
+    recall_answer: str = ""
+    # the API took the recall (202, or 409 already recalled after a lost answer)
+    recall_sent: bool = False
 
 
 @dataclass
@@ -203,6 +234,8 @@ class Tally:
     # every action_reason a payment was seen waiting with
     reasons: dict[str, set[str]] = field(default_factory=dict)
     deposits: list[DepositTry] = field(default_factory=list)
+    # recalls: why none was sent (the payment never settled), or the API's answer
+    recalls: Counter[str] = field(default_factory=Counter)
 
 
 class FaultBoard:
@@ -279,6 +312,8 @@ class Chaos:
         self._locks: dict[str, asyncio.Lock] = {}
         self._crashes = 0
         self._started = 0.0
+        # the partner's recalls, each waiting for its payment to settle
+        self.recall_tasks: list[asyncio.Task[None]] = []
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -506,6 +541,34 @@ class Chaos:
         self.tally.retries[str(response.status_code)] += 1
         assert response.status_code in (202, 409), (self.plan.seed, response.text)
 
+    async def recall_when_settled(self, partner: httpx.AsyncClient, payment: Sent) -> None:
+        """The partner recalls the payment as soon as it is settled, whatever fails around
+        it; a payment that ends otherwise (canceled) is not recalled."""
+        while True:
+            response = await http_retry(lambda: partner.get(f"/v1/payments/{payment.payment_id}"))
+            status = response.json()["status"]
+            if status == "settled":
+                break
+            if status in TERMINAL:
+                self.tally.recalls[f"not sent ({status})"] += 1
+                return
+            await asyncio.sleep(1.0)
+        response = await http_retry(
+            lambda: partner.post(
+                f"/v1/payments/{payment.payment_id}/recall",
+                json={"reason": payment.recall_reason, "note": "chaos"},
+            )
+        )
+        code = response.json().get("code", "") if response.status_code != 202 else ""
+        self.tally.recalls[f"{response.status_code} {code}".strip()] += 1
+        # a 409 after a retry: the first attempt recorded the recall, its answer was lost
+        assert response.status_code == 202 or code == "payment_already_recalled", (
+            self.plan.seed,
+            response.text,
+        )
+        payment.recall_sent = True
+        self.note(f"recall {payment.recall_reason} sent for {payment.payment_id}")
+
     async def watch_action_required(
         self,
         partner: httpx.AsyncClient,
@@ -572,10 +635,11 @@ async def list_action_required(client: httpx.AsyncClient) -> list[dict[str, Any]
 
 
 def payment_body(
-    rng: random.Random, account: dict[str, str], plan: Plan
+    rng: random.Random, account: dict[str, str], plan: Plan, recalled: str = ""
 ) -> tuple[dict[str, Any], str]:
     """A SEPA or ACH payment; a few go to a creditor the bank rejects, a few to one whose
-    bank returns the money after settlement."""
+    bank returns the money after settlement. A payment to be recalled (`recalled`, the
+    bank's answer) goes to a creditor of its own, which the bank's recall rule names."""
     amount = rng.randint(100, 900)
     if account["currency"] == "USD":
         creditor = {
@@ -598,6 +662,8 @@ def payment_body(
         iban, expect = SEPA_RETURN_IBAN, "returned"
     else:
         iban, expect = GOOD_IBAN, "settled"
+    if recalled:
+        iban, expect = fresh_iban(), "returned" if recalled == RECALL_ACCEPT else "settled"
     return {
         "account_id": account["id"],
         "amount": amount,
@@ -624,10 +690,14 @@ async def send_payments(
     races = []
     for n in range(plan.payments):
         await asyncio.sleep(max(0.0, started + n * plan.duration / plan.payments - loop.time()))
-        usd = rng.random() < plan.ach_share
+        reason, answer = plan.recalls.get(n, ("", ""))
+        # a recalled payment is SEPA (the draw is still made: the others stay as they were)
+        usd = rng.random() < plan.ach_share and not reason
         candidates = [a for a in accounts if (a["currency"] == "USD") == usd]
         account = rng.choice(candidates)
-        body, expect = payment_body(rng, account, plan)
+        body, expect = payment_body(rng, account, plan, answer)
+        if reason:
+            await recall_rule(chaos, body["creditor"]["iban"], answer)
         key = str(uuid.uuid4())
         response = await http_retry(
             lambda body=body, key=key: partner.post(  # type: ignore[misc]
@@ -635,9 +705,29 @@ async def send_payments(
             )
         )
         assert response.status_code in (200, 202), (plan.seed, response.text)
-        payment = Sent(response.json()["id"], body["rail"], body["amount"], expect, account["id"])
+        payment = Sent(
+            response.json()["id"],
+            body["rail"],
+            body["amount"],
+            expect,
+            account["id"],
+            recall_reason=reason,
+            recall_answer=answer,
+        )
         sent.append(payment)
+        if reason:
+            chaos.recall_tasks.append(
+                asyncio.create_task(chaos.recall_when_settled(partner, payment))
+            )
         races.append(asyncio.create_task(chaos.race_ops(partner, ops, payment, race_rng)))
     chaos.note(f"all {plan.payments} payments sent")
     await asyncio.gather(*races)
     chaos.note("every raced cancel and retry answered")
+
+
+async def recall_rule(chaos: Chaos, iban: str, answer: str) -> None:
+    """Tell the bank how it answers a recall of a payment to `iban` (known in advance)."""
+    rule = {"rail": "sepa", "creditor_iban": iban, "action": "recall", "code": answer}
+    async with bank_client(chaos.stack.settings) as bank:
+        response = await http_retry(lambda: bank.post("/v1/admin/rules", json=rule))
+    assert response.status_code == 201, (chaos.plan.seed, response.text)

@@ -29,6 +29,7 @@ from ops.devstack import Stack, free_port
 from tests.bank_client import bank_client
 from tests.chaos.scenario import (
     CLIENT_RETRIES,
+    RECALL_ACCEPT,
     SEPA_REJECT_IBAN,
     SEPA_RETURN_IBAN,
     Chaos,
@@ -56,6 +57,7 @@ LEDGER_KINDS = {
     "canceled": [[], ["pending", "void_pending"]],
 }
 BOOKED_STATUSES = {"settled", "returned"}
+RECALL_ANSWERED = {"accepted", "rejected"}
 
 
 async def open_accounts(tenant: Tenant) -> list[dict[str, str]]:
@@ -91,7 +93,13 @@ async def drive_to_the_end(
                 body = response.json()
                 open_[payment.payment_id] = body
                 awaiting_return = payment.expect == "returned" and body["status"] == "settled"
-                if body["status"] in TERMINAL and not awaiting_return:
+                # a recalled payment waits for the recall to be sent, then for the answer
+                awaiting_recall = (
+                    bool(payment.recall_reason)
+                    and body["status"] == "settled"
+                    and (body.get("recall") or {}).get("status") not in RECALL_ANSWERED
+                )
+                if body["status"] in TERMINAL and not (awaiting_return or awaiting_recall):
                     finals[payment.payment_id] = body
                     del open_[payment.payment_id]
                 elif payment.rail == "ach" and body["status"] == "settled":
@@ -198,6 +206,9 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         chaos_seconds = time.monotonic() - wall
         context += "\n" + "\n".join(chaos.log)
         finals, left_open = await drive_to_the_end(chaos, partner, ops, sent)
+        for task in chaos.recall_tasks:
+            task.cancel()  # only a recall still waiting at the deadline
+        await asyncio.gather(*chaos.recall_tasks, return_exceptions=True)
         posted = {}
         for account in accounts:
             response = await http_retry(lambda a=account: partner.get(f"/v1/accounts/{a['id']}"))  # type: ignore[misc]
@@ -298,11 +309,44 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         allowed = {payment.expect} | ({"canceled"} if payment.cancel_accepted else set())
         if final["status"] not in allowed:
             problems.append((pid, final["status"], final["failure"], "expected", allowed))
-        elif final["status"] in ("failed", "returned"):
+        elif final["status"] in ("failed", "returned") and not payment.recall_reason:
             code = "AC04" if final["status"] == "failed" else "AC06"
             if final["failure"]["reason_code"] != code:
                 problems.append((pid, final["failure"]))
     checks["every payment terminal, with the expected outcome"] = problems
+
+    # a recall the bank accepts ends returned (with the recall's reason), one it rejects
+    # leaves the payment settled with the bank's reason; a payment canceled before it
+    # settled was never recalled
+    recalled = [p for p in sent if p.recall_reason and p.payment_id in finals]
+    recall_problems: list[Any] = []
+    for payment in recalled:
+        final = finals[payment.payment_id]
+        recall = final.get("recall") or {}
+        if final["status"] == "canceled" and payment.cancel_accepted:
+            if recall or payment.recall_sent:
+                recall_problems.append((payment.payment_id, "canceled, yet recalled", recall))
+            continue
+        accepted = payment.recall_answer == RECALL_ACCEPT
+        wanted = (
+            ("returned", "accepted", None, payment.recall_reason)
+            if accepted
+            else ("settled", "rejected", payment.recall_answer, None)
+        )
+        failure = final.get("failure") or {}
+        got = (
+            final["status"],
+            recall.get("status"),
+            recall.get("answer_reason"),
+            failure.get("reason_code"),
+        )
+        if (
+            not payment.recall_sent
+            or got != wanted
+            or recall.get("reason") != (payment.recall_reason)
+        ):
+            recall_problems.append((payment.payment_id, got, "expected", wanted, recall))
+    checks["recalls: accepted ends returned, rejected stays settled"] = recall_problems
 
     checks["the bank booked each payment at most once (bookings)"] = [
         (pid, n) for pid, n in debits.items() if n > 1
@@ -403,6 +447,9 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
     # the report: outcomes, what the chaos did, each invariant, the wall time
     tally = chaos.tally
     reasons = Counter(reason for seen in tally.reasons.values() for reason in seen)
+    recall_outcomes = Counter(
+        body["recall"]["status"] for body in finals.values() if body.get("recall")
+    )
     lost = [d for d in tally.deposits if d.first_id is None]
     replayed = sum(1 for d in lost if d.retries[0][1])
     lines = [
@@ -416,6 +463,9 @@ async def test_payments_survive_chaos(chaos_stack: Stack) -> None:
         f"client requests tried again (why): {dict(CLIENT_RETRIES)}",
         f"deposits across API crashes: {len(tally.deposits)}, answer lost {len(lost)},"
         f" of which committed before the crash (replayed) {replayed}",
+        f"recalls planned {sum(1 for p in sent if p.recall_reason)}, sent"
+        f" {sum(p.recall_sent for p in sent)} (API answers {dict(tally.recalls)}),"
+        f" answered {dict(recall_outcomes)}",
         f"bank bookings: {len(bookings)}, payments booked {len(debits)},"
         f" returns {len(bank_returns)}",
         f"wall: {time.monotonic() - wall:.0f} s (setup {setup_seconds:.0f} s, until the faults"
