@@ -177,6 +177,15 @@ INLINE_NOT_RUN: dict[str, str] = {
     ".venv/bin/python bench/workflow_bench.py --rounds 4 --payments 160": (
         "a benchmark (minutes of both cores): `make bench` runs it"
     ),
+    ".venv/bin/python bench/workflow_bench.py --payments 40 --concurrency 8 --rounds 2": (
+        "a benchmark (minutes of both cores): `make bench` runs it"
+    ),
+    ".venv/bin/python bench/batch.py --items 10000 --accept-only --run-before-cancel 30": (
+        "a benchmark (a 10,000-item batch): `make bench-batch` runs its comparison"
+    ),
+    "payments batches submit FILE [--skip-invalid] [--no-follow]": (
+        "test_payment_batches.py runs it (a CSV file, followed to the end)"
+    ),
 }
 # the tour's first lines: what `make dev` uses, and what the test stack uses instead
 TOUR_SETTINGS = ("API", "BANK", "KEYS", "TENANT")

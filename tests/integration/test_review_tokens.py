@@ -65,9 +65,11 @@ async def refused_reviews(stack: Stack, payment_id: str) -> list[tuple[str, dict
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(audit_log.c.actor, audit_log.c.detail).where(
-                    audit_log.c.subject == payment_id, audit_log.c.action == "review.refused"
-                )
+                select(audit_log.c.actor, audit_log.c.detail)
+                .where(audit_log.c.subject == payment_id, audit_log.c.action == "review.refused")
+                # in the order they were refused (rows of a partitioned table, in several
+                # chains, come back in no particular order)
+                .order_by(audit_log.c.at, audit_log.c.seq)
             )
         ).all()
     await dispose_engines()
