@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from temporalio.client import ScheduleOverlapPolicy
 
 from iso20022.pacs002 import StatusReport, TransactionStatus, build_pacs002
 from kernel.db import dispose_engines, get_engine
@@ -469,7 +470,9 @@ async def scheduled_run_key_ids(settings: Settings, schedule_id: str, since: dat
     whose start the worker cannot decode never does), and answer the master keys of the
     payloads in its history."""
     client = await connect(settings, wait_seconds=10)
-    await client.get_schedule_handle(schedule_id).trigger()
+    # a run of the schedule may still be going (a slow machine): the trigger must not be
+    # skipped by the schedule's overlap policy
+    await client.get_schedule_handle(schedule_id).trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_GUARD_SECONDS
     query = f'ExecutionStatus="Completed" AND StartTime > "{since.isoformat()}"'
