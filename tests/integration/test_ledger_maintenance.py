@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+from temporalio.client import ScheduleOverlapPolicy
+
 from kernel.db import dispose_engines, get_engine
 from kernel.temporal_client import connect
 from ledger import Transfer, TransferKind, TransferResult, create_transfer, get_account
@@ -33,8 +35,10 @@ async def test_schedule_expires_a_timed_out_hold(tenant: Tenant, stack: Stack) -
     schedule = client.get_schedule_handle(SCHEDULE_ID)
     description = await schedule.describe()
     assert description.schedule.spec.intervals[0].every.total_seconds() == 60
-    await schedule.trigger()
-    for _ in range(100):
+    # a run still going (the schedule fires every minute; a loaded machine is slow) must not
+    # swallow the trigger under the schedule's overlap policy
+    await schedule.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+    for _ in range(300):
         async with engine.connect() as conn:
             state = await get_account(conn, account["id"])
         assert state is not None
@@ -52,9 +56,11 @@ async def test_verify_schedule_exports_the_gauges_the_alerts_watch(stack: Stack)
     from workflows.ledger_maintenance import VERIFY_SCHEDULE_ID
 
     client = await connect(stack.settings)
-    await client.get_schedule_handle(VERIFY_SCHEDULE_ID).trigger()
+    await client.get_schedule_handle(VERIFY_SCHEDULE_ID).trigger(
+        overlap=ScheduleOverlapPolicy.ALLOW_ALL
+    )
     url = f"http://127.0.0.1:{stack.settings.worker.metrics_port}/metrics"
-    for _ in range(100):
+    for _ in range(300):
         body = httpx.get(url).text
         if "payments_ledger_verify_ok" in body:
             break
