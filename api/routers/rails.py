@@ -118,7 +118,9 @@ def expired_receipts(now: datetime, tolerance_seconds: float) -> Delete:
     return delete(rail_callback_receipts).where(rail_callback_receipts.c.event_id.in_(oldest))
 
 
-VerifiedCallback = Annotated[Callback, Depends(verified_callback)]
+# scope "function": the receipt commits before the answer leaves, so a replay sent the moment
+# the bank (or whoever captured the callback) sees our 200 already finds it
+VerifiedCallback = Annotated[Callback, Depends(verified_callback, scope="function")]
 DUPLICATE = {"signaled": 0, "duplicate": 1}
 
 
