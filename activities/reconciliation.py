@@ -35,20 +35,51 @@ log = structlog.get_logger()
 BOOKING_ZONE = {"sepa": ZoneInfo("UTC"), "ach": ZoneInfo(ACH_TIMEZONE)}
 # the currency each rail's account at the bank holds: where a deposit's money arrives
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
-# an ACH payment's return booking is the bank's booking of its entry's return, or, when the
-# payment was recalled, of its reversal entry (its own trace number, `recall-<payment id>`)
+# A day's bookings of a rail's payments: posts, and returns (of an ACH payment whose recall the
+# bank accepted: its reversal entry, own trace number, `recall-<payment id>`). Each is booked on
+# the day the bank settled it when the bank told us (an ACH file's settlement notice,
+# `ach_entries.settled_on`), else on the day the ledger posted it, in the rail's zone: a notice
+# that arrives after midnight, or a bank whose clock runs ahead of ours, books on the bank's day,
+# as the statement does. Candidates are the transfers posted that day and the transfers of the
+# entries settled that day, each found by index.
 LEDGER_BOOKINGS = text(
-    "SELECT p.id AS payment_id, t.code, t.amount, t.currency,"
-    " COALESCE(CASE WHEN t.code = 'payment_return' THEN r.trace_number END, e.trace_number)"
-    " AS trace_number"
-    " FROM ledger_transfers t"
-    " JOIN payments p ON p.id = split_part(t.id, ':', 1)"
+    "WITH candidates AS ("
+    " SELECT t.id, t.code, t.amount, t.currency, t.created_at FROM ledger_transfers t"
+    " WHERE t.code IN ('payment_post', 'payment_return')"
+    " AND t.created_at >= :start AND t.created_at < :end"
+    " UNION"
+    " SELECT t.id, t.code, t.amount, t.currency, t.created_at FROM ach_entries s"
+    " JOIN ledger_transfer_ids i ON i.id = CASE WHEN s.payment_id LIKE 'recall-%'"
+    " THEN substr(s.payment_id, 8) || '\\:return' ELSE s.payment_id || '\\:post' END"
+    " JOIN ledger_transfers t ON t.id = i.id AND t.created_at = i.created_at"
+    " WHERE s.settled_on = CAST(:day AS date)"
+    ") SELECT * FROM ("
+    " SELECT p.id AS payment_id, c.code, c.amount, c.currency,"
+    " COALESCE(CASE WHEN c.code = 'payment_return' THEN r.trace_number END, e.trace_number)"
+    " AS trace_number,"
+    " COALESCE(CASE WHEN c.code = 'payment_return' THEN r.settled_on ELSE e.settled_on END,"
+    " (c.created_at AT TIME ZONE CAST(:zone AS text))::date) AS booked_on"
+    " FROM candidates c"
+    " JOIN payments p ON p.id = split_part(c.id, ':', 1)"
     " LEFT JOIN ach_entries e ON e.payment_id = p.id"
     " LEFT JOIN ach_entries r ON r.payment_id = 'recall-' || p.id"
     " AND p.recall->>'status' = 'accepted'"
-    " WHERE t.code IN ('payment_post', 'payment_return') AND p.rail = :rail"
-    " AND t.created_at >= :start AND t.created_at < :end"
+    " WHERE p.rail = :rail"
+    ") bookings WHERE booked_on = CAST(:day AS date)"
 )
+
+
+def ledger_bookings_params(day: str, rail: str) -> dict[str, Any]:
+    """LEDGER_BOOKINGS' parameters for one rail's statement date."""
+    zone = BOOKING_ZONE[rail]
+    start = datetime.combine(date.fromisoformat(day), time(), zone)
+    return {
+        "rail": rail,
+        "day": date.fromisoformat(day),
+        "zone": zone.key,
+        "start": start,
+        "end": start + timedelta(days=1),
+    }
 
 
 # a booking the bank made that the ledger lacks, named by a payment's reference: the bank paid
@@ -128,13 +159,10 @@ class ReconciliationActivities:
         ]
 
     async def _ledger(self, day: str, rail: str) -> list[Booking]:
-        zone = BOOKING_ZONE[rail]
-        start = datetime.combine(date.fromisoformat(day), time(), zone)
+        params = ledger_bookings_params(day, rail)
+        start, end = params["start"], params["end"]
         async with self._engine.connect() as conn:
-            end = start + timedelta(days=1)
-            rows = (
-                await conn.execute(LEDGER_BOOKINGS, {"rail": rail, "start": start, "end": end})
-            ).all()
+            rows = (await conn.execute(LEDGER_BOOKINGS, params)).all()
             credited = (
                 await conn.execute(credited_deposits_query(RAIL_CURRENCY[rail], start, end))
             ).all()

@@ -44,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -59,14 +59,14 @@ from activities.ledger import OPEN_PAYMENTS
 from activities.limits import RECENT_PAYMENTS
 from activities.payment_records import payment_by_id, status_update
 from activities.rails import UPSERT_ACH_ENTRY
-from activities.reconciliation import LEDGER_BOOKINGS
+from activities.reconciliation import LEDGER_BOOKINGS, ledger_bookings_params
 from api.routers.payments import (
     history_query,
     payment_cursor_query,
     payment_query,
     payments_page_query,
 )
-from api.routers.rails import file_entries_query, trace_entries_query
+from api.routers.rails import settle_file_entries, trace_entries_query
 from api.routers.webhooks import events_page_query
 from kernel import audit
 from kernel.settings import Settings
@@ -168,9 +168,9 @@ SELECT 'ten_' || (k % ${tenants}), 'key-' || i, 'POST /v1/payments', md5(id), 20
        jsonb_build_object('id', id, 'status', 'processing'), at
 FROM seed;
 INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective_date,
-                         created_at, updated_at)
+                         settled_on, created_at, updated_at)
 SELECT id, '${odfi}' || lpad((i % 10000000)::text, 7, '0'), to_char(at, 'YYYYMMDD"T1430"'),
-       '091000019-' || to_char(at, 'YYMMDD') || '-1430-A', at::date, at, at
+       '091000019-' || to_char(at, 'YYMMDD') || '-1430-A', at::date, at::date, at, at
 FROM seed WHERE status IN ('settled', 'returned');
 
 -- money: a deposit per customer first, then per payment its hold and its post or void, and
@@ -487,10 +487,12 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
             events_page_query("ten_0", limit=10, type="payment.returned")
         ),
         "GET /v1/accounts/{id}/entries": run(account_entries_query(busy_account, 11, None)),
-        "ACH settlement notice (file, traces)": run(file_entries_query(file_id, traces)),
+        "ACH settlement notice (file, traces)": run(
+            settle_file_entries(file_id, traces, day.date())
+        ),
         "ACH returns (traces)": run(trace_entries_query(traces)),
         "reconciliation: a day's bookings": run(
-            LEDGER_BOOKINGS, {"rail": "ach", "start": day, "end": day + timedelta(days=1)}
+            LEDGER_BOOKINGS, ledger_bookings_params(day.date().isoformat(), "ach")
         ),
         "ops: payments list --status in_review": run(
             payments_list_query(status="in_review", older_than_minutes=30, limit=20)

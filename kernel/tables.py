@@ -329,6 +329,8 @@ ach_entries = Table(
     Column("window_id", Text, nullable=False),
     Column("file_id", Text, nullable=False),
     Column("effective_date", Date, nullable=False),
+    # the bank's settlement date, from its notice for the file (migration 0030)
+    Column("settled_on", Date),
     Column("created_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True)),
 )

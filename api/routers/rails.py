@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
-from sqlalchemy import Delete, Select, delete, select
+from sqlalchemy import Delete, Select, Update, delete, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -205,15 +205,19 @@ class AchSettlementNotice(BaseModel):
     event_id: str
     type: str
     file_id: str
-    settlement_date: str
+    settlement_date: date
     trace_numbers: list[str]
 
 
-def file_entries_query(file_id: str, traces: Sequence[str]) -> Select[Any]:
-    """The entries of one file with these trace numbers (a settlement notice names its file:
-    trace numbers are unique within a file, not forever)."""
-    return select(ach_entries).where(
-        ach_entries.c.file_id == file_id, ach_entries.c.trace_number.in_(list(traces))
+def settle_file_entries(file_id: str, traces: Sequence[str], settled_on: date) -> Update:
+    """Record the bank's settlement date on the entries of one file with these trace numbers,
+    returning them (a settlement notice names its file: trace numbers are unique within a
+    file, not forever). Reconciliation books the entries on that date."""
+    return (
+        update(ach_entries)
+        .where(ach_entries.c.file_id == file_id, ach_entries.c.trace_number.in_(list(traces)))
+        .values(settled_on=settled_on)
+        .returning(*ach_entries.c)
     )
 
 
@@ -273,8 +277,11 @@ async def ach_settlement(
     if notice.type != "ach.file.settled":
         return {"signaled": 0}
     settled = dict.fromkeys(notice.trace_numbers, ("ACSC", None))
-    async with engine.connect() as conn:
-        rows = (await conn.execute(file_entries_query(notice.file_id, list(settled)))).all()
+    # the date commits before any payment hears of it: a payment posted on the notice is
+    # then always booked, for reconciliation, on the day the bank settled it
+    async with engine.begin() as conn:
+        statement = settle_file_entries(notice.file_id, list(settled), notice.settlement_date)
+        rows = (await conn.execute(statement)).all()
     entries = {row.trace_number: row for row in rows}
     return {"signaled": await _signal_entries(temporal, settled, entries)}
 

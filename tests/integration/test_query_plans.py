@@ -40,6 +40,7 @@ from activities.reconciliation import (
     PRENOTES_BY_TRACE,
     REJECTED_REVERSALS_BY_TRACE,
     credited_deposits_query,
+    ledger_bookings_params,
 )
 from api.idempotency import key_query, takeover_statement
 from api.pagination import cursor_query
@@ -54,9 +55,9 @@ from api.routers.payments import (
 )
 from api.routers.rails import (
     expired_receipts,
-    file_entries_query,
     receipt_query,
     receipt_statement,
+    settle_file_entries,
     trace_entries_query,
 )
 from api.routers.webhooks import event_cursor_query, events_page_query
@@ -161,10 +162,11 @@ INSERT INTO idempotency_keys (tenant_id, key, method_path, fingerprint, response
                               created_at)
 SELECT tenant_id, 'key-' || id, 'POST /v1/payments', 'f', 202, created_at FROM payments;
 INSERT INTO ach_entries (payment_id, trace_number, window_id, file_id, effective_date,
-                         created_at)
+                         settled_on, created_at)
 SELECT id, '02100002' || lpad(substr(id, 5)::bigint::text, 7, '0'),
        to_char(created_at, 'YYYYMMDD'),
-       '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date, created_at
+       '021000021-' || to_char(created_at, 'YYMMDD') || '-1430-A', created_at::date,
+       CASE WHEN status IN ('settled', 'returned') THEN updated_at::date END, created_at
 FROM payments WHERE id NOT LIKE 'pay_probe_%';
 -- a deposit per payment, credited when made (a tenth of them EUR: another rail's account)
 INSERT INTO deposits (id, tenant_id, account_id, amount, currency, created_by, created_at,
@@ -351,9 +353,10 @@ PROBES: dict[str, Probe] = {
         },
     ),
     "rails callback: settlement notice (file, traces)": lambda c: (
-        file_entries_query(
+        settle_file_entries(
             _file_of(c, "pay_00000000007"),
             ["021000020000007", "021000020000008"],
+            NOW.date(),
         ),
         {},
     ),
@@ -385,7 +388,7 @@ PROBES: dict[str, Probe] = {
     ),
     "reconciliation: a day's bookings (LEDGER_BOOKINGS)": lambda c: (
         LEDGER_BOOKINGS,
-        {"rail": "ach", **_day_bounds(10)},
+        ledger_bookings_params(_day_bounds(10)["start"].date().isoformat(), "ach"),
     ),
     "reconciliation: prenotes among a statement's zero-amount entries": lambda c: (
         PRENOTES_BY_TRACE,

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select, text
@@ -129,12 +130,17 @@ async def test_sepa_recall_rejected_leaves_the_payment_settled(
 
 async def reversal_entry(stack: Stack, payment_id: str) -> Any:
     """The reversal's ACH entry (file, trace number), once the recall workflow made it."""
+    return await ach_entry(stack, recall_workflow_id(payment_id))
+
+
+async def ach_entry(stack: Stack, entry_id: str) -> Any:
+    """The ACH entry (file, trace number) of a payment or reversal, once it exists."""
     while True:
         async with get_engine(stack.settings).connect() as conn:
             row = (
                 await conn.execute(
                     text("SELECT file_id, trace_number FROM ach_entries WHERE payment_id = :p"),
-                    {"p": recall_workflow_id(payment_id)},
+                    {"p": entry_id},
                 )
             ).first()
         await dispose_engines()
@@ -144,12 +150,17 @@ async def reversal_entry(stack: Stack, payment_id: str) -> Any:
 
 
 async def test_ach_reversal_accepted_returns_the_funds(tenant: Tenant, stack: Stack) -> None:
-    account = await funded_account(tenant, 10_000, "USD")
-    payment = await pay(tenant.partner, ach_body(account["id"], 2_500, fresh_account_number()))
-    await wait_for_status(tenant.partner, payment["id"], {"submitted"})
     async with bank_client(stack.settings) as bank:
+        # the bank's days run ahead of ours (as after a notice that arrives past midnight):
+        # reconciliation must book both entries on the bank's settlement dates, not on the
+        # days the ledger posted them
+        await bank.post("/v1/admin/clock/advance", json={"seconds": 3 * 86_400})
+        account = await funded_account(tenant, 10_000, "USD")
+        payment = await pay(tenant.partner, ach_body(account["id"], 2_500, fresh_account_number()))
+        await wait_for_status(tenant.partner, payment["id"], {"submitted"})
         await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
         await wait_for_status(tenant.partner, payment["id"], {"settled"})
+        original = await ach_entry(stack, payment["id"])
         response = await recall(tenant.partner, payment["id"], "TECH")
         assert response.status_code == 202, response.text
         # the reversal goes out in a later window's file, settled at the next cut-off
@@ -158,19 +169,31 @@ async def test_ach_reversal_accepted_returns_the_funds(tenant: Tenant, stack: St
         await bank.post("/v1/admin/clock/advance", json={"to": "next_ach_cutoff"})
         returned = await wait_for_status(tenant.partner, payment["id"], {"returned"})
         at_bank = (await bank.get(f"/v1/ach/files/{row.file_id}")).json()
+        paid_day = (await bank.get(f"/v1/ach/files/{original.file_id}")).json()["settlement_date"]
     assert returned["recall"]["status"] == "accepted"
     assert (await balances(tenant.partner, account["id"]))["posted"] == 10_000
     reversal = [e for e in at_bank["entries"] if e["trace_number"] == row.trace_number]
     assert [(e["amount"], e["status"]) for e in reversal] == [(2_500, "settled")]
     # the bank booked the reversal in under its own trace number, the ledger the return of
-    # the payment: reconciliation pairs them
-    day = at_bank["settlement_date"]
+    # the payment: reconciliation pairs them, each on the day the bank settled it
+    ours = datetime.now(ZoneInfo("America/New_York")).date().isoformat()
+    for day, entry in ((at_bank["settlement_date"], row), (paid_day, original)):
+        assert day > ours  # the case under test: not the day our ledger posted it
+        run = await tenant.ops.post(
+            "/v1/reconciliations", json={"statement_date": day, "rails": ["ach"]}
+        )
+        assert run.status_code == 200, run.text
+        (result,) = run.json()["data"]
+        gaps = [d for d in result["discrepancies"] if d["reference"] == entry.trace_number]
+        assert gaps == [], result
+        assert result["matched"] >= 1
+    # nor is either booking left over on our own day
     run = await tenant.ops.post(
-        "/v1/reconciliations", json={"statement_date": day, "rails": ["ach"]}
+        "/v1/reconciliations", json={"statement_date": ours, "rails": ["ach"]}
     )
-    assert run.status_code == 200, run.text
     (result,) = run.json()["data"]
-    assert [d for d in result["discrepancies"] if d["reference"] == row.trace_number] == [], result
+    references = {d["reference"] for d in result["discrepancies"]}
+    assert not references & {row.trace_number, original.trace_number}, result
 
 
 async def test_bad_recalls_are_refused_and_create_nothing(tenant: Tenant, stack: Stack) -> None:
