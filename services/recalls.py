@@ -18,6 +18,7 @@ the payment back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -34,15 +35,13 @@ from services.errors import ConflictError, NotFoundError
 from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
 from services.unit_of_work import UnitOfWork
 from workflows.models import PaymentStatus, RecallInput, RecallOutcome
+from workflows.models.recall import RECALL_SEQ, recall_failure
 from workflows.recall import ACCEPTED, RecallWorkflow, recall_workflow_id
 
 RECALL_REASONS = ("DUPL", "TECH", "FRAD", "CUST")
 # NACHA: a reversal corrects an erroneous entry only (a duplicate, a wrong amount or account)
 ACH_REVERSAL_REASONS = ("DUPL", "TECH")
 ACH_REVERSAL_BANKING_DAYS = 5
-# the sequence number of a recall's status change: after every one the payment workflow takes
-RECALL_SEQ = 1_000_000
-RECALLED = "recalled"
 
 
 def banking_days_between(start: date, end: date) -> int:
@@ -185,16 +184,12 @@ async def record_recall_outcome(
         )
         values: dict[str, object] = {"recall": recall}
         if outcome.status == ACCEPTED:
-            failure = {
-                "code": RECALLED,
-                "message": f"recalled by the sender ({outcome.reason}); the funds came back",
-                "reason_code": outcome.reason,
-            }
+            failure = dataclasses.asdict(recall_failure(outcome.reason))
             values.update(
                 status=PaymentStatus.RETURNED.value,
                 status_seq=RECALL_SEQ,
                 updated_at=at,
-                failure_code=RECALLED,
+                failure_code=failure["code"],
                 failure_message=failure["message"],
                 failure_reason=outcome.reason,
             )

@@ -157,6 +157,31 @@ REVIEW_TOKENS_ONBOARDING = Patch(
         "the next history generation"
     ),
 )
+RECALL_ENDS_PAYMENT = Patch(
+    id="recall-ends-payment",
+    workflow="Payment",
+    added=date(2026, 12, 7),
+    why=(
+        "a payment still waiting out its return window when its recall was accepted kept "
+        "saying `settled` (its result and its PaymentStatus search attribute) while the "
+        "database said `returned`: the `recalled` signal now ends it `returned`, adopting "
+        "what the recall recorded"
+    ),
+    retire_when=(
+        "deprecate once no settled payment lacking the marker is still in its return window "
+        "(ACH 2, SEPA 5 days after the deploy); delete with the next history generation"
+    ),
+)
+RECALL_TELLS_PAYMENT = Patch(
+    id="recall-tells-payment",
+    workflow="Recall",
+    added=date(2026, 12, 7),
+    why="an accepted recall signals the payment's workflow (`recalled`) when it is still open",
+    retire_when=(
+        "deprecate once no recall lacking the marker is open (a recall lives until its "
+        "rail's deadline, 21 days); delete with the next history generation"
+    ),
+)
 
 ALL: tuple[Patch, ...] = (
     RECHECK_KYC_AFTER_REVIEW,
@@ -168,6 +193,8 @@ ALL: tuple[Patch, ...] = (
     ASK_BANK_FOR_FILE,
     REVIEW_TOKENS,
     REVIEW_TOKENS_ONBOARDING,
+    RECALL_ENDS_PAYMENT,
+    RECALL_TELLS_PAYMENT,
 )
 
 

@@ -2,7 +2,8 @@
 
 KYC of the debtor → sanctions screening → velocity limits → ledger hold → (review) → rail
 submit → wait for the rail's status (signal from the callback, timer-driven poll as
-fallback) → post or void → (wait out the rail's return window; a return credits the debtor).
+fallback) → post or void → (wait out the rail's return window; a return credits the debtor,
+an accepted recall, told by the Recall workflow's `recalled` signal, ends it `returned`).
 Every failure path leaves the hold released, except a confirmed sanctions hit, whose money
 moves to the blocked-funds account; each ledger step carries a transfer id derived from the
 payment id, so a retried activity never moves money twice.
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         SubmitInput,
     )
+    from workflows.models.recall import RECALL_SEQ, RecallOutcome, recall_failure
     from workflows.models.vocabulary import (
         CANCELABLE_STATUSES,
         FINAL_RAIL_STATUSES,
@@ -60,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         ASK_BANK_BEFORE_RESEND,
         LIMITS_AND_BLOCKING,
         LOCAL_STEPS,
+        RECALL_ENDS_PAYMENT,
         REVIEW_TOKENS,
         SEPA_RETURNS,
         is_patched,
@@ -117,6 +120,8 @@ class PaymentWorkflow:
         self._early_events: list[RailEvent] = []
         self._parked_return: RailEvent | None = None
         self._submission: SubmitInput | None = None
+        # an accepted recall of this payment, told by the Recall workflow (`recalled`)
+        self._recalled: RecallOutcome | None = None
 
     # --- run ---------------------------------------------------------------------------
 
@@ -218,9 +223,15 @@ class PaymentWorkflow:
         return, a SEPA pacs.004); a return credits the debtor and ends the payment `returned`."""
         payment = self._payment
         await self._transition(PaymentStatus.SETTLED)
+        # Patched: payments settled before this change ignore an accepted recall (the
+        # database says `returned`, they ended `settled`); they replay that way.
+        ends_on_recall = is_patched(RECALL_ENDS_PAYMENT)
         try:
             await workflow.wait_condition(
-                lambda: self._return_event is not None,
+                lambda: (
+                    self._return_event is not None
+                    or (ends_on_recall and self._recalled is not None)
+                ),
                 timeout=timedelta(seconds=window_seconds),
             )
         except TimeoutError:
@@ -233,6 +244,8 @@ class PaymentWorkflow:
             if polled.event is not None and polled.event.status == RailStatus.RETURNED:
                 self._return_event = polled.event
                 self._parked_return = None
+        if self._return_event is None and ends_on_recall and self._recalled is not None:
+            return self._adopt_recall(self._recalled)
         if self._return_event is None:
             return self.status()
         code = self._return_event.reason_code
@@ -245,6 +258,19 @@ class PaymentWorkflow:
                 reason_code=code,
             ),
         )
+
+    def _adopt_recall(self, outcome: RecallOutcome) -> PaymentView:
+        """End `returned` as the accepted recall left the payment: its unit of work recorded
+        the status, the event and the audit record, and its transfer credited the debtor (the
+        same id as a return's, so a return arriving as well books nothing twice). Nothing is
+        recorded again; the search attribute follows."""
+        self._failure = recall_failure(outcome.reason)
+        self._history.append(
+            StatusChange(RECALL_SEQ, PaymentStatus.RETURNED.value, outcome.answered_at)
+        )
+        self._status = PaymentStatus.RETURNED
+        workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(self._status.value)])
+        return self.status()
 
     async def _await_review(self, limit_reasons: list[str]) -> PaymentView | None:
         """Wait for a four-eyes review of the held payment; None when approved.
@@ -713,6 +739,13 @@ class PaymentWorkflow:
 
     def _settled_at_bank(self) -> bool:
         return self._rail_event is not None and self._rail_event.status == RailStatus.SETTLED
+
+    @workflow.signal
+    def recalled(self, outcome: RecallOutcome) -> None:
+        """The Recall workflow: the sender's recall was accepted and the funds are booked
+        back. Ends a payment still waiting out its return window `returned`."""
+        if outcome.status == "accepted" and outcome.payment_id == self._payment.payment_id:
+            self._recalled = self._recalled or outcome
 
     @workflow.signal
     def retry(self, request: RetryInput | None = None) -> None:

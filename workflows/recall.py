@@ -17,7 +17,8 @@ unchanged, and a payment whose return window closed has no workflow left to tell
 Accepted: the debtor is credited back with the ledger transfer of a return
 (`reverse_payment`, id `<payment id>:return`: exactly once, whichever of a return and a
 recall books it), then the outcome is recorded (`record_recall_outcome`: payment `returned`
-with the recall's reason, `recall.status`, events) in one unit of work.
+with the recall's reason, `recall.status`, events) in one unit of work, and the payment's
+workflow, if still open, is signaled `recalled` so that it ends `returned` too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.models.payment import LedgerInput, RailEvent
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RecallRef,
     )
     from workflows.models.vocabulary import RailStatus
+    from workflows.patches import RECALL_TELLS_PAYMENT, is_patched
     from workflows.steps import RECORD_RECALL_OUTCOME, REVERSE_PAYMENT, SEND_RECALL
 
 ACCEPTED = "accepted"
@@ -88,7 +91,19 @@ class RecallWorkflow:
             answer_reason=code,
         )
         await RECORD_RECALL_OUTCOME.run(outcome)
+        if accepted and is_patched(RECALL_TELLS_PAYMENT):
+            await self._tell_payment(outcome)
         return outcome
+
+    async def _tell_payment(self, outcome: RecallOutcome) -> None:
+        """A payment workflow still waiting out its return window ends `returned` (its result
+        and PaymentStatus search attribute agree with the database). One that closed cannot
+        hear it: its attribute stays `settled`, and the API and this workflow say the rest."""
+        payment = workflow.get_external_workflow_handle(outcome.payment_id)
+        try:
+            await payment.signal("recalled", outcome)
+        except FailureError:
+            workflow.logger.info("payment workflow closed; recall not signaled")
 
     async def _sepa(self, request: RecallInput) -> tuple[bool, str | None]:
         try:

@@ -33,6 +33,7 @@ from tests.integration.helpers import (
 )
 from tests.integration.test_ach import ach_body, fresh_account_number
 from workflows.recall import recall_workflow_id
+from workflows.search_attributes import PAYMENT_STATUS
 
 
 async def recall(
@@ -103,6 +104,15 @@ async def test_sepa_recall_accepted_returns_the_funds(tenant: Tenant, stack: Sta
     assert run.status_code == 200, run.text
     (result,) = run.json()["data"]
     assert [d for d in result["discrepancies"] if d["reference"] == payment["id"]] == []
+    # the payment's workflow, still in its return window (60 s here) when the recall was
+    # accepted, ends `returned` too: its result and the Web UI's PaymentStatus agree
+    handle = (await connect(stack.settings)).get_workflow_handle(payment["id"])
+    view = await handle.result()
+    described = await handle.describe()
+    assert described.close_time is not None
+    if described.close_time > datetime.fromisoformat(returned["recall"]["answered_at"]):
+        assert view["status"] == "returned", view
+        assert described.typed_search_attributes.get(PAYMENT_STATUS) == "returned"
 
 
 async def test_sepa_recall_rejected_leaves_the_payment_settled(

@@ -41,6 +41,7 @@ from workflows.models import (
     PollInput,
     PollResult,
     RailEvent,
+    RecallOutcome,
     RecordStatusInput,
     ReviewInput,
     ScreeningHit,
@@ -555,6 +556,33 @@ async def test_ach_without_return_stays_settled_after_the_window(env: WorkflowEn
     assert view.status == "settled"
     # one last look at the bank when the window closes, in case a return callback was lost
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]
+
+
+async def test_an_accepted_recall_ends_the_open_payment_returned(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await file_accepted(handle)
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "settled")
+        # another payment's outcome, or a rejected recall, ends nothing
+        other = RecallOutcome("pay_other", "accepted", "DUPL", "2026-12-07T12:00:00+00:00")
+        await handle.signal(PaymentWorkflow.recalled, other)
+        await handle.signal(
+            PaymentWorkflow.recalled, replace(other, payment_id=handle.id, status="rejected")
+        )
+        await handle.signal(PaymentWorkflow.recalled, replace(other, payment_id=handle.id))
+        view = await handle.result()
+        description = await handle.describe()
+    assert view.status == "returned"
+    assert view.failure is not None
+    assert (view.failure.code, view.failure.reason_code) == ("recalled", "DUPL")
+    assert description.typed_search_attributes.get(PAYMENT_STATUS) == "returned"
+    # the recall's unit of work recorded `returned` and credited the debtor: nothing twice
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post"]
+    assert bank.statuses == ["submitted", "settled"]
 
 
 SEPA_WITH_RETURNS = {"sepa_return_window_seconds": 5 * 86400.0}

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from tests.workflows.recording import HistoryRecorder
 from tests.workflows.support import role_workers, time_skipping_env
@@ -63,6 +65,25 @@ class FakeBank:
         return [send_recall, reverse_payment, record]
 
 
+# unsandboxed: the sandbox would re-import this test module and its fixtures
+@workflow.defn(name="Payment", sandboxed=False)
+class StandInPayment:
+    """An open payment workflow, waiting out its return window: hears the accepted recall."""
+
+    def __init__(self) -> None:
+        self.recalled: RecallOutcome | None = None
+
+    @workflow.run
+    async def run(self) -> RecallOutcome:
+        await workflow.wait_condition(lambda: self.recalled is not None)
+        assert self.recalled is not None
+        return self.recalled
+
+    @workflow.signal(name="recalled")
+    def on_recalled(self, outcome: RecallOutcome) -> None:
+        self.recalled = outcome
+
+
 # recorded for tests/replay with RECORD_HISTORIES=1
 RECORDER = HistoryRecorder("recall")
 record_histories = RECORDER.fixture()
@@ -77,9 +98,9 @@ def worker_for(env: WorkflowEnvironment, fake: FakeBank) -> AbstractAsyncContext
 
 
 async def start(
-    env: WorkflowEnvironment, rail: str, reason: str = "DUPL"
+    env: WorkflowEnvironment, rail: str, reason: str = "DUPL", payment_id: str | None = None
 ) -> WorkflowHandle[RecallWorkflow, RecallOutcome]:
-    payment_id = f"pay_{uuid.uuid4().hex[:12]}"
+    payment_id = payment_id or f"pay_{uuid.uuid4().hex[:12]}"
     handle = await env.client.start_workflow(
         RecallWorkflow.run,
         RecallInput(
@@ -120,6 +141,29 @@ async def test_an_accepted_sepa_recall_books_the_return_once_the_funds_arrive(
     assert (outcome.status, outcome.reason, outcome.answer_reason) == ("accepted", "DUPL", None)
     assert fake.reversed == [payment_id]
     assert fake.recorded == [outcome]
+
+
+async def test_an_accepted_recall_tells_the_open_payment_workflow(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBank()
+    payment_id = f"pay_{uuid.uuid4().hex[:12]}"
+    async with (
+        worker_for(env, fake),
+        Worker(env.client, task_queue="recall-test-payment", workflows=[StandInPayment]),
+    ):
+        payment = await env.client.start_workflow(
+            StandInPayment.run, id=payment_id, task_queue="recall-test-payment"
+        )
+        handle = await start(env, "ach", "TECH", payment_id)
+        await sent(fake)
+        await handle.signal(RecallWorkflow.rail_event, RailEvent("file", "ACCP"))
+        await handle.signal(RecallWorkflow.rail_event, RailEvent("file", "ACSC"))
+        outcome = await handle.result()  # no return within the reversal's window
+        told = await payment.result()
+    assert outcome.status == "accepted"
+    assert told == outcome
+    # with no payment workflow open (the others here), the recall ends all the same
 
 
 async def test_a_rejected_sepa_recall_books_nothing(env: WorkflowEnvironment) -> None:

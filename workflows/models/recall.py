@@ -5,6 +5,13 @@ recall, an ACH reversal entry) and waits for the bank's answer."""
 # in sys.modules[cls.__module__], which only holds the modules a workflow imported itself
 from dataclasses import dataclass
 
+from workflows.models.payment import Failure
+from workflows.models.vocabulary import FailureCode
+
+# the sequence number of a recall's status change: above every one a payment workflow takes,
+# so the payment's own later records never overwrite it
+RECALL_SEQ = 1_000_000
+
 
 @dataclass
 class RecallInput:
@@ -59,3 +66,13 @@ class RecallOutcome:
     reason: str
     answered_at: str
     answer_reason: str | None = None
+
+
+def recall_failure(reason: str) -> Failure:
+    """Why a payment whose recall was accepted ended `returned` (the database's and the
+    payment workflow's wording, one place)."""
+    return Failure(
+        FailureCode.RECALLED.value,
+        f"recalled by the sender ({reason}); the funds came back",
+        reason_code=reason,
+    )

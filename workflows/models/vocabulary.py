@@ -53,6 +53,8 @@ class FailureCode(enum.StrEnum):
     RAIL_RETURNED = "rail_returned"
     LIMIT_EXCEEDED = "limit_exceeded"
     CANCELED = "canceled"
+    # the sender recalled a settled payment and the bank sent the funds back (issue #18)
+    RECALLED = "recalled"
 
 
 # the API's `rail` (DESIGN §6); a Literal because the API hands it in as one
