@@ -153,7 +153,7 @@ async def test_an_accepted_recall_tells_the_open_payment_workflow(
         Worker(env.client, task_queue="recall-test-payment", workflows=[StandInPayment]),
     ):
         payment = await env.client.start_workflow(
-            StandInPayment.run, id=payment_id, task_queue="recall-test-payment"
+            "Payment", id=payment_id, task_queue="recall-test-payment", result_type=RecallOutcome
         )
         handle = await start(env, "ach", "TECH", payment_id)
         await sent(fake)
