@@ -20,7 +20,7 @@ from kernel.tables import payment_status_history, payments
 from rails.ach_file import REVERSAL_CODE
 from services import recalls as service
 from services.events import DeliveryStarter
-from workflows.models import RecallOutcome, RecallRef, RecallSent
+from workflows.models import RecallFundsOverdue, RecallOutcome, RecallRef, RecallSent
 from workflows.recall import recall_workflow_id
 
 
@@ -122,3 +122,8 @@ class RecallActivities:
     async def record_recall_outcome(self, outcome: RecallOutcome) -> None:
         """Record the outcome with its event and audit record (idempotent)."""
         await service.record_recall_outcome(self._engine, self._deliveries, outcome)
+
+    @activity.defn(name="record_recall_funds_overdue")
+    async def record_recall_funds_overdue(self, overdue: RecallFundsOverdue) -> None:
+        """Mark the accepted recall's funds overdue, with its event and audit record (once)."""
+        await service.record_recall_funds_overdue(self._engine, self._deliveries, overdue)

@@ -418,6 +418,9 @@ class RecallOut(BaseModel):
     answered_at: datetime | None = None
     # the bank's reason for a rejection (camt.029 code, ACH R-code; NOAS: no answer in time)
     answer_reason: str | None = None
+    # SEPA: the bank accepted the recall but its funds (pacs.004) had not come by then; the
+    # payment ends `returned` when they do
+    funds_overdue_at: datetime | None = None
 
 
 class StatusChangeOut(BaseModel):

@@ -326,6 +326,10 @@ class SepaSettings(Section):
     # the rulebook gives it 15 TARGET business days; 21 calendar days cover them. An answer
     # that has not come by then leaves the recall rejected (answer_reason NOAS).
     recall_answer_deadline_seconds: float = 21 * 86400.0
+    # once the bank accepted a recall, its funds follow as a pacs.004 (FOCR); none by then
+    # marks the recall `funds_overdue_at` (an event and an audit record, for ops to chase the
+    # bank) while the workflow keeps waiting, so late funds are still booked
+    recall_funds_deadline_seconds: float = 5 * 86400.0
     # the counterpart bank of recalls (the camt.056's assignee) when the creditor gave no BIC
     counterpart_bic: str = "BANKSIMXXXX"
 

@@ -34,7 +34,7 @@ from rails.business_days import is_fed_business_day
 from services.errors import ConflictError, NotFoundError
 from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
 from services.unit_of_work import UnitOfWork
-from workflows.models import PaymentStatus, RecallInput, RecallOutcome
+from workflows.models import PaymentStatus, RecallFundsOverdue, RecallInput, RecallOutcome
 from workflows.models.recall import RECALL_SEQ, recall_failure
 from workflows.recall import ACCEPTED, RecallWorkflow, recall_workflow_id
 
@@ -150,6 +150,7 @@ async def request_recall(
             row.amount,
             row.currency,
             answer_deadline_seconds=settings.sepa.recall_answer_deadline_seconds,
+            funds_deadline_seconds=settings.sepa.recall_funds_deadline_seconds,
             reversal_window_seconds=settings.ach.reversal_return_window_seconds,
         )
         with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -225,4 +226,40 @@ async def record_recall_outcome(
             tenant_id=row.tenant_id,
             detail={"reason": outcome.reason, "answer_reason": outcome.answer_reason},
             idempotency_key=f"{row.id}:recall_{outcome.status}",
+        )
+
+
+async def record_recall_funds_overdue(
+    engine: AsyncEngine, deliveries: DeliveryStarter, overdue: RecallFundsOverdue
+) -> None:
+    """Mark a recall the bank accepted whose funds have not come (`recall.funds_overdue_at`),
+    with an event and an audit record, once: ops chase the bank; the funds, when they come,
+    still end the payment `returned`."""
+    async with UnitOfWork(engine, deliveries) as uow:
+        conn = uow.conn
+        row = (
+            await conn.execute(
+                select(payments).where(payments.c.id == overdue.payment_id).with_for_update()
+            )
+        ).one()
+        recall = dict(row.recall or {})
+        if recall.get("status") != "requested" or recall.get("funds_overdue_at"):
+            return  # answered meanwhile, or marked already (a retried activity)
+        recall["funds_overdue_at"] = overdue.since
+        await conn.execute(update(payments).where(payments.c.id == row.id).values(recall=recall))
+        await uow.event(
+            event_id=f"{payment_event_id(row.id, 0)}_recall_funds_overdue",
+            tenant_id=row.tenant_id,
+            type="payment.recall_funds_overdue",
+            data={**payment_status_event_data(row, row.status, None), "recall": recall},
+            at=datetime.fromisoformat(overdue.since),
+            payment_id=row.id,
+        )
+        uow.audit(
+            actor="payments",
+            action="payment.recall_funds_overdue",
+            subject=row.id,
+            tenant_id=row.tenant_id,
+            detail={"reason": recall.get("reason"), "since": overdue.since},
+            idempotency_key=f"{row.id}:recall_funds_overdue",
         )

@@ -146,6 +146,7 @@ def activity_implementations(
         counterparties.record_counterparty_verification,
         recalls.send_recall,
         recalls.record_recall_outcome,
+        recalls.record_recall_funds_overdue,
     ]
     if lists is not None:
         # payments screen against the current lists (reloaded when a refresh records new ones)

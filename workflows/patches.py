@@ -182,6 +182,21 @@ RECALL_TELLS_PAYMENT = Patch(
         "rail's deadline, 21 days); delete with the next history generation"
     ),
 )
+RECALL_FUNDS_DEADLINE = Patch(
+    id="recall-funds-deadline",
+    workflow="Recall",
+    added=date(2026, 12, 7),
+    why=(
+        "after the bank accepted a SEPA recall the workflow waited for its funds (pacs.004) "
+        "with no deadline and nobody was told when they did not come: now, past "
+        "`sepa.recall_funds_deadline_seconds`, the recall is marked funds_overdue_at (event, "
+        "audit) and the workflow keeps waiting"
+    ),
+    retire_when=(
+        "deprecate once no recall lacking the marker is open (21 days after the deploy); "
+        "delete with the next history generation"
+    ),
+)
 
 ALL: tuple[Patch, ...] = (
     RECHECK_KYC_AFTER_REVIEW,
@@ -195,6 +210,7 @@ ALL: tuple[Patch, ...] = (
     REVIEW_TOKENS_ONBOARDING,
     RECALL_ENDS_PAYMENT,
     RECALL_TELLS_PAYMENT,
+    RECALL_FUNDS_DEADLINE,
 )
 
 

@@ -7,7 +7,9 @@ unchanged, and a payment whose return window closed has no workflow left to tell
 - SEPA: a camt.056 cancellation request (`send_recall`); the bank's camt.029 resolution comes
   back by callback as the `recall_answer` signal, within the rail's deadline (none by then:
   rejected, NOAS). Accepted, the funds follow as a pacs.004 (reason FOCR), the callback
-  signals `rail_event` RTRN here; rejected, the payment stays settled.
+  signals `rail_event` RTRN here (funds not there by `funds_deadline_seconds`: the recall is
+  marked `funds_overdue_at` for ops, and the wait goes on); rejected, the payment stays
+  settled.
 - ACH: a reversal entry in a later window's file, under the workflow's id: the ACH batch
   workflow and the bank's callbacks signal `rail_event` here as they signal a payment (as
   for a prenote). A file refused or never sent, or a return of the reversal, rejects the
@@ -32,13 +34,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models.payment import LedgerInput, RailEvent
     from workflows.models.recall import (
         RecallAnswer,
+        RecallFundsOverdue,
         RecallInput,
         RecallOutcome,
         RecallRef,
     )
     from workflows.models.vocabulary import RailStatus
-    from workflows.patches import RECALL_TELLS_PAYMENT, is_patched
-    from workflows.steps import RECORD_RECALL_OUTCOME, REVERSE_PAYMENT, SEND_RECALL
+    from workflows.patches import RECALL_FUNDS_DEADLINE, RECALL_TELLS_PAYMENT, is_patched
+    from workflows.steps import (
+        RECORD_RECALL_FUNDS_OVERDUE,
+        RECORD_RECALL_OUTCOME,
+        REVERSE_PAYMENT,
+        SEND_RECALL,
+    )
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -117,6 +125,16 @@ class RecallWorkflow:
         if not self._answer.accepted:
             return False, self._answer.reason_code or None
         # the bank accepted: the funds are on their way (pacs.004, FOCR)
+        if is_patched(RECALL_FUNDS_DEADLINE):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._returned() is not None,
+                    timeout=timedelta(seconds=request.funds_deadline_seconds),
+                )
+            except TimeoutError:
+                # late, not lost: ops chase the bank, the funds are still booked when they come
+                since = workflow.now().isoformat()
+                await RECORD_RECALL_FUNDS_OVERDUE.run(RecallFundsOverdue(request.payment_id, since))
         await workflow.wait_condition(lambda: self._returned() is not None)
         return True, None
 

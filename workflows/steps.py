@@ -76,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitInput,
         SubmitResult,
     )
-    from workflows.models.recall import RecallOutcome, RecallRef, RecallSent
+    from workflows.models.recall import RecallFundsOverdue, RecallOutcome, RecallRef, RecallSent
     from workflows.models.reconciliation import ReconcileRailInput, ReconcileResult
     from workflows.models.verification import (
         FullVerifyChunksInput,
@@ -480,6 +480,15 @@ RECORD_RECALL_OUTCOME = Step(
     PAYMENT_STEP_TIMEOUT,
     RETRY_TRANSIENT,
 )
+# an accepted SEPA recall whose funds are late: marked for ops (event, audit), still waited for
+RECORD_RECALL_FUNDS_OVERDUE = Step(
+    "record_recall_funds_overdue",
+    RecallFundsOverdue,
+    type(None),
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
 RECORD_VERIFICATION = Step(
     "record_counterparty_verification",
     VerificationOutcome,
@@ -537,6 +546,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     RECORD_VERIFICATION,
     SEND_RECALL,
     RECORD_RECALL_OUTCOME,
+    RECORD_RECALL_FUNDS_OVERDUE,
     RESCREEN_COUNTERPARTIES_PAGE,
 )
 BY_NAME: dict[str, Step[Any, Any]] = {step.name: step for step in ALL}

@@ -21,6 +21,8 @@ from kernel.tables import events
 from kernel.temporal_client import connect
 from ledger import verify_ledger
 from ops.devstack import Stack
+from services.events import DeliveryStarter
+from services.recalls import record_recall_funds_overdue
 from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
@@ -32,6 +34,7 @@ from tests.integration.helpers import (
     wait_for_status,
 )
 from tests.integration.test_ach import ach_body, fresh_account_number
+from workflows.models import RecallFundsOverdue
 from workflows.recall import recall_workflow_id
 from workflows.search_attributes import PAYMENT_STATUS
 
@@ -113,6 +116,39 @@ async def test_sepa_recall_accepted_returns_the_funds(tenant: Tenant, stack: Sta
     if described.close_time > datetime.fromisoformat(returned["recall"]["answered_at"]):
         assert view["status"] == "returned", view
         assert described.typed_search_attributes.get(PAYMENT_STATUS) == "returned"
+
+
+async def test_late_funds_of_an_accepted_recall_are_marked_overdue_once(
+    tenant: Tenant, stack: Stack
+) -> None:
+    iban = fresh_iban()
+    async with bank_client(stack.settings) as bank:
+        # the bank answers (accepting) only in a day of its time: the recall stays requested
+        rule = {"rail": "sepa", "creditor_iban": iban, "action": "recall", "code": "ACCP"}
+        created = await bank.post("/v1/admin/rules", json={**rule, "detail": "86400"})
+        assert created.status_code == 201, created.text
+        account = await funded_account(tenant, 10_000)
+        payment = await pay(tenant.partner, payment_body(account["id"], 2_000, iban=iban))
+        await wait_for_status(tenant.partner, payment["id"], {"settled"})
+        assert (await recall(tenant.partner, payment["id"], "TECH")).status_code == 202
+    # what the workflow's step does past `sepa.recall_funds_deadline_seconds`, twice (retried)
+    since = datetime.now(UTC).isoformat()
+    temporal = await connect(stack.settings)
+    deliveries = DeliveryStarter(temporal, stack.settings)
+    engine = get_engine(stack.settings)
+    for _ in range(2):
+        await record_recall_funds_overdue(
+            engine, deliveries, RecallFundsOverdue(payment["id"], since)
+        )
+    await dispose_engines()
+    shown = (await tenant.partner.get(f"/v1/payments/{payment['id']}")).json()
+    assert shown["status"] == "settled"
+    assert shown["recall"]["status"] == "requested"
+    assert datetime.fromisoformat(shown["recall"]["funds_overdue_at"]) == datetime.fromisoformat(
+        since
+    )
+    types = await event_types(stack, payment["id"])
+    assert types.count("payment.recall_funds_overdue") == 1
 
 
 async def test_sepa_recall_rejected_leaves_the_payment_settled(

@@ -26,6 +26,7 @@ from workflows.models import (
     LedgerResult,
     RailEvent,
     RecallAnswer,
+    RecallFundsOverdue,
     RecallInput,
     RecallOutcome,
     RecallRef,
@@ -36,6 +37,7 @@ from workflows.steps import implements
 
 QUEUE = "recall-test"
 DEADLINE = 21 * 86400.0
+FUNDS_DEADLINE = 5 * 86400.0
 WINDOW = 2 * 86400.0
 
 
@@ -46,6 +48,7 @@ class FakeBank:
     sent: list[str] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
     recorded: list[RecallOutcome] = field(default_factory=list)
+    overdue: list[RecallFundsOverdue] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
         @implements(steps.SEND_RECALL)
@@ -62,7 +65,11 @@ class FakeBank:
         async def record(outcome: RecallOutcome) -> None:
             self.recorded.append(outcome)
 
-        return [send_recall, reverse_payment, record]
+        @implements(steps.RECORD_RECALL_FUNDS_OVERDUE)
+        async def record_overdue(overdue: RecallFundsOverdue) -> None:
+            self.overdue.append(overdue)
+
+        return [send_recall, reverse_payment, record, record_overdue]
 
 
 # unsandboxed: the sandbox would re-import this test module and its fixtures
@@ -112,6 +119,7 @@ async def start(
             "EUR" if rail == "sepa" else "USD",
             answer_deadline_seconds=DEADLINE,
             reversal_window_seconds=WINDOW,
+            funds_deadline_seconds=FUNDS_DEADLINE,
         ),
         id=recall_workflow_id(payment_id),
         task_queue=QUEUE,
@@ -164,6 +172,30 @@ async def test_an_accepted_recall_tells_the_open_payment_workflow(
     assert outcome.status == "accepted"
     assert told == outcome
     # with no payment workflow open (the others here), the recall ends all the same
+
+
+async def test_late_funds_of_an_accepted_recall_are_marked_overdue_and_still_booked(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBank()
+    async with worker_for(env, fake):
+        handle = await start(env, "sepa")
+        await sent(fake)
+        await handle.signal(RecallWorkflow.recall_answer, RecallAnswer(True))
+        # the funds do not come: past their deadline ops are told, the recall stays open
+        await env.sleep(FUNDS_DEADLINE + 3600)
+        for _ in range(200):
+            if fake.overdue:
+                break
+            await asyncio.sleep(0.05)
+        assert [o.payment_id for o in fake.overdue] == fake.sent
+        assert fake.reversed == [] and fake.recorded == []
+        await env.sleep(30 * 86400)  # well past every deadline: late, not lost
+        await handle.signal(RecallWorkflow.rail_event, RailEvent("msg", "RTRN", "FOCR"))
+        outcome = await handle.result()
+    assert outcome.status == "accepted"
+    assert fake.reversed == fake.sent
+    assert len(fake.overdue) == 1
 
 
 async def test_a_rejected_sepa_recall_books_nothing(env: WorkflowEnvironment) -> None:

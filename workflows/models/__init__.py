@@ -98,6 +98,7 @@ from workflows.models.payment import (
 )
 from workflows.models.recall import (
     RecallAnswer,
+    RecallFundsOverdue,
     RecallInput,
     RecallOutcome,
     RecallRef,
@@ -207,6 +208,7 @@ __all__ = [
     "RailEvent",
     "RailStatus",
     "RecallAnswer",
+    "RecallFundsOverdue",
     "RecallInput",
     "RecallOutcome",
     "RecallRef",

@@ -28,6 +28,8 @@ class RecallInput:
     answer_deadline_seconds: float = 21 * 86400.0
     # ACH: how long the reversal entry may still be returned once its file was accepted
     reversal_window_seconds: float = 2 * 86400.0
+    # SEPA: how long the funds of an accepted recall may take before ops are told
+    funds_deadline_seconds: float = 5 * 86400.0
 
 
 @dataclass
@@ -53,6 +55,14 @@ class RecallAnswer:
 
     accepted: bool
     reason_code: str | None = None
+
+
+@dataclass
+class RecallFundsOverdue:
+    """The bank accepted the recall of `payment_id` but its funds had not come by `since`."""
+
+    payment_id: str
+    since: str
 
 
 @dataclass

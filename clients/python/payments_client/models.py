@@ -482,6 +482,7 @@ class RecallOut(TypedDict):
     requested_at: str
     answered_at: NotRequired[str | None]
     answer_reason: NotRequired[str | None]
+    funds_overdue_at: NotRequired[str | None]
 
 
 class ReconciliationCreate(TypedDict):
