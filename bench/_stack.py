@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -289,3 +290,36 @@ def percentile(values: Sequence[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds used so far) of a live process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the command: state, ppid, ... utime (14th field of the line), stime (15th)
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each process of a private stack; PostgreSQL's is its
+    postmaster's plus every live backend's (a backend that exited meanwhile is not counted:
+    benchmarks keep pooled connections open, so this undercounts only connection churn)."""
+    used: dict[str, float] = {}
+    for name, process in stack.processes.items():
+        stat = _stat(process.pid)
+        if stat is not None:
+            used[name] = stat[1]
+    postmaster_file = stack.postgres.pgdata / "postmaster.pid"
+    if postmaster_file.exists():
+        postmaster = int(postmaster_file.read_text().split()[0])
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            stat = _stat(int(entry.name))
+            if stat is not None and (int(entry.name) == postmaster or stat[0] == postmaster):
+                total += stat[1]
+        used["postgres"] = total
+    return used

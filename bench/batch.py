@@ -23,7 +23,8 @@ import asyncio
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import _stack
 from sqlalchemy import func, select
@@ -33,6 +34,8 @@ from kernel.settings import Settings
 from kernel.tables import payments
 from kernel.temporal_client import connect, exit_without_finalizing
 from workflows.models import TERMINAL_STATUSES
+
+T = TypeVar("T")
 
 FUNDING = 1_000_000
 AMOUNT = 100
@@ -196,12 +199,24 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
             single_seconds = time.monotonic() - started
             return posts_seconds, single_seconds, counts
 
+        cpu: dict[str, dict[str, float]] = {}
+
+        def cpu_now() -> dict[str, float]:
+            return _stack.process_cpu(platform.stack) if platform.stack else {}
+
+        async def measured(side: str, run_side: Callable[[], Awaitable[T]]) -> T:
+            before = cpu_now()
+            result = await run_side()
+            after = cpu_now()
+            cpu[side] = {name: after[name] - before.get(name, 0.0) for name in after}
+            return result
+
         if args.individual_first:
-            posts_seconds, single_seconds, counts = await individual_side()
-            post_latency, batch_seconds, batch, runs, largest = await batch_side()
+            posts_seconds, single_seconds, counts = await measured("individual", individual_side)
+            post_latency, batch_seconds, batch, runs, largest = await measured("batch", batch_side)
         else:
-            post_latency, batch_seconds, batch, runs, largest = await batch_side()
-            posts_seconds, single_seconds, counts = await individual_side()
+            post_latency, batch_seconds, batch, runs, largest = await measured("batch", batch_side)
+            posts_seconds, single_seconds, counts = await measured("individual", individual_side)
     await dispose_engines()
     print(f"\n{n} payments, SEPA, settle delay {settings.banksim.settle_delay_seconds}s")
     print(
@@ -213,6 +228,15 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
         f" -> {n / single_seconds:6.1f} payments/s  {counts}"
     )
     print(f"batch workflow: {runs} run(s), largest run {largest} events")
+    if cpu:
+        # where the work went: the worker process (one Python interpreter, one core at most)
+        # is where a batch's payments are made, the API where individual POSTs make them
+        names = sorted(set(cpu["batch"]) | set(cpu["individual"]))
+        print("CPU ms per payment by process: " + ", ".join(names))
+        for side in ("batch", "individual"):
+            row = ", ".join(f"{1000 * cpu[side].get(name, 0.0) / n:7.1f}" for name in names)
+            total = 1000 * sum(cpu[side].values()) / n
+            print(f"  {side:<10}: {row}  (total {total:.1f})")
 
 
 def main() -> None:

@@ -550,6 +550,12 @@ class CounterpartySettings(Section):
     # how long after its file was accepted a prenote may still be returned: NACHA has the
     # originator wait three banking days (five calendar days cover weekends and holidays)
     prenote_window_seconds: float = 5 * 86400.0
+    # a Verification-of-Payee check the bank cannot answer (NOAP, unreachable) is asked again
+    # this many times, first after `payee_check_retry_seconds`, then doubling (1 h, 2 h, 4 h):
+    # a responding bank's outage rarely outlasts a day. Still unanswered, the counterparty
+    # stays `pending` and payments to it go to review.
+    payee_check_retries: int = 3
+    payee_check_retry_seconds: float = 3600.0
 
 
 class ReconciliationSettings(Section):

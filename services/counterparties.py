@@ -216,6 +216,8 @@ async def create_counterparty(
                 counterparty_id,
                 new.rail,
                 prenote_window_seconds=settings.counterparties.prenote_window_seconds,
+                payee_check_retries=settings.counterparties.payee_check_retries,
+                payee_check_retry_seconds=settings.counterparties.payee_check_retry_seconds,
             ),
             id=counterparty_id,
             task_queue=settings.temporal.task_queue,

@@ -3,7 +3,8 @@ is the counterparty id.
 
 - SEPA: a Verification-of-Payee name check at the bank (`check_payee`): `verified`,
   `close_match` (with the name the bank holds) or `no_match`. A bank that cannot answer after
-  the step's attempts leaves the counterparty `pending` (payments to it go to review).
+  the step's attempts is asked again `payee_check_retries` times, hours apart (doubling);
+  never answered, the counterparty stays `pending` (payments to it go to review).
 - ACH: a prenote (zero-amount entry, transaction code 23/33) in the next window's file
   (`send_prenote`). The ACH batch workflow and the bank's callbacks signal this workflow by
   the entry's id (the counterparty id) exactly as they signal a payment: a file refused or
@@ -24,6 +25,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows.models.counterparty import (
         CounterpartyRef,
+        PayeeCheckResult,
         VerificationOutcome,
         VerifyCounterpartyInput,
     )
@@ -47,12 +49,9 @@ class CounterpartyVerificationWorkflow:
     @workflow.run
     async def run(self, request: VerifyCounterpartyInput) -> VerificationOutcome:
         """Verify the counterparty and record the outcome."""
-        ref = CounterpartyRef(request.counterparty_id)
         if request.rail == "sepa":
-            try:
-                answer = await CHECK_PAYEE.run(ref)
-            except ActivityError as err:
-                workflow.logger.warning("payee check unavailable: %s", err.cause)
+            answer = await self._check_payee(request)
+            if answer is None:
                 return VerificationOutcome(request.counterparty_id, "pending", "vop")
             outcome = VerificationOutcome(
                 request.counterparty_id, answer.status, "vop", matched_name=answer.matched_name
@@ -61,6 +60,20 @@ class CounterpartyVerificationWorkflow:
             outcome = await self._prenote(request)
         await RECORD_VERIFICATION.run(outcome)
         return outcome
+
+    async def _check_payee(self, request: VerifyCounterpartyInput) -> PayeeCheckResult | None:
+        """The bank's answer, asking again later while it cannot give one (a bounded number
+        of times, doubling the wait); None when it never could."""
+        delay = request.payee_check_retry_seconds
+        for retry in range(request.payee_check_retries + 1):
+            try:
+                return await CHECK_PAYEE.run(CounterpartyRef(request.counterparty_id))
+            except ActivityError as err:
+                workflow.logger.warning("payee check unavailable (%d): %s", retry, err.cause)
+            if retry < request.payee_check_retries:
+                await workflow.sleep(timedelta(seconds=delay))
+                delay *= 2
+        return None
 
     async def _prenote(self, request: VerifyCounterpartyInput) -> VerificationOutcome:
         await SEND_PRENOTE.run(CounterpartyRef(request.counterparty_id))

@@ -159,14 +159,26 @@ async def recall_discrepancies(
     The run moves the bank's clock to ACH cut-offs, so the bank may book a leg on a later
     date than the ledger: a leg missing from one day's statement and found, same amount, on
     another day's is that shift, not a discrepancy."""
-    days = sorted({b["booking_date"] for b in bookings if b.get("end_to_end_id") in recalled})
+    days = {b["booking_date"] for b in bookings if b.get("end_to_end_id") in recalled}
+    # and every day our ledger booked one of their legs: the bank may have booked it on none
+    # of those (its clock ahead of ours), and the shift is only seen from both days
+    async with get_engine(stack.settings).connect() as conn:
+        ledger_days = await conn.execute(
+            text(
+                "SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM ledger_transfers"
+                " WHERE id = ANY(:ids)"
+            ),
+            {"ids": [f"{pid}:{leg}" for pid in recalled for leg in ("post", "return")]},
+        )
+        days |= {day.isoformat() for day in ledger_days.scalars()}
+    await dispose_engines()
     found: list[tuple[str, str, str, int | None]] = []
     async with httpx.AsyncClient(
         base_url=stack.settings.api.url,
         headers={"Authorization": f"Bearer {ops_key}"},
         timeout=60,
     ) as ops:
-        for day in days:
+        for day in sorted(days):
             run = await http_retry(
                 lambda day=day: ops.post(  # type: ignore[misc]
                     "/v1/reconciliations", json={"statement_date": day, "rails": ["sepa"]}

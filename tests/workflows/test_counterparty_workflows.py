@@ -46,6 +46,9 @@ class FakeBank:
     """The payee check answers `answer` (None: the bank cannot say); prenotes go out."""
 
     answer: PayeeCheckResult | None = None
+    # the bank cannot answer this many checks (all of each one's attempts) before `answer`
+    unavailable_checks: int = 0
+    attempts: int = 0
     prenotes: list[str] = field(default_factory=list)
     recorded: list[VerificationOutcome] = field(default_factory=list)
     counterparties: list[str] = field(default_factory=lambda: [f"cpt_{i:03d}" for i in range(9)])
@@ -54,7 +57,9 @@ class FakeBank:
     def activities(self) -> list[Callable[..., Any]]:
         @implements(steps.CHECK_PAYEE)
         async def check_payee(_: CounterpartyRef) -> PayeeCheckResult:
-            if self.answer is None:
+            self.attempts += 1
+            # each check of the workflow is five attempts of the step
+            if self.answer is None or self.attempts <= 5 * self.unavailable_checks:
                 raise RuntimeError("payee verification not possible: NOAP")
             return self.answer
 
@@ -112,12 +117,14 @@ async def worker_for(env: WorkflowEnvironment, fake: FakeBank) -> AsyncIterator[
 
 
 async def start(
-    env: WorkflowEnvironment, rail: str
+    env: WorkflowEnvironment, rail: str, retries: int = 0
 ) -> WorkflowHandle[CounterpartyVerificationWorkflow, VerificationOutcome]:
     counterparty_id = f"cpt_{uuid.uuid4().hex[:12]}"
     handle = await env.client.start_workflow(
         CounterpartyVerificationWorkflow.run,
-        VerifyCounterpartyInput(counterparty_id, rail, prenote_window_seconds=WINDOW),
+        VerifyCounterpartyInput(
+            counterparty_id, rail, prenote_window_seconds=WINDOW, payee_check_retries=retries
+        ),
         id=counterparty_id,
         task_queue=QUEUE,
     )
@@ -156,6 +163,24 @@ async def test_an_unavailable_payee_check_leaves_it_pending(env: WorkflowEnviron
         outcome = await (await start(env, "sepa")).result()
     assert outcome.status == "pending"
     assert fake.recorded == []
+
+
+async def test_an_unavailable_payee_check_is_asked_again_hours_later(
+    env: WorkflowEnvironment,
+) -> None:
+    # unavailable twice, then the bank answers: verified at the third check (1 h, then 2 h)
+    fake = FakeBank(answer=PayeeCheckResult("verified"), unavailable_checks=2)
+    async with worker_for(env, fake):
+        outcome = await (await start(env, "sepa", retries=3)).result()
+    assert (outcome.status, outcome.method) == ("verified", "vop")
+    assert fake.recorded == [outcome]
+    assert fake.attempts == 11
+    # never answered: asked 1 + 3 times, then it stays pending
+    never = FakeBank(answer=None)
+    async with worker_for(env, never):
+        outcome = await (await start(env, "sepa", retries=3)).result()
+    assert outcome.status == "pending"
+    assert (never.recorded, never.attempts) == ([], 20)
 
 
 async def test_a_prenote_without_return_is_verified_after_its_window(

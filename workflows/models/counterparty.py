@@ -14,6 +14,10 @@ class VerifyCounterpartyInput:
     rail: str
     # ACH: how long a prenote may still be returned once its file was accepted
     prenote_window_seconds: float = 3 * 86400.0
+    # SEPA: a payee check the bank cannot answer is asked again this many times, after
+    # `payee_check_retry_seconds`, doubling (0, as inputs from before had it: never)
+    payee_check_retries: int = 0
+    payee_check_retry_seconds: float = 3600.0
 
 
 @dataclass
