@@ -213,6 +213,26 @@ PAYMENT_BATCH_NOT_CANCELABLE = ProblemCode(
     409, "payment_batch_not_cancelable", "The batch has completed or was canceled."
 )
 
+# --- payments on a date and payment schedules (issue #19 item 4) ---------------------------
+EXECUTE_AT_IN_PAST = ProblemCode(
+    422, "execute_at_in_past", "`execute_at` (or a schedule's `start_at`) is not in the future."
+)
+EXECUTE_AT_TOO_FAR = ProblemCode(
+    422, "execute_at_too_far", "`execute_at` (or `start_at`) is more than a year ahead."
+)
+PAYMENT_SCHEDULE_NOT_FOUND = ProblemCode(
+    404, "payment_schedule_not_found", "No such payment schedule of yours."
+)
+SCHEDULE_RULE_INVALID = ProblemCode(
+    422,
+    "schedule_rule_invalid",
+    "Give exactly one of `interval` and `calendar`; an interval at least the minimum (1 h by"
+    " default), a calendar with a known time zone; `end_at` after `start_at`.",
+)
+PAYMENT_SCHEDULE_DELETED = ProblemCode(
+    409, "payment_schedule_deleted", "The schedule was deleted; it runs no more."
+)
+
 # raised by services/erasure.py for `payments customers hold` (no API operation reads holds)
 LEGAL_HOLD_NOT_FOUND = ProblemCode(
     404, "legal_hold_not_found", "No legal hold of this customer, or it has ended."

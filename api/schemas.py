@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from api.fields import (
     BANK_REFERENCE,
@@ -295,8 +302,9 @@ class CreditorIn(Strict):
     account_number: Annotated[str, Field(pattern=r"^[0-9]{1,17}$")] | None = None
 
 
-class PaymentCreate(Strict):
-    """Initiate a payment from a customer account."""
+class PaymentTemplate(Strict):
+    """A payment from a customer account: the body of `POST /v1/payments` without
+    `execute_at` (a batch item, a payment schedule's template)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -367,6 +375,24 @@ class PaymentCreate(Strict):
         dict[MetadataKey, Text500],
         Field(max_length=20, json_schema_extra={"propertyNames": {"pattern": NO_NUL}}),
     ] = Field(default_factory=dict)
+
+
+class PaymentCreate(PaymentTemplate):
+    """Initiate a payment from a customer account, now or at `execute_at`."""
+
+    execute_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description=(
+                "Execute the payment at this time (RFC 3339 with an offset), at most a year"
+                " ahead: until then it is `scheduled` (cancelable; nothing is checked or held),"
+                " and KYC, screening, limits and the available balance are checked at"
+                " execution. In the past: 422 `execute_at_in_past`; too far ahead: 422"
+                " `execute_at_too_far`."
+            ),
+            examples=["2027-01-15T09:00:00Z"],
+        ),
+    ] = None
 
 
 class FailureOut(BaseModel):
@@ -453,6 +479,10 @@ class PaymentOut(BaseModel):
     counterparty_id: str | None = None
     # the sender's recall of the settled payment (null: never recalled)
     recall: RecallOut | None = None
+    # `scheduled` until then (null: executed at once)
+    execute_at: datetime | None = None
+    # the payment schedule whose run made it (null: not from a schedule)
+    schedule_id: str | None = None
 
 
 class CancelCreate(Strict):
@@ -775,7 +805,7 @@ EXAMPLE_BATCH_ITEM: dict[str, Any] = {
 }
 
 
-class PaymentBatchItemIn(PaymentCreate):
+class PaymentBatchItemIn(PaymentTemplate):
     """One payment of a batch: the body of `POST /v1/payments` plus the item's reference."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_BATCH_ITEM]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Query
@@ -27,6 +28,8 @@ from api.problems import (
     CREDITOR_REQUIRED,
     CURRENCY_MISMATCH,
     CURRENCY_NOT_SUPPORTED_BY_RAIL,
+    EXECUTE_AT_IN_PAST,
+    EXECUTE_AT_TOO_FAR,
     FOUR_EYES_VIOLATION,
     IBAN_REQUIRED,
     IDEMPOTENT,
@@ -65,6 +68,7 @@ from api.schemas import (
     PaymentCreate,
     PaymentList,
     PaymentOut,
+    PaymentTemplate,
     RecallCreate,
     RecallOut,
     ReviewCreate,
@@ -165,7 +169,7 @@ def validate_account(rail: str, creditor: AccountDetails, prefix: str) -> Accoun
 RAIL_MAX_AMOUNT = {"sepa": SEPA_MAX_AMOUNT, "ach": NACHA_MAX_AMOUNT}
 
 
-def _rail_text(rail: str, body: PaymentCreate) -> str:
+def _rail_text(rail: str, body: PaymentTemplate) -> str:
     """What the rail can carry of the request (rails/charset.py: the rule); returns the
     creditor's name as the rail will carry it. The original is kept, screened and shown."""
     if body.amount > RAIL_MAX_AMOUNT[rail]:
@@ -289,6 +293,8 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         created_at=row.created_at,
         counterparty_id=row.counterparty_id,
         recall=RecallOut.model_validate(row.recall) if row.recall else None,
+        execute_at=row.execute_at,
+        schedule_id=row.schedule_id,
     )
 
 
@@ -306,6 +312,8 @@ async def _start_payment(
             422, "account_not_found", f"No account {body.account_id}.", param="account_id"
         )
     creditor = checked_creditor(account, body)
+    if body.execute_at is not None:
+        check_future(body.execute_at, settings.schedules.max_ahead_days, "execute_at")
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     initiated = await initiate_payment(
@@ -326,6 +334,7 @@ async def _start_payment(
             remittance_info=body.remittance_info,
             metadata=body.metadata,
             counterparty_id=body.counterparty_id,
+            execute_at=body.execute_at,
         ),
     )
     row = initiated.row
@@ -336,7 +345,23 @@ async def _start_payment(
     return 202, payment.model_dump(mode="json")
 
 
-def checked_creditor(account: Any, body: PaymentCreate) -> dict[str, Any]:
+def check_future(at: datetime, max_ahead_days: int, param: str) -> None:
+    """422 unless `at` is in the future and at most `max_ahead_days` ahead."""
+    now = datetime.now(UTC)
+    if at <= now:
+        raise ProblemError(
+            422, "execute_at_in_past", f"{param} must be in the future.", param=param
+        )
+    if at > now + timedelta(days=max_ahead_days):
+        raise ProblemError(
+            422,
+            "execute_at_too_far",
+            f"{param} must be at most {max_ahead_days} days ahead.",
+            param=param,
+        )
+
+
+def checked_creditor(account: Any, body: PaymentTemplate) -> dict[str, Any]:
     """A payment request's checks against its account and rail (`ProblemError` naming the
     field); returns the creditor as the payment keeps it (canonical, with its rail name).
     `POST /v1/payments` and every item of a payment batch pass the same checks."""
@@ -393,6 +418,8 @@ def checked_creditor(account: Any, body: PaymentCreate) -> dict[str, Any]:
         UNKNOWN_COUNTERPARTY,
         COUNTERPARTY_DISABLED,
         COUNTERPARTY_RAIL_MISMATCH,
+        EXECUTE_AT_IN_PAST,
+        EXECUTE_AT_TOO_FAR,
     ),
 )
 async def create_payment(
@@ -403,7 +430,8 @@ async def create_payment(
     settings: AppSettings,
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
-    """Initiate a payment; answers 202 with the payment in `processing`."""
+    """Initiate a payment; answers 202 with the payment in `processing`, or in `scheduled`
+    until its `execute_at`."""
     return await run_idempotently(
         engine,
         principal,

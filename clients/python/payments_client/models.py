@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 PaymentStatus: TypeAlias = Literal[
+    "scheduled",
     "processing",
     "in_review",
     "submitted",
@@ -401,7 +402,7 @@ class PaymentBatchOut(TypedDict):
 
 
 class PaymentCreate(TypedDict):
-    """Initiate a payment from a customer account."""
+    """Initiate a payment from a customer account, now or at `execute_at`."""
 
     account_id: str
     amount: int
@@ -411,6 +412,7 @@ class PaymentCreate(TypedDict):
     counterparty_id: NotRequired[str | None]
     remittance_info: NotRequired[str | None]
     metadata: NotRequired[dict[str, str]]
+    execute_at: NotRequired[str | None]
 
 
 class PaymentList(TypedDict):
@@ -442,6 +444,8 @@ class PaymentOut(TypedDict):
     created_at: str
     counterparty_id: NotRequired[str | None]
     recall: NotRequired[RecallOut | None]
+    execute_at: NotRequired[str | None]
+    schedule_id: NotRequired[str | None]
 
 
 class Problem(TypedDict):
