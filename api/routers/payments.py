@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
+from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID, SCHEDULE_ID
 from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.pagination import cursor_query, page_query
 from api.problems import (
@@ -253,10 +253,16 @@ def payments_page_query(
     status: str | None = None,
     account_id: str | None = None,
     batch_id: str | None = None,
+    schedule_id: str | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's payments, newest first, optionally by status, account and
-    batch."""
-    filters = {"status": status, "account_id": account_id, "batch_id": batch_id}
+    """A page of the tenant's payments, newest first, optionally by status, account, batch
+    and payment schedule."""
+    filters = {
+        "status": status,
+        "account_id": account_id,
+        "batch_id": batch_id,
+        "schedule_id": schedule_id,
+    }
     return page_query(payments, tenant_id, limit=limit, after=after, filters=filters)
 
 
@@ -466,6 +472,7 @@ async def list_payments(
     status: PaymentStatus | None = None,
     account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID)] = None,
     batch_id: Annotated[str | None, Query(pattern=BATCH_ID)] = None,
+    schedule_id: Annotated[str | None, Query(pattern=SCHEDULE_ID)] = None,
 ) -> PaymentList:
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
     after = None
@@ -489,6 +496,7 @@ async def list_payments(
         status=status.value if status is not None else None,
         account_id=account_id,
         batch_id=batch_id,
+        schedule_id=schedule_id,
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()

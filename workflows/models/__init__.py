@@ -108,6 +108,11 @@ from workflows.models.reconciliation import (
     ReconcileRailInput,
     ReconcileResult,
 )
+from workflows.models.schedule import (
+    ScheduledPaymentInput,
+    ScheduledPaymentResult,
+    ScheduleRunInput,
+)
 from workflows.models.verification import (
     FullVerifyChunksInput,
     FullVerifyFinishInput,
@@ -225,6 +230,9 @@ __all__ = [
     "ReviewDecision",
     "ReviewInput",
     "ReviewResult",
+    "ScheduleRunInput",
+    "ScheduledPaymentInput",
+    "ScheduledPaymentResult",
     "ScreeningHit",
     "ScreeningInput",
     "ScreeningResult",

@@ -1,0 +1,58 @@
+"""A payment schedule's rules without Temporal: intervals, business days, execution times."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from api.errors import ProblemError
+from api.routers.payment_schedules import interval_seconds
+from rails.business_days import adjust_to_business_day
+from services.payment_schedules import execution_time, run_payment_id
+
+
+@pytest.mark.parametrize(
+    ("interval", "seconds"),
+    [(3600, 3600), ("PT1H", 3600), ("P1D", 86400), ("P2W", 1_209_600), ("P1DT12H", 129_600)],
+)
+def test_intervals_are_seconds_or_iso_8601_durations(interval: int | str, seconds: int) -> None:
+    assert interval_seconds(interval, 3600) == seconds
+
+
+@pytest.mark.parametrize("interval", ["PT59M", 60, "P", "PT", "P1DT", "1H", "P1Y"])
+def test_short_or_malformed_intervals_are_refused(interval: int | str) -> None:
+    with pytest.raises(ProblemError) as refused:
+        interval_seconds(interval, 3600)
+    assert refused.value.code == "schedule_rule_invalid"
+
+
+def test_business_days_follow_the_rails_calendar() -> None:
+    christmas = date(2026, 12, 25)  # a Friday; TARGET2 is closed on the 25th and 26th
+    assert adjust_to_business_day(christmas, "sepa", "following") == date(2026, 12, 28)
+    assert adjust_to_business_day(christmas, "sepa", "preceding") == date(2026, 12, 24)
+    assert adjust_to_business_day(christmas, "sepa", "none") == christmas
+    # Juneteenth: the Fed is closed, TARGET2 is open
+    juneteenth = date(2026, 6, 19)
+    assert adjust_to_business_day(juneteenth, "ach", "following") == date(2026, 6, 22)
+    assert adjust_to_business_day(juneteenth, "sepa", "following") == juneteenth
+
+
+def test_a_run_on_a_holiday_executes_on_the_next_business_day_at_its_local_time() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    row = SimpleNamespace(
+        calendar={"timezone": "Europe/Berlin"},
+        template={"rail": "sepa"},
+        business_day_convention="following",
+    )
+    nominal = datetime(2026, 12, 25, 9, 0, tzinfo=berlin).astimezone(UTC)
+    assert execution_time(row, nominal) == datetime(2026, 12, 28, 9, 0, tzinfo=berlin)
+
+
+def test_a_runs_payment_id_names_the_instant_not_its_spelling() -> None:
+    utc = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    berlin = utc.astimezone(ZoneInfo("Europe/Berlin"))
+    assert run_payment_id("psch_x", utc) == run_payment_id("psch_x", berlin)
+    assert run_payment_id("psch_x", utc) != run_payment_id("psch_y", utc)
