@@ -964,13 +964,14 @@ class PaymentScheduleCreate(Strict):
 
     payment: PaymentTemplate
     interval: Annotated[
-        Annotated[int, Field(ge=1)]
+        Annotated[int, Field(ge=1, le=31_622_400)]
         | Annotated[str, StringConstraints(max_length=40, pattern=r"^P[0-9WDTHMS]+$")]
         | None,
         Field(
             description=(
                 "Seconds, or an ISO 8601 duration in weeks, days, hours, minutes and seconds"
-                " (`PT1H`, `P1D`, `P2W`); at least an hour by default. Exactly one of"
+                " (`PT1H`, `P1D`, `P2W`); at least an hour by default, at most 366 days"
+                " (422 `schedule_rule_invalid` outside). Exactly one of"
                 " `interval` and `calendar` (422 `schedule_rule_invalid`)."
             )
         ),
@@ -992,7 +993,9 @@ class PaymentScheduleCreate(Strict):
             )
         ),
     ] = "none"
-    reference: Annotated[str | None, StringConstraints(min_length=1, max_length=140)] = None
+    reference: Annotated[
+        str | None, StringConstraints(min_length=1, max_length=140, pattern=NO_NUL)
+    ] = None
 
 
 class PaymentScheduleOut(BaseModel):

@@ -22,7 +22,9 @@ def test_intervals_are_seconds_or_iso_8601_durations(interval: int | str, second
     assert interval_seconds(interval, 3600) == seconds
 
 
-@pytest.mark.parametrize("interval", ["PT59M", 60, "P", "PT", "P1DT", "1H", "P1Y"])
+@pytest.mark.parametrize(
+    "interval", ["PT59M", 60, "P", "PT", "P1DT", "1H", "P1Y", "P53W", "P99999999999999W"]
+)
 def test_short_or_malformed_intervals_are_refused(interval: int | str) -> None:
     with pytest.raises(ProblemError) as refused:
         interval_seconds(interval, 3600)
