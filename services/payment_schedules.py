@@ -12,16 +12,18 @@ run, or two runs for the same nominal time, make one payment.
 
 A nominal date that is not a business day of the template's rail (the Fed's calendar for
 ACH, TARGET2's for SEPA) is moved by the convention: `following` makes a `scheduled` payment
-executing on the next business day at the same local time; `preceding` pays on the day before
-(the run happens on the nominal date, so a date already past executes at once); `none` pays
-on the nominal date.
+executing on the next business day at the same local time; `preceding` pays on the business
+day before, which may come before the run itself: each run of a `preceding` schedule also
+makes the payments of the runs right after it that fall on closed days (`runs_paid_now`),
+executing on their preceding business day; `none` pays on the nominal date.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,6 +60,8 @@ from workflows.scheduled_payment import ScheduledPaymentRunWorkflow
 ACTIVE = "active"
 PAUSED = "paused"
 DELETED = "deleted"
+# how far `occurrences_after` looks at most (a schedule's runs are never further apart)
+OCCURRENCE_HORIZON = timedelta(days=400)
 # Temporal's day_of_week numbering (0 = Sunday), by the API's names
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 
@@ -285,20 +289,79 @@ def execution_time(row: Any, nominal: datetime) -> datetime:
     return datetime.combine(day, local.time(), zone)
 
 
+def occurrences_after(row: Any, nominal: datetime) -> Iterator[datetime]:
+    """The schedule's own nominal times after `nominal`, in order, until its end (or a year
+    ahead): on the interval's grid from `start_at`, or the calendar rule's days at its local
+    time."""
+    end = nominal + OCCURRENCE_HORIZON
+    if row.end_at is not None:
+        end = min(end, row.end_at)
+    if row.interval_seconds is not None:
+        step = timedelta(seconds=row.interval_seconds)
+        # the grid, not `nominal` + steps: a triggered run's time is off the grid
+        runs = (nominal - row.start_at) // step + 1 if nominal >= row.start_at else 0
+        at = row.start_at + step * runs
+        while at <= end:
+            yield at
+            at += step
+        return
+    rule = row.calendar
+    zone = ZoneInfo(rule["timezone"])
+    day = nominal.astimezone(zone).date()
+    while True:
+        day += timedelta(days=1)
+        at = datetime.combine(day, time(rule["hour"], rule["minute"]), zone)
+        if at > end:
+            return
+        if _calendar_matches(rule, day):
+            yield at
+
+
+def _calendar_matches(rule: dict[str, Any], day: date) -> bool:
+    if rule.get("day_of_month") is not None:
+        return bool(day.day == rule["day_of_month"])
+    if rule.get("day_of_week"):
+        return (day.isoweekday() % 7) in {WEEKDAYS[name] for name in rule["day_of_week"]}
+    return True
+
+
+def runs_paid_now(row: Any, nominal: datetime) -> list[datetime]:
+    """The nominal times whose payments the run at `nominal` makes: its own and, for a
+    `preceding` schedule, those of the runs right after it that fall on closed days (they pay
+    on the business day before theirs, which may come before their own run: this one is the
+    last run before it). Their own runs find their payments made, under the same ids."""
+    paid = [nominal]
+    if row.business_day_convention != "preceding":
+        return paid
+    for at in occurrences_after(row, nominal):
+        if execution_time(row, at) >= at:  # a business day: its own run pays it
+            break
+        paid.append(at)
+    return paid
+
+
 async def make_scheduled_payment(
     engine: AsyncEngine, temporal: Client, settings: Settings, schedule_id: str, nominal: datetime
 ) -> ScheduledPaymentResult:
-    """Make the payment of the schedule's run at `nominal` (once, whatever retries); none for
-    a schedule paused or deleted meanwhile, or whose payment is refused (its account closed,
-    its counterparty disabled: the reason is returned, and the schedule goes on)."""
+    """Make the payment of the schedule's run at `nominal` (once, whatever retries), and for
+    a `preceding` schedule those `runs_paid_now` names; none for a schedule paused or deleted
+    meanwhile, or whose payment is refused (its account closed, its counterparty disabled:
+    the reason is returned, and the schedule goes on)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(payment_schedules).where(payment_schedules.c.id == schedule_id)
-            )
-        ).first()
+        query = select(payment_schedules).where(payment_schedules.c.id == schedule_id)
+        row = (await conn.execute(query)).first()
     if row is None or row.status != ACTIVE:
         return ScheduledPaymentResult(skipped=row.status if row is not None else "not_found")
+    results = [
+        await _make_payment(engine, temporal, settings, row, at)
+        for at in runs_paid_now(row, nominal)
+    ]
+    return results[0]
+
+
+async def _make_payment(
+    engine: AsyncEngine, temporal: Client, settings: Settings, row: Any, nominal: datetime
+) -> ScheduledPaymentResult:
     template = row.template
     execute_at = execution_time(row, nominal)
     try:
@@ -307,7 +370,7 @@ async def make_scheduled_payment(
             temporal,
             settings,
             PaymentOrder(
-                payment_id=run_payment_id(schedule_id, nominal),
+                payment_id=run_payment_id(row.id, nominal),
                 tenant_id=row.tenant_id,
                 initiated_by=row.initiated_by,
                 key_id=row.key_id,
@@ -322,7 +385,7 @@ async def make_scheduled_payment(
                 counterparty_id=template.get("counterparty_id"),
                 # a moved date still ahead waits `scheduled`; one already here pays at once
                 execute_at=execute_at if execute_at > datetime.now(UTC) else None,
-                schedule_id=schedule_id,
+                schedule_id=row.id,
             ),
         )
     except ServiceError as refused:

@@ -11,7 +11,7 @@ import pytest
 from api.errors import ProblemError
 from api.routers.payment_schedules import interval_seconds
 from rails.business_days import adjust_to_business_day
-from services.payment_schedules import execution_time, run_payment_id
+from services.payment_schedules import execution_time, run_payment_id, runs_paid_now
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,53 @@ def test_a_runs_payment_id_names_the_instant_not_its_spelling() -> None:
     berlin = utc.astimezone(ZoneInfo("Europe/Berlin"))
     assert run_payment_id("psch_x", utc) == run_payment_id("psch_x", berlin)
     assert run_payment_id("psch_x", utc) != run_payment_id("psch_y", utc)
+
+
+def schedule_row(**values: object) -> SimpleNamespace:
+    defaults: dict[str, object] = {
+        "id": "psch_x",
+        "interval_seconds": None,
+        "calendar": None,
+        "start_at": datetime(2026, 12, 1, tzinfo=UTC),
+        "end_at": None,
+        "template": {"rail": "sepa"},
+        "business_day_convention": "preceding",
+    }
+    return SimpleNamespace(**{**defaults, **values})
+
+
+def test_a_preceding_monthly_run_also_pays_the_next_run_that_falls_on_a_closed_day() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    row = schedule_row(
+        calendar={"day_of_month": 1, "hour": 9, "minute": 0, "timezone": "Europe/Berlin"}
+    )
+    december = datetime(2026, 12, 1, 9, 0, tzinfo=berlin)
+    new_year = datetime(2027, 1, 1, 9, 0, tzinfo=berlin)  # TARGET2 is closed
+    assert runs_paid_now(row, december) == [december, new_year]
+    # it pays on the business day before, at the same local time
+    assert execution_time(row, new_year) == datetime(2026, 12, 31, 9, 0, tzinfo=berlin)
+    # the closed day's own run finds its payment made (the same id); February's pays itself
+    assert runs_paid_now(row, new_year) == [new_year]
+
+
+def test_a_triggered_run_looks_ahead_on_the_schedules_own_grid() -> None:
+    row = schedule_row(interval_seconds=86_400, start_at=datetime(2026, 12, 4, 10, tzinfo=UTC))
+    triggered = datetime(2026, 12, 4, 15, 37, 12, tzinfo=UTC)  # a Friday, off the grid
+    assert runs_paid_now(row, triggered) == [
+        triggered,
+        datetime(2026, 12, 5, 10, tzinfo=UTC),
+        datetime(2026, 12, 6, 10, tzinfo=UTC),
+    ]
+    assert runs_paid_now(
+        schedule_row(**{**vars(row), "business_day_convention": "following"}), triggered
+    ) == [triggered]
+
+
+def test_no_run_is_looked_for_after_the_schedules_end() -> None:
+    row = schedule_row(
+        interval_seconds=86_400,
+        start_at=datetime(2026, 12, 4, 10, tzinfo=UTC),
+        end_at=datetime(2026, 12, 5, 12, tzinfo=UTC),
+    )
+    friday = datetime(2026, 12, 4, 10, tzinfo=UTC)
+    assert runs_paid_now(row, friday) == [friday, datetime(2026, 12, 5, 10, tzinfo=UTC)]
