@@ -988,8 +988,8 @@ class PaymentScheduleCreate(Strict):
             description=(
                 "A run whose date is not a business day of the rail (the Federal Reserve's for"
                 " ACH, TARGET2's for SEPA) pays on the next one (`following`), the one before"
-                " (`preceding`: made by the run before; a schedule's first run, having none"
-                " before it, pays on its date), or on its date (`none`)."
+                " (`preceding`: made ahead by the run before, or for the first runs by the"
+                " schedule's creation), or on its date (`none`)."
             )
         ),
     ] = "none"

@@ -14,7 +14,8 @@ A nominal date that is not a business day of the template's rail (the Fed's cale
 ACH, TARGET2's for SEPA) is moved by the convention: `following` makes a `scheduled` payment
 executing on the next business day at the same local time; `preceding` pays on the business
 day before, which may come before the run itself: each run of a `preceding` schedule also
-makes the payments of the runs right after it that fall on closed days (`runs_paid_now`),
+makes the payments of the later runs that pay before the next run (`runs_paid_now`), and the
+schedule's creation those that pay before its first run (`first_runs_paid_at_creation`),
 executing on their preceding business day; `none` pays on the nominal date.
 """
 
@@ -325,19 +326,49 @@ def _calendar_matches(rule: dict[str, Any], day: date) -> bool:
     return True
 
 
-def runs_paid_now(row: Any, nominal: datetime) -> list[datetime]:
-    """The nominal times whose payments the run at `nominal` makes: its own and, for a
-    `preceding` schedule, those of the runs right after it that fall on closed days (they pay
-    on the business day before theirs, which may come before their own run: this one is the
-    last run before it). Their own runs find their payments made, under the same ids."""
-    paid = [nominal]
-    if row.business_day_convention != "preceding":
-        return paid
-    for at in occurrences_after(row, nominal):
-        if execution_time(row, at) >= at:  # a business day: its own run pays it
+def _paid_before_next_run(row: Any, ahead: Iterator[datetime]) -> list[datetime]:
+    """Of the runs `ahead` (in order), those that pay before the first of them: each is on a
+    closed day and its business day before comes before any run that could make it. The
+    days paid on never go backwards, so the first that does not is the last looked at."""
+    paid: list[datetime] = []
+    first: datetime | None = None
+    for at in ahead:
+        first = first or at
+        if execution_time(row, at) >= first:
             break
         paid.append(at)
     return paid
+
+
+def runs_paid_now(row: Any, nominal: datetime) -> list[datetime]:
+    """The nominal times whose payments the run at `nominal` makes: its own and, for a
+    `preceding` schedule, those of the later runs that pay before the next run (a run on a
+    closed day pays on the business day before, which may come before any run after this
+    one). Their own runs find their payments made, under the same ids."""
+    if row.business_day_convention != "preceding":
+        return [nominal]
+    return [nominal, *_paid_before_next_run(row, occurrences_after(row, nominal))]
+
+
+def first_runs_paid_at_creation(row: Any) -> list[datetime]:
+    """For a `preceding` schedule, its first runs that pay before its first run (on closed
+    days): no run comes before them to make their payments, so the schedule's creation does
+    (the runs themselves then find them made, under the same ids)."""
+    if row.business_day_convention != "preceding":
+        return []
+    # from the day before start_at: a calendar's run on start_at's own day counts too
+    ahead = occurrences_after(row, row.start_at - timedelta(days=1))
+    return _paid_before_next_run(row, (at for at in ahead if at >= row.start_at))
+
+
+async def make_first_payments(
+    engine: AsyncEngine, temporal: Client, settings: Settings, row: Any
+) -> list[ScheduledPaymentResult]:
+    """Make the payments `first_runs_paid_at_creation` names (once, whatever retries)."""
+    return [
+        await _make_payment(engine, temporal, settings, row, at)
+        for at in first_runs_paid_at_creation(row)
+    ]
 
 
 async def make_scheduled_payment(

@@ -163,6 +163,9 @@ async def _create(
             reference=body.reference,
         ),
     )
+    # a `preceding` schedule whose first runs fall on closed days pays them ahead of their
+    # date; after the schedule committed: a retry under the same key makes them once
+    await schedules_service.make_first_payments(engine, temporal, settings, row)
     return 201, schedule_out(row).model_dump(mode="json")
 
 

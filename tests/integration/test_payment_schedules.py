@@ -17,6 +17,7 @@ from kernel.db import dispose_engines, get_engine
 from kernel.tables import payments
 from kernel.temporal_client import connect
 from ops.devstack import Stack
+from rails.business_days import adjust_to_business_day
 from services.payment_schedules import run_payment_id
 from tests.integration.helpers import Tenant, funded_account, make_keys, payment_body
 from workflows.models import ScheduleRunInput
@@ -212,3 +213,33 @@ async def test_a_tenant_never_sees_another_tenants_schedule(stack: Stack, tenant
         assert (await other.get("/v1/payment-schedules")).json()["data"] == []
     mine = await tenant.partner.get(f"/v1/payment-schedules/{schedule_id}")
     assert mine.json()["status"] == "active"
+
+
+async def test_a_preceding_schedules_first_run_on_a_closed_day_is_paid_ahead(
+    tenant: Tenant,
+) -> None:
+    account = await funded_account(tenant, 100_000)
+    # every Saturday: never a SEPA business day, so each run pays on the Friday before it
+    saturdays = {"day_of_week": ["sat"], "hour": 9, "timezone": "UTC"}
+    response = await create(
+        tenant.partner,
+        {
+            **schedule_body(account["id"], calendar=saturdays),
+            "business_day_convention": "preceding",
+        },
+    )
+    assert response.status_code == 201, response.text
+    schedule_id = response.json()["id"]
+    now = datetime.now(UTC)
+    days = (5 - now.weekday()) % 7  # to the next Saturday (today's, if before 09:00)
+    saturday = (now + timedelta(days=days)).replace(hour=9, minute=0, second=0, microsecond=0)
+    if saturday <= now:
+        saturday += timedelta(days=7)
+    [payment] = await schedule_payments(tenant.partner, schedule_id)
+    assert payment["id"] == run_payment_id(schedule_id, saturday)
+    # the Friday, or the day before a closed Friday (Good Friday, Christmas)
+    day = adjust_to_business_day(saturday.date(), "sepa", "preceding")
+    executes = datetime.combine(day, saturday.timetz())
+    if executes > now:  # still ahead: it waits for that day
+        assert payment["status"] == "scheduled"
+        assert datetime.fromisoformat(payment["execute_at"]) == executes

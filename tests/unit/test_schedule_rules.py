@@ -11,7 +11,12 @@ import pytest
 from api.errors import ProblemError
 from api.routers.payment_schedules import interval_seconds
 from rails.business_days import adjust_to_business_day
-from services.payment_schedules import execution_time, run_payment_id, runs_paid_now
+from services.payment_schedules import (
+    execution_time,
+    first_runs_paid_at_creation,
+    run_payment_id,
+    runs_paid_now,
+)
 
 
 @pytest.mark.parametrize(
@@ -108,3 +113,20 @@ def test_no_run_is_looked_for_after_the_schedules_end() -> None:
     )
     friday = datetime(2026, 12, 4, 10, tzinfo=UTC)
     assert runs_paid_now(row, friday) == [friday, datetime(2026, 12, 5, 10, tzinfo=UTC)]
+
+
+def test_a_schedule_of_closed_days_pays_each_run_once_ahead_never_a_year_at_once() -> None:
+    saturdays = {"day_of_week": ["sat"], "hour": 9, "minute": 0, "timezone": "UTC"}
+    row = schedule_row(calendar=saturdays, start_at=datetime(2026, 12, 3, 12, tzinfo=UTC))
+    first, second = datetime(2026, 12, 5, 9, tzinfo=UTC), datetime(2026, 12, 12, 9, tzinfo=UTC)
+    # created on a Thursday: its first run (a Saturday) pays on the Friday, made at creation
+    assert first_runs_paid_at_creation(row) == [first]
+    assert execution_time(row, first) == datetime(2026, 12, 4, 9, tzinfo=UTC)
+    # each run makes the next one's payment, which pays before that run
+    assert runs_paid_now(row, first) == [first, second]
+    assert (
+        first_runs_paid_at_creation(
+            schedule_row(**{**vars(row), "business_day_convention": "none"})
+        )
+        == []
+    )
