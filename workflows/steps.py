@@ -399,13 +399,15 @@ CANCEL_BATCH_ITEMS = Step(
 # --- payment schedules --------------------------------------------------------------------
 
 # one run of a payment schedule makes its payment (a transaction and a workflow start, as a
-# POST /v1/payments does); its id derives from the schedule and the nominal time
+# POST /v1/payments does); its id derives from the schedule and the nominal time. A
+# `preceding` run may also make the payments of a closed weekend's runs (48 of an hourly
+# schedule): a page's time, as a batch's
 MAKE_SCHEDULED_PAYMENT = Step(
     "make_scheduled_payment",
     ScheduledPaymentInput,
     ScheduledPaymentResult,
     "payments",
-    PAYMENT_STEP_TIMEOUT,
+    timedelta(minutes=2),
     RETRY_TRANSIENT,
 )
 
