@@ -120,9 +120,10 @@ async def _create(
     idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
     interval, calendar = _rule(body, settings)
-    start_at = body.start_at or datetime.now(UTC)
     if body.start_at is not None:
         check_future(body.start_at, settings.schedules.max_ahead_days, "start_at")
+    # whole seconds: Temporal's interval grid is (and a run's payment id names its time)
+    start_at = (body.start_at or datetime.now(UTC)).replace(microsecond=0)
     if body.end_at is not None and body.end_at <= start_at:
         raise _rule_invalid("end_at must be after start_at.", "end_at")
     template = body.payment
