@@ -243,3 +243,27 @@ async def test_a_preceding_schedules_first_run_on_a_closed_day_is_paid_ahead(
     if executes > now:  # still ahead: it waits for that day
         assert payment["status"] == "scheduled"
         assert datetime.fromisoformat(payment["execute_at"]) == executes
+
+
+async def test_erasure_waits_for_the_customers_schedules_then_blanks_their_creditor(
+    tenant: Tenant,
+) -> None:
+    account = await funded_account(tenant, 0)
+    body = schedule_body(account["id"])
+    body["payment"]["creditor"]["name"] = "Ottilie Quastenflosser"
+    response = await create(tenant.partner, body)
+    assert response.status_code == 201, response.text
+    schedule_id = response.json()["id"]
+    erase = f"/v1/customers/{account['customer_id']}/erase"
+    refused = await tenant.ops.post(erase, json={"reason": "DSR-1"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "customer_has_open_payments"
+    assert "payment schedule" in refused.json()["detail"]
+
+    deleted = await tenant.partner.delete(f"/v1/payment-schedules/{schedule_id}")
+    assert deleted.status_code == 200, deleted.text
+    erased = await tenant.ops.post(erase, json={"reason": "DSR-1"})
+    assert erased.status_code == 200, erased.text
+    shown = (await tenant.partner.get(f"/v1/payment-schedules/{schedule_id}")).json()
+    assert shown["payment"]["creditor"] == {"name": "[erased]", "country": "DE"}
+    assert shown["payment"]["amount"] == 1_000
