@@ -18,6 +18,7 @@ from api.fields import (
     EXAMPLE_CUSTOMER_ID,
     EXAMPLE_DEPOSIT_ID,
     EXAMPLE_PAYMENT_ID,
+    EXAMPLE_SCHEDULE_ID,
 )
 from api.schemas import (
     AccountOut,
@@ -40,6 +41,8 @@ from api.schemas import (
     PaymentBatchOut,
     PaymentList,
     PaymentOut,
+    PaymentScheduleList,
+    PaymentScheduleOut,
     ScreeningHitOut,
     ScreeningOut,
     StatusChangeOut,
@@ -70,6 +73,39 @@ BATCH_ITEM = PaymentBatchItemOut(
     amount=250000,
     currency="EUR",
     rail="sepa",
+)
+
+SCHEDULE = PaymentScheduleOut(
+    id=EXAMPLE_SCHEDULE_ID,
+    status="active",
+    payment={
+        "account_id": EXAMPLE_ACCOUNT_ID,
+        "customer_id": EXAMPLE_CUSTOMER_ID,
+        "amount": 120000,
+        "currency": "EUR",
+        "rail": "sepa",
+        "creditor": {
+            "name": "Hausverwaltung Meier",
+            "country": "DE",
+            "iban": "DE89370400440532013000",
+        },
+        "remittance_info": "Rent",
+        "metadata": {},
+        "counterparty_id": None,
+    },
+    interval_seconds=None,
+    calendar={
+        "day_of_month": 1,
+        "day_of_week": None,
+        "hour": 9,
+        "minute": 0,
+        "timezone": "Europe/Berlin",
+    },
+    start_at=AT,
+    end_at=None,
+    business_day_convention="following",
+    reference="rent",
+    created_at=AT,
 )
 
 CUSTOMER = CustomerOut(
@@ -228,6 +264,8 @@ def _examples() -> dict[str, BaseModel]:
         "CounterpartyList": CounterpartyList(data=[COUNTERPARTY], has_more=False),
         "ReconciliationOut": run,
         "PaymentBatchOut": BATCH,
+        "PaymentScheduleOut": SCHEDULE,
+        "PaymentScheduleList": PaymentScheduleList(data=[SCHEDULE], has_more=False),
         "PaymentBatchItemList": PaymentBatchItemList(data=[BATCH_ITEM], has_more=False),
         "ReconciliationList": ReconciliationList(data=[run], has_more=False),
     }

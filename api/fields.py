@@ -47,6 +47,7 @@ WEBHOOK_ENDPOINT_ID = _id_pattern("we")
 RECONCILIATION_ID = _id_pattern("rec")
 COUNTERPARTY_ID = _id_pattern("cpt")
 BATCH_ID = _id_pattern("bat")
+SCHEDULE_ID = _id_pattern("psch")
 # an entry is `<account id>:<version>` (the account's version right after it)
 ENTRY_ID = r"^acc_[0-9a-z_-]{1,80}:[0-9]{1,18}$"
 # event types are `<object>.<what happened>`, e.g. `payment.settled`
@@ -56,6 +57,7 @@ EXAMPLE_CUSTOMER_ID = "cus_01jdz3k5v8m2n4p6q8r0s2t4v6"
 EXAMPLE_ACCOUNT_ID = "acc_01jdz3k7b2c4d6e8f0g2h4j6k8"
 EXAMPLE_PAYMENT_ID = "pay_01jdz3m9x1y3z5a7b9c1d3e5f7"
 EXAMPLE_BATCH_ID = "bat_01jdz3p1a2b3c4d5e6f7g8h9j0"
+EXAMPLE_SCHEDULE_ID = "psch_01jdz3q4r5s6t7v8w9x0y1z2a3"
 EXAMPLE_DEPOSIT_ID = "dep_01jdz3k9c2d4e6f8g0h2j4k6m8"
 EXAMPLE_COUNTERPARTY_ID = "cpt_01jdz3p2q4r6s8t0v2w4x6y8z0"
 # the bank's reference of an incoming credit, as camt.053 carries it (`EndToEndId`, ISO

@@ -213,6 +213,26 @@ PAYMENT_BATCH_NOT_CANCELABLE = ProblemCode(
     409, "payment_batch_not_cancelable", "The batch has completed or was canceled."
 )
 
+# --- payments on a date and payment schedules (issue #19 item 4) ---------------------------
+EXECUTE_AT_IN_PAST = ProblemCode(
+    422, "execute_at_in_past", "`execute_at` (or a schedule's `start_at`) is not in the future."
+)
+EXECUTE_AT_TOO_FAR = ProblemCode(
+    422, "execute_at_too_far", "`execute_at` (or `start_at`) is more than a year ahead."
+)
+PAYMENT_SCHEDULE_NOT_FOUND = ProblemCode(
+    404, "payment_schedule_not_found", "No such payment schedule of yours."
+)
+SCHEDULE_RULE_INVALID = ProblemCode(
+    422,
+    "schedule_rule_invalid",
+    "Give exactly one of `interval` and `calendar`; an interval at least the minimum (1 h by"
+    " default), a calendar with a known time zone; `end_at` after `start_at`.",
+)
+PAYMENT_SCHEDULE_DELETED = ProblemCode(
+    409, "payment_schedule_deleted", "The schedule was deleted; it runs no more."
+)
+
 # raised by services/erasure.py for `payments customers hold` (no API operation reads holds)
 LEGAL_HOLD_NOT_FOUND = ProblemCode(
     404, "legal_hold_not_found", "No legal hold of this customer, or it has ended."
@@ -236,6 +256,28 @@ ORCHESTRATED = (ORCHESTRATOR_UNAVAILABLE,)
 WITH_BODY = (VALIDATION_ERROR, INVALID_JSON, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)
 # what an operation with constrained path or query parameters can answer
 WITH_PARAMETERS = (VALIDATION_ERROR,)
+# what the checks of a payment's body can answer (`POST /v1/payments`, a schedule's payment)
+PAYMENT_CHECKS = (
+    UNKNOWN_ACCOUNT,
+    UNSUPPORTED_CURRENCY,
+    CURRENCY_MISMATCH,
+    CURRENCY_NOT_SUPPORTED_BY_RAIL,
+    IBAN_REQUIRED,
+    INVALID_IBAN,
+    INVALID_BIC,
+    ROUTING_AND_ACCOUNT_REQUIRED,
+    INVALID_ROUTING_NUMBER,
+    INVALID_ACCOUNT_NUMBER,
+    AMOUNT_EXCEEDS_RAIL_LIMIT,
+    TEXT_NOT_REPRESENTABLE,
+    REMITTANCE_INFO_TOO_LONG,
+    CREDITOR_REQUIRED,
+    UNKNOWN_COUNTERPARTY,
+    COUNTERPARTY_DISABLED,
+    COUNTERPARTY_RAIL_MISMATCH,
+    EXECUTE_AT_IN_PAST,
+    EXECUTE_AT_TOO_FAR,
+)
 # what an operation taking an Idempotency-Key can answer about it
 IDEMPOTENT = (
     IDEMPOTENCY_KEY_MISSING,

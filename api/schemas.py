@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from api.fields import (
     BANK_REFERENCE,
@@ -295,8 +302,9 @@ class CreditorIn(Strict):
     account_number: Annotated[str, Field(pattern=r"^[0-9]{1,17}$")] | None = None
 
 
-class PaymentCreate(Strict):
-    """Initiate a payment from a customer account."""
+class PaymentTemplate(Strict):
+    """A payment from a customer account: the body of `POST /v1/payments` without
+    `execute_at` (a batch item, a payment schedule's template)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -367,6 +375,24 @@ class PaymentCreate(Strict):
         dict[MetadataKey, Text500],
         Field(max_length=20, json_schema_extra={"propertyNames": {"pattern": NO_NUL}}),
     ] = Field(default_factory=dict)
+
+
+class PaymentCreate(PaymentTemplate):
+    """Initiate a payment from a customer account, now or at `execute_at`."""
+
+    execute_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description=(
+                "Execute the payment at this time (RFC 3339 with an offset), at most a year"
+                " ahead: until then it is `scheduled` (cancelable; nothing is checked or held),"
+                " and KYC, screening, limits and the available balance are checked at"
+                " execution. In the past: 422 `execute_at_in_past`; too far ahead: 422"
+                " `execute_at_too_far`."
+            ),
+            examples=["2027-01-15T09:00:00Z"],
+        ),
+    ] = None
 
 
 class FailureOut(BaseModel):
@@ -456,6 +482,10 @@ class PaymentOut(BaseModel):
     counterparty_id: str | None = None
     # the sender's recall of the settled payment (null: never recalled)
     recall: RecallOut | None = None
+    # `scheduled` until then (null: executed at once)
+    execute_at: datetime | None = None
+    # the payment schedule whose run made it (null: not from a schedule)
+    schedule_id: str | None = None
 
 
 class CancelCreate(Strict):
@@ -778,7 +808,7 @@ EXAMPLE_BATCH_ITEM: dict[str, Any] = {
 }
 
 
-class PaymentBatchItemIn(PaymentCreate):
+class PaymentBatchItemIn(PaymentTemplate):
     """One payment of a batch: the body of `POST /v1/payments` plus the item's reference."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_BATCH_ITEM]})
@@ -874,4 +904,122 @@ class PaymentBatchItemList(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[PaymentBatchItemOut]
+    has_more: bool
+
+
+class CalendarRuleIn(Strict):
+    """When a calendar schedule runs: a day of the month, or days of the week (neither:
+    every day), at a local time in a time zone."""
+
+    day_of_month: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=28,
+            description="1 to 28 (every month has it); null with `day_of_week`, or daily.",
+        ),
+    ] = None
+    day_of_week: Annotated[
+        list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None,
+        Field(min_length=1, max_length=7),
+    ] = None
+    hour: Annotated[int, Field(ge=0, le=23)] = 9
+    minute: Annotated[int, Field(ge=0, le=59)] = 0
+    timezone: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_+/-]+$",
+            description="An IANA time zone, e.g. `Europe/Berlin` (422 `schedule_rule_invalid`"
+            " for an unknown one).",
+        ),
+    ] = "UTC"
+
+
+class PaymentScheduleCreate(Strict):
+    """A recurring payment: the payment each run makes, and when the runs are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "payment": {
+                        "account_id": EXAMPLE_ACCOUNT_ID,
+                        "amount": 120000,
+                        "currency": "EUR",
+                        "rail": "sepa",
+                        "creditor": {
+                            "name": "Hausverwaltung Meier",
+                            "country": "DE",
+                            "iban": "DE89370400440532013000",
+                        },
+                        "remittance_info": "Rent",
+                    },
+                    "calendar": {"day_of_month": 1, "hour": 9, "timezone": "Europe/Berlin"},
+                    "start_at": "2027-01-01T00:00:00Z",
+                    "business_day_convention": "following",
+                }
+            ]
+        },
+    )
+
+    payment: PaymentTemplate
+    interval: Annotated[
+        Annotated[int, Field(ge=1, le=31_622_400)]
+        | Annotated[str, StringConstraints(max_length=40, pattern=r"^P[0-9WDTHMS]+$")]
+        | None,
+        Field(
+            description=(
+                "Seconds, or an ISO 8601 duration in weeks, days, hours, minutes and seconds"
+                " (`PT1H`, `P1D`, `P2W`); at least an hour by default, at most 366 days"
+                " (422 `schedule_rule_invalid` outside). Exactly one of"
+                " `interval` and `calendar` (422 `schedule_rule_invalid`)."
+            )
+        ),
+    ] = None
+    calendar: CalendarRuleIn | None = None
+    start_at: Annotated[
+        AwareDatetime | None,
+        Field(description="The first run at or after this time (default: now)."),
+    ] = None
+    end_at: Annotated[AwareDatetime | None, Field(description="No run after this time.")] = None
+    business_day_convention: Annotated[
+        Literal["following", "preceding", "none"],
+        Field(
+            description=(
+                "A run whose date is not a business day of the rail (the Federal Reserve's for"
+                " ACH, TARGET2's for SEPA) pays on the next one (`following`), the one before"
+                " (`preceding`: made ahead by the run before, or for the first runs by the"
+                " schedule's creation), or on its date (`none`)."
+            )
+        ),
+    ] = "none"
+    reference: Annotated[
+        str | None, StringConstraints(min_length=1, max_length=140, pattern=NO_NUL)
+    ] = None
+
+
+class PaymentScheduleOut(BaseModel):
+    """A payment schedule (`psch_…`), run by the Temporal Schedule of the same id."""
+
+    id: str
+    object: Literal["payment_schedule"] = "payment_schedule"
+    status: Literal["active", "paused", "deleted"]
+    payment: dict[str, Any] = Field(description="What each run's payment is made of.")
+    interval_seconds: int | None
+    calendar: dict[str, Any] | None
+    start_at: datetime
+    end_at: datetime | None
+    business_day_convention: str
+    reference: str | None
+    created_at: datetime
+
+
+class PaymentScheduleList(BaseModel):
+    """A page of payment schedules, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[PaymentScheduleOut]
     has_more: bool

@@ -289,6 +289,19 @@ class BatchSettings(Section):
     progress_interval_seconds: float = 2.0
 
 
+class ScheduleSettings(Section):
+    """Payments on a date (`execute_at`) and payment schedules (issue #19)."""
+
+    prefix: ClassVar[str] = "PAYMENTS_SCHEDULE_"
+    model_config = _prefixed(prefix)
+
+    # how far ahead `execute_at` and a schedule's `start_at` may be (a year and a day: the
+    # same date next year is allowed)
+    max_ahead_days: int = 366
+    # the shortest interval a payment schedule may have (`interval`)
+    min_interval_seconds: int = 3600
+
+
 class RailSettings(Section):
     """The platform's side of the bank connection, every rail."""
 
@@ -584,6 +597,7 @@ class Settings(Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     deposits: DepositSettings = Field(default_factory=DepositSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     rails: RailSettings = Field(default_factory=RailSettings)
     sepa: SepaSettings = Field(default_factory=SepaSettings)
     ach: AchSettings = Field(default_factory=AchSettings)

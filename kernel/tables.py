@@ -109,6 +109,30 @@ payments = Table(
     Column("batch_id", Text),
     # migration 0028: the sender's recall of the settled payment (services/recalls.py)
     Column("recall", JSONB),
+    # migration 0031: when a `scheduled` payment executes, and the schedule that made it
+    Column("execute_at", DateTime(timezone=True)),
+    Column("schedule_id", Text),
+)
+
+# migration 0031: recurring payments (services/payment_schedules.py), run by Temporal Schedules
+payment_schedules = Table(
+    "payment_schedules",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("template", JSONB, nullable=False),
+    Column("interval_seconds", Integer),
+    Column("calendar", JSONB),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True)),
+    Column("business_day_convention", Text, nullable=False),
+    Column("reference", Text),
+    Column("initiated_by", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
 )
 
 payment_batches = Table(

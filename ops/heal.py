@@ -49,7 +49,7 @@ from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from ledger.engine import get_account
 from ledger.tables import ledger_transfers
-from services.payments import new_payment_values
+from services.payments import first_status, new_payment_values
 from workflows.models import LedgerInput, LedgerResult, PaymentInput, RecordStatusInput
 from workflows.models.payment import PaymentView, RetryInput
 from workflows.models.vocabulary import ActionReason, PaymentStatus
@@ -195,7 +195,7 @@ async def _ensure_row(engine: AsyncEngine, history: _History) -> None:
                 .values(
                     payment_id=order.payment_id,
                     seq=0,
-                    status=PaymentStatus.PROCESSING.value,
+                    status=first_status(order).value,
                     at=history.started_at,
                 )
                 .on_conflict_do_nothing()

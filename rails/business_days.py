@@ -74,3 +74,33 @@ class AchCalendar:
                         return candidate.astimezone(UTC)
             day += timedelta(days=1)
         raise RuntimeError("no Federal Reserve business day within a year")  # pragma: no cover
+
+
+@cache
+def target_holidays(year: int) -> frozenset[date]:
+    """The days TARGET2 (SEPA's settlement system, the `holidays` package's ECB calendar)
+    is closed in `year`, weekends aside."""
+    return frozenset(holidays.financial_holidays("XECB", years=year))
+
+
+def is_target_business_day(day: date) -> bool:
+    """Whether SEPA settles on `day` (a TARGET2 day)."""
+    return day.weekday() < SATURDAY and day not in target_holidays(day.year)
+
+
+def is_rail_business_day(rail: str, day: date) -> bool:
+    """Whether `rail` (`ach`: the Fed's calendar, `sepa`: TARGET2's) settles on `day`."""
+    return is_fed_business_day(day) if rail == "ach" else is_target_business_day(day)
+
+
+def adjust_to_business_day(day: date, rail: str, convention: str) -> date:
+    """`day` moved to a business day of `rail` by `convention`: `following` (the next one),
+    `preceding` (the one before), `none` (unmoved)."""
+    if convention == "none":
+        return day
+    step = timedelta(days=1 if convention == "following" else -1)
+    for _ in range(_MAX_DAYS_SEARCHED):
+        if is_rail_business_day(rail, day):
+            return day
+        day += step
+    raise RuntimeError("no business day within a year")  # pragma: no cover

@@ -22,7 +22,9 @@ What is kept, and how:
 
 What is erased, in one transaction:
 - the customer row's personal fields (name, address, date of birth, ids, screening notes);
-- its payments' creditor name, IBAN / account number, remittance text, metadata, failure text;
+- its payments' creditor name, IBAN / account number, remittance text, metadata, failure text
+  (and the same in its deleted payment schedules' template; a schedule not deleted refuses
+  the erasure, as an open payment does);
 - personal strings inside status-history details, its events (and so the webhook bodies sent
   from them from now on), webhook delivery errors, and stored idempotency responses;
 - the data keys of its onboarding and payment workflows: every Temporal payload of those
@@ -42,6 +44,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Select, Text, cast, false, func, or_, select, update
@@ -57,6 +60,7 @@ from kernel.tables import (
     idempotency_keys,
     legal_holds,
     payload_data_keys,
+    payment_schedules,
     payment_status_history,
     payments,
     webhook_deliveries,
@@ -200,6 +204,58 @@ async def _refuse_open_payments(
         )
 
 
+def _schedules_of(customer_id: str) -> Any:
+    return payment_schedules.c.template["customer_id"].astext == customer_id
+
+
+async def _refuse_live_schedules(conn: AsyncConnection, customer_id: str) -> None:
+    """A payment schedule not deleted would go on paying from the customer's account."""
+    live = (
+        await conn.execute(
+            select(func.count()).where(
+                _schedules_of(customer_id), payment_schedules.c.status != "deleted"
+            )
+        )
+    ).scalar_one()
+    if live:
+        raise ConflictError(
+            "customer_has_open_payments",
+            f"Customer {customer_id} has {live} payment schedule(s) not deleted; delete them"
+            " (DELETE /v1/payment-schedules/{id}), then erase it.",
+        )
+
+
+async def _erase_schedule_templates(conn: AsyncConnection, customer_id: str) -> list[Any]:
+    """Blank the personal details of the customer's (deleted) schedules' payment template,
+    as a payment's are: the creditor keeps only its country. Returns the templates as they
+    were (their `creditor` and `remittance_info`, for `personal_strings`)."""
+    rows = (
+        await conn.execute(
+            select(payment_schedules.c.id, payment_schedules.c.template).where(
+                _schedules_of(customer_id)
+            )
+        )
+    ).all()
+    erased: list[Any] = []
+    for row in rows:
+        creditor = row.template.get("creditor") or {}
+        erased.append(
+            SimpleNamespace(creditor=creditor, remittance_info=row.template.get("remittance_info"))
+        )
+        template = {
+            **row.template,
+            "creditor": {"name": ERASED, "country": creditor.get("country", "")},
+            "remittance_info": None,
+            "metadata": {},
+        }
+        await conn.execute(
+            update(payment_schedules)
+            .where(payment_schedules.c.id == row.id)
+            .values(template=template)
+        )
+    return erased
+
+
 async def _refuse_balance(conn: AsyncConnection, customer_id: str) -> None:
     accounts = ledger_accounts.c
     holding = (
@@ -303,14 +359,17 @@ async def erase_customer(
                 already=True,
             )
         await _refuse_open_payments(conn, temporal, customer_id)
+        await _refuse_live_schedules(conn, customer_id)
         await _refuse_balance(conn, customer_id)
+        # their creditors are personal strings too (stored idempotency answers name them)
+        schedule_templates = await _erase_schedule_templates(conn, customer_id)
         payment_rows = (
             await conn.execute(
                 select(payments).where(payments.c.customer_id == customer_id).with_for_update()
             )
         ).all()
         payment_ids = [p.id for p in payment_rows]
-        secrets = personal_strings(customer, payment_rows)
+        secrets = personal_strings(customer, [*payment_rows, *schedule_templates])
 
         hold_until: datetime | None = None
         if settings.retention.legal_hold_seconds > 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -69,6 +69,10 @@ class PaymentOrder:
     counterparty_id: str | None = None
     # the payment batch it is an item of (services/batches.py)
     batch_id: str | None = None
+    # when to execute it (aware, in the future): `scheduled` until then (DESIGN §10)
+    execute_at: datetime | None = None
+    # the payment schedule whose run made it (services/payment_schedules.py)
+    schedule_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,22 @@ def new_payment_values(
         # and no batch (its BatchId search attribute still does)
         "counterparty_id": order.counterparty_id if isinstance(order, PaymentOrder) else None,
         "batch_id": order.batch_id if isinstance(order, PaymentOrder) else None,
-        "status": PaymentStatus.PROCESSING.value,
+        "schedule_id": order.schedule_id if isinstance(order, PaymentOrder) else None,
+        "execute_at": _execute_at(order),
+        "status": first_status(order).value,
         "status_seq": 0,
     }
+
+
+def _execute_at(order: PaymentOrder | PaymentInput) -> datetime | None:
+    if isinstance(order, PaymentOrder):
+        return order.execute_at
+    return datetime.fromisoformat(order.execute_at) if order.execute_at else None
+
+
+def first_status(order: PaymentOrder | PaymentInput) -> PaymentStatus:
+    """`scheduled` for a payment with `execute_at`, else `processing`."""
+    return PaymentStatus.SCHEDULED if _execute_at(order) is not None else PaymentStatus.PROCESSING
 
 
 async def initiate_payment(
@@ -172,15 +189,15 @@ async def initiate_payment(
                 payment_status_history.insert().values(
                     payment_id=order.payment_id,
                     seq=0,
-                    status=PaymentStatus.PROCESSING.value,
+                    status=first_status(order).value,
                     at=row.created_at,
                 )
             )
         await uow.event(
             event_id=payment_event_id(row.id, 0),
             tenant_id=row.tenant_id,
-            type=f"payment.{PaymentStatus.PROCESSING.value}",
-            data=payment_status_event_data(row, PaymentStatus.PROCESSING.value, None),
+            type=f"payment.{first_status(order).value}",
+            data=payment_status_event_data(row, first_status(order).value, None),
             at=row.created_at,
             payment_id=row.id,
         )
@@ -196,6 +213,8 @@ async def initiate_payment(
                 "currency": order.currency,
                 "rail": order.rail,
                 **({"batch_id": order.batch_id} if order.batch_id else {}),
+                **({"schedule_id": order.schedule_id} if order.schedule_id else {}),
+                **({"execute_at": row.execute_at.isoformat()} if row.execute_at else {}),
             },
             idempotency_key=f"{order.payment_id}:initiated",
         )
@@ -207,7 +226,7 @@ async def start_payment_workflow(temporal: Client, settings: Settings, order: Pa
     # the payment row is not committed yet: the codec labels the input with its tenant
     note_tenant(settings, order.payment_id, order.tenant_id)
     attributes: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PROCESSING.value),
+        SearchAttributePair(sa.PAYMENT_STATUS, first_status(order).value),
         SearchAttributePair(sa.PAYMENT_RAIL, order.rail),
         SearchAttributePair(sa.TENANT_ID, order.tenant_id),
         SearchAttributePair(sa.CUSTOMER_ID, order.customer_id),
@@ -235,6 +254,11 @@ async def start_payment_workflow(temporal: Client, settings: Settings, order: Pa
             return_window_seconds=settings.ach.return_window_seconds,
             sepa_return_window_seconds=settings.sepa.return_window_seconds,
             split_activity_queues=settings.worker.split_activity_queues,
+            execute_at=(
+                order.execute_at.astimezone(UTC).isoformat()
+                if order.execute_at is not None
+                else None
+            ),
         ),
         id=order.payment_id,
         task_queue=settings.temporal.task_queue,

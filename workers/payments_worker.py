@@ -36,6 +36,7 @@ from activities.notify import WebhookActivities
 from activities.onboarding import compliance_list_activities
 from activities.partitions import PartitionActivities
 from activities.payment_records import PaymentRecordActivities
+from activities.payment_schedules import PaymentScheduleActivities
 from activities.rails import AchAdapter, RailActivities, SepaAdapter
 from activities.recalls import RecallActivities
 from activities.reconciliation import ReconciliationActivities
@@ -122,6 +123,7 @@ def activity_implementations(
         batches.read_batch_progress,
         batches.record_batch_status,
         batches.cancel_batch_items,
+        PaymentScheduleActivities(engine, client, settings).make_scheduled_payment,
         records.record_review_escalation,
         ReviewActivities(engine, secret_list(settings.reviews.token_secrets)).verify_review_token,
         WebhookActivities(engine, webhook_http, settings).deliver_webhook,

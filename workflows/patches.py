@@ -197,6 +197,20 @@ RECALL_FUNDS_DEADLINE = Patch(
         "delete with the next history generation"
     ),
 )
+SCHEDULED_EXECUTION = Patch(
+    id="scheduled-execution",
+    workflow="Payment",
+    added=date(2026, 12, 7),
+    why=(
+        "a payment with `execute_at` waits `scheduled` (cancelable, nothing held) until then "
+        "and runs the ordinary path at that time: funds are checked at execution"
+    ),
+    retire_when=(
+        "decided in the first workflow task, so every payment started after the deploy has "
+        "it: deprecate once no open payment lacks the marker (started before 2026-12-07 "
+        "21:00 UTC); delete with the next history generation"
+    ),
+)
 
 ALL: tuple[Patch, ...] = (
     RECHECK_KYC_AFTER_REVIEW,
@@ -211,6 +225,7 @@ ALL: tuple[Patch, ...] = (
     RECALL_ENDS_PAYMENT,
     RECALL_TELLS_PAYMENT,
     RECALL_FUNDS_DEADLINE,
+    SCHEDULED_EXECUTION,
 )
 
 

@@ -15,7 +15,8 @@ When the bank's answer is lost, nothing is assumed: the workflow asks the bank w
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -64,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         LOCAL_STEPS,
         RECALL_ENDS_PAYMENT,
         REVIEW_TOKENS,
+        SCHEDULED_EXECUTION,
         SEPA_RETURNS,
         is_patched,
     )
@@ -97,7 +99,8 @@ class PaymentWorkflow:
     @workflow.init
     def __init__(self, payment: PaymentInput) -> None:
         self._payment = payment
-        self._status = PaymentStatus.PROCESSING
+        # a payment with `execute_at` was recorded `scheduled` by the API (status seq 0)
+        self._status = PaymentStatus.SCHEDULED if payment.execute_at else PaymentStatus.PROCESSING
         self._seq = 0
         self._history: list[StatusChange] = []
         self._failure: Failure | None = None
@@ -131,6 +134,10 @@ class PaymentWorkflow:
         # Decided once, in the first workflow task: a workflow that started before the patch
         # replays with ordinary activities throughout, even for steps it takes after a deploy.
         self._local_steps = is_patched(LOCAL_STEPS)
+        # asked of every payment, so that histories from before it replay its old branch
+        scheduled = is_patched(SCHEDULED_EXECUTION) and payment.execute_at is not None
+        if scheduled and not await self._await_execution():
+            return await self._finish_canceled(held=False)
         kyc = await self._check_kyc()
         if not kyc.approved:
             return await self._finish(
@@ -176,6 +183,19 @@ class PaymentWorkflow:
         if self._cancel is not None:
             return await self._finish_canceled(held=True)
         return await self._send(kyc)
+
+    async def _await_execution(self) -> bool:
+        """Wait `scheduled` until `execute_at` (a durable timer; nothing is checked or held
+        meanwhile), then move to `processing`; False when canceled first."""
+        assert self._payment.execute_at is not None
+        wait = datetime.fromisoformat(self._payment.execute_at) - workflow.now()
+        if wait > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._cancel is not None, timeout=wait)
+        if self._cancel is not None:
+            return False
+        await self._transition(PaymentStatus.PROCESSING)
+        return True
 
     async def _hold(self) -> bool:
         """Reserve the amount; False when the available balance is too low."""

@@ -20,6 +20,7 @@ from workflows.partition_maintenance import PartitionMaintenanceWorkflow
 from workflows.payment import PaymentWorkflow
 from workflows.recall import RecallWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
+from workflows.scheduled_payment import ScheduledPaymentRunWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 WORKFLOWS: tuple[type[Any], ...] = (
@@ -37,4 +38,5 @@ WORKFLOWS: tuple[type[Any], ...] = (
     RescreenCounterpartiesWorkflow,
     PaymentBatchWorkflow,
     RecallWorkflow,
+    ScheduledPaymentRunWorkflow,
 )

@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.models.recall import RecallFundsOverdue, RecallOutcome, RecallRef, RecallSent
     from workflows.models.reconciliation import ReconcileRailInput, ReconcileResult
+    from workflows.models.schedule import ScheduledPaymentInput, ScheduledPaymentResult
     from workflows.models.verification import (
         FullVerifyChunksInput,
         FullVerifyFinishInput,
@@ -395,6 +396,21 @@ CANCEL_BATCH_ITEMS = Step(
     RETRY_TRANSIENT,
 )
 
+# --- payment schedules --------------------------------------------------------------------
+
+# one run of a payment schedule makes its payment (a transaction and a workflow start, as a
+# POST /v1/payments does); its id derives from the schedule and the nominal time. A
+# `preceding` run may also make the payments of a closed weekend's runs (48 of an hourly
+# schedule): a page's time, as a batch's
+MAKE_SCHEDULED_PAYMENT = Step(
+    "make_scheduled_payment",
+    ScheduledPaymentInput,
+    ScheduledPaymentResult,
+    "payments",
+    timedelta(minutes=2),
+    RETRY_TRANSIENT,
+)
+
 # --- onboarding and watch lists ---------------------------------------------------------
 
 SCREEN_CUSTOMER = Step(
@@ -535,6 +551,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     READ_BATCH_PROGRESS,
     RECORD_BATCH_STATUS,
     CANCEL_BATCH_ITEMS,
+    MAKE_SCHEDULED_PAYMENT,
     SCREEN_CUSTOMER,
     EVALUATE_CUSTOMER_KYC,
     RECORD_KYC_DECISION,

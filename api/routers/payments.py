@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Query
@@ -16,27 +17,17 @@ from temporalio.client import Client
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
-from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID
+from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID, SCHEDULE_ID
 from api.idempotency import IdempotencyKey, replayable, run_idempotently
 from api.pagination import cursor_query, page_query
 from api.problems import (
-    AMOUNT_EXCEEDS_RAIL_LIMIT,
     AUTHENTICATED,
-    COUNTERPARTY_DISABLED,
-    COUNTERPARTY_RAIL_MISMATCH,
-    CREDITOR_REQUIRED,
-    CURRENCY_MISMATCH,
-    CURRENCY_NOT_SUPPORTED_BY_RAIL,
     FOUR_EYES_VIOLATION,
-    IBAN_REQUIRED,
     IDEMPOTENT,
-    INVALID_ACCOUNT_NUMBER,
-    INVALID_BIC,
     INVALID_CURSOR,
-    INVALID_IBAN,
-    INVALID_ROUTING_NUMBER,
     ORCHESTRATED,
     PAYMENT_ALREADY_RECALLED,
+    PAYMENT_CHECKS,
     PAYMENT_IN_SANCTIONS_REVIEW,
     PAYMENT_NOT_CANCELABLE,
     PAYMENT_NOT_FOUND,
@@ -44,13 +35,7 @@ from api.problems import (
     PAYMENT_NOT_RECALLABLE,
     PAYMENT_NOT_RETRYABLE,
     RECALL_NOT_ALLOWED,
-    REMITTANCE_INFO_TOO_LONG,
     REVIEW_TOKEN_INVALID,
-    ROUTING_AND_ACCOUNT_REQUIRED,
-    TEXT_NOT_REPRESENTABLE,
-    UNKNOWN_ACCOUNT,
-    UNKNOWN_COUNTERPARTY,
-    UNSUPPORTED_CURRENCY,
     WITH_BODY,
     WITH_PARAMETERS,
     problems,
@@ -65,6 +50,7 @@ from api.schemas import (
     PaymentCreate,
     PaymentList,
     PaymentOut,
+    PaymentTemplate,
     RecallCreate,
     RecallOut,
     ReviewCreate,
@@ -165,7 +151,7 @@ def validate_account(rail: str, creditor: AccountDetails, prefix: str) -> Accoun
 RAIL_MAX_AMOUNT = {"sepa": SEPA_MAX_AMOUNT, "ach": NACHA_MAX_AMOUNT}
 
 
-def _rail_text(rail: str, body: PaymentCreate) -> str:
+def _rail_text(rail: str, body: PaymentTemplate) -> str:
     """What the rail can carry of the request (rails/charset.py: the rule); returns the
     creditor's name as the rail will carry it. The original is kept, screened and shown."""
     if body.amount > RAIL_MAX_AMOUNT[rail]:
@@ -249,10 +235,16 @@ def payments_page_query(
     status: str | None = None,
     account_id: str | None = None,
     batch_id: str | None = None,
+    schedule_id: str | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's payments, newest first, optionally by status, account and
-    batch."""
-    filters = {"status": status, "account_id": account_id, "batch_id": batch_id}
+    """A page of the tenant's payments, newest first, optionally by status, account, batch
+    and payment schedule."""
+    filters = {
+        "status": status,
+        "account_id": account_id,
+        "batch_id": batch_id,
+        "schedule_id": schedule_id,
+    }
     return page_query(payments, tenant_id, limit=limit, after=after, filters=filters)
 
 
@@ -289,6 +281,8 @@ def payment_out(row: Any, history: list[StatusChangeOut]) -> PaymentOut:
         created_at=row.created_at,
         counterparty_id=row.counterparty_id,
         recall=RecallOut.model_validate(row.recall) if row.recall else None,
+        execute_at=row.execute_at,
+        schedule_id=row.schedule_id,
     )
 
 
@@ -306,6 +300,8 @@ async def _start_payment(
             422, "account_not_found", f"No account {body.account_id}.", param="account_id"
         )
     creditor = checked_creditor(account, body)
+    if body.execute_at is not None:
+        check_future(body.execute_at, settings.schedules.max_ahead_days, "execute_at")
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
     initiated = await initiate_payment(
@@ -326,6 +322,7 @@ async def _start_payment(
             remittance_info=body.remittance_info,
             metadata=body.metadata,
             counterparty_id=body.counterparty_id,
+            execute_at=body.execute_at,
         ),
     )
     row = initiated.row
@@ -336,7 +333,23 @@ async def _start_payment(
     return 202, payment.model_dump(mode="json")
 
 
-def checked_creditor(account: Any, body: PaymentCreate) -> dict[str, Any]:
+def check_future(at: datetime, max_ahead_days: int, param: str) -> None:
+    """422 unless `at` is in the future and at most `max_ahead_days` ahead."""
+    now = datetime.now(UTC)
+    if at <= now:
+        raise ProblemError(
+            422, "execute_at_in_past", f"{param} must be in the future.", param=param
+        )
+    if at > now + timedelta(days=max_ahead_days):
+        raise ProblemError(
+            422,
+            "execute_at_too_far",
+            f"{param} must be at most {max_ahead_days} days ahead.",
+            param=param,
+        )
+
+
+def checked_creditor(account: Any, body: PaymentTemplate) -> dict[str, Any]:
     """A payment request's checks against its account and rail (`ProblemError` naming the
     field); returns the creditor as the payment keeps it (canonical, with its rail name).
     `POST /v1/payments` and every item of a payment batch pass the same checks."""
@@ -376,23 +389,7 @@ def checked_creditor(account: Any, body: PaymentCreate) -> dict[str, Any]:
         ORCHESTRATED,
         WITH_BODY,
         IDEMPOTENT,
-        UNKNOWN_ACCOUNT,
-        UNSUPPORTED_CURRENCY,
-        CURRENCY_MISMATCH,
-        CURRENCY_NOT_SUPPORTED_BY_RAIL,
-        IBAN_REQUIRED,
-        INVALID_IBAN,
-        INVALID_BIC,
-        ROUTING_AND_ACCOUNT_REQUIRED,
-        INVALID_ROUTING_NUMBER,
-        INVALID_ACCOUNT_NUMBER,
-        AMOUNT_EXCEEDS_RAIL_LIMIT,
-        TEXT_NOT_REPRESENTABLE,
-        REMITTANCE_INFO_TOO_LONG,
-        CREDITOR_REQUIRED,
-        UNKNOWN_COUNTERPARTY,
-        COUNTERPARTY_DISABLED,
-        COUNTERPARTY_RAIL_MISMATCH,
+        PAYMENT_CHECKS,
     ),
 )
 async def create_payment(
@@ -403,7 +400,8 @@ async def create_payment(
     settings: AppSettings,
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
-    """Initiate a payment; answers 202 with the payment in `processing`."""
+    """Initiate a payment; answers 202 with the payment in `processing`, or in `scheduled`
+    until its `execute_at`."""
     return await run_idempotently(
         engine,
         principal,
@@ -438,6 +436,7 @@ async def list_payments(
     status: PaymentStatus | None = None,
     account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID)] = None,
     batch_id: Annotated[str | None, Query(pattern=BATCH_ID)] = None,
+    schedule_id: Annotated[str | None, Query(pattern=SCHEDULE_ID)] = None,
 ) -> PaymentList:
     """The tenant's payments, newest first; page with `starting_after=<last id>`."""
     after = None
@@ -461,6 +460,7 @@ async def list_payments(
         status=status.value if status is not None else None,
         account_id=account_id,
         batch_id=batch_id,
+        schedule_id=schedule_id,
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
@@ -556,6 +556,7 @@ async def cancel_payment(
         PAYMENT_NOT_FOUND,
         PAYMENT_NOT_RECALLABLE,
         PAYMENT_ALREADY_RECALLED,
+        PAYMENT_CHECKS,
         RECALL_NOT_ALLOWED,
     ),
 )

@@ -465,6 +465,10 @@ PROBES: dict[str, Probe] = {
         payments_page_query("ten_a", limit=10, batch_id="bat_probe"),
         {},
     ),
+    "GET payments?schedule_id=": lambda c: (
+        payments_page_query("ten_a", limit=10, schedule_id="psch_probe"),
+        {},
+    ),
     "GET payment batch": lambda c: (batch_query("ten_a", "bat_probe"), {}),
     "GET payment batch: counts by status": lambda c: (item_counts_query("bat_probe"), {}),
     "GET payment batch items: page after cursor": lambda c: (

@@ -39,6 +39,8 @@ LONG_RUNNING = {
     "RescreenCounterparties",
     # waits for the bank's answer to a recall (SEPA) or out a reversal's return window (ACH)
     "Recall",
+    # a payment schedule's run: short, but its activity may be retried across a deploy
+    "ScheduledPaymentRun",
 }
 
 

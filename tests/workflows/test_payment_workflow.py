@@ -11,6 +11,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -265,6 +266,36 @@ async def test_happy_path_settles_on_the_rail_callback(env: WorkflowEnvironment)
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post"]
     assert bank.statuses == ["submitted", "settled"]
     assert [change.status for change in view.history] == ["submitted", "settled"]
+
+
+async def test_a_scheduled_payment_waits_then_runs_the_ordinary_path(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank(poll_event=RailEvent("x", "ACSC"))
+    execute_at = await env.get_current_time() + timedelta(days=3)
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, execute_at=execute_at.isoformat())
+        assert (await handle.query(PaymentWorkflow.status)).status == "scheduled"
+        view = await handle.result()  # time skips past execute_at, then the poll timer
+    assert view.status == "settled"
+    # nothing was checked or held before execute_at: the checks run at execution
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "poll", "post"]
+    assert bank.statuses == ["processing", "submitted", "settled"]
+    assert datetime.fromisoformat(view.history[0].at) >= execute_at
+
+
+async def test_a_canceled_scheduled_payment_never_moves_money(env: WorkflowEnvironment) -> None:
+    bank = FakeBank()
+    execute_at = await env.get_current_time() + timedelta(days=30)
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, execute_at=execute_at.isoformat())
+        await handle.signal(PaymentWorkflow.cancel, CancelInput("alice", "not needed"))
+        view = await handle.result()
+    assert view.status == "canceled"
+    assert view.failure is not None and view.failure.code == "canceled"
+    assert bank.calls == []  # no check, no hold, no void: nothing was ever reserved
+    assert bank.statuses == ["canceled"]
+    assert datetime.fromisoformat(view.history[0].at) < execute_at
 
 
 async def test_rail_rejection_voids_the_hold_and_keeps_the_reason(env: WorkflowEnvironment) -> None:

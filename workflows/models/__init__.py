@@ -109,6 +109,11 @@ from workflows.models.reconciliation import (
     ReconcileRailInput,
     ReconcileResult,
 )
+from workflows.models.schedule import (
+    ScheduledPaymentInput,
+    ScheduledPaymentResult,
+    ScheduleRunInput,
+)
 from workflows.models.verification import (
     FullVerifyChunksInput,
     FullVerifyFinishInput,
@@ -227,6 +232,9 @@ __all__ = [
     "ReviewDecision",
     "ReviewInput",
     "ReviewResult",
+    "ScheduleRunInput",
+    "ScheduledPaymentInput",
+    "ScheduledPaymentResult",
     "ScreeningHit",
     "ScreeningInput",
     "ScreeningResult",

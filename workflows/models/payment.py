@@ -51,6 +51,10 @@ class PaymentInput:
     # after SEPA settlement, how long the creditor's bank may still return it (pacs.004);
     # 0, as for every payment before this field, ends the payment at settlement
     sepa_return_window_seconds: float = 0.0
+    # `execute_at` (RFC 3339, UTC): the payment waits `scheduled` until then, and only then
+    # are KYC, screening, limits and funds checked; None, as for every payment before this
+    # field, starts at once
+    execute_at: str | None = None
 
 
 @dataclass

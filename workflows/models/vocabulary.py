@@ -14,6 +14,8 @@ from typing import Literal
 class PaymentStatus(enum.StrEnum):
     """DESIGN §3: the API and the `PaymentStatus` search attribute use exactly these."""
 
+    # `execute_at` in the future (DESIGN §10): nothing checked, nothing held until then
+    SCHEDULED = "scheduled"
     PROCESSING = "processing"
     IN_REVIEW = "in_review"
     SUBMITTED = "submitted"
@@ -39,7 +41,12 @@ TERMINAL_STATUSES = frozenset(
 OPEN_STATUSES = frozenset(set(PaymentStatus) - TERMINAL_STATUSES)
 # a cancel is honoured only before the rail has the payment (and never once it was submitted)
 CANCELABLE_STATUSES = frozenset(
-    {PaymentStatus.PROCESSING, PaymentStatus.IN_REVIEW, PaymentStatus.ACTION_REQUIRED}
+    {
+        PaymentStatus.SCHEDULED,
+        PaymentStatus.PROCESSING,
+        PaymentStatus.IN_REVIEW,
+        PaymentStatus.ACTION_REQUIRED,
+    }
 )
 
 

@@ -44,6 +44,8 @@ from payments_client.models import (
     PaymentBatchOut,
     PaymentCreate,
     PaymentOut,
+    PaymentScheduleCreate,
+    PaymentScheduleOut,
     PaymentStatus,
     Readiness,
     RecallCreate,
@@ -89,6 +91,12 @@ OPERATIONS: dict[str, tuple[Method, str]] = {
     "list_payment_batch_items": ("GET", "/v1/payment-batches/{batch_id}/items"),
     "review_payment_batch": ("POST", "/v1/payment-batches/{batch_id}/review"),
     "cancel_payment_batch": ("POST", "/v1/payment-batches/{batch_id}/cancel"),
+    "create_payment_schedule": ("POST", "/v1/payment-schedules"),
+    "list_payment_schedules": ("GET", "/v1/payment-schedules"),
+    "get_payment_schedule": ("GET", "/v1/payment-schedules/{schedule_id}"),
+    "pause_payment_schedule": ("POST", "/v1/payment-schedules/{schedule_id}/pause"),
+    "resume_payment_schedule": ("POST", "/v1/payment-schedules/{schedule_id}/resume"),
+    "delete_payment_schedule": ("DELETE", "/v1/payment-schedules/{schedule_id}"),
     "screen": ("POST", "/v1/screenings"),
     "create_counterparty": ("POST", "/v1/counterparties"),
     "list_counterparties": ("GET", "/v1/counterparties"),
@@ -359,9 +367,11 @@ class PaymentsClient:
         status: PaymentStatus | None = None,
         account_id: str | None = None,
         batch_id: str | None = None,
+        schedule_id: str | None = None,
         page_size: int = 100,
     ) -> Iterator[PaymentOut]:
-        """Every payment (optionally filtered, e.g. a batch's), newest first, page by page."""
+        """Every payment (optionally filtered, e.g. a batch's or a schedule's), newest first,
+        page by page."""
         return self._pages(
             "list_payments",
             {
@@ -369,6 +379,7 @@ class PaymentsClient:
                 "status": status,
                 "account_id": account_id,
                 "batch_id": batch_id,
+                "schedule_id": schedule_id,
             },
         )
 
@@ -470,6 +481,55 @@ class PaymentsClient:
                 path={"batch_id": batch_id},
                 json=body or {},
                 idempotency_key=idempotency_key,
+            ),
+        )
+
+    # ------------------------------------------------------------------ payment schedules
+
+    def create_payment_schedule(
+        self, body: PaymentScheduleCreate, *, idempotency_key: str | None = None
+    ) -> PaymentScheduleOut:
+        """A recurring payment (201): every `interval`, or by a `calendar` rule, each run a
+        payment of its own (listed with `list_payments(schedule_id=...)`)."""
+        return cast(
+            PaymentScheduleOut,
+            self.request("create_payment_schedule", json=body, idempotency_key=idempotency_key),
+        )
+
+    def list_payment_schedules(self, *, page_size: int = 100) -> Iterator[PaymentScheduleOut]:
+        """Every payment schedule (deleted ones too), newest first, page by page."""
+        return self._pages("list_payment_schedules", {"limit": page_size})
+
+    def get_payment_schedule(self, schedule_id: str) -> PaymentScheduleOut:
+        """A payment schedule: its payment, rule and status."""
+        return cast(
+            PaymentScheduleOut,
+            self.request("get_payment_schedule", path={"schedule_id": schedule_id}),
+        )
+
+    def pause_payment_schedule(
+        self, schedule_id: str, *, idempotency_key: str | None = None
+    ) -> PaymentScheduleOut:
+        """Pause a schedule: no run until it is resumed."""
+        return self._schedule_action("pause_payment_schedule", schedule_id, idempotency_key)
+
+    def resume_payment_schedule(
+        self, schedule_id: str, *, idempotency_key: str | None = None
+    ) -> PaymentScheduleOut:
+        """Resume a paused schedule from its next run."""
+        return self._schedule_action("resume_payment_schedule", schedule_id, idempotency_key)
+
+    def delete_payment_schedule(self, schedule_id: str) -> PaymentScheduleOut:
+        """Stop a schedule for good (payments it made already are not touched)."""
+        return self._schedule_action("delete_payment_schedule", schedule_id, None)
+
+    def _schedule_action(
+        self, operation: str, schedule_id: str, idempotency_key: str | None
+    ) -> PaymentScheduleOut:
+        return cast(
+            PaymentScheduleOut,
+            self.request(
+                operation, path={"schedule_id": schedule_id}, idempotency_key=idempotency_key
             ),
         )
 

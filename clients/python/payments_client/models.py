@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 PaymentStatus: TypeAlias = Literal[
+    "scheduled",
     "processing",
     "in_review",
     "submitted",
@@ -69,6 +70,17 @@ class BatchReviewOut(TypedDict):
     reviewed_by: str
     note: str | None
     reviewed_at: str
+
+
+class CalendarRuleIn(TypedDict):
+    """When a calendar schedule runs: a day of the month, or days of the week (neither: every
+    day), at a local time in a time zone."""
+
+    day_of_month: NotRequired[int | None]
+    day_of_week: NotRequired[list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None]
+    hour: NotRequired[int]
+    minute: NotRequired[int]
+    timezone: NotRequired[str]
 
 
 class CancelCreate(TypedDict):
@@ -401,7 +413,7 @@ class PaymentBatchOut(TypedDict):
 
 
 class PaymentCreate(TypedDict):
-    """Initiate a payment from a customer account."""
+    """Initiate a payment from a customer account, now or at `execute_at`."""
 
     account_id: str
     amount: int
@@ -411,6 +423,7 @@ class PaymentCreate(TypedDict):
     counterparty_id: NotRequired[str | None]
     remittance_info: NotRequired[str | None]
     metadata: NotRequired[dict[str, str]]
+    execute_at: NotRequired[str | None]
 
 
 class PaymentList(TypedDict):
@@ -442,6 +455,58 @@ class PaymentOut(TypedDict):
     created_at: str
     counterparty_id: NotRequired[str | None]
     recall: NotRequired[RecallOut | None]
+    execute_at: NotRequired[str | None]
+    schedule_id: NotRequired[str | None]
+
+
+class PaymentScheduleCreate(TypedDict):
+    """A recurring payment: the payment each run makes, and when the runs are."""
+
+    payment: PaymentTemplate
+    interval: NotRequired[int | str | None]
+    calendar: NotRequired[CalendarRuleIn | None]
+    start_at: NotRequired[str | None]
+    end_at: NotRequired[str | None]
+    business_day_convention: NotRequired[Literal["following", "preceding", "none"]]
+    reference: NotRequired[str | None]
+
+
+class PaymentScheduleList(TypedDict):
+    """A page of payment schedules, newest first."""
+
+    object: NotRequired[Literal["list"]]
+    data: list[PaymentScheduleOut]
+    has_more: bool
+
+
+class PaymentScheduleOut(TypedDict):
+    """A payment schedule (`psch_…`), run by the Temporal Schedule of the same id."""
+
+    id: str
+    object: NotRequired[Literal["payment_schedule"]]
+    status: Literal["active", "paused", "deleted"]
+    payment: dict[str, Any]
+    interval_seconds: int | None
+    calendar: dict[str, Any] | None
+    start_at: str
+    end_at: str | None
+    business_day_convention: str
+    reference: str | None
+    created_at: str
+
+
+class PaymentTemplate(TypedDict):
+    """A payment from a customer account: the body of `POST /v1/payments` without `execute_at`
+    (a batch item, a payment schedule's template)."""
+
+    account_id: str
+    amount: int
+    currency: Literal["EUR", "USD"]
+    rail: Literal["sepa", "ach"]
+    creditor: NotRequired[CreditorIn | None]
+    counterparty_id: NotRequired[str | None]
+    remittance_info: NotRequired[str | None]
+    metadata: NotRequired[dict[str, str]]
 
 
 class Problem(TypedDict):
