@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.errors import ProblemError
 from api.limits import RateLimiter, retry_after_header, take_or_refuse
 from kernel.api_keys import Principal, authenticate
+from kernel.db import autocommit
 from kernel.settings import Settings
 
 
@@ -79,7 +80,7 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         count_failed_authentication(request)
         raise ProblemError(401, "unauthenticated", "Send an API key as `Authorization: Bearer`.")
-    async with engine.connect() as conn:
+    async with autocommit(engine) as conn:  # one read: no BEGIN, no ROLLBACK
         principal = await authenticate(conn, credentials.credentials.strip())
     if principal is None:
         count_failed_authentication(request)

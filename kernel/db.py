@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from kernel.settings import Settings, get_settings
 
@@ -69,6 +71,16 @@ def get_engine(settings: Settings | None = None) -> AsyncEngine:
         ping_stale_connections(engine, settings.database.ping_after_idle_seconds)
         _engines[url] = engine
     return engine
+
+
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which each statement commits by itself: a single read, or a
+    single-statement write, without the BEGIN and ROLLBACK (or COMMIT) round trips a
+    transaction adds around it."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 async def dispose_engines() -> None:
