@@ -17,20 +17,23 @@ from kernel.api_keys import Principal, authenticate
 from kernel.db import autocommit
 from kernel.settings import Settings
 
+# The dependencies are `async def` although they await nothing: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop per dependency and request.
 
-def get_engine(request: Request) -> AsyncEngine:
+
+async def get_engine(request: Request) -> AsyncEngine:
     """The process's database engine (created in the app's lifespan)."""
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     """The process's Temporal client (one per process, created in the lifespan)."""
     client: Client = request.app.state.temporal
     return client
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings

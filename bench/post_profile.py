@@ -17,14 +17,16 @@ does:
   which is the round-trip count the client-side events cannot see;
 - on request (`--cprofile N`), a cProfile of N more requests, top functions by own time.
 
-Requests run one at a time: the point is the cost of one, not contention. Figures, not
-assertions.
+Requests run one at a time by default (the cost of one); `--concurrency N` runs N lanes,
+each posting a payment and waiting for its workflow's end before the next, as `make bench`
+does: where a request's time goes under that load. Figures, not assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import cProfile
 import io
 import pstats
@@ -80,7 +82,10 @@ class Recorder:
     """Counts and times the statements, checkouts, pings and RPCs of the current request."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.current: Request | None = None
+        # per task: concurrent requests each record their own
+        self._current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+            "request", default=None
+        )
         sync = engine.sync_engine
         event.listen(sync, "before_cursor_execute", self._before)
         event.listen(sync, "after_cursor_execute", self._after)
@@ -126,16 +131,22 @@ class Recorder:
 
         service._BridgeServiceClient._rpc_call = rpc_call  # type: ignore[method-assign]
 
+    @property
+    def current(self) -> Request | None:
+        """The request the running task records, if any."""
+        return self._current.get()
+
     @contextmanager
     def request(self) -> Iterator[Request]:
         """Record everything until the block ends as one request."""
-        self.current = Request()
+        request = Request()
+        token = self._current.set(request)
         began = time.perf_counter()
         try:
-            yield self.current
+            yield request
         finally:
-            self.current.wall_ms = (time.perf_counter() - began) * 1e3
-            self.current = None
+            request.wall_ms = (time.perf_counter() - began) * 1e3
+            self._current.reset(token)
 
 
 def body(account_id: str, index: int) -> dict[str, Any]:
@@ -170,7 +181,7 @@ def median(values: Sequence[float]) -> float:
 def summary(requests: Sequence[Request]) -> str:
     """Per-request medians, and the statements and RPCs of a typical request."""
     lines = [
-        f"{len(requests)} requests, one at a time; medians per request:",
+        f"{len(requests)} requests; medians per request:",
         f"  wall {median([r.wall_ms for r in requests]):.1f} ms = "
         f"SQL {median([r.sql_ms for r in requests]):.1f} ms "
         f"({median([len(r.statements) for r in requests]):.0f} statements) + "
@@ -250,13 +261,19 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
             await post(client, accounts[index % 2], index)
         requests: list[Request] = []
         temporal = app.state.temporal
-        for index in range(args.payments):
-            with recorder.request() as request:
-                payment_id = await post(client, accounts[index % 2], index)
-            requests.append(request)
-            if args.settle:
-                # the server and the worker idle while the next request runs
-                await temporal.get_workflow_handle(payment_id).result()
+        pending = iter(range(args.payments))
+
+        async def lane() -> None:
+            for index in pending:
+                with recorder.request() as request:
+                    payment_id = await post(client, accounts[index % 2], index)
+                requests.append(request)
+                if args.settle or args.concurrency > 1:
+                    # one at a time: the server and the worker idle while the next request
+                    # runs; in lanes: a closed loop, as `make bench`
+                    await temporal.get_workflow_handle(payment_id).result()
+
+        await asyncio.gather(*(lane() for _ in range(args.concurrency)))
         print(summary(requests))
         if args.log_statements and platform.stack is not None:
             log = platform.stack.postgres.pgdata / "server.log"
@@ -305,6 +322,9 @@ def main() -> None:
         "--settle",
         action="store_true",
         help="wait for each payment's workflow to end before the next request",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="lanes of POST-and-wait (default 1)"
     )
     parser.add_argument("--cprofile", type=int, default=0, help="requests to profile")
     parser.add_argument("--top", type=int, default=40, help="functions shown per profile")

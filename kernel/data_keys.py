@@ -95,7 +95,7 @@ class PostgresKeyStore:
         table = payments if subject.startswith("pay_") else customers
         if not subject.startswith(("pay_", "cus_")):
             return None
-        async with get_engine(self._settings).connect() as conn:
+        async with autocommit(get_engine(self._settings)) as conn:  # one read
             tenant: str | None = (
                 await conn.execute(select(table.c.tenant_id).where(table.c.id == subject))
             ).scalar()
