@@ -15,7 +15,10 @@ does:
 - on request (`--log-statements`), PostgreSQL's own statement log for one request: every
   command the server received (psycopg's implicit BEGINs, pings and ROLLBACKs included),
   which is the round-trip count the client-side events cannot see;
-- on request (`--cprofile N`), a cProfile of N more requests, top functions by own time.
+- on request (`--cprofile N`), a cProfile of N more requests, top functions by own time;
+- with a private stack, the CPU each process spent per payment over the measured requests
+  (less its idle rate, as `make bench` counts it); with `--settle` every payment's whole
+  workflow falls inside that window, so the worker's figure is its CPU per payment.
 
 Requests run one at a time by default (the cost of one); `--concurrency N` runs N lanes,
 each posting a payment and waiting for its workflow's end before the next, as `make bench`
@@ -41,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _profile
 import _stack
 import httpx
 from sqlalchemy import event, text
@@ -53,6 +57,8 @@ from kernel.db import get_engine
 FUNDING = 5_000_000
 CREDITOR = {"name": "Erika Mustermann", "country": "DE", "iban": "DE89370400440532013000"}
 # PostgreSQL's log line of a statement: "<pid> LOG:  statement: <text>" (our log_line_prefix)
+# seconds of idling measured before the requests, to take each process's background off
+IDLE_SECONDS = 5.0
 LOGGED = re.compile(r"^(\d+) .*?LOG:  (?:statement|execute [^:]*): (.*)$")
 
 
@@ -226,6 +232,18 @@ async def set_statement_log(engine: AsyncEngine, on: bool) -> None:
     await asyncio.sleep(0.5)  # the reload reaches every backend at its next command
 
 
+def cpu_meter(platform: _stack.Platform) -> _profile.CpuMeter | None:
+    """CPU per process of a private stack, and of this process (the API in it)."""
+    stack = platform.stack
+    if stack is None:
+        return None
+    pids = {f"{name} process": process.pid for name, process in stack.processes.items()}
+    postmaster = _profile.postmaster_pid(stack.postgres.pgdata)
+    if postmaster is not None:
+        pids["postgres"] = postmaster
+    return _profile.CpuMeter(pids, self_name="this process (API + client)")
+
+
 def server_commands(log: Path, start: int, marker: str) -> list[tuple[int, str]]:
     """The commands PostgreSQL logged after byte `start` up to the marker statement."""
     with log.open("rb") as handle:
@@ -257,10 +275,21 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client,
     ):
-        for index in range(args.warmup):
-            await post(client, accounts[index % 2], index)
-        requests: list[Request] = []
         temporal = app.state.temporal
+        warming = [await post(client, accounts[index % 2], index) for index in range(args.warmup)]
+        for payment_id in warming:  # ended before the idle rates are read
+            await temporal.get_workflow_handle(payment_id).result()
+        requests: list[Request] = []
+        meter = cpu_meter(platform)
+        idle: dict[str, float] = {}
+        if meter is not None:
+            before = meter.read()
+            await asyncio.sleep(IDLE_SECONDS)
+            idle = {
+                name: seconds / IDLE_SECONDS
+                for name, seconds in _profile.cpu_delta(before, meter.read()).items()
+            }
+            before, began = meter.read(), time.perf_counter()
         pending = iter(range(args.payments))
 
         async def lane() -> None:
@@ -275,6 +304,13 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
 
         await asyncio.gather(*(lane() for _ in range(args.concurrency)))
         print(summary(requests))
+        if meter is not None:
+            elapsed = time.perf_counter() - began
+            used = _profile.cpu_delta(before, meter.read())
+            print("CPU ms per payment over the measured requests, less each process's idle rate:")
+            for name, seconds in sorted(used.items()):
+                busy = seconds - idle.get(name, 0.0) * elapsed
+                print(f"  {name:<28} {busy * 1e3 / len(requests):7.1f}")
         if args.log_statements and platform.stack is not None:
             log = platform.stack.postgres.pgdata / "server.log"
             await set_statement_log(engine, True)
