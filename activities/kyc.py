@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from kernel.db import autocommit
 from kernel.tables import customers
 from workflows.models import KycCheckInput, KycCheckResult
 
@@ -21,7 +22,7 @@ class KycActivities:
     @activity.defn(name="check_debtor_kyc")
     async def check_debtor_kyc(self, request: KycCheckInput) -> KycCheckResult:
         """Approved only if KYC is `approved` and its review date has not passed."""
-        async with self._engine.connect() as conn:
+        async with autocommit(self._engine) as conn:  # one read: no BEGIN, no ROLLBACK
             row = (
                 await conn.execute(
                     select(customers).where(

@@ -9,6 +9,7 @@ from temporalio import activity
 
 from activities.metrics import count
 from compliance.limits import LimitsTable, TierLimits, exceeded_limits, limits_for
+from kernel.db import autocommit
 from kernel.settings import LimitSettings
 from services.counterparties import review_reasons
 from workflows.models import LimitsInput, LimitsResult
@@ -59,7 +60,7 @@ class LimitActivities:
     @activity.defn(name="check_payment_limits")
     async def check_payment_limits(self, request: LimitsInput) -> LimitsResult:
         """The limits this payment would exceed (empty: within limits)."""
-        async with self._engine.connect() as conn:
+        async with autocommit(self._engine) as conn:  # one read: no BEGIN, no ROLLBACK
             recent = (
                 await conn.execute(
                     RECENT_PAYMENTS,

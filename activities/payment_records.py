@@ -109,21 +109,28 @@ class PaymentRecordActivities:
             )
         if change.screening_hits is not None:
             values["screening_hits"] = [asdict(hit) for hit in change.screening_hits]
+        history = (
+            insert(payment_status_history)
+            .values(
+                payment_id=change.payment_id,
+                seq=change.seq,
+                status=change.status,
+                at=at,
+                detail=_history_detail(failure, change.reasons, change.action_reason),
+            )
+            .on_conflict_do_nothing()
+        )
+        # the history row, the move and the read of the payment in one statement (one round
+        # trip instead of three); its parts share one snapshot, so the payment reads as it
+        # was before the move, as when the read came first
+        recorded = (
+            payment_by_id(change.payment_id)
+            .add_cte(history.cte("status_history"))
+            .add_cte(status_update(change.payment_id, change.seq, values).cte("status_moved"))
+        )
         async with UnitOfWork(self._engine, self._deliveries) as uow:
             conn = uow.conn
-            payment = (await conn.execute(payment_by_id(change.payment_id))).one()
-            await conn.execute(
-                insert(payment_status_history)
-                .values(
-                    payment_id=change.payment_id,
-                    seq=change.seq,
-                    status=change.status,
-                    at=at,
-                    detail=_history_detail(failure, change.reasons, change.action_reason),
-                )
-                .on_conflict_do_nothing()
-            )
-            await conn.execute(status_update(change.payment_id, change.seq, values))
+            payment = (await conn.execute(recorded)).one()
             await uow.event(
                 event_id=payment_event_id(payment.id, change.seq),
                 tenant_id=payment.tenant_id,

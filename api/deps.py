@@ -14,22 +14,26 @@ from temporalio.client import Client
 from api.errors import ProblemError
 from api.limits import RateLimiter, retry_after_header, take_or_refuse
 from kernel.api_keys import Principal, authenticate
+from kernel.db import autocommit
 from kernel.settings import Settings
 
+# The dependencies are `async def` although they await nothing: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop per dependency and request.
 
-def get_engine(request: Request) -> AsyncEngine:
+
+async def get_engine(request: Request) -> AsyncEngine:
     """The process's database engine (created in the app's lifespan)."""
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     """The process's Temporal client (one per process, created in the lifespan)."""
     client: Client = request.app.state.temporal
     return client
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -79,7 +83,7 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         count_failed_authentication(request)
         raise ProblemError(401, "unauthenticated", "Send an API key as `Authorization: Bearer`.")
-    async with engine.connect() as conn:
+    async with autocommit(engine) as conn:  # one read: no BEGIN, no ROLLBACK
         principal = await authenticate(conn, credentials.credentials.strip())
     if principal is None:
         count_failed_authentication(request)

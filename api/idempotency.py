@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.errors import ProblemError
 from kernel.api_keys import Principal
+from kernel.db import autocommit
 from kernel.outages import dependency_unavailable
 from kernel.tables import idempotency_keys
 
@@ -150,8 +151,12 @@ async def run_idempotently(
     *,
     takeover_after: float = 60.0,
     on_replay: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    answered_by_handler: bool = False,
 ) -> JSONResponse:
     """Run `handler` once per (tenant, key); replay its response for repeats.
+
+    `answered_by_handler`: every answer `handler` returns was stored in its own transaction
+    (`answer_in`), so nothing is left to write after it (one transaction less).
 
     `on_replay` runs before a stored answer is replayed: a handler that answered in its own
     transaction (`answer_in`) is never re-run, so what it does after its commit (start
@@ -169,7 +174,10 @@ async def run_idempotently(
         raise ProblemError(400, "idempotency_key_invalid", "Idempotency-Key is too long.")
     fingerprint = _fingerprint(method_path, body)
     where = (idempotency_keys.c.tenant_id == principal.tenant_id, idempotency_keys.c.key == key)
-    async with engine.begin() as conn:
+    # each statement commits by itself (no BEGIN and COMMIT round trips): the claim is one
+    # insert; the takeover and the read only follow when the key was there already, and
+    # each is atomic on its own, as they were inside one READ COMMITTED transaction
+    async with autocommit(engine) as conn:
         claimed = (
             await conn.execute(
                 insert(idempotency_keys)
@@ -230,7 +238,9 @@ async def run_idempotently(
                 # replay it
                 await conn.execute(delete(idempotency_keys).where(*unanswered))
         raise
-    async with engine.begin() as conn:
+    if answered_by_handler:
+        return JSONResponse(response, status_code=status)
+    async with autocommit(engine) as conn:
         # a handler that answered in its own transaction (answer_in) left nothing to store
         await conn.execute(
             update(idempotency_keys)

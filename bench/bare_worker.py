@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
-from kernel.bytecode_cache import cache_bytecode_under
+from kernel.bytecode_cache import cache_bytecode_under, compile_sandbox_code_once
 from kernel.codec import data_converter
 from kernel.settings import Settings
 from kernel.temporal_client import connect_options, exit_without_finalizing
@@ -41,6 +41,7 @@ async def serve(queues: list[str], codec: bool) -> None:
     """Poll `queues` until SIGTERM or SIGINT; with `codec`, encrypt payloads as the platform."""
     settings = Settings()
     cache_bytecode_under(settings.data_dir)  # as the payments worker does
+    compile_sandbox_code_once()
     client = await bare_client(settings, codec)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

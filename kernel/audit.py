@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, literal, null, select, text, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -161,6 +161,22 @@ def recorded_query(idempotency_key: str) -> Select[Any]:
     return select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
 
 
+def append_reads_query(chain: Chain, idempotency_key: str | None) -> Select[Any]:
+    """What an append reads once it holds the chain's lock, in one round trip: the record
+    already appended under `idempotency_key` (`seen`, None when there is none or no key)
+    and the chain's newest link (`seq` and `hash`, None for an empty chain)."""
+    seen = (
+        recorded_query(idempotency_key).limit(1).scalar_subquery()
+        if idempotency_key is not None
+        else null()
+    )
+    link = last_link_query(chain).subquery("link")
+    one = select(literal(1).label("one")).subquery("one")
+    return select(seen.label("seen"), link.c.seq, link.c.hash).select_from(
+        one.outerjoin(link, true())
+    )
+
+
 async def append_in(
     conn: AsyncConnection,
     *,
@@ -180,14 +196,14 @@ async def append_in(
     transactions taking two chains' locks in opposite orders would deadlock).
     """
     chain: Chain = tenant_id
+    # the lock in a statement of its own: a statement reads with the snapshot it started
+    # with, so a head read in the statement that waited for the lock could be stale
     await lock_chain(conn, chain)
     # a key is always recorded in the same chain (its tenant's), whose lock is held
-    if idempotency_key is not None:
-        seen = (await conn.execute(recorded_query(idempotency_key))).first()
-        if seen is not None:
-            return
-    last = (await conn.execute(last_link_query(chain))).first()
-    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    head = (await conn.execute(append_reads_query(chain, idempotency_key))).one()
+    if head.seen is not None:
+        return
+    seq, prev = (head.seq + 1, head.hash) if head.seq is not None else (1, GENESIS)
     at = datetime.now(UTC)
     entry: dict[str, Any] = {
         "seq": seq,

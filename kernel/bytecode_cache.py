@@ -9,8 +9,11 @@ bytecode under the data directory instead keeps the source tree clean and compil
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
+from types import CodeType
+from typing import Any
 
 
 def cache_bytecode_under(data_dir: Path) -> None:
@@ -24,3 +27,41 @@ def cache_bytecode_under(data_dir: Path) -> None:
         return  # a read-only data directory: compile every time, as before
     sys.pycache_prefix = str(prefix)
     sys.dont_write_bytecode = False
+
+
+# The SDK release whose sandbox `compile_sandbox_code_once` was checked against: its
+# `_Instance._run_code(code: str, ...)` ends in `exec(code, globals, globals)`.
+SANDBOX_CHECKED_VERSION = "1.35.0"
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> CodeType:
+    return compile(source, "<string>", "exec")
+
+
+def compile_sandbox_code_once() -> bool:
+    """Have Temporal's workflow sandbox compile each of its small code strings once per process.
+
+    The sandbox runs every activation, and every payload sequence's serialization context
+    (asked for each conversion when a payload codec is configured), by `exec`-ing a source
+    string: Python compiled it every time (~6% of the worker's CPU in a py-spy profile; see
+    docs/performance.md). The strings are a handful of constants, so their code objects are
+    kept; `exec` of a code object does exactly what `exec` of its source does. Applied only
+    to the SDK release it was checked against (returns False otherwise, changing nothing).
+    """
+    import temporalio
+    from temporalio.worker.workflow_sandbox import _runner
+
+    instance: Any = _runner._Instance
+    if getattr(instance._run_code, "compiles_once", False):
+        return True
+    if temporalio.__version__ != SANDBOX_CHECKED_VERSION:
+        return False
+    original = instance._run_code
+
+    def run_code(self: Any, code: str, **extra_globals: Any) -> None:
+        original(self, _compiled(code), **extra_globals)
+
+    run_code.compiles_once = True  # type: ignore[attr-defined]
+    instance._run_code = run_code
+    return True

@@ -150,8 +150,9 @@ class DataKeyStore(Protocol):
         """The subject's data key, or None when it never existed or was shredded."""
         ...
 
-    async def get_or_create(self, subject: str) -> bytes:
-        """The subject's data key, made (and stored, wrapped) on first use."""
+    async def get_or_create(self, subject: str, *, expect_new: bool = False) -> bytes:
+        """The subject's data key, made (and stored, wrapped) on first use; `expect_new`:
+        the subject is most likely new (a workflow about to start), so try making it first."""
         ...
 
     async def shred(self, subjects: Sequence[str]) -> int:
@@ -174,7 +175,7 @@ class MemoryKeyStore:
         """The key, if any."""
         return self.keys.get(subject)
 
-    async def get_or_create(self, subject: str) -> bytes:
+    async def get_or_create(self, subject: str, *, expect_new: bool = False) -> bytes:
         """The key, made on first use."""
         return self.keys.setdefault(subject, AESGCM.generate_key(256))
 
@@ -222,14 +223,12 @@ class CachedKeyStore:
             self._keep(subject, key)
         return key
 
-    async def get_or_create(self, subject: str) -> bytes:
+    async def get_or_create(self, subject: str, *, expect_new: bool = False) -> bytes:
         """The key, from the cache or the store, made on first use."""
         key = self._cached(subject)
-        return (
-            key
-            if key is not None
-            else self._keep(subject, await self._inner.get_or_create(subject))
-        )
+        if key is not None:
+            return key
+        return self._keep(subject, await self._inner.get_or_create(subject, expect_new=expect_new))
 
     async def shred(self, subjects: Sequence[str]) -> int:
         """Shred in the store and forget here at once."""
@@ -448,6 +447,15 @@ def data_key_store(settings: Settings) -> CachedKeyStore:
         store = CachedKeyStore(PostgresKeyStore(settings), settings.codec.data_key_cache_seconds)
         _stores[ident] = store
     return store
+
+
+async def prepare_subject(settings: Settings, subject: str, tenant: str) -> None:
+    """Before starting a new subject's workflow: make its data key (one statement, before
+    the start encodes the input with it) and label its payloads with `tenant` (its row is
+    not committed yet)."""
+    store = data_key_store(settings)
+    store.note_tenant(subject, tenant)
+    await store.get_or_create(subject, expect_new=True)
 
 
 def note_tenant(settings: Settings, subject: str, tenant: str) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from kernel.codec import parse_keys, unwrap_data_key, wrap_data_key
-from kernel.db import get_engine
+from kernel.db import autocommit, get_engine
 from kernel.settings import Settings
 from kernel.tables import customers, payload_data_keys, payments
 
@@ -54,14 +54,17 @@ class PostgresKeyStore:
             ).first()
         return None if row is None else self._unwrap(subject, row.master_key_id, row.wrapped)
 
-    async def get_or_create(self, subject: str) -> bytes:
-        """The subject's key; the first caller makes it (a racing second one reads it)."""
-        found = await self.get(subject)
-        if found is not None:
-            return found
+    async def get_or_create(self, subject: str, *, expect_new: bool = False) -> bytes:
+        """The subject's key; the first caller makes it (a racing second one reads it).
+        `expect_new`: insert first, read only if the key was there (one round trip for a
+        new subject instead of a read that finds nothing, then the insert)."""
+        if not expect_new:
+            found = await self.get(subject)
+            if found is not None:
+                return found
         key = AESGCM.generate_key(256)
         wrapped = wrap_data_key(self._masters[self._current], subject, key)
-        async with get_engine(self._settings).begin() as conn:
+        async with autocommit(get_engine(self._settings)) as conn:  # one statement
             made = (
                 await conn.execute(
                     insert(payload_data_keys)
@@ -92,7 +95,7 @@ class PostgresKeyStore:
         table = payments if subject.startswith("pay_") else customers
         if not subject.startswith(("pay_", "cus_")):
             return None
-        async with get_engine(self._settings).connect() as conn:
+        async with autocommit(get_engine(self._settings)) as conn:  # one read
             tenant: str | None = (
                 await conn.execute(select(table.c.tenant_id).where(table.c.id == subject))
             ).scalar()

@@ -119,6 +119,9 @@ class DatabaseSettings(Section):
     url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/payments"
     # the port the embedded dev PostgreSQL listens on
     embedded_port: int = _var(55432, "PAYMENTS_POSTGRES_PORT")
+    # a pooled connection is pinged before use only after resting this long (kernel/db.py;
+    # 0: before every use); keep it below the time PostgreSQL takes to restart or fail over
+    ping_after_idle_seconds: float = 1.0
 
 
 class TemporalSettings(Section):

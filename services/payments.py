@@ -12,13 +12,14 @@ signal from the Temporal Web UI), so nothing here appends an audit record for th
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -28,7 +29,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from kernel.codec import note_tenant
+from kernel.codec import prepare_subject
 from kernel.settings import ReviewSettings, Settings
 from kernel.tables import payment_status_history, payments
 from services.counterparties import counterparty_creditor
@@ -122,8 +123,17 @@ def first_status(order: PaymentOrder | PaymentInput) -> PaymentStatus:
     return PaymentStatus.SCHEDULED if _execute_at(order) is not None else PaymentStatus.PROCESSING
 
 
+# stores the request's answer in the payment's transaction (api/idempotency.answer_in), from
+# the payment row and whether this call created it
+AnswerRecorder = Callable[[AsyncConnection, Any, bool], Awaitable[None]]
+
+
 async def initiate_payment(
-    engine: AsyncEngine, temporal: Client, settings: Settings, order: PaymentOrder
+    engine: AsyncEngine,
+    temporal: Client,
+    settings: Settings,
+    order: PaymentOrder,
+    answer: AnswerRecorder | None = None,
 ) -> Initiated:
     """Create the payment and start its workflow; safe to re-run with the same order (the
     payment id derives from the idempotency key, and the workflow id is the payment id).
@@ -133,7 +143,8 @@ async def initiate_payment(
     transaction. If Temporal refuses, nothing was written; if the transaction does not
     commit, the workflow moves no money: its last step before the hold
     (`check_payment_limits`) waits, retried, for the row (PaymentNotCommittedError), and the
-    client's retry under the same key commits it (the start joins the running workflow)."""
+    client's retry under the same key commits it (the start joins the running workflow).
+    `answer` stores the request's answer in that same transaction."""
     # what the workflow's input needs, each read a statement of its own (no transaction:
     # the one that writes the payment reads the counterparty again under its lock)
     async with engine.connect() as conn:
@@ -171,12 +182,10 @@ async def initiate_payment(
                     conn, order.tenant_id, order.counterparty_id, order.rail
                 ),
             )
+        # the payment and its first status in one statement (one round trip)
         row = (
             await conn.execute(
-                insert(payments)
-                .values(new_payment_values(order, order.creditor, order.metadata))
-                .on_conflict_do_nothing()
-                .returning(*payments.c)
+                payment_insert(new_payment_values(order, order.creditor, order.metadata))
             )
         ).first()
         first_time = row is not None
@@ -184,15 +193,6 @@ async def initiate_payment(
             row = (
                 await conn.execute(select(payments).where(payments.c.id == order.payment_id))
             ).one()
-        else:
-            await conn.execute(
-                payment_status_history.insert().values(
-                    payment_id=order.payment_id,
-                    seq=0,
-                    status=first_status(order).value,
-                    at=row.created_at,
-                )
-            )
         await uow.event(
             event_id=payment_event_id(row.id, 0),
             tenant_id=row.tenant_id,
@@ -218,13 +218,40 @@ async def initiate_payment(
             },
             idempotency_key=f"{order.payment_id}:initiated",
         )
+        if answer is not None:
+            await answer(conn, row, first_time)
     return Initiated(row, first_time)
+
+
+def payment_insert(values: dict[str, Any]) -> Select[Any]:
+    """Insert a new payment (nothing if its id exists) with its first status (`processing`,
+    or `scheduled` with `execute_at`) at its creation time; returns the payment row, or no
+    row when it existed already."""
+    inserted = (
+        insert(payments).values(values).on_conflict_do_nothing().returning(*payments.c)
+    ).cte("inserted_payment")
+    first_status = (
+        payment_status_history.insert()
+        .from_select(
+            ["payment_id", "seq", "status", "at"],
+            select(
+                inserted.c.id,
+                literal(0),
+                inserted.c.status,
+                inserted.c.created_at,
+            ),
+        )
+        .cte("first_status")
+    )
+    # PostgreSQL runs a data-modifying CTE exactly once, whether the query reads it or not
+    return select(inserted).add_cte(first_status)
 
 
 async def start_payment_workflow(temporal: Client, settings: Settings, order: PaymentOrder) -> None:
     """Start the payment's workflow (id = payment id; joins one already running)."""
-    # the payment row is not committed yet: the codec labels the input with its tenant
-    note_tenant(settings, order.payment_id, order.tenant_id)
+    # the payment row is not committed yet: the codec labels the input with its tenant; and
+    # the payment's data key is made here, one statement, before the start encodes with it
+    await prepare_subject(settings, order.payment_id, order.tenant_id)
     attributes: list[SearchAttributePair[Any]] = [
         SearchAttributePair(sa.PAYMENT_STATUS, first_status(order).value),
         SearchAttributePair(sa.PAYMENT_RAIL, order.rail),

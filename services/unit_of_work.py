@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from kernel import audit
-from services.events import DeliveryStarter, enabled_endpoints, insert_event
+from services.events import DeliveryStarter, event_insert, insert_event_for_endpoints
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,7 @@ class UnitOfWork:
         if self._deliveries is None:
             # an event nobody would deliver is a silent loss: refuse it at the first test run
             raise RuntimeError("a unit of work that writes events needs a DeliveryStarter")
-        await insert_event(
-            self.conn,
+        written = event_insert(
             event_id=event_id,
             tenant_id=tenant_id,
             type=type,
@@ -144,8 +143,12 @@ class UnitOfWork:
             payment_id=payment_id,
         )
         audience = (tenant_id, type)
-        if audience not in self._endpoints:
-            self._endpoints[audience] = await enabled_endpoints(self.conn, tenant_id, type)
+        if audience in self._endpoints:
+            await self.conn.execute(written)
+        else:  # the event and its audience in one round trip
+            self._endpoints[audience] = await insert_event_for_endpoints(
+                self.conn, written, tenant_id, type
+            )
         if self._endpoints[audience]:
             self._pending.append((event_id, self._endpoints[audience]))
         return event_id

@@ -44,7 +44,7 @@ from activities.retention import RetentionActivities
 from activities.reviews import ReviewActivities
 from activities.verification import VerificationActivities
 from activities.webhook_http import webhook_client
-from kernel.bytecode_cache import cache_bytecode_under
+from kernel.bytecode_cache import cache_bytecode_under, compile_sandbox_code_once
 from kernel.db import dispose_engines, get_engine
 from kernel.settings import Settings, get_settings, secret_list
 from kernel.temporal_client import connect, metrics_runtime
@@ -308,6 +308,7 @@ async def run(settings: Settings | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then drain and close every connection."""
     settings = settings or get_settings()
     cache_bytecode_under(settings.data_dir)
+    compile_sandbox_code_once()
     configure_tracing(settings, "payments-worker")
     lists = None
     if "compliance" in selected_roles(settings):

@@ -16,8 +16,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.search_attributes as sa  # passed through (see workflows/payment.py)
     from compliance.kyc import RiskTier, review_date_for
-    from workflows import search_attributes as sa
     from workflows.models.common import ReviewInput, ReviewResult
     from workflows.models.onboarding import (
         CustomerRef,

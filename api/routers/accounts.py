@@ -21,6 +21,7 @@ from api.problems import (
     problems,
 )
 from api.schemas import CURRENCIES, AccountCreate, AccountOut, Balances, EntryList, EntryOut
+from kernel.db import autocommit
 from kernel.ids import new_id
 from kernel.tables import customers
 from ledger import Account, Entry, account_entries, open_account
@@ -102,7 +103,7 @@ async def load_customer_account(engine: Engine, tenant_id: str | None, account_i
     )
     if tenant_id is not None:
         query = query.where(ledger_accounts.c.tenant_id == tenant_id)
-    async with engine.connect() as conn:
+    async with autocommit(engine) as conn:  # one read: no BEGIN, no ROLLBACK
         return (await conn.execute(query)).first()
 
 

@@ -12,13 +12,19 @@ from fastapi.responses import JSONResponse
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 
 from api.deps import AppSettings, Engine, Ops, Reader, Temporal, Writer
 from api.errors import ProblemError
 from api.fields import ACCOUNT_ID, BATCH_ID, EXAMPLE_PAYMENT_ID, PAYMENT_ID, SCHEDULE_ID
-from api.idempotency import IdempotencyKey, replayable, run_idempotently
+from api.idempotency import (
+    IdempotencyClaim,
+    IdempotencyKey,
+    answer_in,
+    replayable,
+    run_idempotently,
+)
 from api.pagination import cursor_query, page_query
 from api.problems import (
     AUTHENTICATED,
@@ -71,12 +77,14 @@ from rails.charset import (
 )
 from services import payments as payments_service
 from services import recalls as recalls_service
+from services.events import DeliveryStarter, payment_event_id
 from services.payments import PaymentOrder, initiate_payment
 from services.reviews import Reviewer
 from workflows.models import PaymentStatus
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
+METHOD_PATH = "POST /v1/payments"
 RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
 PaymentIdPath = Annotated[str, Path(pattern=PAYMENT_ID, examples=[EXAMPLE_PAYMENT_ID])]
 # the DFI account number field of a NACHA entry is 17 characters
@@ -294,6 +302,19 @@ async def _start_payment(
     body: PaymentCreate,
     idempotency_key: str,
 ) -> tuple[int, dict[str, Any]]:
+    claim = IdempotencyClaim.of(principal.tenant_id, idempotency_key, METHOD_PATH, body)
+    answers: list[dict[str, Any]] = []
+
+    async def record(conn: AsyncConnection, row: Any, first_time: bool) -> None:
+        # the answer commits with the payment (one transaction less per request): built
+        # from the inserted row, or, for a re-run, from the row and history as they are
+        if first_time:
+            history = [StatusChangeOut(status=row.status, at=row.created_at)]
+        else:
+            history = history_out((await conn.execute(history_query([row.id]))).all())
+        answers.append(payment_out(row, history).model_dump(mode="json"))
+        await answer_in(conn, claim, 202, answers[-1])
+
     account = await load_customer_account(engine, principal.tenant_id, body.account_id)
     if account is None:
         raise ProblemError(
@@ -304,7 +325,7 @@ async def _start_payment(
         check_future(body.execute_at, settings.schedules.max_ahead_days, "execute_at")
     # derived from the idempotency key: racing replicas, or a retry after a crash, name the
     # same payment, and the workflow id (= payment id) lets Temporal start it only once
-    initiated = await initiate_payment(
+    await initiate_payment(
         engine,
         temporal,
         settings,
@@ -324,13 +345,9 @@ async def _start_payment(
             counterparty_id=body.counterparty_id,
             execute_at=body.execute_at,
         ),
+        answer=record,
     )
-    row = initiated.row
-    if initiated.first_time:
-        payment = payment_out(row, [StatusChangeOut(status=row.status, at=row.created_at)])
-    else:
-        payment = await load_payment(engine, principal.tenant_id, row.id)
-    return 202, payment.model_dump(mode="json")
+    return 202, answers[-1]
 
 
 def check_future(at: datetime, max_ahead_days: int, param: str) -> None:
@@ -402,14 +419,24 @@ async def create_payment(
 ) -> JSONResponse:
     """Initiate a payment; answers 202 with the payment in `processing`, or in `scheduled`
     until its `execute_at`."""
+
+    async def redeliver(answer: dict[str, Any]) -> None:
+        # the payment committed with its answer; its event's webhook deliveries start only
+        # after the commit, so an API that died in between left them unstarted
+        if answer.get("id"):
+            starter = DeliveryStarter(temporal, settings)
+            await starter.restart(engine, payment_event_id(answer["id"], 0))
+
     return await run_idempotently(
         engine,
         principal,
         idempotency_key,
-        "POST /v1/payments",
+        METHOD_PATH,
         body,
         lambda: _start_payment(engine, temporal, settings, principal, body, idempotency_key),
         takeover_after=settings.api.idempotency_takeover_seconds,
+        on_replay=redeliver,
+        answered_by_handler=True,
     )
 
 

@@ -30,6 +30,7 @@ from iso20022.camt029 import parse_camt029
 from iso20022.pacs002 import parse_pacs002
 from iso20022.pacs004 import parse_pacs004
 from iso20022.schemas import CAMT029, PACS004, SchemaError, message_name
+from kernel.db import autocommit
 from kernel.settings import Settings, secret_list
 from kernel.tables import ach_entries, rail_callback_receipts
 from nacha import ChangeAddenda, NachaError, parse_file
@@ -77,7 +78,7 @@ async def verified_callback(
     ):
         raise ProblemError(401, "invalid_signature", "The callback signature does not verify.")
     assert banksim_event_id is not None  # the signature covers it
-    async with engine.connect() as conn:
+    async with autocommit(engine) as conn:  # one read: no BEGIN, no ROLLBACK
         seen = (await conn.execute(receipt_query(banksim_event_id))).first() is not None
     if seen:
         log.warning("rail callback replayed", event_id=banksim_event_id)

@@ -180,6 +180,9 @@ INLINE_NOT_RUN: dict[str, str] = {
     ".venv/bin/python bench/workflow_bench.py --payments 40 --concurrency 8 --rounds 2": (
         "a benchmark (minutes of both cores): `make bench` runs it"
     ),
+    ".venv/bin/python bench/post_profile.py --payments 30 --settle": (
+        "a profile of the API on a private stack of its own (a minute of both cores)"
+    ),
     ".venv/bin/python bench/batch.py --items 10000 --accept-only --run-before-cancel 30": (
         "a benchmark (a 10,000-item batch): `make bench-batch` runs its comparison"
     ),
