@@ -134,7 +134,11 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
         per_side = _stack.accounts_needed(n, 1)
         print(f"opening {2 * per_side} funded accounts …", file=sys.stderr, flush=True)
         batch_accounts = await _stack.open_accounts(partner, ops, per_side, "EUR", FUNDING)
-        single_accounts = await _stack.open_accounts(partner, ops, per_side, "EUR", FUNDING)
+        single_accounts = (
+            []
+            if args.batch_only
+            else await _stack.open_accounts(partner, ops, per_side, "EUR", FUNDING)
+        )
         if args.warmup:
             # a fresh stack's first payments meet cold caches and plans made on empty tables:
             # whichever side went first paid for that (0.65-0.89x batch-first, 1.64x after)
@@ -225,6 +229,13 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
             }
             return result
 
+        if args.batch_only:
+            post_latency, batch_seconds, batch, runs, largest = await measured("batch", batch_side)
+            await dispose_engines()
+            print(f"\n{n} payments in one batch, SEPA: POST {post_latency:.2f}s, all finished")
+            print(f"  {batch_seconds:.1f}s -> {n / batch_seconds:.1f} payments/s {batch['counts']}")
+            print(f"batch workflow: {runs} run(s), largest run {largest} events")
+            return
         if args.individual_first:
             posts_seconds, single_seconds, counts = await measured("individual", individual_side)
             post_latency, batch_seconds, batch, runs, largest = await measured("batch", batch_side)
@@ -263,6 +274,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--individual-first", action="store_true", help="run the individual POSTs first"
+    )
+    parser.add_argument(
+        "--batch-only", action="store_true", help="the batch to its end, no individual side"
     )
     parser.add_argument(
         "--accept-only", action="store_true", help="the batch's POST, then cancel (see above)"
