@@ -186,6 +186,9 @@ INLINE_NOT_RUN: dict[str, str] = {
     ".venv/bin/python bench/batch.py --items 10000 --accept-only --run-before-cancel 30": (
         "a benchmark (a 10,000-item batch): `make bench-batch` runs its comparison"
     ),
+    ".venv/bin/python bench/batch.py --items 300 --warmup 30": (
+        "a benchmark (two private stacks' worth of minutes): `make bench-batch` runs it"
+    ),
     "payments batches submit FILE [--skip-invalid] [--no-follow]": (
         "test_payment_batches.py runs it (a CSV file, followed to the end)"
     ),
