@@ -530,15 +530,18 @@ SET TimeZone = 'UTC'
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     v_id text;
+    -- this month: where the statement's entries are (dated now())
     v_from timestamptz := date_trunc('month', now());
+    v_to timestamptz := date_trunc('month', now()) + interval '1 month';
 BEGIN
     IF EXISTS (SELECT FROM ledger_accounts_new n JOIN ledger_accounts_old o ON o.id = n.id
                 WHERE n.version > o.version
                   AND NOT EXISTS (SELECT FROM ledger_entries e
                                    WHERE e.account_id = n.id AND e.version = n.version
-                                     AND e.created_at >= v_from)) THEN
-        -- an entry written with an earlier date: look in every month
+                                     AND e.created_at >= v_from AND e.created_at < v_to)) THEN
+        -- an entry written with another date: look in every month
         v_from := '-infinity';
+        v_to := 'infinity';
     END IF;
     SELECT n.id INTO v_id
       FROM ledger_accounts_new n
@@ -547,7 +550,8 @@ BEGIN
           SELECT e.version, e.debits_pending, e.debits_posted, e.credits_pending,
                  e.credits_posted
             FROM ledger_entries e
-           WHERE e.account_id = n.id AND e.version = n.version AND e.created_at >= v_from
+           WHERE e.account_id = n.id AND e.version = n.version
+             AND e.created_at >= v_from AND e.created_at < v_to
            LIMIT 1) e ON true
      WHERE (n.version, n.debits_pending, n.debits_posted, n.credits_pending, n.credits_posted)
            IS DISTINCT FROM (o.version, o.debits_pending, o.debits_posted, o.credits_pending,
