@@ -103,14 +103,24 @@ async def append(
 
 # The chain's reads on every append (tests/integration/test_query_plans.py checks their plans):
 # the newest link, and whether an idempotency key was recorded already.
-def last_link_query(chain: Chain = None) -> Select[Any]:
-    """The newest record of `chain`: its sequence number and hash."""
-    return (
-        select(audit_log.c.seq, audit_log.c.hash)
+def last_link_query(chain: Chain = None, since: datetime | None = None) -> Select[Any]:
+    """The newest record of `chain`: its sequence number, hash and time; only among the
+    records since `since` when given (the log is partitioned by month: a bound prunes the
+    read to the months it covers instead of probing every month)."""
+    query = (
+        select(audit_log.c.seq, audit_log.c.hash, audit_log.c.at)
         .where(in_chain(chain))
         .order_by(audit_log.c.seq.desc())
         .limit(1)
     )
+    return query if since is None else query.where(audit_log.c.at >= since)
+
+
+def recent_since(now: datetime) -> datetime:
+    """The start (UTC) of the month before `now`'s: where a chain's head is looked for
+    first."""
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return datetime(year, month, 1, tzinfo=UTC)
 
 
 LAST_LINK = last_link_query(None)
@@ -186,9 +196,17 @@ async def append_in(
         seen = (await conn.execute(recorded_query(idempotency_key))).first()
         if seen is not None:
             return
-    last = (await conn.execute(last_link_query(chain))).first()
+    # A record is never dated before the one it follows (below), so the chain's head is
+    # its newest record of the recent months when it has one there; only a chain idle
+    # since before last month is looked for in every month. (Records written before this
+    # rule took the appender's clock under the same lock: a head dated more than a month
+    # before its predecessor would need a clock that far behind.)
+    now = datetime.now(UTC)
+    last = (await conn.execute(last_link_query(chain, since=recent_since(now)))).first()
+    if last is None:
+        last = (await conn.execute(last_link_query(chain))).first()
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    at = datetime.now(UTC)
+    at = max(now, last.at.astimezone(UTC)) if last else now
     entry: dict[str, Any] = {
         "seq": seq,
         "at": at.isoformat(),

@@ -67,6 +67,7 @@ from kernel.audit import (
     LAST_LINK,
     last_link_query,
     link_query,
+    recent_since,
     recorded_query,
     records_after_query,
     records_chunk_query,
@@ -392,6 +393,10 @@ PROBES: dict[str, Probe] = {
     ),
     "audit: last link": lambda c: (LAST_LINK, {}),
     "audit: last link of a tenant's chain": lambda c: (last_link_query("ten_a"), {}),
+    "audit: last link of a tenant's chain, the recent months": lambda c: (
+        last_link_query("ten_a", since=recent_since(NOW)),
+        {},
+    ),
     "audit verify: the tenants' chains (skip scan)": lambda c: (CHAINS, {}),
     "audit: key recorded": lambda c: (recorded_query("pay_00000000007:initiated"), {}),
     "ledger gauge: open payments (OPEN_PAYMENTS)": lambda c: (OPEN_PAYMENTS, {}),
