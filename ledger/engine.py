@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text
+from sqlalchemy import Select, func, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -252,16 +252,13 @@ async def account_entries(
     versions below `before_version` (or up to the account's version); they are read from
     last month on first, and from every month only when some are not there (an account idle
     since before last month, or a page deep in its past)."""
-    top = before_version - 1 if before_version is not None else await _version(conn, account_id)
-    expected = max(0, min(limit, top or 0))
-    rows: Sequence[Any] = []
-    if expected:
-        since = recent_months_start(datetime.now(UTC))
-        rows = (await conn.execute(recent_entries_query(account_id, top or 0, limit, since))).all()
-        if len(rows) < expected:
-            rows = (
-                await conn.execute(account_entries_query(account_id, limit, before_version))
-            ).all()
+    since = recent_months_start(datetime.now(UTC))
+    query = recent_entries_query(account_id, before_version, limit, since)
+    rows: Sequence[Any] = (await conn.execute(query)).all()
+    # each row carries the page's top version: the page is complete when it holds every
+    # version from there down (or down to 1)
+    if not rows or len(rows) < min(limit, rows[0].top):
+        rows = (await conn.execute(account_entries_query(account_id, limit, before_version))).all()
     return [
         Entry(
             account_id=row.account_id,
@@ -282,15 +279,6 @@ async def account_entries(
     ]
 
 
-async def _version(conn: AsyncConnection, account_id: str) -> int | None:
-    version: int | None = (
-        await conn.execute(
-            select(ledger_accounts.c.version).where(ledger_accounts.c.id == account_id)
-        )
-    ).scalar_one_or_none()
-    return version
-
-
 def recent_months_start(now: datetime) -> datetime:
     """The start (UTC) of the month before `now`'s: a bound that prunes a read of the
     partitioned tables to the last two months (and the empty ones ahead)."""
@@ -298,15 +286,28 @@ def recent_months_start(now: datetime) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
-def recent_entries_query(account_id: str, top: int, limit: int, since: datetime) -> Select[Any]:
-    """The `limit` versions of an account up to `top`, among its entries since `since`."""
+def recent_entries_query(
+    account_id: str, before_version: int | None, limit: int, since: datetime
+) -> Select[Any]:
+    """The page's `limit` versions of an account (below `before_version`, or up to the
+    account's version), among its entries since `since`; each row with the page's top
+    version (`top`)."""
+    top: Any = (
+        literal(before_version - 1)
+        if before_version is not None
+        else select(ledger_accounts.c.version)
+        .where(ledger_accounts.c.id == account_id)
+        .scalar_subquery()
+    )
     return (
-        select(ledger_entries)
+        select(ledger_entries, top.label("top"))
         .where(
             ledger_entries.c.account_id == account_id,
             ledger_entries.c.version <= top,
             ledger_entries.c.version > top - limit,
             ledger_entries.c.created_at >= since,
+            # (and not the empty months ahead; an entry dated later is read with the rest)
+            ledger_entries.c.created_at < func.now() + timedelta(days=1),
         )
         .order_by(ledger_entries.c.version.desc())
     )

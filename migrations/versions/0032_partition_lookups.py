@@ -1,8 +1,8 @@
 """Per-payment statements on the partitioned tables read one month, not every month
 (issue #23 item 1; ledger/sql/0032_partition_lookups.sql says how and why each is exact).
 
-- The single-event ledger functions read transfers by (id, created_at), the month taken from
-  `ledger_transfer_ids`; the ledger's checks read the statement's months first; a changed
+- The ledger functions (single-event and batch) read transfers by (id, created_at), the month
+  taken from `ledger_transfer_ids`; the ledger's checks read the statement's months first; a changed
   account is compared with the entry at its new version (the trigger now also sees the old
   rows); the once-triggers of events and status history look from the payment's month on.
 - New ledger rules that make the bounded reads exact: an entry lies in its transfer's month,
@@ -56,7 +56,11 @@ def downgrade() -> None:
         "CREATE INDEX payment_status_history_payment_idx"
         " ON payment_status_history (payment_id, seq)"
     )
-    op.execute(_functions_0006("ledger_create_transfer", "ledger_create_transfer_locked"))
+    op.execute(
+        _functions_0006(
+            "ledger_create_transfer", "ledger_create_transfer_locked", "ledger_create_transfers"
+        )
+    )
     op.execute("""
     DROP TRIGGER ledger_accounts_change_has_entries ON ledger_accounts;
     CREATE TRIGGER ledger_accounts_change_has_entries AFTER UPDATE ON ledger_accounts
