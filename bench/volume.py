@@ -598,6 +598,7 @@ async def measure_writes(engine: AsyncEngine, n: int) -> dict[str, float]:
                     tenant_id=row.tenant_id,
                     detail={"amount": 100},
                     idempotency_key=f"{payment_id}:initiated",
+                    not_before=row.created_at,
                 )
 
         async def velocity(payment_id: str = payment_id) -> None:

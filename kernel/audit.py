@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, text
@@ -166,9 +166,18 @@ async def lock_chain(conn: AsyncConnection, chain: Chain) -> None:
         )
 
 
-def recorded_query(idempotency_key: str) -> Select[Any]:
-    """The sequence number of the record appended under `idempotency_key`, if any."""
-    return select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
+# a record's time is its appender's clock, a bound the database's: a day of slack between them
+_CLOCK_SLACK = timedelta(days=1)
+
+
+def recorded_query(idempotency_key: str, not_before: datetime | None = None) -> Select[Any]:
+    """The sequence number of the record appended under `idempotency_key`, if any; only
+    among the records from `not_before` on when given (one month's probe, not every
+    month's)."""
+    query = select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
+    if not_before is None:
+        return query
+    return query.where(audit_log.c.at >= not_before - _CLOCK_SLACK)
 
 
 async def append_in(
@@ -180,10 +189,13 @@ async def append_in(
     detail: dict[str, Any] | None = None,
     tenant_id: str | None = None,
     idempotency_key: str | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     """Append one decision inside the caller's transaction, so that it commits (or not)
     with what it records; a repeated idempotency key appends nothing. A tenant's decision
-    extends that tenant's chain, any other the platform chain.
+    extends that tenant's chain, any other the platform chain. `not_before`: a time no
+    record under this key can be older than (e.g. the creation of the payment the key
+    names), which bounds the probe for the key to the months since.
 
     The chain's lock is held until that transaction ends: call this last, just before
     committing, never before a slow step (and append to one chain per transaction: two
@@ -193,7 +205,7 @@ async def append_in(
     await lock_chain(conn, chain)
     # a key is always recorded in the same chain (its tenant's), whose lock is held
     if idempotency_key is not None:
-        seen = (await conn.execute(recorded_query(idempotency_key))).first()
+        seen = (await conn.execute(recorded_query(idempotency_key, not_before))).first()
         if seen is not None:
             return
     # A record is never dated before the one it follows (below), so the chain's head is

@@ -198,6 +198,7 @@ async def initiate_payment(
                 **({"batch_id": order.batch_id} if order.batch_id else {}),
             },
             idempotency_key=f"{order.payment_id}:initiated",
+            not_before=row.created_at,
         )
     return Initiated(row, first_time)
 

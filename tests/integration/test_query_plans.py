@@ -386,6 +386,10 @@ PROBES: dict[str, Probe] = {
     ),
     "audit: last link": lambda c: (LAST_LINK, {}),
     "audit: last link of a tenant's chain": lambda c: (last_link_query("ten_a"), {}),
+    "audit: a key's record since its payment's creation": lambda c: (
+        recorded_query("pay_00000000007:initiated", NOW - timedelta(days=1)),
+        {},
+    ),
     "audit: last link of a tenant's chain, the recent months": lambda c: (
         last_link_query("ten_a", since=recent_since(NOW)),
         {},
