@@ -14,8 +14,8 @@
 --    pending_id). A concurrent writer committing between the two reads is the race the
 --    engine already retries (the insert fails on the id table's key).
 -- 2. The entries check reads each new entry's predecessor in the statement's months first;
---    only when one is not there (an account's first entry of a month) does it read every
---    month, exactly as 0022 did. Its duplicate-version check reads from the month before
+--    only when one is not there (an account's first entry of a month, its version 1, its
+--    first after the archive's boundary) does it read every month, exactly as 0022 did. Its duplicate-version check reads from the month before
 --    the statement's oldest entry onward. That is exact because of a new rule: an entry is
 --    never dated more than a month before its predecessor. Any entry (account, v) continued
 --    the one entry (account, v - 1) (versions are unique, checked on every insert), so it is
@@ -737,14 +737,14 @@ BEGIN
     -- archive's boundary), is not dated more than a month before it, takes a version nobody
     -- has, and its account has caught up with it
     IF EXISTS (SELECT FROM ledger_entries_new n
-                 LEFT JOIN ledger_archived_accounts z ON z.account_id = n.account_id
-                WHERE n.version > 1 AND z.version IS DISTINCT FROM n.version - 1
-                  AND NOT EXISTS (SELECT FROM ledger_entries p
+                WHERE NOT EXISTS (SELECT FROM ledger_entries p
                                    WHERE p.account_id = n.account_id
                                      AND p.version = n.version - 1
                                      AND p.created_at >= v_from AND p.created_at < v_to)) THEN
-        -- a predecessor in another month (an account's first entry of a month, or an entry
-        -- dated before its predecessor): every month is read, as 0022 did
+        -- an entry without a live predecessor in the statement's months: an account's first
+        -- entry of a month, its very first (version 1) or its first after the archive's
+        -- boundary (no predecessor bounds where a second entry of that version could be),
+        -- or an entry dated before its predecessor: every month is read, as 0022 did
         SELECT n.account_id || ' version ' || n.version INTO v_id
           FROM ledger_entries_new n
           LEFT JOIN LATERAL (
@@ -774,8 +774,8 @@ BEGIN
             OR a.version IS NULL OR a.version < n.version
          LIMIT 1;
     ELSE
-        -- every predecessor is in the statement's months (or at the archive's boundary): a
-        -- second entry of the same version lies from the month before them onward (see 2.)
+        -- every predecessor is live in the statement's months: a second entry of the same
+        -- version lies from the month before them onward (see 2.)
         SELECT n.account_id || ' version ' || n.version INTO v_id
           FROM ledger_entries_new n
           LEFT JOIN LATERAL (

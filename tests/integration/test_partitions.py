@@ -270,6 +270,48 @@ async def test_an_entry_version_is_taken_once_whatever_the_months(isolated: Asyn
     assert (await verify_ledger(isolated)).ok
 
 
+async def test_a_first_entry_is_taken_once_whatever_the_months(isolated: AsyncEngine) -> None:
+    """An account's version 1 has no predecessor to bound where a second one could be: the
+    entries check reads every month for it (migration 0032)."""
+    month = add_months(THIS_MONTH, -2)
+    two_months_ago = datetime(month.year, month.month, 1, tzinfo=UTC)
+    async with isolated.begin() as conn:
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:a AS timestamptz))"),
+            {"a": two_months_ago},
+        )
+    account = await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_first", account, 100, two_months_ago)  # version 1
+    result = await create_transfer(isolated, deposit_of("dep_second", account, 10))
+    assert result is TransferResult.OK
+    with pytest.raises(IntegrityError, match="does not continue its account's entries"):
+        async with isolated.begin() as conn:
+            await conn.execute(
+                text("""
+                WITH d AS (SELECT * FROM ledger_accounts WHERE id = :debit),
+                t AS (INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id,
+                                                    amount, currency, code, kind)
+                      VALUES ('dep_first_again', :debit, :credit, 7, 'EUR', 'deposit',
+                              'single')),
+                e AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg,
+                          debits_pending_delta, debits_posted_delta, credits_pending_delta,
+                          credits_posted_delta, debits_pending, debits_posted,
+                          credits_pending, credits_posted)
+                      SELECT d.id, d.version + 1, 'dep_first_again', 'debit', 0, 7, 0, 0,
+                             d.debits_pending, d.debits_posted + 7, d.credits_pending,
+                             d.credits_posted FROM d
+                      UNION ALL
+                      SELECT :credit, 1, 'dep_first_again', 'credit', 0, 0, 0, 7, 0, 0, 0, 7)
+                UPDATE ledger_accounts a SET debits_posted = a.debits_posted + 7,
+                                             version = a.version + 1
+                 WHERE a.id = :debit
+                """),
+                {"debit": FUNDING, "credit": account},
+            )
+    assert (await balances(isolated, account))[3] == 110
+    assert (await verify_ledger(isolated)).ok
+
+
 async def test_an_entry_is_dated_in_its_transfers_month_and_after_its_predecessor(
     isolated: AsyncEngine,
 ) -> None:
