@@ -452,6 +452,10 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
         )
     ).one()
     file_id = entry.file_id
+    # the payment's creation: what the API bounds its history's read by
+    probe_created = (
+        await conn.execute(text("SELECT created_at FROM payments WHERE id = :p"), {"p": probe})
+    ).scalar_one()
     day = entry.created_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     traces = [f"{ODFI}{i % 10_000_000:07d}" for i in range(probe_index, probe_index + 10)]
 
@@ -475,7 +479,7 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
 
     return {
         "GET /v1/payments/{id}": run(payment_query("ten_0", probe)),
-        "GET /v1/payments/{id} history": run(history_query([probe])),
+        "GET /v1/payments/{id} history": run(history_query([probe], probe_created)),
         "GET /v1/payments": run(payments_page_query("ten_0", limit=10)),
         "GET /v1/payments?starting_after=": page_after_cursor,
         "GET /v1/payments?status=returned": run(

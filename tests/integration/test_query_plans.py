@@ -447,6 +447,10 @@ PROBES: dict[str, Probe] = {
     # reads
     "GET payment": lambda c: (payment_query("ten_a", PROBE), {}),
     "GET payment: status history": lambda c: (history_query([PROBE]), {}),
+    "GET payment: status history since its creation": lambda c: (
+        history_query([PROBE], _keyset_of(c, PROBE)[0]),
+        {},
+    ),
     "GET payments": lambda c: (payments_page_query("ten_a", limit=10), {}),
     "GET payments: cursor": lambda c: (payment_cursor_query("ten_a", "pay_00000000007"), {}),
     "GET payments: page after cursor": lambda c: (
