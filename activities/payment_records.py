@@ -73,6 +73,7 @@ def _audit_decision(
         tenant_id=payment.tenant_id,
         detail=detail,
         idempotency_key=f"{payment.id}:{change.seq}:{decision.action}",
+        not_before=payment.created_at,
     )
 
 

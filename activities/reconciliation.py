@@ -41,7 +41,11 @@ RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
 # `ach_entries.settled_on`), else on the day the ledger posted it, in the rail's zone: a notice
 # that arrives after midnight, or a bank whose clock runs ahead of ours, books on the bank's day,
 # as the statement does. Candidates are the transfers posted that day and the transfers of the
-# entries settled that day, each found by index.
+# entries settled that day, each found by index. Each lookup by id is a LATERAL subquery with
+# LIMIT 1 (ids are unique), which the planner cannot flatten: it stays one index probe per
+# candidate, where a join let the planner hash the whole id table or merge-join every payment
+# (estimating the settled entries' ids badly) and the day cost grew with history (3x from 10k
+# to 100k payments in bench/volume.py).
 LEDGER_BOOKINGS = text(
     "WITH candidates AS ("
     " SELECT t.id, t.code, t.amount, t.currency, t.created_at FROM ledger_transfers t"
@@ -49,9 +53,12 @@ LEDGER_BOOKINGS = text(
     " AND t.created_at >= :start AND t.created_at < :end"
     " UNION"
     " SELECT t.id, t.code, t.amount, t.currency, t.created_at FROM ach_entries s"
-    " JOIN ledger_transfer_ids i ON i.id = CASE WHEN s.payment_id LIKE 'recall-%'"
+    " CROSS JOIN LATERAL (SELECT i.id, i.created_at FROM ledger_transfer_ids i"
+    " WHERE i.id = CASE WHEN s.payment_id LIKE 'recall-%'"
     " THEN substr(s.payment_id, 8) || '\\:return' ELSE s.payment_id || '\\:post' END"
-    " JOIN ledger_transfers t ON t.id = i.id AND t.created_at = i.created_at"
+    " LIMIT 1) i"
+    " CROSS JOIN LATERAL (SELECT t.id, t.code, t.amount, t.currency, t.created_at"
+    " FROM ledger_transfers t WHERE t.id = i.id AND t.created_at = i.created_at LIMIT 1) t"
     " WHERE s.settled_on = CAST(:day AS date)"
     ") SELECT * FROM ("
     " SELECT p.id AS payment_id, c.code, c.amount, c.currency,"
@@ -60,10 +67,13 @@ LEDGER_BOOKINGS = text(
     " COALESCE(CASE WHEN c.code = 'payment_return' THEN r.settled_on ELSE e.settled_on END,"
     " (c.created_at AT TIME ZONE CAST(:zone AS text))::date) AS booked_on"
     " FROM candidates c"
-    " JOIN payments p ON p.id = split_part(c.id, ':', 1)"
-    " LEFT JOIN ach_entries e ON e.payment_id = p.id"
-    " LEFT JOIN ach_entries r ON r.payment_id = 'recall-' || p.id"
-    " AND p.recall->>'status' = 'accepted'"
+    " CROSS JOIN LATERAL (SELECT p.id, p.rail, p.recall FROM payments p"
+    " WHERE p.id = split_part(c.id, ':', 1) LIMIT 1) p"
+    " LEFT JOIN LATERAL (SELECT e.trace_number, e.settled_on FROM ach_entries e"
+    " WHERE e.payment_id = p.id LIMIT 1) e ON true"
+    " LEFT JOIN LATERAL (SELECT r.trace_number, r.settled_on FROM ach_entries r"
+    " WHERE r.payment_id = 'recall-' || p.id AND p.recall->>'status' = 'accepted' LIMIT 1) r"
+    " ON true"
     " WHERE p.rail = :rail"
     ") bookings WHERE booked_on = CAST(:day AS date)"
 )

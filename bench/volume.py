@@ -67,12 +67,12 @@ from api.routers.payments import (
     payments_page_query,
 )
 from api.routers.rails import settle_file_entries, trace_entries_query
-from api.routers.webhooks import events_page_query
+from api.routers.webhooks import event_window, events_page_query
 from kernel import audit
 from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from ledger import Transfer, TransferKind, create_transfer, verify_ledger
-from ledger.engine import account_entries_query
+from ledger.engine import account_entries
 from ops.devstack import free_port
 from ops.embedded_pg import EmbeddedPostgres
 from ops.migrate import upgrade
@@ -452,6 +452,10 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
         )
     ).one()
     file_id = entry.file_id
+    # the payment's creation: what the API bounds its history's read by
+    probe_created = (
+        await conn.execute(text("SELECT created_at FROM payments WHERE id = :p"), {"p": probe})
+    ).scalar_one()
     day = entry.created_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     traces = [f"{ODFI}{i % 10_000_000:07d}" for i in range(probe_index, probe_index + 10)]
 
@@ -461,6 +465,12 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
 
         return read
 
+    # what the API's event list reads: the events within their retention
+    window = event_window(Settings().retention.event_seconds, datetime.now(UTC))
+
+    async def entries_page(conn: AsyncConnection) -> Any:
+        return await account_entries(conn, busy_account, limit=11)
+
     async def page_after_cursor(conn: AsyncConnection) -> Any:
         cursor = (await conn.execute(payment_cursor_query("ten_0", probe))).scalar_one()
         return (
@@ -469,7 +479,7 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
 
     return {
         "GET /v1/payments/{id}": run(payment_query("ten_0", probe)),
-        "GET /v1/payments/{id} history": run(history_query([probe])),
+        "GET /v1/payments/{id} history": run(history_query([probe], probe_created)),
         "GET /v1/payments": run(payments_page_query("ten_0", limit=10)),
         "GET /v1/payments?starting_after=": page_after_cursor,
         "GET /v1/payments?status=returned": run(
@@ -481,12 +491,20 @@ async def _reads(conn: AsyncConnection, n: int) -> dict[str, Read]:
         "GET /v1/payments?account_id= (no payments)": run(
             payments_page_query("ten_0", limit=10, account_id="acc_empty")
         ),
-        "GET /v1/events": run(events_page_query("ten_0", limit=10)),
-        "GET /v1/events?payment_id=": run(events_page_query("ten_0", limit=10, payment_id=probe)),
-        "GET /v1/events?type=payment.returned": run(
-            events_page_query("ten_0", limit=10, type="payment.returned")
+        "GET /v1/payments?status=returned (a tenant with some)": run(
+            payments_page_query("ten_1", limit=10, status="returned")
         ),
-        "GET /v1/accounts/{id}/entries": run(account_entries_query(busy_account, 11, None)),
+        "GET /v1/events": run(events_page_query("ten_0", limit=10, window=window)),
+        "GET /v1/events?payment_id=": run(
+            events_page_query("ten_0", limit=10, payment_id=probe, window=window)
+        ),
+        "GET /v1/events?type=payment.returned": run(
+            events_page_query("ten_0", limit=10, type="payment.returned", window=window)
+        ),
+        "GET /v1/events?type=payment.returned (a tenant with some)": run(
+            events_page_query("ten_1", limit=10, type="payment.returned", window=window)
+        ),
+        "GET /v1/accounts/{id}/entries": entries_page,
         "ACH settlement notice (file, traces)": run(
             settle_file_entries(file_id, traces, day.date())
         ),
@@ -584,6 +602,7 @@ async def measure_writes(engine: AsyncEngine, n: int) -> dict[str, float]:
                     tenant_id=row.tenant_id,
                     detail={"amount": 100},
                     idempotency_key=f"{payment_id}:initiated",
+                    not_before=row.created_at,
                 )
 
         async def velocity(payment_id: str = payment_id) -> None:
@@ -804,7 +823,14 @@ if __name__ == "__main__":
         default=HOUR_PAYMENTS,
         help="new payments the incremental verification checks (an hour at 10/s)",
     )
+    parser.add_argument(
+        "--payments-per-day",
+        type=int,
+        default=PAYMENTS_PER_DAY,
+        help="the seed's rate: fewer a day is a longer past (more months) for the same size",
+    )
     args = parser.parse_args()
+    PAYMENTS_PER_DAY = args.payments_per_day
     sizes = [int(size) for size in args.sizes.split(",")]
     if min(sizes) < CUSTOMERS:
         parser.error(f"sizes start at {CUSTOMERS:,} payments (one per customer)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, literal, null, select, text, true
@@ -103,14 +103,24 @@ async def append(
 
 # The chain's reads on every append (tests/integration/test_query_plans.py checks their plans):
 # the newest link, and whether an idempotency key was recorded already.
-def last_link_query(chain: Chain = None) -> Select[Any]:
-    """The newest record of `chain`: its sequence number and hash."""
-    return (
-        select(audit_log.c.seq, audit_log.c.hash)
+def last_link_query(chain: Chain = None, since: datetime | None = None) -> Select[Any]:
+    """The newest record of `chain`: its sequence number, hash and time; only among the
+    records since `since` when given (the log is partitioned by month: a bound prunes the
+    read to the months it covers instead of probing every month)."""
+    query = (
+        select(audit_log.c.seq, audit_log.c.hash, audit_log.c.at)
         .where(in_chain(chain))
         .order_by(audit_log.c.seq.desc())
         .limit(1)
     )
+    return query if since is None else query.where(audit_log.c.at >= since)
+
+
+def recent_since(now: datetime) -> datetime:
+    """The start (UTC) of the month before `now`'s: where a chain's head is looked for
+    first."""
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return datetime(year, month, 1, tzinfo=UTC)
 
 
 LAST_LINK = last_link_query(None)
@@ -156,23 +166,38 @@ async def lock_chain(conn: AsyncConnection, chain: Chain) -> None:
         )
 
 
-def recorded_query(idempotency_key: str) -> Select[Any]:
-    """The sequence number of the record appended under `idempotency_key`, if any."""
-    return select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
+# a record's time is its appender's clock, a bound the database's: a day of slack between them
+_CLOCK_SLACK = timedelta(days=1)
 
 
-def append_reads_query(chain: Chain, idempotency_key: str | None) -> Select[Any]:
+def recorded_query(idempotency_key: str, not_before: datetime | None = None) -> Select[Any]:
+    """The sequence number of the record appended under `idempotency_key`, if any; only
+    among the records from `not_before` on when given (one month's probe, not every
+    month's)."""
+    query = select(audit_log.c.seq).where(audit_log.c.idempotency_key == idempotency_key)
+    if not_before is None:
+        return query
+    return query.where(audit_log.c.at >= not_before - _CLOCK_SLACK)
+
+
+def append_reads_query(
+    chain: Chain,
+    idempotency_key: str | None,
+    not_before: datetime | None = None,
+    since: datetime | None = None,
+) -> Select[Any]:
     """What an append reads once it holds the chain's lock, in one round trip: the record
-    already appended under `idempotency_key` (`seen`, None when there is none or no key)
-    and the chain's newest link (`seq` and `hash`, None for an empty chain)."""
+    already appended under `idempotency_key` (`seen`, None when there is none or no key;
+    looked for from `not_before` on) and the chain's newest link since `since` (`seq`,
+    `hash` and `at`, None when the chain has none there)."""
     seen = (
-        recorded_query(idempotency_key).limit(1).scalar_subquery()
+        recorded_query(idempotency_key, not_before).limit(1).scalar_subquery()
         if idempotency_key is not None
         else null()
     )
-    link = last_link_query(chain).subquery("link")
+    link = last_link_query(chain, since).subquery("link")
     one = select(literal(1).label("one")).subquery("one")
-    return select(seen.label("seen"), link.c.seq, link.c.hash).select_from(
+    return select(seen.label("seen"), link.c.seq, link.c.hash, link.c.at).select_from(
         one.outerjoin(link, true())
     )
 
@@ -186,10 +211,13 @@ async def append_in(
     detail: dict[str, Any] | None = None,
     tenant_id: str | None = None,
     idempotency_key: str | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     """Append one decision inside the caller's transaction, so that it commits (or not)
     with what it records; a repeated idempotency key appends nothing. A tenant's decision
-    extends that tenant's chain, any other the platform chain.
+    extends that tenant's chain, any other the platform chain. `not_before`: a time no
+    record under this key can be older than (e.g. the creation of the payment the key
+    names), which bounds the probe for the key to the months since.
 
     The chain's lock is held until that transaction ends: call this last, just before
     committing, never before a slow step (and append to one chain per transaction: two
@@ -200,11 +228,23 @@ async def append_in(
     # with, so a head read in the statement that waited for the lock could be stale
     await lock_chain(conn, chain)
     # a key is always recorded in the same chain (its tenant's), whose lock is held
-    head = (await conn.execute(append_reads_query(chain, idempotency_key))).one()
+    # A record is never dated before the one it follows (below), so the chain's head is
+    # its newest record of the recent months when it has one there; only a chain idle
+    # since before last month is looked for in every month. (Records written before this
+    # rule took the appender's clock under the same lock: a head dated more than a month
+    # before its predecessor would need a clock that far behind.)
+    now = datetime.now(UTC)
+    head = (
+        await conn.execute(
+            append_reads_query(chain, idempotency_key, not_before, recent_since(now))
+        )
+    ).one()
     if head.seen is not None:
         return
+    if head.seq is None:
+        head = (await conn.execute(append_reads_query(chain, None, None, None))).one()
     seq, prev = (head.seq + 1, head.hash) if head.seq is not None else (1, GENESIS)
-    at = datetime.now(UTC)
+    at = max(now, head.at.astimezone(UTC)) if head.at is not None else now
     entry: dict[str, Any] = {
         "seq": seq,
         "at": at.isoformat(),

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text
+from sqlalchemy import Select, func, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -245,8 +245,20 @@ async def get_account(conn: AsyncConnection, account_id: str) -> Account | None:
 async def account_entries(
     conn: AsyncConnection, account_id: str, *, limit: int, before_version: int | None = None
 ) -> list[Entry]:
-    """An account's entries, newest first, optionally only those before a version."""
-    rows = (await conn.execute(account_entries_query(account_id, limit, before_version))).all()
+    """An account's entries, newest first, optionally only those before a version.
+
+    Entries are partitioned by month: a page read over every month probes (and plans) every
+    month's partition. Versions have no gaps, so the page is known in advance, the `limit`
+    versions below `before_version` (or up to the account's version); they are read from
+    last month on first, and from every month only when some are not there (an account idle
+    since before last month, or a page deep in its past)."""
+    since = recent_months_start(datetime.now(UTC))
+    query = recent_entries_query(account_id, before_version, limit, since)
+    rows: Sequence[Any] = (await conn.execute(query)).all()
+    # each row carries the page's top version: the page is complete when it holds every
+    # version from there down (or down to 1)
+    if not rows or len(rows) < min(limit, rows[0].top):
+        rows = (await conn.execute(account_entries_query(account_id, limit, before_version))).all()
     return [
         Entry(
             account_id=row.account_id,
@@ -267,8 +279,43 @@ async def account_entries(
     ]
 
 
+def recent_months_start(now: datetime) -> datetime:
+    """The start (UTC) of the month before `now`'s: a bound that prunes a read of the
+    partitioned tables to the last two months (and the empty ones ahead)."""
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def recent_entries_query(
+    account_id: str, before_version: int | None, limit: int, since: datetime
+) -> Select[Any]:
+    """The page's `limit` versions of an account (below `before_version`, or up to the
+    account's version), among its entries since `since`; each row with the page's top
+    version (`top`)."""
+    top: Any = (
+        literal(before_version - 1)
+        if before_version is not None
+        else select(ledger_accounts.c.version)
+        .where(ledger_accounts.c.id == account_id)
+        .scalar_subquery()
+    )
+    return (
+        select(ledger_entries, top.label("top"))
+        .where(
+            ledger_entries.c.account_id == account_id,
+            ledger_entries.c.version <= top,
+            ledger_entries.c.version > top - limit,
+            ledger_entries.c.created_at >= since,
+            # (and not the empty months ahead; an entry dated later is read with the rest)
+            ledger_entries.c.created_at < func.now() + timedelta(days=1),
+        )
+        .order_by(ledger_entries.c.version.desc())
+    )
+
+
 def account_entries_query(account_id: str, limit: int, before_version: int | None) -> Select[Any]:
-    """The query of `account_entries`: a keyset page on the (account, version) primary key."""
+    """A keyset page on the (account, version) key over every month (what `account_entries`
+    falls back to)."""
     query = select(ledger_entries).where(ledger_entries.c.account_id == account_id)
     if before_version is not None:
         query = query.where(ledger_entries.c.version < before_version)

@@ -217,6 +217,7 @@ async def initiate_payment(
                 **({"execute_at": row.execute_at.isoformat()} if row.execute_at else {}),
             },
             idempotency_key=f"{order.payment_id}:initiated",
+            not_before=row.created_at,
         )
         if answer is not None:
             await answer(conn, row, first_time)

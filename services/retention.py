@@ -7,6 +7,10 @@ legal holds of erased customers are shredded when they end.
 Deletion goes in bounded batches, oldest first, through an index on the creation time
 (migrations 0013, 0014), each batch its own short transaction, so a purge never scans a
 table nor holds locks for long, and a purge interrupted half-way simply continues next time.
+Events are partitioned by month (migration 0022): a month entirely past retention is dropped
+whole (its deliveries deleted first, in batches by event id: they are not partitioned), so
+expired events cost no row deletes, no dead rows and no vacuum; only the month the cutoff
+falls in is deleted row by row.
 
 A payment's (and a deposit's) id derives from its tenant and Idempotency-Key, so a key
 reused after its record expired names the existing object: `refuse_expired_key` answers
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, delete, select, tuple_
+from sqlalchemy import Delete, Select, column, delete, select, table, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kernel.codec import data_key_store
@@ -35,6 +39,7 @@ from kernel.tables import (
 )
 from services.erasure import erase_payment_details, hold_subject, personal_strings
 from services.errors import ConflictError
+from services.partitions import add_months, live_partitions
 from workflows.models import TERMINAL_STATUSES
 
 
@@ -74,6 +79,12 @@ def expired_events_query(cutoff: datetime, limit: int) -> Select[Any]:
         .order_by(events.c.created_at)
         .limit(limit)
     )
+
+
+def month_events_query(partition: str, after: str, limit: int) -> Select[Any]:
+    """The next `limit` event ids of one month's partition after `after` (its key's order)."""
+    month = table(partition, column("id"))
+    return select(month.c.id).where(month.c.id > after).order_by(month.c.id).limit(limit)
 
 
 def deliveries_of_statement(event_ids: list[str]) -> Delete:
@@ -145,8 +156,39 @@ async def _purge_keys(engine: AsyncEngine, cutoff: datetime, batch: int) -> int:
             return deleted
 
 
+async def _drop_expired_months(
+    engine: AsyncEngine, cutoff: datetime, batch: int
+) -> tuple[int, int]:
+    """Drop every month of events that ended before `cutoff`, oldest first, after deleting
+    its events' deliveries; answers the events and deliveries removed."""
+    dropped = deliveries = 0
+    async with engine.connect() as conn:
+        months = await live_partitions(conn, "events")
+    for month in months:
+        end = add_months(month.month, 1)
+        if datetime(end.year, end.month, 1, tzinfo=UTC) > cutoff:
+            break
+        after = ""
+        while True:
+            async with engine.begin() as conn:
+                page = month_events_query(month.name, after, batch)
+                ids = [row.id for row in await conn.execute(page)]
+                if ids:
+                    deliveries += (await conn.execute(deliveries_of_statement(ids))).rowcount
+            dropped += len(ids)
+            if len(ids) < batch:
+                break
+            after = ids[-1]
+        async with engine.begin() as conn:
+            # as archiving does: a short wait for the table's lock, else the next purge
+            await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            await conn.execute(text(f"ALTER TABLE events DETACH PARTITION {month.name}"))
+            await conn.execute(text(f"DROP TABLE {month.name}"))
+    return dropped, deliveries
+
+
 async def _purge_events(engine: AsyncEngine, cutoff: datetime, batch: int) -> tuple[int, int]:
-    purged = deliveries = 0
+    purged, deliveries = await _drop_expired_months(engine, cutoff, batch)
     while True:
         async with engine.begin() as conn:
             doomed = expired_events_query(cutoff, batch).with_for_update(skip_locked=True)

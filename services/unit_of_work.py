@@ -46,6 +46,9 @@ class AuditRecord:
     tenant_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+    # no record with this key is older than this (the log is partitioned by month: the
+    # probe for the key then reads from there on, not every month)
+    not_before: datetime | None = None
 
 
 class UnitOfWork:
@@ -107,6 +110,7 @@ class UnitOfWork:
                         tenant_id=record.tenant_id,
                         detail=record.detail,
                         idempotency_key=record.idempotency_key,
+                        not_before=record.not_before,
                     )
                 await transaction.commit()
                 self.committed = True
@@ -162,9 +166,12 @@ class UnitOfWork:
         tenant_id: str | None = None,
         detail: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        not_before: datetime | None = None,
     ) -> None:
         """Queue an audit record; it is appended to the chain just before the commit (a
-        repeated idempotency key appends nothing)."""
+        repeated idempotency key appends nothing; `not_before`: see `audit.append_in`)."""
         self._audits.append(
-            AuditRecord(actor, action, subject, tenant_id, detail or {}, idempotency_key)
+            AuditRecord(
+                actor, action, subject, tenant_id, detail or {}, idempotency_key, not_before
+            )
         )

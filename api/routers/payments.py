@@ -208,7 +208,7 @@ async def load_payment(engine: AsyncEngine, tenant_id: str, payment_id: str) -> 
         row = (await conn.execute(payment_query(tenant_id, payment_id))).first()
         if row is None:
             raise ProblemError(404, "payment_not_found", f"No payment {payment_id}.")
-        history = (await conn.execute(history_query([payment_id]))).all()
+        history = (await conn.execute(history_query([payment_id], row.created_at))).all()
     return payment_out(row, history_out(history))
 
 
@@ -221,13 +221,19 @@ def payment_query(tenant_id: str, payment_id: str) -> Select[Any]:
     return select(payments).where(payments.c.id == payment_id, payments.c.tenant_id == tenant_id)
 
 
-def history_query(payment_ids: Sequence[str]) -> Select[Any]:
-    """The status histories of some payments, each in order."""
-    return (
+def history_query(payment_ids: Sequence[str], since: datetime | None = None) -> Select[Any]:
+    """The status histories of some payments, each in order; `since`: the oldest of their
+    creation times (the history is partitioned by month and a payment's records are never
+    older than the payment: the read then leaves the months before out; a day of slack for
+    the writers' clocks)."""
+    query = (
         select(payment_status_history)
         .where(payment_status_history.c.payment_id.in_(list(payment_ids)))
         .order_by(payment_status_history.c.payment_id, payment_status_history.c.seq)
     )
+    if since is None:
+        return query
+    return query.where(payment_status_history.c.at >= since - timedelta(days=1))
 
 
 def payment_cursor_query(tenant_id: str, payment_id: str) -> Select[Any]:
@@ -492,7 +498,8 @@ async def list_payments(
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
         page = rows[:limit]
-        history = (await conn.execute(history_query([row.id for row in page]))).all()
+        since = min((row.created_at for row in page), default=None)
+        history = (await conn.execute(history_query([row.id for row in page], since))).all()
     by_payment: dict[str, list[Any]] = {}
     for change in history:
         by_payment.setdefault(change.payment_id, []).append(change)

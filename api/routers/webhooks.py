@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -167,17 +168,21 @@ def _now_if_enabled() -> Any:
 async def list_events(
     principal: Reader,
     engine: Engine,
+    settings: AppSettings,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[str | None, Query(pattern=EVENT_ID)] = None,
     type: Annotated[str | None, Query(pattern=EVENT_TYPE, examples=["payment.settled"])] = None,
     payment_id: Annotated[str | None, Query(pattern=PAYMENT_ID)] = None,
 ) -> EventList:
     """Events newest first; filter by `type` (e.g. payment.settled) or `payment_id`."""
+    window = event_window(settings.retention.event_seconds, datetime.now(UTC))
     async with engine.connect() as conn:
         after = None
         if starting_after is not None:
             cursor = (
-                await conn.execute(event_cursor_query(principal.tenant_id, starting_after))
+                await conn.execute(
+                    event_cursor_query(principal.tenant_id, starting_after, window=window)
+                )
             ).scalar_one_or_none()
             if cursor is None:
                 raise ProblemError(
@@ -188,7 +193,12 @@ async def list_events(
                 )
             after = (cursor, starting_after)
         query = events_page_query(
-            principal.tenant_id, limit=limit, after=after, type=type, payment_id=payment_id
+            principal.tenant_id,
+            limit=limit,
+            after=after,
+            type=type,
+            payment_id=payment_id,
+            window=window,
         )
         rows = (await conn.execute(query)).all()
     return EventList(
@@ -204,9 +214,30 @@ async def list_events(
 # checks the plans of exactly what runs.
 
 
-def event_cursor_query(tenant_id: str, event_id: str) -> Select[Any]:
+# Events are kept for their retention (then purged, services/retention.py) in monthly
+# partitions: the list reads only the months of that window, given as constants so that
+# the plan leaves every other month out. A read over every month would plan and probe
+# each month's partition, however long ago its events expired.
+EventWindow = tuple[datetime, datetime]
+
+
+def event_window(retention_seconds: float, now: datetime) -> EventWindow:
+    """The times an event listed now may have: within its retention, and not more than a
+    day ahead (another host's clock)."""
+    return now - timedelta(seconds=retention_seconds), now + timedelta(days=1)
+
+
+def _within(query: Select[Any], window: EventWindow | None) -> Select[Any]:
+    if window is None:
+        return query
+    return query.where(events.c.created_at >= window[0], events.c.created_at < window[1])
+
+
+def event_cursor_query(
+    tenant_id: str, event_id: str, *, window: EventWindow | None = None
+) -> Select[Any]:
     """The keyset position of the tenant's event a page starts after."""
-    return cursor_query(events, tenant_id, event_id)
+    return _within(cursor_query(events, tenant_id, event_id), window)
 
 
 def events_page_query(
@@ -216,7 +247,9 @@ def events_page_query(
     after: tuple[Any, str] | None = None,
     type: str | None = None,
     payment_id: str | None = None,
+    window: EventWindow | None = None,
 ) -> Select[Any]:
-    """A page of the tenant's events, newest first, optionally by type and payment."""
+    """A page of the tenant's events, newest first, optionally by type and payment, within
+    `window` (the list's: `event_window`)."""
     filters = {"type": type, "payment_id": payment_id}
-    return page_query(events, tenant_id, limit=limit, after=after, filters=filters)
+    return _within(page_query(events, tenant_id, limit=limit, after=after, filters=filters), window)

@@ -199,6 +199,178 @@ async def test_a_retried_transfer_is_exactly_once_across_a_month_boundary(
     assert (await verify_ledger(isolated)).ok
 
 
+# A deposit written by a writer that skips the ledger's functions: its credit leg takes
+# version :version of the account, continuing the balances of the entry before it; the
+# credit account's row moves only when that is its next version (else only the debit
+# account moves: a second entry of a version taken already); the transfer is dated :t_at and
+# its legs :e_at.
+_ROGUE = text("""
+    WITH d AS (SELECT * FROM ledger_accounts WHERE id = :debit),
+         p AS (SELECT * FROM ledger_entries
+                WHERE account_id = :credit AND version = CAST(:version AS bigint) - 1),
+    t AS (INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency,
+                                        code, kind, created_at)
+          VALUES (:id, :debit, :credit, :amount, 'EUR', 'deposit', 'single', :t_at)),
+    e AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg, debits_pending_delta,
+              debits_posted_delta, credits_pending_delta, credits_posted_delta, debits_pending,
+              debits_posted, credits_pending, credits_posted, created_at)
+          SELECT d.id, d.version + 1, :id, 'debit', 0, :amount, 0, 0, d.debits_pending,
+                 d.debits_posted + :amount, d.credits_pending, d.credits_posted, :e_at FROM d
+          UNION ALL
+          SELECT p.account_id, p.version + 1, :id, 'credit', 0, 0, 0, :amount, p.debits_pending,
+                 p.debits_posted, p.credits_pending, p.credits_posted + :amount, :e_at FROM p)
+    UPDATE ledger_accounts a
+       SET debits_posted = a.debits_posted + CASE WHEN a.id = :debit THEN :amount ELSE 0 END,
+           credits_posted = a.credits_posted + CASE WHEN a.id = :credit THEN :amount ELSE 0 END,
+           version = a.version + 1
+     WHERE a.id = :debit OR (a.id = :credit AND a.version = CAST(:version AS bigint) - 1)
+""")
+
+
+async def rogue_deposit(
+    engine: AsyncEngine,
+    transfer_id: str,
+    account: str,
+    version: int,
+    *,
+    t_at: datetime = NOW,
+    e_at: datetime = NOW,
+) -> None:
+    """Write `_ROGUE`: a deposit to `account` whose credit leg is `version`."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            _ROGUE,
+            {
+                "id": transfer_id,
+                "debit": FUNDING,
+                "credit": account,
+                "amount": 7,
+                "version": version,
+                "t_at": t_at,
+                "e_at": e_at,
+            },
+        )
+
+
+async def test_an_entry_version_is_taken_once_whatever_the_months(isolated: AsyncEngine) -> None:
+    """The entries check reads the statement's months first (migration 0032): a second entry
+    of a version is refused whether its predecessor is in last month (every month is read)
+    or in this one (read from last month on)."""
+    account = await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_old", account, 100, BOUNDARY)  # version 1
+    # version 2 continues last month's entry; version 3 this month's
+    for transfer_id in ("dep_now_1", "dep_now_2"):
+        result = await create_transfer(isolated, deposit_of(transfer_id, account, 10))
+        assert result is TransferResult.OK
+    for version in (2, 3):
+        with pytest.raises(IntegrityError, match="does not continue its account's entries"):
+            await rogue_deposit(isolated, f"dep_again_{version}", account, version)
+    # the next version is taken by a writer that moves the account too
+    assert (await balances(isolated, account))[3] == 120
+    assert (await verify_ledger(isolated)).ok
+
+
+async def test_a_first_entry_is_taken_once_whatever_the_months(isolated: AsyncEngine) -> None:
+    """An account's version 1 has no predecessor to bound where a second one could be: the
+    entries check reads every month for it (migration 0032)."""
+    month = add_months(THIS_MONTH, -2)
+    two_months_ago = datetime(month.year, month.month, 1, tzinfo=UTC)
+    async with isolated.begin() as conn:
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:a AS timestamptz))"),
+            {"a": two_months_ago},
+        )
+    account = await new_customer_account(isolated)
+    await backdated_deposit(isolated, "dep_first", account, 100, two_months_ago)  # version 1
+    result = await create_transfer(isolated, deposit_of("dep_second", account, 10))
+    assert result is TransferResult.OK
+    with pytest.raises(IntegrityError, match="does not continue its account's entries"):
+        async with isolated.begin() as conn:
+            await conn.execute(
+                text("""
+                WITH d AS (SELECT * FROM ledger_accounts WHERE id = :debit),
+                t AS (INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id,
+                                                    amount, currency, code, kind)
+                      VALUES ('dep_first_again', :debit, :credit, 7, 'EUR', 'deposit',
+                              'single')),
+                e AS (INSERT INTO ledger_entries (account_id, version, transfer_id, leg,
+                          debits_pending_delta, debits_posted_delta, credits_pending_delta,
+                          credits_posted_delta, debits_pending, debits_posted,
+                          credits_pending, credits_posted)
+                      SELECT d.id, d.version + 1, 'dep_first_again', 'debit', 0, 7, 0, 0,
+                             d.debits_pending, d.debits_posted + 7, d.credits_pending,
+                             d.credits_posted FROM d
+                      UNION ALL
+                      SELECT :credit, 1, 'dep_first_again', 'credit', 0, 0, 0, 7, 0, 0, 0, 7)
+                UPDATE ledger_accounts a SET debits_posted = a.debits_posted + 7,
+                                             version = a.version + 1
+                 WHERE a.id = :debit
+                """),
+                {"debit": FUNDING, "credit": account},
+            )
+    assert (await balances(isolated, account))[3] == 110
+    assert (await verify_ledger(isolated)).ok
+
+
+async def test_an_entry_is_dated_in_its_transfers_month_and_after_its_predecessor(
+    isolated: AsyncEngine,
+) -> None:
+    """The rules that bound the entries check's reads (migration 0032): an entry lies in
+    its transfer's month, and is not dated more than a month before the entry it
+    continues."""
+    account = await new_customer_account(isolated)
+    assert (
+        await create_transfer(isolated, deposit_of("dep_first", account, 10))
+    ) is TransferResult.OK
+    month = add_months(THIS_MONTH, -2)
+    two_months_ago = datetime(month.year, month.month, 1, tzinfo=UTC)
+    async with isolated.begin() as conn:
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:a AS timestamptz))"),
+            {"a": two_months_ago},
+        )
+    with pytest.raises(IntegrityError, match="does not continue its account's entries"):
+        await backdated_deposit(isolated, "dep_long_before", account, 5, two_months_ago)
+    # legs in last month, their transfer in this one
+    account_version = 2
+    async with isolated.connect() as conn:
+        funding_at = (
+            await conn.execute(
+                text("SELECT max(created_at) FROM ledger_entries WHERE account_id = :a"),
+                {"a": FUNDING},
+            )
+        ).scalar_one()
+    assert funding_at - BOUNDARY < timedelta(days=31)
+    with pytest.raises(IntegrityError, match="is not balanced by its entries"):
+        await rogue_deposit(
+            isolated, "dep_split", account, account_version, t_at=NOW, e_at=BOUNDARY
+        )
+    assert (await balances(isolated, account))[3] == 10
+    assert (await verify_ledger(isolated)).ok
+
+
+async def test_an_account_never_moves_back_to_an_earlier_entry(isolated: AsyncEngine) -> None:
+    """A changed account must move forward to the entry at its new version (migration 0032
+    compares it with that entry instead of its newest): a rewind is refused."""
+    account = await new_customer_account(isolated)
+    for transfer_id in ("dep_a", "dep_b"):
+        assert (
+            await create_transfer(isolated, deposit_of(transfer_id, account, 10))
+        ) is TransferResult.OK
+    with pytest.raises(IntegrityError, match="changed without matching ledger entries"):
+        async with isolated.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE ledger_accounts a SET version = e.version,"
+                    " credits_posted = e.credits_posted"
+                    " FROM ledger_entries e WHERE a.id = :a AND e.account_id = :a"
+                    " AND e.version = a.version - 1"
+                ),
+                {"a": account},
+            )
+    assert (await balances(isolated, account))[3] == 20
+
+
 async def test_partitions_are_created_ahead_once(isolated: AsyncEngine) -> None:
     created = await ensure_partitions(isolated, 5)
     # the migration made this month and three ahead for each of the five tables

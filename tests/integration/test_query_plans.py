@@ -60,13 +60,14 @@ from api.routers.rails import (
     settle_file_entries,
     trace_entries_query,
 )
-from api.routers.webhooks import event_cursor_query, events_page_query
+from api.routers.webhooks import event_cursor_query, event_window, events_page_query
 from kernel.audit import (
     ARCHIVE_ANCHOR,
     CHAINS,
     LAST_LINK,
     last_link_query,
     link_query,
+    recent_since,
     recorded_query,
     records_after_query,
     records_chunk_query,
@@ -74,7 +75,7 @@ from kernel.audit import (
 from kernel.checkpoints import latest_query
 from kernel.tables import deposits
 from ledger import full
-from ledger.engine import account_entries_query
+from ledger.engine import account_entries_query, recent_entries_query, recent_months_start
 from ops.devstack import Stack
 from ops.migrate import upgrade
 from services.batches import item_counts_query
@@ -87,7 +88,7 @@ from services.retention import (
     expired_events_query,
     expired_keys_query,
 )
-from tests.integration.query_plans import explain, history_scans
+from tests.integration.query_plans import explain, history_scans, table_of
 
 # a history-independent query reads at most its page (limit + 1), a payment's status
 # history, a customer's last day or a day's bookings: a few dozen rows in this seed
@@ -324,10 +325,21 @@ def _file_of(conn: Connection, payment_id: str) -> str:
     )
 
 
+def _transfer_at(conn: Connection, transfer_id: str) -> datetime:
+    """A transfer's created_at, as the id table names it."""
+    at: datetime = conn.execute(
+        text("SELECT created_at FROM ledger_transfers WHERE id = :id"), {"id": transfer_id}
+    ).scalar_one()
+    return at
+
+
 # name -> (statement, parameters) for every query under test, given a connection (for
 # keyset positions read from the seed)
 Probe = Callable[[Connection], tuple[Any, dict[str, Any]]]
 NOW = datetime.now(UTC)
+THIS_MONTH = datetime(NOW.year, NOW.month, 1, tzinfo=UTC)
+NEXT_MONTH = (THIS_MONTH + timedelta(days=32)).replace(day=1)
+WINDOW = event_window(30 * 24 * 3600.0, NOW)
 
 PROBES: dict[str, Probe] = {
     # a payment's path (workers and the API's POST)
@@ -374,6 +386,14 @@ PROBES: dict[str, Probe] = {
     ),
     "audit: last link": lambda c: (LAST_LINK, {}),
     "audit: last link of a tenant's chain": lambda c: (last_link_query("ten_a"), {}),
+    "audit: a key's record since its payment's creation": lambda c: (
+        recorded_query("pay_00000000007:initiated", NOW - timedelta(days=1)),
+        {},
+    ),
+    "audit: last link of a tenant's chain, the recent months": lambda c: (
+        last_link_query("ten_a", since=recent_since(NOW)),
+        {},
+    ),
     "audit verify: the tenants' chains (skip scan)": lambda c: (CHAINS, {}),
     "audit: key recorded": lambda c: (recorded_query("pay_00000000007:initiated"), {}),
     "ledger gauge: open payments (OPEN_PAYMENTS)": lambda c: (OPEN_PAYMENTS, {}),
@@ -427,6 +447,10 @@ PROBES: dict[str, Probe] = {
     # reads
     "GET payment": lambda c: (payment_query("ten_a", PROBE), {}),
     "GET payment: status history": lambda c: (history_query([PROBE]), {}),
+    "GET payment: status history since its creation": lambda c: (
+        history_query([PROBE], _keyset_of(c, PROBE)[0]),
+        {},
+    ),
     "GET payments": lambda c: (payments_page_query("ten_a", limit=10), {}),
     "GET payments: cursor": lambda c: (payment_cursor_query("ten_a", "pay_00000000007"), {}),
     "GET payments: page after cursor": lambda c: (
@@ -504,6 +528,22 @@ PROBES: dict[str, Probe] = {
         {},
     ),
     "GET account entries": lambda c: (account_entries_query("acc_a_7", 11, None), {}),
+    "GET account entries: the recent months": lambda c: (
+        recent_entries_query("acc_a_7", None, 11, recent_months_start(NOW)),
+        {},
+    ),
+    "GET events (the retention window)": lambda c: (
+        events_page_query("ten_a", limit=10, window=WINDOW),
+        {},
+    ),
+    "GET events: cursor (the retention window)": lambda c: (
+        event_cursor_query("ten_a", "evt_00000000007_01", window=WINDOW),
+        {},
+    ),
+    "GET events?type= (absent, the retention window)": lambda c: (
+        events_page_query("ten_a", limit=10, type="payment.canceled", window=WINDOW),
+        {},
+    ),
     "GET account entries: page": lambda c: (account_entries_query("acc_a_7", 11, 20), {}),
     # ops commands
     "ops: payments list": lambda c: (
@@ -599,6 +639,34 @@ PROBES: dict[str, Probe] = {
         text("SELECT * FROM ledger_entries WHERE account_id = :a AND version = :v"),
         {"a": "acc_a_7", "v": 3},
     ),
+    # 0032: the same lookups with their month named (the id table's created_at, the
+    # statement's months): one month's partition each
+    "ledger function: a transfer's month from the id table": lambda c: (
+        text("SELECT created_at FROM ledger_transfer_ids WHERE id = :id"),
+        {"id": "pay_00000000007:hold"},
+    ),
+    "ledger function: a transfer by id in its month": lambda c: (
+        text("SELECT * FROM ledger_transfers WHERE id = :id AND created_at = :at"),
+        {"id": "pay_00000000007:hold", "at": _transfer_at(c, "pay_00000000007:hold")},
+    ),
+    "ledger function: a hold's resolution from the id table": lambda c: (
+        text("SELECT id, created_at FROM ledger_transfer_ids WHERE pending_id = :id"),
+        {"id": "pay_00000000007:hold"},
+    ),
+    "ledger check: an entry at a version, this month": lambda c: (
+        text(
+            "SELECT * FROM ledger_entries WHERE account_id = :a AND version = :v"
+            " AND created_at >= :since AND created_at < :until"
+        ),
+        {"a": "acc_a_7", "v": 3, "since": THIS_MONTH, "until": NEXT_MONTH},
+    ),
+    "ledger check: a version taken twice, from last month on": lambda c: (
+        text(
+            "SELECT count(*) FROM ledger_entries WHERE account_id = :a AND version = :v"
+            " AND created_at >= :since"
+        ),
+        {"a": "acc_a_7", "v": 3, "since": recent_months_start(NOW)},
+    ),
     # archives (migration 0022): where the full audit verification starts
     "audit verify --full: the archive's anchor": lambda c: (ARCHIVE_ANCHOR, {}),
     # retention: one batch of the purge, oldest first (most of the seed has expired)
@@ -633,6 +701,44 @@ def test_query_reads_what_it_returns_not_history(
         transaction.rollback()  # EXPLAIN ANALYZE ran the writes too
     offending = history_scans(plan, ROW_BUDGET)
     assert not offending, f"{name} reads history:\n  " + "\n  ".join(map(str, offending))
+
+
+def _months_planned(plan: dict[str, Any]) -> set[str]:
+    """The monthly partitions a plan reads."""
+    found = {plan["Relation Name"]} if "Relation Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _months_planned(child)
+    return {relation for relation in found if table_of(relation) != relation}
+
+
+# the reads that name their months (0032): at most the window's months, never every month
+WINDOWED = (
+    "GET account entries: the recent months",
+    "GET events (the retention window)",
+    "GET events: cursor (the retention window)",
+    "GET events?type= (absent, the retention window)",
+    "ledger function: a transfer by id in its month",
+    "ledger check: an entry at a version, this month",
+)
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_a_windowed_read_plans_only_its_months(name: str, seeded: Callable[[], Connection]) -> None:
+    with seeded() as conn, conn.begin() as transaction:
+        statement, params = PROBES[name](conn)
+        plan = explain(conn, statement, params)
+        transaction.rollback()
+    # a 30-day window (or last month on) spans at most three months; the seed has eight
+    assert len(_months_planned(plan)) <= 3, sorted(_months_planned(plan))
+
+
+def test_the_month_count_sees_a_read_over_every_month(
+    seeded: Callable[[], Connection],
+) -> None:
+    with seeded() as conn, conn.begin() as transaction:
+        plan = explain(conn, events_page_query("ten_a", limit=10, type="payment.canceled"))
+        transaction.rollback()
+    assert len(_months_planned(plan)) > 3
 
 
 def test_the_check_sees_a_seq_scan(seeded: Callable[[], Connection]) -> None:

@@ -18,6 +18,7 @@ from activities.retention import RetentionActivities
 from kernel.db import dispose_engines, get_engine
 from kernel.tables import deposits, events, idempotency_keys, payments, webhook_deliveries
 from ops.devstack import Stack, settings_env
+from services.partitions import live_partitions, month_start, partition_name
 from services.retention import purge_expired
 from tests.integration.helpers import Tenant, funded_account, payment_body
 from workflows.models import PurgeInput
@@ -214,3 +215,61 @@ async def test_the_purge_activity_deletes_expired_records(
     )
     assert counts.idempotency_keys >= 1
     assert not await key_recorded(engine, f"ten_{tag}", "old")
+
+
+async def test_a_month_of_events_past_retention_is_dropped_whole(
+    engine: AsyncEngine, stack: Stack
+) -> None:
+    """Events of a month that ended before the retention's cutoff go with their month's
+    partition (their deliveries first); the month the cutoff falls in is purged row by row,
+    and what is younger stays."""
+    tag = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC)
+    old = now - timedelta(days=70)  # its month ended at least 39 days ago
+    old_month = partition_name("events", month_start(old))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO tenants (id, name) VALUES (:t, 'purge')"), {"t": f"ten_{tag}"}
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (id, tenant_id, url, secret)"
+                " VALUES (:e, :t, 'https://example.com/hook', 's')"
+            ),
+            {"e": f"we_{tag}", "t": f"ten_{tag}"},
+        )
+        await conn.execute(
+            text("SELECT partitions_ensure(CAST(:a AS timestamptz), CAST(:b AS timestamptz))"),
+            {"a": old, "b": now},
+        )
+        for i, at in enumerate([old, old, now - timedelta(days=31), now - timedelta(days=1)]):
+            await conn.execute(
+                text(
+                    "INSERT INTO events (id, tenant_id, type, data, created_at)"
+                    " VALUES (:id, :t, 'test.purged', '{}', :at)"
+                ),
+                {"id": f"evt_{tag}_{i}", "t": f"ten_{tag}", "at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (event_id, endpoint_id, attempts)"
+                    " VALUES (:id, :e, 1)"
+                ),
+                {"id": f"evt_{tag}_{i}", "e": f"we_{tag}"},
+            )
+    report = await purge_expired(engine, stack.settings.updated({"retention.purge_batch_size": 1}))
+    assert report.events >= 3 and report.webhook_deliveries >= 3
+    async with engine.connect() as conn:
+        assert old_month not in [p.name for p in await live_partitions(conn, "events")]
+        left = (
+            await conn.execute(select(events.c.id).where(events.c.tenant_id == f"ten_{tag}"))
+        ).scalars()
+        assert list(left) == [f"evt_{tag}_3"]
+        deliveries = (
+            await conn.execute(
+                select(webhook_deliveries.c.event_id).where(
+                    webhook_deliveries.c.endpoint_id == f"we_{tag}"
+                )
+            )
+        ).scalars()
+        assert list(deliveries) == [f"evt_{tag}_3"]
