@@ -2,9 +2,10 @@
 
 Runs the schemathesis CLI with every check (`--checks all`: no server error, every status,
 header, content type and body as documented, schema-valid requests accepted, invalid ones
-refused, 405 with `Allow`, missing required headers refused, auth not ignored) and the
-examples, coverage and fuzzing phases, plus the hook in schemathesis_hooks.py (a schema-valid
-request is never refused as malformed). Settings are in schemathesis.toml.
+refused, 405 with `Allow`, missing required headers refused, auth not ignored; all but
+`use_after_free`, see below) and the examples, coverage, fuzzing and stateful phases, plus
+the hook in schemathesis_hooks.py (a schema-valid request is never refused as malformed).
+Settings are in schemathesis.toml.
 
 Every run draws a fresh seed and prints it; FUZZ_SEED=<seed> replays a run, and FUZZ_EXAMPLES
 raises the cases per operation (e.g. for a longer run by hand).
@@ -63,6 +64,12 @@ def schemathesis_command(api_url: str, key: str, seed: int, max_examples: int) -
         f"{api_url}/openapi.json",
         "--checks",
         "all",
+        # every DELETE of this API retires what payments and the audit log still name (a
+        # webhook endpoint, a counterparty disabled; a payment schedule deleted, its Temporal
+        # Schedule gone): it stays readable in its retired state (DESIGN §10), so a GET after
+        # a DELETE answers 200 by design, which this check (ST301) calls a failure
+        "--exclude-checks",
+        "use_after_free",
         "--phases",
         PHASES,
         "--max-examples",
