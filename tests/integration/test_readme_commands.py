@@ -189,6 +189,9 @@ INLINE_NOT_RUN: dict[str, str] = {
     ".venv/bin/python bench/batch.py --items 300 --warmup 30": (
         "a benchmark (two private stacks' worth of minutes): `make bench-batch` runs it"
     ),
+    ".venv/bin/python bench/batch.py --items 10000 --batch-only": (
+        "a benchmark (a 10,000-item batch to its end, most of an hour)"
+    ),
     "payments batches submit FILE [--skip-invalid] [--no-follow]": (
         "test_payment_batches.py runs it (a CSV file, followed to the end)"
     ),
