@@ -40,12 +40,12 @@ RAIL_CURRENCY = {"sepa": "EUR", "ach": "USD"}
 # the day the bank settled it when the bank told us (an ACH file's settlement notice,
 # `ach_entries.settled_on`), else on the day the ledger posted it, in the rail's zone: a notice
 # that arrives after midnight, or a bank whose clock runs ahead of ours, books on the bank's day,
-# as the statement does. Candidates are the transfers posted that day and the transfers of the
-# entries settled that day, each found by index. Each lookup by id is a LATERAL subquery with
-# LIMIT 1 (ids are unique), which the planner cannot flatten: it stays one index probe per
-# candidate, where a join let the planner hash the whole id table or merge-join every payment
-# (estimating the settled entries' ids badly) and the day cost grew with history (3x from 10k
-# to 100k payments in bench/volume.py).
+# as the statement does. Candidates are the transfers posted that day and (ACH only) the
+# transfers of the entries settled that day, each found by index. Each lookup by id is a
+# LATERAL subquery with LIMIT 1 (ids are unique), which the planner cannot flatten: it stays
+# one index probe per candidate, where a join let the planner hash the whole id table or
+# merge-join every payment (estimating the settled entries' ids badly) and the day cost grew
+# with history (3x from 10k to 100k payments in bench/volume.py).
 LEDGER_BOOKINGS = text(
     "WITH candidates AS ("
     " SELECT t.id, t.code, t.amount, t.currency, t.created_at FROM ledger_transfers t"
@@ -59,7 +59,7 @@ LEDGER_BOOKINGS = text(
     " LIMIT 1) i"
     " CROSS JOIN LATERAL (SELECT t.id, t.code, t.amount, t.currency, t.created_at"
     " FROM ledger_transfers t WHERE t.id = i.id AND t.created_at = i.created_at LIMIT 1) t"
-    " WHERE s.settled_on = CAST(:day AS date)"
+    " WHERE s.settled_on = CAST(:day AS date) AND CAST(:rail AS text) = 'ach'"
     ") SELECT * FROM ("
     " SELECT p.id AS payment_id, c.code, c.amount, c.currency,"
     " COALESCE(CASE WHEN c.code = 'payment_return' THEN r.trace_number END, e.trace_number)"
