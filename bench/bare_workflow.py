@@ -55,6 +55,10 @@ class Shape:
     # variant: which activities run as local activities (in the workflow's worker, recorded
     # as a marker with the next workflow task instead of three events and a task of their own)
     local: list[int] = field(default_factory=list)
+    # variant: `workflow.patched` calls, each before the activity of that index (the number
+    # of activities: after the last), as the payment asks its patches; each new one is a
+    # marker and a TemporalChangeVersion upsert in the history (empty: none)
+    patch_before: list[int] = field(default_factory=list)
 
 
 @workflow.defn(name=BARE_WORKFLOW)
@@ -72,6 +76,7 @@ class BareWorkflow:
         ):
             if index == shape.wait_before and shape.signals:
                 await self._await_signals(shape)
+            self._patch(shape, index)
             argument = shape.signals if index == shape.trigger else 0
             if index in shape.local:
                 await workflow.execute_local_activity(
@@ -87,7 +92,14 @@ class BareWorkflow:
                 )
             if index in shape.upsert_after:
                 workflow.upsert_search_attributes([BARE_STATUS.value_set(f"step-{index}")])
+        self._patch(shape, len(shape.activities))
         return self._signals
+
+    @staticmethod
+    def _patch(shape: Shape, index: int) -> None:
+        for number, before in enumerate(shape.patch_before):
+            if before == index:
+                workflow.patched(f"bench-patch-{number}")
 
     async def _await_signals(self, shape: Shape) -> None:
         # as the payment waits for the rail: a condition, a timer when it is not met yet

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _anatomy
 import _profile
 import _stack
 import httpx
@@ -59,7 +60,7 @@ from kernel.settings import Settings
 from kernel.temporal_client import connect, exit_without_finalizing
 from ledger import verify_ledger
 from ops.devstack import settings_env
-from ops.histories import activity_steps
+from ops.histories import activity_steps, local_activity_name
 from workflows import search_attributes as sa
 from workflows.queues import queue_for
 from workflows.steps import ACTIVITY_ROLE
@@ -152,6 +153,7 @@ def shape_of(
     split_queues: bool,
     search_attributes: bool,
     local_as_payment: bool = False,
+    patches: bool = False,
 ) -> Shape:
     """The bare shape of a settled payment's history (see `Shape`).
 
@@ -191,7 +193,27 @@ def shape_of(
         wait_before,
         upsert_after=upserts,
         local=[i for i, step in enumerate(steps) if step.local] if local_as_payment else [],
+        patch_before=patch_positions(history) if patches else [],
     )
+
+
+def patch_positions(history: Any) -> list[int]:
+    """For each patch marker of the history, how many activities (ordinary and local) the
+    workflow had scheduled before it: where the bare workflow asks its own patch."""
+    positions: list[int] = []
+    scheduled = 0
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes.marker_name
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and marker == (
+            _anatomy.PATCH_MARKER
+        ):
+            positions.append(scheduled)
+        elif (
+            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            or local_activity_name(event) is not None
+        ):
+            scheduled += 1
+    return positions
 
 
 def describe(shape: Shape) -> str:
@@ -207,6 +229,8 @@ def describe(shape: Shape) -> str:
     upserts = f"; {len(shape.upsert_after)} search attribute upserts" if shape.upsert_after else ""
     if shape.local:
         upserts += "; local: " + ", ".join(f"{shape.activities[i]} (#{i})" for i in shape.local)
+    if shape.patch_before:
+        upserts += f"; {len(shape.patch_before)} patch calls (before #{shape.patch_before})"
     return f"{len(shape.activities)} activities ({steps}){where}; {queues} task queue(s){upserts}"
 
 
@@ -222,6 +246,7 @@ class Variant:
     search_attributes: bool = False
     codec: bool = False
     local_as_payment: bool = False
+    patches: bool = False
     help: str = ""
 
 
@@ -245,6 +270,22 @@ VARIANTS = {
             "bare+local",
             local_as_payment=True,
             help="local activities where the payment runs them locally",
+        ),
+        Variant(
+            "bare+patches",
+            local_as_payment=True,
+            patches=True,
+            help="bare+local, plus a workflow.patched call where the payment asks each patch "
+            "(a marker and a TemporalChangeVersion upsert each)",
+        ),
+        Variant(
+            "bare+temporal",
+            search_attributes=True,
+            codec=True,
+            local_as_payment=True,
+            patches=True,
+            help="everything the payment asks of Temporal: bare+local with its search "
+            "attributes, encryption and patch calls (only the payload sizes differ)",
         ),
     )
 }
@@ -323,7 +364,12 @@ class Payments:
 def shape_for(variant: Variant, history: Any, queue: str) -> Shape:
     """The variant's shape of the calibration payment's history."""
     return shape_of(
-        history, queue, variant.split_queues, variant.search_attributes, variant.local_as_payment
+        history,
+        queue,
+        variant.split_queues,
+        variant.search_attributes,
+        variant.local_as_payment,
+        variant.patches,
     )
 
 
@@ -482,17 +528,19 @@ async def calibrate(payments: Payments) -> Any:
 
 async def profile_histories(
     clients: dict[str, Client], rounds: Sequence[Round], sample_size: int
-) -> dict[str, list[_profile.Timeline]]:
-    """Timelines of up to `sample_size` workflows per system, from the last rounds."""
+) -> tuple[dict[str, list[_profile.Timeline]], dict[str, list[_anatomy.Anatomy]]]:
+    """Timelines and anatomies of up to `sample_size` workflows per system, from the last
+    rounds."""
     timelines: dict[str, list[_profile.Timeline]] = {}
+    anatomies: dict[str, list[_anatomy.Anatomy]] = {}
     for system, client in clients.items():
         ids = [s.workflow_id for s in pooled(rounds, system)][-sample_size:]
-        found = []
         for workflow_id in ids:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
-            found.append(_profile.timeline(list(history.events)))
-        timelines[system] = found
-    return timelines
+            events = list(history.events)
+            timelines.setdefault(system, []).append(_profile.timeline(events))
+            anatomies.setdefault(system, []).append(_anatomy.anatomy(events))
+    return timelines, anatomies
 
 
 async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
@@ -589,7 +637,7 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
             pg_delta = _profile.cpu_delta(pg_before, await _profile.pg_counters(engine))
             clients = {s.variant.name: s.client for s in bare}
             clients[PAYMENT] = temporal
-            timelines = await profile_histories(clients, rounds, args.profile_sample)
+            timelines, anatomies = await profile_histories(clients, rounds, args.profile_sample)
         verified = await verify_ledger(engine)
         await dispose_engines()
     counts = {system: len(pooled(rounds, system)) for system in systems}
@@ -601,6 +649,9 @@ async def run(args: argparse.Namespace, platform: _stack.Platform) -> None:
     print(_profile.breakdown_table(timelines))
     print()
     print(_profile.steps_table({name: timelines[name] for name in (BASELINE.name, PAYMENT)}))
+    print()
+    print(f"what Temporal stores per workflow ({args.profile_sample} per system, their histories)")
+    print(_anatomy.anatomy_table(anatomies))
     if cpu:
         print()
         print("CPU per workflow above each process's idle rate (from /proc)")
