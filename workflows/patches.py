@@ -212,6 +212,24 @@ SCHEDULED_EXECUTION = Patch(
     ),
 )
 
+# Every patch below is asked through `is_patched`, which asks this one first for the Payment
+# patches it folds (`FOLDED`): see there.
+PAYMENT_PATCHES_AS_ONE = Patch(
+    id="payment-patches-as-one",
+    workflow="Payment",
+    added=date(2026, 12, 7),
+    why=(
+        "a settled payment asked five patches, each at first use: five markers and five "
+        "TemporalChangeVersion upserts (history events, and a visibility write each), ~16 "
+        "CPU-ms of Temporal's per payment (docs/performance.md, bare+patches); asked first, "
+        "this one stands for every Payment patch before it: one marker, one upsert"
+    ),
+    retire_when=(
+        "it goes with the patches it folds: once they are all deprecated, deprecate it too "
+        "(every payment started after the deploy has its marker and asks none of them)"
+    ),
+)
+
 ALL: tuple[Patch, ...] = (
     RECHECK_KYC_AFTER_REVIEW,
     ADOPT_STATUS_BEFORE_PERSISTING,
@@ -226,13 +244,39 @@ ALL: tuple[Patch, ...] = (
     RECALL_TELLS_PAYMENT,
     RECALL_FUNDS_DEADLINE,
     SCHEDULED_EXECUTION,
+    PAYMENT_PATCHES_AS_ONE,
+)
+# The Payment patches PAYMENT_PATCHES_AS_ONE stands for. A Payment patch added after it is
+# asked on its own (it is not in force for every payment that has this marker), so never add
+# one here.
+FOLDED = frozenset(
+    {
+        RECHECK_KYC_AFTER_REVIEW,
+        ADOPT_STATUS_BEFORE_PERSISTING,
+        LIMITS_AND_BLOCKING,
+        LOCAL_STEPS,
+        SEPA_RETURNS,
+        ASK_BANK_BEFORE_RESEND,
+        REVIEW_TOKENS,
+        RECALL_ENDS_PAYMENT,
+        SCHEDULED_EXECUTION,
+    }
 )
 
 
 def is_patched(patch: Patch) -> bool:
-    """True where the workflow takes the new branch (always, outside of an old history)."""
+    """True where the workflow takes the new branch (always, outside of an old history).
+
+    A patch of `FOLDED` asks PAYMENT_PATCHES_AS_ONE first: a payment started since that
+    patch records its one marker (at its first `is_patched`, in its first workflow task) and
+    asks none of the folded ones, each of which would record a marker and a search-attribute
+    upsert of its own. A history without that marker answers it False (the SDK keeps that
+    answer for the run) and asks the folded patch itself, exactly as before.
+    """
     if patch.stage is not Stage.PATCHED:
         raise ValueError(f"{patch.id} is {patch.stage}: its old branch must be gone")
+    if patch in FOLDED and workflow.patched(PAYMENT_PATCHES_AS_ONE.id):
+        return True
     return workflow.patched(patch.id)
 
 

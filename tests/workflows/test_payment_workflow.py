@@ -266,6 +266,15 @@ async def test_happy_path_settles_on_the_rail_callback(env: WorkflowEnvironment)
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post"]
     assert bank.statuses == ["submitted", "settled"]
     assert [change.status for change in view.history] == ["submitted", "settled"]
+    # one patch marker (and one TemporalChangeVersion upsert) stands for all the payment's
+    # patches: each marker is a history event and its upsert a visibility write
+    history = await handle.fetch_history()
+    markers = [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+    assert len(markers) == 1 and b"payment-patches-as-one" in markers[0]
 
 
 async def test_a_scheduled_payment_waits_then_runs_the_ordinary_path(
