@@ -246,21 +246,11 @@ ALL: tuple[Patch, ...] = (
     SCHEDULED_EXECUTION,
     PAYMENT_PATCHES_AS_ONE,
 )
-# The Payment patches PAYMENT_PATCHES_AS_ONE stands for. A Payment patch added after it is
-# asked on its own (it is not in force for every payment that has this marker), so never add
-# one here.
+# The Payment patches PAYMENT_PATCHES_AS_ONE stands for: every one listed before it in ALL. A
+# Payment patch added since is not in force for every payment that has its marker: append it
+# to ALL after it (asked on its own), never before.
 FOLDED = frozenset(
-    {
-        RECHECK_KYC_AFTER_REVIEW,
-        ADOPT_STATUS_BEFORE_PERSISTING,
-        LIMITS_AND_BLOCKING,
-        LOCAL_STEPS,
-        SEPA_RETURNS,
-        ASK_BANK_BEFORE_RESEND,
-        REVIEW_TOKENS,
-        RECALL_ENDS_PAYMENT,
-        SCHEDULED_EXECUTION,
-    }
+    patch for patch in ALL[: ALL.index(PAYMENT_PATCHES_AS_ONE)] if patch.workflow == "Payment"
 )
 
 

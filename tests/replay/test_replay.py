@@ -118,3 +118,20 @@ def test_workflows_name_patches_only_through_the_patches_module() -> None:
                 assert node.func.attr not in ("patched", "deprecate_patch"), (
                     f"{module.name}:{node.lineno} calls workflow.{node.func.attr} directly"
                 )
+
+
+def test_the_folded_payment_patches_are_those_before_the_fold() -> None:
+    """`payment-patches-as-one` stands for exactly the Payment patches in force when it was
+    added: a Payment patch listed before it by mistake would be taken as in force for every
+    payment with its marker, without a marker of its own."""
+    assert {patch.id for patch in patches.FOLDED} == {
+        "recheck-kyc-after-review",
+        "adopt-status-before-persisting",
+        "limits-hold-before-review",
+        "local-checks-and-status-records",
+        "sepa-return-window",
+        "ask-bank-before-resend",
+        "review-tokens",
+        "recall-ends-payment",
+        "scheduled-execution",
+    }
