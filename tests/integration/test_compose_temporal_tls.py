@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
@@ -58,7 +58,7 @@ def host_file(svc: dict[str, Any], made: Path, container_path: str) -> Path:
         source, target = (item, item) if isinstance(item, str) else (item["source"], item["target"])
         path = target if target.startswith("/") else f"/run/secrets/{target}"
         if PurePosixPath(path) == PurePosixPath(container_path):
-            return made / declared[source]["file"]
+            return made / str(declared[source]["file"])
     raise AssertionError(f"nothing mounted at {container_path}")
 
 
