@@ -3,7 +3,8 @@
 KYC of the debtor → sanctions screening → velocity limits → ledger hold → (review) → rail
 submit → wait for the rail's status (signal from the callback, timer-driven poll as
 fallback) → post or void → (wait out the rail's return window; a return credits the debtor,
-an accepted recall, told by the Recall workflow's `recalled` signal, ends it `returned`).
+an accepted recall, told by the Recall workflow's `recalled` signal and confirmed in the
+database before it is believed, ends it `returned`).
 Every failure path leaves the hold released, except a confirmed sanctions hit, whose money
 moves to the blocked-funds account; each ledger step carries a transfer id derived from the
 payment id, so a retried activity never moves money twice.
