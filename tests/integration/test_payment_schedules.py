@@ -71,11 +71,13 @@ async def schedule_in_the_past(
     *,
     hours_ago: int,
     end_hours_ago: int | None = None,
+    minutes_ago: int = 0,
 ) -> Any:
     """An hourly schedule that started `hours_ago` (whole seconds), made by the service as the
     API makes one (row and Temporal Schedule), with the template and principal of the
     API-made schedule `template_of`: the API only takes schedules starting ahead, and a test
-    cannot wait an hour for a second run of its rule."""
+    cannot wait an hour for a second run of its rule. `minutes_ago` moves the start further
+    back, so that now lies between two of the rule's times rather than on one."""
     engine = get_engine(stack.settings)
     async with engine.connect() as conn:
         model = (
@@ -94,7 +96,7 @@ async def schedule_in_the_past(
             initiated_by=model.initiated_by,
             key_id=model.key_id,
             template=model.template,
-            start_at=now - timedelta(hours=hours_ago),
+            start_at=now - timedelta(hours=hours_ago, minutes=minutes_ago),
             business_day_convention="none",
             interval_seconds=3600,
             end_at=None if end_hours_ago is None else now - timedelta(hours=end_hours_ago),
@@ -143,8 +145,9 @@ async def test_each_run_of_a_schedule_makes_one_payment(
     description = await temporal.get_schedule_handle(made["id"]).describe()
     assert description.schedule.spec.intervals[0].every == timedelta(hours=1)
     # the runs of the rule's last three hours, started by the Temporal Schedule (a backfill):
-    # one payment each
-    row = await schedule_in_the_past(stack, temporal, made, hours_ago=3)
+    # one payment each. Half an hour off the hour, so that the trigger below cannot fall in
+    # the very second of one of the rule's times (which would be a run the rule owes)
+    row = await schedule_in_the_past(stack, temporal, made, hours_ago=3, minutes_ago=30)
     handle = temporal.get_schedule_handle(row.id)
     window = ScheduleBackfill(
         start_at=row.start_at - timedelta(seconds=1),
