@@ -37,6 +37,6 @@ class PaymentScheduleActivities:
         count(
             "payments_schedule_runs",
             "Runs of payment schedules, by outcome.",
-            outcome="payment" if result.payment_id else result.skipped,
+            outcome="payment" if result.payment_id else result.refused or result.skipped,
         )
         return result

@@ -1,5 +1,6 @@
 """Recall activities: the camt.056 to the bank (SEPA) or the reversal entry in an ACH
-window's file, and the outcome recorded on the payment (services/recalls.py)."""
+window's file, the outcome recorded on the payment and told to its workflow, and the payment
+workflow's check of a `recalled` signal against the database (services/recalls.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from activities.rails import AchAdapter, message_id_for
 from iso20022.camt056 import CancellationRequest, build_camt056
 from kernel.settings import Settings
@@ -20,8 +23,18 @@ from kernel.tables import payment_status_history, payments
 from rails.ach_file import REVERSAL_CODE
 from services import recalls as service
 from services.events import DeliveryStarter
-from workflows.models import RecallFundsOverdue, RecallOutcome, RecallRef, RecallSent
+from workflows.models import (
+    PaymentTold,
+    RecallClaim,
+    RecallConfirmation,
+    RecallFundsOverdue,
+    RecallOutcome,
+    RecallRef,
+    RecallSent,
+)
 from workflows.recall import recall_workflow_id
+
+log = structlog.get_logger(__name__)
 
 
 class RecallNotCommittedError(Exception):
@@ -44,6 +57,7 @@ class RecallActivities:
         self._http = http
         self._ach = ach
         self._deliveries = DeliveryStarter(client, settings)
+        self._client = client
         self._settings = settings
 
     async def _payment(self, payment_id: str) -> tuple[Any, datetime]:
@@ -127,3 +141,26 @@ class RecallActivities:
     async def record_recall_funds_overdue(self, overdue: RecallFundsOverdue) -> None:
         """Mark the accepted recall's funds overdue, with its event and audit record (once)."""
         await service.record_recall_funds_overdue(self._engine, self._deliveries, overdue)
+
+    @activity.defn(name="tell_payment_recalled")
+    async def tell_payment_recalled(self, outcome: RecallOutcome) -> PaymentTold:
+        """Signal the payment's workflow `recalled` (a closed or unknown one is done; any
+        other failure raises and is retried)."""
+        return PaymentTold(await service.tell_payment_recalled(self._client, outcome))
+
+    @activity.defn(name="confirm_recall")
+    async def confirm_recall(self, claim: RecallClaim) -> RecallConfirmation:
+        """Whether the database holds the accepted recall a `recalled` signal claims; a
+        refusal is a security event (audit record, counter, warning)."""
+        # one audit record per check, however often this attempt is retried
+        info = activity.info()
+        key = f"{info.workflow_id}:{info.workflow_run_id}:{info.activity_id}"
+        answer = await service.confirm_recall(self._engine, claim, idempotency_key=key)
+        if not answer.confirmed:
+            log.warning("recalled signal refused", payment_id=claim.payment_id, why=answer.refusal)
+            count(
+                "payments_recall_signals_refused",
+                "recalled signals the database did not bear out",
+                reason=answer.refusal,
+            )
+        return answer

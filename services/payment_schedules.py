@@ -17,6 +17,14 @@ day before, which may come before the run itself: each run of a `preceding` sche
 makes the payments of the later runs that pay before the next run (`runs_paid_now`), and the
 schedule's creation those that pay before its first run (`first_runs_paid_at_creation`),
 executing on their preceding business day; `none` pays on the nominal date.
+
+A run pays only for one of the schedule's own nominal times (`run_refusal`): on its rule
+(the interval's grid from `start_at`, or the calendar's days at its local time in its time
+zone), between `start_at` and `end_at`, and not ahead of now. Anyone who can start a
+workflow could otherwise start `ScheduledPaymentRun` with any time, and a manual trigger of
+the Temporal Schedule runs at the trigger's time: each distinct time would pay the tenant's
+template again. Such a run ends `refused`, with an audit record (`payment_schedule.
+run_refused`), no payment and no hold.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from kernel import audit
 from kernel.ids import derived_id
 from kernel.settings import Settings
 from kernel.tables import payment_schedules
@@ -63,6 +72,9 @@ PAUSED = "paused"
 DELETED = "deleted"
 # how far `occurrences_after` looks at most (a schedule's runs are never further apart)
 OCCURRENCE_HORIZON = timedelta(days=400)
+# a run's nominal time may be this far ahead of the worker's clock (Temporal's and the
+# worker's clocks differ a little); further ahead, it is no run the Schedule started
+NOMINAL_CLOCK_SKEW = timedelta(minutes=1)
 # Temporal's day_of_week numbering (0 = Sunday), by the API's names
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 
@@ -318,6 +330,39 @@ def occurrences_after(row: Any, nominal: datetime) -> Iterator[datetime]:
             yield at
 
 
+def on_rule(row: Any, nominal: datetime) -> bool:
+    """Whether `nominal` is one of the times the schedule's rule names (ignoring start and
+    end): on the interval's whole-second grid from `start_at`, or on a day of the calendar
+    rule at its hour and minute in its time zone (either reading of a local time that a
+    daylight-saving change makes ambiguous or skips, as Temporal may take either)."""
+    if row.interval_seconds is not None:
+        if nominal.microsecond or nominal < row.start_at:
+            return False
+        return int((nominal - row.start_at).total_seconds()) % int(row.interval_seconds) == 0
+    rule = row.calendar
+    zone = ZoneInfo(rule["timezone"])
+    day = nominal.astimezone(zone).date()
+    if not _calendar_matches(rule, day):
+        return False
+    at = datetime.combine(day, time(rule["hour"], rule["minute"]), zone)
+    # as instants: Python never finds a time in a gap or fold equal to one in another zone
+    readings = {at.astimezone(UTC), at.replace(fold=1).astimezone(UTC)}
+    return nominal.astimezone(UTC) in readings
+
+
+def run_refusal(row: Any, nominal: datetime, now: datetime) -> str:
+    """Why the run at `nominal` is no run of the schedule `row`; "" when it is."""
+    if nominal.tzinfo is None:
+        return "nominal_time_without_zone"
+    if nominal < row.start_at or (row.end_at is not None and nominal > row.end_at):
+        return "nominal_time_outside_schedule"
+    if nominal > now + NOMINAL_CLOCK_SKEW:
+        return "nominal_time_ahead"
+    if not on_rule(row, nominal):
+        return "nominal_time_off_rule"
+    return ""
+
+
 def _calendar_matches(rule: dict[str, Any], day: date) -> bool:
     if rule.get("day_of_month") is not None:
         return bool(day.day == rule["day_of_month"])
@@ -377,12 +422,26 @@ async def make_scheduled_payment(
     """Make the payment of the schedule's run at `nominal` (once, whatever retries), and for
     a `preceding` schedule those `runs_paid_now` names; none for a schedule paused or deleted
     meanwhile, or whose payment is refused (its account closed, its counterparty disabled:
-    the reason is returned, and the schedule goes on)."""
+    the reason is returned, and the schedule goes on), nor for a time that is no run of the
+    schedule (`run_refusal`: refused, and audited once per schedule and time)."""
     async with engine.connect() as conn:
         query = select(payment_schedules).where(payment_schedules.c.id == schedule_id)
         row = (await conn.execute(query)).first()
     if row is None or row.status != ACTIVE:
         return ScheduledPaymentResult(skipped=row.status if row is not None else "not_found")
+    refusal = run_refusal(row, nominal, datetime.now(UTC))
+    if refusal:
+        at = nominal.astimezone(UTC).isoformat() if nominal.tzinfo else nominal.isoformat()
+        await audit.append(
+            engine,
+            actor="payments",
+            action="payment_schedule.run_refused",
+            subject=schedule_id,
+            tenant_id=row.tenant_id,
+            detail={"nominal_time": at, "refusal": refusal},
+            idempotency_key=f"{schedule_id}:run_refused:{at}",
+        )
+        return ScheduledPaymentResult(refused=refusal)
     results = [
         await _make_payment(engine, temporal, settings, row, at)
         for at in runs_paid_now(row, nominal)

@@ -13,6 +13,11 @@ so it starts once.
 the bank's reason. The status change takes the sequence number `RECALL_SEQ`, above any the
 payment workflow uses, so a payment workflow still waiting out its return window never moves
 the payment back.
+
+Then the recall's workflow tells the payment's workflow (`tell_payment_recalled`), which
+believes it only once `confirm_recall` finds what `record_recall_outcome` recorded: a
+`recalled` signal sent by anyone else (who can reach Temporal but not the API) is refused,
+audited as `recall.signal_refused`, and the payment keeps waiting for returns.
 """
 
 from __future__ import annotations
@@ -27,14 +32,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
+from kernel import audit
 from kernel.settings import Settings
 from kernel.tables import payment_status_history, payments
 from rails.business_days import is_fed_business_day
 from services.errors import ConflictError, NotFoundError
 from services.events import DeliveryStarter, payment_event_id, payment_status_event_data
 from services.unit_of_work import UnitOfWork
-from workflows.models import PaymentStatus, RecallFundsOverdue, RecallInput, RecallOutcome
+from workflows.models import (
+    PaymentStatus,
+    RecallClaim,
+    RecallConfirmation,
+    RecallFundsOverdue,
+    RecallInput,
+    RecallOutcome,
+)
 from workflows.models.recall import RECALL_SEQ, recall_failure
 from workflows.recall import ACCEPTED, RecallWorkflow, recall_workflow_id
 
@@ -263,3 +277,69 @@ async def record_recall_funds_overdue(
             detail={"reason": recall.get("reason"), "since": overdue.since},
             idempotency_key=f"{row.id}:recall_funds_overdue",
         )
+
+
+def claim_refusal(row: Any, tenant_id: str) -> str:
+    """Why the database does not bear out a claim that the payment `row` (None: no such
+    payment) was recalled; "" when it does: an accepted recall of the tenant's payment, which
+    its unit of work moved to `returned`."""
+    if row is None:
+        return "payment_not_found"
+    if row.tenant_id != tenant_id:
+        return "other_tenant"
+    recall = row.recall or {}
+    if not recall:
+        return "no_recall"
+    if recall.get("status") != ACCEPTED:
+        return f"recall_{recall.get('status') or 'unknown'}"
+    if row.status != PaymentStatus.RETURNED.value:
+        return f"payment_{row.status}"
+    return ""
+
+
+async def confirm_recall(
+    engine: AsyncEngine, claim: RecallClaim, *, idempotency_key: str
+) -> RecallConfirmation:
+    """Whether the database holds the accepted recall a payment workflow's `recalled` signal
+    claims (see `claim_refusal`); refused, the claim is audited once per `idempotency_key`
+    (`recall.signal_refused`: someone reached Temporal without going through the API)."""
+    query = select(payments.c.tenant_id, payments.c.status, payments.c.recall).where(
+        payments.c.id == claim.payment_id
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    refusal = claim_refusal(row, claim.tenant_id)
+    if row is not None and not refusal:
+        recall = row.recall
+        return RecallConfirmation(
+            True, reason=str(recall.get("reason") or ""), answered_at=str(recall["answered_at"])
+        )
+    await audit.append(
+        engine,
+        actor="payments",
+        action="recall.signal_refused",
+        subject=claim.payment_id,
+        tenant_id=claim.tenant_id or None,
+        detail={
+            "refusal": refusal,
+            "claimed_payment_id": claim.claim.payment_id,
+            "claimed_status": claim.claim.status,
+            "claimed_reason": claim.claim.reason,
+            "claimed_answered_at": claim.claim.answered_at,
+        },
+        idempotency_key=idempotency_key,
+    )
+    return RecallConfirmation(False, refusal=refusal)
+
+
+async def tell_payment_recalled(temporal: Client, outcome: RecallOutcome) -> bool:
+    """Signal the payment's workflow `recalled`; False when it is closed or was never found
+    (done: nothing left to tell). Any other failure raises, and the activity is retried."""
+    handle = temporal.get_workflow_handle(outcome.payment_id)
+    try:
+        await handle.signal("recalled", outcome)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False
+    return True

@@ -149,6 +149,8 @@ def activity_implementations(
         recalls.send_recall,
         recalls.record_recall_outcome,
         recalls.record_recall_funds_overdue,
+        recalls.tell_payment_recalled,
+        recalls.confirm_recall,
     ]
     if lists is not None:
         # payments screen against the current lists (reloaded when a refresh records new ones)

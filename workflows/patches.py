@@ -211,9 +211,39 @@ SCHEDULED_EXECUTION = Patch(
         "21:00 UTC); delete with the next history generation"
     ),
 )
+RECALL_CONFIRMED = Patch(
+    id="recall-confirmed",
+    workflow="Payment",
+    added=date(2026, 12, 8),
+    why=(
+        "anyone able to signal a payment in its return window could send `recalled`: it "
+        "stopped waiting for returns though no money had moved, and a later real return hit "
+        "a closed workflow. Now the claim is confirmed in the database first (an accepted "
+        "recall of this payment and tenant, the payment `returned`); unconfirmed, it is "
+        "audited (`recall.signal_refused`) and the payment keeps waiting"
+    ),
+    retire_when=(
+        "asked when a `recalled` signal is heard, so every payment that hears one after the "
+        "deploy has it: deprecate once no settled payment lacking the marker is in its return "
+        "window (ACH 2, SEPA 5 days after the deploy); delete with the next history generation"
+    ),
+)
+RECALL_TOLD_BY_ACTIVITY = Patch(
+    id="recall-told-by-activity",
+    workflow="Recall",
+    added=date(2026, 12, 8),
+    why=(
+        "the `recalled` signal to the payment was dropped on any failure, a transient one "
+        "included: now an activity sends it through the Temporal client, a closed or unknown "
+        "payment workflow is done, anything else is retried"
+    ),
+    retire_when=(
+        "deprecate once no recall lacking the marker is open (a recall lives until its "
+        "rail's deadline, 21 days after the deploy); delete with the next history generation"
+    ),
+)
 
-# Every patch below is asked through `is_patched`, which asks this one first for the Payment
-# patches it folds (`FOLDED`): see there.
+# `is_patched` asks this one first for the Payment patches it folds (`FOLDED`): see there.
 PAYMENT_PATCHES_AS_ONE = Patch(
     id="payment-patches-as-one",
     workflow="Payment",
@@ -245,10 +275,12 @@ ALL: tuple[Patch, ...] = (
     RECALL_FUNDS_DEADLINE,
     SCHEDULED_EXECUTION,
     PAYMENT_PATCHES_AS_ONE,
+    RECALL_CONFIRMED,
+    RECALL_TOLD_BY_ACTIVITY,
 )
 # The Payment patches PAYMENT_PATCHES_AS_ONE stands for: every one listed before it in ALL. A
 # Payment patch added since is not in force for every payment that has its marker: append it
-# to ALL after it (asked on its own), never before.
+# to ALL after it (asked on its own), never before. (recall-confirmed came after it.)
 FOLDED = frozenset(
     patch for patch in ALL[: ALL.index(PAYMENT_PATCHES_AS_ONE)] if patch.workflow == "Payment"
 )

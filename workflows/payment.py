@@ -3,7 +3,8 @@
 KYC of the debtor → sanctions screening → velocity limits → ledger hold → (review) → rail
 submit → wait for the rail's status (signal from the callback, timer-driven poll as
 fallback) → post or void → (wait out the rail's return window; a return credits the debtor,
-an accepted recall, told by the Recall workflow's `recalled` signal, ends it `returned`).
+an accepted recall, told by the Recall workflow's `recalled` signal and confirmed in the
+database before it is believed, ends it `returned`).
 Every failure path leaves the hold released, except a confirmed sanctions hit, whose money
 moves to the blocked-funds account; each ledger step carries a transfer id derived from the
 payment id, so a retried activity never moves money twice.
@@ -16,6 +17,7 @@ When the bank's answer is lost, nothing is assumed: the workflow asks the bank w
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -51,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         SubmitInput,
     )
-    from workflows.models.recall import RECALL_SEQ, RecallOutcome, recall_failure
+    from workflows.models.recall import RECALL_SEQ, RecallClaim, RecallOutcome, recall_failure
     from workflows.models.vocabulary import (
         CANCELABLE_STATUSES,
         FINAL_RAIL_STATUSES,
@@ -67,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         ASK_BANK_BEFORE_RESEND,
         LIMITS_AND_BLOCKING,
         LOCAL_STEPS,
+        RECALL_CONFIRMED,
         RECALL_ENDS_PAYMENT,
         REVIEW_TOKENS,
         SCHEDULED_EXECUTION,
@@ -129,6 +132,8 @@ class PaymentWorkflow:
         self._submission: SubmitInput | None = None
         # an accepted recall of this payment, told by the Recall workflow (`recalled`)
         self._recalled: RecallOutcome | None = None
+        self._recall_claims = 0
+        self._last_claim: RecallOutcome | None = None
 
     # --- run ---------------------------------------------------------------------------
 
@@ -250,26 +255,44 @@ class PaymentWorkflow:
         # Patched: payments settled before this change ignore an accepted recall (the
         # database says `returned`, they ended `settled`); they replay that way.
         ends_on_recall = is_patched(RECALL_ENDS_PAYMENT)
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    self._return_event is not None
-                    or (ends_on_recall and self._recalled is not None)
-                ),
-                timeout=timedelta(seconds=window_seconds),
-            )
-        except TimeoutError:
-            # a return whose callback never arrived is still at the bank: ask once
-            assert self._message_id is not None
-            polled = await self._run(
-                steps.POLL_RAIL_STATUS,
-                PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
-            )
-            if polled.event is not None and polled.event.status == RailStatus.RETURNED:
-                self._return_event = polled.event
-                self._parked_return = None
-        if self._return_event is None and ends_on_recall and self._recalled is not None:
-            return self._adopt_recall(self._recalled)
+        deadline = workflow.now() + timedelta(seconds=window_seconds)
+        while True:
+            # the whole window at first (the one timer older histories have); after a refused
+            # recall claim, what is left of it
+            remaining = deadline - workflow.now()
+            timed_out = remaining <= timedelta(0)
+            if not timed_out:
+                try:
+                    await workflow.wait_condition(
+                        lambda: (
+                            self._return_event is not None
+                            or (ends_on_recall and self._recalled is not None)
+                        ),
+                        timeout=remaining,
+                    )
+                except TimeoutError:
+                    timed_out = True
+            if timed_out:
+                # a return whose callback never arrived is still at the bank: ask once
+                assert self._message_id is not None
+                polled = await self._run(
+                    steps.POLL_RAIL_STATUS,
+                    PollInput(payment.rail, self._message_id, payment.payment_id, self._reference),
+                )
+                if polled.event is not None and polled.event.status == RailStatus.RETURNED:
+                    self._return_event = polled.event
+                    self._parked_return = None
+            if self._return_event is None and ends_on_recall and self._recalled is not None:
+                # Patched: a claim is adopted only once the database confirms it; histories
+                # that heard `recalled` before this change adopted it as it came
+                if not is_patched(RECALL_CONFIRMED):
+                    return self._adopt_recall(self._recalled)
+                confirmed = await self._confirm_recall()
+                if confirmed is not None:
+                    return self._adopt_recall(confirmed)
+                if not timed_out:
+                    continue  # not a recall: wait out the rest of the window, as before
+            break
         if self._return_event is None:
             return self.status()
         code = self._return_event.reason_code
@@ -282,6 +305,29 @@ class PaymentWorkflow:
                 reason_code=code,
             ),
         )
+
+    async def _confirm_recall(self) -> RecallOutcome | None:
+        """The accepted recall the database holds for this payment (its reason and time, not
+        the signal's), or None: the claim is refused (logged; the activity audits it) and
+        forgotten, unless another claim came in meanwhile, which is checked next."""
+        claim = self._recalled
+        assert claim is not None
+        claims_before = self._recall_claims
+        payment = self._payment
+        answer = await steps.CONFIRM_RECALL.run(
+            RecallClaim(payment.payment_id, payment.tenant_id, claim), local=True
+        )
+        if answer.confirmed:
+            return replace(
+                claim,
+                reason=answer.reason or claim.reason,
+                answered_at=answer.answered_at or claim.answered_at,
+            )
+        workflow.logger.warning(
+            "recalled signal refused (%s): %s claims %s", answer.refusal, claim.payment_id, claim
+        )
+        self._recalled = self._last_claim if self._recall_claims > claims_before else None
+        return None
 
     def _adopt_recall(self, outcome: RecallOutcome) -> PaymentView:
         """End `returned` as the accepted recall left the payment: its unit of work recorded
@@ -770,6 +816,10 @@ class PaymentWorkflow:
         back. Ends a payment still waiting out its return window `returned`."""
         if outcome.status == "accepted" and outcome.payment_id == self._payment.payment_id:
             self._recalled = self._recalled or outcome
+            # a claim until the database confirms it (RECALL_CONFIRMED): counted, so that one
+            # arriving while another is checked is checked too
+            self._recall_claims += 1
+            self._last_claim = outcome
 
     @workflow.signal
     def retry(self, request: RetryInput | None = None) -> None:

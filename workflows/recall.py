@@ -20,7 +20,10 @@ Accepted: the debtor is credited back with the ledger transfer of a return
 (`reverse_payment`, id `<payment id>:return`: exactly once, whichever of a return and a
 recall books it), then the outcome is recorded (`record_recall_outcome`: payment `returned`
 with the recall's reason, `recall.status`, events) in one unit of work, and the payment's
-workflow, if still open, is signaled `recalled` so that it ends `returned` too.
+workflow, if still open, is signaled `recalled` so that it ends `returned` too: by an
+activity (`tell_payment_recalled`), so that a transient failure is retried and only a
+workflow closed or not found counts as done. The payment believes the signal only once the
+database shows what this unit of work recorded (workflows/payment.py, `confirm_recall`).
 """
 
 from __future__ import annotations
@@ -40,12 +43,18 @@ with workflow.unsafe.imports_passed_through():
         RecallRef,
     )
     from workflows.models.vocabulary import RailStatus
-    from workflows.patches import RECALL_FUNDS_DEADLINE, RECALL_TELLS_PAYMENT, is_patched
+    from workflows.patches import (
+        RECALL_FUNDS_DEADLINE,
+        RECALL_TELLS_PAYMENT,
+        RECALL_TOLD_BY_ACTIVITY,
+        is_patched,
+    )
     from workflows.steps import (
         RECORD_RECALL_FUNDS_OVERDUE,
         RECORD_RECALL_OUTCOME,
         REVERSE_PAYMENT,
         SEND_RECALL,
+        TELL_PAYMENT_RECALLED,
     )
 
 ACCEPTED = "accepted"
@@ -100,13 +109,20 @@ class RecallWorkflow:
         )
         await RECORD_RECALL_OUTCOME.run(outcome)
         if accepted and is_patched(RECALL_TELLS_PAYMENT):
-            await self._tell_payment(outcome)
+            if is_patched(RECALL_TOLD_BY_ACTIVITY):
+                # through the client, in an activity: a transient failure is retried, a
+                # payment workflow closed or not found is done (PaymentTold.delivered False)
+                await TELL_PAYMENT_RECALLED.run(outcome)
+            else:
+                await self._tell_payment(outcome)
         return outcome
 
     async def _tell_payment(self, outcome: RecallOutcome) -> None:
         """A payment workflow still waiting out its return window ends `returned` (its result
         and PaymentStatus search attribute agree with the database). One that closed cannot
-        hear it: its attribute stays `settled`, and the API and this workflow say the rest."""
+        hear it: its attribute stays `settled`, and the API and this workflow say the rest.
+        Histories without RECALL_TOLD_BY_ACTIVITY: any failure, a transient one too, dropped
+        the signal."""
         payment = workflow.get_external_workflow_handle(outcome.payment_id)
         try:
             await payment.signal("recalled", outcome)

@@ -76,7 +76,15 @@ with workflow.unsafe.imports_passed_through():
         SubmitInput,
         SubmitResult,
     )
-    from workflows.models.recall import RecallFundsOverdue, RecallOutcome, RecallRef, RecallSent
+    from workflows.models.recall import (
+        PaymentTold,
+        RecallClaim,
+        RecallConfirmation,
+        RecallFundsOverdue,
+        RecallOutcome,
+        RecallRef,
+        RecallSent,
+    )
     from workflows.models.reconciliation import ReconcileRailInput, ReconcileResult
     from workflows.models.schedule import ScheduledPaymentInput, ScheduledPaymentResult
     from workflows.models.verification import (
@@ -259,6 +267,19 @@ VERIFY_REVIEW_TOKEN = Step(
     "verify_review_token",
     ReviewTokenInput,
     ReviewTokenCheck,
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+    local=True,
+)
+
+# a `recalled` signal is believed only once the database shows the accepted recall it claims
+# (anyone who can signal the workflow could send one): a read, and an audit record when
+# refused, in the workflow's own worker
+CONFIRM_RECALL = Step(
+    "confirm_recall",
+    RecallClaim,
+    RecallConfirmation,
     "payments",
     PAYMENT_STEP_TIMEOUT,
     RETRY_TRANSIENT,
@@ -496,6 +517,16 @@ RECORD_RECALL_OUTCOME = Step(
     PAYMENT_STEP_TIMEOUT,
     RETRY_TRANSIENT,
 )
+# the accepted recall told to the payment's workflow through the Temporal client: a workflow
+# closed or not found is done, any other failure (Temporal unreachable, a timeout) is retried
+TELL_PAYMENT_RECALLED = Step(
+    "tell_payment_recalled",
+    RecallOutcome,
+    PaymentTold,
+    "payments",
+    PAYMENT_STEP_TIMEOUT,
+    RETRY_TRANSIENT,
+)
 # an accepted SEPA recall whose funds are late: marked for ops (event, audit), still waited for
 RECORD_RECALL_FUNDS_OVERDUE = Step(
     "record_recall_funds_overdue",
@@ -538,6 +569,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     RECORD_PAYMENT_STATUS,
     RECORD_REVIEW_ESCALATION,
     VERIFY_REVIEW_TOKEN,
+    CONFIRM_RECALL,
     SUBMIT_ACH_FILE,
     RECONCILE_STATEMENT,
     DELIVER_WEBHOOK,
@@ -563,6 +595,7 @@ ALL: tuple[Step[Any, Any], ...] = (
     RECORD_VERIFICATION,
     SEND_RECALL,
     RECORD_RECALL_OUTCOME,
+    TELL_PAYMENT_RECALLED,
     RECORD_RECALL_FUNDS_OVERDUE,
     RESCREEN_COUNTERPARTIES_PAGE,
 )

@@ -19,11 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 # Alertmanager's notifications are a few KiB; refuse what no notification needs
 MAX_BODY = 1 << 20
+# notifications of different routes are handled in threads at once: a line is written whole,
+# or two of them could interleave into one (print writes the text and its newline apart)
+_STDOUT = threading.Lock()
 
 
 def alert_lines(route: str, notification: dict[str, Any]) -> list[str]:
@@ -72,8 +76,10 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(notification, dict):
             self._answer(400)
             return
-        for line in alert_lines(self.path.strip("/"), notification):
-            print(line, flush=True)
+        lines = alert_lines(self.path.strip("/"), notification)
+        with _STDOUT:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
         # 2xx tells Alertmanager the notification arrived; anything else makes it retry
         self._answer(200)
 

@@ -6,20 +6,21 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client, ScheduleOverlapPolicy
+from temporalio.client import Client, ScheduleBackfill, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
 from kernel.db import dispose_engines, get_engine
-from kernel.tables import payments
+from kernel.tables import audit_log, payment_schedules, payments
 from kernel.temporal_client import connect
 from ops.devstack import Stack
 from rails.business_days import adjust_to_business_day
-from services.payment_schedules import run_payment_id
-from tests.integration.helpers import Tenant, funded_account, make_keys, payment_body
+from services.payment_schedules import ScheduleOrder, create_schedule, run_payment_id
+from tests.integration.helpers import Tenant, balances, funded_account, make_keys, payment_body
 from workflows.models import ScheduleRunInput
 from workflows.scheduled_payment import ScheduledPaymentRunWorkflow
 
@@ -63,25 +64,111 @@ async def temporal(stack: Stack) -> Client:
     return await connect(stack.settings)
 
 
-async def test_each_run_of_a_schedule_makes_one_payment(tenant: Tenant, temporal: Client) -> None:
+async def schedule_in_the_past(
+    stack: Stack,
+    temporal: Client,
+    template_of: dict[str, Any],
+    *,
+    hours_ago: int,
+    end_hours_ago: int | None = None,
+    minutes_ago: int = 0,
+) -> Any:
+    """An hourly schedule that started `hours_ago` (whole seconds), made by the service as the
+    API makes one (row and Temporal Schedule), with the template and principal of the
+    API-made schedule `template_of`: the API only takes schedules starting ahead, and a test
+    cannot wait an hour for a second run of its rule. `minutes_ago` moves the start further
+    back, so that now lies between two of the rule's times rather than on one."""
+    engine = get_engine(stack.settings)
+    async with engine.connect() as conn:
+        model = (
+            await conn.execute(
+                select(payment_schedules).where(payment_schedules.c.id == template_of["id"])
+            )
+        ).one()
+    now = datetime.now(UTC).replace(microsecond=0)
+    row, _ = await create_schedule(
+        engine,
+        temporal,
+        stack.settings,
+        ScheduleOrder(
+            schedule_id=f"psch_{uuid.uuid4().hex[:20]}",
+            tenant_id=model.tenant_id,
+            initiated_by=model.initiated_by,
+            key_id=model.key_id,
+            template=model.template,
+            start_at=now - timedelta(hours=hours_ago, minutes=minutes_ago),
+            business_day_convention="none",
+            interval_seconds=3600,
+            end_at=None if end_hours_ago is None else now - timedelta(hours=end_hours_ago),
+        ),
+    )
+    await dispose_engines()
+    return row
+
+
+async def run_at(stack: Stack, temporal: Client, schedule_id: str, nominal: datetime) -> Any:
+    """Start a run straight through Temporal, naming its nominal time (as anyone who can
+    start a workflow could), and answer its result."""
+    return await temporal.execute_workflow(
+        ScheduledPaymentRunWorkflow.run,
+        ScheduleRunInput(schedule_id, nominal.isoformat()),
+        id=f"{schedule_id}-direct-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.settings.temporal.task_queue,
+    )
+
+
+async def refused_runs(stack: Stack, schedule_id: str) -> list[dict[str, Any]]:
+    """The details of the schedule's `payment_schedule.run_refused` audit records."""
+    async with get_engine(stack.settings).connect() as conn:
+        rows = (
+            await conn.execute(
+                select(audit_log.c.detail).where(
+                    audit_log.c.action == "payment_schedule.run_refused",
+                    audit_log.c.subject == schedule_id,
+                )
+            )
+        ).all()
+    await dispose_engines()
+    return [dict(row.detail) for row in rows]
+
+
+async def test_each_run_of_a_schedule_makes_one_payment(
+    stack: Stack, tenant: Tenant, temporal: Client
+) -> None:
     account = await funded_account(tenant, 100_000)
     response = await create(tenant.partner, schedule_body(account["id"], interval="PT1H"))
     assert response.status_code == 201, response.text
-    schedule = response.json()
-    assert schedule["id"].startswith("psch_") and schedule["status"] == "active"
-    assert schedule["interval_seconds"] == 3600
+    made = response.json()
+    assert made["id"].startswith("psch_") and made["status"] == "active"
+    assert made["interval_seconds"] == 3600
     # the Temporal Schedule of the same id (the Web UI's Schedules lists it)
-    handle = temporal.get_schedule_handle(schedule["id"])
-    description = await handle.describe()
+    description = await temporal.get_schedule_handle(made["id"]).describe()
     assert description.schedule.spec.intervals[0].every == timedelta(hours=1)
-    # a triggered run's nominal time is the trigger's, to the second: a run per second
-    for runs in (1, 2):
-        await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
-        made = await wait_for_payments(tenant.partner, schedule["id"], runs)
-        await asyncio.sleep(1.1)
-    assert len({payment["id"] for payment in made}) == 2
-    assert all(payment["schedule_id"] == schedule["id"] for payment in made)
-    assert all(payment["amount"] == 1_000 for payment in made)
+    # the runs of the rule's last three hours, started by the Temporal Schedule (a backfill):
+    # one payment each. Half an hour off the hour, so that the trigger below cannot fall in
+    # the very second of one of the rule's times (which would be a run the rule owes)
+    row = await schedule_in_the_past(stack, temporal, made, hours_ago=3, minutes_ago=30)
+    handle = temporal.get_schedule_handle(row.id)
+    window = ScheduleBackfill(
+        start_at=row.start_at - timedelta(seconds=1),
+        end_at=row.start_at + timedelta(hours=2, seconds=1),
+        overlap=ScheduleOverlapPolicy.ALLOW_ALL,
+    )
+    await handle.backfill(window)
+    paid = await wait_for_payments(tenant.partner, row.id, 3)
+    runs = [row.start_at + timedelta(hours=hours) for hours in range(3)]
+    assert {payment["id"] for payment in paid} == {run_payment_id(row.id, at) for at in runs}
+    assert all(payment["schedule_id"] == row.id for payment in paid)
+    assert all(payment["amount"] == 1_000 for payment in paid)
+    # a manual trigger runs at the trigger's time, which is none of the rule's: refused
+    await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not await refused_runs(stack, row.id):
+        assert asyncio.get_running_loop().time() < deadline, "the triggered run was not refused"
+        await asyncio.sleep(0.5)
+    [refused] = await refused_runs(stack, row.id)
+    assert refused["refusal"] == "nominal_time_off_rule"
+    assert len(await schedule_payments(tenant.partner, row.id)) == 3
 
 
 async def test_a_run_repeated_for_the_same_nominal_time_pays_once(
@@ -91,7 +178,8 @@ async def test_a_run_repeated_for_the_same_nominal_time_pays_once(
     response = await create(tenant.partner, schedule_body(account["id"], interval=7200))
     assert response.status_code == 201, response.text
     schedule_id = response.json()["id"]
-    nominal = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    # the schedule's first run: its start (on its rule)
+    nominal = datetime.fromisoformat(response.json()["start_at"])
     # two runs for one nominal time (a retried run; a trigger racing the spec's own run)
     results = [
         await temporal.execute_workflow(
@@ -115,6 +203,41 @@ async def test_a_run_repeated_for_the_same_nominal_time_pays_once(
         ).scalar_one()
     await dispose_engines()
     assert count == 1
+
+
+async def test_a_run_started_through_temporal_pays_only_on_the_rule_and_in_the_window(
+    stack: Stack, tenant: Tenant, temporal: Client
+) -> None:
+    account = await funded_account(tenant, 100_000)
+    response = await create(tenant.partner, schedule_body(account["id"], interval="PT1H"))
+    assert response.status_code == 201, response.text
+    # hourly from three hours ago, ended an hour ago: runs at -3 h and -2 h (and -1 h, its end)
+    row = await schedule_in_the_past(stack, temporal, response.json(), hours_ago=3, end_hours_ago=1)
+    on_rule = row.start_at + timedelta(hours=1)
+    refusals = {
+        # between two runs: what a direct start with any time, or a trigger, names
+        on_rule + timedelta(minutes=17): "nominal_time_off_rule",
+        on_rule + timedelta(seconds=1): "nominal_time_off_rule",
+        # on the grid, but before start_at and after end_at
+        row.start_at - timedelta(hours=1): "nominal_time_outside_schedule",
+        row.end_at + timedelta(hours=1): "nominal_time_outside_schedule",
+    }
+    for nominal, refusal in refusals.items():
+        result = await run_at(stack, temporal, row.id, nominal)
+        assert (result.payment_id, result.refused) == ("", refusal), nominal
+    assert await schedule_payments(tenant.partner, row.id) == []
+    # nothing held either: the account's money is all there
+    held = await balances(tenant.partner, account["id"])
+    assert (held["posted"], held["pending"], held["available"]) == (100_000, 0, 100_000)
+    audited = await refused_runs(stack, row.id)
+    assert sorted(detail["refusal"] for detail in audited) == sorted(refusals.values())
+    # on the rule, inside the window: one payment, however often it is started
+    first = await run_at(stack, temporal, row.id, on_rule)
+    again = await run_at(stack, temporal, row.id, on_rule.astimezone(ZoneInfo("Asia/Tokyo")))
+    assert first.payment_id == again.payment_id == run_payment_id(row.id, on_rule)
+    assert first.refused == again.refused == ""
+    [paid] = await schedule_payments(tenant.partner, row.id)
+    assert paid["id"] == first.payment_id
 
 
 async def test_pause_resume_and_delete(tenant: Tenant, temporal: Client) -> None:

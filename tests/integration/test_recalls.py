@@ -2,7 +2,8 @@
 (camt.056 → camt.029 → pacs.004: the payment ends `returned`, the debtor's balance is
 restored, the ledger verifies and reconciliation matches both legs), one it rejects (still
 `settled`, with the bank's reason), an ACH reversal, and recalls refused with nothing
-created."""
+created; a `recalled` signal sent straight through Temporal is refused and audited, the real
+one believed because the database records it."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from sqlalchemy import select, text
 from temporalio.service import RPCError
 
 from kernel.db import dispose_engines, get_engine
-from kernel.tables import events
+from kernel.tables import audit_log, events
 from kernel.temporal_client import connect
 from ledger import verify_ledger
 from ops.devstack import Stack
 from services.events import DeliveryStarter
-from services.recalls import record_recall_funds_overdue
+from services.recalls import confirm_recall, record_recall_funds_overdue
 from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
@@ -34,7 +35,7 @@ from tests.integration.helpers import (
     wait_for_status,
 )
 from tests.integration.test_ach import ach_body, fresh_account_number
-from workflows.models import RecallFundsOverdue
+from workflows.models import RecallClaim, RecallFundsOverdue, RecallOutcome
 from workflows.recall import recall_workflow_id
 from workflows.search_attributes import PAYMENT_STATUS
 
@@ -323,3 +324,72 @@ async def test_ach_reversal_returned_rejects_the_recall(tenant: Tenant, stack: S
     assert run.status_code == 200, run.text
     (result,) = run.json()["data"]
     assert [d for d in result["discrepancies"] if d["reference"] == row.trace_number] == []
+
+
+async def refusals(stack: Stack, payment_id: str) -> list[dict[str, Any]]:
+    """The details of the `recall.signal_refused` audit records of the payment."""
+    async with get_engine(stack.settings).connect() as conn:
+        rows = (
+            await conn.execute(
+                select(audit_log.c.detail).where(
+                    audit_log.c.action == "recall.signal_refused",
+                    audit_log.c.subject == payment_id,
+                )
+            )
+        ).all()
+    await dispose_engines()
+    return [dict(row.detail) for row in rows]
+
+
+async def test_a_recalled_signal_straight_through_temporal_is_refused_the_real_one_believed(
+    tenant: Tenant, stack: Stack
+) -> None:
+    async with bank_client(stack.settings) as bank:
+        clock = await bank.put("/v1/admin/clock", json={"now": datetime.now(UTC).isoformat()})
+        assert clock.status_code == 200, clock.text
+    account = await funded_account(tenant, 10_000)
+    payment = await pay(tenant.partner, payment_body(account["id"], 4_000, iban=fresh_iban()))
+    await wait_for_status(tenant.partner, payment["id"], {"settled"})
+    # someone with Temporal access (past mTLS and the payload keys) claims a recall
+    temporal = await connect(stack.settings)
+    handle = temporal.get_workflow_handle(payment["id"])
+    forged = RecallOutcome(payment["id"], "accepted", "FRAD", datetime.now(UTC).isoformat())
+    await handle.signal("recalled", forged)
+    deadline = asyncio.get_running_loop().time() + 30.0
+    while not (found := await refusals(stack, payment["id"])):
+        assert asyncio.get_running_loop().time() < deadline, "no refusal audited"
+        await asyncio.sleep(0.2)
+    [refused] = found
+    assert (refused["refusal"], refused["claimed_reason"]) == ("no_recall", "FRAD")
+    # the payment keeps waiting out its return window: nothing moved
+    assert (await tenant.partner.get(f"/v1/payments/{payment['id']}")).json()["status"] == (
+        "settled"
+    )
+    assert (await balances(tenant.partner, account["id"]))["posted"] == 6_000
+    engine = get_engine(stack.settings)
+    claim = RecallClaim(payment["id"], tenant.tenant_id, forged)
+    # the check as the activity runs it, against this database: another tenant's payment is
+    # no recall of this one
+    other = await confirm_recall(
+        engine, RecallClaim(payment["id"], "ten_other", forged), idempotency_key=uuid.uuid4().hex
+    )
+    assert (other.confirmed, other.refusal) == (False, "other_tenant")
+
+    response = await recall(tenant.partner, payment["id"], "DUPL")
+    assert response.status_code == 202, response.text
+    returned = await wait_for_status(tenant.partner, payment["id"], {"returned"})
+    confirmed = await confirm_recall(engine, claim, idempotency_key=uuid.uuid4().hex)
+    await dispose_engines()
+    assert confirmed.confirmed, confirmed
+    # the database's reason and time, not the forged signal's
+    assert confirmed.reason == "DUPL"
+    answered_at = datetime.fromisoformat(returned["recall"]["answered_at"])
+    assert datetime.fromisoformat(confirmed.answered_at) == answered_at
+    view = await handle.result()
+    described = await handle.describe()
+    assert described.close_time is not None
+    if described.close_time > answered_at:
+        # still in its window when the recall was accepted: the real signal was believed
+        assert view["status"] == "returned", view
+        assert view["failure"]["reason_code"] == "DUPL"
+        assert described.typed_search_attributes.get(PAYMENT_STATUS) == "returned"

@@ -9,11 +9,8 @@ client without its certificate, without TLS, or trusting another CA does not."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import ipaddress
-import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,7 @@ from temporalio.client import Client
 from kernel.settings import TemporalSettings
 from kernel.temporal_client import connect, connect_options
 from ops.devstack import Stack
+from tests.integration.tls_relay import tls_frontend
 
 SERVER_NAME = "temporal.payments.test"
 
@@ -97,35 +95,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, ssl.SSLError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
-
-
-@contextlib.asynccontextmanager
-async def tls_frontend(pki: Path, upstream: str) -> AsyncIterator[str]:
-    """A TLS terminator requiring client certificates, in front of the plain dev server."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki / "ca.crt")
-    context.load_cert_chain(pki / "server.crt", pki / "server.key")
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.set_alpn_protocols(["h2"])  # gRPC
-    host, port = upstream.rsplit(":", 1)
-
-    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(host, int(port))
-        await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
-    address = server.sockets[0].getsockname()
-    try:
-        yield f"{address[0]}:{address[1]}"
-    finally:
-        server.close()
-
-
 def settings_for(address: str, pki: Path, **fields: object) -> TemporalSettings:
     values: dict[str, object] = {
         "address": address,
@@ -144,7 +113,9 @@ async def refused(settings: TemporalSettings) -> None:
 
 
 async def test_mtls_gets_through_and_nothing_else_does(stack: Stack, pki: Path) -> None:
-    async with tls_frontend(pki, stack.settings.temporal.address) as frontend:
+    async with tls_frontend(
+        pki / "ca.crt", pki / "server.crt", pki / "server.key", stack.settings.temporal.address
+    ) as frontend:
         platform = stack.settings.updated(
             {f"temporal.{k}": v for k, v in settings_for(frontend, pki).model_dump().items()}
         )

@@ -14,7 +14,9 @@ from rails.business_days import adjust_to_business_day
 from services.payment_schedules import (
     execution_time,
     first_runs_paid_at_creation,
+    on_rule,
     run_payment_id,
+    run_refusal,
     runs_paid_now,
 )
 
@@ -130,3 +132,68 @@ def test_a_schedule_of_closed_days_pays_each_run_once_ahead_never_a_year_at_once
         )
         == []
     )
+
+
+NOW = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
+
+
+def hourly(**overrides: object) -> SimpleNamespace:
+    values: dict[str, object] = dict(
+        interval_seconds=3600,
+        calendar=None,
+        start_at=datetime(2026, 12, 1, 9, 0, 7, tzinfo=UTC),
+        end_at=datetime(2026, 12, 31, tzinfo=UTC),
+    )
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+@pytest.mark.parametrize(
+    ("nominal", "refusal"),
+    [
+        (datetime(2026, 12, 1, 9, 0, 7, tzinfo=UTC), ""),  # start_at itself
+        (datetime(2026, 12, 8, 11, 0, 7, tzinfo=UTC), ""),
+        # the same instant in another zone's spelling
+        (datetime(2026, 12, 8, 12, 0, 7, tzinfo=ZoneInfo("Europe/Berlin")), ""),
+        # a manual trigger's time, or any other a direct start names
+        (datetime(2026, 12, 8, 11, 0, 8, tzinfo=UTC), "nominal_time_off_rule"),
+        (datetime(2026, 12, 8, 11, 0, 7, 500, tzinfo=UTC), "nominal_time_off_rule"),
+        (datetime(2026, 12, 1, 8, 0, 7, tzinfo=UTC), "nominal_time_outside_schedule"),
+        (datetime(2027, 1, 1, 0, 0, 7, tzinfo=UTC), "nominal_time_outside_schedule"),
+        # on the grid but ahead: no Schedule starts a run before its time
+        (datetime(2026, 12, 9, 9, 0, 7, tzinfo=UTC), "nominal_time_ahead"),
+        (datetime(2026, 12, 8, 11, 0, 7), "nominal_time_without_zone"),
+    ],
+)
+def test_a_run_pays_only_for_the_schedules_own_times(nominal: datetime, refusal: str) -> None:
+    assert run_refusal(hourly(), nominal, NOW) == refusal
+
+
+def test_a_calendar_run_is_on_its_days_at_its_local_time() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    rule = {"day_of_week": ["mon", "thu"], "hour": 9, "minute": 30, "timezone": "Europe/Berlin"}
+    row = hourly(interval_seconds=None, calendar=rule, start_at=datetime(2026, 1, 1, tzinfo=UTC))
+    monday = datetime(2026, 12, 7, 9, 30, tzinfo=berlin)
+    assert on_rule(row, monday) and on_rule(row, monday.astimezone(UTC))
+    assert not on_rule(row, monday.replace(hour=10))  # 09:30 UTC is 10:30 in Berlin
+    assert not on_rule(row, datetime(2026, 12, 7, 9, 30, tzinfo=UTC))
+    assert not on_rule(row, datetime(2026, 12, 8, 9, 30, tzinfo=berlin))  # a Tuesday
+    assert not on_rule(row, monday.replace(second=1))
+    monthly = hourly(
+        interval_seconds=None,
+        calendar={"day_of_month": 1, "hour": 2, "minute": 30, "timezone": "Europe/Berlin"},
+    )
+    assert on_rule(monthly, datetime(2026, 11, 1, 2, 30, tzinfo=berlin))
+    assert not on_rule(monthly, datetime(2026, 11, 2, 2, 30, tzinfo=berlin))
+
+
+def test_a_local_time_that_daylight_saving_skips_is_on_the_rule_either_way() -> None:
+    # 2027-03-28 02:30 does not exist in Berlin: Temporal may start the run at 01:30 or
+    # 02:30 UTC (either reading of it); both are this day's run, nothing else that day is
+    berlin = ZoneInfo("Europe/Berlin")
+    rule = {"hour": 2, "minute": 30, "timezone": "Europe/Berlin"}
+    row = hourly(interval_seconds=None, calendar=rule, start_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert on_rule(row, datetime(2027, 3, 28, 1, 30, tzinfo=UTC))
+    assert on_rule(row, datetime(2027, 3, 28, 0, 30, tzinfo=UTC))
+    assert not on_rule(row, datetime(2027, 3, 28, 2, 30, tzinfo=UTC))
+    assert datetime(2027, 3, 28, 1, 30, tzinfo=UTC).astimezone(berlin).hour == 3

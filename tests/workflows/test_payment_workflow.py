@@ -42,6 +42,8 @@ from workflows.models import (
     PollInput,
     PollResult,
     RailEvent,
+    RecallClaim,
+    RecallConfirmation,
     RecallOutcome,
     RecordStatusInput,
     ReviewInput,
@@ -82,6 +84,10 @@ class FakeBank:
     submitted: list[SubmitInput] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
+    # the accepted recall the database holds for the payment (None: none; a `recalled`
+    # signal is then refused), and the claims the workflow asked about
+    recall_on_record: RecallConfirmation | None = None
+    recall_claims: list[RecallClaim] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
         @implements(steps.CHECK_DEBTOR_KYC)
@@ -163,6 +169,12 @@ class FakeBank:
         async def escalate(req: EscalationInput) -> None:
             self.escalations.append(req.waited_seconds)
 
+        # the real check reads the payment row (tests/integration/test_recalls.py)
+        @implements(steps.CONFIRM_RECALL)
+        async def confirm_recall(claim: RecallClaim) -> RecallConfirmation:
+            self.recall_claims.append(claim)
+            return self.recall_on_record or RecallConfirmation(False, refusal="no_recall")
+
         return [
             kyc,
             screen,
@@ -177,6 +189,7 @@ class FakeBank:
             block,
             reverse,
             escalate,
+            confirm_recall,
             verify_review_token,
         ]
 
@@ -598,10 +611,11 @@ async def test_ach_without_return_stays_settled_after_the_window(env: WorkflowEn
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]
 
 
+# its recorded history (before recall-confirmed) is the old side of that patch: not recorded again
 async def test_an_accepted_recall_ends_the_open_payment_returned(
     env: WorkflowEnvironment,
 ) -> None:
-    bank = FakeBank()
+    bank = FakeBank(recall_on_record=RecallConfirmation(True, "DUPL", "2026-12-07T12:00:00+00:00"))
     async with worker_for(env, bank) as worker:
         handle = await start(env, bank, worker, **ACH)
         await file_accepted(handle)
@@ -620,6 +634,81 @@ async def test_an_accepted_recall_ends_the_open_payment_returned(
     assert view.failure is not None
     assert (view.failure.code, view.failure.reason_code) == ("recalled", "DUPL")
     assert description.typed_search_attributes.get(PAYMENT_STATUS) == "returned"
+    # the recall's unit of work recorded `returned` and credited the debtor: nothing twice
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post"]
+    assert bank.statuses == ["submitted", "settled"]
+
+
+async def test_a_forged_recall_signal_is_refused_and_a_later_return_still_books(
+    env: WorkflowEnvironment,
+) -> None:
+    # no accepted recall on record: someone signaled `recalled` straight through Temporal
+    bank = FakeBank()
+    forged = RecallOutcome("", "accepted", "FRAD", "2026-12-07T12:00:00+00:00")
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await file_accepted(handle)
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "settled")
+        await handle.signal(PaymentWorkflow.recalled, replace(forged, payment_id=handle.id))
+        for _ in range(200):
+            if bank.recall_claims:
+                break
+            await asyncio.sleep(0.05)
+        # checked, refused: the payment still waits out its return window
+        assert [c.claim.reason for c in bank.recall_claims] == ["FRAD"]
+        assert (await handle.query(PaymentWorkflow.status)).status == "settled"
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "RTRN", "R01"))
+        view = await handle.result()
+        description = await handle.describe()
+    assert view.status == "returned"
+    assert view.failure is not None
+    assert (view.failure.code, view.failure.reason_code) == ("rail_returned", "R01")
+    assert description.typed_search_attributes.get(PAYMENT_STATUS) == "returned"
+    # the real return credited the debtor, once
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "reverse"]
+    assert bank.statuses == ["submitted", "settled", "returned"]
+    [claim] = bank.recall_claims
+    assert (claim.payment_id, claim.tenant_id) == (handle.id, "ten_test")
+
+
+async def test_a_forged_recall_signal_leaves_the_window_to_run_out_settled(
+    env: WorkflowEnvironment,
+) -> None:
+    bank = FakeBank()
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await file_accepted(handle)
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "settled")
+        claim = RecallOutcome(handle.id, "accepted", "DUPL", "2026-12-07T12:00:00+00:00")
+        await handle.signal(PaymentWorkflow.recalled, claim)
+        view = await handle.result()  # time skips over what is left of the window
+    assert view.status == "settled" and view.failure is None
+    assert len(bank.recall_claims) == 1
+    # the last look at the bank when the window closes, as without the claim
+    assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post", "poll"]
+
+
+async def test_a_confirmed_recall_is_adopted_as_the_database_recorded_it(
+    env: WorkflowEnvironment,
+) -> None:
+    answered_at = "2026-12-07T15:30:00+00:00"
+    bank = FakeBank(recall_on_record=RecallConfirmation(True, "TECH", answered_at))
+    async with worker_for(env, bank) as worker:
+        handle = await start(env, bank, worker, **ACH)
+        await file_accepted(handle)
+        await handle.signal(PaymentWorkflow.rail_event, RailEvent(handle.id, "ACSC"))
+        await wait_status(handle, "settled")
+        # what the signal says of the recall is not taken: the database's record is
+        claim = RecallOutcome(handle.id, "accepted", "DUPL", "2026-12-07T12:00:00+00:00")
+        await handle.signal(PaymentWorkflow.recalled, claim)
+        view = await handle.result()
+    assert view.status == "returned"
+    assert view.failure is not None
+    assert (view.failure.code, view.failure.reason_code) == ("recalled", "TECH")
+    assert view.history[-1].at == answered_at
+    assert len(bank.recall_claims) == 1
     # the recall's unit of work recorded `returned` and credited the debtor: nothing twice
     assert bank.calls == ["kyc", "screen", "limits", "hold", "submit", "post"]
     assert bank.statuses == ["submitted", "settled"]

@@ -97,7 +97,10 @@ from workflows.models.payment import (
     SubmitResult,
 )
 from workflows.models.recall import (
+    PaymentTold,
     RecallAnswer,
+    RecallClaim,
+    RecallConfirmation,
     RecallFundsOverdue,
     RecallInput,
     RecallOutcome,
@@ -203,6 +206,7 @@ __all__ = [
     "PayeeCheckResult",
     "PaymentInput",
     "PaymentStatus",
+    "PaymentTold",
     "PaymentView",
     "PollInput",
     "PollResult",
@@ -213,6 +217,8 @@ __all__ = [
     "RailEvent",
     "RailStatus",
     "RecallAnswer",
+    "RecallClaim",
+    "RecallConfirmation",
     "RecallFundsOverdue",
     "RecallInput",
     "RecallOutcome",

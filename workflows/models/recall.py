@@ -78,6 +78,37 @@ class RecallOutcome:
     answer_reason: str | None = None
 
 
+@dataclass
+class RecallClaim:
+    """A `recalled` signal as the payment workflow heard it, to be confirmed in the database
+    before the payment adopts it: `claim` is what the signal said (for the audit record of a
+    refusal), `tenant_id` the payment's own."""
+
+    payment_id: str
+    tenant_id: str
+    claim: RecallOutcome
+
+
+@dataclass
+class RecallConfirmation:
+    """Whether the database holds an accepted recall of the payment, which its unit of work
+    moved to `returned`; if so, the recall's own `reason` and `answered_at` (the payment
+    adopts these, never the signal's), otherwise why not (`refusal`)."""
+
+    confirmed: bool
+    reason: str = ""
+    answered_at: str = ""
+    refusal: str = ""
+
+
+@dataclass
+class PaymentTold:
+    """Whether the `recalled` signal reached the payment's workflow (False: it had closed, or
+    never ran on this cluster; the API and the recall's workflow carry the outcome)."""
+
+    delivered: bool
+
+
 def recall_failure(reason: str) -> Failure:
     """Why a payment whose recall was accepted ended `returned` (the database's and the
     payment workflow's wording, one place)."""

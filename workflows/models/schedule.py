@@ -29,7 +29,11 @@ class ScheduledPaymentInput:
 @dataclass
 class ScheduledPaymentResult:
     """The run's payment id (derived from the schedule and the nominal time), or why none
-    was made (`skipped`: the schedule is paused, deleted, or past its end)."""
+    was made: `skipped` (the schedule is paused or deleted, or the payment was refused: its
+    account closed, its counterparty disabled) or `refused` (the run's nominal time is not
+    one of the schedule's: off its rule, outside start_at..end_at, or ahead of now; a run
+    started by hand through Temporal, or a manual trigger of the Temporal Schedule)."""
 
     payment_id: str = ""
     skipped: str = ""
+    refused: str = ""

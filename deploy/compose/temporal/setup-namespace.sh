@@ -5,9 +5,17 @@
 set -eu
 : "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_NAMESPACE:?}"
 retention="${NAMESPACE_RETENTION:-720h}"
+# mutual TLS (docker-compose.yml): the CLI's own variables, passed as flags too, which every
+# CLI release reads
+tls=""
+if [ -n "${TEMPORAL_TLS_CLIENT_CERT_PATH:-}" ]; then
+  tls="--tls --tls-ca-path ${TEMPORAL_TLS_SERVER_CA_CERT_PATH:?} \
+--tls-cert-path $TEMPORAL_TLS_CLIENT_CERT_PATH --tls-key-path ${TEMPORAL_TLS_CLIENT_KEY_PATH:?} \
+--tls-server-name ${TEMPORAL_TLS_SERVER_NAME:?}"
+fi
 
 attempt=0
-until temporal operator cluster health --address "$TEMPORAL_ADDRESS"; do
+until temporal operator cluster health --address "$TEMPORAL_ADDRESS" $tls; do
   attempt=$((attempt + 1))
   if [ "$attempt" -ge 60 ]; then
     echo "temporal at $TEMPORAL_ADDRESS did not become healthy" >&2
@@ -17,15 +25,15 @@ until temporal operator cluster health --address "$TEMPORAL_ADDRESS"; do
 done
 
 if ! temporal operator namespace describe --namespace "$TEMPORAL_NAMESPACE" \
-    --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
+    --address "$TEMPORAL_ADDRESS" $tls >/dev/null 2>&1; then
   temporal operator namespace create --namespace "$TEMPORAL_NAMESPACE" \
-    --retention "$retention" --address "$TEMPORAL_ADDRESS"
+    --retention "$retention" --address "$TEMPORAL_ADDRESS" $tls
 fi
 
 # a namespace is usable a moment after creation (namespace cache refresh)
 attempt=0
 until temporal operator search-attribute list --namespace "$TEMPORAL_NAMESPACE" \
-    --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
+    --address "$TEMPORAL_ADDRESS" $tls >/dev/null 2>&1; do
   attempt=$((attempt + 1))
   if [ "$attempt" -ge 30 ]; then
     echo "namespace $TEMPORAL_NAMESPACE is not usable" >&2
@@ -34,9 +42,5 @@ until temporal operator search-attribute list --namespace "$TEMPORAL_NAMESPACE" 
   sleep 2
 done
 
-if command -v bash >/dev/null 2>&1; then
-  bash /deploy/temporal/register-search-attributes.sh
-else
-  sh /deploy/temporal/register-search-attributes.sh
-fi
+sh "${REGISTER_SCRIPT:-/deploy/temporal/register-search-attributes.sh}"
 echo "namespace $TEMPORAL_NAMESPACE ready with the payment search attributes"
