@@ -183,6 +183,20 @@ INLINE_NOT_RUN: dict[str, str] = {
     ".venv/bin/python bench/post_profile.py --payments 30 --settle": (
         "a profile of the API on a private stack of its own (a minute of both cores)"
     ),
+    ".venv/bin/python bench/post_profile.py --payments 64 --concurrency 8": (
+        "a profile of the API on a private stack of its own (a minute of both cores)"
+    ),
+    ".venv/bin/python bench/workflow_bench.py": (
+        "a benchmark (minutes of both cores): `make bench` runs it"
+    ),
+    ".venv/bin/python bench/workflow_bench.py --payments 32 --concurrency 8 --rounds 2 "
+    "--variants bare+attrs,bare+codec,bare+local,bare+patches,bare+temporal": (
+        "a benchmark with every variant (minutes of both cores): `make bench` runs bare+local"
+    ),
+    ".venv/bin/python bench/workflow_bench.py --payments N --concurrency 8 --rounds 2 "
+    "--variants bare+local,bare+patches": (
+        "a benchmark (minutes of both cores), N a size: `make bench` runs it"
+    ),
     ".venv/bin/python bench/batch.py --items 10000 --accept-only --run-before-cancel 30": (
         "a benchmark (a 10,000-item batch): `make bench-batch` runs its comparison"
     ),
