@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -133,6 +134,8 @@ payment_schedules = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
+    # [{"from": ISO 8601, "until": ISO 8601 | null}]: when it was paused (migration 0033)
+    Column("paused_periods", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
 )
 
 payment_batches = Table(

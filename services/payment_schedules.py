@@ -20,7 +20,8 @@ executing on their preceding business day; `none` pays on the nominal date.
 
 A run pays only for one of the schedule's own nominal times (`run_refusal`): on its rule
 (the interval's grid from `start_at`, or the calendar's days at its local time in its time
-zone), between `start_at` and `end_at`, and not ahead of now. Anyone who can start a
+zone), between `start_at` and `end_at`, not ahead of now, and not while the schedule was
+paused (`paused_periods`, opened by a pause and closed by its resume). Anyone who can start a
 workflow could otherwise start `ScheduledPaymentRun` with any time, and a manual trigger of
 the Temporal Schedule runs at the trigger's time: each distinct time would pay the tenant's
 template again. Such a run ends `refused`, with an audit record (`payment_schedule.
@@ -254,14 +255,16 @@ async def change_schedule(
                 return row
             raise ConflictError("payment_schedule_deleted", f"Schedule {schedule_id} was deleted.")
         status = {"pause": PAUSED, "resume": ACTIVE, "delete": DELETED}[action]
+        now = datetime.now(UTC)
         row = (
             await uow.conn.execute(
                 update(payment_schedules)
                 .where(payment_schedules.c.id == schedule_id)
                 .values(
                     status=status,
-                    updated_at=datetime.now(UTC),
-                    deleted_at=datetime.now(UTC) if status == DELETED else None,
+                    updated_at=now,
+                    deleted_at=now if status == DELETED else None,
+                    paused_periods=paused_periods_after(row, status, now),
                 )
                 .returning(*payment_schedules.c)
             )
@@ -286,6 +289,28 @@ async def change_schedule(
             tenant_id=tenant_id,
         )
     return row
+
+
+def paused_periods_after(row: Any, status: str, now: datetime) -> list[dict[str, Any]]:
+    """The schedule's pauses once it moves to `status` at `now`: pausing an active schedule
+    opens a period, resuming (or deleting) a paused one closes it; anything else keeps them."""
+    periods: list[dict[str, Any]] = [dict(period) for period in row.paused_periods]
+    if status == PAUSED and row.status == ACTIVE:
+        periods.append({"from": now.isoformat(), "until": None})
+    elif status != PAUSED and row.status == PAUSED and periods and periods[-1]["until"] is None:
+        periods[-1]["until"] = now.isoformat()
+    return periods
+
+
+def paused_at(row: Any, nominal: datetime) -> bool:
+    """Whether the schedule was paused at `nominal`: Temporal takes no action then, so no run
+    of the schedule has that nominal time."""
+    for period in row.paused_periods:
+        since = datetime.fromisoformat(period["from"])
+        until = period["until"]
+        if since <= nominal and (until is None or nominal < datetime.fromisoformat(until)):
+            return True
+    return False
 
 
 def run_payment_id(schedule_id: str, nominal: datetime) -> str:
@@ -360,6 +385,8 @@ def run_refusal(row: Any, nominal: datetime, now: datetime) -> str:
         return "nominal_time_ahead"
     if not on_rule(row, nominal):
         return "nominal_time_off_rule"
+    if paused_at(row, nominal):
+        return "nominal_time_while_paused"
     return ""
 
 

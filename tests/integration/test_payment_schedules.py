@@ -240,6 +240,50 @@ async def test_a_run_started_through_temporal_pays_only_on_the_rule_and_in_the_w
     assert paid["id"] == first.payment_id
 
 
+async def test_a_run_for_a_time_the_schedule_was_paused_pays_nothing(
+    stack: Stack, tenant: Tenant, temporal: Client
+) -> None:
+    account = await funded_account(tenant, 100_000)
+    response = await create(tenant.partner, schedule_body(account["id"], interval="PT1H"))
+    assert response.status_code == 201, response.text
+    row = await schedule_in_the_past(stack, temporal, response.json(), hours_ago=3)
+    paused = await tenant.partner.post(f"/v1/payment-schedules/{row.id}/pause")
+    assert paused.status_code == 200, paused.text
+    # the pause began two and a half hours ago, as far as the run check can tell: a test
+    # cannot wait for the rule's next hour inside a pause
+    began = row.start_at + timedelta(minutes=30)
+    async with get_engine(stack.settings).begin() as conn:
+        await conn.execute(
+            payment_schedules.update()
+            .where(payment_schedules.c.id == row.id)
+            .values(paused_periods=[{"from": began.isoformat(), "until": None}])
+        )
+    await dispose_engines()
+    resumed = await tenant.partner.post(f"/v1/payment-schedules/{row.id}/resume")
+    assert resumed.status_code == 200, resumed.text
+    async with get_engine(stack.settings).connect() as conn:
+        [period] = (
+            await conn.execute(
+                select(payment_schedules.c.paused_periods).where(payment_schedules.c.id == row.id)
+            )
+        ).scalar_one()
+    await dispose_engines()
+    assert datetime.fromisoformat(period["from"]) == began
+    assert datetime.fromisoformat(period["until"]) > began  # closed by the resume
+    # an hour after the start the schedule was paused: Temporal ran nothing then
+    in_pause = row.start_at + timedelta(hours=1)
+    result = await run_at(stack, temporal, row.id, in_pause)
+    assert (result.payment_id, result.refused) == ("", "nominal_time_while_paused")
+    [audited] = await refused_runs(stack, row.id)
+    assert audited["refusal"] == "nominal_time_while_paused"
+    assert await schedule_payments(tenant.partner, row.id) == []
+    # the run before the pause still pays, once
+    before = await run_at(stack, temporal, row.id, row.start_at)
+    assert (before.payment_id, before.refused) == (run_payment_id(row.id, row.start_at), "")
+    [paid] = await schedule_payments(tenant.partner, row.id)
+    assert paid["id"] == before.payment_id
+
+
 async def test_pause_resume_and_delete(tenant: Tenant, temporal: Client) -> None:
     account = await funded_account(tenant, 100_000)
     calendar = {"day_of_week": ["mon", "thu"], "hour": 9, "timezone": "Europe/Berlin"}

@@ -15,6 +15,7 @@ from services.payment_schedules import (
     execution_time,
     first_runs_paid_at_creation,
     on_rule,
+    paused_periods_after,
     run_payment_id,
     run_refusal,
     runs_paid_now,
@@ -76,6 +77,7 @@ def schedule_row(**values: object) -> SimpleNamespace:
         "end_at": None,
         "template": {"rail": "sepa"},
         "business_day_convention": "preceding",
+        "paused_periods": [],
     }
     return SimpleNamespace(**{**defaults, **values})
 
@@ -143,6 +145,8 @@ def hourly(**overrides: object) -> SimpleNamespace:
         calendar=None,
         start_at=datetime(2026, 12, 1, 9, 0, 7, tzinfo=UTC),
         end_at=datetime(2026, 12, 31, tzinfo=UTC),
+        paused_periods=[],
+        status="active",
     )
     values.update(overrides)
     return SimpleNamespace(**values)
@@ -197,3 +201,34 @@ def test_a_local_time_that_daylight_saving_skips_is_on_the_rule_either_way() -> 
     assert on_rule(row, datetime(2027, 3, 28, 0, 30, tzinfo=UTC))
     assert not on_rule(row, datetime(2027, 3, 28, 2, 30, tzinfo=UTC))
     assert datetime(2027, 3, 28, 1, 30, tzinfo=UTC).astimezone(berlin).hour == 3
+
+
+def test_a_pause_opens_a_period_its_resume_closes_and_runs_in_it_are_refused() -> None:
+    paused_on = datetime(2026, 12, 3, 10, 30, tzinfo=UTC)
+    resumed_on = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
+    periods = paused_periods_after(hourly(), "paused", paused_on)
+    assert periods == [{"from": paused_on.isoformat(), "until": None}]
+    # pausing a paused schedule again opens nothing more
+    assert paused_periods_after(hourly(status="paused", paused_periods=periods), "paused", NOW) == (
+        periods
+    )
+    closed = paused_periods_after(
+        hourly(status="paused", paused_periods=periods), "active", resumed_on
+    )
+    assert closed == [{"from": paused_on.isoformat(), "until": resumed_on.isoformat()}]
+    # resuming an active schedule changes nothing
+    assert paused_periods_after(hourly(paused_periods=closed), "active", NOW) == closed
+
+    row = hourly(paused_periods=closed)
+    # on the grid (09:00:07 + n h), inside the pause: Temporal took no action then
+    assert run_refusal(row, datetime(2026, 12, 4, 9, 0, 7, tzinfo=UTC), NOW) == (
+        "nominal_time_while_paused"
+    )
+    # its first and last on-rule times either side of the pause still pay
+    assert run_refusal(row, datetime(2026, 12, 3, 10, 0, 7, tzinfo=UTC), NOW) == ""
+    assert run_refusal(row, datetime(2026, 12, 5, 11, 0, 7, tzinfo=UTC), NOW) == ""
+    # a pause still open refuses everything after its start
+    still = hourly(status="paused", paused_periods=periods)
+    assert run_refusal(still, datetime(2026, 12, 8, 11, 0, 7, tzinfo=UTC), NOW) == (
+        "nominal_time_while_paused"
+    )
