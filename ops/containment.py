@@ -23,6 +23,11 @@ from kernel.settings import get_settings
 ACTOR = "ops-cli"
 # `payload-keys check --wait`: how often the check looks again
 CHECK_INTERVAL_SECONDS = 2.0
+# ... and how long "nothing needs it" must keep holding before `--wait` believes it: Temporal
+# lists workflows from its visibility store, which trails the start of a run. A run a Schedule
+# started from its old input just before the re-wrap (under the old key) may not be listed
+# yet at the first look, and was not in a drill (it was, open, at the next check).
+SETTLE_SECONDS = 6.0
 
 
 def add_key_commands(key_commands: Any) -> None:
@@ -199,10 +204,18 @@ async def _payload_keys(args: argparse.Namespace) -> int:
         return 0
     loop = asyncio.get_running_loop()
     until = loop.time() + args.wait
+    unused_since: float | None = None
     while True:
         found = await usage(engine, client, args.key_id)
-        if found.unused or loop.time() >= until:
+        now = loop.time()
+        if not found.unused:
+            unused_since = None
+            if now >= until:
+                break
+        elif args.wait <= 0 or (unused_since is not None and now - unused_since >= SETTLE_SECONDS):
             break
+        elif unused_since is None:
+            unused_since = now
         await asyncio.sleep(CHECK_INTERVAL_SECONDS)
     if found.unused:
         print(f"{args.key_id}: nothing needs it any more; remove it from PAYMENTS_PAYLOAD_KEYS")
