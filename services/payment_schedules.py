@@ -361,9 +361,9 @@ def on_rule(row: Any, nominal: datetime) -> bool:
     rule at its hour and minute in its time zone (either reading of a local time that a
     daylight-saving change makes ambiguous or skips, as Temporal may take either)."""
     if row.interval_seconds is not None:
-        if nominal.microsecond or nominal < row.start_at:
-            return False
-        return int((nominal - row.start_at).total_seconds()) % int(row.interval_seconds) == 0
+        # the grid `occurrences_after` and the Temporal Schedule's offset step along
+        step = timedelta(seconds=row.interval_seconds)
+        return nominal >= row.start_at and (nominal - row.start_at) % step == timedelta(0)
     rule = row.calendar
     zone = ZoneInfo(rule["timezone"])
     day = nominal.astimezone(zone).date()

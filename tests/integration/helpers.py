@@ -143,6 +143,20 @@ def fresh_iban() -> str:
     return str(IBAN.generate("DE", bank_code="37040044", account_code=account))
 
 
+async def audited_details(stack: Stack, action: str, subject: str) -> list[dict[str, Any]]:
+    """The details of the audit records of `action` about `subject`."""
+    async with get_engine(stack.settings).connect() as conn:
+        rows = (
+            await conn.execute(
+                select(audit_log.c.detail).where(
+                    audit_log.c.action == action, audit_log.c.subject == subject
+                )
+            )
+        ).all()
+    await dispose_engines()
+    return [dict(row.detail) for row in rows]
+
+
 async def decision_and_effect(stack: Stack, payment_id: str, action: str) -> tuple[Any, Any]:
     """The payment's audit record of `action`, and the status-history row it was recorded
     with (the record names its transition's sequence number)."""

@@ -15,12 +15,19 @@ from temporalio.client import Client, ScheduleBackfill, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
 from kernel.db import dispose_engines, get_engine
-from kernel.tables import audit_log, payment_schedules, payments
+from kernel.tables import payment_schedules, payments
 from kernel.temporal_client import connect
 from ops.devstack import Stack
 from rails.business_days import adjust_to_business_day
 from services.payment_schedules import ScheduleOrder, create_schedule, run_payment_id
-from tests.integration.helpers import Tenant, balances, funded_account, make_keys, payment_body
+from tests.integration.helpers import (
+    Tenant,
+    audited_details,
+    balances,
+    funded_account,
+    make_keys,
+    payment_body,
+)
 from workflows.models import ScheduleRunInput
 from workflows.scheduled_payment import ScheduledPaymentRunWorkflow
 
@@ -119,17 +126,7 @@ async def run_at(stack: Stack, temporal: Client, schedule_id: str, nominal: date
 
 async def refused_runs(stack: Stack, schedule_id: str) -> list[dict[str, Any]]:
     """The details of the schedule's `payment_schedule.run_refused` audit records."""
-    async with get_engine(stack.settings).connect() as conn:
-        rows = (
-            await conn.execute(
-                select(audit_log.c.detail).where(
-                    audit_log.c.action == "payment_schedule.run_refused",
-                    audit_log.c.subject == schedule_id,
-                )
-            )
-        ).all()
-    await dispose_engines()
-    return [dict(row.detail) for row in rows]
+    return await audited_details(stack, "payment_schedule.run_refused", schedule_id)
 
 
 async def test_each_run_of_a_schedule_makes_one_payment(

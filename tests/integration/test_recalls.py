@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from temporalio.service import RPCError
 
 from kernel.db import dispose_engines, get_engine
-from kernel.tables import audit_log, events
+from kernel.tables import events
 from kernel.temporal_client import connect
 from ledger import verify_ledger
 from ops.devstack import Stack
@@ -27,6 +27,7 @@ from services.recalls import confirm_recall, record_recall_funds_overdue
 from tests.bank_client import bank_client
 from tests.integration.helpers import (
     Tenant,
+    audited_details,
     balances,
     fresh_iban,
     funded_account,
@@ -328,17 +329,7 @@ async def test_ach_reversal_returned_rejects_the_recall(tenant: Tenant, stack: S
 
 async def refusals(stack: Stack, payment_id: str) -> list[dict[str, Any]]:
     """The details of the `recall.signal_refused` audit records of the payment."""
-    async with get_engine(stack.settings).connect() as conn:
-        rows = (
-            await conn.execute(
-                select(audit_log.c.detail).where(
-                    audit_log.c.action == "recall.signal_refused",
-                    audit_log.c.subject == payment_id,
-                )
-            )
-        ).all()
-    await dispose_engines()
-    return [dict(row.detail) for row in rows]
+    return await audited_details(stack, "recall.signal_refused", payment_id)
 
 
 async def test_a_recalled_signal_straight_through_temporal_is_refused_the_real_one_believed(

@@ -182,10 +182,11 @@ async def test_an_accepted_sepa_recall_books_the_return_once_the_funds_arrive(
     assert fake.recorded == [outcome]
 
 
-async def test_an_accepted_recall_tells_the_open_payment_workflow(
-    env: WorkflowEnvironment,
-) -> None:
-    fake = FakeBank(env.client)
+async def accepted_with_an_open_payment(
+    env: WorkflowEnvironment, fake: FakeBank
+) -> tuple[RecallOutcome, RecallOutcome]:
+    """An ACH recall accepted (no return within the reversal's window) while a stand-in
+    payment workflow is open: the recall's outcome, and what the payment was told."""
     payment_id = f"pay_{uuid.uuid4().hex[:12]}"
     async with (
         worker_for(env, fake),
@@ -198,8 +199,14 @@ async def test_an_accepted_recall_tells_the_open_payment_workflow(
         await sent(fake)
         await handle.signal(RecallWorkflow.rail_event, RailEvent("file", "ACCP"))
         await handle.signal(RecallWorkflow.rail_event, RailEvent("file", "ACSC"))
-        outcome = await handle.result()  # no return within the reversal's window
-        told = await payment.result()
+        return await handle.result(), await payment.result()
+
+
+async def test_an_accepted_recall_tells_the_open_payment_workflow(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBank(env.client)
+    outcome, told = await accepted_with_an_open_payment(env, fake)
     assert outcome.status == "accepted"
     assert told == outcome
     assert fake.told == [True]
@@ -212,20 +219,7 @@ async def test_the_recall_is_told_again_after_a_transient_failure(
     # Temporal unreachable on the first attempt: the activity fails and is retried, the
     # signal reaches the open payment workflow (it was dropped before recall-told-by-activity)
     fake = FakeBank(env.client, transient_failures=1)
-    payment_id = f"pay_{uuid.uuid4().hex[:12]}"
-    async with (
-        worker_for(env, fake),
-        Worker(env.client, task_queue="recall-test-payment", workflows=[StandInPayment]),
-    ):
-        payment = await env.client.start_workflow(
-            "Payment", id=payment_id, task_queue="recall-test-payment", result_type=RecallOutcome
-        )
-        handle = await start(env, "ach", "TECH", payment_id)
-        await sent(fake)
-        await handle.signal(RecallWorkflow.rail_event, RailEvent("file", "ACCP"))
-        await handle.signal(RecallWorkflow.rail_event, RailEvent("file", "ACSC"))
-        outcome = await handle.result()
-        told = await payment.result()
+    outcome, told = await accepted_with_an_open_payment(env, fake)
     assert len(fake.failed) == 1 and "connect" in fake.failed[0]
     assert fake.told == [True]
     assert told == outcome
