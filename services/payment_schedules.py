@@ -363,7 +363,8 @@ def on_rule(row: Any, nominal: datetime) -> bool:
     if row.interval_seconds is not None:
         # the grid `occurrences_after` and the Temporal Schedule's offset step along
         step = timedelta(seconds=row.interval_seconds)
-        return nominal >= row.start_at and (nominal - row.start_at) % step == timedelta(0)
+        since: timedelta = nominal - row.start_at
+        return since >= timedelta(0) and since % step == timedelta(0)
     rule = row.calendar
     zone = ZoneInfo(rule["timezone"])
     day = nominal.astimezone(zone).date()
